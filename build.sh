@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# build.sh: set up, build, run and test remask. `./build.sh help` lists the commands.
+set -euo pipefail
+
+cd "$(dirname "$0")"
+
+GO_MIN_MAJOR=1
+GO_MIN_MINOR=26
+PYTHON=/usr/bin/python3 # Debian's python3, where python3-torch installs
+
+# Go lives in /usr/local/go on our machines; use it even when it is not on PATH.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	export PATH="/usr/local/go/bin:$PATH"
+fi
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+	printf 'build.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+# as_root runs a command as root: directly when we are root, else through sudo
+# when it exists.
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "need root to run '$*' and sudo is not installed; run it as root"
+	fi
+}
+
+have_torch() {
+	[ -x "$PYTHON" ] && "$PYTHON" -c 'import torch, numpy' >/dev/null 2>&1
+}
+
+check_go() {
+	command -v go >/dev/null 2>&1 ||
+		die "Go ${GO_MIN_MAJOR}.${GO_MIN_MINOR} or newer is required and 'go' is not on PATH (nor in /usr/local/go/bin); install it into /usr/local/go and run ./build.sh setup again"
+	local v major minor
+	v="$(go env GOVERSION)" # go1.26.8
+	v="${v#go}"
+	major="${v%%.*}"
+	minor="${v#*.}"
+	minor="${minor%%.*}"
+	minor="${minor%%[!0-9]*}"
+	if [ "$major" -lt "$GO_MIN_MAJOR" ] || { [ "$major" -eq "$GO_MIN_MAJOR" ] && [ "${minor:-0}" -lt "$GO_MIN_MINOR" ]; }; then
+		die "Go ${GO_MIN_MAJOR}.${GO_MIN_MINOR} or newer is required, found go${v} at $(command -v go); install a newer Go into /usr/local/go"
+	fi
+}
+
+cmd_setup() {
+	check_go
+	log "Go: $(go version)"
+	log "go mod download"
+	go mod download
+	# CI runs the PyTorch tests of tools/train too: install Debian's torch there.
+	if [ "${CI:-}" = "true" ] && ! have_torch; then
+		log "CI: installing python3-torch and python3-numpy"
+		as_root apt-get update -qq
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-numpy
+	fi
+}
+
+cmd_build() {
+	check_go
+	log "go build -o bin/remask ./tools/remask"
+	go build -o bin/remask ./tools/remask
+}
+
+cmd_run() {
+	cmd_build
+	exec bin/remask sample "$@"
+}
+
+cmd_test() {
+	cmd_setup
+
+	log "gofmt -l"
+	local unformatted
+	unformatted="$(gofmt -l .)"
+	if [ -n "$unformatted" ]; then
+		printf '%s\n' "$unformatted" >&2
+		die "the files above are not gofmt-formatted; run: gofmt -w <file>"
+	fi
+
+	log "go vet ./..."
+	go vet ./...
+
+	log "go test -count=1 ./..."
+	go test -count=1 ./...
+
+	log "GOOS=js GOARCH=wasm go build ./..."
+	GOOS=js GOARCH=wasm go build ./...
+
+	log "fuzz smoke: FuzzParse for 10s"
+	go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./engine/model
+
+	if have_torch; then
+		log "$PYTHON -m unittest discover -s tools/train"
+		"$PYTHON" -m unittest discover -s tools/train
+	else
+		log "NOTE: the PyTorch tests of tools/train were NOT run: $PYTHON cannot import torch and numpy"
+		log "      (install python3-torch and python3-numpy to run them; the Go tests do not need them, the goldens are committed)"
+	fi
+	log "all tests passed"
+}
+
+cmd_goldens() {
+	have_torch || die "the goldens are made with PyTorch: install python3-torch and python3-numpy (apt-get install python3-torch python3-numpy), then run ./build.sh goldens again"
+	log "$PYTHON tools/train/make_fixtures.py"
+	"$PYTHON" tools/train/make_fixtures.py
+}
+
+cmd_fuzz() {
+	local seconds="${1:-60}"
+	case "$seconds" in
+	'' | *[!0-9]*) die "fuzz takes a whole number of seconds, e.g. ./build.sh fuzz 300 (got '$seconds')" ;;
+	esac
+	[ "$seconds" -ge 1 ] || die "fuzz needs at least 1 second (got $seconds)"
+	check_go
+	log "FuzzParse for ${seconds}s"
+	go test -run '^$' -fuzz '^FuzzParse$' -fuzztime "${seconds}s" ./engine/model
+}
+
+cmd_help() {
+	cat <<'EOF'
+Usage: ./build.sh <command> [arguments]
+
+Commands:
+  setup          check Go >= 1.26 and download the Go modules (in CI also install python3-torch)
+  build          build bin/remask
+  run [flags]    build, then generate text: bin/remask sample [flags] (see docs/cli.md)
+  test           setup, then gofmt, go vet, go test, the js/wasm build, a 10s fuzz smoke run
+                 and the PyTorch tests of tools/train (when python3-torch is installed)
+  goldens        regenerate testdata/golden with PyTorch (tools/train/make_fixtures.py)
+  fuzz [seconds] fuzz the model file parser (FuzzParse) for longer (default 60 seconds)
+  help           this list
+EOF
+}
+
+main() {
+	local cmd="${1:-help}"
+	[ $# -gt 0 ] && shift
+	case "$cmd" in
+	setup) cmd_setup "$@" ;;
+	build) cmd_build "$@" ;;
+	run) cmd_run "$@" ;;
+	test) cmd_test "$@" ;;
+	goldens) cmd_goldens "$@" ;;
+	fuzz) cmd_fuzz "$@" ;;
+	help | -h | --help) cmd_help ;;
+	*)
+		cmd_help >&2
+		die "unknown command '$cmd'"
+		;;
+	esac
+}
+
+main "$@"

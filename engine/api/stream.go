@@ -1,0 +1,69 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// stream writes NDJSON events: one JSON object per line, flushed at once.
+// Nothing is written before the first event, so a request that fails
+// before it can still answer with an HTTP error status.
+type stream struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+	err     error // the first write error (the client went away)
+}
+
+func newStream(w http.ResponseWriter) *stream {
+	return &stream{w: w, rc: http.NewResponseController(w)}
+}
+
+// send writes one event. After a write error it does nothing and returns
+// that error.
+func (s *stream) send(v any) error {
+	if s.err != nil {
+		return s.err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf) // Encode ends the line
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(fmt.Sprintf("api: encoding event %T: %v", v, err))
+	}
+	if !s.started {
+		s.started = true
+		h := s.w.Header()
+		h.Set("Content-Type", "application/x-ndjson")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Accel-Buffering", "no") // no proxy buffering
+		s.w.WriteHeader(http.StatusOK)
+	}
+	if _, err := s.w.Write(buf.Bytes()); err != nil {
+		s.err = err
+		return err
+	}
+	if err := s.rc.Flush(); err != nil {
+		s.err = err
+		return err
+	}
+	return nil
+}
+
+// fail ends the request with e: an HTTP error when nothing was sent yet,
+// else an error event as the last line.
+func (s *stream) fail(e *apiError) {
+	if !s.started {
+		writeError(s.w, e)
+		return
+	}
+	s.send(errorEvent{Event: "error", Error: e})
+}
+
+type errorEvent struct {
+	Event string    `json:"event"`
+	Error *apiError `json:"error"`
+}

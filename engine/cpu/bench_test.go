@@ -1,0 +1,54 @@
+package cpu
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/remask/remask/engine/model"
+)
+
+// standardConfig is the shape of the shipped char-level models: 6 layers,
+// 6 heads, 384 wide, block 1024, vocabulary 67, rotary, bidirectional,
+// critic and sampler heads.
+func standardConfig() model.Config {
+	return model.Config{
+		Kind:             model.LanguageModel,
+		NLayer:           6,
+		NHead:            6,
+		NEmbd:            384,
+		BlockSize:        1024,
+		VocabSize:        67,
+		Bias:             false,
+		Attention:        model.Bidirectional,
+		PositionEncoding: model.Rotary,
+		RopeBase:         10000,
+		LayerNormEps:     1e-5,
+		Heads:            &model.Heads{Critic: true, Sampler: true},
+	}
+}
+
+// BenchmarkForward measures one trunk pass plus the LM head (Encode +
+// Logits) of the standard model with random weights.
+func BenchmarkForward(b *testing.B) {
+	cfg := standardConfig()
+	m := randomModel(b, cfg, 1)
+	for _, s := range []struct{ B, T int }{{1, 256}, {1, 1024}} {
+		b.Run(fmt.Sprintf("B%dxT%d", s.B, s.T), func(b *testing.B) {
+			net := mustLoad(b, m, 0)
+			tokens := randomTokens(s.B, s.T, cfg.VocabSize, 1)
+			logits := make([]float32, s.B*s.T*cfg.VocabSize)
+			ctx := context.Background()
+			for b.Loop() {
+				h, err := net.Encode(ctx, tokens, s.B, s.T)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := net.Logits(ctx, h, logits); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(s.B*s.T)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}

@@ -1,0 +1,582 @@
+package sampler
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/remask/remask/engine"
+	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/engine/rng"
+)
+
+// Models are the networks one generation uses. LM is required; Judge (a
+// sequence scorer) and Remasker (a token classifier) are optional.
+type Models struct {
+	LM       engine.Net
+	Judge    engine.Net
+	Remasker engine.Net
+}
+
+// Generate runs one generation: diffusion (predict, remask, repeat) or
+// multinomial resampling, then the quality metrics. observe, when not nil,
+// is called once per iteration. Option errors are *OptionError.
+func Generate(ctx context.Context, m Models, o Options, observe func(*Event)) (*Result, error) {
+	g, err := newGeneration(m, o)
+	if err != nil {
+		return nil, err
+	}
+	g.observe = observe
+	start := time.Now()
+	if o.Method == Multinomial {
+		err = g.multinomial(ctx)
+	} else {
+		err = g.diffusion(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.res.Seconds = time.Since(start).Seconds()
+	if g.res.Seconds > 0 {
+		g.res.TokensPerSecond = float64(g.B*g.T) / g.res.Seconds
+	}
+	t0 := time.Now()
+	if err := g.metrics(ctx); err != nil {
+		return nil, err
+	}
+	g.res.Timings.Metrics = time.Since(t0).Seconds()
+	for b := 0; b < g.B; b++ {
+		row := append([]int32(nil), g.row(g.tokens, b)...)
+		g.res.Samples[b].Tokens = row
+		g.res.Samples[b].Text = Decode(&g.lm.Model().Vocab, row)
+	}
+	return &g.res, nil
+}
+
+// generation is the state of one Generate call.
+type generation struct {
+	o       Options
+	lm      engine.Net
+	judge   engine.Net
+	remaskr engine.Net
+	cfg     *model.Config
+	vocab   *model.Vocab
+	observe func(*Event)
+
+	B, T, V, N int
+	mask       int32
+	strategy   string
+	metric     string
+	useSampler bool
+	neighbors  string // zeros | embeddings
+
+	tokens    []int32   // (B, T) current input
+	protected []bool    // (B, T) seed / template positions
+	logits    []float32 // (B, T, V) LM logits of the last predict pass
+	critic    []float32 // (B, T) critic logits used by remasking
+	hasCritic bool      // critic holds the logits of this iteration
+
+	templateIDs []int32 // template ids, -1 at placeholders
+
+	naive   *tokenSampler // naive and multinomial paths
+	sampler *tokenSampler // sampler-head path
+
+	res Result
+}
+
+func (g *generation) row(x []int32, b int) []int32 { return x[b*g.T : (b+1)*g.T] }
+
+func newGeneration(m Models, o Options) (*generation, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if m.LM == nil {
+		return nil, optErr("model", "no language model given")
+	}
+	lmm := m.LM.Model()
+	cfg := &lmm.Config
+	if cfg.Kind != model.LanguageModel {
+		return nil, optErr("model", "%s is a %s, not a language_model; pass a language model (a judge goes to --judge, a token classifier to --remasking-model)", lmm.Name(), cfg.Kind)
+	}
+	v := &lmm.Vocab
+	if v.MaskTokenID == nil {
+		return nil, optErr("model", "%s has no [MASK] token in its vocabulary, so it cannot be sampled by masked diffusion", lmm.Name())
+	}
+	g := &generation{o: o, lm: m.LM, judge: m.Judge, remaskr: m.Remasker, cfg: cfg, vocab: v,
+		B: o.NumSamples, V: cfg.VocabSize, N: o.EffectiveIterations(), mask: int32(*v.MaskTokenID)}
+	warn := func(format string, a ...any) { g.res.Warnings = append(g.res.Warnings, fmt.Sprintf(format, a...)) }
+
+	// Sequence: a template fixes the length; otherwise sequence_length.
+	var seed []int32
+	if o.Template != "" {
+		if err := g.prepareTemplate(warn); err != nil {
+			return nil, err
+		}
+	} else {
+		g.T = o.SequenceLength
+		if g.T > cfg.BlockSize {
+			return nil, optErr("sequence_length", "%d is out of range; the model's block_size is %d, so it must be in [1, %d]", g.T, cfg.BlockSize, cfg.BlockSize)
+		}
+		ids, dropped, err := EncodeText(v, o.SeedText, o.UnknownChars, "seed_text")
+		if err != nil {
+			return nil, err
+		}
+		if len(dropped) > 0 {
+			warn("dropped %d characters of the seed text that are not in the vocabulary: %q", len(dropped), string(dropped))
+		}
+		if len(ids) > g.T {
+			return nil, optErr("seed_text", "is %d characters long but the sequence is %d; shorten the seed text or raise sequence_length (at most the block_size %d)", len(ids), g.T, cfg.BlockSize)
+		}
+		seed = ids
+	}
+	if err := g.resolveStrategy(warn); err != nil {
+		return nil, err
+	}
+	if err := g.resolveMetric(); err != nil {
+		return nil, err
+	}
+	g.useSampler = o.Method == Diffusion && cfg.HasSampler() && !o.DisableSampler
+	if g.useSampler {
+		g.neighbors = cfg.Sampler.Neighbors
+		if o.SamplerNeighbors != "" {
+			g.neighbors = o.SamplerNeighbors
+		}
+	}
+	if o.Method == Multinomial && o.TopP < 1 {
+		warn("top_p %v is ignored by the multinomial method (as in the reference)", o.TopP)
+	}
+	if o.Method == Diffusion && o.ScheduleMode == ScheduleThreshold && o.RandomnessStrength > 0 && g.strategy != RemaskRandom {
+		warn("randomness_strength is ignored in threshold mode (as in the reference)")
+	}
+	if g.B*g.T > 1<<28 {
+		return nil, optErr("num_samples", "num_samples x sequence_length = %d tokens is too large for one generation", g.B*g.T)
+	}
+
+	n := g.B * g.T
+	g.tokens = make([]int32, n)
+	g.protected = make([]bool, n)
+	g.logits = make([]float32, n*g.V)
+	g.critic = make([]float32, n)
+	if o.Template == "" {
+		for i := range g.tokens {
+			g.tokens[i] = g.mask
+		}
+		g.placeSeed(seed)
+	} else {
+		g.applyTemplate()
+	}
+
+	g.naive = newTokenSampler(g.excluded(false), o.Temperature, o.TopP)
+	g.sampler = newTokenSampler(g.excluded(true), o.Temperature, o.TopP)
+	if o.Method == Multinomial { // the reference applies no top-p in multinomial mode
+		g.naive.topP = 1
+	}
+	g.res.Samples = make([]Sample, g.B)
+	g.res.Strategy = g.strategy
+	if o.Method == Multinomial {
+		g.res.Strategy = ""
+	}
+	g.res.Metric = g.metric
+	if o.Record {
+		g.res.Iterations = make([][]IterationRecord, g.B)
+	}
+	return g, nil
+}
+
+// templateIDs is set by prepareTemplate: the template's ids with -1 at placeholders.
+func (g *generation) prepareTemplate(warn func(string, ...any)) error {
+	o := &g.o
+	ph := []rune(o.Placeholder)[0]
+	var ids []int32
+	var unknown []rune
+	chars := charIDs(g.vocab)
+	seen := map[rune]int{}
+	for _, r := range o.Template {
+		if r == ph {
+			ids = append(ids, -1)
+			continue
+		}
+		id, ok := chars[r]
+		if !ok {
+			if seen[r] == 0 {
+				unknown = append(unknown, r)
+			}
+			seen[r]++
+			continue
+		}
+		ids = append(ids, id)
+	}
+	if len(unknown) > 0 {
+		if o.UnknownChars != UnknownDrop {
+			_, _, err := EncodeText(g.vocab, string(unknown), UnknownError, "template")
+			return err
+		}
+		warn("dropped characters of the template that are not in the vocabulary: %q", string(unknown))
+	}
+	if o.SequenceLength != 0 && o.SequenceLength != len(ids) {
+		return optErr("sequence_length", "is %d but the template is %d characters long; a template sets the length: leave sequence_length at 0 (unset) or make it %d", o.SequenceLength, len(ids), len(ids))
+	}
+	if len(ids) > g.cfg.BlockSize {
+		return optErr("template", "is %d characters long; the model's block_size is %d", len(ids), g.cfg.BlockSize)
+	}
+	g.T = len(ids)
+	g.templateIDs = ids
+	return nil
+}
+
+// placeSeed writes the seed ids into every row at the same start and
+// protects them (sampler-spec 4.3). The random start is one counter-based
+// draw, so it is the same for every row and every batch size.
+func (g *generation) placeSeed(seed []int32) {
+	if len(seed) == 0 {
+		return
+	}
+	start := 0
+	if g.o.SeedPlacement == PlaceRandom {
+		span := g.T - len(seed) + 1
+		start = int(float64(rng.Uniform(g.o.Seed, 0, 0, 0, rng.SeedPlacement)) * float64(span))
+		if start >= span {
+			start = span - 1
+		}
+	}
+	g.res.SeedStart = start
+	for b := 0; b < g.B; b++ {
+		for i, id := range seed {
+			p := b*g.T + start + i
+			g.tokens[p] = id
+			g.protected[p] = true
+		}
+	}
+}
+
+func (g *generation) applyTemplate() {
+	for b := 0; b < g.B; b++ {
+		for t, id := range g.templateIDs {
+			p := b*g.T + t
+			if id < 0 {
+				g.tokens[p] = g.mask
+				continue
+			}
+			g.tokens[p] = id
+			g.protected[p] = true
+		}
+	}
+}
+
+// excluded is the set of ids never sampled. By default every special id
+// (mask, pad, cls and every id at or above base_vocab_size); with the
+// mask-pad-only compat switch, [MASK] and [PAD] in the naive and multinomial
+// paths and [MASK] alone in the sampler-head path, as the reference.
+func (g *generation) excluded(samplerPath bool) []bool {
+	ex := make([]bool, g.V)
+	set := func(id *int) {
+		if id != nil && *id >= 0 && *id < g.V {
+			ex[*id] = true
+		}
+	}
+	set(g.vocab.MaskTokenID)
+	if g.o.Compat.MaskPadOnly {
+		if !samplerPath {
+			set(g.vocab.PadTokenID)
+		}
+		return ex
+	}
+	set(g.vocab.PadTokenID)
+	set(g.vocab.CLSTokenID)
+	set(g.cfg.CLSTokenID)
+	for id := g.vocab.BaseVocabSize; id < g.V; id++ {
+		ex[id] = true
+	}
+	return ex
+}
+
+func (g *generation) resolveStrategy(warn func(string, ...any)) error {
+	o := &g.o
+	s := o.Remasking
+	if s == RemaskAuto {
+		switch {
+		case g.remaskr != nil:
+			s = RemaskModel
+		case g.cfg.HasCritic() && len(g.cfg.CriticCalibration) > 0:
+			s = RemaskCalibrated
+		case g.cfg.HasCritic():
+			s = RemaskCritic
+		default:
+			s = RemaskSelf
+		}
+	}
+	switch s {
+	case RemaskCritic, RemaskCalibrated:
+		if !g.cfg.HasCritic() {
+			return optErr("remasking", "%q needs a critic head, and %s has none; use remasking self, random or model", s, g.lm.Model().Name())
+		}
+		if s == RemaskCalibrated && len(g.cfg.CriticCalibration) == 0 {
+			warn("the model file has no critic calibration table; calibrated remasking uses the reference's default ramp 0.01..0.99")
+		}
+	case RemaskModel:
+		if g.remaskr == nil {
+			return optErr("remasking_model", "remasking %q needs a token classifier model (--remasking-model FILE)", s)
+		}
+		rc := &g.remaskr.Model().Config
+		if rc.Kind != model.TokenClassifier {
+			return optErr("remasking_model", "%s is a %s, not a token_classifier", g.remaskr.Model().Name(), rc.Kind)
+		}
+		if rc.VocabSize < g.cfg.VocabSize {
+			return optErr("remasking_model", "%s reads %d token ids but the language model produces %d", g.remaskr.Model().Name(), rc.VocabSize, g.cfg.VocabSize)
+		}
+	case RemaskRandom:
+		if o.ScheduleMode == ScheduleThreshold && o.Method == Diffusion {
+			warn("random remasking has no threshold; it falls back to the ratio schedule (as in the reference)")
+		}
+	}
+	if g.remaskr != nil && s != RemaskModel {
+		return optErr("remasking_model", "a remasking model was given but remasking is %q; use remasking model (or auto)", s)
+	}
+	g.strategy = s
+	return nil
+}
+
+func (g *generation) resolveMetric() error {
+	m := g.o.QualityMetric
+	if g.judge != nil {
+		jc := &g.judge.Model().Config
+		if jc.Kind != model.SequenceScorer {
+			return optErr("judge", "%s is a %s, not a sequence_scorer (judge)", g.judge.Model().Name(), jc.Kind)
+		}
+		if jc.VocabSize < g.cfg.VocabSize {
+			return optErr("judge", "%s reads %d token ids but the language model produces %d", g.judge.Model().Name(), jc.VocabSize, g.cfg.VocabSize)
+		}
+	}
+	switch m {
+	case MetricAuto:
+		switch {
+		case g.judge != nil:
+			m = MetricJudge
+		case g.cfg.HasCritic():
+			m = MetricNode
+		default:
+			m = MetricSelf
+		}
+	case MetricJudge:
+		if g.judge == nil {
+			return optErr("quality_metric", "judge needs a judge model (--judge FILE); or use node, self or none")
+		}
+	case MetricNode:
+		if !g.cfg.HasCritic() {
+			return optErr("quality_metric", "node needs a critic head, and %s has none; use self, judge or none", g.lm.Model().Name())
+		}
+	}
+	g.metric = m
+	return nil
+}
+
+// countMasked counts mask ids in x.
+func (g *generation) countMasked(x []int32) int {
+	n := 0
+	for _, t := range x {
+		if t == g.mask {
+			n++
+		}
+	}
+	return n
+}
+
+// timed adds the duration of f to *acc.
+func timed(acc *float64, f func() error) error {
+	t := time.Now()
+	err := f()
+	*acc += time.Since(t).Seconds()
+	return err
+}
+
+// diffusion is the iteration skeleton of sampler-spec 4.2.
+func (g *generation) diffusion(ctx context.Context) error {
+	pred := make([]int32, len(g.tokens))
+	for it := 0; it < g.N; it++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ev := Event{Iteration: it, Iterations: g.N, Masked: g.countMasked(g.tokens), Total: len(g.tokens),
+			Ratio: math.NaN(), MinWrongness: math.NaN()}
+		copy(pred, g.tokens)
+		if err := g.predict(ctx, it, pred); err != nil {
+			return err
+		}
+		var sel [][]int
+		if it < g.N-1 {
+			ev.Ratio = g.o.scheduleRatio(it + 1)
+			var stop bool
+			var minW float64
+			err := timed(&g.res.Timings.Remasking, func() (err error) {
+				sel, minW, stop, err = g.remask(ctx, it, pred, ev.Ratio)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			ev.MinWrongness = minW
+			ev.EarlyStop = stop
+		}
+		g.record(it, pred, sel)
+		g.emit(&ev, pred, sel)
+		// Next input: the prediction with the selected positions masked again.
+		copy(g.tokens, pred)
+		for b, ps := range sel {
+			for _, p := range ps {
+				g.tokens[b*g.T+p] = g.mask
+			}
+		}
+		g.res.IterationsRun = it + 1
+		if ev.EarlyStop {
+			break
+		}
+	}
+	return nil
+}
+
+// emit reports an iteration to the observer.
+func (g *generation) emit(ev *Event, pred []int32, sel [][]int) {
+	if g.observe == nil {
+		return
+	}
+	filled := make([]bool, len(pred))
+	for i, t := range g.tokens {
+		filled[i] = t == g.mask
+	}
+	ev.Tokens = pred
+	ev.Filled = filled
+	ev.Remasked = sel
+	g.observe(ev)
+}
+
+// record appends the --save entries of iteration it.
+func (g *generation) record(it int, pred []int32, sel [][]int) {
+	if !g.o.Record {
+		return
+	}
+	for b := 0; b < g.B; b++ {
+		idx := []int{}
+		if sel != nil {
+			idx = append(idx, sel[b]...)
+		}
+		g.res.Iterations[b] = append(g.res.Iterations[b], IterationRecord{
+			Iteration:       it + 1,
+			InputMasked:     append([]int32(nil), g.row(g.tokens, b)...),
+			OutputUnmasked:  append([]int32(nil), g.row(pred, b)...),
+			RemaskedIndices: idx,
+		})
+	}
+}
+
+// predict fills the masked positions of pred (a copy of the input) by the
+// naive path or the sampler-head wavefront. It leaves the LM logits of the
+// input in g.logits and, with the critic-on-input compat switch, the critic
+// logits of the input in g.critic.
+func (g *generation) predict(ctx context.Context, it int, pred []int32) error {
+	var h engine.Hidden
+	g.hasCritic = false
+	err := timed(&g.res.Timings.Forward, func() (err error) {
+		if h, err = g.lm.Encode(ctx, g.tokens, g.B, g.T); err != nil {
+			return err
+		}
+		if err = g.lm.Logits(ctx, h, g.logits); err != nil {
+			return err
+		}
+		if g.o.Compat.CriticOnInput && (g.strategy == RemaskCritic || g.strategy == RemaskCalibrated) {
+			g.hasCritic = true
+			return g.lm.CriticLogits(ctx, h, g.critic)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return timed(&g.res.Timings.Sampling, func() error {
+		if g.useSampler {
+			return g.wavefront(ctx, it, h, pred)
+		}
+		g.sampleNaive(it, pred)
+		return nil
+	})
+}
+
+// sampleNaive draws every masked position of pred from the LM logits.
+func (g *generation) sampleNaive(it int, pred []int32) {
+	for p, t := range pred {
+		if t != g.mask {
+			continue
+		}
+		b, pos := p/g.T, p%g.T
+		u := rng.Uniform(g.o.Seed, uint32(b), uint32(it), uint32(pos), rng.Token)
+		pred[p] = g.naive.draw(g.logits[p*g.V:(p+1)*g.V], u)
+	}
+}
+
+// multinomial resamples every unprotected position each iteration from the
+// full distribution (no top-p, no remasking; sampler-spec 4.9).
+func (g *generation) multinomial(ctx context.Context) error {
+	next := make([]int32, len(g.tokens))
+	for it := 0; it < g.N; it++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ev := Event{Iteration: it, Iterations: g.N, Masked: g.countMasked(g.tokens), Total: len(g.tokens),
+			Ratio: math.NaN(), MinWrongness: math.NaN()}
+		err := timed(&g.res.Timings.Forward, func() error {
+			h, err := g.lm.Encode(ctx, g.tokens, g.B, g.T)
+			if err != nil {
+				return err
+			}
+			return g.lm.Logits(ctx, h, g.logits)
+		})
+		if err != nil {
+			return err
+		}
+		_ = timed(&g.res.Timings.Sampling, func() error {
+			for p := range next {
+				if g.protected[p] {
+					next[p] = g.tokens[p]
+					continue
+				}
+				b, pos := p/g.T, p%g.T
+				u := rng.Uniform(g.o.Seed, uint32(b), uint32(it), uint32(pos), rng.Token)
+				next[p] = g.naive.draw(g.logits[p*g.V:(p+1)*g.V], u)
+			}
+			return nil
+		})
+		g.recordMultinomial(it, next)
+		g.emit(&ev, next, nil)
+		copy(g.tokens, next)
+		g.res.IterationsRun = it + 1
+	}
+	return nil
+}
+
+// recordMultinomial keeps the reference's multinomial --save layout
+// (sampler-spec 4.12): entry k-1's remasked_indices are the positions that
+// change in iteration k, and entry k's input_masked is the previous tokens
+// with those positions replaced by the mask id.
+func (g *generation) recordMultinomial(it int, next []int32) {
+	if !g.o.Record {
+		return
+	}
+	for b := 0; b < g.B; b++ {
+		prev, cur := g.row(g.tokens, b), g.row(next, b)
+		in := append([]int32(nil), prev...)
+		if it > 0 {
+			changed := []int{}
+			for t := range cur {
+				if cur[t] != prev[t] {
+					changed = append(changed, t)
+					in[t] = g.mask
+				}
+			}
+			recs := g.res.Iterations[b]
+			recs[len(recs)-1].RemaskedIndices = changed
+		}
+		g.res.Iterations[b] = append(g.res.Iterations[b], IterationRecord{
+			Iteration: it + 1, InputMasked: in, OutputUnmasked: append([]int32(nil), cur...), RemaskedIndices: []int{},
+		})
+	}
+}

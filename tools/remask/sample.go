@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/remask/remask/engine"
+	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/engine/sampler"
+)
+
+// The shipped default models, looked up by findDefaultModel.
+const (
+	defaultModelName = "shakespeare.safetensors"
+	defaultJudgeName = "shakespeare-judge.safetensors"
+)
+
+// sampleArgs are the flags of `remask sample`. The sampling options are
+// parsed straight into opts; the rest needs converting or is not a sampling
+// option.
+type sampleArgs struct {
+	opts          sampler.Options
+	seed          int64
+	maskingRatios string
+	compat        string
+
+	modelPath    string
+	judgePath    string
+	remaskerPath string
+	backend      string
+	threads      int
+
+	verbose    bool
+	noProgress bool
+	jsonOut    bool
+	save       string
+}
+
+func sampleFlags() (*flagSet, *sampleArgs) {
+	a := &sampleArgs{}
+	d := sampler.Defaults()
+	fs := newFlagSet("sample", "[flags]",
+		"Generates --num-samples texts of --sequence-length characters by masked diffusion: start\n"+
+			"from all [MASK], predict every masked position, remask the least trusted ones, repeat for\n"+
+			"--iterations. Without --model it uses the shipped models/shakespeare.safetensors.\n"+
+			"Flags may be written --name value or --name=value.")
+
+	fs.group("Models")
+	fs.stringVar(&a.modelPath, "model", "", "FILE", "language model (.safetensors, format remask/1)")
+	fs.showDefault("model", "models/"+defaultModelName+", looked up in $REMASK_MODELS, ./models, <executable dir>/../models")
+	fs.stringVar(&a.judgePath, "judge", "", "FILE", "judge model (kind sequence_scorer) for the judge quality metric")
+	fs.showDefault("judge", "models/"+defaultJudgeName+" next to the default model, if present; none with --model")
+	fs.stringVar(&a.remaskerPath, "remasking-model", "", "FILE", "token classifier (kind token_classifier) for --remasking model")
+	fs.showDefault("remasking-model", "none")
+	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu (auto picks cpu until the WebGPU backend exists)")
+	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
+
+	fs.group("Sampling")
+	fs.stringVar(&a.opts.Method, "method", d.Method, "NAME", "diffusion (predict masked positions, remask, repeat) | multinomial (resample every position)")
+	fs.intVar(&a.opts.NumSamples, "num-samples", d.NumSamples, "N", "number of samples, generated as one batch; 1 or more")
+	fs.intVar(&a.opts.SequenceLength, "sequence-length", d.SequenceLength, "N", "characters per sample; 1 to the model's block_size (a --template sets it)")
+	fs.intVar(&a.opts.Iterations, "iterations", d.Iterations, "N", "diffusion iterations; 1 or more (replaced by the count of --masking-ratios)")
+	fs.floatVar(&a.opts.Temperature, "temperature", d.Temperature, "X", "logit divisor; > 0, lower is greedier")
+	fs.floatVar(&a.opts.TopP, "top-p", d.TopP, "X", "nucleus sampling mass; in (0, 1], 1 disables it")
+	fs.stringVar(&a.opts.ScheduleMode, "schedule-mode", d.ScheduleMode, "MODE", "ratio (remask a fixed fraction) | threshold (remask every position whose wrongness exceeds 1 - ratio)")
+	fs.floatVar(&a.opts.StartRatio, "start-ratio", d.StartRatio, "X", "remask ratio of the linear schedule at the first iteration; in [0, 1]")
+	fs.floatVar(&a.opts.EndRatio, "end-ratio", d.EndRatio, "X", "remask ratio at the last iteration, and past the end of --masking-ratios; in [0, 1]")
+	fs.stringVar(&a.maskingRatios, "masking-ratios", "", "LIST", "custom schedule: comma-separated ratios in [0, 1] (empty items skipped); sets --iterations to their count")
+	fs.floatVar(&a.opts.RandomnessStrength, "randomness-strength", d.RandomnessStrength, "X", "blend of random noise into the remasking scores; in [0, 1]")
+	fs.stringVar(&a.opts.SeedText, "seed-text", d.SeedText, "TEXT", "protected text placed in every sample; at most --sequence-length characters of the model's vocabulary")
+	fs.stringVar(&a.opts.SeedPlacement, "seed-placement", d.SeedPlacement, "WHERE", "prefix (at position 0) | random (one random offset for the batch)")
+	fs.stringVar(&a.opts.Template, "template", d.Template, "TEXT", "the whole sequence: every --placeholder character is generated, the rest is kept; excludes --seed-text")
+	fs.stringVar(&a.opts.Placeholder, "placeholder", d.Placeholder, "CHAR", "the character of --template to generate; exactly one character")
+	fs.stringVar(&a.opts.UnknownChars, "unknown-chars", d.UnknownChars, "WHAT", "seed/template characters outside the vocabulary: error | drop (the reference drops them silently)")
+	fs.int64Var(&a.seed, "seed", -1, "N", "random seed; -1 = a random 63-bit seed (printed), else 0 to 9223372036854775807")
+	fs.stringVar(&a.opts.Remasking, "remasking", d.Remasking, "NAME", "auto (model > calibrated > critic > self) | critic | calibrated | self | random | model")
+	fs.boolVar(&a.opts.DisableSampler, "disable-sampler", d.DisableSampler, "predict with the LM head even if the model has a sampler head")
+	fs.stringVar(&a.opts.SamplerNeighbors, "sampler-neighbors", d.SamplerNeighbors, "MODE", "sampler head neighbour input: zeros | embeddings")
+	fs.showDefault("sampler-neighbors", "the model file's sampler.neighbors")
+	fs.stringVar(&a.opts.QualityMetric, "quality-metric", d.QualityMetric, "NAME", "auto (judge if loaded, else node if the model has a critic, else self) | judge | node | self | none")
+	fs.stringVar(&a.compat, "compat", "", "LIST", "reproduce reference quirks: comma-separated "+strings.Join(sampler.CompatNames, ", ")+", or all")
+	fs.showDefault("compat", "none")
+
+	fs.group("Output")
+	fs.boolVar(&a.verbose, "verbose", false, "print the model, per-iteration timing and remasking detail")
+	fs.boolVar(&a.noProgress, "no-progress", false, "no header and no per-iteration lines on stderr")
+	fs.boolVar(&a.jsonOut, "json", false, "print one JSON object on stdout instead of text (implies --no-progress)")
+	fs.stringVar(&a.save, "save", "", "PATH", "write every iteration of every sample as JSON (the reference's --save format)")
+	fs.showDefault("save", "none")
+	return fs, a
+}
+
+// options turns the flags into sampling options, checking the ones that do
+// not depend on the model.
+func (a *sampleArgs) options(fs *flagSet) (sampler.Options, error) {
+	o := a.opts
+	if a.maskingRatios != "" {
+		ratios, err := parseRatios(a.maskingRatios)
+		if err != nil {
+			return o, err
+		}
+		o.MaskingRatios = ratios
+	}
+	c, err := sampler.ParseCompat(a.compat)
+	if err != nil {
+		return o, err
+	}
+	o.Compat = c
+	if o.Template != "" && !fs.wasSet("sequence-length") {
+		o.SequenceLength = 0 // the template sets the length
+	}
+	if a.seed < -1 {
+		return o, flagError("seed", "%d is out of range; use -1 for a random seed, or 0 to %d", a.seed, int64(math.MaxInt64))
+	}
+	if a.seed >= 0 {
+		o.Seed = uint64(a.seed)
+	}
+	if err := o.Validate(); err != nil {
+		return o, err
+	}
+	if o.Remasking == sampler.RemaskModel && a.remaskerPath == "" {
+		return o, flagError("remasking", "model needs a token classifier: pass --remasking-model FILE")
+	}
+	if a.threads < 0 {
+		return o, flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 or more", a.threads)
+	}
+	return o, nil
+}
+
+// parseRatios parses --masking-ratios: comma-separated floats, empty items
+// skipped (the reference's rule).
+func parseRatios(s string) ([]float64, error) {
+	var out []float64
+	for i, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		r, err := strconv.ParseFloat(item, 64)
+		if err != nil {
+			return nil, flagError("masking-ratios", "item %d (%q) is not a number; give comma-separated ratios in [0, 1], e.g. 0.9,0.6,0.3", i+1, item)
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil, flagError("masking-ratios", "%q holds no ratio; give comma-separated ratios in [0, 1], e.g. 0.9,0.6,0.3, or leave the flag out", s)
+	}
+	return out, nil
+}
+
+// randomSeed draws a 63-bit seed from the operating system.
+func randomSeed() (uint64, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, fmt.Errorf("drawing a random seed: %w; pass --seed N", err)
+	}
+	return binary.LittleEndian.Uint64(b[:]) & math.MaxInt64, nil
+}
+
+func runSample(ctx context.Context, c *cli, args []string) error {
+	fs, a := sampleFlags()
+	if err := fs.parse(args, c.stdout); err != nil {
+		return err
+	}
+	o, err := a.options(fs)
+	if err != nil {
+		return err
+	}
+	be, backendNote, err := newBackend(a.backend, a.threads)
+	if err != nil {
+		return err
+	}
+	if a.save != "" {
+		if err := checkSaveDir(a.save); err != nil {
+			return err
+		}
+	}
+
+	// Models: explicit paths, else the shipped ones.
+	modelPath, judgePath := a.modelPath, a.judgePath
+	if modelPath == "" {
+		dirs := modelDirs(c.getenv, c.executable)
+		found, dir := findInDirs(dirs, defaultModelName)
+		if found == "" {
+			return &usageError{msg: "no model given and the shipped model models/" + defaultModelName +
+				" is not here yet; pass --model FILE (see docs/cli.md)\n(looked in: " + strings.Join(dirs, ", ") + ")"}
+		}
+		modelPath = found
+		wantJudge := o.QualityMetric == sampler.MetricAuto || o.QualityMetric == sampler.MetricJudge
+		if judgePath == "" && wantJudge {
+			if j := filepath.Join(dir, defaultJudgeName); fileExists(j) {
+				judgePath = j
+			}
+		}
+	}
+
+	if a.seed == -1 {
+		seed, err := randomSeed()
+		if err != nil {
+			return err
+		}
+		o.Seed = seed
+		fmt.Fprintf(c.stderr, "Seed: %d (random; pass --seed %d to repeat)\n", seed, seed)
+	}
+	o.Record = a.save != ""
+
+	var m sampler.Models
+	if m.LM, err = loadNet(be, "model", modelPath, model.LanguageModel); err != nil {
+		return err
+	}
+	if judgePath != "" {
+		if m.Judge, err = loadNet(be, "judge", judgePath, model.SequenceScorer); err != nil {
+			return err
+		}
+	}
+	if a.remaskerPath != "" {
+		if m.Remasker, err = loadNet(be, "remasking-model", a.remaskerPath, model.TokenClassifier); err != nil {
+			return err
+		}
+	}
+
+	quiet := a.noProgress || a.jsonOut
+	var observe func(*sampler.Event)
+	if !quiet {
+		header := func(T int) { printHeader(c.stderr, &o, a, m, be.Name(), backendNote, T) }
+		p := newProgress(c.stderr, &m.LM.Model().Vocab, &o, a.verbose, header)
+		observe = p.observe
+	}
+	res, err := sampler.Generate(ctx, m, o, observe)
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(c.stderr, "warning: %s\n", w)
+	}
+
+	if a.save != "" {
+		if err := saveIterations(a.save, modelPath, &m.LM.Model().Vocab, res); err != nil {
+			return err
+		}
+		iters := 0
+		if len(res.Iterations) > 0 {
+			iters = len(res.Iterations[0])
+		}
+		fmt.Fprintf(c.stderr, "Saved %d samples with %d iterations each\n", len(res.Iterations), iters)
+	}
+	if a.jsonOut {
+		return writeJSONResult(c.stdout, res, &o, a, modelPath, judgePath, be.Name())
+	}
+	printResults(c.stdout, res, be.Name())
+	return nil
+}
+
+// modelDirs are the folders searched for the shipped models, in order.
+func modelDirs(getenv func(string) string, executable func() (string, error)) []string {
+	var dirs []string
+	if d := getenv("REMASK_MODELS"); d != "" {
+		dirs = append(dirs, d)
+	}
+	dirs = append(dirs, "models")
+	if exe, err := executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "models"))
+	}
+	return dirs
+}
+
+// findInDirs returns the first dir/name that exists, and its dir.
+func findInDirs(dirs []string, name string) (path, dir string) {
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if fileExists(p) {
+			return p, d
+		}
+	}
+	return "", ""
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// checkSaveDir fails early, before a long generation, when --save cannot be
+// written.
+func checkSaveDir(path string) error {
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return flagError("save", "cannot write %s: folder %s does not exist; create it or choose another path", path, dir)
+	}
+	if !st.IsDir() {
+		return flagError("save", "cannot write %s: %s is not a folder", path, dir)
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return flagError("save", "%s is a folder; give a file path such as %s", path, filepath.Join(path, "iterations.json"))
+	}
+	return nil
+}
+
+// loadModel reads a model file named by a flag. A path that is not there is
+// a usage error; a file that is there but broken is a failure.
+func loadModel(flag, path string) (*model.Model, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, flagError(flag, "%s does not exist or cannot be read (%v)", path, err)
+	}
+	if st.IsDir() {
+		return nil, flagError(flag, "%s is a folder; give the .safetensors file", path)
+	}
+	m, err := model.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", flag, err)
+	}
+	return m, nil
+}
+
+// kindNames say in words what each model kind is for, in messages.
+var kindNames = map[model.Kind]string{
+	model.LanguageModel:   "a language model (for --model)",
+	model.SequenceScorer:  "a judge (for --judge)",
+	model.TokenClassifier: "a token classifier (for --remasking-model)",
+}
+
+// loadNet reads a model file, checks that it is the kind the flag takes, and
+// loads it on the backend.
+func loadNet(be engine.Backend, flag, path string, want model.Kind) (engine.Net, error) {
+	m, err := loadModel(flag, path)
+	if err != nil {
+		return nil, err
+	}
+	if m.Config.Kind != want {
+		got, ok := kindNames[m.Config.Kind]
+		if !ok {
+			got = string(m.Config.Kind)
+		}
+		return nil, flagError(flag, "%s is %s (kind %s), but --%s takes kind %s", path, got, m.Config.Kind, flag, want)
+	}
+	net, err := be.Load(m)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: loading %s on the %s backend: %w", flag, path, be.Name(), err)
+	}
+	return net, nil
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Train the shipped Shakespeare models: the masked-diffusion LM (with critic and
+sampler heads) and its judge, as fork-format checkpoints.
+
+Run from the repository root, one stage per command (each ends with a checkpoint):
+
+    PYTHONUNBUFFERED=1 python3 tools/train/train.py --stage lm    --out out/shakespeare
+    PYTHONUNBUFFERED=1 python3 tools/train/train.py --stage judge --out out/shakespeare
+
+--stage lm writes ckpt.pt (LM + critic + sampler, spec 2.1/2.2 [SH] layout),
+meta.pkl, metrics.json (section "lm") and train_log.jsonl; --stage judge reads
+ckpt.pt and writes judge_ckpt.pt and the "judge" section of metrics.json.
+`remask convert` turns the checkpoints into remask/1 files.
+
+--smoke trains a tiny model for a few dozen iterations (every code path, < 60 s
+on a laptop CPU); tools/train/test_train.py runs it.
+
+Reproducibility: python, numpy and torch are seeded from --seed (the judge stage
+uses --seed + 1); the batches, masks and draws follow from it. On the CPU a run
+is repeatable bit for bit. On CUDA some kernels (attention and matmul backward,
+index/scatter-add in the embedding backward) are not deterministic, so two runs
+agree only up to rounding that grows over training. A run that would overrun
+--max-seconds shortens its schedule (logged, and in metrics.json as
+shortened_from); that decision depends on the measured speed.
+"""
+
+import time
+
+T0 = time.time()  # the stage's budget counts from here, before torch is imported
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from remask_train import train_judge, train_lm  # noqa: E402
+from remask_train.train_common import Clock, Log, setup_runtime  # noqa: E402
+
+DATA = os.path.join(HERE, "data", "tinyshakespeare.txt")
+
+# The shipped model (the fork's standard char shape) and its budget on one H100.
+FULL = dict(n_layer=6, n_head=6, n_embd=384, block_size=1024, batch_size=64,
+            lm_max_iters=2400, lm_max_seconds=420.0, warmup_iters=100,
+            judge_batch_size=64, judge_max_iters=900, judge_max_seconds=180.0,
+            judge_warmup_iters=50, lr=1e-3, judge_lr=3e-4, val_windows=128,
+            judge_val_windows=512, log_interval=50)
+# Every code path at toy size; fits a CPU minute.
+SMOKE = dict(n_layer=2, n_head=4, n_embd=64, block_size=64, batch_size=8,
+             lm_max_iters=32, lm_max_seconds=120.0, warmup_iters=4,
+             judge_batch_size=8, judge_max_iters=12, judge_max_seconds=60.0,
+             judge_warmup_iters=2, lr=3e-3, judge_lr=1e-3, val_windows=8,
+             judge_val_windows=16, log_interval=4)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--stage", choices=("lm", "judge", "all"), required=True,
+                    help="lm: LM + critic + sampler heads; judge: needs the LM's ckpt.pt; all: both")
+    ap.add_argument("--out", default="out/shakespeare", help="output folder")
+    ap.add_argument("--data", default=DATA, help="training text (split 90/10 by character)")
+    ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ap.add_argument("--smoke", action="store_true", help="tiny config for a CPU smoke test")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="wall-time budget of the stage, checkpoint included "
+                         f"(default lm {FULL['lm_max_seconds']:g}, judge {FULL['judge_max_seconds']:g})")
+    ap.add_argument("--max-iters", type=int, default=None,
+                    help=f"iterations of the stage (default lm {FULL['lm_max_iters']}, "
+                         f"judge {FULL['judge_max_iters']})")
+    g = ap.add_argument_group("model (default: the fork's standard char shape)")
+    g.add_argument("--n-layer", type=int)
+    g.add_argument("--n-head", type=int)
+    g.add_argument("--n-embd", type=int)
+    g.add_argument("--block-size", type=int)
+    g = ap.add_argument_group("optimisation")
+    g.add_argument("--batch-size", type=int, help="LM batch (windows of block_size)")
+    g.add_argument("--lr", type=float, help="LM peak learning rate")
+    g.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr")
+    g.add_argument("--warmup-iters", type=int)
+    g.add_argument("--weight-decay", type=float, default=0.1, help="on 2-D weights only")
+    g.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.99])
+    g.add_argument("--grad-clip", type=float, default=1.0, help="0 disables")
+    g.add_argument("--compile", dest="compile", action="store_true", default=True,
+                   help="torch.compile the transformer blocks (CUDA, PyTorch 2.x only)")
+    g.add_argument("--no-compile", dest="compile", action="store_false")
+    g = ap.add_argument_group("heads")
+    g.add_argument("--critic-start", type=float, default=0.2,
+                   help="start_critic_iteration as a fraction of max_iters")
+    g.add_argument("--critic-end", type=float, default=0.4,
+                   help="end_critic_iteration as a fraction of max_iters")
+    g.add_argument("--neighbor-keep", type=float, default=0.5,
+                   help="sampler training: chance that a masked neighbour still shows its true id")
+    g = ap.add_argument_group("judge")
+    g.add_argument("--lm-ckpt", default=None, help="LM checkpoint (default OUT/ckpt.pt)")
+    g.add_argument("--judge-batch-size", type=int)
+    g.add_argument("--judge-lr", type=float)
+    g.add_argument("--judge-warmup-iters", type=int)
+    g.add_argument("--judge-ratio", type=float, nargs=2, default=[0.1, 0.8],
+                   help="mask ratio range of synthetic samples")
+    g.add_argument("--judge-real-frac", type=float, default=0.1,
+                   help="fraction of samples left as real text (target 0)")
+    g = ap.add_argument_group("evaluation, logging, output")
+    g.add_argument("--val-windows", type=int, help="LM val windows per mask ratio")
+    g.add_argument("--judge-val-windows", type=int, help="judge val samples")
+    g.add_argument("--log-interval", type=int)
+    g.add_argument("--save-optimizer", dest="save_optimizer", action="store_true", default=True,
+                   help="store the AdamW state under 'optimizer' (3x the weights' size)")
+    g.add_argument("--no-save-optimizer", dest="save_optimizer", action="store_false",
+                   help="store an empty dict under 'optimizer' (a smaller file)")
+    args = ap.parse_args(argv)
+
+    preset = SMOKE if args.smoke else FULL
+    for key in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "warmup_iters",
+                "lr", "judge_batch_size", "judge_lr", "judge_warmup_iters", "val_windows",
+                "judge_val_windows", "log_interval"):
+        if getattr(args, key) is None:
+            setattr(args, key, preset[key])
+    args.preset = preset
+    args.command_line = " ".join(shlex.quote(a) for a in [sys.argv[0]] + list(
+        sys.argv[1:] if argv is None else argv))
+    return args
+
+
+def stage_args(args: argparse.Namespace, stage: str) -> argparse.Namespace:
+    """Resolve --max-iters / --max-seconds for one stage."""
+    a = argparse.Namespace(**vars(args))
+    p = args.preset
+    if stage == "lm":
+        a.max_iters = args.max_iters if args.max_iters is not None else p["lm_max_iters"]
+        a.max_seconds = args.max_seconds if args.max_seconds is not None else p["lm_max_seconds"]
+    else:
+        a.judge_max_iters = args.max_iters if args.max_iters is not None else p["judge_max_iters"]
+        a.max_seconds = args.max_seconds if args.max_seconds is not None else p["judge_max_seconds"]
+    del a.preset
+    return a
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    runtime = setup_runtime(args.device)
+    log = Log(os.path.join(args.out, "train_log.jsonl"))
+    t0 = T0
+    for stage in (("lm", "judge") if args.stage == "all" else (args.stage,)):
+        a = stage_args(args, stage)
+        clock = Clock(t0, a.max_seconds)
+        log(f"== stage {stage}: {args.command_line}", {"event": "stage", "stage": stage,
+                                                        "command": args.command_line})
+        if stage == "lm":
+            train_lm.run(a, runtime, clock, log)
+        else:
+            train_judge.run(a, runtime, clock, log)
+        t0 = time.time()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
