@@ -27,6 +27,10 @@ type fakeNet struct {
 	judge func(row []int32) float32
 
 	encodes int // number of Encode calls
+	// failEncode, when > 0, makes the failEncode-th Encode call fail;
+	// failLogits makes every Logits call fail.
+	failEncode int
+	failLogits bool
 	// encoded holds a copy of the tokens of every Encode call, with its T.
 	encoded []encodeCall
 	// criticSeen holds the tokens (B*T) every CriticLogits call scored.
@@ -62,6 +66,9 @@ func (f *fakeNet) Encode(ctx context.Context, tokens []int32, B, T int) (engine.
 			return nil, fmt.Errorf("fake: token %d at %d out of range", t, i)
 		}
 	}
+	if f.failEncode > 0 && f.encodes+1 == f.failEncode {
+		return nil, fmt.Errorf("fake: encode %d failed", f.failEncode)
+	}
 	if T > f.m.Config.BlockSize {
 		return nil, fmt.Errorf("fake: T=%d above block_size %d", T, f.m.Config.BlockSize)
 	}
@@ -72,6 +79,9 @@ func (f *fakeNet) Encode(ctx context.Context, tokens []int32, B, T int) (engine.
 }
 
 func (f *fakeNet) Logits(ctx context.Context, h engine.Hidden, dst []float32) error {
+	if f.failLogits {
+		return fmt.Errorf("fake: logits failed")
+	}
 	fh := h.(*fakeHidden)
 	W := f.m.Config.OutputSize()
 	for b := 0; b < fh.B; b++ {

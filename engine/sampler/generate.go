@@ -123,15 +123,19 @@ func newGeneration(m Models, o Options) (*generation, error) {
 			return nil, err
 		}
 		if len(dropped) > 0 {
-			warn("dropped %d characters of the seed text that are not in the vocabulary: %q", len(dropped), string(dropped))
+			warn("dropped %d characters of the seed text that are not in the vocabulary (%q)", len([]rune(o.SeedText))-len(ids), string(dropped))
 		}
 		if len(ids) > g.T {
 			return nil, optErr("seed_text", "is %d characters long but the sequence is %d; shorten the seed text or raise sequence_length (at most the block_size %d)", len(ids), g.T, cfg.BlockSize)
 		}
 		seed = ids
 	}
-	if err := g.resolveStrategy(warn); err != nil {
-		return nil, err
+	if o.Method == Diffusion { // multinomial never remasks
+		if err := g.resolveStrategy(warn); err != nil {
+			return nil, err
+		}
+	} else if m.Remasker != nil {
+		return nil, optErr("remasking_model", "the multinomial method never remasks; drop the remasking model or use method diffusion")
 	}
 	if err := g.resolveMetric(); err != nil {
 		return nil, err
@@ -496,21 +500,34 @@ func (g *generation) predict(ctx context.Context, it int, pred []int32) error {
 		if g.useSampler {
 			return g.wavefront(ctx, it, h, pred)
 		}
-		g.sampleNaive(it, pred)
-		return nil
+		return g.sampleNaive(it, pred)
 	})
 }
 
+// drawAt draws the token of flat position p with sampler s from logits (V).
+func (g *generation) drawAt(s *tokenSampler, it, p int, logits []float32) (int32, error) {
+	b, pos := p/g.T, p%g.T
+	u := rng.Uniform(g.o.Seed, uint32(b), uint32(it), uint32(pos), rng.Token)
+	tok := s.draw(logits, u)
+	if tok < 0 {
+		return 0, fmt.Errorf("%s gave no finite probability to any allowed token at sample %d, position %d (NaN or -inf logits): the model file is probably damaged", g.lm.Model().Name(), b, pos)
+	}
+	return tok, nil
+}
+
 // sampleNaive draws every masked position of pred from the LM logits.
-func (g *generation) sampleNaive(it int, pred []int32) {
+func (g *generation) sampleNaive(it int, pred []int32) error {
 	for p, t := range pred {
 		if t != g.mask {
 			continue
 		}
-		b, pos := p/g.T, p%g.T
-		u := rng.Uniform(g.o.Seed, uint32(b), uint32(it), uint32(pos), rng.Token)
-		pred[p] = g.naive.draw(g.logits[p*g.V:(p+1)*g.V], u)
+		tok, err := g.drawAt(g.naive, it, p, g.logits[p*g.V:(p+1)*g.V])
+		if err != nil {
+			return err
+		}
+		pred[p] = tok
 	}
+	return nil
 }
 
 // multinomial resamples every unprotected position each iteration from the
@@ -533,18 +550,23 @@ func (g *generation) multinomial(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		_ = timed(&g.res.Timings.Sampling, func() error {
+		err = timed(&g.res.Timings.Sampling, func() error {
 			for p := range next {
 				if g.protected[p] {
 					next[p] = g.tokens[p]
 					continue
 				}
-				b, pos := p/g.T, p%g.T
-				u := rng.Uniform(g.o.Seed, uint32(b), uint32(it), uint32(pos), rng.Token)
-				next[p] = g.naive.draw(g.logits[p*g.V:(p+1)*g.V], u)
+				tok, err := g.drawAt(g.naive, it, p, g.logits[p*g.V:(p+1)*g.V])
+				if err != nil {
+					return err
+				}
+				next[p] = tok
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
 		g.recordMultinomial(it, next)
 		g.emit(&ev, next, nil)
 		copy(g.tokens, next)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -724,5 +725,68 @@ func TestBackendErrors(t *testing.T) {
 	o.Remasking, o.QualityMetric = RemaskSelf, MetricNode
 	if _, err := Generate(context.Background(), Models{LM: f}, o, nil); err == nil || !strings.Contains(err.Error(), "fake: no critic") {
 		t.Fatalf("metrics critic error: %v", err)
+	}
+}
+
+// TestBackendFailures: a failing trunk pass or head, wherever it happens
+// (predict, critic, remasking model, metrics, judge), is returned.
+func TestBackendFailures(t *testing.T) {
+	type tc struct {
+		name string
+		run  func() error
+	}
+	lm := func(critic bool) *fakeNet {
+		return &fakeNet{m: tinyLM(critic, false, ""), logits: func(row []int32, t int) []float32 { return hot(10, idA) },
+			critic: func(row []int32, t int) float32 { return 0 }}
+	}
+	opts := func(method string, metric string) Options {
+		o := baseOpts()
+		o.Method, o.MaskingRatios, o.QualityMetric = method, []float64{1, 0.5}, metric
+		return o
+	}
+	gen := func(m Models, o Options) error { _, err := Generate(context.Background(), m, o, nil); return err }
+	var cases []tc
+	for _, method := range []string{Diffusion, Multinomial} {
+		// diffusion with a critic: predict, critic, predict, metrics; multinomial: 2 passes, metrics
+		passes := map[string]int{Diffusion: 4, Multinomial: 3}[method]
+		for n := 1; n <= passes; n++ {
+			cases = append(cases, tc{fmt.Sprintf("%s-encode-%d", method, n), func() error {
+				f := lm(true)
+				f.failEncode = n
+				return gen(Models{LM: f}, opts(method, MetricNode))
+			}})
+		}
+		cases = append(cases, tc{method + "-logits", func() error {
+			f := lm(false)
+			f.failLogits = true
+			return gen(Models{LM: f}, opts(method, MetricNone))
+		}})
+	}
+	cases = append(cases,
+		tc{"remasker-encode", func() error {
+			c := &fakeNet{m: tinyClassifier(2), failEncode: 1}
+			return gen(Models{LM: lm(false), Remasker: c}, opts(Diffusion, MetricNone))
+		}},
+		tc{"remasker-logits", func() error {
+			c := &fakeNet{m: tinyClassifier(2), failLogits: true}
+			return gen(Models{LM: lm(false), Remasker: c}, opts(Diffusion, MetricNone))
+		}},
+		tc{"judge-encode", func() error {
+			j := &fakeNet{m: tinyJudge(64, true), failEncode: 1}
+			return gen(Models{LM: lm(false), Judge: j}, opts(Diffusion, MetricJudge))
+		}},
+		tc{"metrics-logits", func() error {
+			f := lm(false)
+			o := opts(Diffusion, MetricSelf)
+			o.MaskingRatios = nil
+			g := newGen(t, Models{LM: f}, o)
+			f.failLogits = true
+			return g.metrics(context.Background())
+		}},
+	)
+	for _, c := range cases {
+		if err := c.run(); err == nil || !strings.Contains(err.Error(), "fake: ") {
+			t.Fatalf("%s: err %v, want the backend's error", c.name, err)
+		}
 	}
 }

@@ -163,7 +163,9 @@ func TestJudge(t *testing.T) {
 
 // TestMetricResolution: auto = judge > node > self; none skips the pass.
 func TestMetricResolution(t *testing.T) {
-	judge := func() *fakeNet { return &fakeNet{m: tinyJudge(64, true), judge: func(row []int32) float32 { return 0.5 }} }
+	judge := func() *fakeNet {
+		return &fakeNet{m: tinyJudge(64, true), judge: func(row []int32) float32 { return 0.5 }}
+	}
 	cases := []struct {
 		name     string
 		critic   bool

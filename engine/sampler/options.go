@@ -280,7 +280,7 @@ func (o *Options) EffectiveIterations() int {
 }
 
 // CriticStats are the critic probabilities of a final sample over its valid
-// positions (not [MASK], not [PAD]); NaN when the row has none.
+// positions (not [MASK], not [PAD]). A row with none has no stats (Sample.Critic is nil).
 type CriticStats struct {
 	Mean float64 `json:"mean"`
 	P10  float64 `json:"p10"`

@@ -13,7 +13,6 @@ import (
 // ties to the lower position, returned in ascending position order.
 func refTopK(score []float64, cand []bool, k int) []int {
 	taken := make([]bool, len(score))
-	var out []int
 	for n := 0; n < k; n++ {
 		best := -1
 		for i := range score {
@@ -28,7 +27,6 @@ func refTopK(score []float64, cand []bool, k int) []int {
 			break
 		}
 		taken[best] = true
-		out = append(out, best)
 	}
 	var asc []int
 	for i := range taken {
@@ -58,11 +56,16 @@ var criticTable = []float32{9, 8, 0.5, 2, -1, 2, 3, 0, 2, -3}
 // (protected), a critic head that returns criticTable, and the given options.
 func remaskGen(t *testing.T, spec lmSpec, mod func(*Options)) (*generation, *fakeNet) {
 	t.Helper()
+	return remaskGenTable(t, spec, criticTable, mod)
+}
+
+func remaskGenTable(t *testing.T, spec lmSpec, table []float32, mod func(*Options)) (*generation, *fakeNet) {
+	t.Helper()
 	m := newLM(spec)
 	V := m.Config.VocabSize
 	f := &fakeNet{m: m,
 		logits: func(row []int32, t int) []float32 { return oneHot(V, t%8, 5) },
-		critic: func(row []int32, t int) float32 { return criticTable[t] },
+		critic: func(row []int32, t int) float32 { return table[t] },
 	}
 	o := baseOpts()
 	o.NumSamples, o.SequenceLength, o.Iterations, o.SeedText = 2, 10, 3, "ab"
@@ -88,7 +91,7 @@ func TestRemaskRatioCritic(t *testing.T) {
 		// goes to the lower positions. Protected 0, 1 (logits 9, 8) never chosen.
 		// Row 1: only 2 candidates -> min(k, 2).
 		{0.35, [][]int{{3, 5, 6}, {8, 9}}, sigmoid(-3)},
-		{0.1, [][]int{{6}, {8}}, sigmoid(2)},     // k = 1: row 1 t8 (2) beats t9 (-3)
+		{0.1, [][]int{{6}, {8}}, sigmoid(2)}, // k = 1: row 1 t8 (2) beats t9 (-3)
 		{1, [][]int{{2, 3, 4, 5, 6, 7, 8, 9}, {8, 9}}, sigmoid(-3)},
 		{0.05, nil, math.NaN()}, // k = floor(0.5) = 0: nothing
 		{0, nil, math.NaN()},
@@ -120,29 +123,38 @@ func TestRemaskRatioCritic(t *testing.T) {
 // TestRemaskCriticRandomness recomputes (1-r)*logit + r*u with
 // u = rng.Uniform(seed, b, it, t, RemaskNoise).
 func TestRemaskCriticRandomness(t *testing.T) {
-	for _, r := range []float64{0.3, 0.9, 1} {
-		for _, seed := range []uint64{1, 2, 99} {
-			g, _ := remaskGen(t, lmSpec{critic: true}, func(o *Options) {
-				o.Remasking, o.RandomnessStrength, o.Seed = RemaskCritic, r, seed
-			})
-			pred := append(ids("abcdefghab"), ids("abcdefghab")...)
-			const it, ratio = 2, 0.4 // k = 4
-			sel, _, _, err := g.remask(context.Background(), it, pred, ratio)
-			if err != nil {
-				t.Fatal(err)
+	// a narrow table, where the noise decides most of the order
+	narrow := []float32{0, 0, 0.1, 0.2, 0.3, 0.15, 0.05, 0.25, 0.12, 0.22}
+	for _, table := range [][]float32{criticTable, narrow} {
+		for _, r := range []float64{0.3, 0.5, 0.9, 1} {
+			for _, seed := range []uint64{1, 2, 99} {
+				testCriticRandomness(t, table, r, seed)
 			}
-			for b := 0; b < 2; b++ {
-				score := make([]float64, 10)
-				cand := make([]bool, 10)
-				for p := range score {
-					u := float64(rng.Uniform(seed, uint32(b), it, uint32(p), rng.RemaskNoise))
-					score[p] = (1-r)*float64(criticTable[p]) + r*u
-					cand[p] = p >= 2
-				}
-				if want := refTopK(score, cand, 4); !eqInts(sel[b], want) {
-					t.Fatalf("r %v seed %d row %d: selected %v, want %v", r, seed, b, sel[b], want)
-				}
-			}
+		}
+	}
+}
+
+func testCriticRandomness(t *testing.T, table []float32, r float64, seed uint64) {
+	t.Helper()
+	g, _ := remaskGenTable(t, lmSpec{critic: true}, table, func(o *Options) {
+		o.Remasking, o.RandomnessStrength, o.Seed = RemaskCritic, r, seed
+	})
+	pred := append(ids("abcdefghab"), ids("abcdefghab")...)
+	const it, ratio = 2, 0.4 // k = 4
+	sel, _, _, err := g.remask(context.Background(), it, pred, ratio)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := 0; b < 2; b++ {
+		score := make([]float64, 10)
+		cand := make([]bool, 10)
+		for p := range score {
+			u := float64(rng.Uniform(seed, uint32(b), it, uint32(p), rng.RemaskNoise))
+			score[p] = (1-r)*float64(table[p]) + r*u
+			cand[p] = p >= 2
+		}
+		if want := refTopK(score, cand, 4); !eqInts(sel[b], want) {
+			t.Fatalf("r %v seed %d row %d: selected %v, want %v", r, seed, b, sel[b], want)
 		}
 	}
 }
@@ -222,11 +234,11 @@ func TestCalibratedBuckets(t *testing.T) {
 		calib []float64
 		want  float64
 	}{
-		{0, table, table[50]},                    // p = .5 -> bucket 50
-		{40, table, table[99]},                   // p = 1 -> floor(100) = 100 -> clamped 99
-		{-40, table, 1e-6},                       // bucket 0, table 0 -> 1e-6
+		{0, table, table[50]},                     // p = .5 -> bucket 50
+		{40, table, table[99]},                    // p = 1 -> floor(100) = 100 -> clamped 99
+		{-40, table, 1e-6},                        // bucket 0, table 0 -> 1e-6
 		{float32(math.Log(0.3 / 0.7)), table, -1}, // p = .3: bucket 29 or 30 (float rounding), checked below
-		{0, nil, 0.01 + 50*0.98/99},              // default ramp, bucket 50
+		{0, nil, 0.01 + 50*0.98/99},               // default ramp, bucket 50
 		{-40, nil, 0.01},
 		{40, nil, 0.99},
 	}
@@ -253,6 +265,35 @@ func TestCalibratedBuckets(t *testing.T) {
 		}
 		if !approx(minW, want, 1e-12) {
 			t.Fatalf("logit %v: w = %v, want %v", c.logit, minW, want)
+		}
+	}
+}
+
+// TestCalibratedFloor: w' = max((1-r)w + r*u1, 1e-6) at r = 0: a bucket
+// whose table value is 0 has w = w' = 1e-6, so it is almost never chosen
+// against a small but larger w (5e-4); k smallest u2/w'.
+func TestCalibratedFloor(t *testing.T) {
+	table := make([]float64, 100)
+	table[1] = 5e-4 // table[0] = 0
+	for seed := uint64(0); seed < 12; seed++ {
+		m := newLM(lmSpec{critic: true, calib: table})
+		f := &fakeNet{m: m, logits: func(row []int32, t int) []float32 { return oneHot(10, 0, 1) },
+			critic: func(row []int32, t int) float32 { return []float32{-10, logit(0.015)}[t] }}
+		o := baseOpts()
+		o.SequenceLength, o.Remasking, o.Seed = 2, RemaskCalibrated, seed
+		g := newGen(t, Models{LM: f}, o)
+		sel, minW, _, err := g.remask(context.Background(), 3, ids("cd"), 0.5) // k = 1
+		if err != nil {
+			t.Fatal(err)
+		}
+		u0 := float64(rng.Uniform(seed, 0, 3, 0, rng.RemaskLuck))
+		u1 := float64(rng.Uniform(seed, 0, 3, 1, rng.RemaskLuck))
+		want, wantW := 1, 5e-4
+		if u0/1e-6 < u1/5e-4 {
+			want, wantW = 0, 1e-6
+		}
+		if !eqInts(sel[0], []int{want}) || minW != wantW {
+			t.Fatalf("seed %d: selected %v (w %v), want [%d] (w %v)", seed, sel[0], minW, want, wantW)
 		}
 	}
 }
@@ -546,11 +587,12 @@ func TestThresholdCritic(t *testing.T) {
 func TestThresholdEarlyStop(t *testing.T) {
 	m := tinyLM(true, false, "")
 	V := m.Config.VocabSize
-	// row 1 holds the seed "h" at 0 in the one-row-qualifies case
-	f := &fakeNet{m: m, logits: func(row []int32, t int) []float32 { return oneHot(V, (t+1)%8, 6) }}
+	// row 0 predicts "bcdefg", row 1 "cdefgh"
+	f := &fakeNet{m: m, rowLogits: func(b int, row []int32, t int) []float32 { return oneHot(V, (t+1+b)%8, 6) }}
 	for _, oneRow := range []bool{false, true} {
+		// in the oneRow case, position 3 of row 1 (which starts with c) qualifies
 		f.critic = func(row []int32, t int) float32 {
-			if oneRow && row[0] == idB && t == 3 {
+			if oneRow && row[0] == idC && t == 3 {
 				return 4
 			}
 			return -10
@@ -565,9 +607,9 @@ func TestThresholdEarlyStop(t *testing.T) {
 			if res.IterationsRun != 1 || len(evs) != 1 || !evs[0].EarlyStop || evs[0].Remasked != nil {
 				t.Fatalf("run %d events %d stop %v", res.IterationsRun, len(evs), evs[0].EarlyStop)
 			}
-			for b := 0; b < 2; b++ {
-				if s := str(res.Samples[b].Tokens); s != "bcdefg" {
-					t.Fatalf("row %d: %s, want the first prediction bcdefg", b, s)
+			for b, want := range []string{"bcdefg", "cdefgh"} {
+				if s := str(res.Samples[b].Tokens); s != want {
+					t.Fatalf("row %d: %s, want the first prediction %s", b, s, want)
 				}
 				if r := res.Iterations[b]; len(r) != 1 || r[0].RemaskedIndices == nil || len(r[0].RemaskedIndices) != 0 {
 					t.Fatalf("records %+v", r)
@@ -578,8 +620,8 @@ func TestThresholdEarlyStop(t *testing.T) {
 			}
 			continue
 		}
-		// every row starts with b: position 3 of each row qualifies; no stop
-		if res.IterationsRun != 4 || evs[0].EarlyStop || !eqInts(evs[0].Remasked[0], []int{3}) || !eqInts(evs[0].Remasked[1], []int{3}) {
+		// one row qualifies: no stop; row 0 remasks nothing, row 1 position 3
+		if res.IterationsRun != 4 || evs[0].EarlyStop || len(evs[0].Remasked[0]) != 0 || !eqInts(evs[0].Remasked[1], []int{3}) {
 			t.Fatalf("run %d stop %v remasked %v", res.IterationsRun, evs[0].EarlyStop, evs[0].Remasked)
 		}
 	}

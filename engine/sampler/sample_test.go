@@ -202,3 +202,12 @@ func TestDrawNeverExcluded(t *testing.T) {
 		}
 	}
 }
+
+// TestPickRoundingFallback: when rounding leaves u*total above the summed
+// mass, the last id with mass is drawn (never an id without mass).
+func TestPickRoundingFallback(t *testing.T) {
+	p := []float64{0.25, 0, 0.25, 0}
+	if got := pick(p, 0.5000001, 0.99999994); got != 2 {
+		t.Fatalf("pick = %d, want 2", got)
+	}
+}

@@ -52,7 +52,7 @@ func TestScheduleAppliedIndexing(t *testing.T) {
 		name   string
 		n      int
 		ratios []float64
-		masked []int   // per iteration start, one row of T=20
+		masked []int     // per iteration start, one row of T=20
 		ratio  []float64 // Event.Ratio per iteration (NaN last)
 	}{
 		// ratio(i) = .95, .725, .5, .275, .05; k = floor(20*ratio(it+1))

@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/remask/remask/engine"
-	"github.com/remask/remask/engine/rng"
 )
 
 // wavefront fills the masked positions of pred with the sampler head, wave
@@ -90,9 +89,11 @@ func (g *generation) wavefront(ctx context.Context, it int, h engine.Hidden, pre
 		}
 		drawn = drawn[:0]
 		for i, p := range pos {
-			b, t := int(p)/T, int(p)%T
-			u := rng.Uniform(g.o.Seed, uint32(b), uint32(it), uint32(t), rng.Token)
-			drawn = append(drawn, g.sampler.draw(out[i*V:(i+1)*V], u))
+			tok, err := g.drawAt(g.sampler, it, int(p), out[i*V:(i+1)*V])
+			if err != nil {
+				return err
+			}
+			drawn = append(drawn, tok)
 		}
 		for i, p := range pos {
 			pred[p] = drawn[i]

@@ -2,7 +2,10 @@ package sampler
 
 import (
 	"math"
+	"strings"
 	"testing"
+
+	"github.com/remask/remask/engine/rng"
 )
 
 // hot returns V logits that are -inf everywhere but id (0 there): the draw
@@ -313,5 +316,28 @@ func TestWaveCapLeftovers(t *testing.T) {
 	}
 	if got := str(res.Samples[1].Tokens); got != "ab##" {
 		t.Fatalf("row 1 final %s, want ab## (the cap leaves masks)", got)
+	}
+}
+
+// TestTokenDraws: every token draw uses u = rng.Uniform(seed, b, it, t, Token):
+// over 8 equal characters ([MASK], [PAD] excluded) the token is floor(8u).
+// Two iterations with every position remasked, so the output is iteration 1's.
+func TestTokenDraws(t *testing.T) {
+	for _, path := range []string{"naive", "sampler-zeros", "sampler-embeddings"} {
+		m := newLM(lmSpec{sampler: path != "naive", neighbors: strings.TrimPrefix(path, "sampler-"), minRatio: 0.2})
+		flat := func(row []int32, t int) []float32 { return make([]float32, 10) }
+		f := &fakeNet{m: m, logits: flat,
+			sampler: func(row []int32, t int, left, right int32) []float32 { return make([]float32, 10) }}
+		o := baseOpts()
+		o.NumSamples, o.SequenceLength, o.Seed, o.MaskingRatios = 2, 16, 77, []float64{1, 1}
+		res := generate(t, Models{LM: f}, o, nil)
+		for b := 0; b < 2; b++ {
+			for p, id := range res.Samples[b].Tokens {
+				u := rng.Uniform(77, uint32(b), 1, uint32(p), rng.Token)
+				if want := int32(float64(u) * 8); id != want {
+					t.Fatalf("%s row %d pos %d: %d, want floor(8u) = %d", path, b, p, id, want)
+				}
+			}
+		}
 	}
 }
