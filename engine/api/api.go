@@ -95,7 +95,6 @@ type Server struct {
 	handler http.Handler
 	queue   *queue
 	loadSem chan struct{} // one model file read at a time (bounds memory)
-	checkMu sync.Mutex    // one pre-flight check at a time (bounds memory)
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -149,7 +148,7 @@ func New(cfg Config) *Server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	for _, ms := range cfg.Models {
-		if err := checkID(ms.ID); err != nil {
+		if err := CheckID(ms.ID); err != nil {
 			panic(fmt.Sprintf("api: Config.Models: %v", err))
 		}
 		if _, dup := s.entries[ms.ID]; dup {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -316,71 +315,32 @@ func judgeMismatch(judge, lm *model.Model) string {
 	return ""
 }
 
-// errChecked ends a pre-flight generation at its first forward pass.
-var errChecked = errors.New("api: options checked")
-
-// checkNet stands in for a Net during the pre-flight check: it has the
-// model (all that option checks read) but computes nothing.
-type checkNet struct{ m *model.Model }
-
-func (c checkNet) Model() *model.Model { return c.m }
-func (c checkNet) Encode(context.Context, []int32, int, int) (engine.Hidden, error) {
-	return nil, errChecked
-}
-func (c checkNet) Logits(context.Context, engine.Hidden, []float32) error { return errChecked }
-func (c checkNet) CriticLogits(context.Context, engine.Hidden, []float32) error {
-	return errChecked
-}
-func (c checkNet) SamplerLogits(context.Context, engine.Hidden, []int32, []int32, []int32, []float32) error {
-	return errChecked
-}
-func (c checkNet) JudgeEval(context.Context, engine.Hidden, []float32) error { return errChecked }
-
 // preflight runs the sampler's own option checks against the models (the
 // sequence length against block_size, seed and template characters against
 // the vocabulary, the heads a strategy needs, the kinds of the judge and
-// the remasking model) without touching the device: Generate stops at its
-// first forward pass. One check runs at a time, since Generate allocates
-// the batch's buffers before it computes.
+// the remasking model) without touching the device.
 func (s *Server) preflight(j *job) error {
-	var ms sampler.Models
-	ms.LM = checkNet{j.models[0]}
-	if j.models[1] != nil {
-		ms.Judge = checkNet{j.models[1]}
+	if _, err := sampler.Check(j.models[0], j.models[1], j.models[2], j.opts.Options); err != nil {
+		return fromOptionError(err)
 	}
-	if j.models[2] != nil {
-		ms.Remasker = checkNet{j.models[2]}
-	}
-	s.checkMu.Lock()
-	_, err := sampler.Generate(context.Background(), ms, j.opts.Options, nil)
-	s.checkMu.Unlock()
-	if errors.Is(err, errChecked) {
-		return nil
-	}
-	if err == nil {
-		return fmt.Errorf("api: the pre-flight check ran a generation without computing")
-	}
-	return fromOptionError(err)
+	return nil
 }
 
 // run generates j while holding the device's turn, streaming start and
 // iteration events when st is not nil.
 func (s *Server) run(ctx context.Context, j *job, st *stream, w http.ResponseWriter) (*doneEvent, error) {
-	var ms sampler.Models
-	var err error
-	if ms.LM, err = s.netFor(j.lm, j.models[0]); err != nil {
-		return nil, err
-	}
-	if j.judge != nil {
-		if ms.Judge, err = s.netFor(j.judge, j.models[1]); err != nil {
-			return nil, err
+	var nets [3]engine.Net
+	for i, e := range []*entry{j.lm, j.judge, j.remasker} {
+		if e == nil {
+			continue
 		}
-	}
-	if j.remasker != nil {
-		if ms.Remasker, err = s.netFor(j.remasker, j.models[2]); err != nil {
-			return nil, err
+		net, err := s.netFor(e, j.models[i])
+		if err != nil {
+			return nil, &apiError{status: http.StatusInternalServerError, Code: "backend_load_failed", Message: err.Error()}
 		}
+		nets[i] = net
 	}
+	ms := sampler.Models{LM: nets[0], Judge: nets[1], Remasker: nets[2]}
 	backend := s.cfg.Backend.Name()
 	o := j.opts.Options
 	genCtx, cancel := context.WithCancel(ctx)
@@ -388,6 +348,7 @@ func (s *Server) run(ctx context.Context, j *job, st *stream, w http.ResponseWri
 	var observe func(*sampler.Event)
 	if st != nil {
 		rc := http.NewResponseController(w)
+		defer rc.SetWriteDeadline(time.Time{})
 		send := func(v any) error {
 			rc.SetWriteDeadline(time.Now().Add(writeTimeout)) // unsupported writers: no deadline
 			return st.send(v)
@@ -405,9 +366,6 @@ func (s *Server) run(ctx context.Context, j *job, st *stream, w http.ResponseWri
 	res, err := sampler.Generate(genCtx, ms, o, observe)
 	if err != nil {
 		return nil, err
-	}
-	if st != nil {
-		http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	}
 	return doneOf(res, j, backend), nil
 }

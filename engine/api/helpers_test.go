@@ -167,3 +167,5 @@ func tokensOf(d doneEvent) [][]int32 {
 	}
 	return out
 }
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -134,8 +134,9 @@ func (s *Server) knownList() string {
 	return "known ids: " + strings.Join(known, ", ")
 }
 
-// checkID says what is wrong with a model id.
-func checkID(id string) error {
+// CheckID says what is wrong with a model id (nil for a valid one): 1-64
+// characters of [A-Za-z0-9._-], starting with a letter or digit, not "none".
+func CheckID(id string) error {
 	if id == "" || len(id) > 64 {
 		return fmt.Errorf("id %q must be 1 to 64 characters long", id)
 	}
@@ -178,12 +179,13 @@ func (s *Server) ensureModel(ctx context.Context, e *entry, progress progressFun
 		e.loading = ch
 		e.mu.Unlock()
 
-		m, err := s.readModel(ctx, e.source, progress)
+		m, size, err := s.readModel(ctx, e.source, progress)
 		e.mu.Lock()
 		e.loading = nil
 		if err == nil {
 			e.m = m
 			info := InfoOf(m)
+			info.Bytes = size
 			e.info = &info
 		}
 		e.mu.Unlock()
@@ -192,23 +194,24 @@ func (s *Server) ensureModel(ctx context.Context, e *entry, progress progressFun
 	}
 }
 
-// readModel reads and parses the file at source, one file at a time.
-func (s *Server) readModel(ctx context.Context, source string, progress progressFunc) (*model.Model, error) {
+// readModel reads and parses the file at source, one file at a time, and
+// returns the model and the file's size.
+func (s *Server) readModel(ctx context.Context, source string, progress progressFunc) (*model.Model, int64, error) {
 	select {
 	case s.loadSem <- struct{}{}:
 		defer func() { <-s.loadSem }()
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 	data, err := readSource(ctx, s.cfg.Loader, source, s.cfg.MaxModelBytes, progress)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	m, err := model.Parse(source, data)
 	if err != nil {
-		return nil, &loadError{source: source, err: err, invalid: true}
+		return nil, 0, &loadError{source: source, err: err, invalid: true}
 	}
-	return m, nil
+	return m, int64(len(data)), nil
 }
 
 // loadError is a model file that could not be read or is not valid.
@@ -309,14 +312,19 @@ func (s *Server) netFor(e *entry, m *model.Model) (engine.Net, error) {
 }
 
 // loadFailure maps a failed model read to an answer: 404 when the file or
-// URL does not exist, 422 when it is not a valid model, 502 otherwise.
+// URL does not exist, 422 invalid_model when the bytes are not a valid
+// model, 502 load_failed when a download failed, else 422 load_failed (a
+// folder, a file the server may not read).
 func loadFailure(field string, err error) *apiError {
 	var le *loadError
+	isLoad := errors.As(err, &le)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return &apiError{status: http.StatusNotFound, Code: "source_not_found", Field: field, Message: err.Error()}
-	case errors.As(err, &le) && le.invalid:
+	case isLoad && le.invalid:
 		return &apiError{status: http.StatusUnprocessableEntity, Code: "invalid_model", Field: field, Message: err.Error()}
+	case isLoad && IsURL(le.source):
+		return &apiError{status: http.StatusBadGateway, Code: "load_failed", Field: field, Message: err.Error()}
 	}
-	return &apiError{status: http.StatusBadGateway, Code: "load_failed", Field: field, Message: err.Error()}
+	return &apiError{status: http.StatusUnprocessableEntity, Code: "load_failed", Field: field, Message: err.Error()}
 }

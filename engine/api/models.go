@@ -122,6 +122,13 @@ func (s *Server) serveLoad(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	e.mu.Lock()
+	onBackend := e.net != nil
+	e.mu.Unlock()
+	if onBackend {
+		st.send(loadedEvent{Event: "loaded", Model: s.describe(ctx, e)})
+		return
+	}
 	// Putting the weights on the backend uses the device: wait for the turn.
 	t, err := s.queue.join()
 	if err != nil {
@@ -185,10 +192,10 @@ func (s *Server) loadEntry(req *loadRequest) (e *entry, created bool, ae *apiErr
 	id := req.ID
 	if id == "" {
 		id = idFromSource(source)
-		if err := checkID(id); err != nil {
+		if err := CheckID(id); err != nil {
 			return nil, false, invalidOption("id", "no id given, and the file name does not make one (%v); pass \"id\"", err)
 		}
-	} else if err := checkID(id); err != nil {
+	} else if err := CheckID(id); err != nil {
 		return nil, false, invalidOption("id", "%v", err)
 	}
 
@@ -207,11 +214,11 @@ func (s *Server) loadEntry(req *loadRequest) (e *entry, created bool, ae *apiErr
 	return e, true, nil
 }
 
-// forget removes an entry that failed to load.
+// forget removes an entry that this request added and failed to load.
 func (s *Server) forget(e *entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.entries[e.id] != e || e.loadedModel() != nil {
+	if s.entries[e.id] != e {
 		return
 	}
 	delete(s.entries, e.id)

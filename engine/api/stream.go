@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 )
@@ -46,7 +47,9 @@ func (s *stream) send(v any) error {
 		s.err = err
 		return err
 	}
-	if err := s.rc.Flush(); err != nil {
+	// A writer that cannot flush (some wasm runtimes) still gets every
+	// event, only later; that is not a failure.
+	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		s.err = err
 		return err
 	}

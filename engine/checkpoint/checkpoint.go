@@ -124,6 +124,12 @@ func Open(path string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%s: %s: %v", path, pkl.Name, err)
 	}
 	top, err := unpickle(rc, a.persistentLoad)
+	if err == nil {
+		// Read to the end so that the zip reader verifies the CRC-32.
+		if _, cerr := io.Copy(io.Discard, rc); cerr != nil {
+			err = fmt.Errorf("%s: %v: the checkpoint is corrupted; copy it again", pkl.Name, cerr)
+		}
+	}
 	rc.Close()
 	if err != nil {
 		if errors.Is(err, errTruncated) {
@@ -156,6 +162,10 @@ func sniff(path string) error {
 		return nil
 	case n == 0:
 		return fmt.Errorf("%s: the file is empty: %w; copy the checkpoint again", path, errTruncated)
+	case head[0] == 0x80 && !(n >= 4 && head[2] == 0x8a && head[3] == 0x0a):
+		// A pickle that does not start with torch.save's magic number (a
+		// LONG1 of 10 bytes).
+		return fmt.Errorf("%s: a plain pickle (a dataset meta.pkl?), not a torch.save checkpoint: pass it with --meta, and the ckpt.pt as the checkpoint", path)
 	case head[0] == 0x80:
 		return fmt.Errorf("%s: a legacy (non-zip) torch.save file, written before PyTorch 1.6 or with _use_new_zipfile_serialization=False; remask reads the zip format: re-save it with a current PyTorch, e.g. torch.save(torch.load(p, weights_only=False), p)", path)
 	case n >= 9 && binary.LittleEndian.Uint64(head) < 100_000_000 && head[8] == '{':

@@ -82,9 +82,11 @@ func (c *Checkpoint) plan(opts Options, conv *Conversion) error {
 	}
 	m := conv.Model
 	m.Config = arch.cfg
+	meta, metaErr := c.meta(opts)
 	if isBPEVocabSize(arch.cfg.VocabSize) {
-		// Refuse before looking for a vocabulary: there is none to find.
-		if meta, _ := c.meta(opts); meta == nil || meta.Itos == nil {
+		// Refuse before anything else about the vocabulary: a char meta
+		// could only name a few of these ids.
+		if meta == nil || meta.Itos == nil || meta.VocabSize == nil || *meta.VocabSize != arch.cfg.VocabSize {
 			return bpeError(arch.cfg.VocabSize)
 		}
 	}
@@ -93,9 +95,8 @@ func (c *Checkpoint) plan(opts Options, conv *Conversion) error {
 	}
 
 	// Vocabulary.
-	meta, err := c.meta(opts)
-	if err != nil {
-		return err
+	if metaErr != nil {
+		return metaErr
 	}
 	if meta == nil {
 		return fmt.Errorf("%w: the checkpoint has no config['meta'] (the dataset's vocabulary); pass the dataset's meta.pkl with --meta (the fork keeps it at data/%s/meta.pkl)", errNoMeta, c.dataset("<dataset>"))
@@ -427,6 +428,9 @@ func shArchitecture(a argReader, conv *Conversion) (*architecture, error) {
 		// model_args say which id it replaces (spec Q9).
 		cfg.CLSTokenID = cls
 	}
+	if cls != nil && mode != model.SequenceScorer {
+		conv.Actions = append(conv.Actions, fmt.Sprintf("model_args cls_token_id %d ignored: the [SH] model has a CLS embedding in judges only", *cls))
+	}
 	if arch.startSampler, err = a.intOr("start_sampler_iteration", 0); err != nil {
 		return nil, err
 	}
@@ -449,7 +453,8 @@ func d7Architecture(a argReader, config Dict, conv *Conversion) (*architecture, 
 	// stale attention_type / position_encoding fields.
 	cfg.Attention = model.Bidirectional
 	cfg.PositionEncoding = model.Rotary
-	for key, want := range map[string]string{"attention_type": "bidirectional", "position_encoding": "rotary"} {
+	for _, f := range []struct{ key, want string }{{"attention_type", "bidirectional"}, {"position_encoding", "rotary"}} {
+		key, want := f.key, f.want
 		if s, _ := a.strOr(key, want); s != want {
 			conv.Warnings = append(conv.Warnings, fmt.Sprintf("model_args %s is %q, which the [D7] model ignores (it is always %s): converted as %s", key, s, want, want))
 		}
@@ -663,8 +668,11 @@ func (c *Checkpoint) mapTensors(arch *architecture) (map[string]*model.Tensor, [
 		}
 		out[name] = &model.Tensor{Shape: slices.Clone(spec.Shape), Data: slices.Clone(t.Data)}
 	}
-	if shared > 0 {
-		actions = append(actions, fmt.Sprintf("share_main_matrices: %d block matrices taken from block 0", shared))
+	switch {
+	case shared > 0:
+		actions = append(actions, fmt.Sprintf("share_main_matrices: %d base matrices and biases not listed under their block were taken from block 0", shared))
+	case arch.shareMain:
+		actions = append(actions, "share_main_matrices: every block keeps its own copy of block 0's base matrices, so that each block's LoRA is merged into its own copy")
 	}
 
 	// LoRA: W' = W + (alpha/rank) * B @ A, per block (adapters are per block

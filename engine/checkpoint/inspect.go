@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/remask/remask/engine/model"
@@ -201,13 +200,4 @@ func isZip(path string) (bool, error) {
 		return false, fmt.Errorf("inspect %s: %v", path, err)
 	}
 	return bytes.Equal(head[:n], []byte("PK\x03\x04")), nil
-}
-
-// Special returns the special token with id, if listed.
-func (v *VocabSummary) special(id int) (SpecialToken, bool) {
-	i := slices.IndexFunc(v.Special, func(s SpecialToken) bool { return s.ID == id })
-	if i < 0 {
-		return SpecialToken{}, false
-	}
-	return v.Special[i], true
 }

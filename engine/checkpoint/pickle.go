@@ -47,12 +47,12 @@ func (o *Opaque) String() string { return "a pickled " + o.Class + " object" }
 
 // The pickle machinery calls these on objects under construction; an
 // Opaque accepts and forgets everything.
-func (o *Opaque) PySetState(any) error       { return nil }
-func (o *Opaque) PyDictSet(_, _ any) error   { return nil }
+func (o *Opaque) PySetState(any) error        { return nil }
+func (o *Opaque) PyDictSet(_, _ any) error    { return nil }
 func (o *Opaque) PySetAttr(string, any) error { return nil }
-func (o *Opaque) Set(_, _ any)               {}
-func (o *Opaque) Append(any)                 {}
-func (o *Opaque) Add(any)                    {}
+func (o *Opaque) Set(_, _ any)                {}
+func (o *Opaque) Append(any)                  {}
+func (o *Opaque) Add(any)                     {}
 
 // opaqueClass stands for a class or function remask does not know: calling
 // or instantiating it gives an Opaque.
@@ -195,6 +195,10 @@ func (s *storage) load() ([]float32, error) {
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(rc, buf); err != nil {
 		return nil, fmt.Errorf("storage record %s: %v: %w (copy the checkpoint again)", s.record.Name, err, errTruncated)
+	}
+	// Read to the end so that the zip reader verifies the record's CRC-32.
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return nil, fmt.Errorf("storage record %s: %v: the checkpoint is corrupted; copy it again", s.record.Name, err)
 	}
 	out := make([]float32, s.numel)
 	le := binary.LittleEndian

@@ -39,6 +39,7 @@ func BenchmarkForward(b *testing.B) {
 			tokens := randomTokens(s.B, s.T, cfg.VocabSize, 1)
 			logits := make([]float32, s.B*s.T*cfg.VocabSize)
 			ctx := context.Background()
+			cpu0 := processCPUTime()
 			for b.Loop() {
 				h, err := net.Encode(ctx, tokens, s.B, s.T)
 				if err != nil {
@@ -49,6 +50,11 @@ func BenchmarkForward(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(s.B*s.T)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+			// CPU time of all threads per forward: with no competing load and
+			// perfect scaling, ns/op = cpu-ms/op / threads.
+			if cpu := processCPUTime() - cpu0; cpu > 0 {
+				b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/op")
+			}
 		})
 	}
 }

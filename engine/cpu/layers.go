@@ -1,9 +1,6 @@
 package cpu
 
-import (
-	"math"
-	"sync"
-)
+import "math"
 
 // The layers of the trunk and the heads, one function each, over flat
 // row-major float32 buffers. Shapes use B = batch, T = sequence length,
@@ -159,45 +156,39 @@ func attention(out, qkv, vt []float32, B, T, C, H int, causal bool, scratch []at
 	chunks := (T + attnRows - 1) / attnRows
 	items := B * H * chunks
 	scale := 1 / math.Sqrt(float64(d))
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Go(func() {
-			s := &scratch[w]
-			for it := w; it < items; it += workers {
-				bh, chunk := it/chunks, it%chunks
-				b, h := bh/H, bh%H
-				i0 := chunk * attnRows
-				i1 := min(i0+attnRows, T)
-				keys := T // keys any query of this block can see
-				if causal {
-					keys = i1
-				}
-				rows := i1 - i0
-				att := s.att[:rows*keys] // (rows, keys)
-				base := b * T * 3 * C
-				// scores: att = q[b, i0:i1, h] · k[b, :keys, h]ᵀ
-				gemm{M: rows, N: keys, K: d,
-					out: att, ldo: keys,
-					a: qkv[base+i0*3*C+h*d:], lda: 3 * C,
-					w: qkv[base+C+h*d:], ldw: 3 * C,
-				}.block(0, rows, 0, keys)
-				for r := 0; r < rows; r++ {
-					visible := keys
-					if causal {
-						visible = i0 + r + 1
-					}
-					softmaxRow(att[r*keys:(r+1)*keys], visible, scale)
-				}
-				// out[b, i0:i1, h] = att · vt[b, h, :, :keys]ᵀ
-				gemm{M: rows, N: d, K: keys,
-					out: out[(b*T+i0)*C+h*d:], ldo: C,
-					a: att, lda: keys,
-					w: vt[bh*d*T:], ldw: T,
-				}.block(0, rows, 0, d)
+	parallelItems(workers, items, func(w, it int) {
+		s := &scratch[w]
+		bh, chunk := it/chunks, it%chunks
+		b, h := bh/H, bh%H
+		i0 := chunk * attnRows
+		i1 := min(i0+attnRows, T)
+		keys := T // keys any query of this block can see
+		if causal {
+			keys = i1
+		}
+		rows := i1 - i0
+		att := s.att[:rows*keys] // (rows, keys)
+		base := b * T * 3 * C
+		// scores: att = q[b, i0:i1, h] · k[b, :keys, h]ᵀ
+		gemm{M: rows, N: keys, K: d,
+			out: att, ldo: keys,
+			a: qkv[base+i0*3*C+h*d:], lda: 3 * C,
+			w: qkv[base+C+h*d:], ldw: 3 * C,
+		}.block(0, rows, 0, keys)
+		for r := 0; r < rows; r++ {
+			visible := keys
+			if causal {
+				visible = i0 + r + 1
 			}
-		})
-	}
-	wg.Wait()
+			softmaxRow(att[r*keys:(r+1)*keys], visible, scale)
+		}
+		// out[b, i0:i1, h] = att · vt[b, h, :, :keys]ᵀ
+		gemm{M: rows, N: d, K: keys,
+			out: out[(b*T+i0)*C+h*d:], ldo: C,
+			a: att, lda: keys,
+			w: vt[bh*d*T:], ldw: T,
+		}.block(0, rows, 0, d)
+	})
 }
 
 // softmaxRow turns the first `visible` scores of row into the

@@ -1,6 +1,9 @@
 package cpu
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // gemm is one matrix product in the layout every Linear layer of the model
 // uses (PyTorch's weight is (out, in)):
@@ -191,23 +194,53 @@ func dot(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// parallelFor splits [0, n) into at most `workers` contiguous chunks whose
-// boundaries are multiples of align and runs fn on every chunk
-// concurrently; the first chunk runs on the calling goroutine.
+// chunksPerWorker is how many pieces parallelFor cuts the work into per
+// worker. Handing out several small pieces instead of one per worker keeps
+// every core busy when the pieces cost different amounts (causal attention)
+// or a core is shared with another process; re-reading a weight block per
+// piece costs far less than the piece's arithmetic.
+const chunksPerWorker = 4
+
+// parallelFor splits [0, n) into contiguous chunks whose boundaries are
+// multiples of align and runs fn on every chunk, on up to `workers`
+// goroutines at once.
 func parallelFor(workers, n, align int, fn func(lo, hi int)) {
 	units := (n + align - 1) / align
-	if workers > units {
-		workers = units
-	}
-	if workers <= 1 {
+	chunks := min(units, max(1, workers)*chunksPerWorker)
+	if chunks <= 1 {
 		fn(0, n)
 		return
 	}
-	per := (units + workers - 1) / workers * align
-	var wg sync.WaitGroup
-	for lo := per; lo < n; lo += per {
-		wg.Go(func() { fn(lo, min(lo+per, n)) })
+	per := (units + chunks - 1) / chunks * align
+	parallelItems(workers, (n+per-1)/per, func(_, c int) { fn(c*per, min((c+1)*per, n)) })
+}
+
+// parallelItems runs fn(worker, item) for every item in [0, items) on up to
+// `workers` goroutines; the calling goroutine is worker 0, and each worker
+// takes the next item as soon as it is free. worker < workers identifies
+// the goroutine, so fn can use per-worker scratch buffers.
+func parallelItems(workers, items int, fn func(worker, item int)) {
+	workers = min(workers, items)
+	if workers <= 1 {
+		for i := 0; i < items; i++ {
+			fn(0, i)
+		}
+		return
 	}
-	fn(0, min(per, n))
+	var next atomic.Int64
+	work := func(w int) {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= items {
+				return
+			}
+			fn(w, i)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { work(w) })
+	}
+	work(0)
 	wg.Wait()
 }

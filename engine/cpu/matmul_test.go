@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 )
 
@@ -94,7 +95,7 @@ func TestParallelForCoversRange(t *testing.T) {
 				seen[i]++
 			}
 		}
-		if chunks > max(tc.workers, 1) {
+		if chunks > max(tc.workers, 1)*chunksPerWorker {
 			t.Errorf("%+v: %d chunks for %d workers", tc, chunks, tc.workers)
 		}
 		for i, k := range seen {
@@ -116,6 +117,26 @@ func BenchmarkGemm(b *testing.B) {
 				}
 				b.ReportMetric(float64(2*s.M*s.N*s.K)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
+		}
+	}
+}
+
+func TestParallelItems(t *testing.T) {
+	for _, tc := range []struct{ workers, items int }{{1, 5}, {2, 1}, {2, 9}, {3, 100}, {4, 0}} {
+		var mu sync.Mutex
+		seen := make([]int, tc.items)
+		parallelItems(tc.workers, tc.items, func(w, it int) {
+			if w < 0 || w >= max(tc.workers, 1) {
+				t.Errorf("%+v: worker id %d", tc, w)
+			}
+			mu.Lock()
+			seen[it]++
+			mu.Unlock()
+		})
+		for i, k := range seen {
+			if k != 1 {
+				t.Errorf("%+v: item %d ran %d times", tc, i, k)
+			}
 		}
 	}
 }

@@ -59,6 +59,13 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 	}
 }
 
+// FuzzParse: Parse never panics, every error names the file, the
+// pre-checks catch whatever the safetensors library rejects, and whatever
+// Parse accepts writes back to a fixed point. Inputs of a few KB make Go's
+// byte-by-byte minimizer slow (up to its default 60 s per new input), so for
+// long runs add -fuzzminimizetime 2s:
+//
+//	go test -run XXX -fuzz FuzzParse -fuzztime 5m -fuzzminimizetime 2s ./engine/model/
 func FuzzParse(f *testing.F) {
 	for _, data := range fuzzSeeds(f) {
 		f.Add(data)

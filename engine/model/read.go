@@ -10,7 +10,9 @@ import (
 	"math"
 	"math/bits"
 	"os"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -169,6 +171,9 @@ func parseHeader(name string, header []byte) (map[string]string, []entry, error)
 	var meta map[string]string
 	var entries []entry
 	for i, key := range keys {
+		if key == "__metadata__" && string(values[i]) == "null" {
+			continue // no metadata, as some writers put it; reported as "no format"
+		}
 		if key == "__metadata__" {
 			if meta, err = parseStringMap(values[i]); err != nil {
 				return nil, nil, fmt.Errorf("%s: __metadata__: %v: the file is corrupted; convert it again", name, err)
@@ -255,16 +260,11 @@ func parseStringMap(data json.RawMessage) (map[string]string, error) {
 // offsets and that the byte span matches dtype x shape.
 func parseEntry(name string, data json.RawMessage) (entry, error) {
 	var raw struct {
-		DType   *string   `json:"dtype"`
-		Shape   *[]int64  `json:"shape"`
-		Offsets *[]uint64 `json:"data_offsets"`
+		DType   *string            `json:"dtype"`
+		Shape   *[]json.RawMessage `json:"shape"`
+		Offsets *[]json.RawMessage `json:"data_offsets"`
 	}
-	if _, _, err := objectMembers(data); err != nil {
-		return entry{}, fmt.Errorf("tensor %q: invalid header entry (%v): want {\"dtype\", \"shape\", \"data_offsets\"}", name, err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
+	if err := decodeExact(data, &raw, true); err != nil {
 		return entry{}, fmt.Errorf("tensor %q: invalid header entry (%v): want {\"dtype\", \"shape\", \"data_offsets\"}", name, err)
 	}
 	switch {
@@ -277,7 +277,20 @@ func parseEntry(name string, data json.RawMessage) (entry, error) {
 	case len(*raw.Offsets) != 2:
 		return entry{}, fmt.Errorf("tensor %q: data_offsets has %d numbers, want 2 (begin, end)", name, len(*raw.Offsets))
 	}
-	e := entry{name: name, dtype: *raw.DType, begin: (*raw.Offsets)[0], end: (*raw.Offsets)[1]}
+	e := entry{name: name, dtype: *raw.DType}
+	var err error
+	if e.begin, err = naturalNumber((*raw.Offsets)[0]); err != nil {
+		return entry{}, fmt.Errorf("tensor %q: data_offsets: %v: the file is corrupted; convert it again", name, err)
+	}
+	if e.end, err = naturalNumber((*raw.Offsets)[1]); err != nil {
+		return entry{}, fmt.Errorf("tensor %q: data_offsets: %v: the file is corrupted; convert it again", name, err)
+	}
+	dims := make([]uint64, len(*raw.Shape))
+	for i, d := range *raw.Shape {
+		if dims[i], err = naturalNumber(d); err != nil {
+			return entry{}, fmt.Errorf("tensor %q: shape: %v: the file is corrupted; convert it again", name, err)
+		}
+	}
 	size, ok := dtypeSize(e.dtype)
 	if !ok {
 		return entry{}, fmt.Errorf("tensor %q: dtype %q is not supported, want F32, F16 or BF16: convert the checkpoint again with `remask convert`", name, e.dtype)
@@ -288,13 +301,10 @@ func parseEntry(name string, data json.RawMessage) (entry, error) {
 	// Element count with overflow checks: a corrupted shape must not wrap
 	// around to a small number that happens to match the byte span.
 	numel := uint64(1)
-	for _, d := range *raw.Shape {
-		if d < 0 {
-			return entry{}, fmt.Errorf("tensor %q: shape %v has a negative dimension: the file is corrupted; convert it again", name, *raw.Shape)
-		}
-		hi, lo := bits.Mul64(numel, uint64(d))
-		if hi != 0 {
-			return entry{}, fmt.Errorf("tensor %q: shape %v has more than 2^64 elements: the file is corrupted; convert it again", name, *raw.Shape)
+	for _, d := range dims {
+		hi, lo := bits.Mul64(numel, d)
+		if hi != 0 || d > math.MaxInt64 {
+			return entry{}, fmt.Errorf("tensor %q: shape %v has too many elements: the file is corrupted; convert it again", name, dims)
 		}
 		numel = lo
 		e.shape = append(e.shape, int(d))
@@ -304,12 +314,27 @@ func parseEntry(name string, data json.RawMessage) (entry, error) {
 	}
 	hi, want := bits.Mul64(numel, size)
 	if hi != 0 {
-		return entry{}, fmt.Errorf("tensor %q: shape %v needs more than 2^64 bytes: the file is corrupted; convert it again", name, *raw.Shape)
+		return entry{}, fmt.Errorf("tensor %q: shape %v needs more than 2^64 bytes: the file is corrupted; convert it again", name, dims)
 	}
 	if e.end-e.begin != want {
 		return entry{}, fmt.Errorf("tensor %q: dtype %s and shape %v need %d bytes, but data_offsets [%d, %d] span %d bytes: the file is corrupted; convert it again", name, e.dtype, e.shape, want, e.begin, e.end, e.end-e.begin)
 	}
 	return e, nil
+}
+
+// naturalNumber parses a JSON number literal that must be a non-negative
+// integer, exactly as the safetensors format (and its Rust and Go readers)
+// take it: no sign, no fraction, no exponent, no quotes.
+func naturalNumber(raw json.RawMessage) (uint64, error) {
+	s := string(raw)
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("%s is negative", s)
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%.30s is not a natural number below 2^64", s)
+	}
+	return n, nil
 }
 
 // checkLayout checks that the tensors tile the data section exactly: no
@@ -402,19 +427,15 @@ func decodeObject(meta map[string]string, key string, v any, strict bool) error 
 	if !ok {
 		return fmt.Errorf("metadata has no %q object: the file was not written by `remask convert`; convert it again", key)
 	}
-	data := []byte(s)
-	// Reject duplicate fields, which a decoder would silently merge.
-	if _, _, err := objectMembers(data); err != nil {
+	clean, err := exactKeys([]byte(s), reflect.TypeOf(v), strict, "")
+	var unknown unknownFieldError
+	switch {
+	case errors.As(err, &unknown):
+		return fmt.Errorf("metadata %q: %v: remask/1 does not know this field (written by a newer or a different tool? upgrade remask or run `remask convert` again)", key, err)
+	case err != nil:
 		return fmt.Errorf("metadata %q is not a valid JSON object (%v): convert the file again", key, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if strict {
-		dec.DisallowUnknownFields()
-	}
-	if err := dec.Decode(v); err != nil {
-		if strings.HasPrefix(err.Error(), "json: unknown field") {
-			return fmt.Errorf("metadata %q: %s: remask/1 does not know this field (written by a newer or a different tool? upgrade remask or run `remask convert` again)", key, strings.TrimPrefix(err.Error(), "json: "))
-		}
+	if err := json.Unmarshal(clean, v); err != nil {
 		return fmt.Errorf("metadata %q: %v: convert the file again", key, err)
 	}
 	return nil

@@ -70,10 +70,22 @@ func TestParseErrors(t *testing.T) {
 		{"negative dimension", fromFile(func(t *testing.T, f *rawFile) { f.find(t, "transformer.ln_f.weight").Shape = []int{-8} }), []string{`tensor "transformer.ln_f.weight"`, "negative"}},
 		{"shape overflows", fromFile(func(t *testing.T, f *rawFile) {
 			f.find(t, "transformer.ln_f.weight").Shape = []int{1 << 40, 1 << 40}
-		}), []string{`tensor "transformer.ln_f.weight"`, "2^64"}},
+		}), []string{`tensor "transformer.ln_f.weight"`, "too many elements"}},
 		{"missing data_offsets", withHeader(func(h string) string {
 			return strings.Replace(h, `"data_offsets":[0,`, `"offsets":[0,`, 1)
 		}), []string{"invalid header entry", `unknown field "offsets"`}},
+		{"key in another case", withHeader(func(h string) string {
+			return strings.Replace(h, `"data_offsets":[0,`, `"Data_Offsets":[0,`, 1)
+		}), []string{`tensor "transformer.wte.weight"`, `unknown field "Data_Offsets"`}},
+		{"dimension -0", withHeader(func(h string) string {
+			return strings.Replace(h, `"shape":[12,8]`, `"shape":[-0,8]`, 1)
+		}), []string{"shape: -0 is negative"}},
+		{"dimension 8.0", withHeader(func(h string) string {
+			return strings.Replace(h, `"shape":[12,8]`, `"shape":[12,8.0]`, 1)
+		}), []string{"shape: 8.0 is not a natural number"}},
+		{"offset as a string", withHeader(func(h string) string {
+			return strings.Replace(h, `"data_offsets":[0,`, `"data_offsets":["0",`, 1)
+		}), []string{`tensor "transformer.wte.weight": data_offsets: "0" is not a natural number`}},
 		{"reversed offsets", fromFile(func(t *testing.T, f *rawFile) {
 			f.find(t, "transformer.ln_f.weight").Offsets = &[2]uint64{20, 4}
 		}), []string{`tensor "transformer.ln_f.weight"`, "[20, 4] end before they begin"}},
@@ -86,12 +98,18 @@ func TestParseErrors(t *testing.T) {
 
 		// The metadata.
 		{"no metadata", fromFile(func(t *testing.T, f *rawFile) { f.Meta = nil }), []string{`no "format"`, "plain safetensors file", "remask convert"}},
+		{"null metadata", func(*testing.T) []byte { return assemble([]byte(`{"__metadata__": null}`), nil) }, []string{`no "format"`, "remask convert"}},
 		{"format pt", fromFile(func(t *testing.T, f *rawFile) { f.Meta = map[string]string{"format": "pt"} }), []string{`format is "pt", want "remask/1"`, "remask convert"}},
 		{"newer format", fromFile(func(t *testing.T, f *rawFile) { f.Meta["format"] = "remask/2" }), []string{`"remask/2"`, "newer remask", "upgrade"}},
 		{"no model", fromFile(func(t *testing.T, f *rawFile) { delete(f.Meta, "model") }), []string{`no "model" object`}},
 		{"model not an object", fromFile(func(t *testing.T, f *rawFile) { f.Meta["model"] = `[1]` }), []string{`metadata "model" is not a valid JSON object`}},
 		{"model bad JSON type", editMeta("model", func(o map[string]any) { o["n_layer"] = "two" }), []string{`metadata "model"`, "n_layer"}},
 		{"model unknown field", editMeta("model", func(o map[string]any) { o["dropout"] = 0.1 }), []string{`metadata "model"`, `unknown field "dropout"`}},
+		{"model field in another case", editMeta("model", func(o map[string]any) { o["N_Layer"] = 2 }), []string{`metadata "model"`, `unknown field "N_Layer"`}},
+		{"model nested unknown field", editMeta("model", func(o map[string]any) {
+			o["heads"] = map[string]any{"critic": true, "sampler": true, "Critic": false}
+		}), []string{`metadata "model"`, `unknown field "heads.Critic"`}},
+		{"model heads not an object", editMeta("model", func(o map[string]any) { o["heads"] = 5 }), []string{`metadata "model" is not a valid JSON object (heads: want a JSON object, found 5)`}},
 		{"model duplicate field", fromFile(func(t *testing.T, f *rawFile) {
 			f.Meta["model"] = strings.Replace(f.Meta["model"], `"n_layer":2`, `"n_layer":2,"n_layer":3`, 1)
 		}), []string{`metadata "model"`, `duplicate key "n_layer"`}},
@@ -173,9 +191,16 @@ func TestParseAcceptsTiedCopy(t *testing.T) {
 func TestParseUnknownMetadataKeysIgnored(t *testing.T) {
 	f := splitFile(t, writeBytes(t, testModel(t, testConfigs()[5].cfg, 5), F32))
 	f.Meta["license"] = "MIT"
-	f.Meta["source"] = editJSON(t, f.Meta["source"], func(o map[string]any) { o["git_commit"] = "abc" })
-	if _, err := Parse("x", f.bytes(t)); err != nil {
+	f.Meta["source"] = editJSON(t, f.Meta["source"], func(o map[string]any) {
+		o["git_commit"] = "abc"
+		o["Dataset"] = "not the dataset" // not "dataset": ignored, as Python would
+	})
+	m, err := Parse("x", f.bytes(t))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if m.Source.Dataset != "char_diffusion" {
+		t.Errorf("source.dataset = %q, want %q", m.Source.Dataset, "char_diffusion")
 	}
 }
 

@@ -49,7 +49,7 @@ func Generate(ctx context.Context, m Models, o Options, observe func(*Event)) (*
 	for b := 0; b < g.B; b++ {
 		row := append([]int32(nil), g.row(g.tokens, b)...)
 		g.res.Samples[b].Tokens = row
-		g.res.Samples[b].Text = Decode(&g.lm.Model().Vocab, row)
+		g.res.Samples[b].Text = Decode(g.vocab, row)
 	}
 	return &g.res, nil
 }
@@ -78,6 +78,10 @@ type generation struct {
 	hasCritic bool      // critic holds the logits of this iteration
 
 	templateIDs []int32 // template ids, -1 at placeholders
+	seedIDs     []int32 // seed text ids
+
+	// The models' descriptions (planning reads only these).
+	lmModel, judgeModel, remaskModel *model.Model
 
 	naive   *tokenSampler // naive and multinomial paths
 	sampler *tokenSampler // sampler-head path
@@ -87,14 +91,49 @@ type generation struct {
 
 func (g *generation) row(x []int32, b int) []int32 { return x[b*g.T : (b+1)*g.T] }
 
-func newGeneration(m Models, o Options) (*generation, error) {
-	if err := o.Validate(); err != nil {
+// Check runs every check Generate makes before it computes anything: the
+// options, and the options against the models (sequence length against
+// block_size, seed and template characters against the vocabulary, the heads
+// a strategy or metric needs, the kinds of the judge and the remasking model).
+// judge and remasker may be nil. It returns the warnings Generate would give.
+// Servers call it to refuse a request before queueing it.
+func Check(lm, judge, remasker *model.Model, o Options) ([]string, error) {
+	g, err := plan(lm, judge, remasker, o)
+	if err != nil {
 		return nil, err
 	}
+	return g.res.Warnings, nil
+}
+
+func newGeneration(m Models, o Options) (*generation, error) {
 	if m.LM == nil {
 		return nil, optErr("model", "no language model given")
 	}
-	lmm := m.LM.Model()
+	var judge, remasker *model.Model
+	if m.Judge != nil {
+		judge = m.Judge.Model()
+	}
+	if m.Remasker != nil {
+		remasker = m.Remasker.Model()
+	}
+	g, err := plan(m.LM.Model(), judge, remasker, o)
+	if err != nil {
+		return nil, err
+	}
+	g.lm, g.judge, g.remaskr = m.LM, m.Judge, m.Remasker
+	g.alloc()
+	return g, nil
+}
+
+// plan validates o against the models and resolves the strategy, the metric
+// and the sequence, allocating nothing proportional to the batch.
+func plan(lmm, judge, remasker *model.Model, o Options) (*generation, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if lmm == nil {
+		return nil, optErr("model", "no language model given")
+	}
 	cfg := &lmm.Config
 	if cfg.Kind != model.LanguageModel {
 		return nil, optErr("model", "%s is a %s, not a language_model; pass a language model (a judge goes to --judge, a token classifier to --remasking-model)", lmm.Name(), cfg.Kind)
@@ -103,12 +142,11 @@ func newGeneration(m Models, o Options) (*generation, error) {
 	if v.MaskTokenID == nil {
 		return nil, optErr("model", "%s has no [MASK] token in its vocabulary, so it cannot be sampled by masked diffusion", lmm.Name())
 	}
-	g := &generation{o: o, lm: m.LM, judge: m.Judge, remaskr: m.Remasker, cfg: cfg, vocab: v,
+	g := &generation{o: o, lmModel: lmm, judgeModel: judge, remaskModel: remasker, cfg: cfg, vocab: v,
 		B: o.NumSamples, V: cfg.VocabSize, N: o.EffectiveIterations(), mask: int32(*v.MaskTokenID)}
 	warn := func(format string, a ...any) { g.res.Warnings = append(g.res.Warnings, fmt.Sprintf(format, a...)) }
 
 	// Sequence: a template fixes the length; otherwise sequence_length.
-	var seed []int32
 	if o.Template != "" {
 		if err := g.prepareTemplate(warn); err != nil {
 			return nil, err
@@ -128,13 +166,13 @@ func newGeneration(m Models, o Options) (*generation, error) {
 		if len(ids) > g.T {
 			return nil, optErr("seed_text", "is %d characters long but the sequence is %d; shorten the seed text or raise sequence_length (at most the block_size %d)", len(ids), g.T, cfg.BlockSize)
 		}
-		seed = ids
+		g.seedIDs = ids
 	}
 	if o.Method == Diffusion { // multinomial never remasks
 		if err := g.resolveStrategy(warn); err != nil {
 			return nil, err
 		}
-	} else if m.Remasker != nil {
+	} else if remasker != nil {
 		return nil, optErr("remasking_model", "the multinomial method never remasks; drop the remasking model or use method diffusion")
 	}
 	if err := g.resolveMetric(); err != nil {
@@ -156,7 +194,14 @@ func newGeneration(m Models, o Options) (*generation, error) {
 	if g.B*g.T > 1<<28 {
 		return nil, optErr("num_samples", "num_samples x sequence_length = %d tokens is too large for one generation", g.B*g.T)
 	}
+	g.res.Strategy = g.strategy
+	g.res.Metric = g.metric
+	return g, nil
+}
 
+// alloc allocates the batch's buffers and writes the initial tokens.
+func (g *generation) alloc() {
+	o := &g.o
 	n := g.B * g.T
 	g.tokens = make([]int32, n)
 	g.protected = make([]bool, n)
@@ -166,7 +211,7 @@ func newGeneration(m Models, o Options) (*generation, error) {
 		for i := range g.tokens {
 			g.tokens[i] = g.mask
 		}
-		g.placeSeed(seed)
+		g.placeSeed(g.seedIDs)
 	} else {
 		g.applyTemplate()
 	}
@@ -177,15 +222,9 @@ func newGeneration(m Models, o Options) (*generation, error) {
 		g.naive.topP = 1
 	}
 	g.res.Samples = make([]Sample, g.B)
-	g.res.Strategy = g.strategy
-	if o.Method == Multinomial {
-		g.res.Strategy = ""
-	}
-	g.res.Metric = g.metric
 	if o.Record {
 		g.res.Iterations = make([][]IterationRecord, g.B)
 	}
-	return g, nil
 }
 
 // templateIDs is set by prepareTemplate: the template's ids with -1 at placeholders.
@@ -300,7 +339,7 @@ func (g *generation) resolveStrategy(warn func(string, ...any)) error {
 	s := o.Remasking
 	if s == RemaskAuto {
 		switch {
-		case g.remaskr != nil:
+		case g.remaskModel != nil:
 			s = RemaskModel
 		case g.cfg.HasCritic() && len(g.cfg.CriticCalibration) > 0:
 			s = RemaskCalibrated
@@ -313,28 +352,28 @@ func (g *generation) resolveStrategy(warn func(string, ...any)) error {
 	switch s {
 	case RemaskCritic, RemaskCalibrated:
 		if !g.cfg.HasCritic() {
-			return optErr("remasking", "%q needs a critic head, and %s has none; use remasking self, random or model", s, g.lm.Model().Name())
+			return optErr("remasking", "%q needs a critic head, and %s has none; use remasking self, random or model", s, g.lmModel.Name())
 		}
 		if s == RemaskCalibrated && len(g.cfg.CriticCalibration) == 0 {
 			warn("the model file has no critic calibration table; calibrated remasking uses the reference's default ramp 0.01..0.99")
 		}
 	case RemaskModel:
-		if g.remaskr == nil {
+		if g.remaskModel == nil {
 			return optErr("remasking_model", "remasking %q needs a token classifier model (--remasking-model FILE)", s)
 		}
-		rc := &g.remaskr.Model().Config
+		rc := &g.remaskModel.Config
 		if rc.Kind != model.TokenClassifier {
-			return optErr("remasking_model", "%s is a %s, not a token_classifier", g.remaskr.Model().Name(), rc.Kind)
+			return optErr("remasking_model", "%s is a %s, not a token_classifier", g.remaskModel.Name(), rc.Kind)
 		}
 		if rc.VocabSize < g.cfg.VocabSize {
-			return optErr("remasking_model", "%s reads %d token ids but the language model produces %d", g.remaskr.Model().Name(), rc.VocabSize, g.cfg.VocabSize)
+			return optErr("remasking_model", "%s reads %d token ids but the language model produces %d", g.remaskModel.Name(), rc.VocabSize, g.cfg.VocabSize)
 		}
 	case RemaskRandom:
 		if o.ScheduleMode == ScheduleThreshold && o.Method == Diffusion {
 			warn("random remasking has no threshold; it falls back to the ratio schedule (as in the reference)")
 		}
 	}
-	if g.remaskr != nil && s != RemaskModel {
+	if g.remaskModel != nil && s != RemaskModel {
 		return optErr("remasking_model", "a remasking model was given but remasking is %q; use remasking model (or auto)", s)
 	}
 	g.strategy = s
@@ -343,19 +382,19 @@ func (g *generation) resolveStrategy(warn func(string, ...any)) error {
 
 func (g *generation) resolveMetric() error {
 	m := g.o.QualityMetric
-	if g.judge != nil {
-		jc := &g.judge.Model().Config
+	if g.judgeModel != nil {
+		jc := &g.judgeModel.Config
 		if jc.Kind != model.SequenceScorer {
-			return optErr("judge", "%s is a %s, not a sequence_scorer (judge)", g.judge.Model().Name(), jc.Kind)
+			return optErr("judge", "%s is a %s, not a sequence_scorer (judge)", g.judgeModel.Name(), jc.Kind)
 		}
 		if jc.VocabSize < g.cfg.VocabSize {
-			return optErr("judge", "%s reads %d token ids but the language model produces %d", g.judge.Model().Name(), jc.VocabSize, g.cfg.VocabSize)
+			return optErr("judge", "%s reads %d token ids but the language model produces %d", g.judgeModel.Name(), jc.VocabSize, g.cfg.VocabSize)
 		}
 	}
 	switch m {
 	case MetricAuto:
 		switch {
-		case g.judge != nil:
+		case g.judgeModel != nil:
 			m = MetricJudge
 		case g.cfg.HasCritic():
 			m = MetricNode
@@ -363,12 +402,12 @@ func (g *generation) resolveMetric() error {
 			m = MetricSelf
 		}
 	case MetricJudge:
-		if g.judge == nil {
+		if g.judgeModel == nil {
 			return optErr("quality_metric", "judge needs a judge model (--judge FILE); or use node, self or none")
 		}
 	case MetricNode:
 		if !g.cfg.HasCritic() {
-			return optErr("quality_metric", "node needs a critic head, and %s has none; use self, judge or none", g.lm.Model().Name())
+			return optErr("quality_metric", "node needs a critic head, and %s has none; use self, judge or none", g.lmModel.Name())
 		}
 	}
 	g.metric = m
@@ -510,7 +549,7 @@ func (g *generation) drawAt(s *tokenSampler, it, p int, logits []float32) (int32
 	u := rng.Uniform(g.o.Seed, uint32(b), uint32(it), uint32(pos), rng.Token)
 	tok := s.draw(logits, u)
 	if tok < 0 {
-		return 0, fmt.Errorf("%s gave no finite probability to any allowed token at sample %d, position %d (NaN or -inf logits): the model file is probably damaged", g.lm.Model().Name(), b, pos)
+		return 0, fmt.Errorf("%s gave no finite probability to any allowed token at sample %d, position %d (NaN or -inf logits): the model file is probably damaged", g.lmModel.Name(), b, pos)
 	}
 	return tok, nil
 }

@@ -111,7 +111,7 @@ func quantile(xs []float64, q float64) float64 {
 // and the first block_size-1 tokens; the judge-keep-last compat switch keeps
 // the last block_size columns instead, which drops CLS (Q12).
 func (g *generation) judgeInput() (rows []int32, L int) {
-	jc := &g.judge.Model().Config
+	jc := &g.judgeModel.Config
 	jb := jc.BlockSize
 	var full []int32
 	for b := 0; b < g.B; b++ {

@@ -4,6 +4,10 @@
 //
 //	remask sample  [flags]   generate text (the reference sample_simple.py, and more)
 //	remask forward [flags]   run one forward pass on token ids read as JSON from stdin
+//	remask models  [flags]   list the models found in the model folders
+//	remask inspect FILE      describe a model file or a fork checkpoint
+//	remask convert CKPT.pt   convert a fork checkpoint into a remask/1 model file
+//	remask serve   [flags]   serve the generation API and the demo site
 //	remask help [command]    list the commands, or one command's flags
 //
 // docs/cli.md describes every flag. The whole program is run(): main only
@@ -61,6 +65,10 @@ func commands() []command {
 	return []command{
 		{"sample", "generate text with a masked-diffusion language model", runSample, func() *flagSet { fs, _ := sampleFlags(); return fs }},
 		{"forward", "run one forward pass on token ids read as JSON from stdin", runForward, func() *flagSet { fs, _ := forwardFlags(); return fs }},
+		{"models", "list the models found in the model folders", modelsCommand, func() *flagSet { fs, _ := modelsFlags(); return fs }},
+		{"inspect", "describe a model file, or what convert would make of a fork checkpoint", inspectCommand, func() *flagSet { fs, _ := inspectFlags(); return fs }},
+		{"convert", "convert a fork checkpoint (ckpt.pt) into a remask/1 model file", convertCommand, func() *flagSet { fs, _ := convertFlags(); return fs }},
+		{"serve", "serve the generation API and the demo site over HTTP", serveCommand, func() *flagSet { fs, _ := serveFlags(); return fs }},
 	}
 }
 
@@ -118,9 +126,9 @@ func (c *cli) usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, cmd := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", cmd.name, cmd.summary)
+		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.summary)
 	}
-	fmt.Fprintf(w, "  %-9s %s\n", "help", "list the commands, or with a command name its flags")
+	fmt.Fprintf(w, "  %-8s %s\n", "help", "list the commands, or with a command name its flags")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'remask <command> --help' for a command's flags, their defaults and allowed ranges;")
 	fmt.Fprintln(w, "docs/cli.md has examples.")

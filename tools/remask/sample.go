@@ -258,11 +258,15 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// modelDirs are the folders searched for the shipped models, in order.
+// modelDirs are the folders searched for the shipped models, in order: each
+// folder of $REMASK_MODELS, ./models, <executable dir>/../models (the order
+// `remask models` lists them in).
 func modelDirs(getenv func(string) string, executable func() (string, error)) []string {
 	var dirs []string
-	if d := getenv("REMASK_MODELS"); d != "" {
-		dirs = append(dirs, d)
+	for _, d := range filepath.SplitList(getenv("REMASK_MODELS")) { // a path list, like $PATH
+		if d != "" {
+			dirs = append(dirs, d)
+		}
 	}
 	dirs = append(dirs, "models")
 	if exe, err := executable(); err == nil {

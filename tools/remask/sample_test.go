@@ -483,10 +483,10 @@ func link(t *testing.T, target, name string) {
 }
 
 func TestModelDirs(t *testing.T) {
-	env := map[string]string{"REMASK_MODELS": "/opt/m"}
+	env := map[string]string{"REMASK_MODELS": "/opt/m" + string(filepath.ListSeparator) + "/srv/models"}
 	exe := func() (string, error) { return "/usr/local/bin/remask", nil }
 	got := modelDirs(func(k string) string { return env[k] }, exe)
-	want := []string{"/opt/m", "models", filepath.Join("/usr/local", "models")}
+	want := []string{"/opt/m", "/srv/models", "models", filepath.Join("/usr/local", "models")}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("modelDirs = %v, want %v", got, want)
 	}

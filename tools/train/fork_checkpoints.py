@@ -380,10 +380,18 @@ def expected_outputs(model: GPT, tokens: List[List[int]]) -> dict:
 
 
 def save(path: str, ckpt: dict) -> None:
+    """torch.save, then a self-check: the file loads back (with the forkshim
+    ModelMode) to the same keys, model_args and state dict."""
     torch.save(ckpt, path)
     size = os.path.getsize(path)
     if size > MAX_FILE_BYTES:
         raise ValueError(f"{path}: {size} bytes, over the {MAX_FILE_BYTES} limit")
+    back = torch.load(path)
+    if list(back) != list(ckpt) or back["model_args"] != ckpt["model_args"]:
+        raise AssertionError(f"{path}: the checkpoint dict differs after loading it back")
+    if list(back["model"]) != list(ckpt["model"]) or not all(
+            torch.equal(back["model"][k], v) for k, v in ckpt["model"].items()):
+        raise AssertionError(f"{path}: the state dict differs after loading it back")
 
 
 def write_json(path: str, obj: dict) -> None:

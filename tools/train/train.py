@@ -42,16 +42,21 @@ from remask_train.train_common import Clock, Log, setup_runtime  # noqa: E402
 DATA = os.path.join(HERE, "data", "tinyshakespeare.txt")
 
 # The shipped model (the fork's standard char shape) and its budget on one H100.
+# Measured on one H100 80GB HBM3 (PyTorch 2.11, bf16, compiled blocks, flash
+# attention): 28.8 ms per LM iteration without the critic pass, 52.2 ms with it
+# (1.26M tokens/s, about 229 TFLOP/s counting both trunk passes), ~30 s to compile;
+# 7000 iterations took 372 s of wall time. The judge runs at 40 ms per iteration,
+# and its val MSE was best near 1800 iterations (it overfits the training text later).
 FULL = dict(n_layer=6, n_head=6, n_embd=384, block_size=1024, batch_size=64,
-            lm_max_iters=2400, lm_max_seconds=420.0, warmup_iters=100,
-            judge_batch_size=64, judge_max_iters=900, judge_max_seconds=180.0,
+            lm_max_iters=7000, lm_max_seconds=420.0, warmup_iters=100,
+            judge_batch_size=64, judge_max_iters=1800, judge_max_seconds=180.0,
             judge_warmup_iters=50, lr=1e-3, judge_lr=3e-4, val_windows=128,
             judge_val_windows=512, log_interval=50)
 # Every code path at toy size; fits a CPU minute.
 SMOKE = dict(n_layer=2, n_head=4, n_embd=64, block_size=64, batch_size=8,
              lm_max_iters=32, lm_max_seconds=120.0, warmup_iters=4,
              judge_batch_size=8, judge_max_iters=12, judge_max_seconds=60.0,
-             judge_warmup_iters=2, lr=3e-3, judge_lr=1e-3, val_windows=8,
+             judge_warmup_iters=2, lr=2e-3, judge_lr=1e-3, val_windows=8,
              judge_val_windows=16, log_interval=4)
 
 
@@ -106,6 +111,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = ap.add_argument_group("evaluation, logging, output")
     g.add_argument("--val-windows", type=int, help="LM val windows per mask ratio")
     g.add_argument("--judge-val-windows", type=int, help="judge val samples")
+    g.add_argument("--val-interval", type=int, default=0,
+                   help="validate every N iterations (0: at 25%%, 50%% and 75%% of the run)")
     g.add_argument("--log-interval", type=int)
     g.add_argument("--save-optimizer", dest="save_optimizer", action="store_true", default=True,
                    help="store the AdamW state under 'optimizer' (3x the weights' size)")
@@ -120,8 +127,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
     args.preset = preset
-    args.command_line = " ".join(shlex.quote(a) for a in [sys.argv[0]] + list(
-        sys.argv[1:] if argv is None else argv))
+    words = sys.argv if argv is None else ["tools/train/train.py"] + list(argv)
+    args.command_line = " ".join(shlex.quote(a) for a in words)
     return args
 
 
@@ -144,7 +151,7 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     runtime = setup_runtime(args.device)
     log = Log(os.path.join(args.out, "train_log.jsonl"))
-    t0 = T0
+    t0 = T0 if argv is None else time.time()  # in-process callers (tests): from now
     for stage in (("lm", "judge") if args.stage == "all" else (args.stage,)):
         a = stage_args(args, stage)
         clock = Clock(t0, a.max_seconds)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Dict, List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ def judge_target(x: torch.Tensor) -> torch.Tensor:
     return x.pow(4) - 2 * x.pow(3) + 2 * x
 
 
-def load_lm(path: str, runtime: Runtime) -> (GPT, dict):
+def load_lm(path: str, runtime: Runtime) -> Tuple[GPT, dict]:
     """The LM of a fork-format checkpoint, on the runtime's device, in eval mode."""
     ckpt = load_checkpoint(path)
     cfg = config_from_model_args(ckpt["model_args"])
@@ -198,7 +198,10 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
     validate(0)
     reserve = 1.5 * (time.time() - t_val) + 10.0
     max_iters = args.judge_max_iters
-    val_marks = {int(max_iters * f) for f in (0.25, 0.5, 0.75)} - {0}
+    if args.val_interval > 0:
+        val_marks = set(range(args.val_interval, max_iters, args.val_interval))
+    else:
+        val_marks = {int(max_iters * f) for f in (0.25, 0.5, 0.75)} - {0}
 
     judge.train()
     it, tokens = 0, 0

@@ -24,7 +24,6 @@ modifiers and no stage-based masking; the windows are never padded.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import Dict, List, Optional
@@ -304,7 +303,12 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
     t_val = time.time()
     validate(0)
     planner.reserve = 1.5 * (time.time() - t_val) + 10.0
-    val_marks = {int(args.max_iters * f) for f in (0.25, 0.5, 0.75)} - {0}
+    def marks(max_iters: int, after: int):
+        if args.val_interval > 0:
+            return set(range(args.val_interval, max_iters, args.val_interval))
+        return {m for m in (int(max_iters * f) for f in (0.25, 0.5, 0.75)) if m > after}
+
+    val_marks = marks(args.max_iters, 0)
 
     model.train()
     it = 0
@@ -367,7 +371,7 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
                 if new is not None:
                     if it < cfg.start_critic_iteration:
                         cfg.start_critic_iteration, cfg.end_critic_iteration = planner.critic_marks(new)
-                    val_marks = {m for m in (int(new * f) for f in (0.25, 0.5, 0.75)) if m > it}
+                    val_marks = marks(new, it)
                     log(f"lm: projected past the time budget: max_iters {planner.shortened_from}"
                         f" -> {new}, critic {cfg.start_critic_iteration}->{cfg.end_critic_iteration}",
                         {"event": "shorten", "iter": it, "max_iters": new})

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/remask/remask/engine/checkpoint"
+	"github.com/remask/remask/engine/model"
+)
+
+// `remask convert CKPT.pt -o OUT.safetensors`: a fork checkpoint in, a
+// remask/1 model file out (engine/checkpoint does the work; docs/convert.md
+// says what is supported).
+
+// convertArgs are the flags of `remask convert`.
+type convertArgs struct {
+	output      string
+	meta        string
+	calibration string
+	dtype       string
+}
+
+func convertFlags() (*flagSet, *convertArgs) {
+	a := &convertArgs{}
+	fs := newFlagSet("convert", "CKPT.pt -o OUT.safetensors [flags]",
+		"Converts a checkpoint of the diffusion-first nanoGPT fork (the ckpt.pt its train.py writes, from the\n"+
+			"[SH] or the [D7] model.py) into a remask/1 model file. The vocabulary comes from the checkpoint's\n"+
+			"config['meta'], or from --meta. Untrained heads and a missing calibration table are reported as\n"+
+			"warnings on stderr; anything remask cannot run is an error naming it. docs/convert.md has the details.\n"+
+			"Flags may come before or after CKPT.pt.")
+	fs.stringVar(&a.output, "output", "", "FILE", "the remask/1 .safetensors file to write; replaced only once complete")
+	fs.showDefault("output", "none: required")
+	fs.stringVar(&a.output, "o", "", "FILE", "short for --output")
+	fs.showDefault("o", "none: required")
+	fs.stringVar(&a.meta, "meta", "", "FILE", "the dataset's meta.pkl (data/<dataset>/meta.pkl), for checkpoints without config['meta']; it replaces an embedded one")
+	fs.showDefault("meta", "the checkpoint's config['meta']")
+	fs.stringVar(&a.calibration, "calibration", "", "FILE", "[D7] calibration.json; the checkpoint's entry is matched by its path, resolved path or file name")
+	fs.showDefault("calibration", "none: no critic calibration table")
+	fs.stringVar(&a.dtype, "dtype", "f32", "TYPE", "stored weight type: f32 | f16 | bf16")
+	return fs, a
+}
+
+// runConvert is `remask convert` as a whole program: it prints its own
+// errors and returns the exit code.
+func runConvert(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, executable: os.Executable}
+	return c.report("convert", convertCommand(ctx, c, args))
+}
+
+// convertCommand is `remask convert` in the command table's form.
+func convertCommand(ctx context.Context, c *cli, args []string) error {
+	fs, a := convertFlags()
+	operands, err := parseOperands(fs, args, c.stdout)
+	if err != nil {
+		return err
+	}
+	in, err := oneOperand("convert", "CKPT.pt -o OUT.safetensors", operands)
+	if err != nil {
+		return err
+	}
+	if a.output == "" {
+		return flagError("output", "missing: name the remask/1 file to write, e.g. -o model.safetensors")
+	}
+	dtype, err := parseDType(a.dtype)
+	if err != nil {
+		return err
+	}
+	if same, _ := sameFile(in, a.output); same {
+		return flagError("output", "%s is the checkpoint itself: write the model to another file", a.output)
+	}
+	opts, err := checkpointOptions(a.meta, a.calibration)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ck, err := checkpoint.Open(in)
+	if err != nil {
+		return err
+	}
+	conv, err := ck.Plan(opts)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := model.Save(a.output, conv.Model, dtype); err != nil {
+		return err
+	}
+	size := int64(-1)
+	if fi, err := os.Stat(a.output); err == nil {
+		size = fi.Size()
+	}
+	for _, w := range conv.Warnings {
+		fmt.Fprintf(c.stderr, "remask convert: warning: %s\n", w)
+	}
+	fmt.Fprintf(c.stdout, "wrote %s: %s\n", a.output, convertSummary(conv, dtype, size))
+	return nil
+}
+
+// convertSummary is the one-line description of a conversion.
+func convertSummary(conv *checkpoint.Conversion, dtype string, size int64) string {
+	m := conv.Model
+	cfg := &m.Config
+	s := checkpoint.Summarize(m)
+	from := conv.Family.Label()
+	if m.Source.IterNum != nil {
+		from += fmt.Sprintf(" iter %d", *m.Source.IterNum)
+	}
+	line := fmt.Sprintf("%s from %s; n_layer %d, n_head %d, n_embd %d, block_size %d, vocab %d; %s parameters; heads %s; %s",
+		cfg.Kind, from, cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.BlockSize, cfg.VocabSize,
+		thousands(s.Parameters), strings.Join(s.Heads, "+"), dtype)
+	if size >= 0 {
+		line += fmt.Sprintf(", %s bytes", thousands(size))
+	}
+	if n := len(conv.Warnings); n > 0 {
+		line += fmt.Sprintf(" (%d warning%s on stderr)", n, plural(n))
+	}
+	return line
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// thousands writes n with comma separators: 1234567 -> "1,234,567".
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// parseDType turns --dtype into a model dtype.
+func parseDType(s string) (string, error) {
+	switch strings.ToLower(s) {
+	case "f32", "float32":
+		return model.F32, nil
+	case "f16", "float16":
+		return model.F16, nil
+	case "bf16", "bfloat16":
+		return model.BF16, nil
+	}
+	return "", flagError("dtype", "%q is not a stored type; allowed: f32, f16, bf16", s)
+}
+
+// checkpointOptions checks --meta and --calibration and reads the meta, so
+// that a wrong path is reported against its flag.
+func checkpointOptions(meta, calibration string) (checkpoint.Options, error) {
+	var opts checkpoint.Options
+	if meta != "" {
+		m, err := checkpoint.ReadMeta(meta)
+		if err != nil {
+			return opts, flagError("meta", "%v", err)
+		}
+		opts.Meta = m
+	}
+	if calibration != "" {
+		if _, err := os.Stat(calibration); err != nil {
+			return opts, flagError("calibration", "%v", err)
+		}
+		opts.CalibrationPath = calibration
+	}
+	return opts, nil
+}
+
+// sameFile reports whether two paths name one existing file.
+func sameFile(a, b string) (bool, error) {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false, err
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fa, fb), nil
+}
+
+// parseOperands parses flags that may come before, between or after the
+// operands (the flag package alone stops at the first operand), and returns
+// the operands. Everything after "--" is an operand.
+func parseOperands(fs *flagSet, args []string, stdout io.Writer) ([]string, error) {
+	var operands []string
+	for {
+		err := fs.fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fs.usage(stdout)
+			return nil, errHelp
+		}
+		if err != nil {
+			return nil, &usageError{msg: fs.parseMessage(err)}
+		}
+		rest := fs.fs.Args()
+		if len(rest) == 0 {
+			return operands, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(operands, rest...), nil
+		}
+		operands = append(operands, rest[0])
+		args = rest[1:]
+	}
+}
+
+// oneOperand requires exactly one operand (the file a command works on).
+func oneOperand(cmd, synopsis string, operands []string) (string, error) {
+	switch len(operands) {
+	case 0:
+		return "", &usageError{msg: fmt.Sprintf("missing the file to work on: remask %s %s", cmd, synopsis)}
+	case 1:
+		return operands[0], nil
+	}
+	return "", &usageError{msg: fmt.Sprintf("unexpected argument %q: %s takes one file (values that contain spaces need quotes)", operands[1], cmd)}
+}

@@ -1,0 +1,327 @@
+"""Tests of the trainer: one --smoke run of both stages, checked against the fork's
+checkpoint layout (sampler-spec.md 1.8, 2.1, 2.2, 2.5), plus unit tests of the
+losses' building blocks.
+
+Run from the repository root:
+
+    /usr/bin/python3 -m unittest discover -s tools/train
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+import types
+import unittest
+import zipfile
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import train  # noqa: E402
+from remask_train import data as D  # noqa: E402
+from remask_train import train_judge, train_lm  # noqa: E402
+from remask_train.model import GPT, GPTConfig, ModelMode  # noqa: E402
+from remask_train.train_common import (Clock, Trunk, config_from_model_args,  # noqa: E402
+                                       load_checkpoint, setup_runtime)
+
+# The [SH] model_args fields, in the fork's order (spec 2.2).
+SH_MODEL_ARGS = [
+    "n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout",
+    "attention_type", "position_encoding", "mode", "num_token_classes", "cls_token_id",
+    "freeze_transformer", "init_from_checkpoint", "unfreeze_at_iteration",
+    "unfreeze_lr_multiplier", "add_critic_head", "critic_alpha", "critic_target_scope",
+    "start_critic_iteration", "end_critic_iteration", "add_sampler_head",
+    "start_sampler_iteration", "sampler_min_neighbors_ratio", "mask_token_id", "pad_token_id",
+]
+CKPT_KEYS = {"model", "optimizer", "model_args", "iter_num", "best_val_loss", "config"}
+
+
+def fork_trunk_keys(n_layer: int) -> list:
+    """transformer.* keys of an [SH] rotary model without biases (spec 1.8)."""
+    keys = ["transformer.wte.weight", "transformer.ln_f.weight"]
+    for i in range(n_layer):
+        p = f"transformer.h.{i}."
+        keys += [p + "ln_1.weight", p + "attn.c_attn.weight", p + "attn.c_proj.weight",
+                 p + "ln_2.weight", p + "mlp.c_fc.weight", p + "mlp.c_proj.weight"]
+    return keys
+
+
+def pickled_globals(path: str) -> bytes:
+    """The pickle stream inside a torch.save zip file."""
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if n.endswith("/data.pkl"))
+        return z.read(name)
+
+
+class SmokeRunTest(unittest.TestCase):
+    """Runs `train.py --stage all --smoke` once and checks what it wrote."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.out = tempfile.mkdtemp(prefix="remask-train-test-")
+        train.main(["--stage", "all", "--smoke", "--out", cls.out, "--device", "cpu"])
+        cls.lm = load_checkpoint(os.path.join(cls.out, "ckpt.pt"))
+        cls.judge = load_checkpoint(os.path.join(cls.out, "judge_ckpt.pt"))
+        with open(os.path.join(cls.out, "metrics.json"), encoding="utf-8") as f:
+            cls.metrics = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.out, ignore_errors=True)
+
+    def test_files(self):
+        for name in ("ckpt.pt", "meta.pkl", "judge_ckpt.pt", "metrics.json", "train_log.jsonl"):
+            self.assertTrue(os.path.isfile(os.path.join(self.out, name)), name)
+
+    def test_lm_checkpoint_layout(self):
+        ck = self.lm
+        self.assertEqual(set(ck), CKPT_KEYS)
+        args = ck["model_args"]
+        self.assertEqual(list(args), SH_MODEL_ARGS)
+        self.assertEqual(args["mode"].value, "language_model")
+        want_args = dict(n_layer=2, n_embd=64, block_size=64, bias=False, vocab_size=67,
+                         dropout=0.0, attention_type="bidirectional", position_encoding="rotary",
+                         add_critic_head=True, add_sampler_head=True, mask_token_id=65,
+                         pad_token_id=66, sampler_min_neighbors_ratio=0.01, cls_token_id=None,
+                         start_sampler_iteration=0)
+        for k, v in want_args.items():
+            self.assertEqual(args[k], v, k)
+        self.assertLess(args["start_critic_iteration"], args["end_critic_iteration"])
+
+        # The fork's key set, derived from the spec, not from our model.
+        want = fork_trunk_keys(2) + [
+            "lm_head.weight", "critic_head.weight",
+            "sampler_head.mlp.0.weight", "sampler_head.mlp.2.weight",
+            "sampler_head.mlp.3.weight", "sampler_head.mlp.5.weight",
+            "sampler_head.output_head.weight"]
+        sd = ck["model"]
+        self.assertEqual(set(sd), set(want))
+        # ... and our model's names and shapes, loaded strictly.
+        model = GPT(config_from_model_args(args))
+        self.assertEqual(set(sd), set(model.state_dict()))
+        model.load_state_dict(sd, strict=True)
+        self.assertEqual(tuple(sd["sampler_head.mlp.0.weight"].shape), (64, 3 * 64))
+        self.assertEqual(tuple(sd["transformer.wte.weight"].shape), (67, 64))
+        # Tied: one storage under both names, on the CPU, float32.
+        self.assertEqual(sd["lm_head.weight"].data_ptr(), sd["transformer.wte.weight"].data_ptr())
+        for name, t in sd.items():
+            self.assertEqual(t.device.type, "cpu", name)
+            self.assertEqual(t.dtype, torch.float32, name)
+            self.assertFalse(name.startswith("_orig_mod."), name)
+        self.assertTrue(ck["optimizer"]["state"], "the smoke run keeps the AdamW state")
+        self.assertEqual(ck["iter_num"], self.metrics["lm"]["iters"])
+
+    def test_mode_pickled_as_fork_class(self):
+        for name, ck, value in (("ckpt.pt", self.lm, "language_model"),
+                                ("judge_ckpt.pt", self.judge, "sequence_scorer")):
+            mode = ck["model_args"]["mode"]
+            self.assertEqual(type(mode).__module__, "model", name)
+            self.assertEqual(type(mode).__qualname__, "ModelMode", name)
+            self.assertEqual(mode.value, value, name)
+            # The pickle names the class exactly as the fork's does.
+            self.assertIn(b"model\nModelMode\n", pickled_globals(os.path.join(self.out, name)))
+            # Our own enum never leaks into a checkpoint.
+            self.assertNotIn(b"remask_train", pickled_globals(os.path.join(self.out, name)))
+
+    def test_config_and_meta(self):
+        cfg = self.lm["config"]
+        self.assertEqual(cfg["dataset"], "char_diffusion")
+        self.assertEqual(cfg["sampler_neighbors"], "embeddings")
+        meta = cfg["meta"]
+        with open(os.path.join(self.out, "meta.pkl"), "rb") as f:
+            self.assertEqual(pickle.load(f), meta)
+        for key in ("dataset_name", "training_type", "vocab_size", "mask_token_id",
+                    "pad_token_id", "mask_probability", "ignore_index", "stoi", "itos",
+                    "batch_schema", "batch_size", "block_size", "target_size"):
+            self.assertIn(key, meta)
+        self.assertNotIn("base_vocab_size", meta)
+        self.assertEqual((meta["vocab_size"], meta["mask_token_id"], meta["pad_token_id"]),
+                         (67, 65, 66))
+        self.assertIsInstance(meta["itos"], dict)
+        self.assertEqual(meta["itos"][65], "[MASK]")
+        self.assertEqual(meta["stoi"]["[PAD]"], 66)
+        chars = [meta["itos"][i] for i in range(65)]
+        self.assertEqual(chars, sorted(chars))
+        self.assertEqual(chars[0], "\n")
+        for k, v in cfg.items():
+            if k != "meta":
+                self.assertIsInstance(v, (int, float, bool, str, list), k)
+
+    def test_judge_checkpoint_layout(self):
+        ck = self.judge
+        self.assertEqual(set(ck), CKPT_KEYS)
+        args = ck["model_args"]
+        self.assertEqual(list(args), SH_MODEL_ARGS)
+        self.assertEqual((args["vocab_size"], args["cls_token_id"]), (68, 67))
+        self.assertFalse(args["add_critic_head"])
+        self.assertFalse(args["add_sampler_head"])
+        want = fork_trunk_keys(2) + ["sequence_head.base_predictor.weight", "sequence_head.A",
+                                     "sequence_head.B", "sequence_head.temperature",
+                                     "cls_embedding"]
+        self.assertEqual(set(ck["model"]), set(want))
+        model = GPT(config_from_model_args(args))
+        model.load_state_dict(ck["model"], strict=True)
+        self.assertEqual(model.config.mode, ModelMode.SEQUENCE_SCORER)
+        meta = ck["config"]["meta"]
+        self.assertEqual((meta["vocab_size"], meta["cls_token_id"]), (68, 67))
+        self.assertEqual(meta["itos"][67], "[CLS]")
+
+    def test_metrics(self):
+        lm, judge = self.metrics["lm"], self.metrics["judge"]
+        for key in ("command", "seed", "iters", "wall_seconds", "tokens_seen", "final_losses",
+                    "val", "torch_version", "gpu_name", "train_seconds"):
+            self.assertIn(key, lm)
+        self.assertEqual(sorted(lm["val"]), ["0.15", "0.5", "0.9"])
+        for key in ("command", "seed", "iters", "wall_seconds", "val_mse", "val_correlation",
+                    "torch_version", "gpu_name"):
+            self.assertIn(key, judge)
+        self.assertIn("--smoke", lm["command"])
+
+    def test_losses_finite_and_lm_improves(self):
+        lm = self.metrics["lm"]
+        for k, v in lm["final_losses"].items():
+            self.assertTrue(math.isfinite(v), k)
+        for ratio, v in lm["val"].items():
+            for k in ("lm_ce", "sampler_ce", "critic_bce"):
+                self.assertTrue(math.isfinite(v[k]), (ratio, k))
+        self.assertTrue(math.isfinite(self.metrics["judge"]["val_mse"]))
+
+        def mean_ce(val):
+            return sum(v["lm_ce"] for v in val.values()) / len(val)
+        first = mean_ce(lm["val_history"][0]["val"])
+        last = mean_ce(lm["val"])
+        self.assertEqual(lm["val_history"][0]["iter"], 0)
+        self.assertLess(last, first - 0.2, f"val masked CE {first:.3f} -> {last:.3f}")
+        with open(os.path.join(self.out, "train_log.jsonl"), encoding="utf-8") as f:
+            records = [json.loads(line) for line in f]
+        train_lm_losses = [r["losses"]["lm"] for r in records
+                           if r.get("event") == "train" and "lm" in r.get("losses", {})]
+        self.assertGreaterEqual(len(train_lm_losses), 4)
+        self.assertLess(min(train_lm_losses[-3:]), train_lm_losses[0])
+
+
+class PartsTest(unittest.TestCase):
+    def setUp(self):
+        self.runtime = setup_runtime("cpu")
+        torch.manual_seed(0)
+        self.cfg = GPTConfig(n_layer=2, n_head=2, n_embd=16, block_size=16, bias=False,
+                             vocab_size=67, attention_type="bidirectional",
+                             position_encoding="rotary", add_critic_head=True,
+                             add_sampler_head=True, mask_token_id=65, pad_token_id=66,
+                             start_critic_iteration=0, end_critic_iteration=1)
+        self.model = GPT(self.cfg)
+
+    def test_trunk_matches_encode(self):
+        idx = torch.randint(0, 67, (3, 16))
+        with torch.no_grad():
+            want = self.model.encode(idx)
+            got = Trunk(self.model, self.runtime, compile_blocks=False)(idx)
+        self.assertTrue(torch.equal(got, want))
+
+    def test_neighbor_ids(self):
+        x = torch.tensor([[10, 11, 12, 13, 14]])
+        mask = torch.tensor([[False, True, True, False, True]])
+        left, right = train_lm.neighbor_ids(x, mask, keep=0.0)
+        # visible neighbours show their ids, masked ones are zero vectors (-1), boundaries -1
+        self.assertEqual(left.tolist(), [[-1, 10, -1, -1, 13]])
+        self.assertEqual(right.tolist(), [[-1, -1, 13, -1, -1]])
+        left, right = train_lm.neighbor_ids(x, mask, keep=1.0)
+        self.assertEqual(left.tolist(), [[-1, 10, 11, 12, 13]])
+        self.assertEqual(right.tolist(), [[11, 12, 13, 14, -1]])
+
+    def test_mask_batch(self):
+        x = torch.arange(40).view(4, 10) % 60
+        inp, mask = D.mask_batch(x, torch.tensor([0.0, 1.0, 0.5, 1e-9]), 65)
+        self.assertEqual(mask.sum(dim=1)[[0, 1, 3]].tolist(), [1, 10, 1])  # at least one
+        self.assertTrue(torch.equal(inp[mask], torch.full_like(inp[mask], 65)))
+        self.assertTrue(torch.equal(inp[~mask], x[~mask]))
+        inp, mask = D.mask_batch(x, torch.zeros(4), 65, at_least_one=False)
+        self.assertFalse(bool(mask.any()))
+
+    def test_gradient_isolation(self):
+        """The sampler loss reaches only the sampler head; the critic and LM losses never
+        reach it; the critic loss reaches the trunk (a second pass, not detached)."""
+        x = torch.randint(0, 65, (2, 16))
+        ratio = torch.tensor([0.5, 0.7])
+        trunk = Trunk(self.model, self.runtime, compile_blocks=False)
+
+        def grads(loss_name):
+            self.model.zero_grad(set_to_none=True)
+            torch.manual_seed(3)
+            out = train_lm.step_losses(self.model, trunk, x, ratio, self.runtime, 0.5, True)
+            out[loss_name].backward()
+            return {n for n, p in self.model.named_parameters()
+                    if p.grad is not None and float(p.grad.abs().sum()) > 0}
+
+        sampler = grads("sampler")
+        self.assertTrue(sampler)
+        self.assertTrue(all(n.startswith("sampler_head.") for n in sampler), sampler)
+        for name in ("lm", "critic"):
+            g = grads(name)
+            self.assertFalse(any(n.startswith("sampler_head.") for n in g), (name, g))
+            self.assertIn("transformer.h.0.attn.c_attn.weight", g, name)
+        self.assertIn("critic_head.weight", grads("critic"))
+
+    def test_critic_alpha_ramp(self):
+        cfg = GPTConfig(vocab_size=67, start_critic_iteration=10, end_critic_iteration=20,
+                        critic_alpha=1.0)
+        self.assertEqual(train_lm.critic_alpha_at(9, cfg), 0.0)
+        self.assertGreater(train_lm.critic_alpha_at(10, cfg), 0.0)
+        self.assertLess(train_lm.critic_alpha_at(15, cfg), 1.0)
+        self.assertEqual(train_lm.critic_alpha_at(20, cfg), 1.0)
+
+    def test_planner_shortens_only_when_needed(self):
+        clock = Clock(t0=0.0, max_seconds=100.0)
+        clock.elapsed = lambda: 10.0        # 90 s left
+        planner = train_lm.Planner(clock, max_iters=1000, critic_fracs=(0.2, 0.4), reserve=10.0)
+        cfg = types.SimpleNamespace(start_critic_iteration=200, end_critic_iteration=400)
+        planner.observe(0.05, critic=False)  # plain 0.05 s, critic 0.095 s (estimated)
+        # 100 plain + 800 critic iterations left: 5 + 76 = 81 s > 80 s: shorten.
+        new = planner.check(100, cfg)
+        self.assertIsNotNone(new)
+        self.assertLess(new, 1000)
+        self.assertLessEqual(planner.remaining_cost(100, new, cfg, False), 80.0)
+        self.assertGreater(planner.remaining_cost(100, new + 1, cfg, False), 80.0)
+        self.assertEqual(planner.shortened_from, 1000)
+        planner.observe(0.01, critic=True)
+        self.assertIsNone(planner.check(100, cfg))  # fits now: unchanged
+
+    def test_judge_from_lm(self):
+        judge = train_judge.judge_from_lm(self.model)
+        self.assertEqual(judge.config.vocab_size, 68)
+        self.assertEqual(judge.config.cls_token_id, 67)
+        lm_sd, j_sd = self.model.state_dict(), judge.state_dict()
+        wte = lm_sd["transformer.wte.weight"]
+        self.assertTrue(torch.equal(j_sd["transformer.wte.weight"][:67], wte))
+        self.assertTrue(torch.allclose(judge.cls_embedding, wte.mean(dim=0)))
+        self.assertTrue(torch.equal(j_sd["transformer.h.1.mlp.c_fc.weight"],
+                                    lm_sd["transformer.h.1.mlp.c_fc.weight"]))
+
+    def test_judge_target(self):
+        y = train_judge.judge_target(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64))
+        self.assertEqual(y.tolist(), [0.0, 0.5**4 - 2 * 0.5**3 + 1.0, 1.0])
+
+    def test_corrupt(self):
+        lm = self.model.eval()
+        trunk = Trunk(lm, self.runtime, compile_blocks=False)
+        x = torch.randint(0, 65, (8, 15))
+        gen = torch.Generator().manual_seed(5)
+        inp, y, frac = train_judge.corrupt(lm, trunk, x, self.runtime, 0.5, (0.1, 0.8), 67, gen)
+        self.assertEqual(tuple(inp.shape), (8, 16))
+        self.assertTrue(bool((inp[:, 0] == 67).all()))
+        self.assertTrue(bool((inp[:, 1:] < 65).all()))   # LM fills ordinary characters only
+        changed = (inp[:, 1:] != x).float().mean(dim=1)
+        self.assertTrue(bool((changed <= frac + 1e-9).all()))
+        self.assertTrue(torch.allclose(y, train_judge.judge_target(frac)))
+
+
+if __name__ == "__main__":
+    unittest.main()
