@@ -24,6 +24,10 @@ type Options struct {
 	CalibrationPath string
 	// Created is the `source.created` timestamp; empty means now (UTC).
 	Created string
+	// SamplerNeighbors overrides the sampler head's neighbour mode ("zeros"
+	// or "embeddings"; empty: "embeddings" when the checkpoint's
+	// config['sampler_neighbors'] says so (remask's trainer), else "zeros").
+	SamplerNeighbors string
 }
 
 // Conversion is what Convert decided: the model plus everything a person
@@ -82,6 +86,9 @@ func (c *Checkpoint) plan(opts Options, conv *Conversion) error {
 	}
 	m := conv.Model
 	m.Config = arch.cfg
+	if err := c.samplerNeighbors(opts, &m.Config, conv); err != nil {
+		return err
+	}
 	meta, metaErr := c.meta(opts)
 	if isBPEVocabSize(arch.cfg.VocabSize) {
 		// Refuse before anything else about the vocabulary: a char meta
@@ -146,6 +153,41 @@ func (c *Checkpoint) plan(opts Options, conv *Conversion) error {
 	m.Card = c.card(conv)
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("the converted model is invalid (a converter bug; please report it): %v", err)
+	}
+	return nil
+}
+
+// samplerNeighbors settles the sampler head's neighbour mode. Heads trained
+// by the fork saw zero neighbours (spec Q2); remask's trainer (tools/train)
+// trains with real neighbour embeddings and records
+// config['sampler_neighbors'] = 'embeddings' in the checkpoint.
+func (c *Checkpoint) samplerNeighbors(opts Options, cfg *model.Config, conv *Conversion) error {
+	if cfg.Sampler == nil {
+		if opts.SamplerNeighbors != "" {
+			return fmt.Errorf("--sampler-neighbors %s given, but the model has no sampler head", opts.SamplerNeighbors)
+		}
+		return nil
+	}
+	if v, ok := c.Config["sampler_neighbors"]; ok {
+		s, _ := v.(string)
+		switch s {
+		case model.NeighborsZeros, model.NeighborsEmbeddings:
+			cfg.Sampler.Neighbors = s
+			conv.Actions = slices.DeleteFunc(conv.Actions, func(a string) bool { return strings.HasPrefix(a, "sampler head written with") })
+			conv.Actions = append(conv.Actions, fmt.Sprintf("sampler.neighbors %q from config['sampler_neighbors'] (the trainer's record of how the head was trained)", s))
+		default:
+			return fmt.Errorf("config['sampler_neighbors'] is %s; want 'zeros' or 'embeddings'", describe(v))
+		}
+	}
+	switch opts.SamplerNeighbors {
+	case "":
+	case model.NeighborsZeros, model.NeighborsEmbeddings:
+		if opts.SamplerNeighbors != cfg.Sampler.Neighbors {
+			conv.Warnings = append(conv.Warnings, fmt.Sprintf("sampler.neighbors set to %q by --sampler-neighbors (the checkpoint says %q): a head only works with the neighbours it was trained on", opts.SamplerNeighbors, cfg.Sampler.Neighbors))
+		}
+		cfg.Sampler.Neighbors = opts.SamplerNeighbors
+	default:
+		return fmt.Errorf("--sampler-neighbors %q: want zeros or embeddings", opts.SamplerNeighbors)
 	}
 	return nil
 }

@@ -638,3 +638,40 @@ func TestOptimizerNeverRead(t *testing.T) {
 		t.Errorf("a corrupted model record (%s): error %v, want a 'corrupted' error", first.Name, err)
 	}
 }
+
+// remask's trainer records config['sampler_neighbors'] = 'embeddings'; the
+// flag overrides either way with a warning; nonsense is refused.
+func TestSamplerNeighborsFromTrainerAndFlag(t *testing.T) {
+	ck := open(t, "sh_lm")
+	ck.Config["sampler_neighbors"] = "embeddings"
+	conv, err := ck.Plan(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := conv.Model.Config.Sampler.Neighbors; got != model.NeighborsEmbeddings {
+		t.Errorf("neighbors = %q, want embeddings from config['sampler_neighbors']", got)
+	}
+	for _, a := range conv.Actions {
+		if strings.HasPrefix(a, "sampler head written with") {
+			t.Errorf("stale action kept: %q", a)
+		}
+	}
+	conv, err = ck.Plan(Options{SamplerNeighbors: model.NeighborsZeros})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := conv.Model.Config.Sampler.Neighbors; got != model.NeighborsZeros {
+		t.Errorf("neighbors = %q, want zeros from the override", got)
+	}
+	if !strings.Contains(strings.Join(conv.Warnings, "\n"), "--sampler-neighbors") {
+		t.Errorf("override without a warning: %q", conv.Warnings)
+	}
+	ck.Config["sampler_neighbors"] = "sideways"
+	if _, err := ck.Plan(Options{}); err == nil || !strings.Contains(err.Error(), "sampler_neighbors") {
+		t.Errorf("err = %v, want a refusal naming sampler_neighbors", err)
+	}
+	judge := open(t, "sh_judge")
+	if _, err := judge.Plan(Options{SamplerNeighbors: "embeddings"}); err == nil || !strings.Contains(err.Error(), "no sampler head") {
+		t.Errorf("err = %v, want: no sampler head", err)
+	}
+}

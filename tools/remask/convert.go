@@ -23,6 +23,7 @@ type convertArgs struct {
 	meta        string
 	calibration string
 	dtype       string
+	neighbors   string
 }
 
 func convertFlags() (*flagSet, *convertArgs) {
@@ -42,6 +43,8 @@ func convertFlags() (*flagSet, *convertArgs) {
 	fs.stringVar(&a.calibration, "calibration", "", "FILE", "[D7] calibration.json; the checkpoint's entry is matched by its path, resolved path or file name")
 	fs.showDefault("calibration", "none: no critic calibration table")
 	fs.stringVar(&a.dtype, "dtype", "f32", "TYPE", "stored weight type: f32 | f16 | bf16")
+	fs.stringVar(&a.neighbors, "sampler-neighbors", "", "MODE", "zeros | embeddings: how the sampler head was trained (fork heads: zeros, spec Q2)")
+	fs.showDefault("sampler-neighbors", "the checkpoint's config['sampler_neighbors'], else zeros")
 	return fs, a
 }
 
@@ -76,6 +79,12 @@ func convertCommand(ctx context.Context, c *cli, args []string) error {
 	opts, err := checkpointOptions(a.meta, a.calibration)
 	if err != nil {
 		return err
+	}
+	switch a.neighbors {
+	case "", model.NeighborsZeros, model.NeighborsEmbeddings:
+		opts.SamplerNeighbors = a.neighbors
+	default:
+		return flagError("sampler-neighbors", "%q is not a neighbour mode; allowed: zeros, embeddings", a.neighbors)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
