@@ -79,6 +79,9 @@ type generation struct {
 
 	templateIDs []int32 // template ids, -1 at placeholders
 	seedIDs     []int32 // seed text ids
+	// wrong is the remasking strategy's wrongness per position (B, T) of
+	// the current iteration's prediction, nil when it has none.
+	wrong []float64
 
 	// The models' descriptions (planning reads only these).
 	lmModel, judgeModel, remaskModel *model.Model
@@ -443,6 +446,7 @@ func (g *generation) diffusion(ctx context.Context) error {
 		ev := Event{Iteration: it, Iterations: g.N, Masked: g.countMasked(g.tokens), Total: len(g.tokens),
 			Ratio: math.NaN(), MinWrongness: math.NaN()}
 		copy(pred, g.tokens)
+		g.wrong = nil
 		if err := g.predict(ctx, it, pred); err != nil {
 			return err
 		}
@@ -488,6 +492,7 @@ func (g *generation) emit(ev *Event, pred []int32, sel [][]int) {
 		filled[i] = t == g.mask
 	}
 	ev.Tokens = pred
+	ev.Wrongness = g.wrong
 	ev.Filled = filled
 	ev.Remasked = sel
 	g.observe(ev)

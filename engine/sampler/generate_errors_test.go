@@ -28,3 +28,32 @@ func TestNaNLogitsAreAnError(t *testing.T) {
 		}
 	}
 }
+
+// Every non-final iteration of critic remasking reports the critic
+// probability of each position; the last iteration reports none.
+func TestEventWrongness(t *testing.T) {
+	m := tinyLM(true, false, "")
+	V := m.Config.VocabSize
+	f := &fakeNet{m: m,
+		logits: func(row []int32, t int) []float32 { return oneHot(V, t%8, 3) },
+		critic: func(row []int32, t int) float32 { return float32(t) - 4 },
+	}
+	o := Defaults()
+	o.NumSamples, o.SequenceLength, o.Iterations, o.Remasking = 2, 8, 3, RemaskCritic
+	var got [][]float64
+	_, err := Generate(context.Background(), Models{LM: f}, o, func(ev *Event) {
+		got = append(got, append([]float64(nil), ev.Wrongness...))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || len(got[0]) != 16 || len(got[2]) != 0 {
+		t.Fatalf("wrongness lengths %d/%d/%d, want 16, 16, 0", len(got[0]), len(got[1]), len(got[2]))
+	}
+	for p, w := range got[1] {
+		want := 1 / (1 + math.Exp(-float64(p%8-4)))
+		if math.Abs(w-want) > 1e-12 {
+			t.Errorf("position %d: wrongness %v, want sigmoid(%d) = %v", p, w, p%8-4, want)
+		}
+	}
+}

@@ -351,6 +351,12 @@ type Event struct {
 	// Remasked positions set back to the mask id. The observer must not keep
 	// the slice past the call.
 	Tokens []int32
+	// Wrongness is the remasking strategy's wrongness of each position of
+	// Tokens (B*T; the critic probability for critic remasking, the
+	// calibrated w, 1 - p(token) for self, 1 - sigmoid(class-1 logit) for a
+	// classifier): a heatmap for live views. nil on the last iteration and
+	// for random remasking. Same lifetime as Tokens.
+	Wrongness []float64
 	// Filled marks positions that were masked at the start of the iteration.
 	Filled []bool
 	// Ratio is the schedule value applied after this iteration (NaN on the last).

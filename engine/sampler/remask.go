@@ -136,6 +136,9 @@ func (g *generation) remask(ctx context.Context, it int, pred []int32, ratio flo
 		}
 	}
 
+	if g.strategy != RemaskRandom {
+		g.wrong = wrong
+	}
 	sel = make([][]int, g.B)
 	minW = math.Inf(1)
 	total := 0
