@@ -46,12 +46,17 @@ func Generate(ctx context.Context, m Models, o Options, observe func(*Event)) (*
 		return nil, err
 	}
 	g.res.Timings.Metrics = time.Since(t0).Seconds()
+	g.finishSamples()
+	return &g.res, nil
+}
+
+// finishSamples copies the final tokens and their text into the result.
+func (g *generation) finishSamples() {
 	for b := 0; b < g.B; b++ {
 		row := append([]int32(nil), g.row(g.tokens, b)...)
 		g.res.Samples[b].Tokens = row
 		g.res.Samples[b].Text = Decode(g.vocab, row)
 	}
-	return &g.res, nil
 }
 
 // generation is the state of one Generate call.

@@ -57,3 +57,40 @@ func TestEventWrongness(t *testing.T) {
 		}
 	}
 }
+
+// Score computes the same metrics Generate reports for a generated sample
+// when given that sample's tokens.
+func TestScoreMatchesGenerateMetrics(t *testing.T) {
+	m := tinyLM(true, false, "")
+	V := m.Config.VocabSize
+	f := &fakeNet{m: m,
+		logits: func(row []int32, t int) []float32 { return oneHot(V, int(row[(t+1)%len(row)])%8, 2) },
+		critic: func(row []int32, t int) float32 { return float32(row[t]) - 3 },
+	}
+	o := Defaults()
+	o.NumSamples, o.SequenceLength, o.Iterations, o.Seed = 3, 12, 4, 11
+	res, err := Generate(context.Background(), Models{LM: f}, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows [][]int32
+	for _, s := range res.Samples {
+		rows = append(rows, s.Tokens)
+	}
+	sc, err := Score(context.Background(), Models{LM: f}, rows, Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range rows {
+		g, s := res.Samples[i], sc.Samples[i]
+		if *g.SelfConfidence != *s.SelfConfidence || *g.Critic != *s.Critic || g.Text != s.Text {
+			t.Errorf("sample %d: generate %v %+v %q, score %v %+v %q", i, *g.SelfConfidence, *g.Critic, g.Text, *s.SelfConfidence, *s.Critic, s.Text)
+		}
+	}
+	if _, err := Score(context.Background(), Models{LM: f}, [][]int32{{1, 2}, {3}}, Defaults()); err == nil || !strings.Contains(err.Error(), "row 1") {
+		t.Errorf("ragged rows: err = %v", err)
+	}
+	if _, err := Score(context.Background(), Models{LM: f}, [][]int32{{1, 99}}, Defaults()); err == nil || !strings.Contains(err.Error(), "id 99") {
+		t.Errorf("bad id: err = %v", err)
+	}
+}

@@ -24,6 +24,7 @@ type convertArgs struct {
 	calibration string
 	dtype       string
 	neighbors   string
+	card        string
 }
 
 func convertFlags() (*flagSet, *convertArgs) {
@@ -45,6 +46,8 @@ func convertFlags() (*flagSet, *convertArgs) {
 	fs.stringVar(&a.dtype, "dtype", "f32", "TYPE", "stored weight type: f32 | f16 | bf16")
 	fs.stringVar(&a.neighbors, "sampler-neighbors", "", "MODE", "zeros | embeddings: how the sampler head was trained (fork heads: zeros, spec Q2)")
 	fs.showDefault("sampler-neighbors", "the checkpoint's config['sampler_neighbors'], else zeros")
+	fs.stringVar(&a.card, "card", "", "FILE", "a Markdown model card to store in the file instead of the generated one")
+	fs.showDefault("card", "a card generated from the checkpoint (family, iteration, what was converted)")
 	return fs, a
 }
 
@@ -96,6 +99,13 @@ func convertCommand(ctx context.Context, c *cli, args []string) error {
 	conv, err := ck.Plan(opts)
 	if err != nil {
 		return err
+	}
+	if a.card != "" {
+		card, err := os.ReadFile(a.card)
+		if err != nil {
+			return flagError("card", "%v", err)
+		}
+		conv.Model.Card = string(card)
 	}
 	if err := ctx.Err(); err != nil {
 		return err

@@ -4,6 +4,7 @@
 //
 //	remask sample  [flags]   generate text (the reference sample_simple.py, and more)
 //	remask forward [flags]   run one forward pass on token ids read as JSON from stdin
+//	remask score   [flags]   the quality metrics of given text
 //	remask models  [flags]   list the models found in the model folders
 //	remask inspect FILE      describe a model file or a fork checkpoint
 //	remask convert CKPT.pt   convert a fork checkpoint into a remask/1 model file
@@ -65,6 +66,7 @@ func commands() []command {
 	return []command{
 		{"sample", "generate text with a masked-diffusion language model", runSample, func() *flagSet { fs, _ := sampleFlags(); return fs }},
 		{"forward", "run one forward pass on token ids read as JSON from stdin", runForward, func() *flagSet { fs, _ := forwardFlags(); return fs }},
+		{"score", "compute the quality metrics of given text (judge, self-confidence, critic)", scoreCommand, func() *flagSet { fs, _ := scoreFlags(); return fs }},
 		{"models", "list the models found in the model folders", modelsCommand, func() *flagSet { fs, _ := modelsFlags(); return fs }},
 		{"inspect", "describe a model file, or what convert would make of a fork checkpoint", inspectCommand, func() *flagSet { fs, _ := inspectFlags(); return fs }},
 		{"convert", "convert a fork checkpoint (ckpt.pt) into a remask/1 model file", convertCommand, func() *flagSet { fs, _ := convertFlags(); return fs }},
