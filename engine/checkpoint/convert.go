@@ -142,7 +142,7 @@ func (c *Checkpoint) plan(opts Options, conv *Conversion) error {
 		ConvertedFrom: filepath.Base(c.Path),
 		ForkFamily:    string(fam),
 		IterNum:       c.IterNum,
-		Trainer:       trainerName(fam),
+		Trainer:       c.trainerName(fam),
 		Dataset:       c.dataset(""),
 		Created:       opts.Created,
 	}
@@ -192,7 +192,12 @@ func (c *Checkpoint) samplerNeighbors(opts Options, cfg *model.Config, conv *Con
 	return nil
 }
 
-func trainerName(f Family) string {
+// trainerName is config['trainer'] when the checkpoint records it (remask's
+// trainer does), else the fork generation that wrote it.
+func (c *Checkpoint) trainerName(f Family) string {
+	if t, ok := c.Config["trainer"].(string); ok && t != "" {
+		return t
+	}
 	if f == SH {
 		return "diffusion-first nanoGPT fork, [SH] model.py (feature/sampler-head)"
 	}
