@@ -282,7 +282,6 @@ func TestForwardInputErrors(t *testing.T) {
 		{"no model", "", `{"tokens": [[1]]}`, nil, "--model: is required"},
 		{"missing model file", filepath.Join(t.TempDir(), "gone.safetensors"), `{"tokens": [[1]]}`, nil, "gone.safetensors does not exist"},
 		{"bad neighbours", lmFull, `{"tokens": [[1]]}`, []string{"--sampler-neighbors", "both"}, `--sampler-neighbors: "both" is not a neighbour mode; allowed: zeros, embeddings`},
-		{"gpu", lmFull, `{"tokens": [[1]]}`, []string{"--backend", "gpu"}, "--backend: the GPU backend arrives with the WebGPU issue; use --backend cpu"},
 		{"negative threads", lmFull, `{"tokens": [[1]]}`, []string{"--threads", "-1"}, "--threads: -1 is out of range"},
 	}
 	for _, tc := range cases {

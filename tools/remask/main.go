@@ -71,6 +71,7 @@ func commands() []command {
 		{"inspect", "describe a model file, or what convert would make of a fork checkpoint", inspectCommand, func() *flagSet { fs, _ := inspectFlags(); return fs }},
 		{"convert", "convert a fork checkpoint (ckpt.pt) into a remask/1 model file", convertCommand, func() *flagSet { fs, _ := convertFlags(); return fs }},
 		{"serve", "serve the generation API and the demo site over HTTP", serveCommand, func() *flagSet { fs, _ := serveFlags(); return fs }},
+		{"bench", "time the forward pass (ms per forward, TFLOP/s) on a backend", runBench, func() *flagSet { fs, _ := benchFlags(); return fs }},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/model"
@@ -41,6 +42,9 @@ type sampleArgs struct {
 	noProgress bool
 	jsonOut    bool
 	save       string
+	live       string // auto | on | off
+	liveRows   int
+	heatmap    bool
 }
 
 func sampleFlags() (*flagSet, *sampleArgs) {
@@ -89,11 +93,14 @@ func sampleFlags() (*flagSet, *sampleArgs) {
 	fs.showDefault("compat", "none")
 
 	fs.group("Output")
-	fs.boolVar(&a.verbose, "verbose", false, "print the model, per-iteration timing and remasking detail")
-	fs.boolVar(&a.noProgress, "no-progress", false, "no header and no per-iteration lines on stderr")
+	fs.boolVar(&a.verbose, "verbose", false, "print the model details and, in the plain progress lines (not the live view), per-iteration timing and remasking detail")
+	fs.boolVar(&a.noProgress, "no-progress", false, "no header, no per-iteration lines and no live view on stderr")
 	fs.boolVar(&a.jsonOut, "json", false, "print one JSON object on stdout instead of text (implies --no-progress)")
 	fs.stringVar(&a.save, "save", "", "PATH", "write every iteration of every sample as JSON (the reference's --save format)")
 	fs.showDefault("save", "none")
+	fs.stringVar(&a.live, "live", liveAuto, "MODE", "live view of sample 1 redrawn on stderr each iteration: auto (when stderr is a terminal, TERM is not dumb and neither --no-progress nor --json is given) | on (always, even into a pipe) | off (the plain progress lines)")
+	fs.intVar(&a.liveRows, "live-rows", defaultLiveRows, "N", "most lines of text in the live view (also capped by the terminal's height); 1 to 1000")
+	fs.boolVar(&a.heatmap, "heatmap", false, "colour each cell of the live view by its wrongness (critic probability etc.), with a legend; needs colour (NO_COLOR unset)")
 	return fs, a
 }
 
@@ -130,6 +137,9 @@ func (a *sampleArgs) options(fs *flagSet) (sampler.Options, error) {
 	}
 	if a.threads < 0 {
 		return o, flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 or more", a.threads)
+	}
+	if err := a.checkLive(); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -228,14 +238,34 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 
 	quiet := a.noProgress || a.jsonOut
 	var observe func(*sampler.Event)
-	if !quiet {
-		header := func(T int) { printHeader(c.stderr, &o, a, m, be.Name(), backendNote, T) }
+	header := func(T int) { printHeader(c.stderr, &o, a, m, be.Name(), backendNote, T) }
+	_, _, tty := termSize(c.stderr)
+	var live *liveView
+	switch {
+	case useLive(a.live, quiet, tty, c.getenv):
+		size := func() (cols, rows int) { // asked every frame: the window may be resized
+			cols, rows, ok := termSize(c.stderr)
+			if !ok || cols <= 0 {
+				cols = liveWidth(c.getenv)
+			}
+			return cols, rows
+		}
+		live = newLiveView(c.stderr, &m.LM.Model().Vocab, &o, a, !noColor(c.getenv), size, time.Now, header)
+		defer live.done(nil) // shows the cursor again if the generation fails
+		observe = live.observe
+	case !quiet:
 		p := newProgress(c.stderr, &m.LM.Model().Vocab, &o, a.verbose, header)
 		observe = p.observe
+	}
+	if a.heatmap && live == nil {
+		fmt.Fprintf(c.stderr, "warning: %s\n", liveNote(a, tty))
 	}
 	res, err := sampler.Generate(ctx, m, o, observe)
 	if err != nil {
 		return err
+	}
+	if live != nil {
+		live.done(res)
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(c.stderr, "warning: %s\n", w)

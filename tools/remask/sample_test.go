@@ -56,7 +56,6 @@ func TestSampleFlagErrors(t *testing.T) {
 		{"seed below -1", args("--seed", "-2"), []string{"--seed: -2 is out of range", "-1 for a random seed", "9223372036854775807"}},
 		{"unknown compat", args("--compat", "wave-cap,fast-mode"), []string{`--compat: unknown compat switch "fast-mode"`, "wave-cap, global-bootstrap, critic-on-input, mask-pad-only, judge-keep-last, all"}},
 		{"bad backend", args("--backend", "tpu"), []string{`--backend: "tpu" is not a backend`, "auto, cpu, gpu"}},
-		{"gpu backend", args("--backend", "gpu"), []string{"--backend: the GPU backend arrives with the WebGPU issue; use --backend cpu"}},
 		{"negative threads", args("--threads", "-3"), []string{"--threads: -3 is out of range"}},
 		{"template with seed text", args("--template", "ab__", "--seed-text", "x"), []string{"--template: cannot be combined with --seed-text"}},
 		{"template without placeholder", args("--template", "abc"), []string{"--template: contains no placeholder"}},
@@ -66,7 +65,7 @@ func TestSampleFlagErrors(t *testing.T) {
 		// Errors that need the model.
 		{"sequence-length above block_size", args("--model", lmFull, "--sequence-length", "33"), []string{"--sequence-length: 33 is out of range", "block_size is 32", "[1, 32]"}},
 		{"seed text longer than the sequence", args("--model", lmFull, "--sequence-length", "8", "--seed-text", "To be or not to be"), []string{"--seed-text: is 18 characters long but the sequence is 8"}},
-		{"unknown characters in the seed text", args("--model", lmFull, "--seed-text", "To be~or #not"), []string{"--seed-text: characters not in the model's vocabulary", `"#", "~"`, "--unknown-chars drop"}},
+		{"unknown characters in the seed text", args("--model", lmFull, "--seed-text", "To be~or #not"), []string{"--seed-text: characters not in the model's vocabulary", `"#", "~"`, "set --unknown-chars to drop"}},
 		{"critic remasking without critic head", args("--model", lmNoHead, "--remasking", "critic"), []string{"--remasking:", "needs a critic head", "lm_nopos_f16.safetensors has none"}},
 		{"node metric without critic head", args("--model", lmNoHead, "--quality-metric", "node"), []string{"--quality-metric: node needs a critic head"}},
 		{"judge metric without judge", args("--model", lmFull, "--quality-metric", "judge"), []string{"--quality-metric: judge needs a judge model (--judge FILE)"}},
