@@ -1,0 +1,189 @@
+package gpu
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/remask/remask/shaders"
+)
+
+// device is an open WebGPU device with its pipeline cache.
+type device struct {
+	p     *platform
+	pipes map[string]*pipeline // key: file + sorted constants
+	dummy *buffer              // bound where a kernel's optional input is absent
+}
+
+func openDevice(ctx context.Context, opts Options) (*device, error) {
+	p, err := openPlatform(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	d := &device{p: p, pipes: map[string]*pipeline{}}
+	if d.dummy, err = p.newBuffer("dummy", 16, usageStorage); err != nil {
+		p.release()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *device) close() {
+	d.dummy.destroy()
+	d.p.release()
+}
+
+// pipeline returns the compute pipeline of a kernel file with the given
+// constants, creating it (inside error scopes) on first use.
+func (d *device) pipeline(file string, consts map[string]string, kinds []bindKind) (*pipeline, error) {
+	keys := make([]string, 0, len(consts))
+	for k := range consts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var key strings.Builder
+	key.WriteString(file)
+	for _, k := range keys {
+		fmt.Fprintf(&key, " %s=%s", k, consts[k])
+	}
+	if pl, ok := d.pipes[key.String()]; ok {
+		return pl, nil
+	}
+	src, err := shaders.Source(file, consts)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := d.p.newPipeline(key.String(), src, "main", kinds)
+	if err != nil {
+		return nil, err
+	}
+	d.pipes[key.String()] = pl
+	return pl, nil
+}
+
+// checkBuffer refuses a buffer the device cannot hold or bind, naming the
+// limit.
+func (d *device) checkBuffer(what string, size uint64) error {
+	lim := d.p.limits()
+	if size > lim.MaxBufferSize {
+		return &LimitError{Limit: "maxBufferSize", Have: lim.MaxBufferSize, Want: size, What: what, Adapter: d.p.info().Name}
+	}
+	if size > lim.MaxStorageBufferBindingSize {
+		return &LimitError{Limit: "maxStorageBufferBindingSize", Have: lim.MaxStorageBufferBindingSize, Want: size, What: what, Adapter: d.p.info().Name}
+	}
+	return nil
+}
+
+// storage makes a storage buffer after checking it against the limits.
+func (d *device) storage(what string, size uint64) (*buffer, error) {
+	if err := d.checkBuffer(what, size); err != nil {
+		return nil, err
+	}
+	return d.p.newBuffer(what, size, usageStorage)
+}
+
+// op is one kernel dispatch: a pipeline, its storage bindings (1..n; binding
+// 0 is the params uniform), its params and its workgroup counts.
+type op struct {
+	name   string
+	pl     *pipeline
+	params []byte
+	binds  []binding
+	wg     [3]uint32
+}
+
+// program records lists of ops. It owns a uniform buffer with one
+// 256-byte-aligned slot of params per op and caches bind groups by what
+// they bind, so a forward at a known shape creates nothing.
+type program struct {
+	d     *device
+	label string
+	uni   *buffer
+	slot  uint64
+	slots int
+	host  []byte
+	bgs   map[string]*bindGroup
+}
+
+func newProgram(d *device, label string) *program {
+	slot := uint64(max(256, d.p.limits().MinUniformBufferOffsetAlignment))
+	return &program{d: d, label: label, slot: slot, bgs: map[string]*bindGroup{}}
+}
+
+// reset drops the cached bind groups (after activation buffers changed).
+func (pr *program) reset() {
+	for _, g := range pr.bgs {
+		g.release()
+	}
+	clear(pr.bgs)
+}
+
+func (pr *program) release() {
+	pr.reset()
+	pr.uni.destroy()
+	pr.uni = nil
+}
+
+// record writes the params of ops and records their dispatches into rec.
+func (pr *program) record(rec *recorder, ops []op) error {
+	if len(ops) > pr.slots {
+		pr.reset()
+		pr.uni.destroy()
+		n := max(len(ops), 2*pr.slots, 16)
+		u, err := pr.d.p.newBuffer(pr.label+" params", uint64(n)*pr.slot, usageUniform)
+		if err != nil {
+			return err
+		}
+		pr.uni, pr.slots = u, n
+		pr.host = make([]byte, uint64(n)*pr.slot)
+	}
+	for i, o := range ops {
+		copy(pr.host[uint64(i)*pr.slot:], o.params)
+	}
+	if err := pr.d.p.write(pr.uni, 0, pr.host[:uint64(len(ops))*pr.slot]); err != nil {
+		return err
+	}
+	var key strings.Builder
+	for i, o := range ops {
+		key.Reset()
+		fmt.Fprintf(&key, "%d/%d", o.pl.id, i)
+		for _, b := range o.binds {
+			fmt.Fprintf(&key, "/%d:%d:%d", b.buf.id, b.off, b.size)
+		}
+		bg, ok := pr.bgs[key.String()]
+		if !ok {
+			all := make([]binding, 0, len(o.binds)+1)
+			all = append(all, binding{buf: pr.uni, off: uint64(i) * pr.slot, size: uint64(len(o.params))})
+			all = append(all, o.binds...)
+			var err error
+			if bg, err = pr.d.p.newBindGroup(o.pl, all); err != nil {
+				return fmt.Errorf("%s: %w", o.name, err)
+			}
+			pr.bgs[key.String()] = bg
+		}
+		rec.dispatch(o.pl, bg, o.wg[0], o.wg[1], o.wg[2])
+	}
+	return nil
+}
+
+// grid spreads n workgroups over x and y (at most maxPerDim per dimension);
+// the kernels compute their index as x + y·(workgroups in x) and skip the
+// overshoot.
+func (d *device) grid(n uint64) [3]uint32 {
+	maxd := uint64(d.p.limits().MaxComputeWorkgroupsPerDimension)
+	if maxd == 0 {
+		maxd = 65535
+	}
+	if n == 0 {
+		n = 1
+	}
+	if n <= maxd {
+		return [3]uint32{uint32(n), 1, 1}
+	}
+	y := (n + maxd - 1) / maxd
+	x := (n + y - 1) / y
+	return [3]uint32{uint32(x), uint32(y), 1}
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }

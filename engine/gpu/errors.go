@@ -1,0 +1,24 @@
+package gpu
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNoAdapter is returned (wrapped) by Open when no WebGPU adapter exists.
+var ErrNoAdapter = errors.New("no WebGPU adapter")
+
+// ErrDeviceLost is wrapped by every error after the device was lost.
+var ErrDeviceLost = errors.New("WebGPU device lost")
+
+// LimitError says that a device limit is too small for what was asked.
+type LimitError struct {
+	Limit      string // the WebGPU limit name, e.g. "maxStorageBufferBindingSize"
+	Have, Want uint64
+	What       string // what needs it, e.g. "activation fch (B·T·4C floats)"
+	Adapter    string
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("gpu: the adapter %q allows %s = %d, but %s needs %d", e.Adapter, e.Limit, e.Have, e.What, e.Want)
+}

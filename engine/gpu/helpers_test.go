@@ -1,0 +1,60 @@
+package gpu
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"sync"
+	"testing"
+)
+
+// One device per test binary: opening one on lavapipe costs time.
+var (
+	testOnce sync.Once
+	testBE   *Backend
+	testErr  error
+)
+
+// testBackend returns the shared backend. Without an adapter the test skips
+// with a message, except in CI (CI=true), where the GPU tests must run.
+func testBackend(t testing.TB) *Backend {
+	t.Helper()
+	testOnce.Do(func() {
+		testBE, testErr = New(context.Background(), Options{})
+		if testErr == nil {
+			ai := testBE.Info()
+			t.Logf("adapter: %s (%s, %s), shader-f16 %v", ai.Name, ai.Backend, ai.AdapterType, ai.ShaderF16)
+		}
+	})
+	if testErr != nil {
+		if errors.Is(testErr, ErrNoAdapter) && os.Getenv("CI") != "true" {
+			t.Skipf("no WebGPU adapter, GPU tests skipped (they are required in CI): %v", testErr)
+		}
+		t.Fatalf("opening the WebGPU device: %v", testErr)
+	}
+	return testBE
+}
+
+// maxAbsDiff returns max |a[i] - b[i]| and where; NaN counts as infinite.
+func maxAbsDiff(a []float32, b []float64) (float64, int) {
+	worst, at := 0.0, -1
+	for i := range a {
+		d := math.Abs(float64(a[i]) - b[i])
+		if math.IsNaN(d) {
+			return math.Inf(1), i
+		}
+		if d > worst {
+			worst, at = d, i
+		}
+	}
+	return worst, at
+}
+
+func f64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}

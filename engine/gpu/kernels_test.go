@@ -1,0 +1,506 @@
+package gpu
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/shaders"
+)
+
+// Kernel sweep tests: every kernel against a plain float64 CPU twin (the
+// formulas of engine/cpu/layers.go and heads.go) over sizes 1, primes,
+// non-multiples of the workgroup and tile sizes, and the largest shapes the
+// golden models use. Outputs are written into buffers with canary words on
+// both sides of the bound range; a kernel that writes past its output trips
+// the tail canary.
+
+const canary = 0x7fc0dead // a NaN payload no kernel produces
+const canaryWords = 64    // 256 bytes: also the binding offset alignment
+
+// canaryBuf makes a buffer of n floats bound at offset 256 with canaries
+// before and after, filled with init (or canaries when nil).
+type canaryBuf struct {
+	buf *buffer
+	n   int
+}
+
+func newCanaryBuf(t *testing.T, d *device, n int, init []float32) canaryBuf {
+	t.Helper()
+	words := canaryWords + n + canaryWords
+	b, err := d.p.newBuffer("test output", uint64(4*words), usageStorage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 4*words)
+	for i := 0; i < words; i++ {
+		binary.LittleEndian.PutUint32(data[4*i:], canary)
+	}
+	for i, v := range init {
+		binary.LittleEndian.PutUint32(data[4*(canaryWords+i):], math.Float32bits(v))
+	}
+	if err := d.p.write(b, 0, data); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.destroy)
+	return canaryBuf{buf: b, n: n}
+}
+
+func (c canaryBuf) bind() binding {
+	return binding{buf: c.buf, off: 4 * canaryWords, size: c.buf.size - 4*canaryWords}
+}
+
+// inBuf uploads read-only data.
+func inBuf(t *testing.T, d *device, data []float32) *buffer {
+	t.Helper()
+	b, err := d.p.newBuffer("test input", uint64(4*max(1, len(data))), usageStorage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.p.write(b, 0, f32Bytes(data)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.destroy)
+	return b
+}
+
+// run records ops, submits, and returns the output's n floats after
+// checking its canaries.
+func run(t *testing.T, d *device, ops []op, out canaryBuf) []float32 {
+	t.Helper()
+	pr := newProgram(d, "test")
+	defer pr.release()
+	rec, err := d.p.newRecorder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.record(rec, ops); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.p.newBuffer("test staging", out.buf.size, usageStaging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.destroy()
+	rec.copy(out.buf, 0, st, 0, out.buf.size)
+	if err := rec.submit(); err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, out.buf.size)
+	if err := d.p.read(context.Background(), st, raw); err != nil {
+		t.Fatal(err)
+	}
+	words := len(raw) / 4
+	for i := 0; i < words; i++ {
+		if i >= canaryWords && i < canaryWords+out.n {
+			continue
+		}
+		if w := binary.LittleEndian.Uint32(raw[4*i:]); w != canary {
+			where := "before"
+			if i >= canaryWords {
+				where = "after"
+			}
+			t.Fatalf("canary word %d %s the output overwritten with %#x", i, where, w)
+		}
+	}
+	got := make([]float32, out.n)
+	for i := range got {
+		got[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(canaryWords+i):]))
+	}
+	return got
+}
+
+func randVec(rng *rand.Rand, n int, scale float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(scale * rng.NormFloat64())
+	}
+	return v
+}
+
+// checkClose applies the kernel tolerance policy: |got - want| <= atol +
+// rtol·|want| (f32 arithmetic against a float64 twin).
+func checkClose(t *testing.T, what string, got []float32, want []float64, atol, rtol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		d := math.Abs(float64(got[i]) - want[i])
+		if !(d <= atol+rtol*math.Abs(want[i])) {
+			t.Fatalf("%s: element %d = %v, want %v (|diff| %.3g > %.3g + %.3g·|want|)", what, i, got[i], want[i], d, atol, rtol)
+		}
+	}
+}
+
+func TestMatmulSweep(t *testing.T) {
+	d := testBackend(t).d
+	rng := rand.New(rand.NewPCG(1, 2))
+	type shape struct{ M, N, K int }
+	shapes := []shape{{1, 1, 1}, {1, 7, 3}, {3, 5, 7}, {13, 17, 31}, {64, 64, 16}, {65, 63, 17}, {97, 101, 50}, {48, 96, 32}, {48, 67, 32}, {128, 128, 128}, {130, 257, 40}}
+	for _, s := range shapes {
+		for _, tl := range []matmulTile{tile64, tile128} {
+			for _, v := range []struct {
+				act        int
+				bias, accu bool
+			}{{shaders.ActNone, false, false}, {shaders.ActGELU, true, false}, {shaders.ActSiLU, true, false}, {shaders.ActNone, true, true}} {
+				name := fmt.Sprintf("%dx%dx%d/tile%d/act%d/bias%v/acc%v", s.M, s.N, s.K, tl.BM, v.act, v.bias, v.accu)
+				t.Run(name, func(t *testing.T) {
+					a := randVec(rng, s.M*s.K, 1)
+					w := randVec(rng, s.N*s.K, 0.3)
+					bias := randVec(rng, s.N, 0.1)
+					init := randVec(rng, s.M*s.N, 1)
+					out := newCanaryBuf(t, d, s.M*s.N, init)
+					var bb *buffer
+					if v.bias {
+						bb = inBuf(t, d, bias)
+					}
+					o, err := d.matmulTiled("test", tl, s.M, s.N, s.K, whole(inBuf(t, d, a)), wbuf{b: inBuf(t, d, w)}, bb, out.bind(), v.act, v.accu)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := run(t, d, []op{o}, out)
+					want := make([]float64, s.M*s.N)
+					for i := 0; i < s.M; i++ {
+						for j := 0; j < s.N; j++ {
+							var acc float64
+							for k := 0; k < s.K; k++ {
+								acc += float64(a[i*s.K+k]) * float64(w[j*s.K+k])
+							}
+							if v.bias {
+								acc += float64(bias[j])
+							}
+							switch v.act {
+							case shaders.ActGELU:
+								acc = geluF64(acc)
+							case shaders.ActSiLU:
+								acc = acc / (1 + math.Exp(-acc))
+							}
+							if v.accu {
+								acc += float64(init[i*s.N+j])
+							}
+							want[i*s.N+j] = acc
+						}
+					}
+					checkClose(t, name, got, want, 2e-5*math.Sqrt(float64(s.K)), 1e-5)
+				})
+			}
+		}
+	}
+}
+
+// TestMatmulHalfWeights checks the packed F16 and BF16 weight paths.
+func TestMatmulHalfWeights(t *testing.T) {
+	be := testBackend(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	M, N, K := 37, 29, 23 // odd N·K: the last word holds one half
+	for _, dt := range []int{shaders.WeightF16, shaders.WeightBF16} {
+		t.Run(fmt.Sprint(dt), func(t *testing.T) {
+			w := randVec(rng, N*K, 0.3)
+			for i, v := range w { // round to the dtype so that the twin sees the same values
+				if dt == shaders.WeightF16 {
+					h, _ := f16(v)
+					w[i] = h
+				} else {
+					w[i] = math.Float32frombits(math.Float32bits(v) &^ 0xffff)
+				}
+			}
+			n := &Net{d: be.d}
+			defer func() {
+				for _, b := range n.weights {
+					b.destroy()
+				}
+			}()
+			wb, err := n.uploadMatrix("w", w, dt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := randVec(rng, M*K, 1)
+			out := newCanaryBuf(t, be.d, M*N, nil)
+			o, err := be.d.matmul("test", M, N, K, whole(inBuf(t, be.d, a)), wb, nil, out.bind(), shaders.ActNone, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := run(t, be.d, []op{o}, out)
+			want := make([]float64, M*N)
+			for i := 0; i < M; i++ {
+				for j := 0; j < N; j++ {
+					for k := 0; k < K; k++ {
+						want[i*N+j] += float64(a[i*K+k]) * float64(w[j*K+k])
+					}
+				}
+			}
+			checkClose(t, "half matmul", got, want, 1e-4, 1e-5)
+		})
+	}
+}
+
+func TestLayerNormSweep(t *testing.T) {
+	d := testBackend(t).d
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, s := range []struct{ N, C int }{{1, 1}, {1, 2}, {3, 7}, {5, 127}, {2, 128}, {7, 129}, {11, 384}, {48, 32}, {3, 1000}} {
+		for _, hasBias := range []bool{false, true} {
+			name := fmt.Sprintf("%dx%d/bias%v", s.N, s.C, hasBias)
+			t.Run(name, func(t *testing.T) {
+				x := randVec(rng, s.N*s.C, 2)
+				for i := range x {
+					x[i] += 3 // a mean far from 0
+				}
+				w := randVec(rng, s.C, 1)
+				b := randVec(rng, s.C, 0.5)
+				out := newCanaryBuf(t, d, s.N*s.C, nil)
+				var bb *buffer
+				if hasBias {
+					bb = inBuf(t, d, b)
+				}
+				o, err := d.layerNorm("test", s.N, s.C, whole(inBuf(t, d, x)), inBuf(t, d, w), bb, out.bind(), 1e-5)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := run(t, d, []op{o}, out)
+				want := make([]float64, s.N*s.C)
+				for i := 0; i < s.N; i++ {
+					row := x[i*s.C : (i+1)*s.C]
+					var mean, ss float64
+					for _, v := range row {
+						mean += float64(v)
+					}
+					mean /= float64(s.C)
+					for _, v := range row {
+						ss += (float64(v) - mean) * (float64(v) - mean)
+					}
+					rstd := 1 / math.Sqrt(ss/float64(s.C)+1e-5)
+					for c, v := range row {
+						y := (float64(v) - mean) * rstd * float64(w[c])
+						if hasBias {
+							y += float64(b[c])
+						}
+						want[i*s.C+c] = y
+					}
+				}
+				checkClose(t, name, got, want, 2e-5, 2e-5)
+			})
+		}
+	}
+}
+
+// attentionTwin is softmax(q·kᵀ/sqrt(d))·v per head in float64.
+func attentionTwin(qkv []float32, B, T, C, H int, causal bool) []float64 {
+	D := C / H
+	out := make([]float64, B*T*C)
+	for b := 0; b < B; b++ {
+		for h := 0; h < H; h++ {
+			for i := 0; i < T; i++ {
+				q := qkv[(b*T+i)*3*C+h*D:]
+				keys := T
+				if causal {
+					keys = i + 1
+				}
+				s := make([]float64, keys)
+				m := math.Inf(-1)
+				for j := 0; j < keys; j++ {
+					k := qkv[(b*T+j)*3*C+C+h*D:]
+					for c := 0; c < D; c++ {
+						s[j] += float64(q[c]) * float64(k[c])
+					}
+					s[j] /= math.Sqrt(float64(D))
+					m = math.Max(m, s[j])
+				}
+				var sum float64
+				for j := range s {
+					s[j] = math.Exp(s[j] - m)
+					sum += s[j]
+				}
+				for j := range s {
+					v := qkv[(b*T+j)*3*C+2*C+h*D:]
+					for c := 0; c < D; c++ {
+						out[(b*T+i)*C+h*D+c] += s[j] / sum * float64(v[c])
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestAttentionSweep(t *testing.T) {
+	d := testBackend(t).d
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, s := range []struct{ B, T, C, H int }{{1, 1, 2, 1}, {1, 3, 8, 2}, {2, 13, 32, 2}, {1, 31, 16, 1}, {1, 33, 24, 3}, {2, 24, 32, 2}, {1, 65, 32, 4}, {1, 97, 64, 1}, {1, 70, 128, 2}} {
+		for _, causal := range []bool{false, true} {
+			name := fmt.Sprintf("B%d_T%d_C%d_H%d/causal%v", s.B, s.T, s.C, s.H, causal)
+			t.Run(name, func(t *testing.T) {
+				qkv := randVec(rng, s.B*s.T*3*s.C, 1)
+				out := newCanaryBuf(t, d, s.B*s.T*s.C, nil)
+				o, err := d.attention("test", s.B, s.T, s.C, s.H, causal, whole(inBuf(t, d, qkv)), out.bind())
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := run(t, d, []op{o}, out)
+				checkClose(t, name, got, attentionTwin(qkv, s.B, s.T, s.C, s.H, causal), 2e-5, 1e-4)
+			})
+		}
+	}
+}
+
+func TestRopeSweep(t *testing.T) {
+	d := testBackend(t).d
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, s := range []struct{ B, T, C, H int }{{1, 1, 2, 1}, {1, 5, 8, 2}, {2, 13, 32, 2}, {3, 37, 48, 3}, {1, 300, 64, 1}} {
+		name := fmt.Sprintf("B%d_T%d_C%d_H%d", s.B, s.T, s.C, s.H)
+		t.Run(name, func(t *testing.T) {
+			D := s.C / s.H
+			cos, sin := ropeTables(s.T, D, 10000)
+			qkv := randVec(rng, s.B*s.T*3*s.C, 1)
+			out := newCanaryBuf(t, d, len(qkv), qkv)
+			o, err := d.rope("test", s.B, s.T, s.C, s.H, inBuf(t, d, cos), inBuf(t, d, sin), out.bind())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := run(t, d, []op{o}, out)
+			want := f64(qkv)
+			half := D / 2
+			for p := 0; p < s.B*s.T; p++ {
+				tt := p % s.T
+				for h := 0; h < s.H; h++ {
+					for _, base := range []int{p*3*s.C + h*D, p*3*s.C + s.C + h*D} {
+						for j := 0; j < half; j++ {
+							c, sn := float64(cos[tt*half+j]), float64(sin[tt*half+j])
+							x1, x2 := float64(qkv[base+j]), float64(qkv[base+j+half])
+							want[base+j] = x1*c - x2*sn
+							want[base+j+half] = x2*c + x1*sn
+						}
+					}
+				}
+			}
+			checkClose(t, name, got, want, 1e-6, 1e-6)
+		})
+	}
+}
+
+func TestEmbedSweep(t *testing.T) {
+	d := testBackend(t).d
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, s := range []struct {
+		B, T, C, V int
+		wpe, cls   bool
+	}{{1, 1, 1, 2, false, false}, {2, 7, 5, 11, true, false}, {3, 13, 32, 67, true, true}, {1, 257, 3, 5, false, true}} {
+		name := fmt.Sprintf("B%d_T%d_C%d_V%d/wpe%v/cls%v", s.B, s.T, s.C, s.V, s.wpe, s.cls)
+		t.Run(name, func(t *testing.T) {
+			wte := randVec(rng, s.V*s.C, 1)
+			wpe := randVec(rng, s.T*s.C, 1)
+			cls := randVec(rng, s.C, 1)
+			ids := make([]int32, s.B*s.T)
+			tok := make([]float32, len(ids))
+			for i := range ids {
+				ids[i] = int32(rng.IntN(s.V))
+				tok[i] = math.Float32frombits(uint32(ids[i]))
+			}
+			clsID := int32(s.V - 1)
+			var wb, cb *buffer
+			if s.wpe {
+				wb = inBuf(t, d, wpe)
+			}
+			if s.cls {
+				cb = inBuf(t, d, cls)
+			}
+			out := newCanaryBuf(t, d, s.B*s.T*s.C, nil)
+			o, err := d.embed(s.B*s.T*s.C, s.T, s.C, whole(inBuf(t, d, tok)), wbuf{b: inBuf(t, d, wte)}, wb, cb, clsID, out.bind())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := run(t, d, []op{o}, out)
+			want := make([]float64, len(got))
+			for p, id := range ids {
+				for c := 0; c < s.C; c++ {
+					v := float64(wte[int(id)*s.C+c])
+					if s.cls && id == clsID {
+						v = float64(cls[c])
+					}
+					if s.wpe {
+						v += float64(wpe[(p%s.T)*s.C+c])
+					}
+					want[p*s.C+c] = v
+				}
+			}
+			checkClose(t, name, got, want, 1e-6, 1e-6)
+		})
+	}
+}
+
+func TestRowDotAndGatherSweep(t *testing.T) {
+	d := testBackend(t).d
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, s := range []struct{ n, C, stride int }{{1, 1, 1}, {7, 5, 5}, {65, 32, 32}, {3, 32, 24 * 32}, {131, 384, 384}} {
+		for _, sig := range []bool{false, true} {
+			name := fmt.Sprintf("rowdot n%d_C%d_stride%d/sigmoid%v", s.n, s.C, s.stride, sig)
+			t.Run(name, func(t *testing.T) {
+				x := randVec(rng, (s.n-1)*s.stride+s.C, 1)
+				w := randVec(rng, s.C, 0.3)
+				out := newCanaryBuf(t, d, s.n, nil)
+				o, err := d.rowDot("test", s.n, s.C, s.stride, whole(inBuf(t, d, x)), inBuf(t, d, w), out.bind(), sig, 1.3, -0.2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := run(t, d, []op{o}, out)
+				want := make([]float64, s.n)
+				for i := range want {
+					for c := 0; c < s.C; c++ {
+						want[i] += float64(x[i*s.stride+c]) * float64(w[c])
+					}
+					if sig {
+						want[i] = 1 / (1 + math.Exp(-(1.3*want[i] - 0.2)))
+					}
+				}
+				checkClose(t, name, got, want, 1e-5, 1e-5)
+			})
+		}
+	}
+	for _, s := range []struct{ n, C, BT, V int }{{1, 1, 1, 2}, {5, 7, 9, 11}, {37, 32, 48, 67}} {
+		name := fmt.Sprintf("gather n%d_C%d", s.n, s.C)
+		t.Run(name, func(t *testing.T) {
+			h := randVec(rng, s.BT*s.C, 1)
+			wte := randVec(rng, s.V*s.C, 1)
+			idx := make([]float32, 3*s.n)
+			ids := make([]int32, 3*s.n)
+			for i := 0; i < s.n; i++ {
+				ids[i] = int32(rng.IntN(s.BT))
+				ids[s.n+i] = int32(rng.IntN(s.V+1)) - 1 // -1: zeros
+				ids[2*s.n+i] = int32(rng.IntN(s.V+1)) - 1
+			}
+			for i, v := range ids {
+				idx[i] = math.Float32frombits(uint32(v))
+			}
+			out := newCanaryBuf(t, d, s.n*3*s.C, nil)
+			o, err := d.gather(s.n, s.C, whole(inBuf(t, d, h)), wbuf{b: inBuf(t, d, wte)}, whole(inBuf(t, d, idx)), out.bind())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := run(t, d, []op{o}, out)
+			want := make([]float64, len(got))
+			for i := 0; i < s.n; i++ {
+				for c := 0; c < s.C; c++ {
+					if l := ids[s.n+i]; l >= 0 {
+						want[i*3*s.C+c] = float64(wte[int(l)*s.C+c])
+					}
+					want[i*3*s.C+s.C+c] = float64(h[int(ids[i])*s.C+c])
+					if r := ids[2*s.n+i]; r >= 0 {
+						want[i*3*s.C+2*s.C+c] = float64(wte[int(r)*s.C+c])
+					}
+				}
+			}
+			checkClose(t, name, got, want, 0, 0)
+		})
+	}
+}
+
+func f16(v float32) (float32, bool) {
+	h, ok := model.Float32ToFloat16(v)
+	return model.Float16ToFloat32(h), ok
+}
+
+func geluF64(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }

@@ -1,0 +1,502 @@
+// Package gpu is remask's WebGPU backend: the transformer forward pass of
+// every model kind (sampler-spec.md §1.9) as WGSL compute kernels
+// (shaders/), run natively through wgpu-native (github.com/cogentcore/webgpu,
+// cgo) or in the browser (GOOS=js, syscall/js). engine/cpu is its numerical
+// spec: every kernel has a CPU twin and is tested against it.
+//
+// Weights are uploaded once at Load (matrices of F16/BF16 model files stay
+// half precision, two values per u32 word). Activations are allocated once
+// per (B·T) capacity and reused. Encode records the whole trunk into one
+// command buffer and submits it once, reading nothing back; the head methods
+// record their kernels plus one copy, submit, and read only their output.
+//
+// platform.go describes the one thin layer that differs between native and
+// browser builds. A Net is not safe for concurrent use (engine.Net).
+package gpu
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/remask/remask/engine"
+	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/shaders"
+)
+
+// Backend is the WebGPU backend: one device. Close it when done.
+type Backend struct {
+	d *device
+}
+
+// New opens the best WebGPU adapter (native: Vulkan first) and a device
+// with the limits remask needs. It returns an error wrapping ErrNoAdapter
+// when there is none.
+func New(ctx context.Context, opts Options) (*Backend, error) {
+	d, err := openDevice(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{d: d}, nil
+}
+
+// Name implements engine.Backend.
+func (be *Backend) Name() string {
+	ai := be.d.p.info()
+	return fmt.Sprintf("webgpu: %s (%s)", ai.Name, ai.Backend)
+}
+
+// Info describes the adapter.
+func (be *Backend) Info() AdapterInfo { return be.d.p.info() }
+
+// Limits are the device's limits.
+func (be *Backend) Limits() Limits { return be.d.p.limits() }
+
+// Close releases the device. Nets loaded on it must not be used after.
+func (be *Backend) Close() { be.d.close() }
+
+// Load implements engine.Backend: it validates m and uploads its weights.
+func (be *Backend) Load(m *model.Model) (engine.Net, error) { return be.load(m, loadOptions{}) }
+
+type loadOptions struct {
+	forceF32 bool // upload half-precision models as f32 too
+}
+
+type gpuBlock struct {
+	ln1W, ln1B, ln2W, ln2B *buffer
+	attnW, attnProjW       wbuf
+	fcW, fcProjW           wbuf
+	attnB, attnProjB       *buffer
+	fcB, fcProjB           *buffer
+}
+
+type gpuSampler struct {
+	w0, w3, out wbuf
+	b0, b3      *buffer
+	ln1, lb1    *buffer
+	ln2, lb2    *buffer
+}
+
+// Net is one model loaded on the WebGPU backend. It implements engine.Net.
+type Net struct {
+	be     *Backend
+	d      *device
+	m      *model.Model
+	C, H   int
+	V      int
+	headN  int
+	eps    float64
+	causal bool
+	clsID  int32
+
+	wte      wbuf
+	wpe, cls *buffer
+	cos, sin *buffer
+	layers   []gpuBlock
+	lnfW     *buffer
+	lnfB     *buffer
+	head     *wbuf
+	critic   *buffer
+	sampler  *gpuSampler
+	judgeW   *buffer
+	judgeA   float64
+	judgeB   float64
+	weights  []*buffer
+
+	act     acts
+	trunk   *program
+	heads   *program
+	staging *buffer
+
+	gen        uint64
+	dispatches int
+	hid        *hidden
+}
+
+// acts are the activation buffers for up to capBT positions.
+type acts struct {
+	capBT                     int
+	tokens                    *buffer // (B, T) u32
+	x, ln, qkv, atty, fch, h  *buffer // (B, T, C|3C|4C)
+	out                       *buffer // head output (B, T, headN)
+	capN                      int     // sampler rows
+	sidx, sin, sza, szb, sout *buffer
+	sinN, szaN                int
+}
+
+func (n *Net) upload(what string, data []float32) (*buffer, error) {
+	b, err := n.d.storage(what, uint64(4*len(data)))
+	if err != nil {
+		return nil, err
+	}
+	n.weights = append(n.weights, b)
+	return b, n.d.p.write(b, 0, f32Bytes(data))
+}
+
+// uploadMatrix uploads a weight matrix in the model's dtype: F16 and BF16
+// files are packed two halves per u32 (exact: the values came from halves).
+func (n *Net) uploadMatrix(what string, data []float32, dtype int) (wbuf, error) {
+	if dtype == shaders.WeightF32 {
+		b, err := n.upload(what, data)
+		return wbuf{b: b, dtype: dtype}, err
+	}
+	words := (len(data) + 1) / 2
+	buf := make([]byte, 4*words)
+	for i, v := range data {
+		var h uint16
+		if dtype == shaders.WeightF16 {
+			var ok bool
+			h, ok = model.Float32ToFloat16(v)
+			if !ok || model.Float16ToFloat32(h) != v && !math.IsNaN(float64(v)) {
+				return wbuf{}, fmt.Errorf("gpu: %s: value %g at %d is not a float16 value; the model says F16", what, v, i)
+			}
+		} else {
+			bits := math.Float32bits(v)
+			if bits&0xffff != 0 {
+				return wbuf{}, fmt.Errorf("gpu: %s: value %g at %d is not a bfloat16 value; the model says BF16", what, v, i)
+			}
+			h = uint16(bits >> 16)
+		}
+		binary.LittleEndian.PutUint16(buf[2*i:], h)
+	}
+	b, err := n.d.storage(what, uint64(len(buf)))
+	if err != nil {
+		return wbuf{}, err
+	}
+	n.weights = append(n.weights, b)
+	return wbuf{b: b, dtype: dtype}, n.d.p.write(b, 0, buf)
+}
+
+func (be *Backend) load(m *model.Model, lo loadOptions) (*Net, error) {
+	if m == nil {
+		return nil, fmt.Errorf("gpu: load: model is nil")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("gpu: load %s: %w", m.Name(), err)
+	}
+	cfg := &m.Config
+	n := &Net{be: be, d: be.d, m: m, C: cfg.NEmbd, H: cfg.NHead, V: cfg.VocabSize, eps: cfg.LayerNormEps,
+		causal: cfg.Attention == model.Causal, clsID: -1, headN: cfg.OutputSize()}
+	if _, _, err := attnTiles(cfg.HeadSize()); err != nil {
+		return nil, fmt.Errorf("gpu: load %s: %w", m.Name(), err)
+	}
+	dtype := shaders.WeightF32
+	if !lo.forceF32 {
+		switch m.DType {
+		case "F16":
+			dtype = shaders.WeightF16
+		case "BF16":
+			dtype = shaders.WeightBF16
+		}
+	}
+	err := n.uploadAll(dtype)
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("gpu: load %s: %w", m.Name(), err)
+	}
+	n.trunk = newProgram(n.d, "trunk")
+	n.heads = newProgram(n.d, "heads")
+	return n, nil
+}
+
+func (n *Net) uploadAll(dtype int) error {
+	m, cfg := n.m, &n.m.Config
+	var err error
+	vec := func(name string) *buffer {
+		if err != nil {
+			return nil
+		}
+		var b *buffer
+		b, err = n.upload(name, m.T(name).Data)
+		return b
+	}
+	bias := func(name string) *buffer {
+		if !cfg.Bias {
+			return nil
+		}
+		return vec(name)
+	}
+	mat := func(name string) wbuf {
+		if err != nil {
+			return wbuf{}
+		}
+		var w wbuf
+		w, err = n.uploadMatrix(name, m.T(name).Data, dtype)
+		return w
+	}
+	n.wte = mat("transformer.wte.weight")
+	switch cfg.PositionEncoding {
+	case model.Absolute:
+		n.wpe = vec("transformer.wpe.weight")
+	case model.Rotary:
+		cos, sin := ropeTables(cfg.BlockSize, cfg.HeadSize(), cfg.RopeBase)
+		if err == nil {
+			n.cos, err = n.upload("rope cos", cos)
+		}
+		if err == nil {
+			n.sin, err = n.upload("rope sin", sin)
+		}
+	}
+	if cfg.CLSTokenID != nil {
+		n.cls = vec("cls_embedding")
+		n.clsID = int32(*cfg.CLSTokenID)
+	}
+	for i := 0; i < cfg.NLayer; i++ {
+		p := fmt.Sprintf("transformer.h.%d.", i)
+		n.layers = append(n.layers, gpuBlock{
+			ln1W: vec(p + "ln_1.weight"), ln1B: bias(p + "ln_1.bias"),
+			attnW: mat(p + "attn.c_attn.weight"), attnB: bias(p + "attn.c_attn.bias"),
+			attnProjW: mat(p + "attn.c_proj.weight"), attnProjB: bias(p + "attn.c_proj.bias"),
+			ln2W: vec(p + "ln_2.weight"), ln2B: bias(p + "ln_2.bias"),
+			fcW: mat(p + "mlp.c_fc.weight"), fcB: bias(p + "mlp.c_fc.bias"),
+			fcProjW: mat(p + "mlp.c_proj.weight"), fcProjB: bias(p + "mlp.c_proj.bias"),
+		})
+	}
+	n.lnfW = vec("transformer.ln_f.weight")
+	n.lnfB = bias("transformer.ln_f.bias")
+	switch cfg.Kind {
+	case model.LanguageModel:
+		n.head = &n.wte // tied
+		if cfg.HasCritic() {
+			n.critic = vec("critic_head.weight")
+		}
+		if cfg.HasSampler() {
+			n.sampler = &gpuSampler{
+				w0: mat("sampler_head.mlp.0.weight"), b0: bias("sampler_head.mlp.0.bias"),
+				ln1: vec("sampler_head.mlp.2.weight"), lb1: bias("sampler_head.mlp.2.bias"),
+				w3: mat("sampler_head.mlp.3.weight"), b3: bias("sampler_head.mlp.3.bias"),
+				ln2: vec("sampler_head.mlp.5.weight"), lb2: bias("sampler_head.mlp.5.bias"),
+				out: mat("sampler_head.output_head.weight"),
+			}
+		}
+	case model.TokenClassifier:
+		w := mat("lm_head.weight")
+		n.head = &w
+	case model.SequenceScorer:
+		n.judgeW = vec("sequence_head.base_predictor.weight")
+		n.judgeA = float64(m.T("sequence_head.A").Data[0])
+		n.judgeB = float64(m.T("sequence_head.B").Data[0])
+	}
+	return err
+}
+
+// ropeTables computes cos and sin of p / base^(2i/d) for p < T, i < d/2 in
+// float64, rounded once to float32: the same numbers as engine/cpu.
+func ropeTables(T, d int, base float64) (cos, sin []float32) {
+	half := d / 2
+	cos = make([]float32, T*half)
+	sin = make([]float32, T*half)
+	for p := 0; p < T; p++ {
+		for i := 0; i < half; i++ {
+			angle := float64(p) / math.Pow(base, float64(2*i)/float64(d))
+			cos[p*half+i] = float32(math.Cos(angle))
+			sin[p*half+i] = float32(math.Sin(angle))
+		}
+	}
+	return cos, sin
+}
+
+// Close releases the Net's buffers.
+func (n *Net) Close() {
+	for _, b := range n.weights {
+		b.destroy()
+	}
+	n.weights = nil
+	n.freeActs()
+	if n.trunk != nil {
+		n.trunk.release()
+		n.heads.release()
+	}
+	n.staging.destroy()
+	n.staging = nil
+}
+
+func (n *Net) freeActs() {
+	a := &n.act
+	for _, b := range []*buffer{a.tokens, a.x, a.ln, a.qkv, a.atty, a.fch, a.h, a.out} {
+		b.destroy()
+	}
+	n.act = acts{capN: a.capN, sidx: a.sidx, sin: a.sin, sza: a.sza, szb: a.szb, sout: a.sout}
+}
+
+// Model implements engine.Net.
+func (n *Net) Model() *model.Model { return n.m }
+
+// Dispatches is the number of kernel dispatches of the latest Encode.
+func (n *Net) Dispatches() int { return n.dispatches }
+
+// ensure sizes the activations for BT positions.
+func (n *Net) ensure(BT int) error {
+	if BT <= n.act.capBT {
+		return nil
+	}
+	n.freeActs()
+	n.trunk.reset()
+	n.heads.reset()
+	C := uint64(n.C)
+	cap := uint64(BT)
+	var err error
+	mk := func(what string, floats uint64) *buffer {
+		if err != nil {
+			return nil
+		}
+		var b *buffer
+		b, err = n.d.storage(what, 4*floats)
+		return b
+	}
+	a := &n.act
+	a.tokens = mk("activation tokens (B·T ids)", cap)
+	a.x = mk("activation x (B·T·C floats)", cap*C)
+	a.ln = mk("activation ln (B·T·C floats)", cap*C)
+	a.qkv = mk("activation qkv (B·T·3C floats)", cap*3*C)
+	a.atty = mk("activation atty (B·T·C floats)", cap*C)
+	a.fch = mk("activation fch (B·T·4C floats)", cap*4*C)
+	a.h = mk("activation h (B·T·C floats)", cap*C)
+	if n.headN > 0 {
+		a.out = mk("head output (B·T·V floats)", cap*uint64(n.headN))
+	} else {
+		a.out = mk("judge output (B floats)", cap)
+	}
+	if err != nil {
+		n.freeActs()
+		return err
+	}
+	a.capBT = BT
+	return nil
+}
+
+// hidden is the GPU backend's engine.Hidden: a view of Net.act.h.
+type hidden struct {
+	net  *Net
+	gen  uint64
+	B, T int
+}
+
+// Dims implements engine.Hidden.
+func (h *hidden) Dims() (B, T int) { return h.B, h.T }
+
+// Encode implements engine.Net: the trunk h = ln_f(blocks(embed(tokens))),
+// recorded into one command buffer and submitted once; nothing is read back.
+func (n *Net) Encode(ctx context.Context, tokens []int32, B, T int) (engine.Hidden, error) {
+	if err := n.checkTokens(tokens, B, T); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("gpu: encode: %w", err)
+	}
+	n.gen++
+	BT := B * T
+	if err := n.ensure(BT); err != nil {
+		return nil, fmt.Errorf("gpu: encode %d x %d: %w", B, T, err)
+	}
+	ids := make([]byte, 4*BT)
+	for i, id := range tokens {
+		binary.LittleEndian.PutUint32(ids[4*i:], uint32(id))
+	}
+	if err := n.d.p.write(n.act.tokens, 0, ids); err != nil {
+		return nil, err
+	}
+	ops, err := n.trunkOps(B, T)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := n.d.p.newRecorder()
+	if err != nil {
+		return nil, err
+	}
+	if err := n.trunk.record(rec, ops); err != nil {
+		rec.submit()
+		return nil, fmt.Errorf("gpu: encode: %w", err)
+	}
+	if err := rec.submit(); err != nil {
+		return nil, fmt.Errorf("gpu: encode: %w", err)
+	}
+	n.dispatches = len(ops)
+	return &hidden{net: n, gen: n.gen, B: B, T: T}, nil
+}
+
+// trunkOps lists the trunk's kernels for (B, T).
+func (n *Net) trunkOps(B, T int) ([]op, error) {
+	C, H, BT := n.C, n.H, B*T
+	a := &n.act
+	x, ln, qkv, atty, fch := whole(a.x), whole(a.ln), whole(a.qkv), whole(a.atty), whole(a.fch)
+	var ops []op
+	var err error
+	add := func(o op, e error) {
+		if err == nil {
+			err = e
+			ops = append(ops, o)
+		}
+	}
+	add(n.d.embed(BT*C, T, C, whole(a.tokens), n.wte, n.wpe, n.cls, n.clsID, x))
+	for l := range n.layers {
+		w := &n.layers[l]
+		name := func(s string) string { return fmt.Sprintf("h.%d.%s", l, s) }
+		add(n.d.layerNorm(name("ln_1"), BT, C, x, w.ln1W, w.ln1B, ln, n.eps))
+		add(n.d.matmul(name("attn.c_attn"), BT, 3*C, C, ln, w.attnW, w.attnB, qkv, shaders.ActNone, false))
+		if n.cos != nil {
+			add(n.d.rope(name("rope"), B, T, C, H, n.cos, n.sin, qkv))
+		}
+		add(n.d.attention(name("attention"), B, T, C, H, n.causal, qkv, atty))
+		add(n.d.matmul(name("attn.c_proj"), BT, C, C, atty, w.attnProjW, w.attnProjB, x, shaders.ActNone, true))
+		add(n.d.layerNorm(name("ln_2"), BT, C, x, w.ln2W, w.ln2B, ln, n.eps))
+		add(n.d.matmul(name("mlp.c_fc"), BT, 4*C, C, ln, w.fcW, w.fcB, fch, shaders.ActGELU, false))
+		add(n.d.matmul(name("mlp.c_proj"), BT, C, 4*C, fch, w.fcProjW, w.fcProjB, x, shaders.ActNone, true))
+	}
+	add(n.d.layerNorm("ln_f", BT, C, x, n.lnfW, n.lnfB, whole(a.h), n.eps))
+	return ops, err
+}
+
+// Sync waits until all submitted GPU work has finished (for timing).
+func (n *Net) Sync(ctx context.Context) error { return n.d.p.wait(ctx) }
+
+// runHead records ops plus a copy of outBytes bytes of out, submits, and
+// reads the result into dst.
+func (n *Net) runHead(ctx context.Context, what string, ops []op, out *buffer, dst []float32) error {
+	size := uint64(4 * len(dst))
+	if size == 0 {
+		return nil
+	}
+	if n.staging == nil || n.staging.size < size {
+		n.staging.destroy()
+		n.staging = nil
+		if err := n.d.checkBuffer("readback of "+what, size); err != nil {
+			return err
+		}
+		s, err := n.d.p.newBuffer("staging", max(size, 1<<16), usageStaging)
+		if err != nil {
+			return err
+		}
+		n.staging = s
+	}
+	rec, err := n.d.p.newRecorder()
+	if err != nil {
+		return err
+	}
+	if err := n.heads.record(rec, ops); err != nil {
+		rec.submit()
+		return fmt.Errorf("gpu: %s: %w", what, err)
+	}
+	rec.copy(out, 0, n.staging, 0, size)
+	if err := rec.submit(); err != nil {
+		return fmt.Errorf("gpu: %s: %w", what, err)
+	}
+	buf := make([]byte, size)
+	if err := n.d.p.read(ctx, n.staging, buf); err != nil {
+		n.staging = nil // possibly still pending: never reuse it
+		return fmt.Errorf("gpu: %s: %w", what, err)
+	}
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
+	}
+	return nil
+}
+
+func f32Bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}

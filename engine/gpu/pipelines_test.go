@@ -1,0 +1,54 @@
+package gpu
+
+import (
+	"testing"
+
+	"github.com/remask/remask/shaders"
+)
+
+// TestPipelines creates every pipeline variant the backend can use (every
+// matmul tiling x fast path x weight dtype, attention for every supported
+// head-size class, the rest) inside error scopes: wgpu-native validates each
+// WGSL module with naga, so this is the shader validation that CI runs.
+func TestPipelines(t *testing.T) {
+	d := testBackend(t).d
+	count := 0
+	try := func(file string, consts map[string]string, kinds []bindKind) {
+		t.Helper()
+		if _, err := d.pipeline(file, consts, kinds); err != nil {
+			t.Errorf("%s %v: %v", file, consts, err)
+		}
+		count++
+	}
+	for _, tl := range []matmulTile{tile64, tile128} {
+		for _, fast := range []bool{false, true} {
+			for _, dt := range []int{shaders.WeightF32, shaders.WeightF16, shaders.WeightBF16} {
+				try("matmul.wgsl", tl.consts(fast, dt), matmulKinds)
+			}
+		}
+	}
+	for _, D := range []int{1, 8, 16, 32, 64, 96, 128, 256} {
+		BR, BC, err := attnTiles(D)
+		if err != nil {
+			t.Fatal(err)
+		}
+		try("attention.wgsl", map[string]string{"D": itou(D), "BR": itou(BR), "BC": itou(BC)}, attnKinds)
+	}
+	for _, dt := range []int{shaders.WeightF32, shaders.WeightF16, shaders.WeightBF16} {
+		try("embed.wgsl", map[string]string{"WDTYPE": itou(dt)}, embedKinds)
+		try("gather.wgsl", map[string]string{"WDTYPE": itou(dt)}, gatherKinds)
+	}
+	try("layernorm.wgsl", nil, layerNormKinds)
+	try("rope.wgsl", nil, ropeKinds)
+	try("rowdot.wgsl", nil, rowDotKinds)
+	t.Logf("created %d pipelines on %s: wgpu-native's naga validated every WGSL variant", count, d.p.info().Name)
+
+	// And a broken shader must be an error value, not a crash.
+	if _, err := d.p.newPipeline("broken", "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }", "main", nil); err == nil {
+		t.Error("an invalid shader compiled without error")
+	} else {
+		t.Logf("invalid shader refused as expected: %.120s...", err)
+	}
+}
+
+func itou(v int) string { return shaders.UintLiteral(v) }

@@ -1,0 +1,98 @@
+package gpu
+
+// The platform layer: everything that differs between wgpu-native (cgo,
+// platform_native.go) and the browser (GOOS=js, platform_js.go) lives behind
+// the small set of types and methods below, which both files implement with
+// the same names and signatures:
+//
+//	openPlatform(ctx, opts) (*platform, error)
+//	(*platform) info() AdapterInfo, limits() Limits, lostErr() error, release()
+//	(*platform) newBuffer(label, size, usage) (*buffer, error)
+//	(*platform) write(b, off, data) error
+//	(*platform) newPipeline(label, wgsl, entry, kinds) (*pipeline, error)
+//	(*platform) newBindGroup(pl, bindings) (*bindGroup, error)
+//	(*platform) newRecorder() (*recorder, error)
+//	(*recorder) dispatch(pl, bg, x, y, z), copy(src, srcOff, dst, dstOff, size), submit() error
+//	(*platform) read(ctx, staging, dst) error, wait(ctx) error
+//
+// Everything above this layer (device.go, kernels.go, net.go) is shared and
+// compiles unchanged for both.
+
+// bufUsage says what a buffer is for.
+type bufUsage int
+
+const (
+	usageStorage bufUsage = iota // storage, copy source and destination
+	usageUniform                 // uniform, copy destination
+	usageStaging                 // map-read, copy destination
+)
+
+// bindKind is the type of one binding of a kernel's bind group layout.
+type bindKind int
+
+const (
+	bindUniform bindKind = iota
+	bindRead             // read-only storage
+	bindRW               // read-write storage
+)
+
+// binding is one bind group entry: a range of a buffer.
+type binding struct {
+	buf       *buffer
+	off, size uint64
+}
+
+// whole binds all of b.
+func whole(b *buffer) binding { return binding{buf: b, size: b.size} }
+
+// AdapterInfo describes the adapter a device was made on.
+type AdapterInfo struct {
+	Name        string // e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)"
+	Vendor      string
+	Backend     string // "vulkan", "metal", "webgpu" (browser), ...
+	AdapterType string // "discrete GPU", "cpu", ...
+	ShaderF16   bool   // the adapter offers the shader-f16 feature
+}
+
+// Limits are the device limits remask depends on.
+type Limits struct {
+	MaxStorageBufferBindingSize       uint64
+	MaxBufferSize                     uint64
+	MaxComputeWorkgroupStorageSize    uint32
+	MaxComputeInvocationsPerWorkgroup uint32
+	MaxComputeWorkgroupSizeX          uint32
+	MaxComputeWorkgroupsPerDimension  uint32
+	MaxStorageBuffersPerShaderStage   uint32
+	MinUniformBufferOffsetAlignment   uint32
+	MinStorageBufferOffsetAlignment   uint32
+}
+
+// required are the limits every remask kernel needs, whatever the model:
+// the largest workgroup (256 invocations), the most storage bindings of one
+// kernel (5), and the workgroup memory of the biggest tile (attention with
+// BC·D = 2048 floats for K and V: 16 KiB, the WebGPU default).
+var required = Limits{
+	MaxComputeWorkgroupStorageSize:    16384,
+	MaxComputeInvocationsPerWorkgroup: 256,
+	MaxComputeWorkgroupSizeX:          256,
+	MaxStorageBuffersPerShaderStage:   5,
+}
+
+// checkLimits refuses an adapter below required, naming the limit.
+func checkLimits(have Limits, adapter string) error {
+	type lim struct {
+		name       string
+		have, want uint64
+	}
+	for _, l := range []lim{
+		{"maxComputeWorkgroupStorageSize", uint64(have.MaxComputeWorkgroupStorageSize), uint64(required.MaxComputeWorkgroupStorageSize)},
+		{"maxComputeInvocationsPerWorkgroup", uint64(have.MaxComputeInvocationsPerWorkgroup), uint64(required.MaxComputeInvocationsPerWorkgroup)},
+		{"maxComputeWorkgroupSizeX", uint64(have.MaxComputeWorkgroupSizeX), uint64(required.MaxComputeWorkgroupSizeX)},
+		{"maxStorageBuffersPerShaderStage", uint64(have.MaxStorageBuffersPerShaderStage), uint64(required.MaxStorageBuffersPerShaderStage)},
+	} {
+		if l.have < l.want {
+			return &LimitError{Limit: l.name, Have: l.have, Want: l.want, What: "remask's kernels", Adapter: adapter}
+		}
+	}
+	return nil
+}

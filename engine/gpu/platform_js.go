@@ -1,0 +1,378 @@
+//go:build js
+
+package gpu
+
+// The browser half of the platform layer, on navigator.gpu through
+// syscall/js. cogentcore/webgpu v0.23.0's js backend is not used here
+// because it cannot do what this layer must: its Buffer and Device hide
+// their js.Value (so no error scopes, no device.lost), its MapAsync reports
+// success without looking at the promise, GetMappedRange copies through
+// jsx.BytesToJS which needs a page-set `globalThis.wasm`, and
+// ComputePipeline.GetBindGroupLayout is missing. The calls below are the
+// WebGPU JavaScript API one to one (https://gpuweb.github.io/gpuweb/).
+//
+// Every wait is a promise awaited from a goroutine; do not call into a Net
+// from inside a js.FuncOf callback (the event loop would be blocked).
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall/js"
+)
+
+type buffer struct {
+	v     js.Value
+	size  uint64
+	id    uint64
+	label string
+}
+
+type pipeline struct {
+	v   js.Value
+	bgl js.Value
+	id  uint64
+}
+
+type bindGroup struct{ v js.Value }
+
+// Options configures Open.
+type Options struct {
+	// NoF16 leaves the shader-f16 feature off even where the adapter has it.
+	NoF16 bool
+}
+
+type platform struct {
+	adapter, dev, queue js.Value
+	ai                  AdapterInfo
+	lim                 Limits
+	f16                 bool
+	ids                 atomic.Uint64
+	mu                  sync.Mutex
+	lost                error
+}
+
+// await waits for a promise; a rejection becomes an error.
+func await(ctx context.Context, p js.Value) (js.Value, error) {
+	type result struct {
+		v   js.Value
+		err error
+	}
+	ch := make(chan result, 1)
+	then := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		v := js.Undefined()
+		if len(args) > 0 {
+			v = args[0]
+		}
+		ch <- result{v: v}
+		return nil
+	})
+	catch := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		msg := "rejected"
+		if len(args) > 0 {
+			msg = args[0].Call("toString").String()
+		}
+		ch <- result{err: fmt.Errorf("%s", msg)}
+		return nil
+	})
+	defer then.Release()
+	defer catch.Release()
+	p.Call("then", then, catch)
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		return js.Undefined(), ctx.Err()
+	}
+}
+
+func jsLimits(l js.Value) Limits {
+	u32 := func(n string) uint32 { return uint32(l.Get(n).Int()) }
+	u64 := func(n string) uint64 { return uint64(l.Get(n).Float()) }
+	return Limits{
+		MaxStorageBufferBindingSize:       u64("maxStorageBufferBindingSize"),
+		MaxBufferSize:                     u64("maxBufferSize"),
+		MaxComputeWorkgroupStorageSize:    u32("maxComputeWorkgroupStorageSize"),
+		MaxComputeInvocationsPerWorkgroup: u32("maxComputeInvocationsPerWorkgroup"),
+		MaxComputeWorkgroupSizeX:          u32("maxComputeWorkgroupSizeX"),
+		MaxComputeWorkgroupsPerDimension:  u32("maxComputeWorkgroupsPerDimension"),
+		MaxStorageBuffersPerShaderStage:   u32("maxStorageBuffersPerShaderStage"),
+		MinUniformBufferOffsetAlignment:   u32("minUniformBufferOffsetAlignment"),
+		MinStorageBufferOffsetAlignment:   u32("minStorageBufferOffsetAlignment"),
+	}
+}
+
+func openPlatform(ctx context.Context, opts Options) (*platform, error) {
+	gpu := js.Global().Get("navigator").Get("gpu")
+	if !gpu.Truthy() {
+		return nil, fmt.Errorf("gpu: %w: this browser has no navigator.gpu (WebGPU is off or unsupported)", ErrNoAdapter)
+	}
+	adapter, err := await(ctx, gpu.Call("requestAdapter", map[string]any{"powerPreference": "high-performance"}))
+	if err != nil || !adapter.Truthy() {
+		return nil, fmt.Errorf("gpu: %w: navigator.gpu.requestAdapter gave none (%v)", ErrNoAdapter, err)
+	}
+	p := &platform{adapter: adapter}
+	name := "WebGPU adapter"
+	if info := adapter.Get("info"); info.Truthy() {
+		parts := []string{}
+		for _, k := range []string{"vendor", "architecture", "device", "description"} {
+			if s := info.Get(k); s.Truthy() && s.String() != "" {
+				parts = append(parts, s.String())
+			}
+		}
+		if len(parts) > 0 {
+			name = fmt.Sprint(parts)
+			name = name[1 : len(name)-1]
+		}
+	}
+	p.ai = AdapterInfo{Name: name, Backend: "browser", ShaderF16: adapter.Get("features").Call("has", "shader-f16").Bool()}
+	have := jsLimits(adapter.Get("limits"))
+	if err := checkLimits(have, name); err != nil {
+		return nil, err
+	}
+	req := map[string]any{
+		"maxStorageBufferBindingSize":       float64(have.MaxStorageBufferBindingSize),
+		"maxBufferSize":                     float64(have.MaxBufferSize),
+		"maxComputeWorkgroupStorageSize":    have.MaxComputeWorkgroupStorageSize,
+		"maxComputeInvocationsPerWorkgroup": have.MaxComputeInvocationsPerWorkgroup,
+		"maxComputeWorkgroupSizeX":          have.MaxComputeWorkgroupSizeX,
+		"maxStorageBuffersPerShaderStage":   have.MaxStorageBuffersPerShaderStage,
+	}
+	features := []any{}
+	if p.ai.ShaderF16 && !opts.NoF16 {
+		features = append(features, "shader-f16")
+		p.f16 = true
+	}
+	dev, err := await(ctx, adapter.Call("requestDevice", map[string]any{"label": "remask", "requiredLimits": req, "requiredFeatures": features}))
+	if err != nil || !dev.Truthy() {
+		return nil, fmt.Errorf("gpu: adapter %q refused a device with its own limits: %v", name, err)
+	}
+	p.dev = dev
+	p.queue = dev.Get("queue")
+	p.lim = jsLimits(dev.Get("limits"))
+	lost := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		msg := "no details"
+		if len(args) > 0 && args[0].Truthy() {
+			msg = args[0].Get("reason").String() + ": " + args[0].Get("message").String()
+		}
+		p.mu.Lock()
+		if p.lost == nil {
+			p.lost = fmt.Errorf("gpu: %w: %s", ErrDeviceLost, msg)
+		}
+		p.mu.Unlock()
+		return nil
+	})
+	dev.Get("lost").Call("then", lost) // lives as long as the device
+	return p, nil
+}
+
+func (p *platform) info() AdapterInfo { return p.ai }
+func (p *platform) limits() Limits    { return p.lim }
+func (p *platform) hasF16() bool      { return p.f16 }
+
+func (p *platform) lostErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lost
+}
+
+func (p *platform) release() {
+	if p.dev.Truthy() {
+		p.dev.Call("destroy")
+	}
+}
+
+// scoped runs f between pushErrorScope and popErrorScope for validation and
+// out-of-memory errors, and returns the first error caught.
+func (p *platform) scoped(f func()) error {
+	p.dev.Call("pushErrorScope", "out-of-memory")
+	p.dev.Call("pushErrorScope", "validation")
+	f()
+	var first error
+	for i := 0; i < 2; i++ {
+		e, err := await(context.Background(), p.dev.Call("popErrorScope"))
+		if err == nil && e.Truthy() && first == nil {
+			first = fmt.Errorf("%s", e.Get("message").String())
+		} else if err != nil && first == nil {
+			first = err
+		}
+	}
+	if first == nil {
+		first = p.lostErr()
+	}
+	return first
+}
+
+func (p *platform) newBuffer(label string, size uint64, u bufUsage) (*buffer, error) {
+	if err := p.lostErr(); err != nil {
+		return nil, err
+	}
+	size = (size + 3) &^ 3
+	if size == 0 {
+		size = 4
+	}
+	// GPUBufferUsage: MAP_READ 1, COPY_SRC 4, COPY_DST 8, UNIFORM 64, STORAGE 128.
+	usage := 128 | 4 | 8
+	switch u {
+	case usageUniform:
+		usage = 64 | 8
+	case usageStaging:
+		usage = 1 | 8
+	}
+	var v js.Value
+	err := p.scoped(func() {
+		v = p.dev.Call("createBuffer", map[string]any{"label": label, "size": float64(size), "usage": usage})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gpu: create buffer %s (%d bytes): %w", label, size, err)
+	}
+	return &buffer{v: v, size: size, id: p.ids.Add(1), label: label}, nil
+}
+
+func (b *buffer) destroy() {
+	if b != nil && b.v.Truthy() {
+		b.v.Call("destroy")
+		b.v = js.Undefined()
+	}
+}
+
+func (p *platform) write(b *buffer, off uint64, data []byte) error {
+	if err := p.lostErr(); err != nil {
+		return err
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	arr := js.Global().Get("Uint8Array").New(len(data))
+	js.CopyBytesToJS(arr, data)
+	p.queue.Call("writeBuffer", b.v, float64(off), arr)
+	return nil
+}
+
+func (p *platform) newPipeline(label, src, entry string, kinds []bindKind) (*pipeline, error) {
+	if err := p.lostErr(); err != nil {
+		return nil, err
+	}
+	entries := make([]any, len(kinds))
+	for i, k := range kinds {
+		t := "uniform"
+		switch k {
+		case bindRead:
+			t = "read-only-storage"
+		case bindRW:
+			t = "storage"
+		}
+		entries[i] = map[string]any{"binding": i, "visibility": 4 /* COMPUTE */, "buffer": map[string]any{"type": t}}
+	}
+	var pl *pipeline
+	err := p.scoped(func() {
+		mod := p.dev.Call("createShaderModule", map[string]any{"label": label, "code": src})
+		bgl := p.dev.Call("createBindGroupLayout", map[string]any{"label": label, "entries": entries})
+		layout := p.dev.Call("createPipelineLayout", map[string]any{"label": label, "bindGroupLayouts": []any{bgl}})
+		cp := p.dev.Call("createComputePipeline", map[string]any{"label": label, "layout": layout, "compute": map[string]any{"module": mod, "entryPoint": entry}})
+		pl = &pipeline{v: cp, bgl: bgl, id: p.ids.Add(1)}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gpu: pipeline %s: %w", label, err)
+	}
+	return pl, nil
+}
+
+func (p *platform) newBindGroup(pl *pipeline, bs []binding) (*bindGroup, error) {
+	entries := make([]any, len(bs))
+	for i, b := range bs {
+		entries[i] = map[string]any{"binding": i, "resource": map[string]any{"buffer": b.buf.v, "offset": float64(b.off), "size": float64(b.size)}}
+	}
+	var g js.Value
+	err := p.scoped(func() {
+		g = p.dev.Call("createBindGroup", map[string]any{"layout": pl.bgl, "entries": entries})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gpu: bind group: %w", err)
+	}
+	return &bindGroup{v: g}, nil
+}
+
+func (g *bindGroup) release() {}
+
+type recorder struct {
+	p    *platform
+	enc  js.Value
+	pass js.Value
+}
+
+func (p *platform) newRecorder() (*recorder, error) {
+	if err := p.lostErr(); err != nil {
+		return nil, err
+	}
+	return &recorder{p: p, enc: p.dev.Call("createCommandEncoder", map[string]any{"label": "remask"})}, nil
+}
+
+func (r *recorder) dispatch(pl *pipeline, bg *bindGroup, x, y, z uint32) {
+	if !r.pass.Truthy() {
+		r.pass = r.enc.Call("beginComputePass")
+	}
+	r.pass.Call("setPipeline", pl.v)
+	r.pass.Call("setBindGroup", 0, bg.v)
+	r.pass.Call("dispatchWorkgroups", x, y, z)
+}
+
+func (r *recorder) endPass() {
+	if r.pass.Truthy() {
+		r.pass.Call("end")
+		r.pass = js.Undefined()
+	}
+}
+
+func (r *recorder) copy(src *buffer, srcOff uint64, dst *buffer, dstOff, size uint64) {
+	r.endPass()
+	r.enc.Call("copyBufferToBuffer", src.v, float64(srcOff), dst.v, float64(dstOff), float64(size))
+}
+
+func (r *recorder) submit() error {
+	r.endPass()
+	err := r.p.scoped(func() {
+		cb := r.enc.Call("finish")
+		r.p.queue.Call("submit", []any{cb})
+	})
+	if err != nil {
+		return fmt.Errorf("gpu: submit: %w", err)
+	}
+	return nil
+}
+
+// read maps staging and copies len(dst) bytes out of it. Unlike the
+// binding's MapAsync, a rejected mapping (device lost, bad range) is an
+// error here.
+func (p *platform) read(ctx context.Context, staging *buffer, dst []byte) error {
+	if err := p.lostErr(); err != nil {
+		return err
+	}
+	n := uint64(len(dst))
+	if n == 0 {
+		return nil
+	}
+	size := (n + 3) &^ 3
+	if _, err := await(ctx, staging.v.Call("mapAsync", 1 /* READ */, 0, float64(size))); err != nil {
+		if lerr := p.lostErr(); lerr != nil {
+			return lerr
+		}
+		return fmt.Errorf("gpu: map %s: %w", staging.label, err)
+	}
+	view := js.Global().Get("Uint8Array").New(staging.v.Call("getMappedRange", 0, float64(size)))
+	js.CopyBytesToGo(dst, view)
+	staging.v.Call("unmap")
+	return nil
+}
+
+func (p *platform) wait(ctx context.Context) error {
+	if err := p.lostErr(); err != nil {
+		return err
+	}
+	_, err := await(ctx, p.queue.Call("onSubmittedWorkDone"))
+	if err != nil {
+		return fmt.Errorf("gpu: waiting for the device: %w", err)
+	}
+	return p.lostErr()
+}

@@ -1,0 +1,513 @@
+//go:build !js
+
+package gpu
+
+// The native half of the platform layer: wgpu-native through
+// github.com/cogentcore/webgpu v0.23.0 (cgo, statically linked).
+//
+// Gaps of the binding that this file fills, each on purpose:
+//   - Queue.Submit runs outside any error scope in the binding, and
+//     wgpu-native treats an uncaptured error as fatal (it aborts the
+//     process). submit() therefore pushes and pops validation
+//     and out-of-memory error scopes itself, through the C API
+//     (scope_native.go), so a bad submission is an error value.
+//   - CreateInstance with a descriptor passes uninitialised memory (see
+//     openPlatform): we pass none and pick Vulkan per adapter request.
+//   - AdapterInfo.Name and VendorName hold wgpu-native's hexadecimal ids
+//     ("0x0", "0x10005") on Vulkan; the readable name is in
+//     DriverDescription, which info() uses instead when Name is a hex id.
+//   - RequestDevice drops wgpu-native's message; we check limits ourselves
+//     before asking, so a refusal names the limit.
+//   - DeviceDescriptor.DeviceLostCallback is unusable (see openPlatform):
+//     device loss is detected from error scopes and mapping statuses.
+//   - Buffer.MapAsync only starts the mapping; read() waits for it with
+//     Device.Poll in a goroutine so that a context or a lost device ends the
+//     wait instead of hanging.
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/cogentcore/webgpu/wgpu"
+)
+
+type buffer struct {
+	h     *wgpu.Buffer
+	size  uint64
+	id    uint64
+	label string
+}
+
+type pipeline struct {
+	h   *wgpu.ComputePipeline
+	bgl *wgpu.BindGroupLayout
+	id  uint64
+}
+
+type bindGroup struct{ h *wgpu.BindGroup }
+
+type platform struct {
+	inst    *wgpu.Instance
+	adapter *wgpu.Adapter
+	dev     *wgpu.Device
+	queue   *wgpu.Queue
+	ai      AdapterInfo
+	lim     Limits
+	f16     bool // the device was created with shader-f16
+
+	ids atomic.Uint64
+
+	mu   sync.Mutex
+	lost error // set by the device-lost callback
+}
+
+// Options configures Open.
+type Options struct {
+	// NoF16 leaves the shader-f16 feature off even where the adapter has it.
+	NoF16 bool
+}
+
+// openMu serialises instance and adapter creation: concurrent first calls
+// into wgpu-native's instance set-up were seen to fail in parallel tests.
+var openMu sync.Mutex
+
+func openPlatform(ctx context.Context, opts Options) (*platform, error) {
+	openMu.Lock()
+	defer openMu.Unlock()
+	wgpu.SetLogLevel(wgpu.LogLevelOff) // errors come back as values; the log would repeat them
+	// The instance is created without a descriptor: the binding's
+	// CreateInstance mallocs WGPUInstanceExtras without zeroing it, so any
+	// descriptor hands wgpu-native garbage flags (seen: an abort on a random
+	// "gles3 minor version"). Vulkan is preferred through the adapter
+	// request instead; without a Vulkan adapter any backend is taken.
+	inst := wgpu.CreateInstance(nil)
+	var adapter *wgpu.Adapter
+	var errs []string
+	for _, be := range []wgpu.BackendType{wgpu.BackendTypeVulkan, wgpu.BackendTypeUndefined} {
+		a, err := inst.RequestAdapter(&wgpu.RequestAdapterOptions{PowerPreference: wgpu.PowerPreferenceHighPerformance, BackendType: be})
+		if err == nil && a != nil {
+			adapter = a
+			break
+		}
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if adapter == nil {
+		inst.Release()
+		msg := "wgpu-native found none"
+		if len(errs) > 0 {
+			msg += ": " + strings.Join(errs, "; ")
+		}
+		return nil, fmt.Errorf("gpu: %w: %s; on Linux install a Vulkan driver (apt-get install mesa-vulkan-drivers libvulkan1 gives the lavapipe CPU adapter)", ErrNoAdapter, msg)
+	}
+	p := &platform{inst: inst, adapter: adapter}
+	info := adapter.GetInfo()
+	name := info.Name
+	if name == "" || strings.HasPrefix(name, "0x") {
+		name = info.DriverDescription
+	}
+	vendor := info.VendorName
+	if strings.HasPrefix(vendor, "0x") {
+		vendor = ""
+	}
+	p.ai = AdapterInfo{
+		Name:        name,
+		Vendor:      vendor,
+		Backend:     strings.ToLower(info.BackendType.String()),
+		AdapterType: info.AdapterType.String(),
+		ShaderF16:   adapter.HasFeature(wgpu.FeatureNameShaderF16),
+	}
+	al := adapter.GetLimits().Limits
+	have := Limits{
+		MaxStorageBufferBindingSize:       al.MaxStorageBufferBindingSize,
+		MaxBufferSize:                     al.MaxBufferSize,
+		MaxComputeWorkgroupStorageSize:    al.MaxComputeWorkgroupStorageSize,
+		MaxComputeInvocationsPerWorkgroup: al.MaxComputeInvocationsPerWorkgroup,
+		MaxComputeWorkgroupSizeX:          al.MaxComputeWorkgroupSizeX,
+		MaxComputeWorkgroupsPerDimension:  al.MaxComputeWorkgroupsPerDimension,
+		MaxStorageBuffersPerShaderStage:   al.MaxStorageBuffersPerShaderStage,
+		MinUniformBufferOffsetAlignment:   al.MinUniformBufferOffsetAlignment,
+		MinStorageBufferOffsetAlignment:   al.MinStorageBufferOffsetAlignment,
+	}
+	if err := checkLimits(have, p.ai.Name); err != nil {
+		p.release()
+		return nil, err
+	}
+	// Ask for the adapter's maxima of the limits that grow with the model
+	// and the batch; Net checks every buffer against them and names the
+	// limit when a model or a shape does not fit.
+	req := wgpu.DefaultLimits()
+	req.MaxStorageBufferBindingSize = al.MaxStorageBufferBindingSize
+	req.MaxBufferSize = al.MaxBufferSize
+	req.MaxComputeWorkgroupStorageSize = al.MaxComputeWorkgroupStorageSize
+	req.MaxComputeInvocationsPerWorkgroup = al.MaxComputeInvocationsPerWorkgroup
+	req.MaxComputeWorkgroupSizeX = al.MaxComputeWorkgroupSizeX
+	req.MaxStorageBuffersPerShaderStage = al.MaxStorageBuffersPerShaderStage
+	var features []wgpu.FeatureName
+	if p.ai.ShaderF16 && !opts.NoF16 {
+		features = append(features, wgpu.FeatureNameShaderF16)
+		p.f16 = true
+	}
+	dev, err := adapter.RequestDevice(&wgpu.DeviceDescriptor{
+		Label:            "remask",
+		RequiredFeatures: features,
+		RequiredLimits:   &wgpu.RequiredLimits{Limits: req},
+		// No DeviceLostCallback: the binding stores a pointer to a Go
+		// cgo.Handle inside the C descriptor, which cgo's pointer check
+		// refuses (a panic) and which would dangle after RequestDevice
+		// returns. A lost device is detected instead where wgpu-native
+		// reports it: a "device lost" error in our error scopes and the
+		// DeviceLost status of a mapping (markLost).
+	})
+	if err != nil {
+		p.release()
+		return nil, fmt.Errorf("gpu: adapter %q refused a device with its own limits: %v", p.ai.Name, err)
+	}
+	p.dev = dev
+	p.queue = dev.GetQueue()
+	dl := dev.GetLimits().Limits
+	p.lim = Limits{
+		MaxStorageBufferBindingSize:       dl.MaxStorageBufferBindingSize,
+		MaxBufferSize:                     dl.MaxBufferSize,
+		MaxComputeWorkgroupStorageSize:    dl.MaxComputeWorkgroupStorageSize,
+		MaxComputeInvocationsPerWorkgroup: dl.MaxComputeInvocationsPerWorkgroup,
+		MaxComputeWorkgroupSizeX:          dl.MaxComputeWorkgroupSizeX,
+		MaxComputeWorkgroupsPerDimension:  dl.MaxComputeWorkgroupsPerDimension,
+		MaxStorageBuffersPerShaderStage:   dl.MaxStorageBuffersPerShaderStage,
+		MinUniformBufferOffsetAlignment:   dl.MinUniformBufferOffsetAlignment,
+		MinStorageBufferOffsetAlignment:   dl.MinStorageBufferOffsetAlignment,
+	}
+	if err := checkLimits(p.lim, p.ai.Name); err != nil {
+		p.release()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *platform) info() AdapterInfo { return p.ai }
+func (p *platform) limits() Limits    { return p.lim }
+func (p *platform) hasF16() bool      { return p.f16 }
+
+// markLost records that the device is gone; every later call fails with it.
+func (p *platform) markLost(msg string) {
+	p.mu.Lock()
+	if p.lost == nil {
+		p.lost = fmt.Errorf("gpu: %w: %s", ErrDeviceLost, msg)
+	}
+	p.mu.Unlock()
+}
+
+func (p *platform) lostErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lost
+}
+
+func (p *platform) release() {
+	if p.queue != nil {
+		p.queue.Release()
+		p.queue = nil
+	}
+	if p.dev != nil {
+		p.dev.Release()
+		p.dev = nil
+	}
+	if p.adapter != nil {
+		p.adapter.Release()
+		p.adapter = nil
+	}
+	if p.inst != nil {
+		p.inst.Release()
+		p.inst = nil
+	}
+}
+
+// devRef is the C WGPUDevice behind the binding's Device, whose only field
+// is that handle (cogentcore/webgpu v0.23.0 wgpu/device.go).
+func (p *platform) devRef() unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(p.dev)) }
+
+func (p *platform) newBuffer(label string, size uint64, u bufUsage) (*buffer, error) {
+	if err := p.lostErr(); err != nil {
+		return nil, err
+	}
+	size = (size + 3) &^ 3
+	if size == 0 {
+		size = 4
+	}
+	var usage wgpu.BufferUsage
+	switch u {
+	case usageStorage:
+		usage = wgpu.BufferUsageStorage | wgpu.BufferUsageCopySrc | wgpu.BufferUsageCopyDst
+	case usageUniform:
+		usage = wgpu.BufferUsageUniform | wgpu.BufferUsageCopyDst
+	case usageStaging:
+		usage = wgpu.BufferUsageMapRead | wgpu.BufferUsageCopyDst
+	}
+	var b *wgpu.Buffer
+	err := withScopes(p.devRef(), func() (err error) {
+		b, err = p.dev.CreateBuffer(&wgpu.BufferDescriptor{Label: label, Size: size, Usage: usage})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gpu: create buffer %s (%d bytes): %w", label, size, err)
+	}
+	return &buffer{h: b, size: size, id: p.ids.Add(1), label: label}, nil
+}
+
+func (b *buffer) destroy() {
+	if b != nil && b.h != nil {
+		b.h.Destroy()
+		b.h.Release()
+		b.h = nil
+	}
+}
+
+func (p *platform) write(b *buffer, off uint64, data []byte) error {
+	if err := p.lostErr(); err != nil {
+		return err
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	if err := p.queue.WriteBuffer(b.h, off, data); err != nil {
+		return fmt.Errorf("gpu: write %d bytes to %s at %d: %w", len(data), b.label, off, err)
+	}
+	return nil
+}
+
+func (p *platform) newPipeline(label, src, entry string, kinds []bindKind) (*pipeline, error) {
+	if err := p.lostErr(); err != nil {
+		return nil, err
+	}
+	entries := make([]wgpu.BindGroupLayoutEntry, len(kinds))
+	for i, k := range kinds {
+		t := wgpu.BufferBindingTypeUniform
+		switch k {
+		case bindRead:
+			t = wgpu.BufferBindingTypeReadOnlyStorage
+		case bindRW:
+			t = wgpu.BufferBindingTypeStorage
+		}
+		entries[i] = wgpu.BindGroupLayoutEntry{Binding: uint32(i), Visibility: wgpu.ShaderStageCompute, Buffer: wgpu.BufferBindingLayout{Type: t}}
+	}
+	var pl *pipeline
+	err := withScopes(p.devRef(), func() error {
+		mod, err := p.dev.CreateShaderModule(&wgpu.ShaderModuleDescriptor{Label: label, WGSLDescriptor: &wgpu.ShaderModuleWGSLDescriptor{Code: src}})
+		if err != nil {
+			return err
+		}
+		defer mod.Release()
+		bgl, err := p.dev.CreateBindGroupLayout(&wgpu.BindGroupLayoutDescriptor{Label: label, Entries: entries})
+		if err != nil {
+			return err
+		}
+		layout, err := p.dev.CreatePipelineLayout(&wgpu.PipelineLayoutDescriptor{Label: label, BindGroupLayouts: []*wgpu.BindGroupLayout{bgl}})
+		if err != nil {
+			bgl.Release()
+			return err
+		}
+		defer layout.Release()
+		cp, err := p.dev.CreateComputePipeline(&wgpu.ComputePipelineDescriptor{
+			Label:   label,
+			Layout:  layout,
+			Compute: wgpu.ProgrammableStageDescriptor{Module: mod, EntryPoint: entry},
+		})
+		if err != nil {
+			bgl.Release()
+			return err
+		}
+		pl = &pipeline{h: cp, bgl: bgl, id: p.ids.Add(1)}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gpu: pipeline %s: %w", label, err)
+	}
+	return pl, nil
+}
+
+func (p *platform) newBindGroup(pl *pipeline, bs []binding) (*bindGroup, error) {
+	entries := make([]wgpu.BindGroupEntry, len(bs))
+	for i, b := range bs {
+		entries[i] = wgpu.BindGroupEntry{Binding: uint32(i), Buffer: b.buf.h, Offset: b.off, Size: b.size}
+	}
+	var g *wgpu.BindGroup
+	err := withScopes(p.devRef(), func() (err error) {
+		g, err = p.dev.CreateBindGroup(&wgpu.BindGroupDescriptor{Layout: pl.bgl, Entries: entries})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gpu: bind group: %w", err)
+	}
+	return &bindGroup{h: g}, nil
+}
+
+func (g *bindGroup) release() {
+	if g != nil && g.h != nil {
+		g.h.Release()
+		g.h = nil
+	}
+}
+
+// recorder records one command buffer: compute dispatches in one compute
+// pass, ended only around copies.
+type recorder struct {
+	p    *platform
+	enc  *wgpu.CommandEncoder
+	pass *wgpu.ComputePassEncoder
+	err  error
+}
+
+func (p *platform) newRecorder() (*recorder, error) {
+	if err := p.lostErr(); err != nil {
+		return nil, err
+	}
+	enc, err := p.dev.CreateCommandEncoder(&wgpu.CommandEncoderDescriptor{Label: "remask"})
+	if err != nil {
+		return nil, fmt.Errorf("gpu: command encoder: %w", err)
+	}
+	return &recorder{p: p, enc: enc}, nil
+}
+
+func (r *recorder) dispatch(pl *pipeline, bg *bindGroup, x, y, z uint32) {
+	if r.pass == nil {
+		r.pass = r.enc.BeginComputePass(nil)
+	}
+	r.pass.SetPipeline(pl.h)
+	r.pass.SetBindGroup(0, bg.h, nil)
+	r.pass.DispatchWorkgroups(x, y, z)
+}
+
+func (r *recorder) endPass() {
+	if r.pass != nil {
+		if err := r.pass.End(); err != nil && r.err == nil {
+			r.err = err
+		}
+		r.pass.Release()
+		r.pass = nil
+	}
+}
+
+func (r *recorder) copy(src *buffer, srcOff uint64, dst *buffer, dstOff, size uint64) {
+	r.endPass()
+	if err := r.enc.CopyBufferToBuffer(src.h, srcOff, dst.h, dstOff, size); err != nil && r.err == nil {
+		r.err = err
+	}
+}
+
+// submit finishes the command buffer and submits it, inside error scopes.
+func (r *recorder) submit() error {
+	r.endPass()
+	defer r.enc.Release()
+	if r.err != nil {
+		return fmt.Errorf("gpu: recording: %w", r.err)
+	}
+	cb, err := r.enc.Finish(nil)
+	if err != nil {
+		return fmt.Errorf("gpu: finish: %w", err)
+	}
+	defer cb.Release()
+	if err := withScopes(r.p.devRef(), func() error { r.p.queue.Submit(cb); return nil }); err != nil {
+		return fmt.Errorf("gpu: submit: %w", err)
+	}
+	return r.p.lostErr()
+}
+
+// pollUntil polls the device until done is closed, the context ends or the
+// device is lost.
+//
+// It never calls Device.Poll(true): in this wgpu-native (wgpu-core 22) a
+// blocking poll gives up after a fixed 5 s (CLEANUP_WAIT_MS) and then treats
+// the submission it waited for as finished: it returns "queue empty", fires
+// the callbacks and frees the submission's resources while the GPU may still
+// be running it (gfx-rs/wgpu#4589, #3601; fixed upstream in wgpu 25 by #7030).
+// On lavapipe a forward at 2 x 128 tokens can take longer than 5 s on two
+// busy cores; that was the segfault inside libvulkan_lvp.so. Instead we poll
+// without blocking (Poll(false) reads the fence and triages only what really
+// finished): back to back for the first pollSpin, which covers a fast GPU
+// without adding latency, then with sleeps growing to pollMaxSleep.
+func (p *platform) pollUntil(ctx context.Context, done <-chan struct{}) error {
+	start := time.Now()
+	sleep := 20 * time.Microsecond
+	for {
+		p.dev.Poll(false, nil)
+		select {
+		case <-done:
+			return nil
+		default:
+		}
+		if err := p.lostErr(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("gpu: waiting for the device: %w", err)
+		}
+		if time.Since(start) < pollSpin {
+			runtime.Gosched()
+			continue
+		}
+		time.Sleep(sleep)
+		sleep = min(2*sleep, pollMaxSleep)
+	}
+}
+
+const (
+	pollSpin     = 2 * time.Millisecond
+	pollMaxSleep = time.Millisecond
+)
+
+// read maps staging (which a submitted copy filled) and copies len(dst)
+// bytes out of it. After a cancelled wait the buffer is left pending and
+// must not be reused (the caller drops it).
+func (p *platform) read(ctx context.Context, staging *buffer, dst []byte) error {
+	if err := p.lostErr(); err != nil {
+		return err
+	}
+	n := uint64(len(dst))
+	if n == 0 {
+		return nil
+	}
+	size := (n + 3) &^ 3
+	done := make(chan struct{})
+	var status wgpu.BufferMapAsyncStatus
+	err := staging.h.MapAsync(wgpu.MapModeRead, 0, size, func(s wgpu.BufferMapAsyncStatus) {
+		status = s
+		close(done)
+	})
+	if err != nil {
+		return fmt.Errorf("gpu: map %s: %w", staging.label, err)
+	}
+	if err := p.pollUntil(ctx, done); err != nil {
+		return err
+	}
+	if status != wgpu.BufferMapAsyncStatusSuccess {
+		if status == wgpu.BufferMapAsyncStatusDeviceLost {
+			p.markLost("a buffer mapping reported the device lost")
+		}
+		if err := p.lostErr(); err != nil {
+			return err
+		}
+		return fmt.Errorf("gpu: map %s: status %s", staging.label, status)
+	}
+	copy(dst, staging.h.GetMappedRange(0, uint(size))[:n])
+	if err := staging.h.Unmap(); err != nil {
+		return fmt.Errorf("gpu: unmap %s: %w", staging.label, err)
+	}
+	return nil
+}
+
+// wait returns when every submitted command buffer has run.
+func (p *platform) wait(ctx context.Context) error {
+	if err := p.lostErr(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	p.queue.OnSubmittedWorkDone(func(wgpu.QueueWorkDoneStatus) { close(done) })
+	return p.pollUntil(ctx, done)
+}

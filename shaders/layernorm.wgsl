@@ -1,0 +1,65 @@
+// layernorm.wgsl: Y = (X - mean) / sqrt(var + eps) · w + b per row of C
+// features, biased variance (F.layer_norm). One workgroup per row; the
+// statistics are two tree reductions in workgroup memory (mean first, then
+// the centred sum of squares, as the CPU twin does in float64).
+// CPU twin: engine/cpu layerNorm(). Y must not alias X.
+
+struct Params {
+  N: u32,        // rows
+  C: u32,        // features per row
+  has_bias: u32, // 1: add B
+  eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;         // (N, C)
+@group(0) @binding(2) var<storage, read> LW: array<f32>;        // (C)
+@group(0) @binding(3) var<storage, read> LB: array<f32>;        // (C)
+@group(0) @binding(4) var<storage, read_write> Y: array<f32>;   // (N, C)
+
+const WG: u32 = 128u;
+
+var<workgroup> red: array<f32, WG>;
+
+fn reduce(li: u32) -> f32 {
+  for (var off = WG / 2u; off > 0u; off >>= 1u) {
+    if (li < off) {
+      red[li] += red[li + off];
+    }
+    workgroupBarrier();
+  }
+  return red[0];
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let row = wg.x + wg.y * nwg.x;
+  if (row >= P.N) {
+    return;
+  }
+  let base = row * P.C;
+  var s = 0.0;
+  for (var c = li; c < P.C; c += WG) {
+    s += X[base + c];
+  }
+  red[li] = s;
+  workgroupBarrier();
+  let mean = reduce(li) / f32(P.C);
+  workgroupBarrier();
+  var ss = 0.0;
+  for (var c = li; c < P.C; c += WG) {
+    let d = X[base + c] - mean;
+    ss += d * d;
+  }
+  red[li] = ss;
+  workgroupBarrier();
+  let rstd = 1.0 / sqrt(reduce(li) / f32(P.C) + P.eps);
+  for (var c = li; c < P.C; c += WG) {
+    var y = (X[base + c] - mean) * rstd * LW[c];
+    if (P.has_bias == 1u) {
+      y += LB[c];
+    }
+    Y[base + c] = y;
+  }
+}

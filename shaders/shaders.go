@@ -1,0 +1,247 @@
+// Package shaders holds the WGSL compute kernels of remask's WebGPU backend
+// (engine/gpu), one .wgsl file per kernel family, embedded, together with a
+// typed Go twin of each file's `struct Params` (the uniform every kernel
+// reads at @group(0) @binding(0)).
+//
+// The .wgsl files are valid WGSL as they stand (CI validates each with naga
+// when it is on PATH, and engine/gpu's tests compile every variant on a real
+// adapter). Variants are made by Source, a deliberately tiny preprocessor: it
+// replaces the value of a module-scope `const NAME: TYPE = VALUE;` line, and
+// nothing else. Tile sizes, the head size, the weight dtype and the
+// bounds-check-free fast path are set that way.
+//
+// This package knows nothing about devices; it is plain data plus checks.
+package shaders
+
+import (
+	"embed"
+	"encoding/binary"
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+//go:embed *.wgsl
+var files embed.FS
+
+// Weight dtypes, the WDTYPE constant of the kernels that read weight matrices
+// (matmul, embed, gather). Halves are packed two per u32 word, element 2k in
+// the low 16 bits, so browsers without `shader-f16` read them too.
+const (
+	WeightF32  = 0
+	WeightF16  = 1
+	WeightBF16 = 2
+)
+
+// Activations of MatmulParams.Act.
+const (
+	ActNone = 0
+	ActGELU = 1
+	ActSiLU = 2
+)
+
+// MatmulParams mirrors matmul.wgsl's Params.
+type MatmulParams struct {
+	M, N, K    uint32
+	Act        uint32
+	HasBias    uint32
+	Accumulate uint32
+	Pad0, Pad1 uint32
+}
+
+// LayerNormParams mirrors layernorm.wgsl's Params.
+type LayerNormParams struct {
+	N, C    uint32
+	HasBias uint32
+	Eps     float32
+}
+
+// EmbedParams mirrors embed.wgsl's Params.
+type EmbedParams struct {
+	N, T, C    uint32
+	ClsID      uint32
+	HasCls     uint32
+	HasWPE     uint32
+	Pad0, Pad1 uint32
+}
+
+// RopeParams mirrors rope.wgsl's Params.
+type RopeParams struct {
+	N, T, C, H uint32
+}
+
+// AttentionParams mirrors attention.wgsl's Params.
+type AttentionParams struct {
+	T, C, H          uint32
+	Causal           uint32
+	Scale            float32
+	Pad0, Pad1, Pad2 uint32
+}
+
+// RowDotParams mirrors rowdot.wgsl's Params.
+type RowDotParams struct {
+	N, C       uint32
+	Stride     uint32
+	Sigmoid    uint32
+	A, B       float32
+	Pad0, Pad1 uint32
+}
+
+// GatherParams mirrors gather.wgsl's Params.
+type GatherParams struct {
+	N, C       uint32
+	Pad0, Pad1 uint32
+}
+
+// Family is one kernel family: a .wgsl file, its entry point and the Go twin
+// of its Params.
+type Family struct {
+	File   string
+	Entry  string
+	Params reflect.Type
+}
+
+// Families lists every kernel family.
+func Families() []Family {
+	return []Family{
+		{"matmul.wgsl", "main", reflect.TypeFor[MatmulParams]()},
+		{"layernorm.wgsl", "main", reflect.TypeFor[LayerNormParams]()},
+		{"embed.wgsl", "main", reflect.TypeFor[EmbedParams]()},
+		{"rope.wgsl", "main", reflect.TypeFor[RopeParams]()},
+		{"attention.wgsl", "main", reflect.TypeFor[AttentionParams]()},
+		{"rowdot.wgsl", "main", reflect.TypeFor[RowDotParams]()},
+		{"gather.wgsl", "main", reflect.TypeFor[GatherParams]()},
+	}
+}
+
+// Files lists the embedded .wgsl file names, sorted.
+func Files() []string {
+	ents, _ := files.ReadDir(".")
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Raw returns a file's text as written.
+func Raw(file string) (string, error) {
+	b, err := files.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("shaders: no kernel file %q (have %s)", file, strings.Join(Files(), ", "))
+	}
+	return string(b), nil
+}
+
+var constLine = regexp.MustCompile(`(?m)^const ([A-Za-z_][A-Za-z0-9_]*): ([a-z0-9]+) = ([^;]+);`)
+
+// Source returns file with the module-scope constants named in consts set
+// to the given WGSL literals (e.g. {"D": "64u", "FAST": "true"}). Naming a
+// constant the file does not declare is an error, so a renamed constant
+// cannot be ignored silently.
+func Source(file string, consts map[string]string) (string, error) {
+	src, err := Raw(file)
+	if err != nil {
+		return "", err
+	}
+	seen := map[string]bool{}
+	src = constLine.ReplaceAllStringFunc(src, func(line string) string {
+		m := constLine.FindStringSubmatch(line)
+		v, ok := consts[m[1]]
+		if !ok {
+			return line
+		}
+		seen[m[1]] = true
+		return fmt.Sprintf("const %s: %s = %s;", m[1], m[2], v)
+	})
+	for name := range consts {
+		if !seen[name] {
+			return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", file, name)
+		}
+	}
+	return src, nil
+}
+
+// Bytes encodes a Params struct as its uniform buffer contents (little
+// endian, fields in order: every field is 4 bytes, so WGSL's layout has no
+// holes).
+func Bytes(p any) []byte {
+	b, err := binary.Append(nil, binary.LittleEndian, p)
+	if err != nil {
+		panic(fmt.Sprintf("shaders: %T is not a fixed-size params struct: %v", p, err))
+	}
+	return b
+}
+
+// Field is one member of a WGSL struct.
+type Field struct{ Name, Type string }
+
+var structRE = regexp.MustCompile(`(?s)struct\s+Params\s*\{(.*?)\}`)
+var fieldRE = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([A-Za-z0-9_<>]+)\s*,?\s*$`)
+
+// WGSLParams parses the `struct Params` of a kernel file.
+func WGSLParams(file string) ([]Field, error) {
+	src, err := Raw(file)
+	if err != nil {
+		return nil, err
+	}
+	m := structRE.FindStringSubmatch(src)
+	if m == nil {
+		return nil, fmt.Errorf("shaders: %s has no struct Params", file)
+	}
+	var out []Field
+	for _, line := range strings.Split(m[1], "\n") {
+		if i := strings.Index(line, "//"); i >= 0 {
+			line = line[:i]
+		}
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := fieldRE.FindStringSubmatch(line)
+		if f == nil {
+			return nil, fmt.Errorf("shaders: %s: cannot parse struct Params member %q", file, strings.TrimSpace(line))
+		}
+		out = append(out, Field{f[1], f[2]})
+	}
+	return out, nil
+}
+
+// CheckParams reports whether the Go struct t has the same members, in the
+// same order and of the same types, as file's WGSL struct Params. Names
+// match case-insensitively with underscores dropped (HasBias = has_bias).
+func CheckParams(file string, t reflect.Type) error {
+	fields, err := WGSLParams(file)
+	if err != nil {
+		return err
+	}
+	if t.Kind() != reflect.Struct {
+		return fmt.Errorf("shaders: %s: Go twin %v is not a struct", file, t)
+	}
+	if t.NumField() != len(fields) {
+		return fmt.Errorf("shaders: %s: WGSL Params has %d members, Go %v has %d", file, len(fields), t, t.NumField())
+	}
+	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "")) }
+	for i, f := range fields {
+		g := t.Field(i)
+		if norm(g.Name) != norm(f.Name) {
+			return fmt.Errorf("shaders: %s: Params member %d is %q in WGSL, %q in Go %v", file, i, f.Name, g.Name, t)
+		}
+		want := map[string]reflect.Kind{"u32": reflect.Uint32, "f32": reflect.Float32, "i32": reflect.Int32}[f.Type]
+		if want == reflect.Invalid {
+			return fmt.Errorf("shaders: %s: Params member %s has type %s; only u32, f32 and i32 are allowed", file, f.Name, f.Type)
+		}
+		if g.Type.Kind() != want {
+			return fmt.Errorf("shaders: %s: Params member %s is %s in WGSL, %v in Go %v", file, f.Name, f.Type, g.Type, t)
+		}
+	}
+	if size := 4 * len(fields); size%16 != 0 {
+		return fmt.Errorf("shaders: %s: Params is %d bytes; pad it to a multiple of 16", file, size)
+	}
+	return nil
+}
+
+// UintLiteral writes v as a WGSL u32 literal ("64u").
+func UintLiteral(v int) string { return fmt.Sprintf("%du", v) }

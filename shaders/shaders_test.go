@@ -1,0 +1,94 @@
+package shaders
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestParamsMatch checks every kernel family's Go Params twin against the
+// WGSL struct Params, member by member.
+func TestParamsMatch(t *testing.T) {
+	seen := map[string]bool{}
+	for _, f := range Families() {
+		seen[f.File] = true
+		if err := CheckParams(f.File, f.Params); err != nil {
+			t.Error(err)
+		}
+		if got, want := len(Bytes(reflect.New(f.Params).Elem().Interface())), 4*f.Params.NumField(); got != want {
+			t.Errorf("%s: Bytes gives %d bytes, want %d", f.File, got, want)
+		}
+	}
+	for _, file := range Files() {
+		if !seen[file] {
+			t.Errorf("%s is embedded but not listed in Families", file)
+		}
+	}
+}
+
+// TestCheckParamsCatchesDrift makes sure the checker can fail.
+func TestCheckParamsCatchesDrift(t *testing.T) {
+	type swapped struct {
+		N, M, K, Act, HasBias, Accumulate, Pad0, Pad1 uint32
+	}
+	if err := CheckParams("matmul.wgsl", reflect.TypeFor[swapped]()); err == nil {
+		t.Error("a reordered struct passed")
+	}
+	type wrongType struct {
+		N, C, HasBias uint32
+		Eps           uint32
+	}
+	if err := CheckParams("layernorm.wgsl", reflect.TypeFor[wrongType]()); err == nil {
+		t.Error("a u32 for an f32 passed")
+	}
+	type short struct{ N, C uint32 }
+	if err := CheckParams("gather.wgsl", reflect.TypeFor[short]()); err == nil {
+		t.Error("a struct with too few members passed")
+	}
+}
+
+func TestSource(t *testing.T) {
+	src, err := Source("attention.wgsl", map[string]string{"D": "64u", "BC": "16u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(src, "const D: u32 = 64u;") || !strings.Contains(src, "const BC: u32 = 16u;") {
+		t.Error("constants not substituted")
+	}
+	if _, err := Source("attention.wgsl", map[string]string{"NOPE": "1u"}); err == nil {
+		t.Error("an unknown constant was accepted")
+	}
+	if _, err := Source("missing.wgsl", nil); err == nil {
+		t.Error("a missing file was accepted")
+	}
+}
+
+// TestNaga validates every .wgsl with the naga CLI when it is installed. CI
+// machines may not have it; there, engine/gpu's pipeline test (which makes
+// wgpu-native run naga on every variant) is the check. The log says which.
+func TestNaga(t *testing.T) {
+	naga, err := exec.LookPath("naga")
+	if err != nil {
+		t.Skip("naga CLI not on PATH: shaders are validated by engine/gpu's TestPipelines (wgpu-native runs naga on every module) instead")
+	}
+	dir := t.TempDir()
+	for _, file := range Files() {
+		src, err := Raw(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, file)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(naga, p).CombinedOutput()
+		if err != nil {
+			t.Errorf("naga %s: %v\n%s", file, err, out)
+			continue
+		}
+		t.Logf("naga (%s) validated %s: %s", naga, file, strings.TrimSpace(string(out)))
+	}
+}
