@@ -193,22 +193,10 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 
-	// Models: explicit paths, else the shipped ones.
-	modelPath, judgePath := a.modelPath, a.judgePath
-	if modelPath == "" {
-		dirs := modelDirs(c.getenv, c.executable)
-		found, dir := findInDirs(dirs, defaultModelName)
-		if found == "" {
-			return &usageError{msg: "no model given and the shipped model models/" + defaultModelName +
-				" is not here yet; pass --model FILE (see docs/cli.md)\n(looked in: " + strings.Join(dirs, ", ") + ")"}
-		}
-		modelPath = found
-		wantJudge := o.QualityMetric == sampler.MetricAuto || o.QualityMetric == sampler.MetricJudge
-		if judgePath == "" && wantJudge {
-			if j := filepath.Join(dir, defaultJudgeName); fileExists(j) {
-				judgePath = j
-			}
-		}
+	wantJudge := o.QualityMetric == sampler.MetricAuto || o.QualityMetric == sampler.MetricJudge
+	modelPath, judgePath, err := c.modelPaths(a.modelPath, a.judgePath, wantJudge)
+	if err != nil {
+		return err
 	}
 
 	if a.seed == -1 {
@@ -286,6 +274,24 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 	}
 	printResults(c.stdout, res, be.Name())
 	return nil
+}
+
+// modelPaths resolves the language model and judge files: the given paths,
+// else the shipped model and (when wantJudge) the shipped judge next to it.
+func (c *cli) modelPaths(modelPath, judgePath string, wantJudge bool) (string, string, error) {
+	if modelPath != "" {
+		return modelPath, judgePath, nil
+	}
+	dirs := modelDirs(c.getenv, c.executable)
+	found, dir := findInDirs(dirs, defaultModelName)
+	if found == "" {
+		return "", "", &usageError{msg: "no model given and the shipped model models/" + defaultModelName +
+			" is not here; pass --model FILE (see docs/cli.md)\n(looked in: " + strings.Join(dirs, ", ") + ")"}
+	}
+	if j := filepath.Join(dir, defaultJudgeName); judgePath == "" && wantJudge && fileExists(j) {
+		judgePath = j
+	}
+	return found, judgePath, nil
 }
 
 // modelDirs are the folders searched for the shipped models, in order: each

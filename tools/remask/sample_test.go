@@ -440,7 +440,7 @@ func TestSampleDefaultModelLookup(t *testing.T) {
 		if code != exitUsage {
 			t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitUsage, errOut)
 		}
-		want := "no model given and the shipped model models/shakespeare.safetensors is not here yet; pass --model FILE (see docs/cli.md)"
+		want := "no model given and the shipped model models/shakespeare.safetensors is not here; pass --model FILE (see docs/cli.md)"
 		if !strings.Contains(errOut, want) || out != "" {
 			t.Errorf("stderr lacks %q (or stdout not empty):\n%s", want, errOut)
 		}

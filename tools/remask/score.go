@@ -7,8 +7,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/remask/remask/engine/model"
@@ -115,18 +113,10 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	modelPath, judgePath := a.modelPath, a.judgePath
-	if modelPath == "" {
-		dirs := modelDirs(c.getenv, c.executable)
-		found, dir := findInDirs(dirs, defaultModelName)
-		if found == "" {
-			return &usageError{msg: "no model given and the shipped model models/" + defaultModelName +
-				" is not here; pass --model FILE\n(looked in: " + strings.Join(dirs, ", ") + ")"}
-		}
-		modelPath = found
-		if j := filepath.Join(dir, defaultJudgeName); judgePath == "" && fileExists(j) && a.metric != sampler.MetricNode && a.metric != sampler.MetricSelf {
-			judgePath = j
-		}
+	wantJudge := a.metric == sampler.MetricAuto || a.metric == sampler.MetricJudge
+	modelPath, judgePath, err := c.modelPaths(a.modelPath, a.judgePath, wantJudge)
+	if err != nil {
+		return err
 	}
 	var m sampler.Models
 	if m.LM, err = loadNet(be, "model", modelPath, model.LanguageModel); err != nil {
