@@ -40,10 +40,17 @@ const WGX: u32 = BN / TN;
 const WGY: u32 = BM / TM;
 const NT: u32 = WGX * WGY;
 
-const AS_LEN: u32 = BK * BM / 4u;
-const WS_LEN: u32 = BK * BN / 4u;
-var<workgroup> As: array<vec4<f32>, AS_LEN>; // As[k*BM/4 + m/4][m%4] = A[row0+m, k0+k]
-var<workgroup> Ws: array<vec4<f32>, WS_LEN>; // Ws[k*BN/4 + n/4][n%4] = W[col0+n, k0+k]
+// Each k row of a tile is padded by one vec4: the loaders write with k
+// varying fastest across threads, and an unpadded row stride of BM/4 vec4s
+// (a multiple of 32 words) would put all of a warp's stores into one bank.
+// With the pad, the 128x128 tiling stores without conflicts and the 64x64
+// one with at most two-way conflicts.
+const AS_STRIDE: u32 = BM / 4u + 1u;
+const WS_STRIDE: u32 = BN / 4u + 1u;
+const AS_LEN: u32 = BK * AS_STRIDE;
+const WS_LEN: u32 = BK * WS_STRIDE;
+var<workgroup> As: array<vec4<f32>, AS_LEN>; // As[k*AS_STRIDE + m/4][m%4] = A[row0+m, k0+k]
+var<workgroup> Ws: array<vec4<f32>, WS_LEN>; // Ws[k*WS_STRIDE + n/4][n%4] = W[col0+n, k0+k]
 
 // wload reads element i of W in the weight dtype.
 fn wload(i: u32) -> f32 {
@@ -99,7 +106,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       if (FAST || (gr < P.M && gk < P.K)) {
         v = A[gr * P.K + gk];
       }
-      As[k * (BM / 4u) + m / 4u][m % 4u] = v;
+      As[k * AS_STRIDE + m / 4u][m % 4u] = v;
     }
     for (var e = li; e < BN * BK; e += NT) {
       let n = e / BK;
@@ -110,19 +117,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       if (FAST || (gn < P.N && gk < P.K)) {
         v = wload(gn * P.K + gk);
       }
-      Ws[k * (BN / 4u) + n / 4u][n % 4u] = v;
+      Ws[k * WS_STRIDE + n / 4u][n % 4u] = v;
     }
     workgroupBarrier();
     for (var k = 0u; k < BK; k++) {
       for (var i = 0u; i < TM / 4u; i++) {
-        let v = As[k * (BM / 4u) + ty * (TM / 4u) + i];
+        let v = As[k * AS_STRIDE + ty * (TM / 4u) + i];
         a[4u * i] = v.x;
         a[4u * i + 1u] = v.y;
         a[4u * i + 2u] = v.z;
         a[4u * i + 3u] = v.w;
       }
       for (var j = 0u; j < TN / 4u; j++) {
-        let v = Ws[k * (BN / 4u) + tx * (TN / 4u) + j];
+        let v = Ws[k * WS_STRIDE + tx * (TN / 4u) + j];
         b[4u * j] = v.x;
         b[4u * j + 1u] = v.y;
         b[4u * j + 2u] = v.z;

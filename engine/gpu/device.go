@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/remask/remask/shaders"
 )
 
 // device is an open WebGPU device with its pipeline cache.
 type device struct {
-	p     *platform
-	pipes map[string]*pipeline // key: file + sorted constants
-	dummy *buffer              // bound where a kernel's optional input is absent
+	p       *platform
+	pipes   map[string]*pipeline // key: file + sorted constants
+	dummy   *buffer              // bound where a kernel's optional input is absent
+	submits int                  // command buffers submitted through submit
 }
 
 func openDevice(ctx context.Context, opts Options) (*device, error) {
@@ -29,9 +31,26 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 	return d, nil
 }
 
+// close waits (at most closeWait) for submitted work, then releases the
+// device: wgpu-native's own wait when a device is dropped has the same 5 s
+// give-up as Poll(true) (see pollUntil) and would free resources the GPU may
+// still be using.
 func (d *device) close() {
+	if d.p.lostErr() == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+		d.p.wait(ctx)
+		cancel()
+	}
 	d.dummy.destroy()
 	d.p.release()
+}
+
+const closeWait = 2 * time.Minute
+
+// submit submits rec's command buffer and counts it.
+func (d *device) submit(rec *recorder) error {
+	d.submits++
+	return rec.submit()
 }
 
 // pipeline returns the compute pipeline of a kernel file with the given

@@ -110,7 +110,8 @@ type Net struct {
 	staging *buffer
 
 	gen        uint64
-	dispatches int
+	dispatches int // of the latest Encode
+	submits    int // of the latest Encode
 	hid        *hidden
 }
 
@@ -326,6 +327,9 @@ func (n *Net) Model() *model.Model { return n.m }
 // Dispatches is the number of kernel dispatches of the latest Encode.
 func (n *Net) Dispatches() int { return n.dispatches }
 
+// Submits is the number of command buffers the latest Encode submitted.
+func (n *Net) Submits() int { return n.submits }
+
 // ensure sizes the activations for BT positions.
 func (n *Net) ensure(BT int) error {
 	if BT <= n.act.capBT {
@@ -386,6 +390,7 @@ func (n *Net) Encode(ctx context.Context, tokens []int32, B, T int) (engine.Hidd
 		return nil, fmt.Errorf("gpu: encode: %w", err)
 	}
 	n.gen++
+	submits := n.d.submits
 	BT := B * T
 	if err := n.ensure(BT); err != nil {
 		return nil, fmt.Errorf("gpu: encode %d x %d: %w", B, T, err)
@@ -406,13 +411,14 @@ func (n *Net) Encode(ctx context.Context, tokens []int32, B, T int) (engine.Hidd
 		return nil, err
 	}
 	if err := n.trunk.record(rec, ops); err != nil {
-		rec.submit()
+		n.d.submit(rec)
 		return nil, fmt.Errorf("gpu: encode: %w", err)
 	}
-	if err := rec.submit(); err != nil {
+	if err := n.d.submit(rec); err != nil {
 		return nil, fmt.Errorf("gpu: encode: %w", err)
 	}
 	n.dispatches = len(ops)
+	n.submits = n.d.submits - submits
 	return &hidden{net: n, gen: n.gen, B: B, T: T}, nil
 }
 
@@ -475,11 +481,11 @@ func (n *Net) runHead(ctx context.Context, what string, ops []op, out *buffer, d
 		return err
 	}
 	if err := n.heads.record(rec, ops); err != nil {
-		rec.submit()
+		n.d.submit(rec)
 		return fmt.Errorf("gpu: %s: %w", what, err)
 	}
 	rec.copy(out, 0, n.staging, 0, size)
-	if err := rec.submit(); err != nil {
+	if err := n.d.submit(rec); err != nil {
 		return fmt.Errorf("gpu: %s: %w", what, err)
 	}
 	buf := make([]byte, size)

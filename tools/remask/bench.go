@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/remask/remask/engine"
+	"github.com/remask/remask/engine/cpu"
+	"github.com/remask/remask/engine/gpu"
 	"github.com/remask/remask/engine/model"
 )
 
@@ -27,6 +30,8 @@ type benchArgs struct {
 	iters     int
 	threads   int
 	jsonOut   bool
+	validate  string
+	profile   int
 }
 
 func benchFlags() (*flagSet, *benchArgs) {
@@ -42,27 +47,54 @@ func benchFlags() (*flagSet, *benchArgs) {
 	fs.stringVar(&a.shapes, "shapes", "16x1024,1x256", "BxT,...", "batch x length shapes to time")
 	fs.intVar(&a.iters, "iters", 10, "N", "timed forwards per shape (after one warm-up)")
 	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core")
+	fs.stringVar(&a.validate, "validate", "2x64", "BxT|none", "before timing, compare the backend's logits with the CPU backend's at this shape (bound 2e-3); none skips it")
+	fs.intVar(&a.profile, "profile", 0, "N", "GPU backend: also time every trunk kernel on its own, N dispatches of it in one submission (0: off)")
 	fs.boolVar(&a.jsonOut, "json", false, "print JSON instead of a table")
 	return fs, a
 }
 
-type benchResult struct {
-	Backend    string  `json:"backend"`
-	Model      string  `json:"model"`
-	B          int     `json:"batch"`
-	T          int     `json:"length"`
-	Iters      int     `json:"iters"`
-	MsPerFwd   float64 `json:"ms_per_forward"`
-	GFLOP      float64 `json:"gflop_per_forward"`
-	TFLOPS     float64 `json:"tflops"`
-	Dispatches int     `json:"dispatches_per_forward,omitempty"`
+// benchReport is what --json prints.
+type benchReport struct {
+	Backend    string           `json:"backend"`
+	Model      string           `json:"model"`
+	Validation *benchValidation `json:"validation,omitempty"`
+	Results    []benchResult    `json:"results"`
 }
+
+// benchValidation is the check made before timing: the backend's logits
+// against the CPU backend's on the same model and tokens.
+type benchValidation struct {
+	B         int     `json:"batch"`
+	T         int     `json:"length"`
+	MaxAbs    float64 `json:"max_abs_diff_logits"`
+	Bound     float64 `json:"bound"`
+	Reference string  `json:"reference"`
+}
+
+type benchResult struct {
+	B          int              `json:"batch"`
+	T          int              `json:"length"`
+	Iters      int              `json:"iters"`
+	MsPerFwd   float64          `json:"ms_per_forward"`
+	GFLOP      float64          `json:"gflop_per_forward"`
+	TFLOPS     float64          `json:"tflops"`
+	Dispatches int              `json:"dispatches_per_forward,omitempty"`
+	Submits    int              `json:"submits_per_forward,omitempty"`
+	Profile    []gpu.KernelTime `json:"profile,omitempty"`
+}
+
+// benchTol bounds the validation: the golden tests' bound.
+const benchTol = 2e-3
 
 // syncer is a Net that can wait for its queued device work (the GPU's).
 type syncer interface{ Sync(context.Context) error }
 
-// dispatcher reports the kernel dispatches of its latest Encode.
-type dispatcher interface{ Dispatches() int }
+// counter reports the kernel dispatches and command-buffer submissions of
+// its latest Encode (the GPU backend).
+type counter interface {
+	Dispatches() int
+	Submits() int
+}
 
 func runBench(ctx context.Context, c *cli, args []string) error {
 	fs, a := benchFlags()
@@ -72,12 +104,21 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	if a.job != "forward" {
 		return flagError("job", "%q is not a bench job; allowed: forward", a.job)
 	}
+	if a.profile < 0 {
+		return flagError("profile", "%d is out of range; 0 (off) or more", a.profile)
+	}
 	if a.iters < 1 {
 		return flagError("iters", "%d is out of range; at least 1", a.iters)
 	}
 	shapes, err := parseShapes(a.shapes)
 	if err != nil {
 		return err
+	}
+	var vshape [][2]int
+	if a.validate != "none" {
+		if vshape, err = parseShapes(a.validate); err != nil || len(vshape) != 1 {
+			return flagError("validate", "%q is not one BxT shape (e.g. 2x64) or none", a.validate)
+		}
 	}
 	var m *model.Model
 	if a.modelPath != "" {
@@ -87,7 +128,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	} else if m, err = standardModel(1); err != nil {
 		return err
 	}
-	for _, s := range shapes {
+	for _, s := range append(shapes, vshape...) {
 		if s[1] > m.Config.BlockSize {
 			return flagError("shapes", "length %d exceeds the model's block_size %d", s[1], m.Config.BlockSize)
 		}
@@ -103,38 +144,104 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("loading %s on the %s backend: %w", m.Name(), be.Name(), err)
 	}
-	var results []benchResult
+	rep := benchReport{Backend: be.Name(), Model: m.Name()}
+	if len(vshape) == 1 {
+		v, err := benchValidate(ctx, net, vshape[0][0], vshape[0][1])
+		if err != nil {
+			return err
+		}
+		rep.Validation = v
+	}
 	for _, s := range shapes {
 		r, err := benchForward(ctx, net, s[0], s[1], a.iters)
 		if err != nil {
 			return err
 		}
-		r.Backend, r.Model = be.Name(), m.Name()
-		results = append(results, r)
+		if g, ok := net.(*gpu.Net); ok && a.profile > 0 {
+			if r.Profile, err = g.Profile(ctx, benchTokens(net, s[0], s[1]), s[0], s[1], a.profile); err != nil {
+				return err
+			}
+		}
+		rep.Results = append(rep.Results, r)
 	}
 	if a.jsonOut {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		return enc.Encode(rep)
 	}
-	fmt.Fprintf(c.stdout, "backend: %s\nmodel: %s\n", be.Name(), m.Name())
-	for _, r := range results {
+	fmt.Fprintf(c.stdout, "backend: %s\nmodel: %s\n", rep.Backend, rep.Model)
+	if v := rep.Validation; v != nil {
+		fmt.Fprintf(c.stdout, "validated at %d x %d: logits within %.3g of the %s (bound %g)\n", v.B, v.T, v.MaxAbs, v.Reference, v.Bound)
+	}
+	for _, r := range rep.Results {
 		fmt.Fprintf(c.stdout, "%4d x %-5d %9.2f ms/forward %8.3f TFLOP/s  (%.1f GFLOP", r.B, r.T, r.MsPerFwd, r.TFLOPS, r.GFLOP)
 		if r.Dispatches > 0 {
-			fmt.Fprintf(c.stdout, ", %d dispatches", r.Dispatches)
+			fmt.Fprintf(c.stdout, ", %d dispatches, %d submits", r.Dispatches, r.Submits)
 		}
 		fmt.Fprintln(c.stdout, ")")
+		for _, k := range r.Profile {
+			fmt.Fprintf(c.stdout, "    %-22s %9.3f ms  grid %s\n", k.Name, k.Ms, k.Grid)
+		}
 	}
 	return nil
 }
 
-func benchForward(ctx context.Context, net engine.Net, B, T, iters int) (benchResult, error) {
+// benchTokens are the seeded random tokens of a B x T bench forward.
+func benchTokens(net engine.Net, B, T int) []int32 {
 	V := net.Model().Config.VocabSize
 	rng := rand.New(rand.NewPCG(uint64(B), uint64(T)))
 	tokens := make([]int32, B*T)
 	for i := range tokens {
 		tokens[i] = int32(rng.IntN(V))
 	}
+	return tokens
+}
+
+// benchValidate compares net's logits at B x T with the CPU backend's and
+// fails when they differ by more than benchTol: a timing of wrong results
+// is worthless.
+func benchValidate(ctx context.Context, net engine.Net, B, T int) (*benchValidation, error) {
+	m := net.Model()
+	tokens := benchTokens(net, B, T)
+	ref, err := cpu.New(0).Load(m)
+	if err != nil {
+		return nil, fmt.Errorf("validation: loading %s on the CPU backend: %w", m.Name(), err)
+	}
+	n := B * T * m.Config.OutputSize()
+	logits := func(net engine.Net) ([]float32, error) {
+		h, err := net.Encode(ctx, tokens, B, T)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]float32, n)
+		return out, net.Logits(ctx, h, out)
+	}
+	got, err := logits(net)
+	if err != nil {
+		return nil, fmt.Errorf("validation at %d x %d: %w", B, T, err)
+	}
+	want, err := logits(ref)
+	if err != nil {
+		return nil, fmt.Errorf("validation at %d x %d (CPU backend): %w", B, T, err)
+	}
+	v := &benchValidation{B: B, T: T, Bound: benchTol, Reference: "CPU backend"}
+	for i := range got {
+		d := math.Abs(float64(got[i]) - float64(want[i]))
+		if math.IsNaN(d) {
+			d = math.Inf(1)
+		}
+		if d > v.MaxAbs {
+			v.MaxAbs = d
+		}
+	}
+	if !(v.MaxAbs <= benchTol) {
+		return v, fmt.Errorf("validation at %d x %d: the logits differ from the CPU backend's by up to %g (bound %g); not timing a wrong forward", B, T, v.MaxAbs, benchTol)
+	}
+	return v, nil
+}
+
+func benchForward(ctx context.Context, net engine.Net, B, T, iters int) (benchResult, error) {
+	tokens := benchTokens(net, B, T)
 	wait := func() error {
 		if s, ok := net.(syncer); ok {
 			return s.Sync(ctx)
@@ -162,8 +269,8 @@ func benchForward(ctx context.Context, net engine.Net, B, T, iters int) (benchRe
 	r.MsPerFwd = float64(el.Microseconds()) / 1000 / float64(iters)
 	r.GFLOP = forwardFLOP(&net.Model().Config, B, T) / 1e9
 	r.TFLOPS = r.GFLOP / r.MsPerFwd
-	if d, ok := net.(dispatcher); ok {
-		r.Dispatches = d.Dispatches()
+	if c, ok := net.(counter); ok {
+		r.Dispatches, r.Submits = c.Dispatches(), c.Submits()
 	}
 	return r, nil
 }

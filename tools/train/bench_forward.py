@@ -3,8 +3,10 @@ at remask bench's shapes, for comparison with `remask bench --job forward`.
 
 The standard shape: 6 layers, 6 heads, 384 wide, block 1024, vocabulary 67,
 rotary positions, bidirectional attention; inputs 16 x 1024 and 1 x 256.
-Modes: fp32 (TF32 tensor cores allowed for matmuls, as PyTorch does on
-Ampere+ with torch.backends.cuda.matmul.allow_tf32 = True) and fp16 autocast.
+Modes: fp32 (strict fp32 matmuls, TF32 off: the same arithmetic as remask's
+f32 WGSL kernels, which have no tensor cores), fp32_tf32 (TF32 tensor cores
+allowed for matmuls, torch.backends.cuda.matmul.allow_tf32 = True) and fp16
+autocast.
 FLOPs are counted as remask does (tools/remask/bench.go forwardFLOP): per
 layer 24·B·T·C² + 4·B·T²·C. Prints one JSON object.
 
@@ -46,10 +48,10 @@ def main() -> None:
     model = GPT(cfg).to(dev).eval()
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     results = []
-    for mode in ("fp32_tf32", "fp16_autocast"):
+    for mode in ("fp32", "fp32_tf32", "fp16_autocast"):
         if dev.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cuda.matmul.allow_tf32 = mode != "fp32"
+            torch.backends.cudnn.allow_tf32 = mode != "fp32"
         for item in args.shapes.split(","):
             B, T = (int(x) for x in item.split("x"))
             idx = torch.randint(0, cfg.vocab_size, (B, T), device=dev)

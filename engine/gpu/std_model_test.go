@@ -1,0 +1,161 @@
+package gpu
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/remask/remask/engine"
+	"github.com/remask/remask/engine/cpu"
+	"github.com/remask/remask/engine/model"
+)
+
+// standardTestModel is the benchmark's standard shape (6 layers, 6 heads,
+// 384 wide, vocabulary 67, rotary, bidirectional) with critic and sampler
+// heads and seeded random weights: N(0, 0.02) matrices, LayerNorm weights
+// near 1 and small random biases, so every term of every kernel matters.
+func standardTestModel(seed uint64) (*model.Model, error) {
+	cfg := model.Config{Kind: model.LanguageModel, NLayer: 6, NHead: 6, NEmbd: 384, BlockSize: 1024, VocabSize: 67,
+		Bias: true, Attention: model.Bidirectional, PositionEncoding: model.Rotary, RopeBase: 10000, LayerNormEps: 1e-5,
+		Heads:   &model.Heads{Critic: true, Sampler: true},
+		Sampler: &model.SamplerConfig{Neighbors: model.NeighborsEmbeddings, MinNeighborsRatio: 0.1}}
+	mask, pad := 65, 66
+	vocab := model.Vocab{Type: "char", MaskTokenID: &mask, PadTokenID: &pad, BaseVocabSize: 65}
+	for i := 0; i < 65; i++ {
+		vocab.Tokens = append(vocab.Tokens, string(rune(0x100+i)))
+	}
+	vocab.Tokens = append(vocab.Tokens, "[MASK]", "[PAD]")
+	m := &model.Model{Path: "standard 6x384 test model", Config: cfg, Vocab: vocab, DType: "F32", Tensors: map[string]*model.Tensor{}}
+	rng := rand.New(rand.NewPCG(seed, 0x57d))
+	for _, s := range model.Expected(&m.Config) {
+		t := &model.Tensor{Shape: s.Shape}
+		t.Data = make([]float32, t.Numel())
+		isLN := strings.Contains(s.Name, "ln_") || strings.HasPrefix(s.Name, "sampler_head.mlp.2") || strings.HasPrefix(s.Name, "sampler_head.mlp.5")
+		for i := range t.Data {
+			switch {
+			case isLN && strings.HasSuffix(s.Name, ".weight"):
+				t.Data[i] = float32(1 + 0.1*rng.NormFloat64())
+			case strings.HasSuffix(s.Name, ".bias"):
+				t.Data[i] = float32(0.02 * rng.NormFloat64())
+			default:
+				t.Data[i] = float32(0.02 * rng.NormFloat64())
+			}
+		}
+		m.Tensors[s.Name] = t
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("the standard test model does not validate: %w", err)
+	}
+	return m, nil
+}
+
+// TestStandardModel2x128 is the regression test of the lavapipe segfault:
+// the whole standard model at 2 x 128 tokens, every head, against engine/cpu.
+//
+// The crash: wgpu-native's blocking Device.Poll(true) gives up after 5 s and
+// then treats the work as done, freeing what the GPU is still using
+// (platform_native.go, pollUntil). One forward at 2 x 128 takes 1.5 to 5 s
+// on lavapipe with two shared cores, so the crash came and went with the
+// machine's load. Here one submission holds three forwards and the test waits
+// for it (Sync, as bench does), well over 5 s on lavapipe (the log says how
+// long): the old wait crashed every time; the outputs must match the CPU backend's within
+// the golden bound.
+func TestStandardModel2x128(t *testing.T) {
+	be := testBackend(t)
+	if testing.Short() {
+		t.Skip("-short: the whole standard model on lavapipe takes about 15 s")
+	}
+	ctx := context.Background()
+	m, err := standardTestModel(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gn, err := be.Load(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gn.(*Net).Close()
+	cn, err := cpu.New(0).Load(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const B, T = 2, 128
+	rng := rand.New(rand.NewPCG(8, 9))
+	tokens := make([]int32, B*T)
+	for i := range tokens {
+		tokens[i] = int32(rng.IntN(m.Config.VocabSize))
+	}
+	gh, err := gn.Encode(ctx, tokens, B, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One more submission holding the trunk three times over (each pass
+	// starts again from the embeddings, so h is unchanged): on lavapipe it
+	// runs well over 5 s, and Logits' read waits for it.
+	n := gn.(*Net)
+	ops, err := n.trunkOps(B, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []op
+	for i := 0; i < 3; i++ {
+		all = append(all, ops...)
+	}
+	rec, err := n.d.p.newRecorder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.trunk.record(rec, all); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := rec.submit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one submission of 3 forwards at %d x %d: waited %.1f s for it (a wait over 5 s is what crashed)", B, T, time.Since(start).Seconds())
+	got := make([]float32, B*T*m.Config.VocabSize)
+	if err := gn.Logits(ctx, gh, got); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := cn.Encode(ctx, tokens, B, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compare := func(what string, got []float32, run func(engine.Net, engine.Hidden, []float32) error) {
+		t.Helper()
+		ref := make([]float32, len(got))
+		if err := run(cn, ch, ref); err != nil {
+			t.Fatalf("%s (cpu): %v", what, err)
+		}
+		d, at := maxAbsDiff(got, f64(ref))
+		t.Logf("%s: max abs difference to the CPU backend %.3g over %d values", what, d, len(got))
+		if d > goldenTol {
+			t.Errorf("%s: max abs difference to the CPU backend %.3g > %g at %d (gpu %v, cpu %v)", what, d, goldenTol, at, got[at], ref[at])
+		}
+	}
+	compare("logits", got, func(n engine.Net, h engine.Hidden, d []float32) error { return n.Logits(ctx, h, d) })
+	critic := make([]float32, B*T)
+	if err := gn.CriticLogits(ctx, gh, critic); err != nil {
+		t.Fatal(err)
+	}
+	compare("critic logits", critic, func(n engine.Net, h engine.Hidden, d []float32) error { return n.CriticLogits(ctx, h, d) })
+	var pos, left, right []int32
+	for i := 0; i < 40; i++ {
+		pos = append(pos, int32(rng.IntN(B*T)))
+		left = append(left, int32(rng.IntN(m.Config.VocabSize+1))-1) // -1: no neighbour
+		right = append(right, int32(rng.IntN(m.Config.VocabSize+1))-1)
+	}
+	sampler := make([]float32, len(pos)*m.Config.VocabSize)
+	if err := gn.SamplerLogits(ctx, gh, pos, left, right, sampler); err != nil {
+		t.Fatal(err)
+	}
+	compare("sampler logits", sampler, func(n engine.Net, h engine.Hidden, d []float32) error {
+		return n.SamplerLogits(ctx, h, pos, left, right, d)
+	})
+}

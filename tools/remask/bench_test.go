@@ -1,0 +1,95 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/remask/remask/engine/gpu"
+)
+
+func TestParseShapes(t *testing.T) {
+	got, err := parseShapes("16x1024, 1x256")
+	if err != nil || len(got) != 2 || got[0] != [2]int{16, 1024} || got[1] != [2]int{1, 256} {
+		t.Fatalf("parseShapes: %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "16", "0x5", "3x", "ax4", "2x-1"} {
+		if _, err := parseShapes(bad); err == nil {
+			t.Errorf("parseShapes(%q): no error", bad)
+		}
+	}
+}
+
+// TestForwardFLOP checks the count of the standard 16 x 1024 forward by
+// hand: 6·(24·16384·384² + 4·16·1024²·384) = 404.2 GFLOP.
+func TestForwardFLOP(t *testing.T) {
+	m, err := standardModel(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 6 * (24*16384*384.0*384 + 4*16*1024*1024*384.0)
+	if got := forwardFLOP(&m.Config, 16, 1024); got != want {
+		t.Fatalf("forwardFLOP = %g, want %g", got, want)
+	}
+}
+
+func decodeBench(t *testing.T, out string) benchReport {
+	t.Helper()
+	var rep benchReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bench --json printed no report: %v\n%s", err, out)
+	}
+	return rep
+}
+
+func TestBenchCPU(t *testing.T) {
+	code, out, errOut := runCLI(t, "", "bench", "--job", "forward", "--backend", "cpu", "--shapes", "1x8", "--validate", "1x4", "--iters", "1", "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	rep := decodeBench(t, out)
+	if rep.Validation == nil || rep.Validation.B != 1 || rep.Validation.T != 4 || rep.Validation.MaxAbs > benchTol {
+		t.Errorf("validation %+v", rep.Validation)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].MsPerFwd <= 0 || rep.Results[0].GFLOP <= 0 {
+		t.Errorf("results %+v", rep.Results)
+	}
+	code, _, errOut = runCLI(t, "", "bench", "--backend", "cpu", "--shapes", "1x8", "--validate", "2x2x2")
+	if code == exitOK || !strings.Contains(errOut, "--validate") {
+		t.Errorf("a bad --validate: exit %d, %q", code, errOut)
+	}
+}
+
+// TestBenchGPU runs the bench on the WebGPU backend (lavapipe in CI) at a
+// small shape: the validation against the CPU must pass, and one forward of
+// the standard model must be 50 dispatches in one submission.
+func TestBenchGPU(t *testing.T) {
+	g, err := gpu.New(t.Context(), gpu.Options{})
+	if err != nil {
+		if errors.Is(err, gpu.ErrNoAdapter) && os.Getenv("CI") != "true" {
+			t.Skipf("no WebGPU adapter (required in CI): %v", err)
+		}
+		t.Fatal(err)
+	}
+	g.Close()
+	code, out, errOut := runCLI(t, "", "bench", "--job", "forward", "--backend", "gpu", "--shapes", "1x16", "--validate", "1x8", "--iters", "1", "--profile", "1", "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	rep := decodeBench(t, out)
+	if rep.Validation == nil || rep.Validation.MaxAbs > benchTol {
+		t.Errorf("validation %+v", rep.Validation)
+	}
+	if len(rep.Results) != 1 {
+		t.Fatalf("results %+v", rep.Results)
+	}
+	r := rep.Results[0]
+	if r.Dispatches != 50 || r.Submits != 1 {
+		t.Errorf("%d dispatches and %d submits per forward, want 50 and 1", r.Dispatches, r.Submits)
+	}
+	if len(r.Profile) != 50 || r.Profile[2].Name != "h.0.attn.c_attn" || r.Profile[2].Ms <= 0 {
+		t.Errorf("profile %+v", r.Profile)
+	}
+}
