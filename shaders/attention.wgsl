@@ -9,6 +9,8 @@
 // thread (broadcast). Each thread keeps q, the output accumulator and the
 // running max / sum in registers.
 // Host-substituted constants: D (head size), BR, BC.
+// For D % 4 == 0 the host runs shaders.AttentionUnrolled (matmulgen.go), the
+// same algorithm with q and acc as named vec4 variables instead of arrays.
 
 struct Params {
   T: u32,

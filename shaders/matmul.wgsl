@@ -10,6 +10,12 @@
 // N % BN and K % BK are all 0) drops every bounds check.
 //
 // Host-substituted constants (shaders.Source): BM BN BK TM TN FAST WDTYPE.
+//
+// This file is the readable form and the bounds-checked path for shapes that
+// do not divide the tile. Where N % BN == 0 and K % BK == 0 the host runs
+// shaders.MatmulUnrolled instead (matmulgen.go): this structure with every
+// register loop written out, so no function-local array is indexed at run
+// time (the arrays below stayed in local memory on the NVIDIA driver).
 
 struct Params {
   M: u32,

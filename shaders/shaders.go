@@ -142,7 +142,16 @@ var constLine = regexp.MustCompile(`(?m)^const ([A-Za-z_][A-Za-z0-9_]*): ([a-z0-
 // to the given WGSL literals (e.g. {"D": "64u", "FAST": "true"}). Naming a
 // constant the file does not declare is an error, so a renamed constant
 // cannot be ignored silently.
+//
+// MatmulUnrolled and AttentionUnrolled are not files but generated
+// (matmulgen.go); Source returns their text for the given constants.
 func Source(file string, consts map[string]string) (string, error) {
+	switch file {
+	case MatmulUnrolled:
+		return unrolledSource(consts)
+	case AttentionUnrolled:
+		return attentionUnrolledSource(consts)
+	}
 	src, err := Raw(file)
 	if err != nil {
 		return "", err

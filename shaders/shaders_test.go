@@ -1,6 +1,7 @@
 package shaders
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,5 +91,72 @@ func TestNaga(t *testing.T) {
 			continue
 		}
 		t.Logf("naga (%s) validated %s: %s", naga, file, strings.TrimSpace(string(out)))
+	}
+	for i, c := range unrolledVariants() {
+		src, err := Source(MatmulUnrolled, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("unrolled%d.wgsl", i))
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(naga, p).CombinedOutput(); err != nil {
+			t.Errorf("naga %s %v: %v\n%s", MatmulUnrolled, c, err, out)
+		}
+	}
+	for _, c := range []map[string]string{{"D": "4u", "BR": "64u", "BC": "32u"}, {"D": "64u", "BR": "64u", "BC": "32u"}, {"D": "128u", "BR": "64u", "BC": "16u"}} {
+		src, err := Source(AttentionUnrolled, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "attention_unrolled.wgsl")
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(naga, p).CombinedOutput(); err != nil {
+			t.Errorf("naga %s %v: %v\n%s", AttentionUnrolled, c, err, out)
+		}
+	}
+	t.Logf("naga validated %d variants of %s and 3 of %s", len(unrolledVariants()), MatmulUnrolled, AttentionUnrolled)
+}
+
+// unrolledVariants are the generated matmul variants the tests validate:
+// the tilings engine/gpu uses, each with every weight dtype.
+func unrolledVariants() []map[string]string {
+	var out []map[string]string
+	for _, t := range []MatmulTiling{{64, 64, 16, 4, 4}, {128, 128, 8, 8, 8}, {128, 128, 16, 8, 8}, {128, 64, 16, 8, 4}, {64, 128, 16, 4, 8}} {
+		for _, wd := range []int{WeightF32, WeightF16, WeightBF16} {
+			out = append(out, map[string]string{"BM": UintLiteral(t.BM), "BN": UintLiteral(t.BN), "BK": UintLiteral(t.BK),
+				"TM": UintLiteral(t.TM), "TN": UintLiteral(t.TN), "WDTYPE": UintLiteral(wd)})
+		}
+	}
+	return out
+}
+
+func TestUnrolledSource(t *testing.T) {
+	for _, c := range unrolledVariants() {
+		src, err := Source(MatmulUnrolled, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The point of the variant: no function-local array at all.
+		if strings.Contains(src, "array<f32, ") || strings.Contains(src, "var acc") {
+			t.Errorf("%v: the generated kernel declares a local array", c)
+		}
+		if !strings.Contains(src, "struct Params") {
+			t.Errorf("%v: no struct Params", c)
+		}
+	}
+	bad := []map[string]string{
+		{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u"},                                 // no WDTYPE
+		{"BM": "64u", "BN": "64u", "BK": "6u", "TM": "4u", "TN": "4u", "WDTYPE": "0u"},                  // BK % 4
+		{"BM": "128u", "BN": "128u", "BK": "32u", "TM": "8u", "TN": "8u", "WDTYPE": "0u"},               // 32 KiB shared
+		{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "FAST": "true"}, // unknown constant
+	}
+	for _, c := range bad {
+		if _, err := Source(MatmulUnrolled, c); err == nil {
+			t.Errorf("%v was accepted", c)
+		}
 	}
 }

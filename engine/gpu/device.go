@@ -16,6 +16,9 @@ type device struct {
 	pipes   map[string]*pipeline // key: file + sorted constants
 	dummy   *buffer              // bound where a kernel's optional input is absent
 	submits int                  // command buffers submitted through submit
+	// noUnrolled makes matmuls and attention run matmul.wgsl and
+	// attention.wgsl instead of the generated variants (tests of that path).
+	noUnrolled bool
 }
 
 func openDevice(ctx context.Context, opts Options) (*device, error) {

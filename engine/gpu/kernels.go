@@ -3,6 +3,7 @@ package gpu
 import (
 	"fmt"
 	"math"
+	"os"
 
 	"github.com/remask/remask/shaders"
 )
@@ -27,13 +28,24 @@ var (
 	gatherKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW}
 )
 
-// matmulTile is one tiling of matmul.wgsl.
+// matmulTile is one tiling of the matmul kernels.
 type matmulTile struct{ BM, BN, BK, TM, TN int }
 
+// Tilings. Where N % BN == 0 and K % BK == 0 (any M) a matmul runs the
+// generated, fully unrolled kernel (shaders.MatmulUnrolled); other shapes
+// run matmul.wgsl with the same tile (BK halved until its padded tiles fit
+// 16 KiB of workgroup memory), bounds-checked.
 var (
-	tile64  = matmulTile{64, 64, 16, 4, 4}
-	tile128 = matmulTile{128, 128, 8, 8, 8}
+	tile64     = matmulTile{64, 64, 16, 4, 4}
+	tile128x64 = matmulTile{128, 64, 16, 8, 4}
+	tile128    = matmulTile{128, 128, 8, 8, 8}
+	// matmulTiles are the tilings the tests cover.
+	matmulTiles = []matmulTile{tile128, tile128x64, tile64}
 )
+
+func (t matmulTile) String() string {
+	return fmt.Sprintf("%dx%dx%d/%dx%d", t.BM, t.BN, t.BK, t.TM, t.TN)
+}
 
 func (t matmulTile) consts(fast bool, wdtype int) map[string]string {
 	return map[string]string{
@@ -43,26 +55,74 @@ func (t matmulTile) consts(fast bool, wdtype int) map[string]string {
 	}
 }
 
-// chooseTile picks the 128x128 tile where the product is large enough to
-// fill the GPU with it, else 64x64.
-func chooseTile(M, N int) matmulTile {
-	if M >= 1024 && N >= 256 && ceilDiv(M, 128)*ceilDiv(N, 128) >= 256 {
+// unrolledConsts are the constants of shaders.MatmulUnrolled.
+func (t matmulTile) unrolledConsts(wdtype int) map[string]string {
+	c := t.consts(false, wdtype)
+	delete(c, "FAST")
+	return c
+}
+
+// unrolls reports whether the generated kernel can run (N, K) with t.
+func (t matmulTile) unrolls(N, K int) bool {
+	return N%t.BN == 0 && K%t.BK == 0 && shaders.MatmulTiling(t).CheckUnrolled() == nil
+}
+
+// loop is the tile matmul.wgsl runs for t: its shared tiles are padded by
+// one vec4 per k row, so BK is halved until they fit 16 KiB.
+func (t matmulTile) loop() matmulTile {
+	for t.BK > 1 && 4*t.BK*(t.BM+4+t.BN+4) > 16384 {
+		t.BK /= 2
+	}
+	return t
+}
+
+// chooseTile picks 128x128 (8x8 per thread, BK 8) where that still gives
+// at least 256 workgroups, else 64x64: on the H100 the 128x128 tile was the
+// fastest for every trunk matmul of the 16 x 1024 forward, N = 384 (384
+// workgroups) included (docs/performance.md).
+func chooseTile(M, N, K int) matmulTile {
+	if t, ok := tileOverride(); ok && t.unrolls(N, K) {
+		return t
+	}
+	if tile128.unrolls(N, K) && ceilDiv(M, tile128.BM)*ceilDiv(N, tile128.BN) >= 256 {
 		return tile128
 	}
 	return tile64
 }
 
+// tileOverride reads REMASK_GPU_MATMUL_TILE ("BMxBNxBKxTMxTN", e.g.
+// "128x64x16x8x4"), a tuning knob: every matmul that the generated kernel
+// can run with that tile uses it.
+func tileOverride() (matmulTile, bool) {
+	v := os.Getenv("REMASK_GPU_MATMUL_TILE")
+	if v == "" {
+		return matmulTile{}, false
+	}
+	var t matmulTile
+	if _, err := fmt.Sscanf(v, "%dx%dx%dx%dx%d", &t.BM, &t.BN, &t.BK, &t.TM, &t.TN); err != nil {
+		return matmulTile{}, false
+	}
+	return t, shaders.MatmulTiling(t).CheckUnrolled() == nil
+}
+
 // matmul: out (M, N) [+]= act(a (M, K) · w (N, K)ᵀ + bias).
 func (d *device) matmul(name string, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool) (op, error) {
-	return d.matmulTiled(name, chooseTile(M, N), M, N, K, a, w, bias, out, act, accumulate)
+	return d.matmulTiled(name, chooseTile(M, N, K), M, N, K, a, w, bias, out, act, accumulate)
 }
 
 func (d *device) matmulTiled(name string, t matmulTile, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool) (op, error) {
 	if M < 1 || N < 1 || K < 1 {
 		return op{}, fmt.Errorf("gpu: %s: matmul shape M=%d N=%d K=%d", name, M, N, K)
 	}
-	fast := M%t.BM == 0 && N%t.BN == 0 && K%t.BK == 0
-	pl, err := d.pipeline("matmul.wgsl", t.consts(fast, w.dtype), matmulKinds)
+	var pl *pipeline
+	var err error
+	if !d.noUnrolled && t.unrolls(N, K) {
+		pl, err = d.pipeline(shaders.MatmulUnrolled, t.unrolledConsts(w.dtype), matmulKinds)
+	} else {
+		t = t.loop()
+		fast := M%t.BM == 0 && N%t.BN == 0 && K%t.BK == 0
+		pl, err = d.pipeline("matmul.wgsl", t.consts(fast, w.dtype), matmulKinds)
+	}
 	if err != nil {
 		return op{}, err
 	}
@@ -150,7 +210,13 @@ func (d *device) attention(name string, B, T, C, H int, causal bool, qkv, out bi
 	if B*H > int(d.p.limits().MaxComputeWorkgroupsPerDimension) {
 		return op{}, &LimitError{Limit: "maxComputeWorkgroupsPerDimension", Have: uint64(d.p.limits().MaxComputeWorkgroupsPerDimension), Want: uint64(B * H), What: "attention (batch x heads workgroups)", Adapter: d.p.info().Name}
 	}
-	pl, err := d.pipeline("attention.wgsl", map[string]string{"D": fmt.Sprintf("%du", D), "BR": fmt.Sprintf("%du", BR), "BC": fmt.Sprintf("%du", BC)}, attnKinds)
+	file := "attention.wgsl"
+	if !d.noUnrolled && D%4 == 0 && BC%4 == 0 {
+		// q and the accumulator as named vec4s, vec4 loads (C = H·D, so
+		// every row offset is a multiple of 4 floats).
+		file = shaders.AttentionUnrolled
+	}
+	pl, err := d.pipeline(file, map[string]string{"D": fmt.Sprintf("%du", D), "BR": fmt.Sprintf("%du", BR), "BC": fmt.Sprintf("%du", BC)}, attnKinds)
 	if err != nil {
 		return op{}, err
 	}

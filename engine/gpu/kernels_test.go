@@ -141,14 +141,24 @@ func TestMatmulSweep(t *testing.T) {
 	d := testBackend(t).d
 	rng := rand.New(rand.NewPCG(1, 2))
 	type shape struct{ M, N, K int }
-	shapes := []shape{{1, 1, 1}, {1, 7, 3}, {3, 5, 7}, {13, 17, 31}, {64, 64, 16}, {65, 63, 17}, {97, 101, 50}, {48, 96, 32}, {48, 67, 32}, {128, 128, 128}, {130, 257, 40}}
+	shapes := []shape{{1, 1, 1}, {1, 7, 3}, {3, 5, 7}, {13, 17, 31}, {64, 64, 16}, {65, 63, 17}, {97, 101, 50}, {48, 96, 32}, {48, 67, 32}, {128, 128, 128}, {130, 257, 40}, {130, 256, 48}, {1, 128, 32}}
+	defer func() { d.noUnrolled = false }()
 	for _, s := range shapes {
-		for _, tl := range []matmulTile{tile64, tile128} {
+		for _, tc := range []struct {
+			tl   matmulTile
+			loop bool
+		}{{tile64, false}, {tile64, true}, {tile128x64, false}, {tile128, false}, {tile128, true}} {
+			tl := tc.tl
+			d.noUnrolled = tc.loop
+			kernel := "unrolled"
+			if tc.loop || !tl.unrolls(s.N, s.K) {
+				kernel = "loop"
+			}
 			for _, v := range []struct {
 				act        int
 				bias, accu bool
 			}{{shaders.ActNone, false, false}, {shaders.ActGELU, true, false}, {shaders.ActSiLU, true, false}, {shaders.ActNone, true, true}} {
-				name := fmt.Sprintf("%dx%dx%d/tile%d/act%d/bias%v/acc%v", s.M, s.N, s.K, tl.BM, v.act, v.bias, v.accu)
+				name := fmt.Sprintf("%dx%dx%d/%v/%s/act%d/bias%v/acc%v", s.M, s.N, s.K, tl, kernel, v.act, v.bias, v.accu)
 				t.Run(name, func(t *testing.T) {
 					a := randVec(rng, s.M*s.K, 1)
 					w := randVec(rng, s.N*s.K, 0.3)
@@ -197,45 +207,49 @@ func TestMatmulSweep(t *testing.T) {
 func TestMatmulHalfWeights(t *testing.T) {
 	be := testBackend(t)
 	rng := rand.New(rand.NewPCG(3, 4))
-	M, N, K := 37, 29, 23 // odd N·K: the last word holds one half
-	for _, dt := range []int{shaders.WeightF16, shaders.WeightBF16} {
-		t.Run(fmt.Sprint(dt), func(t *testing.T) {
-			w := randVec(rng, N*K, 0.3)
-			for i, v := range w { // round to the dtype so that the twin sees the same values
-				if dt == shaders.WeightF16 {
-					h, _ := f16(v)
-					w[i] = h
-				} else {
-					w[i] = math.Float32frombits(math.Float32bits(v) &^ 0xffff)
-				}
-			}
-			n := &Net{d: be.d}
-			defer func() {
-				for _, b := range n.weights {
-					b.destroy()
-				}
-			}()
-			wb, err := n.uploadMatrix("w", w, dt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := randVec(rng, M*K, 1)
-			out := newCanaryBuf(t, be.d, M*N, nil)
-			o, err := be.d.matmul("test", M, N, K, whole(inBuf(t, be.d, a)), wb, nil, out.bind(), shaders.ActNone, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := run(t, be.d, []op{o}, out)
-			want := make([]float64, M*N)
-			for i := 0; i < M; i++ {
-				for j := 0; j < N; j++ {
-					for k := 0; k < K; k++ {
-						want[i*N+j] += float64(a[i*K+k]) * float64(w[j*K+k])
+	// 37x29x23: odd N·K, the last word holds one half (matmul.wgsl);
+	// 37x128x64: the generated kernel's vec2<u32> loads.
+	for _, sh := range [][3]int{{37, 29, 23}, {37, 128, 64}} {
+		M, N, K := sh[0], sh[1], sh[2]
+		for _, dt := range []int{shaders.WeightF16, shaders.WeightBF16} {
+			t.Run(fmt.Sprintf("%dx%dx%d/%d", M, N, K, dt), func(t *testing.T) {
+				w := randVec(rng, N*K, 0.3)
+				for i, v := range w { // round to the dtype so that the twin sees the same values
+					if dt == shaders.WeightF16 {
+						h, _ := f16(v)
+						w[i] = h
+					} else {
+						w[i] = math.Float32frombits(math.Float32bits(v) &^ 0xffff)
 					}
 				}
-			}
-			checkClose(t, "half matmul", got, want, 1e-4, 1e-5)
-		})
+				n := &Net{d: be.d}
+				defer func() {
+					for _, b := range n.weights {
+						b.destroy()
+					}
+				}()
+				wb, err := n.uploadMatrix("w", w, dt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a := randVec(rng, M*K, 1)
+				out := newCanaryBuf(t, be.d, M*N, nil)
+				o, err := be.d.matmul("test", M, N, K, whole(inBuf(t, be.d, a)), wb, nil, out.bind(), shaders.ActNone, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := run(t, be.d, []op{o}, out)
+				want := make([]float64, M*N)
+				for i := 0; i < M; i++ {
+					for j := 0; j < N; j++ {
+						for k := 0; k < K; k++ {
+							want[i*N+j] += float64(a[i*K+k]) * float64(w[j*K+k])
+						}
+					}
+				}
+				checkClose(t, "half matmul", got, want, 1e-4, 1e-5)
+			})
+		}
 	}
 }
 
@@ -329,10 +343,13 @@ func attentionTwin(qkv []float32, B, T, C, H int, causal bool) []float64 {
 
 func TestAttentionSweep(t *testing.T) {
 	d := testBackend(t).d
+	defer func() { d.noUnrolled = false }()
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, s := range []struct{ B, T, C, H int }{{1, 1, 2, 1}, {1, 3, 8, 2}, {2, 13, 32, 2}, {1, 31, 16, 1}, {1, 33, 24, 3}, {2, 24, 32, 2}, {1, 65, 32, 4}, {1, 97, 64, 1}, {1, 70, 128, 2}} {
-		for _, causal := range []bool{false, true} {
-			name := fmt.Sprintf("B%d_T%d_C%d_H%d/causal%v", s.B, s.T, s.C, s.H, causal)
+		for _, tc := range []struct{ causal, loop bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+			causal := tc.causal
+			d.noUnrolled = tc.loop
+			name := fmt.Sprintf("B%d_T%d_C%d_H%d/causal%v/loop%v", s.B, s.T, s.C, s.H, causal, tc.loop)
 			t.Run(name, func(t *testing.T) {
 				qkv := randVec(rng, s.B*s.T*3*s.C, 1)
 				out := newCanaryBuf(t, d, s.B*s.T*s.C, nil)

@@ -20,10 +20,11 @@ func TestPipelines(t *testing.T) {
 		}
 		count++
 	}
-	for _, tl := range []matmulTile{tile64, tile128} {
-		for _, fast := range []bool{false, true} {
-			for _, dt := range []int{shaders.WeightF32, shaders.WeightF16, shaders.WeightBF16} {
-				try("matmul.wgsl", tl.consts(fast, dt), matmulKinds)
+	for _, tl := range matmulTiles {
+		for _, dt := range []int{shaders.WeightF32, shaders.WeightF16, shaders.WeightBF16} {
+			try(shaders.MatmulUnrolled, tl.unrolledConsts(dt), matmulKinds)
+			for _, fast := range []bool{false, true} {
+				try("matmul.wgsl", tl.loop().consts(fast, dt), matmulKinds)
 			}
 		}
 	}
@@ -33,6 +34,9 @@ func TestPipelines(t *testing.T) {
 			t.Fatal(err)
 		}
 		try("attention.wgsl", map[string]string{"D": itou(D), "BR": itou(BR), "BC": itou(BC)}, attnKinds)
+		if D%4 == 0 {
+			try(shaders.AttentionUnrolled, map[string]string{"D": itou(D), "BR": itou(BR), "BC": itou(BC)}, attnKinds)
+		}
 	}
 	for _, dt := range []int{shaders.WeightF32, shaders.WeightF16, shaders.WeightBF16} {
 		try("embed.wgsl", map[string]string{"WDTYPE": itou(dt)}, embedKinds)
