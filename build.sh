@@ -75,10 +75,65 @@ cmd_setup() {
 	fi
 }
 
+SITE_DIST=site/dist
+
 cmd_build() {
 	check_go
 	log "go build -o bin/remask ./tools/remask"
 	go build -o bin/remask ./tools/remask
+	build_site
+}
+
+# build_site builds the demo site into site/dist: the wasm engine (and its
+# gzip, which remask serve sends to browsers that accept it), Go's wasm glue,
+# the static files, the shipped models and manifest.json (their sha256).
+build_site() {
+	log "site: GOOS=js GOARCH=wasm go build -o $SITE_DIST/remask.wasm ./wasm"
+	rm -rf "$SITE_DIST"
+	mkdir -p "$SITE_DIST/models"
+	GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -w' -o "$SITE_DIST/remask.wasm" ./wasm
+	gzip -9 -n -k -f "$SITE_DIST/remask.wasm"
+	# Go 1.24 moved the glue from misc/wasm to lib/wasm.
+	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$SITE_DIST/"
+	cp site/index.html site/style.css site/*.js "$SITE_DIST/"
+	local m
+	for m in models/*.safetensors; do
+		ln -f "$m" "$SITE_DIST/models/" 2>/dev/null || cp "$m" "$SITE_DIST/models/"
+	done
+	go run ./tools/sitemanifest -o "$SITE_DIST/manifest.json" -wasm "$SITE_DIST/remask.wasm" "$SITE_DIST"/models/*.safetensors
+	log "site: $SITE_DIST (remask.wasm $(wc -c <"$SITE_DIST/remask.wasm") bytes, gzip $(wc -c <"$SITE_DIST/remask.wasm.gz") bytes)"
+}
+
+cmd_serve() {
+	cmd_build
+	local addr="${ADDR:-127.0.0.1:8080}"
+	log "bin/remask serve --site $SITE_DIST --addr $addr (open http://$addr/)"
+	exec bin/remask serve --site "$SITE_DIST" --addr "$addr"
+}
+
+# browser_test runs tools/browser-test (Playwright driving Debian's Chromium
+# with SwiftShader WebGPU) against the built site. In CI it installs what it
+# needs and must run; elsewhere it is skipped, saying so, when Chromium or
+# Node is missing.
+browser_test() {
+	if [ "${CI:-}" = "true" ]; then
+		if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null 2>&1; then
+			log "CI: installing chromium, nodejs and npm (for the browser tests)"
+			as_root apt-get update -qq
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium nodejs npm
+		fi
+	elif [ ! -x /usr/bin/chromium ] || ! command -v node >/dev/null 2>&1; then
+		log "NOTE: the browser tests were NOT run: they need /usr/bin/chromium and node"
+		log "      (apt-get install chromium nodejs npm; CI=true ./build.sh test installs them and runs them)"
+		return 0
+	fi
+	if [ ! -d tools/browser-test/node_modules/playwright-core ] || [ "${CI:-}" = "true" ]; then
+		log "npm ci (tools/browser-test: playwright-core, no browser download)"
+		(cd tools/browser-test && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+	fi
+	cmd_build
+	log "browser tests: node tools/browser-test/test.mjs (screenshots in site/test-results/)"
+	node tools/browser-test/test.mjs
 }
 
 cmd_run() {
@@ -122,6 +177,8 @@ cmd_test() {
 		log "NOTE: the PyTorch tests of tools/train were NOT run: $PYTHON cannot import torch and numpy"
 		log "      (install python3-torch and python3-numpy to run them; the Go tests do not need them, the goldens are committed)"
 	fi
+	browser_test
+
 	log "all tests passed"
 }
 
@@ -149,10 +206,12 @@ Usage: ./build.sh <command> [arguments]
 Commands:
   setup          check Go >= 1.26 and download the Go modules (in CI also install python3-torch
                  and mesa-vulkan-drivers + libvulkan1 for the WebGPU tests on lavapipe)
-  build          build bin/remask
+  build          build bin/remask and the demo site (site/dist: wasm engine, static files, models, manifest)
+  serve          build, then serve the site and the API: bin/remask serve on $ADDR (default 127.0.0.1:8080)
   run [flags]    build, then generate text: bin/remask sample [flags] (see docs/cli.md)
   test           setup, then gofmt, go vet, go test, the js/wasm build, a 10s fuzz smoke run
-                 and the PyTorch tests of tools/train (when python3-torch is installed)
+                 the PyTorch tests of tools/train (when python3-torch is installed) and the browser
+                 tests (Chromium + SwiftShader WebGPU; with CI=true they are installed and required)
   goldens        regenerate testdata/golden with PyTorch (tools/train/make_fixtures.py)
   fuzz [seconds] fuzz the model file parser (FuzzParse) for longer (default 60 seconds)
   help           this list
@@ -165,6 +224,7 @@ main() {
 	case "$cmd" in
 	setup) cmd_setup "$@" ;;
 	build) cmd_build "$@" ;;
+	serve) cmd_serve "$@" ;;
 	run) cmd_run "$@" ;;
 	test) cmd_test "$@" ;;
 	goldens) cmd_goldens "$@" ;;

@@ -8,4 +8,4 @@ require (
 	github.com/nlpodyssey/safetensors v0.0.0-20250209183917-bfb01cc25f7c
 )
 
-require github.com/syumai/workers v0.32.0 // indirect
+require github.com/syumai/workers v0.32.0

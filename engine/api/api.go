@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -79,6 +80,11 @@ type Config struct {
 	// DisableLoading refuses POST /v1/models with a path or a URL (403); ids
 	// of the library can still be loaded.
 	DisableLoading bool
+	// AllowOrigins are the origins ("https://host:port") whose pages may call
+	// the API from another origin (CORS), such as the demo site hosted
+	// elsewhere and pointed at this server; "*" allows every origin. Empty:
+	// no cross-origin access (same-origin pages need none).
+	AllowOrigins []string
 	// Logger gets one line per request (nil = no logging).
 	Logger *slog.Logger
 	// Now is the clock for request durations (nil = time.Now).
@@ -170,6 +176,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // route dispatches by path, then by method. Every answer, errors included,
 // is JSON (or NDJSON for streams).
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if s.cors(w, r) {
+		return
+	}
 	type endpoint struct {
 		methods []string
 		serve   func(http.ResponseWriter, *http.Request)
@@ -257,4 +266,26 @@ func randomSeed() (uint64, error) {
 		return 0, fmt.Errorf("drawing a random seed: %w; pass \"seed\"", err)
 	}
 	return binary.LittleEndian.Uint64(b[:]) & (1<<53 - 1), nil
+}
+
+// cors adds the CORS headers for an allowed Origin and answers a preflight
+// request (it then returns true). A request from an origin that is not
+// allowed gets no CORS headers, so the browser keeps the answer from the page.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) (answered bool) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || !slices.ContainsFunc(s.cfg.AllowOrigins, func(o string) bool { return o == "*" || strings.EqualFold(o, origin) }) {
+		return false
+	}
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Expose-Headers", "Retry-After, Allow")
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", "GET, POST")
+	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return true
 }

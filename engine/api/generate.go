@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -31,6 +32,8 @@ type generateRequest struct {
 	Stream         bool    `json:"stream"`
 	IncludeTokens  bool    `json:"include_tokens"`
 	IncludeText    bool    `json:"include_text"`
+	// IncludeWrongness asks for each iteration's per-position wrongness.
+	IncludeWrongness bool `json:"include_wrongness"`
 }
 
 const generateExample = `{"num_samples": 2, "sequence_length": 256, "seed": 1}`
@@ -39,13 +42,14 @@ const generateExample = `{"num_samples": 2, "sequence_length": 256, "seed": 1}`
 // format: posting them again repeats the generation.
 type runOptions struct {
 	sampler.Options
-	Model          string `json:"model"`
-	Judge          string `json:"judge"`
-	RemaskingModel string `json:"remasking_model,omitempty"`
-	Compat         string `json:"compat"`
-	Stream         bool   `json:"stream"`
-	IncludeTokens  bool   `json:"include_tokens"`
-	IncludeText    bool   `json:"include_text"`
+	Model            string `json:"model"`
+	Judge            string `json:"judge"`
+	RemaskingModel   string `json:"remasking_model,omitempty"`
+	Compat           string `json:"compat"`
+	Stream           bool   `json:"stream"`
+	IncludeTokens    bool   `json:"include_tokens"`
+	IncludeText      bool   `json:"include_text"`
+	IncludeWrongness bool   `json:"include_wrongness"`
 }
 
 // job is a validated generation, ready to run when the device is free.
@@ -74,10 +78,14 @@ type iterationEvent struct {
 	// the iteration.
 	Masked int `json:"masked"`
 	// Remasked are each row's positions masked again after the iteration.
-	Remasked  [][]int   `json:"remasked"`
-	Tokens    [][]int32 `json:"tokens,omitempty"`
-	Text      []string  `json:"text,omitempty"`
-	EarlyStop bool      `json:"early_stop,omitempty"`
+	Remasked [][]int   `json:"remasked"`
+	Tokens   [][]int32 `json:"tokens,omitempty"`
+	Text     []string  `json:"text,omitempty"`
+	// Wrongness (with include_wrongness) is the remasking strategy's
+	// wrongness of each position of Tokens, one row per sample; absent on
+	// the last iteration and for random remasking.
+	Wrongness []wrongnessRow `json:"wrongness,omitempty"`
+	EarlyStop bool           `json:"early_stop,omitempty"`
 }
 
 type criticJSON struct {
@@ -195,6 +203,9 @@ func (s *Server) prepare(ctx context.Context, req *generateRequest) (*job, error
 		if req.IncludeText {
 			return nil, invalidOption("include_text", "per-iteration text comes with streaming only; set \"stream\": true")
 		}
+		if req.IncludeWrongness {
+			return nil, invalidOption("include_wrongness", "per-iteration wrongness comes with streaming only; set \"stream\": true")
+		}
 	}
 	if n := o.EffectiveIterations(); n > s.cfg.MaxIterations {
 		field := "iterations"
@@ -228,7 +239,7 @@ func (s *Server) prepare(ctx context.Context, req *generateRequest) (*job, error
 	}
 
 	j := &job{opts: runOptions{Options: o, Compat: c.String(), Stream: req.Stream,
-		IncludeTokens: req.IncludeTokens, IncludeText: req.IncludeText}}
+		IncludeTokens: req.IncludeTokens, IncludeText: req.IncludeText, IncludeWrongness: req.IncludeWrongness}}
 
 	// Models: ids first (404s), then the files.
 	j.opts.Model = req.Model
@@ -358,7 +369,7 @@ func (s *Server) run(ctx context.Context, j *job, st *stream, w http.ResponseWri
 		}
 		vocab := &j.models[0].Vocab
 		observe = func(ev *sampler.Event) {
-			if err := send(iterationOf(ev, o.NumSamples, vocab, j.opts.IncludeTokens, j.opts.IncludeText)); err != nil {
+			if err := send(iterationOf(ev, o.NumSamples, vocab, j.opts.IncludeTokens, j.opts.IncludeText, j.opts.IncludeWrongness)); err != nil {
 				cancel() // the client is gone: stop at the next check
 			}
 		}
@@ -372,7 +383,7 @@ func (s *Server) run(ctx context.Context, j *job, st *stream, w http.ResponseWri
 
 // iterationOf turns a sampler event into the wire format: 1-based iteration,
 // a remasked list per row, and the payloads asked for.
-func iterationOf(ev *sampler.Event, B int, vocab *model.Vocab, tokens, text bool) iterationEvent {
+func iterationOf(ev *sampler.Event, B int, vocab *model.Vocab, tokens, text, wrongness bool) iterationEvent {
 	out := iterationEvent{Event: "iteration", Iteration: ev.Iteration + 1, Iterations: ev.Iterations,
 		Masked: ev.Masked, Remasked: make([][]int, B), EarlyStop: ev.EarlyStop}
 	for b := range out.Remasked {
@@ -394,7 +405,36 @@ func iterationOf(ev *sampler.Event, B int, vocab *model.Vocab, tokens, text bool
 			}
 		}
 	}
+	if B > 0 && wrongness && len(ev.Wrongness) > 0 {
+		T := len(ev.Wrongness) / B
+		for b := 0; b < B; b++ {
+			out.Wrongness = append(out.Wrongness, wrongnessRow(ev.Wrongness[b*T:(b+1)*T]))
+		}
+	}
 	return out
+}
+
+// wrongnessRow is one sample's wrongness per position, written with 3
+// decimals (a heatmap needs no more; it keeps the events small) and null
+// for a value that is not finite. It aliases the sampler's slice, so it is
+// encoded before the observer returns.
+type wrongnessRow []float64
+
+// MarshalJSON implements json.Marshaler.
+func (r wrongnessRow) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 2+6*len(r))
+	b = append(b, '[')
+	for i, w := range r {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if math.IsNaN(w) || math.IsInf(w, 0) {
+			b = append(b, "null"...)
+			continue
+		}
+		b = strconv.AppendFloat(b, math.Round(w*1000)/1000, 'f', -1, 64)
+	}
+	return append(b, ']'), nil
 }
 
 func doneOf(res *sampler.Result, j *job, backend string) *doneEvent {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"reflect"
 	"strings"
@@ -52,6 +53,7 @@ func TestGenerateValidation(t *testing.T) {
 		{"ratio out of range", `{` + small + `,"masking_ratios":[0.5,1.5]}`, 400, "invalid_option", "masking_ratios", "item 1"},
 		{"include_tokens without stream", `{` + small + `,"include_tokens":true}`, 400, "invalid_option", "include_tokens", `"stream": true`},
 		{"include_text without stream", `{` + small + `,"include_text":true}`, 400, "invalid_option", "include_text", `"stream": true`},
+		{"include_wrongness without stream", `{` + small + `,"include_wrongness":true}`, 400, "invalid_option", "include_wrongness", `"stream": true`},
 		{"too many iterations", `{"num_samples":1,"sequence_length":8,"iterations":51}`, 400, "invalid_option", "iterations", "limit of 50"},
 		{"too many ratios", `{"num_samples":1,"sequence_length":8,"masking_ratios":[` + strings.Repeat("0.5,", 60) + `0.5]}`, 400, "invalid_option", "masking_ratios", "limit of 50"},
 		{"over the token limit", `{"num_samples":100,"sequence_length":20}`, 413, "too_many_tokens", "num_samples", "100 x 20 = 2000 tokens is over this server's limit of 1000"},
@@ -354,8 +356,70 @@ func TestGenerateAcceptsEveryOptionName(t *testing.T) {
 	got := strings.Join(jsonFields(reflect.TypeOf(generateRequest{})), ",")
 	want := "method,num_samples,sequence_length,iterations,temperature,top_p,schedule_mode,start_ratio,end_ratio,masking_ratios," +
 		"randomness_strength,seed_text,seed_placement,template,placeholder,unknown_chars,seed,remasking,disable_sampler," +
-		"sampler_neighbors,quality_metric,model,judge,remasking_model,compat,stream,include_tokens,include_text"
+		"sampler_neighbors,quality_metric,model,judge,remasking_model,compat,stream,include_tokens,include_text,include_wrongness"
 	if got != want {
 		t.Errorf("fields:\n got %s\nwant %s", got, want)
+	}
+}
+
+// include_wrongness adds each iteration's per-position wrongness: one row of
+// sequence_length values in [0, 1] per sample, on every iteration that
+// remasks (the first always does here; the last never does).
+func TestGenerateStreamWrongness(t *testing.T) {
+	_, ts := newTestServer(t, nil)
+	_, data := post(t, ts, "/v1/generate", `{`+small+`,"seed":3,"stream":true,"include_wrongness":true,"remasking":"critic"}`)
+	evs := parseNDJSON(t, data)
+	var iters []event
+	for _, ev := range evs {
+		if ev.name() == "iteration" {
+			iters = append(iters, ev)
+		}
+	}
+	if len(iters) != 4 {
+		t.Fatalf("%d iteration events, want 4:\n%s", len(iters), data)
+	}
+	for i, ev := range iters {
+		rows, ok := ev["wrongness"].([]any)
+		if i == len(iters)-1 {
+			if ok {
+				t.Errorf("last iteration carries wrongness: %v", ev["wrongness"])
+			}
+			continue
+		}
+		if !ok && i > 0 {
+			continue // the schedule remasked nothing: no wrongness computed
+		}
+		if !ok || len(rows) != 2 {
+			t.Fatalf("iteration %d: wrongness = %v, want 2 rows", i+1, ev["wrongness"])
+		}
+		for b, r := range rows {
+			row := r.([]any)
+			if len(row) != 16 {
+				t.Fatalf("iteration %d row %d: %d values, want 16", i+1, b, len(row))
+			}
+			for p, v := range row {
+				w, isNum := v.(float64)
+				if !isNum || w < 0 || w > 1 {
+					t.Errorf("iteration %d row %d position %d: wrongness %v, want a number in [0, 1]", i+1, b, p, v)
+				}
+			}
+		}
+	}
+	// Without the flag no wrongness is sent.
+	_, data = post(t, ts, "/v1/generate", `{`+small+`,"seed":3,"stream":true}`)
+	for _, ev := range parseNDJSON(t, data) {
+		if _, ok := ev["wrongness"]; ok {
+			t.Fatalf("wrongness sent without include_wrongness: %v", ev)
+		}
+	}
+}
+
+func TestWrongnessRowJSON(t *testing.T) {
+	b, err := json.Marshal(wrongnessRow{0, 0.12345, 1, math.NaN(), math.Inf(1), 0.9996})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), `[0,0.123,1,null,null,1]`; got != want {
+		t.Errorf("got %s, want %s", got, want)
 	}
 }

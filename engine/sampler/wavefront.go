@@ -103,8 +103,8 @@ func (g *generation) wavefront(ctx context.Context, it int, h engine.Hidden, pre
 
 // bootstrap picks the seeds of a wave among the masked positions of rows
 // [b0, b1): n_fill = max(1, floor(n_masked * ratio)) positions with the
-// largest raw LM max-logit (no temperature, no exclusion; ties: lower flat
-// index), or every masked position when n_masked <= n_fill.
+// largest raw LM max-logit (no temperature, no exclusion), rounded to 1/1024
+// (ties: lower flat index), or every masked position when n_masked <= n_fill.
 func (g *generation) bootstrap(pred []int32, b0, b1 int, ratio float64) []int32 {
 	var masked []int32
 	for p := b0 * g.T; p < b1*g.T; p++ {
@@ -127,7 +127,11 @@ func (g *generation) bootstrap(pred []int32, b0, b1 int, ratio float64) []int32 
 				m = l
 			}
 		}
-		conf[p] = m
+		// Quantised to 1/1024 so that backends whose logits differ by float
+		// rounding (CPU vs GPU: ~1e-5) still rank near-ties alike: on an
+		// all-[MASK] row every position's logits are nearly equal, and an
+		// unquantised argmax would pick a different seed per backend.
+		conf[p] = float32(math.Round(float64(m)*1024) / 1024)
 	}
 	sort.SliceStable(masked, func(i, j int) bool { return conf[masked[i]] > conf[masked[j]] })
 	return masked[:nFill]

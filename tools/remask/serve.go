@@ -35,6 +35,7 @@ type serveArgs struct {
 	threads   int
 	maxTokens int
 	maxQueue  int
+	origins   string
 }
 
 func serveFlags() (*flagSet, *serveArgs) {
@@ -54,6 +55,8 @@ func serveFlags() (*flagSet, *serveArgs) {
 	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
 	fs.intVar(&a.maxTokens, "max-tokens", api.DefaultMaxTokens, "N", "most num_samples x sequence_length per request; 1 or more")
 	fs.intVar(&a.maxQueue, "max-queue", api.DefaultMaxQueue, "N", "most requests waiting for the device; more are refused with 503; 1 or more")
+	fs.stringVar(&a.origins, "allow-origin", "", "LIST", "comma-separated origins (https://host:port, or *) whose pages may call the API from elsewhere (CORS), e.g. the demo site hosted on another server")
+	fs.showDefault("allow-origin", "none")
 	return fs, a
 }
 
@@ -99,11 +102,12 @@ func serveCommand(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	apiServer := api.New(api.Config{
-		Models:    sources,
-		Backend:   be,
-		MaxTokens: a.maxTokens,
-		MaxQueue:  a.maxQueue,
-		Logger:    log,
+		Models:       sources,
+		Backend:      be,
+		MaxTokens:    a.maxTokens,
+		MaxQueue:     a.maxQueue,
+		Logger:       log,
+		AllowOrigins: originList(a.origins),
 	})
 
 	var searched []string
@@ -126,7 +130,7 @@ func serveCommand(ctx context.Context, c *cli, args []string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", apiServer)
 	if site != "" {
-		mux.Handle("/", api.LogRequests(log, nil, http.FileServer(http.Dir(site))))
+		mux.Handle("/", api.LogRequests(log, nil, siteHandler(site)))
 		log.Info("site", "dir", site)
 	} else {
 		mux.Handle("/", api.LogRequests(log, nil, http.HandlerFunc(noSite)))
@@ -192,6 +196,17 @@ func noSite(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotFound)
 	fmt.Fprintf(w, `{"error":{"code":"not_found","message":"no site is served here (build it into %s or pass --site DIR); the API is at /v1/ (GET /v1/health, GET /v1/models, POST /v1/generate)"}}`+"\n",
 		filepath.ToSlash(defaultSiteDir))
+}
+
+// originList splits --allow-origin.
+func originList(s string) []string {
+	var out []string
+	for _, o := range strings.Split(s, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, strings.TrimSuffix(o, "/"))
+		}
+	}
+	return out
 }
 
 func idsOf(sources []api.ModelSource) []string {

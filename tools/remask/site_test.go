@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestSiteHandlerServesGzip(t *testing.T) {
+	dir := t.TempDir()
+	raw := bytes.Repeat([]byte("\x00asm wasm bytes "), 100)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(dir, "remask.wasm"), raw, 0o644))
+	must(os.WriteFile(filepath.Join(dir, "remask.wasm.gz"), gz.Bytes(), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "app.js"), []byte("let x = 1;\n"), 0o644))
+	h := siteHandler(dir)
+	get := func(path, accept string) *http.Response {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		if accept != "" {
+			req.Header.Set("Accept-Encoding", accept)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+
+	resp := get("/remask.wasm", "gzip, deflate, br")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Content-Type") != "application/wasm" || !bytes.Equal(body, gz.Bytes()) {
+		t.Errorf("gzip: status %d, encoding %q, type %q, %d bytes (want the %d-byte .gz)", resp.StatusCode,
+			resp.Header.Get("Content-Encoding"), resp.Header.Get("Content-Type"), len(body), gz.Len())
+	}
+	for _, accept := range []string{"", "identity", "gzip;q=0"} {
+		resp = get("/remask.wasm", accept)
+		body, _ = io.ReadAll(resp.Body)
+		if resp.Header.Get("Content-Encoding") != "" || !bytes.Equal(body, raw) {
+			t.Errorf("Accept-Encoding %q: encoding %q, %d bytes, want the raw %d", accept, resp.Header.Get("Content-Encoding"), len(body), len(raw))
+		}
+	}
+	resp = get("/app.js", "gzip")
+	body, _ = io.ReadAll(resp.Body)
+	if resp.Header.Get("Content-Encoding") != "" || string(body) != "let x = 1;\n" {
+		t.Errorf("a file without .gz: encoding %q, body %q", resp.Header.Get("Content-Encoding"), body)
+	}
+	if resp = get("/../remask.wasm", "gzip"); resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Errorf("a cleaned path: status %d", resp.StatusCode)
+	}
+}

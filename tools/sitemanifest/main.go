@@ -1,0 +1,99 @@
+// Command sitemanifest writes the demo site's manifest.json: the shipped
+// models the page offers (id, kind, file, size, sha256) and a build id. The
+// page's worker checks every downloaded model against its sha256 before it
+// caches it (site/worker.js). ./build.sh build runs it; docs/browser.md.
+//
+//	sitemanifest -o site/dist/manifest.json -wasm site/dist/remask.wasm site/dist/models/*.safetensors
+//
+// Model files are named relative to the manifest's folder.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/remask/remask/engine/api"
+)
+
+type modelEntry struct {
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	File   string `json:"file"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+type manifest struct {
+	Build        string       `json:"build"`
+	DefaultModel string       `json:"default_model"`
+	DefaultJudge string       `json:"default_judge,omitempty"`
+	Models       []modelEntry `json:"models"`
+}
+
+func main() {
+	out := flag.String("o", "", "the manifest to write (its folder is the site root)")
+	wasm := flag.String("wasm", "", "the engine's wasm file; its hash is the build id")
+	flag.Parse()
+	if err := run(*out, *wasm, flag.Args()); err != nil {
+		fmt.Fprintln(os.Stderr, "sitemanifest:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out, wasm string, files []string) error {
+	if out == "" || wasm == "" || len(files) == 0 {
+		return fmt.Errorf("usage: sitemanifest -o DIST/manifest.json -wasm DIST/remask.wasm MODEL.safetensors...")
+	}
+	root := filepath.Dir(out)
+	build, _, err := hashFile(wasm)
+	if err != nil {
+		return err
+	}
+	m := manifest{Build: build[:16], DefaultModel: api.DefaultModelID}
+	for _, f := range files {
+		info, err := api.ReadInfo(context.Background(), api.SourceLoader{}, f)
+		if err != nil {
+			return err
+		}
+		sum, n, err := hashFile(f)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, f)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			return fmt.Errorf("%s is not inside the site folder %s", f, root)
+		}
+		id := strings.TrimSuffix(filepath.Base(f), ".safetensors")
+		if id == api.DefaultJudgeID {
+			m.DefaultJudge = id
+		}
+		m.Models = append(m.Models, modelEntry{ID: id, Kind: string(info.Kind), File: filepath.ToSlash(rel), Bytes: n, SHA256: sum})
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, append(b, '\n'), 0o644)
+}
+
+func hashFile(name string) (string, int64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}

@@ -1,0 +1,182 @@
+//go:build js && wasm
+
+package main
+
+// The bridge between the fetch API and net/http: a JavaScript Request goes
+// in, an http.Handler serves it, a Response with a streamed body comes out.
+//
+// syumai/workers v0.32.0 has the same conversion (binding.handleRequest),
+// but it is written for one Go instance per request, which is how its stock
+// glue runs it: every response body that is read to its end closes the
+// package's done channel (appCloser.Close calls close(doneCh)), so the
+// second completed response of a long-lived instance panics with "close of
+// closed channel" and the instance dies with the device and the weights.
+// Its requests also never see the caller's AbortSignal, so an aborted
+// fetch could not cancel a generation. This bridge keeps one instance for
+// every request and ties each request's context to request.signal.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"syscall/js"
+)
+
+// serveJS handles one JavaScript Request with h and returns a promise of the
+// Response. The promise resolves once the handler has written its status
+// (its first body byte, a flush, or its return); the body then streams.
+func serveJS(h http.Handler, jreq js.Value) js.Value {
+	return promise(func() (any, error) {
+		req, cancel, err := toRequest(jreq)
+		if err != nil {
+			return nil, err
+		}
+		pr, pw := io.Pipe()
+		w := &responseWriter{header: http.Header{}, status: http.StatusOK, pipe: pw, ready: make(chan struct{})}
+		go func() {
+			defer func() {
+				w.markReady()
+				pw.Close()
+			}()
+			h.ServeHTTP(w, req)
+		}()
+		<-w.ready
+		return toResponse(w, pr, cancel), nil
+	})
+}
+
+// toRequest converts a fetch Request. The body is read whole (API bodies are
+// small: engine/api caps them at 1 MiB). The request's context ends when its
+// signal aborts or when the response body is cancelled.
+func toRequest(jreq js.Value) (*http.Request, context.CancelFunc, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if sig := jreq.Get("signal"); sig.Truthy() {
+		if sig.Get("aborted").Bool() {
+			cancel()
+		} else {
+			var onAbort js.Func
+			onAbort = js.FuncOf(func(js.Value, []js.Value) any {
+				cancel()
+				onAbort.Release()
+				return nil
+			})
+			sig.Call("addEventListener", "abort", onAbort, map[string]any{"once": true})
+		}
+	}
+	method := jreq.Get("method").String()
+	var body []byte
+	if method != http.MethodGet && method != http.MethodHead {
+		ab, err := await(ctx, jreq.Call("arrayBuffer"))
+		if err != nil {
+			cancel()
+			return nil, nil, err
+		}
+		u8 := js.Global().Get("Uint8Array").New(ab)
+		body = make([]byte, u8.Get("byteLength").Int())
+		js.CopyBytesToGo(body, u8)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, jreq.Get("url").String(), bytes.NewReader(body))
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	req.RemoteAddr = "browser"
+	entries := js.Global().Get("Array").Call("from", jreq.Get("headers").Call("entries"))
+	for i := 0; i < entries.Length(); i++ {
+		kv := entries.Index(i)
+		req.Header.Add(kv.Index(0).String(), kv.Index(1).String())
+	}
+	return req, cancel, nil
+}
+
+// responseWriter is an http.ResponseWriter and http.Flusher whose body goes
+// into a pipe read by the Response's ReadableStream.
+type responseWriter struct {
+	header  http.Header
+	status  int
+	wrote   bool
+	pipe    *io.PipeWriter
+	ready   chan struct{}
+	onceRdy sync.Once
+}
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+func (w *responseWriter) WriteHeader(status int) {
+	if !w.wrote {
+		w.status = status
+		w.wrote = true
+	}
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.markReady()
+	return w.pipe.Write(p)
+}
+
+// Flush sends the status and headers now; written bytes are never buffered.
+func (w *responseWriter) Flush() {
+	w.WriteHeader(http.StatusOK)
+	w.markReady()
+}
+
+func (w *responseWriter) markReady() { w.onceRdy.Do(func() { close(w.ready) }) }
+
+// errClientGone ends a handler's writes after the page cancelled the body.
+var errClientGone = errors.New("the page cancelled the response")
+
+// toResponse makes the fetch Response: status, headers, and a ReadableStream
+// that pulls from the pipe. Cancelling the stream cancels the request.
+func toResponse(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc) js.Value {
+	headers := js.Global().Get("Headers").New()
+	for k, vs := range w.header {
+		for _, v := range vs {
+			headers.Call("append", k, v)
+		}
+	}
+	init := map[string]any{"status": w.status, "statusText": http.StatusText(w.status), "headers": headers}
+	if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
+		pr.Close()
+		cancel()
+		return js.Global().Get("Response").New(js.Null(), init)
+	}
+	buf := make([]byte, 64<<10)
+	var pull, cancelFn js.Func
+	release := func() {
+		cancel()
+		pull.Release()
+		cancelFn.Release()
+	}
+	pull = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		controller := args[0]
+		return promise(func() (any, error) {
+			n, err := pr.Read(buf)
+			if n > 0 {
+				u8 := js.Global().Get("Uint8Array").New(n)
+				js.CopyBytesToJS(u8, buf[:n])
+				controller.Call("enqueue", u8)
+			}
+			switch {
+			case err == io.EOF:
+				controller.Call("close")
+				release()
+			case err != nil:
+				controller.Call("error", errorf("%v", err))
+				release()
+			}
+			return nil, nil
+		})
+	})
+	cancelFn = js.FuncOf(func(js.Value, []js.Value) any {
+		pr.CloseWithError(errClientGone)
+		release()
+		return nil
+	})
+	stream := js.Global().Get("ReadableStream").New(map[string]any{"pull": pull, "cancel": cancelFn},
+		map[string]any{"highWaterMark": 0})
+	return js.Global().Get("Response").New(stream, init)
+}

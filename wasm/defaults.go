@@ -1,0 +1,116 @@
+// Command wasm is remask's in-browser engine: engine/api's handler compiled
+// with GOOS=js GOARCH=wasm, run in a Web Worker by site/worker.js as one
+// long-lived Go instance that keeps the WebGPU device and the loaded weights
+// across requests. docs/browser.md describes the page, the worker protocol
+// and the tests.
+//
+// This file holds what is not specific to the browser (so that it is tested
+// natively): the browser's default sizes and the request rewriting that
+// applies them.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+)
+
+// Sizes are the defaults a generate request gets in the browser for the
+// fields it leaves out. engine/api's own defaults (16 samples x 1024
+// characters) suit a native server; in a tab they would take minutes, on the
+// single-threaded CPU fallback hours.
+type Sizes struct {
+	NumSamples     int `json:"num_samples"`
+	SequenceLength int `json:"sequence_length"`
+	Iterations     int `json:"iterations"`
+}
+
+// Browser defaults: a WebGPU adapter gets a batch of a useful size, the CPU
+// fallback (Go's wasm runs on one thread, about 30x slower than a GPU) one
+// short sample.
+var (
+	GPUSizes = Sizes{NumSamples: 4, SequenceLength: 256, Iterations: 15}
+	CPUSizes = Sizes{NumSamples: 1, SequenceLength: 128, Iterations: 10}
+)
+
+// withDefaults returns the POST /v1/generate body with the absent or null
+// size fields set from d. A template sets the length itself, so
+// sequence_length is left alone when one is given; so is iterations when
+// masking_ratios is. A body that is not one JSON object is returned
+// unchanged, for engine/api to refuse with its own message.
+func withDefaults(body []byte, d Sizes) []byte {
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&fields); err != nil || fields == nil || dec.More() {
+		return body
+	}
+	absent := func(k string) bool {
+		v, ok := fields[k]
+		return !ok || string(bytes.TrimSpace(v)) == "null"
+	}
+	changed := false
+	set := func(k string, v int) {
+		if absent(k) {
+			fields[k] = json.RawMessage(mustJSON(v))
+			changed = true
+		}
+	}
+	set("num_samples", d.NumSamples)
+	if absent("template") {
+		set("sequence_length", d.SequenceLength)
+	}
+	if absent("masking_ratios") {
+		set("iterations", d.Iterations)
+	}
+	if !changed {
+		return body
+	}
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// withBrowserDefaults gives POST /v1/generate requests the sizes d for the
+// fields they leave out (see withDefaults). A body over limit bytes goes on
+// unchanged, for engine/api to refuse.
+func withBrowserDefaults(h http.Handler, d Sizes, limit int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/generate" && r.Body != nil {
+			body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+			if err != nil {
+				r.Body.Close()
+				http.Error(w, `{"error":{"code":"invalid_json","message":"reading the request body: `+jsonEscape(err.Error())+`"}}`, http.StatusBadRequest)
+				return
+			}
+			r = r.Clone(r.Context())
+			if int64(len(body)) <= limit {
+				body = withDefaults(body, d)
+				r.Body.Close()
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				r.ContentLength = int64(len(body))
+			} else {
+				r.Body = struct {
+					io.Reader
+					io.Closer
+				}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func jsonEscape(s string) string {
+	b := mustJSON(s)
+	return string(b[1 : len(b)-1])
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestWithDefaults(t *testing.T) {
+	d := Sizes{NumSamples: 2, SequenceLength: 64, Iterations: 5}
+	cases := []struct {
+		name, in string
+		want     map[string]any // nil: the body comes back unchanged
+	}{
+		{"empty object", `{}`, map[string]any{"num_samples": 2.0, "sequence_length": 64.0, "iterations": 5.0}},
+		{"given values kept", `{"num_samples":1,"sequence_length":32,"iterations":3,"seed":7}`, nil},
+		{"nulls filled", `{"num_samples":null,"seed":7}`,
+			map[string]any{"num_samples": 2.0, "sequence_length": 64.0, "iterations": 5.0, "seed": 7.0}},
+		{"template sets the length", `{"template":"to __ or not"}`,
+			map[string]any{"num_samples": 2.0, "iterations": 5.0, "template": "to __ or not"}},
+		{"masking_ratios set the iterations", `{"masking_ratios":[0.5,0.1]}`,
+			map[string]any{"num_samples": 2.0, "sequence_length": 64.0, "masking_ratios": []any{0.5, 0.1}}},
+		{"unknown fields pass through", `{"bogus":1}`,
+			map[string]any{"num_samples": 2.0, "sequence_length": 64.0, "iterations": 5.0, "bogus": 1.0}},
+		{"not JSON", `{"num_samples":`, nil},
+		{"an array", `[1,2]`, nil},
+		{"two values", `{} {}`, nil},
+		{"null", `null`, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := withDefaults([]byte(tc.in), d)
+			if tc.want == nil {
+				if string(out) != tc.in {
+					t.Fatalf("got %s, want the body unchanged", out)
+				}
+				return
+			}
+			var got map[string]any
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%s: %v", out, err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// The wrapper hands engine/api a body with the browser's sizes; the API
+// then runs with them (seen in the start event's options).
+func TestWithBrowserDefaultsServesTheAPI(t *testing.T) {
+	var got []byte
+	h := withBrowserDefaults(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ = io.ReadAll(r.Body)
+		if r.ContentLength != int64(len(got)) {
+			t.Errorf("ContentLength %d for a %d-byte body", r.ContentLength, len(got))
+		}
+	}), Sizes{NumSamples: 1, SequenceLength: 32, Iterations: 2}, 1<<10)
+	post := func(path, body string) string {
+		got = nil
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+		return string(got)
+	}
+	if b := post("/v1/generate", `{"seed":1}`); b != `{"iterations":2,"num_samples":1,"seed":1,"sequence_length":32}` {
+		t.Errorf("generate body = %s", b)
+	}
+	if b := post("/v1/models", `{"id":"x"}`); b != `{"id":"x"}` {
+		t.Errorf("models body changed: %s", b)
+	}
+	big := `{"seed_text":"` + strings.Repeat("a", 2<<10) + `"}`
+	if b := post("/v1/generate", big); b != big {
+		t.Errorf("a body over the limit was changed (%d bytes)", len(b))
+	}
+}
