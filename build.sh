@@ -67,6 +67,22 @@ cmd_setup() {
 		as_root apt-get update -qq
 		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1
 	fi
+	# The API tests run a real HTTP client.
+	if [ "${CI:-}" = "true" ] && ! command -v curl >/dev/null 2>&1; then
+		log "CI: installing curl (the API tests run it against remask serve)"
+		as_root apt-get update -qq
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
+	fi
+	# The native WebGPU backend links wgpu-native through cgo.
+	if ! command -v "$(go env CC)" >/dev/null 2>&1; then
+		if [ "${CI:-}" = "true" ]; then
+			log "CI: installing gcc (cgo, for the WebGPU backend)"
+			as_root apt-get update -qq
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev
+		else
+			die "a C compiler ($(go env CC)) is needed to build remask (cgo links wgpu-native); install it: apt-get install gcc"
+		fi
+	fi
 	# CI runs the PyTorch tests of tools/train too: install Debian's torch there.
 	if [ "${CI:-}" = "true" ] && ! have_torch; then
 		log "CI: installing python3-torch and python3-numpy"
