@@ -81,21 +81,30 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 	openMu.Lock()
 	defer openMu.Unlock()
 	wgpu.SetLogLevel(wgpu.LogLevelOff) // errors come back as values; the log would repeat them
-	// The instance is created without a descriptor: the binding's
-	// CreateInstance mallocs WGPUInstanceExtras without zeroing it, so any
-	// descriptor hands wgpu-native garbage flags (seen: an abort on a random
-	// "gles3 minor version"). Vulkan is preferred through the adapter
-	// request instead; without a Vulkan adapter any backend is taken.
-	inst := wgpu.CreateInstance(nil)
+	// Vulkan first, through our own zeroed instance descriptor
+	// (instance_native.go); without a Vulkan adapter, any backend through
+	// the binding's descriptor-less instance.
+	ropts := &wgpu.RequestAdapterOptions{PowerPreference: wgpu.PowerPreferenceHighPerformance}
 	var adapter *wgpu.Adapter
 	var errs []string
-	for _, be := range []wgpu.BackendType{wgpu.BackendTypeVulkan, wgpu.BackendTypeUndefined} {
-		a, err := inst.RequestAdapter(&wgpu.RequestAdapterOptions{PowerPreference: wgpu.PowerPreferenceHighPerformance, BackendType: be})
+	inst := vulkanInstance()
+	if inst != nil {
+		a, err := inst.RequestAdapter(ropts)
 		if err == nil && a != nil {
 			adapter = a
-			break
+		} else {
+			if err != nil {
+				errs = append(errs, err.Error())
+			}
+			inst.Release()
 		}
-		if err != nil {
+	}
+	if adapter == nil {
+		inst = wgpu.CreateInstance(nil)
+		a, err := inst.RequestAdapter(ropts)
+		if err == nil && a != nil {
+			adapter = a
+		} else if err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
