@@ -40,7 +40,7 @@ func forwardFlags() (*flagSet, *forwardArgs) {
 	fs.group("Flags")
 	fs.stringVar(&a.modelPath, "model", "", "FILE", "model file (.safetensors, format remask/1) of any kind")
 	fs.showDefault("model", "none; required")
-	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu (auto picks cpu until the WebGPU backend exists)")
+	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu; auto = WebGPU on a hardware adapter, else cpu (saying which); gpu = any WebGPU adapter, software ones included")
 	fs.stringVar(&a.neighbors, "sampler-neighbors", "", "MODE",
 		"sampler head neighbour input: zeros (always zero vectors) | embeddings (the ids at p-1 and p+1 when they exist and are not [MASK])")
 	fs.showDefault("sampler-neighbors", "the model file's sampler.neighbors")
