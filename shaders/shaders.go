@@ -95,6 +95,21 @@ type GatherParams struct {
 	Pad0, Pad1 uint32
 }
 
+// RngParams mirrors rng.wgsl's Params.
+type RngParams struct {
+	N                uint32
+	Pad0, Pad1, Pad2 uint32
+}
+
+// SampleParams mirrors sample.wgsl's Params.
+type SampleParams struct {
+	V, N, T        uint32
+	Iteration      uint32
+	Temperature    float32
+	TopP           float32
+	SeedLo, SeedHi uint32
+}
+
 // Family is one kernel family: a .wgsl file, its entry point and the Go twin
 // of its Params.
 type Family struct {
@@ -113,6 +128,8 @@ func Families() []Family {
 		{"attention.wgsl", "main", reflect.TypeFor[AttentionParams]()},
 		{"rowdot.wgsl", "main", reflect.TypeFor[RowDotParams]()},
 		{"gather.wgsl", "main", reflect.TypeFor[GatherParams]()},
+		{"rng.wgsl", "main", reflect.TypeFor[RngParams]()},
+		{"sample.wgsl", "main", reflect.TypeFor[SampleParams]()},
 	}
 }
 

@@ -1,0 +1,233 @@
+// sample.wgsl: the token draw of engine/sampler's tokenSampler on the GPU,
+// one workgroup per row of logits (one masked position): excluded ids get
+// probability 0, the logits are divided by the temperature, softmax without
+// normalising (exp(x - max)), the nucleus rule (ranks by probability
+// descending, ties to the lower id; rank r is kept iff r == 0 or the
+// cumulative probability of ranks < r is <= top_p), then the inverse-CDF draw
+// over ids in ascending order with u = Uniform(seed, sample, iteration,
+// position, Token) from the Philox block below (a copy of rng.wgsl's; the
+// flat position p of a row is sample p / T, position p % T). All in f32.
+// The output is the drawn id, or 0xffffffff when no id has probability > 0
+// (every id excluded), where engine/sampler returns -1.
+// CPU twin: engine/sampler tokenSampler.draw (float64); engine/gpu's
+// sampleTwin in sample_test.go.
+
+struct Params {
+  V: u32,            // vocabulary size, 1..MAXV
+  n: u32,            // rows
+  T: u32,            // positions per sample (flat position = sample*T + t)
+  iteration: u32,
+  temperature: f32,  // > 0
+  top_p: f32,        // (0, 1]; 1 disables the nucleus rule
+  seed_lo: u32,
+  seed_hi: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> LOGITS: array<f32>;     // (n, V)
+@group(0) @binding(2) var<storage, read> POS: array<u32>;        // (n) flat positions
+@group(0) @binding(3) var<storage, read> EXCL: array<u32>;       // ceil(V/32) words, bit i%32 of word i/32 = id i excluded
+@group(0) @binding(4) var<storage, read_write> OUT: array<u32>;  // (n) drawn ids
+
+const WG: u32 = 256u;
+const MAXV: u32 = 1024u;   // a multiple of WG, at most 4*WG (the keep mask below)
+const TOKEN: u32 = 2u;     // rng.Token
+
+var<workgroup> PR: array<f32, MAXV>;  // probabilities of the row
+var<workgroup> RED: array<f32, WG>;   // reductions and the scan
+var<workgroup> PICK: atomic<u32>;     // first id whose cumulative mass exceeds the target
+var<workgroup> LAST: atomic<u32>;     // 1 + the last id with mass, 0 if none
+
+// philox begin
+const PHILOX_M0: u32 = 0xD2511F53u;
+const PHILOX_M1: u32 = 0xCD9E8D57u;
+const PHILOX_W0: u32 = 0x9E3779B9u;
+const PHILOX_W1: u32 = 0xBB67AE85u;
+
+// mulhilo returns (high, low) 32 bits of the 64-bit product a*b.
+fn mulhilo(a: u32, b: u32) -> vec2<u32> {
+  let a0 = a & 0xffffu;
+  let a1 = a >> 16u;
+  let b0 = b & 0xffffu;
+  let b1 = b >> 16u;
+  let p00 = a0 * b0;
+  let p01 = a0 * b1;
+  let p10 = a1 * b0;
+  let p11 = a1 * b1;
+  let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+  let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+  return vec2<u32>(hi, a * b);
+}
+
+// philox4x32 is Philox4x32-10 on one counter block.
+fn philox4x32(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
+  var c = counter;
+  var k = key;
+  for (var i = 0u; i < 10u; i++) {
+    if (i > 0u) {
+      k = k + vec2<u32>(PHILOX_W0, PHILOX_W1);
+    }
+    let r0 = mulhilo(PHILOX_M0, c.x);
+    let r1 = mulhilo(PHILOX_M1, c.z);
+    c = vec4<u32>(r1.x ^ c.y ^ k.x, r1.y, r0.x ^ c.w ^ k.y, r0.y);
+  }
+  return c;
+}
+
+// to_unit maps a random word to an f32 in [0, 1) with 24 bits of resolution.
+fn to_unit(x: u32) -> f32 {
+  return f32(x >> 8u) * (1.0 / 16777216.0);
+}
+
+// rng_uniform is engine/rng's Uniform(seed, sample, iteration, position, purpose).
+fn rng_uniform(seed_lo: u32, seed_hi: u32, sample: u32, iteration: u32, position: u32, purpose: u32) -> f32 {
+  return to_unit(philox4x32(vec4<u32>(position, sample, iteration, purpose), vec2<u32>(seed_lo, seed_hi)).x);
+}
+// philox end
+
+fn excluded(i: u32) -> bool {
+  return ((EXCL[i >> 5u] >> (i & 31u)) & 1u) == 1u;
+}
+
+fn reduce_max(v: f32, t: u32) -> f32 {
+  RED[t] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (t < s) {
+      RED[t] = max(RED[t], RED[t + s]);
+    }
+    workgroupBarrier();
+  }
+  let out = RED[0];
+  workgroupBarrier();
+  return out;
+}
+
+fn reduce_sum(v: f32, t: u32) -> f32 {
+  RED[t] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (t < s) {
+      RED[t] = RED[t] + RED[t + s];
+    }
+    workgroupBarrier();
+  }
+  let out = RED[0];
+  workgroupBarrier();
+  return out;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= P.n) {
+    return;
+  }
+  let V = P.V;
+  let C = (V + WG - 1u) / WG;  // ids per thread, contiguous: [lo, hi)
+  let lo = min(t * C, V);
+  let hi = min(lo + C, V);
+  let base = r * V;
+  if (t == 0u) {
+    atomicStore(&PICK, 0xffffffffu);
+    atomicStore(&LAST, 0u);
+  }
+
+  // Temperature and exclusion; the row maximum.
+  var m = -3.4028235e38;
+  for (var i = lo; i < hi; i++) {
+    let x = LOGITS[base + i] / P.temperature;
+    PR[i] = x;
+    if (!excluded(i)) {
+      m = max(m, x);
+    }
+  }
+  m = reduce_max(m, t);
+
+  // Unnormalised probabilities and their total.
+  var s = 0.0;
+  for (var i = lo; i < hi; i++) {
+    var p = 0.0;
+    if (!excluded(i)) {
+      p = exp(PR[i] - m);
+    }
+    PR[i] = p;
+    s += p;
+  }
+  let total = reduce_sum(s, t);
+
+  // Nucleus: rank by counting. The ids ranked before i are those with a
+  // larger probability or an equal one and a lower id.
+  var drop = 0u;  // bit k: id lo+k leaves the nucleus
+  if (P.top_p < 1.0 && total > 0.0) {
+    for (var i = lo; i < hi; i++) {
+      let p = PR[i];
+      if (p == 0.0) {
+        continue;
+      }
+      var cum = 0.0;
+      var first = true;
+      for (var j = 0u; j < V; j++) {
+        let q = PR[j];
+        if (q > p || (q == p && j < i)) {
+          cum += q / total;
+          first = false;
+        }
+      }
+      if (!(first || cum <= P.top_p)) {
+        drop |= 1u << (i - lo);
+      }
+    }
+  }
+  workgroupBarrier();
+  s = 0.0;
+  for (var i = lo; i < hi; i++) {
+    if (((drop >> (i - lo)) & 1u) == 1u) {
+      PR[i] = 0.0;
+    }
+    s += PR[i];
+  }
+
+  // Inclusive scan of the per-thread masses (ids ascending).
+  RED[t] = s;
+  workgroupBarrier();
+  for (var off = 1u; off < WG; off = off << 1u) {
+    var v = RED[t];
+    if (t >= off) {
+      v += RED[t - off];
+    }
+    workgroupBarrier();
+    RED[t] = v;
+    workgroupBarrier();
+  }
+  let kept = RED[WG - 1u];
+  var cum = 0.0;
+  if (t > 0u) {
+    cum = RED[t - 1u];
+  }
+
+  // Inverse CDF: the first id whose cumulative mass exceeds u * kept.
+  let p = POS[r];
+  let u = rng_uniform(P.seed_lo, P.seed_hi, p / P.T, P.iteration, p % P.T, TOKEN);
+  let goal = u * kept;
+  for (var i = lo; i < hi; i++) {
+    let q = PR[i];
+    if (q == 0.0) {
+      continue;
+    }
+    cum += q;
+    atomicMax(&LAST, i + 1u);
+    if (cum > goal) {
+      atomicMin(&PICK, i);
+      break;
+    }
+  }
+  workgroupBarrier();
+  if (t == 0u) {
+    var id = atomicLoad(&PICK);
+    if (id == 0xffffffffu) {
+      id = atomicLoad(&LAST) - 1u;  // rounding left none: the last id with mass (0xffffffff if none)
+    }
+    OUT[r] = id;
+  }
+}
