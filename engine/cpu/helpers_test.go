@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/golden"
 )
 
 // testConfig is a tiny architecture for the tests; variants change fields.
@@ -91,20 +92,8 @@ func randomTokens(B, T, V int, seed uint64) []int32 {
 	return ids
 }
 
-// maxAbsDiff returns max |a[i] - b[i]| and the index where it occurs.
-func maxAbsDiff(a []float32, b []float64) (float64, int) {
-	worst, at := 0.0, -1
-	for i := range a {
-		d := math.Abs(float64(a[i]) - b[i])
-		if d > worst || math.IsNaN(d) {
-			worst, at = d, i
-			if math.IsNaN(d) {
-				return math.Inf(1), i
-			}
-		}
-	}
-	return worst, at
-}
+// maxAbsDiff returns max |a[i] - b[i]| and where; NaN counts as infinite.
+func maxAbsDiff(a []float32, b []float64) (float64, int) { return golden.MaxAbsDiff(a, b) }
 
 // ---- a float64 reference forward pass, written straight from sampler-spec §1 ----
 

@@ -3,10 +3,11 @@ package gpu
 import (
 	"context"
 	"errors"
-	"math"
 	"os"
 	"sync"
 	"testing"
+
+	"github.com/remask/remask/internal/golden"
 )
 
 // One device per test binary: opening one on lavapipe costs time.
@@ -37,19 +38,7 @@ func testBackend(t testing.TB) *Backend {
 }
 
 // maxAbsDiff returns max |a[i] - b[i]| and where; NaN counts as infinite.
-func maxAbsDiff(a []float32, b []float64) (float64, int) {
-	worst, at := 0.0, -1
-	for i := range a {
-		d := math.Abs(float64(a[i]) - b[i])
-		if math.IsNaN(d) {
-			return math.Inf(1), i
-		}
-		if d > worst {
-			worst, at = d, i
-		}
-	}
-	return worst, at
-}
+func maxAbsDiff(a []float32, b []float64) (float64, int) { return golden.MaxAbsDiff(a, b) }
 
 func f64(v []float32) []float64 {
 	out := make([]float64, len(v))
