@@ -133,10 +133,16 @@ cmd_serve() {
 # Node is missing.
 browser_test() {
 	if [ "${CI:-}" = "true" ]; then
-		if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null 2>&1; then
-			log "CI: installing chromium, nodejs and npm (for the browser tests)"
+		# Only what is missing: these machines carry NodeSource's nodejs, which
+		# bundles npm and conflicts with Debian's npm package.
+		local pkgs=()
+		[ -x /usr/bin/chromium ] || pkgs+=(chromium)
+		command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+		command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+		if [ "${#pkgs[@]}" -gt 0 ]; then
+			log "CI: installing ${pkgs[*]} (for the browser tests)"
 			as_root apt-get update -qq
-			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium nodejs npm
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
 		fi
 	elif [ ! -x /usr/bin/chromium ] || ! command -v node >/dev/null 2>&1; then
 		log "NOTE: the browser tests were NOT run: they need /usr/bin/chromium and node"
