@@ -8,25 +8,8 @@ import (
 	"github.com/remask/remask/engine/model"
 )
 
-// standardConfig is the shape of the shipped char-level models: 6 layers,
-// 6 heads, 384 wide, block 1024, vocabulary 67, rotary, bidirectional,
-// critic and sampler heads.
-func standardConfig() model.Config {
-	return model.Config{
-		Kind:             model.LanguageModel,
-		NLayer:           6,
-		NHead:            6,
-		NEmbd:            384,
-		BlockSize:        1024,
-		VocabSize:        67,
-		Bias:             false,
-		Attention:        model.Bidirectional,
-		PositionEncoding: model.Rotary,
-		RopeBase:         10000,
-		LayerNormEps:     1e-5,
-		Heads:            &model.Heads{Critic: true, Sampler: true},
-	}
-}
+// standardConfig is the shape of the shipped char-level models.
+func standardConfig() model.Config { return model.Standard() }
 
 // BenchmarkForward measures one trunk pass plus the LM head (Encode +
 // Logits) of the standard model with random weights.

@@ -2,9 +2,7 @@ package gpu
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,43 +11,15 @@ import (
 	"github.com/remask/remask/engine/model"
 )
 
-// standardTestModel is the benchmark's standard shape (6 layers, 6 heads,
-// 384 wide, vocabulary 67, rotary, bidirectional) with critic and sampler
-// heads and seeded random weights: N(0, 0.02) matrices, LayerNorm weights
-// near 1 and small random biases, so every term of every kernel matters.
+// standardTestModel is the shipped models' shape (6 layers, 6 heads, 384
+// wide, vocabulary 67, rotary, bidirectional, critic and sampler heads) with
+// biases switched on and seeded random weights, so every term of every
+// kernel matters.
 func standardTestModel(seed uint64) (*model.Model, error) {
-	cfg := model.Config{Kind: model.LanguageModel, NLayer: 6, NHead: 6, NEmbd: 384, BlockSize: 1024, VocabSize: 67,
-		Bias: true, Attention: model.Bidirectional, PositionEncoding: model.Rotary, RopeBase: 10000, LayerNormEps: 1e-5,
-		Heads:   &model.Heads{Critic: true, Sampler: true},
-		Sampler: &model.SamplerConfig{Neighbors: model.NeighborsEmbeddings, MinNeighborsRatio: 0.1}}
-	mask, pad := 65, 66
-	vocab := model.Vocab{Type: "char", MaskTokenID: &mask, PadTokenID: &pad, BaseVocabSize: 65}
-	for i := 0; i < 65; i++ {
-		vocab.Tokens = append(vocab.Tokens, string(rune(0x100+i)))
-	}
-	vocab.Tokens = append(vocab.Tokens, "[MASK]", "[PAD]")
-	m := &model.Model{Path: "standard 6x384 test model", Config: cfg, Vocab: vocab, DType: "F32", Tensors: map[string]*model.Tensor{}}
-	rng := rand.New(rand.NewPCG(seed, 0x57d))
-	for _, s := range model.Expected(&m.Config) {
-		t := &model.Tensor{Shape: s.Shape}
-		t.Data = make([]float32, t.Numel())
-		isLN := strings.Contains(s.Name, "ln_") || strings.HasPrefix(s.Name, "sampler_head.mlp.2") || strings.HasPrefix(s.Name, "sampler_head.mlp.5")
-		for i := range t.Data {
-			switch {
-			case isLN && strings.HasSuffix(s.Name, ".weight"):
-				t.Data[i] = float32(1 + 0.1*rng.NormFloat64())
-			case strings.HasSuffix(s.Name, ".bias"):
-				t.Data[i] = float32(0.02 * rng.NormFloat64())
-			default:
-				t.Data[i] = float32(0.02 * rng.NormFloat64())
-			}
-		}
-		m.Tensors[s.Name] = t
-	}
-	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("the standard test model does not validate: %w", err)
-	}
-	return m, nil
+	cfg := model.Standard()
+	cfg.Bias = true
+	cfg.Sampler.MinNeighborsRatio = 0.1
+	return model.Random(cfg, seed, 0.02)
 }
 
 // TestStandardModel2x128 is the regression test of the lavapipe segfault:

@@ -301,38 +301,8 @@ func parseShapes(s string) ([][2]int, error) {
 	return out, nil
 }
 
-// standardModel is the 6 x 384 benchmark model with seeded random weights
-// (N(0, 0.02) matrices, unit LayerNorms, zero biases).
+// standardModel is the shipped models' shape (model.Standard) with seeded
+// random weights.
 func standardModel(seed uint64) (*model.Model, error) {
-	cfg := model.Config{Kind: model.LanguageModel, NLayer: 6, NHead: 6, NEmbd: 384, BlockSize: 1024, VocabSize: 67,
-		Bias: true, Attention: model.Bidirectional, PositionEncoding: model.Rotary, RopeBase: 10000, LayerNormEps: 1e-5}
-	mask, pad := 65, 66
-	vocab := model.Vocab{Type: "char", MaskTokenID: &mask, PadTokenID: &pad, BaseVocabSize: 65}
-	for i := 0; i < 65; i++ {
-		vocab.Tokens = append(vocab.Tokens, string(rune(0x100+i)))
-	}
-	vocab.Tokens = append(vocab.Tokens, "[MASK]", "[PAD]")
-	m := &model.Model{Path: "standard 6x384 (random weights)", Config: cfg, Vocab: vocab, DType: "F32", Tensors: map[string]*model.Tensor{}}
-	rng := rand.New(rand.NewPCG(seed, 0xbe7c))
-	for _, s := range model.Expected(&m.Config) {
-		t := &model.Tensor{Shape: s.Shape}
-		t.Data = make([]float32, t.Numel())
-		switch {
-		case strings.HasSuffix(s.Name, ".bias"):
-		case strings.Contains(s.Name, "ln_"):
-			for i := range t.Data {
-				t.Data[i] = 1
-			}
-		default:
-			for i := range t.Data {
-				t.Data[i] = float32(0.02 * rng.NormFloat64())
-			}
-		}
-		m.Tensors[s.Name] = t
-	}
-	m.Tensors["lm_head.weight"] = m.Tensors["transformer.wte.weight"]
-	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("bench: the standard model does not validate: %w", err)
-	}
-	return m, nil
+	return model.Random(model.Standard(), seed, 0.02)
 }
