@@ -51,13 +51,6 @@ func convertFlags() (*flagSet, *convertArgs) {
 	return fs, a
 }
 
-// runConvert is `remask convert` as a whole program: it prints its own
-// errors and returns the exit code.
-func runConvert(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, executable: os.Executable}
-	return c.report("convert", convertCommand(ctx, c, args))
-}
-
 // convertCommand is `remask convert` in the command table's form.
 func convertCommand(ctx context.Context, c *cli, args []string) error {
 	fs, a := convertFlags()

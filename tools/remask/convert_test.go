@@ -19,6 +19,15 @@ import (
 func forkFixture(name string) string { return filepath.Join("..", "..", "testdata", "fork", name) }
 
 // runTool runs one of the int-returning commands in-process.
+// runConvert and runInspect run one subcommand through the whole program.
+func runConvert(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(ctx, append([]string{"convert"}, args...), stdin, stdout, stderr)
+}
+
+func runInspect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(ctx, append([]string{"inspect"}, args...), stdin, stdout, stderr)
+}
+
 func runTool(t *testing.T, fn func(context.Context, []string, io.Reader, io.Writer, io.Writer) int, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -151,7 +160,7 @@ func TestConvertInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var out, errb bytes.Buffer
-	code := runConvert(ctx, []string{forkFixture("sh_lm.pt"), "-o", filepath.Join(t.TempDir(), "m.safetensors")}, nil, &out, &errb)
+	code := run(ctx, []string{"convert", forkFixture("sh_lm.pt"), "-o", filepath.Join(t.TempDir(), "m.safetensors")}, nil, &out, &errb)
 	if code != exitInterrupted {
 		t.Fatalf("exit %d, want %d; stderr %q", code, exitInterrupted, errb.String())
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/remask/remask/engine/checkpoint"
@@ -36,13 +35,6 @@ func inspectFlags() (*flagSet, *inspectArgs) {
 	fs.stringVar(&a.calibration, "calibration", "", "FILE", "checkpoints only: [D7] calibration.json, as for remask convert")
 	fs.showDefault("calibration", "none")
 	return fs, a
-}
-
-// runInspect is `remask inspect` as a whole program: it prints its own
-// errors and returns the exit code.
-func runInspect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, executable: os.Executable}
-	return c.report("inspect", inspectCommand(ctx, c, args))
 }
 
 // inspectCommand is `remask inspect` in the command table's form.

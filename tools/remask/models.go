@@ -270,9 +270,3 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
-
-// runModels runs `remask models` with the process's environment.
-func runModels(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, executable: os.Executable}
-	return c.report("models", modelsCommand(ctx, c, args))
-}

@@ -124,7 +124,7 @@ func TestModelsJSONAndSearchOrder(t *testing.T) {
 
 func TestModelsFlagErrors(t *testing.T) {
 	var errb bytes.Buffer
-	code := runModels(context.Background(), []string{"--models", "/does/not/exist"}, strings.NewReader(""), io.Discard, &errb)
+	code := run(context.Background(), []string{"models", "--models", "/does/not/exist"}, strings.NewReader(""), io.Discard, &errb)
 	if code != exitUsage || !strings.Contains(errb.String(), "--models: /does/not/exist is not a folder") {
 		t.Errorf("exit %d: %s", code, errb.String())
 	}

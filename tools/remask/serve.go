@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -224,10 +223,4 @@ func hasID(sources []api.ModelSource, id string) bool {
 		}
 	}
 	return false
-}
-
-// runServe runs `remask serve` with the process's environment.
-func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, executable: os.Executable}
-	return c.report("serve", serveCommand(ctx, c, args))
 }

@@ -242,7 +242,7 @@ func TestServeFlagErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		var errb bytes.Buffer
-		code := runServe(context.Background(), tc.args, strings.NewReader(""), io.Discard, &errb)
+		code := run(context.Background(), append([]string{"serve"}, tc.args...), strings.NewReader(""), io.Discard, &errb)
 		if code != exitUsage || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("serve %q: exit %d, stderr %q; want 2 and %q", tc.args, code, errb.String(), tc.want)
 		}
@@ -261,7 +261,7 @@ func TestServeFlagErrors(t *testing.T) {
 	}
 	// --help prints the flags.
 	var out bytes.Buffer
-	if code := runServe(context.Background(), []string{"--help"}, strings.NewReader(""), &out, io.Discard); code != exitOK ||
+	if code := run(context.Background(), []string{"serve", "--help"}, strings.NewReader(""), &out, io.Discard); code != exitOK ||
 		!strings.Contains(out.String(), "--max-tokens N") || !strings.Contains(out.String(), "(default: 16384)") {
 		t.Errorf("serve --help: exit %d\n%s", code, out.String())
 	}
