@@ -21,8 +21,8 @@ func philoxBlock(t *testing.T, file string) string {
 	return src[i:j]
 }
 
-// TestPhiloxCopies checks that every kernel drawing random numbers carries
-// rng.wgsl's Philox block unchanged (engine/gpu's TestPhiloxBitExact checks
+// TestPhiloxCopies checks that every kernel drawing random numbers gets
+// rng.wgsl's Philox block unchanged (Raw splices it in) (engine/gpu's TestPhiloxBitExact checks
 // rng.wgsl against engine/rng bit for bit).
 func TestPhiloxCopies(t *testing.T) {
 	want := philoxBlock(t, "rng.wgsl")

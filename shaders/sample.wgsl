@@ -5,7 +5,7 @@
 // descending, ties to the lower id; rank r is kept iff r == 0 or the
 // cumulative probability of ranks < r is <= top_p), then the inverse-CDF draw
 // over ids in ascending order with u = Uniform(seed, sample, iteration,
-// position, Token) from the Philox block below (a copy of rng.wgsl's; the
+// position, Token) from rng.wgsl's Philox block, spliced in below by shaders.Raw (the
 // flat position p of a row is sample p / T, position p % T). All in f32.
 // The output is the drawn id, or 0xffffffff when no id has probability > 0
 // (every id excluded), where engine/sampler returns -1.
@@ -38,52 +38,7 @@ var<workgroup> RED: array<f32, WG>;   // reductions and the scan
 var<workgroup> PICK: atomic<u32>;     // first id whose cumulative mass exceeds the target
 var<workgroup> LAST: atomic<u32>;     // 1 + the last id with mass, 0 if none
 
-// philox begin
-const PHILOX_M0: u32 = 0xD2511F53u;
-const PHILOX_M1: u32 = 0xCD9E8D57u;
-const PHILOX_W0: u32 = 0x9E3779B9u;
-const PHILOX_W1: u32 = 0xBB67AE85u;
-
-// mulhilo returns (high, low) 32 bits of the 64-bit product a*b.
-fn mulhilo(a: u32, b: u32) -> vec2<u32> {
-  let a0 = a & 0xffffu;
-  let a1 = a >> 16u;
-  let b0 = b & 0xffffu;
-  let b1 = b >> 16u;
-  let p00 = a0 * b0;
-  let p01 = a0 * b1;
-  let p10 = a1 * b0;
-  let p11 = a1 * b1;
-  let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
-  let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
-  return vec2<u32>(hi, a * b);
-}
-
-// philox4x32 is Philox4x32-10 on one counter block.
-fn philox4x32(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
-  var c = counter;
-  var k = key;
-  for (var i = 0u; i < 10u; i++) {
-    if (i > 0u) {
-      k = k + vec2<u32>(PHILOX_W0, PHILOX_W1);
-    }
-    let r0 = mulhilo(PHILOX_M0, c.x);
-    let r1 = mulhilo(PHILOX_M1, c.z);
-    c = vec4<u32>(r1.x ^ c.y ^ k.x, r1.y, r0.x ^ c.w ^ k.y, r0.y);
-  }
-  return c;
-}
-
-// to_unit maps a random word to an f32 in [0, 1) with 24 bits of resolution.
-fn to_unit(x: u32) -> f32 {
-  return f32(x >> 8u) * (1.0 / 16777216.0);
-}
-
-// rng_uniform is engine/rng's Uniform(seed, sample, iteration, position, purpose).
-fn rng_uniform(seed_lo: u32, seed_hi: u32, sample: u32, iteration: u32, position: u32, purpose: u32) -> f32 {
-  return to_unit(philox4x32(vec4<u32>(position, sample, iteration, purpose), vec2<u32>(seed_lo, seed_hi)).x);
-}
-// philox end
+// philox: rng.wgsl (shaders.Raw splices in rng.wgsl's "philox begin" ... "philox end" block)
 
 fn excluded(i: u32) -> bool {
   return ((EXCL[i >> 5u] >> (i & 31u)) & 1u) == 1u;

@@ -144,14 +144,34 @@ func Files() []string {
 	return out
 }
 
-// Raw returns a file's text as written.
+// Raw returns a file's text as written, with a "// philox: rng.wgsl" line replaced by rng.wgsl's Philox block.
 func Raw(file string) (string, error) {
 	b, err := files.ReadFile(file)
 	if err != nil {
 		return "", fmt.Errorf("shaders: no kernel file %q (have %s)", file, strings.Join(Files(), ", "))
 	}
-	return string(b), nil
+	src := string(b)
+	if strings.Contains(src, philoxInclude) {
+		rng, err := files.ReadFile("rng.wgsl")
+		if err != nil {
+			return "", err
+		}
+		const begin, end = "// philox begin\n", "// philox end\n"
+		r := string(rng)
+		i, j := strings.Index(r, begin), strings.Index(r, end)
+		if i < 0 || j < i {
+			return "", fmt.Errorf("shaders: rng.wgsl has no %q ... %q block", strings.TrimSpace(begin), strings.TrimSpace(end))
+		}
+		src = philoxLine.ReplaceAllLiteralString(src, r[i:j+len(end)])
+	}
+	return src, nil
 }
+
+// philoxInclude starts the line of a kernel that Raw replaces with rng.wgsl's
+// Philox block (the WGSL of engine/rng), so that it is written once.
+const philoxInclude = "// philox: rng.wgsl"
+
+var philoxLine = regexp.MustCompile(`(?m)^// philox: rng\.wgsl.*\n`)
 
 var constLine = regexp.MustCompile(`(?m)^const ([A-Za-z_][A-Za-z0-9_]*): ([a-z0-9]+) = ([^;]+);`)
 
