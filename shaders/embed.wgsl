@@ -24,18 +24,7 @@ struct Params {
 const WG: u32 = 256u;
 const WDTYPE: u32 = 0u;
 
-fn wload(i: u32) -> f32 {
-  if (WDTYPE == 0u) {
-    return bitcast<f32>(W[i]);
-  }
-  let word = W[i >> 1u];
-  let hi = (i & 1u) == 1u;
-  if (WDTYPE == 1u) {
-    let v = unpack2x16float(word);
-    return select(v.x, v.y, hi);
-  }
-  return bitcast<f32>(select(word << 16u, word & 0xffff0000u, hi));
-}
+// include: matmul.wgsl wload
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -58,7 +58,9 @@ const WS_LEN: u32 = BK * WS_STRIDE;
 var<workgroup> As: array<vec4<f32>, AS_LEN>; // As[k*AS_STRIDE + m/4][m%4] = A[row0+m, k0+k]
 var<workgroup> Ws: array<vec4<f32>, WS_LEN>; // Ws[k*WS_STRIDE + n/4][n%4] = W[col0+n, k0+k]
 
-// wload reads element i of W in the weight dtype.
+// wload begin
+// wload reads element i of W (binding W: array<u32>) in the weight dtype
+// WDTYPE: 0 f32, 1 f16 packed two per u32, 2 bf16 packed two per u32.
 fn wload(i: u32) -> f32 {
   if (WDTYPE == 0u) {
     return bitcast<f32>(W[i]);
@@ -71,6 +73,7 @@ fn wload(i: u32) -> f32 {
   }
   return bitcast<f32>(select(word << 16u, word & 0xffff0000u, hi));
 }
+// wload end
 
 // erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit).
 fn erf_approx(x: f32) -> f32 {

@@ -38,7 +38,7 @@ var<workgroup> RED: array<f32, WG>;   // reductions and the scan
 var<workgroup> PICK: atomic<u32>;     // first id whose cumulative mass exceeds the target
 var<workgroup> LAST: atomic<u32>;     // 1 + the last id with mass, 0 if none
 
-// philox: rng.wgsl (shaders.Raw splices in rng.wgsl's "philox begin" ... "philox end" block)
+// include: rng.wgsl philox
 
 fn excluded(i: u32) -> bool {
   return ((EXCL[i >> 5u] >> (i & 31u)) & 1u) == 1u;

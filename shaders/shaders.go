@@ -144,34 +144,45 @@ func Files() []string {
 	return out
 }
 
-// Raw returns a file's text as written, with a "// philox: rng.wgsl" line replaced by rng.wgsl's Philox block.
+// Raw returns a file's text as written, with every "// include: FILE NAME"
+// line replaced by FILE's block between its "// NAME begin" and "// NAME end"
+// lines (markers included), so that shared WGSL (rng.wgsl's Philox, the
+// weight loader of matmul.wgsl) is written once and every file still
+// validates on its own.
 func Raw(file string) (string, error) {
+	return raw(file, 0)
+}
+
+func raw(file string, depth int) (string, error) {
 	b, err := files.ReadFile(file)
 	if err != nil {
 		return "", fmt.Errorf("shaders: no kernel file %q (have %s)", file, strings.Join(Files(), ", "))
 	}
 	src := string(b)
-	if strings.Contains(src, philoxInclude) {
-		rng, err := files.ReadFile("rng.wgsl")
+	var ierr error
+	src = includeLine.ReplaceAllStringFunc(src, func(line string) string {
+		m := includeLine.FindStringSubmatch(line)
+		if depth > 0 {
+			ierr = fmt.Errorf("shaders: %s: nested include of %s", file, m[1])
+			return line
+		}
+		from, err := raw(m[1], depth+1)
 		if err != nil {
-			return "", err
+			ierr = err
+			return line
 		}
-		const begin, end = "// philox begin\n", "// philox end\n"
-		r := string(rng)
-		i, j := strings.Index(r, begin), strings.Index(r, end)
+		begin, end := "// "+m[2]+" begin\n", "// "+m[2]+" end\n"
+		i, j := strings.Index(from, begin), strings.Index(from, end)
 		if i < 0 || j < i {
-			return "", fmt.Errorf("shaders: rng.wgsl has no %q ... %q block", strings.TrimSpace(begin), strings.TrimSpace(end))
+			ierr = fmt.Errorf("shaders: %s includes block %q of %s, which has no %q ... %q lines", file, m[2], m[1], strings.TrimSpace(begin), strings.TrimSpace(end))
+			return line
 		}
-		src = philoxLine.ReplaceAllLiteralString(src, r[i:j+len(end)])
-	}
-	return src, nil
+		return from[i : j+len(end)]
+	})
+	return src, ierr
 }
 
-// philoxInclude starts the line of a kernel that Raw replaces with rng.wgsl's
-// Philox block (the WGSL of engine/rng), so that it is written once.
-const philoxInclude = "// philox: rng.wgsl"
-
-var philoxLine = regexp.MustCompile(`(?m)^// philox: rng\.wgsl.*\n`)
+var includeLine = regexp.MustCompile(`(?m)^// include: ([a-z0-9_]+\.wgsl) ([a-z0-9_]+)\n`)
 
 var constLine = regexp.MustCompile(`(?m)^const ([A-Za-z_][A-Za-z0-9_]*): ([a-z0-9]+) = ([^;]+);`)
 
