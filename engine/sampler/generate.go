@@ -88,6 +88,11 @@ type generation struct {
 	// the current iteration's prediction, nil when it has none.
 	wrong []float64
 
+	// Remasking scratch, reused every iteration: scores and wrongness (B, T),
+	// the token classifier's logits (B, T, K).
+	scoreBuf, wrongBuf []float64
+	classBuf           []float32
+
 	// The models' descriptions (planning reads only these).
 	lmModel, judgeModel, remaskModel *model.Model
 

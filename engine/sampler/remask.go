@@ -36,8 +36,11 @@ func (g *generation) remask(ctx context.Context, it int, pred []int32, ratio flo
 		return nil, math.NaN(), false, nil
 	}
 	n := len(pred)
-	score := make([]float64, n) // larger = remasked first
-	wrong := make([]float64, n) // the strategy's wrongness, for threshold and display
+	if len(g.scoreBuf) != n {
+		g.scoreBuf, g.wrongBuf = make([]float64, n), make([]float64, n)
+	}
+	score := g.scoreBuf // larger = remasked first
+	wrong := g.wrongBuf // the strategy's wrongness, for threshold and display
 	r := o.RandomnessStrength
 	noise := func(p int) float64 {
 		return float64(rng.Uniform(o.Seed, uint32(p/T), uint32(it), uint32(p%T), rng.RemaskNoise))
@@ -116,7 +119,10 @@ func (g *generation) remask(ctx context.Context, it int, pred []int32, ratio flo
 		if err != nil {
 			return nil, 0, false, err
 		}
-		logits := make([]float32, n*K)
+		if len(g.classBuf) != n*K {
+			g.classBuf = make([]float32, n*K)
+		}
+		logits := g.classBuf
 		if err := m.Logits(ctx, h, logits); err != nil {
 			return nil, 0, false, err
 		}
