@@ -7,8 +7,17 @@
 // over ids in ascending order with u = Uniform(seed, sample, iteration,
 // position, Token) from rng.wgsl's Philox block, spliced in below by shaders.Raw (the
 // flat position p of a row is sample p / T, position p % T). All in f32.
-// The output is the drawn id, or 0xffffffff when no id has probability > 0
-// (every id excluded), where engine/sampler returns -1.
+// Modes: 0 list: row r is position POS[r], OUT[r] gets the id (the tests);
+// 1 scatter: rows r < AUX[count_at] (a count written by wave.wgsl), row r is
+// position POS[r] and OUT[POS[r]] gets the id (the sampler-head waves);
+// 2 fill: row r is position r and POS holds the tokens; a kept position
+// copies its token to OUT, the others draw (keep = 0: kept where the token is
+// not [MASK], the naive path; keep = 1: kept where AUX[r] != 0, the
+// protected positions of the multinomial method).
+// A row where no id has probability > 0 (every id excluded) gets
+// 0xffffffff in mode 0, where engine/sampler returns -1; modes 1 and 2 write
+// [MASK] instead and record the smallest such position in ERR[0], which the
+// host turns into the CPU backend's error.
 // CPU twin: engine/sampler tokenSampler.draw (float64); engine/gpu's
 // sampleTwin in sample_test.go.
 
@@ -21,15 +30,21 @@ struct Params {
   top_p: f32,        // (0, 1]; 1 disables the nucleus rule
   seed_lo: u32,
   seed_hi: u32,
+  mode: u32,         // 0 list, 1 scatter, 2 fill
+  mask: u32,         // the [MASK] id
+  keep: u32,         // fill: 0 keep unmasked tokens, 1 keep where AUX[r] != 0
+  count_at: u32,     // scatter: AUX[count_at] is the number of rows
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> LOGITS: array<f32>;     // (n, V)
 @group(0) @binding(2) var<storage, read> POS: array<u32>;        // (n) flat positions
 @group(0) @binding(3) var<storage, read> EXCL: array<u32>;       // ceil(V/32) words, bit i%32 of word i/32 = id i excluded
-@group(0) @binding(4) var<storage, read_write> OUT: array<u32>;  // (n) drawn ids
+@group(0) @binding(4) var<storage, read_write> OUT: array<u32>;  // (n) drawn ids, or (B, T) in modes 1, 2
+@group(0) @binding(5) var<storage, read> AUX: array<u32>;        // scatter: counts; fill with keep 1: protected flags
+@group(0) @binding(6) var<storage, read_write> ERR: array<atomic<u32>>; // [0]: smallest failed position
 
-const WG: u32 = 256u;
+const WG: u32 = 256u;        // 64 for small vocabularies (>= MAXV / 32)
 const MAXV: u32 = 1024u;   // a multiple of WG, at most 4*WG (the keep mask below)
 const TOKEN: u32 = 2u;     // rng.Token
 
@@ -75,8 +90,24 @@ fn reduce_sum(v: f32, t: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let r = wid.x + wid.y * nwg.x;
-  if (r >= P.n) {
+  var n = P.n;
+  if (P.mode == 1u) {
+    n = min(n, AUX[P.count_at]);
+  }
+  if (r >= n) {
     return;
+  }
+  var p = r;
+  if (P.mode != 2u) {
+    p = POS[r];
+  } else {
+    let tok = POS[r];
+    if ((P.keep == 0u && tok != P.mask) || (P.keep == 1u && AUX[r] != 0u)) {
+      if (t == 0u) {
+        OUT[r] = tok;
+      }
+      return;
+    }
   }
   let V = P.V;
   let C = (V + WG - 1u) / WG;  // ids per thread, contiguous: [lo, hi)
@@ -162,7 +193,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 
   // Inverse CDF: the first id whose cumulative mass exceeds u * kept.
-  let p = POS[r];
   let u = rng_uniform(P.seed_lo, P.seed_hi, p / P.T, P.iteration, p % P.T, TOKEN);
   let goal = u * kept;
   for (var i = lo; i < hi; i++) {
@@ -183,6 +213,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (id == 0xffffffffu) {
       id = atomicLoad(&LAST) - 1u;  // rounding left none: the last id with mass (0xffffffff if none)
     }
-    OUT[r] = id;
+    if (P.mode == 0u) {
+      OUT[r] = id;
+    } else if (id == 0xffffffffu) {
+      OUT[p] = P.mask;
+      atomicMin(&ERR[0], p);
+    } else {
+      OUT[p] = id;
+    }
   }
 }

@@ -108,6 +108,72 @@ type SampleParams struct {
 	Temperature    float32
 	TopP           float32
 	SeedLo, SeedHi uint32
+	Mode           uint32 // SampleList, SampleScatter or SampleFill
+	Mask           uint32
+	Keep           uint32 // fill: 0 keep unmasked tokens, 1 keep protected positions
+	CountAt        uint32
+}
+
+// Modes of SampleParams.Mode.
+const (
+	SampleList    = 0
+	SampleScatter = 1
+	SampleFill    = 2
+)
+
+// RemaskParams mirrors remask.wgsl's Params.
+type RemaskParams struct {
+	N, T, V        uint32
+	Strategy       uint32
+	Iteration      uint32
+	SeedLo, SeedHi uint32
+	R              float32
+	Stride, Col    uint32
+	Pad0, Pad1     uint32
+}
+
+// SelectParams mirrors select.wgsl's Params.
+type SelectParams struct {
+	T, B, K    uint32
+	Threshold  uint32
+	Thr        float32
+	Mask       uint32
+	Pad0, Pad1 uint32
+}
+
+// WaveParams mirrors wave.wgsl's Params.
+type WaveParams struct {
+	B, T, V, Mask uint32
+	Pad1          uint32
+	Embeddings    uint32
+	Global, All   uint32
+	Slot, Cap     uint32
+	Off, Pad0     uint32
+}
+
+// WaveArgsParams mirrors waveargs.wgsl's Params.
+type WaveArgsParams struct {
+	Slot, At uint32
+	Nx1, Bm1 uint32
+	Nx2, Bm2 uint32
+	Maxd     uint32
+	Pad0     uint32
+}
+
+// SamplerInParams mirrors sampler_in.wgsl's Params.
+type SamplerInParams struct {
+	C, V, Cap, Slot uint32
+	HasBias         uint32
+	Eps             float32
+	Pad0, Pad1      uint32
+}
+
+// StatsParams mirrors stats.wgsl's Params.
+type StatsParams struct {
+	B, T, V, Mask uint32
+	Pad           uint32
+	HasCritic     uint32
+	Pad0, Pad1    uint32
 }
 
 // Family is one kernel family: a .wgsl file, its entry point and the Go twin
@@ -130,6 +196,12 @@ func Families() []Family {
 		{"gather.wgsl", "main", reflect.TypeFor[GatherParams]()},
 		{"rng.wgsl", "main", reflect.TypeFor[RngParams]()},
 		{"sample.wgsl", "main", reflect.TypeFor[SampleParams]()},
+		{"remask.wgsl", "main", reflect.TypeFor[RemaskParams]()},
+		{"select.wgsl", "main", reflect.TypeFor[SelectParams]()},
+		{"wave.wgsl", "main", reflect.TypeFor[WaveParams]()},
+		{"waveargs.wgsl", "main", reflect.TypeFor[WaveArgsParams]()},
+		{"sampler_in.wgsl", "main", reflect.TypeFor[SamplerInParams]()},
+		{"stats.wgsl", "main", reflect.TypeFor[StatsParams]()},
 	}
 }
 

@@ -15,6 +15,7 @@ type device struct {
 	p       *platform
 	pipes   map[string]*pipeline // key: file + sorted constants
 	dummy   *buffer              // bound where a kernel's optional input is absent
+	dummyRW *buffer              // the same for an optional read-write binding
 	submits int                  // command buffers submitted through submit
 	// noUnrolled makes matmuls and attention run matmul.wgsl and
 	// attention.wgsl instead of the generated variants (tests of that path).
@@ -28,6 +29,11 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 	}
 	d := &device{p: p, pipes: map[string]*pipeline{}}
 	if d.dummy, err = p.newBuffer("dummy", 16, usageStorage); err != nil {
+		p.release()
+		return nil, err
+	}
+	if d.dummyRW, err = p.newBuffer("dummy rw", 16, usageStorage); err != nil {
+		d.dummy.destroy()
 		p.release()
 		return nil, err
 	}
@@ -45,6 +51,7 @@ func (d *device) close() {
 		cancel()
 	}
 	d.dummy.destroy()
+	d.dummyRW.destroy()
 	d.p.release()
 }
 
@@ -106,13 +113,30 @@ func (d *device) storage(what string, size uint64) (*buffer, error) {
 }
 
 // op is one kernel dispatch: a pipeline, its storage bindings (1..n; binding
-// 0 is the params uniform), its params and its workgroup counts.
+// 0 is the params uniform), its params and its workgroup counts, or the
+// counts at ind[indOff:] (an indirect dispatch). An op without a pipeline
+// is a buffer copy (cp).
 type op struct {
 	name   string
 	pl     *pipeline
 	params []byte
 	binds  []binding
 	wg     [3]uint32
+	ind    *buffer
+	indOff uint64
+	cp     *copyOp
+}
+
+// copyOp copies size bytes from src at srcOff to dst at dstOff.
+type copyOp struct {
+	src, dst       *buffer
+	srcOff, dstOff uint64
+	size           uint64
+}
+
+// copyBuf is the op that copies size bytes of src to dst (both from 0).
+func copyBuf(src, dst *buffer, size uint64) op {
+	return op{name: "copy " + src.label, cp: &copyOp{src: src, dst: dst, size: size}}
 }
 
 // program records lists of ops. It owns a uniform buffer with one
@@ -161,6 +185,9 @@ func (pr *program) record(rec *recorder, ops []op) error {
 		pr.host = make([]byte, uint64(n)*pr.slot)
 	}
 	for i, o := range ops {
+		if len(o.params) > int(pr.slot) {
+			return fmt.Errorf("%s: params of %d bytes exceed the %d-byte slot", o.name, len(o.params), pr.slot)
+		}
 		copy(pr.host[uint64(i)*pr.slot:], o.params)
 	}
 	if err := pr.d.p.write(pr.uni, 0, pr.host[:uint64(len(ops))*pr.slot]); err != nil {
@@ -168,6 +195,10 @@ func (pr *program) record(rec *recorder, ops []op) error {
 	}
 	var key strings.Builder
 	for i, o := range ops {
+		if o.cp != nil {
+			rec.copy(o.cp.src, o.cp.srcOff, o.cp.dst, o.cp.dstOff, o.cp.size)
+			continue
+		}
 		key.Reset()
 		fmt.Fprintf(&key, "%d/%d", o.pl.id, i)
 		for _, b := range o.binds {
@@ -183,6 +214,10 @@ func (pr *program) record(rec *recorder, ops []op) error {
 				return fmt.Errorf("%s: %w", o.name, err)
 			}
 			pr.bgs[key.String()] = bg
+		}
+		if o.ind != nil {
+			rec.dispatchIndirect(o.pl, bg, o.ind, o.indOff)
+			continue
 		}
 		rec.dispatch(o.pl, bg, o.wg[0], o.wg[1], o.wg[2])
 	}

@@ -113,6 +113,7 @@ type Net struct {
 	dispatches int // of the latest Encode
 	submits    int // of the latest Encode
 	hid        *hidden
+	stabs      *samplerTables // the sampler head split for the device loop (loop.go)
 }
 
 // acts are the activation buffers for up to capBT positions.

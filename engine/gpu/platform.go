@@ -12,7 +12,8 @@ package gpu
 //	(*platform) newPipeline(label, wgsl, entry, kinds) (*pipeline, error)
 //	(*platform) newBindGroup(pl, bindings) (*bindGroup, error)
 //	(*platform) newRecorder() (*recorder, error)
-//	(*recorder) dispatch(pl, bg, x, y, z), copy(src, srcOff, dst, dstOff, size), submit() error
+//	(*recorder) dispatch(pl, bg, x, y, z), dispatchIndirect(pl, bg, args, off),
+//	            copy(src, srcOff, dst, dstOff, size), submit() error
 //	(*platform) read(ctx, staging, dst) error, wait(ctx) error
 //
 // Everything above this layer (device.go, kernels.go, net.go) is shared and
@@ -22,9 +23,10 @@ package gpu
 type bufUsage int
 
 const (
-	usageStorage bufUsage = iota // storage, copy source and destination
-	usageUniform                 // uniform, copy destination
-	usageStaging                 // map-read, copy destination
+	usageStorage  bufUsage = iota // storage, copy source and destination
+	usageUniform                  // uniform, copy destination
+	usageStaging                  // map-read, copy destination
+	usageIndirect                 // indirect dispatch arguments, storage, copies
 )
 
 // bindKind is the type of one binding of a kernel's bind group layout.
@@ -69,13 +71,13 @@ type Limits struct {
 
 // required are the limits every remask kernel needs, whatever the model:
 // the largest workgroup (256 invocations), the most storage bindings of one
-// kernel (5), and the workgroup memory of the biggest tile (attention with
+// kernel (6: the sampling loop's), and the workgroup memory of the biggest tile (attention with
 // BC·D = 2048 floats for K and V: 16 KiB, the WebGPU default).
 var required = Limits{
 	MaxComputeWorkgroupStorageSize:    16384,
 	MaxComputeInvocationsPerWorkgroup: 256,
 	MaxComputeWorkgroupSizeX:          256,
-	MaxStorageBuffersPerShaderStage:   5,
+	MaxStorageBuffersPerShaderStage:   6,
 }
 
 // checkLimits refuses an adapter below required, naming the limit.

@@ -212,9 +212,11 @@ func (p *platform) newBuffer(label string, size uint64, u bufUsage) (*buffer, er
 	if size == 0 {
 		size = 4
 	}
-	// GPUBufferUsage: MAP_READ 1, COPY_SRC 4, COPY_DST 8, UNIFORM 64, STORAGE 128.
+	// GPUBufferUsage: MAP_READ 1, COPY_SRC 4, COPY_DST 8, UNIFORM 64, STORAGE 128, INDIRECT 256.
 	usage := 128 | 4 | 8
 	switch u {
+	case usageIndirect:
+		usage = 256 | 128 | 4 | 8
 	case usageUniform:
 		usage = 64 | 8
 	case usageStaging:
@@ -316,6 +318,16 @@ func (r *recorder) dispatch(pl *pipeline, bg *bindGroup, x, y, z uint32) {
 	r.pass.Call("setPipeline", pl.v)
 	r.pass.Call("setBindGroup", 0, bg.v)
 	r.pass.Call("dispatchWorkgroups", x, y, z)
+}
+
+// dispatchIndirect dispatches with the workgroup counts at args[off:off+12].
+func (r *recorder) dispatchIndirect(pl *pipeline, bg *bindGroup, args *buffer, off uint64) {
+	if !r.pass.Truthy() {
+		r.pass = r.enc.Call("beginComputePass")
+	}
+	r.pass.Call("setPipeline", pl.v)
+	r.pass.Call("setBindGroup", 0, bg.v)
+	r.pass.Call("dispatchWorkgroupsIndirect", args.v, float64(off))
 }
 
 func (r *recorder) endPass() {

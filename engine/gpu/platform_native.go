@@ -258,6 +258,8 @@ func (p *platform) newBuffer(label string, size uint64, u bufUsage) (*buffer, er
 		usage = wgpu.BufferUsageUniform | wgpu.BufferUsageCopyDst
 	case usageStaging:
 		usage = wgpu.BufferUsageMapRead | wgpu.BufferUsageCopyDst
+	case usageIndirect:
+		usage = wgpu.BufferUsageIndirect | wgpu.BufferUsageStorage | wgpu.BufferUsageCopySrc | wgpu.BufferUsageCopyDst
 	}
 	var b *wgpu.Buffer
 	err := withScopes(p.devRef(), func() (err error) {
@@ -391,6 +393,16 @@ func (r *recorder) dispatch(pl *pipeline, bg *bindGroup, x, y, z uint32) {
 	r.pass.SetPipeline(pl.h)
 	r.pass.SetBindGroup(0, bg.h, nil)
 	r.pass.DispatchWorkgroups(x, y, z)
+}
+
+// dispatchIndirect dispatches with the workgroup counts at args[off:off+12].
+func (r *recorder) dispatchIndirect(pl *pipeline, bg *bindGroup, args *buffer, off uint64) {
+	if r.pass == nil {
+		r.pass = r.enc.BeginComputePass(nil)
+	}
+	r.pass.SetPipeline(pl.h)
+	r.pass.SetBindGroup(0, bg.h, nil)
+	r.pass.DispatchWorkgroupsIndirect(args.h, off)
 }
 
 func (r *recorder) endPass() {

@@ -7,13 +7,12 @@ import (
 	"github.com/remask/remask/shaders"
 )
 
-// The sampling kernels of issue 7 ("the whole sampling loop on the GPU"):
-// Philox (rng.wgsl) and the token draw (sample.wgsl). They are built and
-// tested here but not yet used by the Net or the sampler (docs/gpu.md).
+// The sampling kernels: Philox (rng.wgsl) and the token draw (sample.wgsl),
+// used by the device loop (loop.go).
 
 var (
 	rngKinds    = []bindKind{bindUniform, bindRead, bindRW}
-	sampleKinds = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW}
+	sampleKinds = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRead, bindRW}
 )
 
 // sampleMaxV is the largest vocabulary sample.wgsl draws from (its MAXV: one
@@ -43,6 +42,12 @@ type tokenDraw struct {
 	Temperature float64 // > 0
 	TopP        float64 // (0, 1]
 	Seed        uint64
+	// Mode is shaders.SampleList (the default), SampleScatter or SampleFill
+	// (sample.wgsl says what each reads and writes); Mask, Keep, CountAt,
+	// Aux and Err are theirs.
+	Mode, Keep, CountAt int
+	Mask                uint32
+	Aux, Err            binding
 }
 
 // sampleTokens draws one id per row of logits (n, V) as engine/sampler's
@@ -65,14 +70,32 @@ func (d *device) sampleTokens(n int, s tokenDraw, logits, positions, exclude, ou
 	case !(s.TopP > 0 && s.TopP <= 1):
 		return op{}, fmt.Errorf("gpu: sample: top_p %v must be in (0, 1]", s.TopP)
 	}
-	pl, err := d.pipeline("sample.wgsl", nil, sampleKinds)
+	pl, err := d.pipeline("sample.wgsl", map[string]string{"WG": sampleWG(s.V)}, sampleKinds)
 	if err != nil {
 		return op{}, err
 	}
 	p := shaders.SampleParams{V: uint32(s.V), N: uint32(n), T: uint32(s.T), Iteration: uint32(s.Iteration),
 		Temperature: float32(s.Temperature), TopP: float32(s.TopP),
-		SeedLo: uint32(s.Seed), SeedHi: uint32(s.Seed >> 32)}
-	return op{name: "sample", pl: pl, params: shaders.Bytes(p), binds: []binding{logits, positions, exclude, out}, wg: d.grid(uint64(n))}, nil
+		SeedLo: uint32(s.Seed), SeedHi: uint32(s.Seed >> 32),
+		Mode: uint32(s.Mode), Mask: s.Mask, Keep: uint32(s.Keep), CountAt: uint32(s.CountAt)}
+	aux, errb := s.Aux, s.Err
+	if aux.buf == nil {
+		aux = whole(d.dummy)
+	}
+	if errb.buf == nil {
+		errb = whole(d.dummyRW)
+	}
+	return op{name: "sample", pl: pl, params: shaders.Bytes(p), binds: []binding{logits, positions, exclude, out, aux, errb}, wg: d.grid(uint64(n))}, nil
+}
+
+// sampleWG is sample.wgsl's workgroup size for a vocabulary of V ids: 64
+// threads up to 256 ids (a character vocabulary leaves no thread idle),
+// else 256 (at most 32 ids per thread: its keep mask is one u32).
+func sampleWG(V int) string {
+	if V <= 256 {
+		return "64u"
+	}
+	return "256u"
 }
 
 // excludeWords packs the excluded ids as sample.wgsl reads them: bit i%32

@@ -29,6 +29,10 @@ func Generate(ctx context.Context, m Models, o Options, observe func(*Event)) (*
 	}
 	g.observe = observe
 	start := time.Now()
+	if ln := g.loopNet(); ln != nil {
+		return g.runDevice(ctx, ln, start)
+	}
+	g.res.Loop = "host"
 	if o.Method == Multinomial {
 		err = g.multinomial(ctx)
 	} else {

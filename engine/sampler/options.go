@@ -152,6 +152,10 @@ type Options struct {
 	Compat           Compat `json:"-"`
 	// Record keeps the per-iteration records of Result.Iterations (--save).
 	Record bool `json:"-"`
+	// HostLoop keeps the sampling loop on the host even when the model's
+	// backend can run it on its device (engine.LoopNet): the CPU twin of the
+	// device loop, for comparisons and debugging.
+	HostLoop bool `json:"-"`
 }
 
 // Defaults returns the options of `remask sample` without flags: the
@@ -333,6 +337,19 @@ type Result struct {
 	Metric   string `json:"metric"`
 	// Warnings are things the user should know (an untrained head, ignored options).
 	Warnings []string `json:"warnings,omitempty"`
+	// Loop says where the sampling loop ran: "host" (engine/sampler, with
+	// the backend computing the networks) or "device" (engine.LoopNet: the
+	// whole loop on the GPU). Device has the device loop's counts.
+	Loop   string      `json:"loop"`
+	Device *DeviceWork `json:"device,omitempty"`
+}
+
+// DeviceWork counts what the device loop did over a generation.
+type DeviceWork struct {
+	Submits    int `json:"submits"`
+	Dispatches int `json:"dispatches"`
+	ReadBytes  int `json:"read_bytes"`
+	Waves      int `json:"waves"`
 }
 
 // Event is reported once per iteration to an observer (the CLI's live view,

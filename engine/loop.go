@@ -1,0 +1,102 @@
+package engine
+
+import "context"
+
+// The device loop: a Net that can run the whole sampling loop on its own
+// device (the WebGPU backend) implements LoopNet. engine/sampler resolves
+// every option into a LoopSpec (the plan), and the device then runs each
+// iteration (trunk, heads, token draws, sampler-head waves, remask scores,
+// per-row selection, the next input) without the host touching the logits.
+// engine/sampler's host loop is the CPU twin of every step.
+
+// LoopNet is a Net whose device can run the sampling loop.
+type LoopNet interface {
+	Net
+	// NewLoop uploads the initial state of one generation. It returns an
+	// error when the spec asks for something the device cannot run.
+	NewLoop(ctx context.Context, spec *LoopSpec) (Loop, error)
+}
+
+// Remasking strategies of LoopSpec.Strategy (engine/sampler's names).
+const (
+	LoopCritic     = "critic"
+	LoopCalibrated = "calibrated"
+	LoopSelf       = "self"
+	LoopRandom     = "random"
+	LoopModel      = "model"
+)
+
+// LoopSpec is one generation, fully resolved by engine/sampler.
+type LoopSpec struct {
+	B, T      int
+	Tokens    []int32 // (B, T) initial input: [MASK] everywhere but seed/template
+	Protected []bool  // (B, T) seed and template positions
+	Mask      int32
+	Seed      uint64
+
+	Multinomial bool // method multinomial: every iteration redraws every unprotected position
+	Iterations  int
+	// Ratios[it] is the schedule value of the remask after iteration it
+	// (ratio(it+1)), len Iterations-1.
+	Ratios    []float64
+	Threshold bool // schedule mode threshold (false: ratio)
+
+	Temperature float64
+	TopP        float64 // naive path (1 in multinomial mode)
+	SamplerTopP float64
+	// Excluded ids of the naive/multinomial path and of the sampler-head path.
+	ExcludeNaive, ExcludeSampler []bool
+
+	UseSampler        bool
+	Embeddings        bool // neighbour mode embeddings (false: zeros)
+	MinNeighborsRatio float64
+	GlobalBootstrap   bool
+	WaveCap           bool
+
+	Strategy           string // LoopCritic, ...; "" for multinomial
+	CriticOnInput      bool
+	RandomnessStrength float64
+	Calibration        []float64 // 100 entries, calibrated strategy
+	Remasker           Net       // token classifier of LoopModel, on the same device
+}
+
+// LoopStep is what one iteration reports. Pred, Selected and Wrongness are
+// filled only when Step was asked for them (want).
+type LoopStep struct {
+	Pred      []int32   // (B, T) the prediction
+	Selected  []bool    // (B, T) positions masked again for the next iteration
+	Wrongness []float64 // (B, T) the strategy's wrongness, nil when it has none
+	// Remasked is the number of positions masked again per row (always set
+	// for diffusion iterations that remask; nil otherwise).
+	Remasked     []int
+	Scored       bool    // the remask ran (false: last iteration, or k <= 0 in ratio mode)
+	MinWrongness float64 // smallest wrongness among the selected, NaN if none
+	EarlyStop    bool    // threshold mode selected nothing in the whole batch
+	Waves        int     // sampler-head waves this iteration ran
+	// Submits, Dispatches and ReadBytes count this iteration's device work.
+	Submits, Dispatches int
+	ReadBytes           int
+}
+
+// LoopMetrics are the device-computed quality statistics of the final tokens.
+type LoopMetrics struct {
+	SelfConfidence []float64 // per row; NaN when every position is masked
+	// Critic statistics per row over positions that are neither mask nor
+	// pad: mean, p10, p50, p90 (linear interpolation); N is the count (0:
+	// none). Nil without a critic.
+	CriticMean, CriticP10, CriticP50, CriticP90 []float64
+	CriticN                                     []int
+}
+
+// Loop is one generation's device state. Steps run in order it = 0, 1, ...
+type Loop interface {
+	// Step runs iteration it; want asks for Pred, Selected and Wrongness.
+	Step(ctx context.Context, it int, want bool) (*LoopStep, error)
+	// Tokens reads the current tokens (after the last Step: the result).
+	Tokens(ctx context.Context) ([]int32, error)
+	// Metrics runs one trunk pass on the current tokens and returns the
+	// self-confidence and, when critic is set, the critic statistics.
+	Metrics(ctx context.Context, critic bool, pad int32) (*LoopMetrics, error)
+	// Close frees the loop's device buffers.
+	Close()
+}

@@ -1,0 +1,181 @@
+package sampler
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/remask/remask/engine"
+)
+
+// The device loop: when the language model's backend can run the whole
+// sampling loop (engine.LoopNet, the WebGPU backend), Generate resolves the
+// options into an engine.LoopSpec and steps the device; the host loop
+// (generate.go) is its CPU twin and runs everywhere else, or with
+// Options.HostLoop.
+
+// loopNet returns the LM as a LoopNet when the device loop applies.
+func (g *generation) loopNet() engine.LoopNet {
+	if g.o.HostLoop {
+		return nil
+	}
+	ln, ok := g.lm.(engine.LoopNet)
+	if !ok {
+		return nil
+	}
+	if g.remaskr != nil {
+		if _, ok := g.remaskr.(engine.LoopNet); !ok {
+			return nil
+		}
+	}
+	return ln
+}
+
+// loopSpec is the generation as the device sees it.
+func (g *generation) loopSpec() *engine.LoopSpec {
+	o := &g.o
+	s := &engine.LoopSpec{B: g.B, T: g.T, Tokens: g.tokens, Protected: g.protected, Mask: g.mask, Seed: o.Seed,
+		Multinomial: o.Method == Multinomial, Iterations: g.N, Threshold: o.ScheduleMode == ScheduleThreshold,
+		Temperature: o.Temperature, TopP: g.naive.topP, SamplerTopP: g.sampler.topP,
+		ExcludeNaive: g.naive.exclude, ExcludeSampler: g.sampler.exclude,
+		UseSampler: g.useSampler, Embeddings: g.neighbors == "embeddings",
+		GlobalBootstrap: o.Compat.GlobalBootstrap, WaveCap: o.Compat.WaveCap,
+		Strategy: g.strategy, CriticOnInput: o.Compat.CriticOnInput, RandomnessStrength: o.RandomnessStrength,
+		Remasker: g.remaskr}
+	if g.useSampler {
+		s.MinNeighborsRatio = g.cfg.Sampler.MinNeighborsRatio
+	}
+	if o.Method == Diffusion {
+		for it := 0; it < g.N-1; it++ {
+			s.Ratios = append(s.Ratios, o.scheduleRatio(it+1))
+		}
+		if g.strategy == RemaskCalibrated {
+			s.Calibration = g.cfg.CriticCalibration
+			if len(s.Calibration) == 0 {
+				s.Calibration = defaultCalibration()
+			}
+		}
+	}
+	return s
+}
+
+// runDevice is Generate on the device loop.
+func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start time.Time) (*Result, error) {
+	loop, err := ln.NewLoop(ctx, g.loopSpec())
+	if err != nil {
+		return nil, err
+	}
+	defer loop.Close()
+	g.res.Loop = "device"
+	work := &DeviceWork{}
+	g.res.Device = work
+	want := g.observe != nil || g.o.Record
+	for it := 0; it < g.N; it++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ev := Event{Iteration: it, Iterations: g.N, Total: len(g.tokens), Ratio: math.NaN(), MinWrongness: math.NaN()}
+		if want {
+			ev.Masked = g.countMasked(g.tokens)
+		}
+		st, err := loop.Step(ctx, it, want)
+		if err != nil {
+			return nil, err
+		}
+		work.Submits += st.Submits
+		work.Dispatches += st.Dispatches
+		work.ReadBytes += st.ReadBytes
+		work.Waves += st.Waves
+		g.res.IterationsRun = it + 1
+		remasks := g.o.Method == Diffusion && it < g.N-1
+		if remasks {
+			ev.Ratio = g.o.scheduleRatio(it + 1)
+			ev.MinWrongness = st.MinWrongness
+			ev.EarlyStop = st.EarlyStop
+		}
+		if want {
+			g.deviceEvent(it, &ev, st, remasks)
+		}
+		if st.EarlyStop {
+			break
+		}
+	}
+	toks, err := loop.Tokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.tokens = toks
+	g.res.Seconds = time.Since(start).Seconds()
+	g.res.Timings.Forward = g.res.Seconds // the device runs every stage; see Result.Device
+	if g.res.Seconds > 0 {
+		g.res.TokensPerSecond = float64(g.B*g.T) / g.res.Seconds
+	}
+	t0 := time.Now()
+	if err := g.deviceMetrics(ctx, loop); err != nil {
+		return nil, err
+	}
+	g.res.Timings.Metrics = time.Since(t0).Seconds()
+	g.finishSamples()
+	return &g.res, nil
+}
+
+// deviceEvent reports a device iteration as the host loop would and keeps
+// the host's copy of the tokens current.
+func (g *generation) deviceEvent(it int, ev *Event, st *engine.LoopStep, remasks bool) {
+	pred := st.Pred
+	if g.o.Method == Multinomial {
+		g.recordMultinomial(it, pred)
+		g.emit(ev, pred, nil)
+		copy(g.tokens, pred)
+		return
+	}
+	var sel [][]int
+	if remasks && st.Scored && !st.EarlyStop {
+		sel = make([][]int, g.B)
+		for b := range sel {
+			sel[b] = []int{}
+			for t := 0; t < g.T; t++ {
+				if st.Selected[b*g.T+t] {
+					sel[b] = append(sel[b], t)
+				}
+			}
+		}
+	}
+	g.wrong = st.Wrongness
+	g.record(it, pred, sel)
+	g.emit(ev, pred, sel)
+	copy(g.tokens, pred)
+	for i, s := range st.Selected {
+		if s {
+			g.tokens[i] = g.mask
+		}
+	}
+}
+
+// deviceMetrics is metrics() with the self-confidence and the critic
+// statistics computed on the device; the judge runs on its own Net.
+func (g *generation) deviceMetrics(ctx context.Context, loop engine.Loop) error {
+	if g.metric == MetricNone {
+		return nil
+	}
+	pad := int32(-1)
+	if g.vocab.PadTokenID != nil {
+		pad = int32(*g.vocab.PadTokenID)
+	}
+	m, err := loop.Metrics(ctx, g.cfg.HasCritic(), pad)
+	if err != nil {
+		return err
+	}
+	for b := 0; b < g.B; b++ {
+		if c := m.SelfConfidence[b]; !math.IsNaN(c) {
+			g.res.Samples[b].SelfConfidence = &c
+		}
+		if m.CriticN != nil && m.CriticN[b] > 0 {
+			g.res.Samples[b].Critic = &CriticStats{Mean: m.CriticMean[b], P10: m.CriticP10[b], P50: m.CriticP50[b], P90: m.CriticP90[b]}
+		}
+	}
+	if g.metric == MetricJudge {
+		return g.judgeScores(ctx)
+	}
+	return nil
+}
