@@ -350,6 +350,8 @@ type DeviceWork struct {
 	Dispatches int `json:"dispatches"`
 	ReadBytes  int `json:"read_bytes"`
 	Waves      int `json:"waves"`
+	// StagesMs is GPU time per stage (timestamp queries), when the adapter has them.
+	StagesMs map[string]float64 `json:"gpu_stage_ms,omitempty"`
 }
 
 // Event is reported once per iteration to an observer (the CLI's live view,

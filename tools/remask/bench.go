@@ -32,6 +32,11 @@ type benchArgs struct {
 	jsonOut   bool
 	validate  string
 	profile   int
+	// sampling jobs (bench_loop.go)
+	batch, length, iterations int
+	reps                      int
+	hostLoop                  bool
+	baseline                  string
 }
 
 func benchFlags() (*flagSet, *benchArgs) {
@@ -41,7 +46,7 @@ func benchFlags() (*flagSet, *benchArgs) {
 			"Without --model it uses the standard shape: 6 layers, 6 heads, 384 wide, block 1024,\n"+
 			"vocabulary 67, rotary, bidirectional, seeded random weights.")
 	fs.group("Flags")
-	fs.stringVar(&a.job, "job", "forward", "JOB", "what to time: forward")
+	fs.stringVar(&a.job, "job", "forward", "JOB", "what to time: forward (the trunk), standard (16 x 1024 x 15 generations) or small (1 x 256 x 15)")
 	fs.stringVar(&a.modelPath, "model", "", "FILE", "model file; default: the standard 6 x 384 shape with random weights")
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu")
 	fs.stringVar(&a.shapes, "shapes", "16x1024,1x256", "BxT,...", "batch x length shapes to time")
@@ -50,6 +55,13 @@ func benchFlags() (*flagSet, *benchArgs) {
 	fs.stringVar(&a.validate, "validate", "2x64", "BxT|none", "before timing, compare the backend's logits with the CPU backend's at this shape (bound 2e-3); none skips it")
 	fs.intVar(&a.profile, "profile", 0, "N", "GPU backend: also time every trunk kernel on its own, N dispatches of it in one submission (0: off)")
 	fs.boolVar(&a.jsonOut, "json", false, "print JSON instead of a table")
+	fs.group("Sampling jobs (standard, small)")
+	fs.intVar(&a.reps, "reps", 3, "N", "timed generations per variant (after one warm-up); the median is reported")
+	fs.intVar(&a.batch, "batch", 0, "B", "override the job's samples")
+	fs.intVar(&a.length, "length", 0, "T", "override the job's sequence length")
+	fs.intVar(&a.iterations, "iterations", 0, "N", "override the job's iterations")
+	fs.boolVar(&a.hostLoop, "host-loop", false, "on a device-loop backend, also time the host loop (sampling on the CPU, networks on the device)")
+	fs.stringVar(&a.baseline, "baseline", "none", "auto|none|CMD", "run the vectorized PyTorch loop in the same command: auto = python3 tools/train/bench_loop.py")
 	return fs, a
 }
 
@@ -101,8 +113,11 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	if err := fs.parse(args, c.stdout); err != nil {
 		return err
 	}
+	if _, ok := loopJobs[a.job]; ok {
+		return runLoopBench(ctx, c, a)
+	}
 	if a.job != "forward" {
-		return flagError("job", "%q is not a bench job; allowed: forward", a.job)
+		return flagError("job", "%q is not a bench job; allowed: forward, standard, small", a.job)
 	}
 	if a.profile < 0 {
 		return flagError("profile", "%d is out of range; 0 (off) or more", a.profile)
