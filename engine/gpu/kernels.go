@@ -39,8 +39,9 @@ var (
 	tile64     = matmulTile{64, 64, 16, 4, 4}
 	tile128x64 = matmulTile{128, 64, 16, 8, 4}
 	tile128    = matmulTile{128, 128, 8, 8, 8}
+	tile32     = matmulTile{32, 32, 16, 4, 4}
 	// matmulTiles are the tilings the tests cover.
-	matmulTiles = []matmulTile{tile128, tile128x64, tile64}
+	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32}
 )
 
 func (t matmulTile) String() string {
@@ -77,17 +78,24 @@ func (t matmulTile) loop() matmulTile {
 }
 
 // chooseTile picks 128x128 (8x8 per thread, BK 8) where that still gives
-// at least 256 workgroups, else 64x64: on the H100 the 128x128 tile was the
-// fastest for every trunk matmul of the 16 x 1024 forward, N = 384 (384
-// workgroups) included (docs/performance.md).
+// at least 256 workgroups, else 64x64 where that gives at least 128 (about
+// one per streaming multiprocessor of a large GPU), else 32x32: on the H100
+// the 128x128 tile was the fastest for every trunk matmul of the 16 x 1024
+// forward, N = 384 (384 workgroups) included, and small batches (1 x 256:
+// 24 workgroups of 64x64 for N = 384) leave most of the GPU idle
+// (docs/performance.md).
 func chooseTile(M, N, K int) matmulTile {
 	if t, ok := tileOverride(); ok && t.unrolls(N, K) {
 		return t
 	}
-	if tile128.unrolls(N, K) && ceilDiv(M, tile128.BM)*ceilDiv(N, tile128.BN) >= 256 {
+	wgs := func(t matmulTile) int { return ceilDiv(M, t.BM) * ceilDiv(N, t.BN) }
+	switch {
+	case tile128.unrolls(N, K) && wgs(tile128) >= 256:
 		return tile128
+	case wgs(tile64) >= 128 || !tile32.unrolls(N, K):
+		return tile64
 	}
-	return tile64
+	return tile32
 }
 
 // tileOverride reads REMASK_GPU_MATMUL_TILE ("BMxBNxBKxTMxTN", e.g.
