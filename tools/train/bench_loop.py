@@ -207,7 +207,10 @@ def draw(logits: torch.Tensor, exclusion_bias: torch.Tensor, temperature: float,
     temperature, top-p (sorted descending, ties lower id first; rank r kept iff r == 0
     or the cumulative probability of ranks < r is <= top_p), then the first id in id
     order whose cumulative probability exceeds u * total, u ~ U[0, 1). No host sync."""
-    z = logits.float() / temperature + exclusion_bias
+    z = logits.float()
+    if temperature != 1.0:
+        z = z / temperature
+    z = z + exclusion_bias
     probs = torch.softmax(z, dim=-1)
     if top_p < 1.0:
         sp, si = torch.sort(probs, dim=-1, descending=True, stable=True)
@@ -359,10 +362,12 @@ def generate(p: Prepared, o: LoopOptions, gen: torch.Generator,
              timer: Optional[StageTimer] = None, trace: Optional[List[dict]] = None) -> Tuple[torch.Tensor, dict]:
     """Run the sampling loop plus the quality metrics.
 
-    Returns (tokens (B, T), info) with info = {"waves", "trunk_passes",
-    "host_syncs", "path", "metrics" (device tensors)}. trace, when given, receives
-    one dict per iteration (device tensors; reading them syncs, so tests only):
-    it, k, ratio, input, pred, remasked (B,), candidates (B,), selected (B, T)."""
+    Returns (tokens (B, T), info) with info = {"waves", "waves_per_iteration"
+    (wavefront only), "trunk_passes", "host_syncs", "path", "metrics" (device
+    tensors)}. trace, when given, receives one dict per iteration (device tensors;
+    reading them syncs, so for tests only): it, k, ratio, input, pred, remasked
+    (B,), candidates (B,), selected (B, T); the last iteration's has pred only.
+    timer, when given, synchronises at every stage boundary (instrumented rep)."""
     if not p.has_critic:
         raise ValueError("remasking=critic needs a model with a critic head")
     if o.temperature <= 0:
@@ -383,6 +388,7 @@ def generate(p: Prepared, o: LoopOptions, gen: torch.Generator,
         tokens[:, :len(o.prefix)] = torch.tensor(list(o.prefix), dtype=torch.long, device=dev)
         protected[:, :len(o.prefix)] = True
     passes = waves = syncs = 0
+    waves_per_iteration: List[int] = []
     for it in range(N):
         last = it == N - 1
         h = p.trunk(tokens)
@@ -395,6 +401,7 @@ def generate(p: Prepared, o: LoopOptions, gen: torch.Generator,
         if path == "wavefront":
             pred, nw = wavefront(p, o, tokens, masked, h, logits, gen)
             waves += nw
+            waves_per_iteration.append(nw)
             syncs += 1
         else:
             if path == "zeros":   # sampler(0, h_p, 0) at every position; wave order changes nothing
@@ -437,8 +444,8 @@ def generate(p: Prepared, o: LoopOptions, gen: torch.Generator,
     metrics = quality_metrics(p, tokens)
     passes += 1
     mark("metrics")
-    return tokens, {"waves": waves, "trunk_passes": passes, "host_syncs": syncs, "path": path,
-                    "metrics": metrics}
+    return tokens, {"waves": waves, "waves_per_iteration": waves_per_iteration, "trunk_passes": passes,
+                    "host_syncs": syncs, "path": path, "metrics": metrics}
 
 
 # ---- benchmark -----------------------------------------------------------------------
@@ -527,6 +534,7 @@ def run_one(p: Prepared, info: dict, job: str, B: int, T: int, N: int, dtype: st
         "tokens_per_second": B * T / med,
         "trunk_passes_per_generation": gi["trunk_passes"],
         "waves": gi["waves"],
+        "waves_per_iteration": gi["waves_per_iteration"],
         "host_syncs_per_iteration": 1 if path == "wavefront" else 0,
         "host_syncs_per_generation": gi["host_syncs"],
         "host_syncs_measured_per_generation": measured,

@@ -41,6 +41,10 @@ def tiny_model(min_neighbors_ratio: float = 0.1) -> GPT:
         for p in model.parameters():
             if p.dim() == 1:
                 p.add_(0.1 * torch.randn(p.shape))
+        # make the sampler head lean on its neighbours, so that a wrong neighbour shows
+        w = model.sampler_head.mlp[0].weight
+        w[:, :cfg.n_embd] *= 6.0
+        w[:, 2 * cfg.n_embd:] *= 6.0
     return model.eval()
 
 
@@ -106,6 +110,9 @@ class LoopInvariantsTest(LoopTestBase):
         o, _, info, _ = self.check_run(sampler=True)
         self.assertEqual(info["path"], "wavefront")
         self.assertGreater(info["waves"], 0)
+        self.assertEqual(len(info["waves_per_iteration"]), o.iterations)
+        self.assertEqual(sum(info["waves_per_iteration"]), info["waves"])
+        self.assertGreaterEqual(info["waves_per_iteration"][0], 2)   # bootstrap seeds, then their neighbours
         self.assertEqual(info["host_syncs"], o.iterations)
 
     def test_naive(self):
@@ -256,6 +263,54 @@ class PiecesTest(LoopTestBase):
                     want[t] = w
                     filled[t] = True
             self.assertEqual(got[b].tolist(), want, f"row {b}: mask {m}")
+
+    def test_wavefront_against_per_position_reference(self):
+        """At a near-zero temperature every wave draws the sampler head's argmax; check
+        each filled position against model.sampler_logits fed the neighbours that a
+        wave-by-wave, position-by-position fill would have seen at its wave."""
+        p, model = self.p, self.p.model
+        gen = torch.Generator().manual_seed(8)
+        B, T = 6, 20
+        tokens = torch.randint(0, BASE, (B, T), generator=gen)
+        masked = torch.rand(B, T, generator=gen) < 0.7
+        masked[0] = True                 # bootstrap rows
+        masked[1] = True
+        masked[2] = False
+        tokens = tokens.masked_fill(masked, MASK)
+        o = BL.LoopOptions(batch=B, length=T, iterations=1, temperature=1e-3)
+        with torch.inference_mode():
+            h = p.trunk(tokens)
+            logits = model.lm_logits(h)
+            pred, n_waves = BL.wavefront(p, o, tokens, tokens == MASK, h, logits, gen)
+            self.assertFalse(bool((pred == MASK).any()))
+            self.assertTrue(torch.equal(pred[~masked], tokens[~masked]))
+            max_waves = 0
+            k_boot = max(1, int(T * p.min_neighbors_ratio))
+            for b in range(B):
+                filled = [not x for x in masked[b].tolist()]
+                if all(filled):
+                    continue
+                w = 0
+                while not all(filled):
+                    w += 1
+                    wave = [t for t in range(T) if not filled[t] and (
+                        (t > 0 and filled[t - 1]) or (t + 1 < T and filled[t + 1]))]
+                    if not wave:         # bootstrap: largest rounded max-logit, lower position on ties
+                        conf = [round(float(logits[b, t].max()) * 1024) / 1024 for t in range(T)]
+                        wave = sorted(sorted(range(T), key=lambda t: -conf[t])[:k_boot])
+                    left = [int(pred[b, t - 1]) if t > 0 and filled[t - 1] else -1 for t in wave]
+                    right = [int(pred[b, t + 1]) if t + 1 < T and filled[t + 1] else -1 for t in wave]
+                    ref = model.sampler_logits(h[b, wave], torch.tensor(left), torch.tensor(right))
+                    ref = ref + p.exclusion_bias
+                    for i, t in enumerate(wave):
+                        got = int(pred[b, t])
+                        self.assertLess(got, BASE)
+                        self.assertGreaterEqual(float(ref[i, got]), float(ref[i].max()) - 1e-2,
+                                                f"row {b} position {t} wave {w}")
+                    for t in wave:
+                        filled[t] = True
+                max_waves = max(max_waves, w)
+            self.assertEqual(n_waves, max_waves)
 
     def test_split_first_layer_matches_the_sampler_head(self):
         p, model = self.p, self.p.model
