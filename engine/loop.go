@@ -58,6 +58,10 @@ type LoopSpec struct {
 	RandomnessStrength float64
 	Calibration        []float64 // 100 entries, calibrated strategy
 	Remasker           Net       // token classifier of LoopModel, on the same device
+
+	// Profile asks for GPU time per stage (timestamp queries where the
+	// adapter has them); reading them waits for every submission.
+	Profile bool
 }
 
 // LoopStep is what one iteration reports. Pred, Selected and Wrongness are
@@ -97,6 +101,9 @@ type Loop interface {
 	// Metrics runs one trunk pass on the current tokens and returns the
 	// self-confidence and, when critic is set, the critic statistics.
 	Metrics(ctx context.Context, critic bool, pad int32) (*LoopMetrics, error)
+	// StagesMs is the GPU time per stage so far (with LoopSpec.Profile, on
+	// an adapter with timestamp queries), else nil.
+	StagesMs() map[string]float64
 	// Close frees the loop's device buffers.
 	Close()
 }

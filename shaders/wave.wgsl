@@ -86,8 +86,15 @@ fn boot_key(p: u32) -> u32 {
   for (var i = 0u; i < P.V; i++) {
     m = max(m, LOGITS[base + i]);
   }
-  // Go's math.Round: halves away from zero (WGSL's round() goes to even).
-  return f32_key(sign(m) * floor(abs(m) * 1024.0 + 0.5) / 1024.0);
+  // Go's math.Round: halves away from zero (WGSL's round() goes to even),
+  // exactly: a - floor(a) is exact in f32, while floor(a + 0.5) is not
+  // (0.49999997 + 0.5 rounds up to 1).
+  let a = abs(m) * 1024.0;
+  var r = floor(a);
+  if (a - r >= 0.5) {
+    r += 1.0;
+  }
+  return f32_key(sign(m) * r / 1024.0);
 }
 
 @compute @workgroup_size(WG)

@@ -125,6 +125,7 @@ type op struct {
 	ind    *buffer
 	indOff uint64
 	cp     *copyOp
+	stage  string // the timed stage it belongs to (program.timer), "" for none
 }
 
 // copyOp copies size bytes from src at srcOff to dst at dstOff.
@@ -150,6 +151,9 @@ type program struct {
 	slots int
 	host  []byte
 	bgs   map[string]*bindGroup
+	// timer, when set, times the ops' stages (timestamps.go); record
+	// finishes it, the caller reads it after the submission.
+	timer *stageTimer
 }
 
 func newProgram(d *device, label string) *program {
@@ -194,10 +198,16 @@ func (pr *program) record(rec *recorder, ops []op) error {
 		return err
 	}
 	var key strings.Builder
+	cur := ""
 	for i, o := range ops {
 		if o.cp != nil {
 			rec.copy(o.cp.src, o.cp.srcOff, o.cp.dst, o.cp.dstOff, o.cp.size)
+			cur = "" // a copy ends the timed pass: begin the stage again
 			continue
+		}
+		if pr.timer != nil && o.stage != "" && o.stage != cur {
+			pr.timer.begin(rec, o.stage)
+			cur = o.stage
 		}
 		key.Reset()
 		fmt.Fprintf(&key, "%d/%d", o.pl.id, i)
@@ -220,6 +230,9 @@ func (pr *program) record(rec *recorder, ops []op) error {
 			continue
 		}
 		rec.dispatch(o.pl, bg, o.wg[0], o.wg[1], o.wg[2])
+	}
+	if pr.timer != nil {
+		pr.timer.finish(rec)
 	}
 	return nil
 }

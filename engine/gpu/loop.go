@@ -111,6 +111,8 @@ type Loop struct {
 	prog         *program
 	bufs         []*buffer
 	waveHint     int // waves of the previous iteration
+	timer        *stageTimer
+	stageMs      map[string]float64
 }
 
 // NewLoop implements engine.LoopNet.
@@ -267,6 +269,12 @@ func (l *Loop) alloc() error {
 		}
 	}
 	l.prog = newProgram(d, "loop")
+	if l.s.Profile {
+		if l.timer = newStageTimer(d, 64); l.timer != nil {
+			l.prog.timer = l.timer
+			l.stageMs = map[string]float64{}
+		}
+	}
 	l.waveHint = min(l.T, 32)
 	return nil
 }
@@ -277,6 +285,8 @@ func (l *Loop) Close() {
 		b.destroy()
 	}
 	l.bufs = nil
+	l.timer.release()
+	l.timer = nil
 	if l.prog != nil {
 		l.prog.release()
 		l.prog = nil
@@ -293,13 +303,15 @@ func u32Bytes(v []uint32) []byte {
 
 // ops collects a list of ops and the first error.
 type ops struct {
-	list []op
-	err  error
+	list  []op
+	err   error
+	stage string // stamped on every op added
 }
 
 func (o *ops) add(x op, err error) {
 	if o.err == nil {
 		o.err = err
+		x.stage = o.stage
 		o.list = append(o.list, x)
 	}
 }
@@ -317,7 +329,9 @@ func (l *Loop) trunk(o *ops, net *Net, src *buffer, lm, critic bool) {
 	N := l.N
 	o.copy(src, net.act.tokens, 4*uint64(N))
 	tr, err := net.trunkOps(l.B, l.T)
-	o.list = append(o.list, tr...)
+	for _, x := range tr {
+		o.add(x, nil)
+	}
 	if o.err == nil {
 		o.err = err
 	}
@@ -349,7 +363,9 @@ func (l *Loop) critic() bool {
 func (l *Loop) predictOps(o *ops, it int) {
 	s := &l.s
 	n := l.n
+	o.stage = "forward"
 	l.trunk(o, n, l.tok, true, l.critic() && s.CriticOnInput)
+	o.stage = "sampling"
 	a := &n.act
 	switch {
 	case s.Multinomial:
@@ -438,6 +454,7 @@ func (l *Loop) remaskOps(o *ops, it int, ratio float64) (scored bool) {
 		o.copy(l.pred, l.tok, 4*uint64(N))
 		return false
 	}
+	defer func() { o.stage = "" }()
 	rp := shaders.RemaskParams{N: uint32(N), T: uint32(l.T), V: uint32(n.V), Iteration: uint32(it),
 		SeedLo: uint32(s.Seed), SeedHi: uint32(s.Seed >> 32), Stride: 1}
 	r := s.RandomnessStrength
@@ -464,12 +481,15 @@ func (l *Loop) remaskOps(o *ops, it int, ratio float64) (scored bool) {
 		}
 		aux = whole(l.rm.act.out)
 	}
+	o.stage = "remask forward"
 	if l.critic() && !s.CriticOnInput {
 		l.trunk(o, n, l.pred, false, true)
 	}
 	if s.Strategy == engine.LoopModel {
 		l.trunk(o, l.rm, l.pred, true, false)
 	}
+	o.stage = "remask select"
+
 	pl, err := d.pipeline("remask.wgsl", nil, remaskKinds)
 	o.add(op{name: "remask scores", pl: pl, params: shaders.Bytes(rp),
 		binds: []binding{whole(l.pred), whole(n.act.out), aux, whole(l.table), whole(l.sw)}, wg: d.grid(uint64(ceilDiv(N, 64)))}, err)
@@ -497,7 +517,32 @@ func (l *Loop) submit(o *ops) error {
 		l.n.d.submit(rec)
 		return err
 	}
-	return l.n.d.submit(rec)
+	if err := l.n.d.submit(rec); err != nil {
+		return err
+	}
+	if l.timer == nil {
+		return nil
+	}
+	ms, ok, err := l.timer.read(context.Background())
+	if err != nil {
+		return fmt.Errorf("gpu: loop: reading the stage timestamps: %w", err)
+	}
+	if ok {
+		for k, v := range ms {
+			l.stageMs[k] += v
+		}
+	}
+	l.timer.reset()
+	return nil
+}
+
+// StagesMs implements engine.Loop: GPU milliseconds per stage so far, nil
+// without LoopSpec.Profile or without timestamp queries on the adapter.
+func (l *Loop) StagesMs() map[string]float64 {
+	if l.timer == nil {
+		return nil
+	}
+	return l.stageMs
 }
 
 // read reads size bytes of the staging buffer (after a submitted copy).
@@ -639,7 +684,7 @@ func (l *Loop) runWaves(ctx context.Context, it int, o *ops, st *engine.LoopStep
 			return err
 		}
 		if w0 > 0 {
-			o = &ops{}
+			o = &ops{stage: "sampling"}
 			chunk = min(2*chunk, maxChunkWaves)
 		}
 		if err := d.p.write(l.wc, 0, make([]byte, 8*chunk)); err != nil {
@@ -717,7 +762,7 @@ func (l *Loop) Tokens(ctx context.Context) ([]int32, error) {
 func (l *Loop) Metrics(ctx context.Context, critic bool, pad int32) (*engine.LoopMetrics, error) {
 	n, d := l.n, l.n.d
 	critic = critic && n.critic != nil
-	o := &ops{}
+	o := &ops{stage: "metrics"}
 	l.trunk(o, n, l.tok, true, critic)
 	sp := shaders.StatsParams{B: uint32(l.B), T: uint32(l.T), V: uint32(n.V), Mask: uint32(l.s.Mask), Pad: uint32(pad)}
 	if pad < 0 {

@@ -16,6 +16,13 @@ package gpu
 //	            copy(src, srcOff, dst, dstOff, size), submit() error
 //	(*platform) read(ctx, staging, dst) error, wait(ctx) error
 //
+// and, for GPU timestamps (used by timestamps.go, only where hasTimestamps()):
+//
+//	(*platform) hasTimestamps() bool, timestampPeriod() float64
+//	(*platform) newQuerySet(label, count) (*querySet, error); (*querySet) destroy()
+//	(*recorder) stage(q, begin, end), stagePending() bool,
+//	            resolve(q, first, count, dst, dstOff)
+//
 // Everything above this layer (device.go, kernels.go, net.go) is shared and
 // compiles unchanged for both.
 
@@ -23,10 +30,11 @@ package gpu
 type bufUsage int
 
 const (
-	usageStorage  bufUsage = iota // storage, copy source and destination
-	usageUniform                  // uniform, copy destination
-	usageStaging                  // map-read, copy destination
-	usageIndirect                 // indirect dispatch arguments, storage, copies
+	usageStorage      bufUsage = iota // storage, copy source and destination
+	usageUniform                      // uniform, copy destination
+	usageStaging                      // map-read, copy destination
+	usageIndirect                     // indirect dispatch arguments, storage, copies
+	usageQueryResolve                 // query-resolve destination, copy source and destination
 )
 
 // bindKind is the type of one binding of a kernel's bind group layout.
@@ -54,6 +62,7 @@ type AdapterInfo struct {
 	Backend     string // "vulkan", "metal", "webgpu" (browser), ...
 	AdapterType string // "discrete GPU", "cpu", ...
 	ShaderF16   bool   // the adapter offers the shader-f16 feature
+	Timestamps  bool   // the adapter offers the timestamp-query feature
 }
 
 // Limits are the device limits remask depends on.

@@ -48,6 +48,7 @@ type platform struct {
 	ai                  AdapterInfo
 	lim                 Limits
 	f16                 bool
+	ts                  bool // the device was created with timestamp-query
 	ids                 atomic.Uint64
 	mu                  sync.Mutex
 	lost                error
@@ -126,7 +127,9 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 			name = name[1 : len(name)-1]
 		}
 	}
-	p.ai = AdapterInfo{Name: name, Backend: "browser", ShaderF16: adapter.Get("features").Call("has", "shader-f16").Bool()}
+	p.ai = AdapterInfo{Name: name, Backend: "browser",
+		ShaderF16:  adapter.Get("features").Call("has", "shader-f16").Bool(),
+		Timestamps: adapter.Get("features").Call("has", "timestamp-query").Bool()}
 	have := jsLimits(adapter.Get("limits"))
 	if err := checkLimits(have, name); err != nil {
 		return nil, err
@@ -143,6 +146,10 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 	if p.ai.ShaderF16 && !opts.NoF16 {
 		features = append(features, "shader-f16")
 		p.f16 = true
+	}
+	if p.ai.Timestamps {
+		features = append(features, "timestamp-query")
+		p.ts = true
 	}
 	dev, err := await(ctx, adapter.Call("requestDevice", map[string]any{"label": "remask", "requiredLimits": req, "requiredFeatures": features}))
 	if err != nil || !dev.Truthy() {
@@ -212,9 +219,11 @@ func (p *platform) newBuffer(label string, size uint64, u bufUsage) (*buffer, er
 	if size == 0 {
 		size = 4
 	}
-	// GPUBufferUsage: MAP_READ 1, COPY_SRC 4, COPY_DST 8, UNIFORM 64, STORAGE 128, INDIRECT 256.
+	// GPUBufferUsage: MAP_READ 1, COPY_SRC 4, COPY_DST 8, UNIFORM 64, STORAGE 128, INDIRECT 256, QUERY_RESOLVE 512.
 	usage := 128 | 4 | 8
 	switch u {
+	case usageQueryResolve:
+		usage = 512 | 4 | 8
 	case usageIndirect:
 		usage = 256 | 128 | 4 | 8
 	case usageUniform:
@@ -302,6 +311,8 @@ type recorder struct {
 	p    *platform
 	enc  js.Value
 	pass js.Value
+	tw   *passTimestamps // the timestamp writes of the next pass (stage)
+	err  error
 }
 
 func (p *platform) newRecorder() (*recorder, error) {
@@ -313,7 +324,7 @@ func (p *platform) newRecorder() (*recorder, error) {
 
 func (r *recorder) dispatch(pl *pipeline, bg *bindGroup, x, y, z uint32) {
 	if !r.pass.Truthy() {
-		r.pass = r.enc.Call("beginComputePass")
+		r.beginPass()
 	}
 	r.pass.Call("setPipeline", pl.v)
 	r.pass.Call("setBindGroup", 0, bg.v)
@@ -323,11 +334,100 @@ func (r *recorder) dispatch(pl *pipeline, bg *bindGroup, x, y, z uint32) {
 // dispatchIndirect dispatches with the workgroup counts at args[off:off+12].
 func (r *recorder) dispatchIndirect(pl *pipeline, bg *bindGroup, args *buffer, off uint64) {
 	if !r.pass.Truthy() {
-		r.pass = r.enc.Call("beginComputePass")
+		r.beginPass()
 	}
 	r.pass.Call("setPipeline", pl.v)
 	r.pass.Call("setBindGroup", 0, bg.v)
 	r.pass.Call("dispatchWorkgroupsIndirect", args.v, float64(off))
+}
+
+// beginPass begins the compute pass, with the timestamp writes of a pending
+// stage if there is one.
+func (r *recorder) beginPass() {
+	tw := r.tw
+	if tw == nil {
+		r.pass = r.enc.Call("beginComputePass")
+		return
+	}
+	r.tw = nil
+	w := map[string]any{"querySet": tw.q.v}
+	if tw.begin >= 0 {
+		w["beginningOfPassWriteIndex"] = tw.begin
+	}
+	if tw.end >= 0 {
+		w["endOfPassWriteIndex"] = tw.end
+	}
+	r.pass = r.enc.Call("beginComputePass", map[string]any{"timestampWrites": w})
+}
+
+func (p *platform) hasTimestamps() bool { return p.ts }
+
+// timestampPeriod is the nanoseconds per tick: WebGPU timestamps are
+// nanoseconds.
+func (p *platform) timestampPeriod() float64 { return 1 }
+
+// querySet is a set of timestamp queries.
+type querySet struct {
+	v     js.Value
+	count int
+	label string
+}
+
+func (p *platform) newQuerySet(label string, count int) (*querySet, error) {
+	if err := p.lostErr(); err != nil {
+		return nil, err
+	}
+	if !p.ts {
+		return nil, fmt.Errorf("gpu: query set %s: the device has no timestamp-query feature", label)
+	}
+	if count < 1 || count > maxQueries {
+		return nil, fmt.Errorf("gpu: query set %s: %d queries, want 1 to %d", label, count, maxQueries)
+	}
+	var v js.Value
+	err := p.scoped(func() {
+		v = p.dev.Call("createQuerySet", map[string]any{"label": label, "type": "timestamp", "count": count})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gpu: query set %s (%d queries): %w", label, count, err)
+	}
+	return &querySet{v: v, count: count, label: label}, nil
+}
+
+func (q *querySet) destroy() {
+	if q != nil && q.v.Truthy() {
+		q.v.Call("destroy")
+		q.v = js.Undefined()
+	}
+}
+
+// stage ends the current compute pass; the next pass that a dispatch begins
+// writes timestamp begin of q at its beginning and end at its end (a
+// negative index: no write). Later passes have no timestamp writes until
+// the next stage. Both negative cancels a pending stage.
+func (r *recorder) stage(q *querySet, begin, end int) {
+	r.endPass()
+	r.tw = nil
+	if begin < 0 && end < 0 {
+		return
+	}
+	if err := q.checkIndices(begin, end); err != nil {
+		if r.err == nil {
+			r.err = err
+		}
+		return
+	}
+	r.tw = &passTimestamps{q: q, begin: begin, end: end}
+}
+
+// stagePending says that the latest stage has not begun its pass yet (no
+// dispatch since): its queries are not written.
+func (r *recorder) stagePending() bool { return r.tw != nil }
+
+// resolve ends the pass and resolves count queries of q from first into dst
+// (a usageQueryResolve buffer) at dstOff (a multiple of 256), 8 bytes each.
+func (r *recorder) resolve(q *querySet, first, count int, dst *buffer, dstOff uint64) {
+	r.endPass()
+	r.enc.Call("resolveQuerySet", q.v, first, count, dst.v, float64(dstOff))
 }
 
 func (r *recorder) endPass() {
@@ -344,6 +444,9 @@ func (r *recorder) copy(src *buffer, srcOff uint64, dst *buffer, dstOff, size ui
 
 func (r *recorder) submit() error {
 	r.endPass()
+	if r.err != nil {
+		return fmt.Errorf("gpu: recording: %w", r.err)
+	}
 	err := r.p.scoped(func() {
 		cb := r.enc.Call("finish")
 		r.p.queue.Call("submit", []any{cb})

@@ -23,6 +23,58 @@ package gpu
 //   - Buffer.MapAsync only starts the mapping; read() waits for it with
 //     Device.Poll in a goroutine so that a context or a lost device ends the
 //     wait instead of hanging.
+//   - ComputePassDescriptor has only a Label ("TimestampWrites: unused in
+//     wgpu"), though wgpu-native v22's wgpuCommandEncoderBeginComputePass
+//     honours WGPUComputePassDescriptor.timestampWrites. A timed pass is
+//     therefore begun through the C API below (remask_begin_timed_pass) and
+//     handed to the binding's ComputePassEncoder. The binding's other route,
+//     CommandEncoder.WriteTimestamp, needs wgpu's
+//     TIMESTAMP_QUERY_INSIDE_ENCODERS feature, which wgpu-native v22 has no
+//     WGPUFeatureName for (it cannot be requested). Neither the binding nor
+//     wgpu-native v22 exports the queue's timestamp period: see
+//     timestampPeriod.
+
+/*
+#include <stdint.h>
+
+typedef struct WGPUCommandEncoderImpl* remask_WGPUCommandEncoder;
+typedef struct WGPUComputePassEncoderImpl* remask_WGPUComputePassEncoder;
+typedef struct WGPUQuerySetImpl* remask_WGPUQuerySet;
+typedef struct WGPUDeviceImpl* remask_WGPUDevice;
+
+// WGPUComputePassTimestampWrites and WGPUComputePassDescriptor of the
+// webgpu.h that the binding vendors (wgpu-native v22).
+typedef struct {
+	remask_WGPUQuerySet querySet;
+	uint32_t beginningOfPassWriteIndex;
+	uint32_t endOfPassWriteIndex;
+} remask_pass_timestamp_writes;
+typedef struct {
+	const void *nextInChain;
+	const char *label;
+	const remask_pass_timestamp_writes *timestampWrites;
+} remask_compute_pass_desc;
+
+remask_WGPUComputePassEncoder wgpuCommandEncoderBeginComputePass(remask_WGPUCommandEncoder enc, const remask_compute_pass_desc *desc);
+void wgpuDeviceReference(remask_WGPUDevice device);
+void wgpuQuerySetDestroy(remask_WGPUQuerySet querySet);
+
+// remask_begin_timed_pass begins a compute pass with timestamp writes
+// (0xffffffff, WGPU_QUERY_SET_INDEX_UNDEFINED: no write) and takes the
+// device reference that the binding's ComputePassEncoder.Release drops.
+static void *remask_begin_timed_pass(void *enc, void *dev, void *qs, uint32_t begin, uint32_t end) {
+	remask_pass_timestamp_writes tw = { (remask_WGPUQuerySet)qs, begin, end };
+	remask_compute_pass_desc d = { 0, 0, &tw };
+	remask_WGPUComputePassEncoder pass = wgpuCommandEncoderBeginComputePass((remask_WGPUCommandEncoder)enc, &d);
+	if (pass) {
+		wgpuDeviceReference((remask_WGPUDevice)dev);
+	}
+	return pass;
+}
+
+static void remask_query_set_destroy(void *qs) { wgpuQuerySetDestroy((remask_WGPUQuerySet)qs); }
+*/
+import "C"
 
 import (
 	"context"
@@ -60,6 +112,7 @@ type platform struct {
 	ai      AdapterInfo
 	lim     Limits
 	f16     bool // the device was created with shader-f16
+	ts      bool // the device was created with timestamp-query
 
 	ids atomic.Uint64
 
@@ -132,6 +185,7 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 		Backend:     strings.ToLower(info.BackendType.String()),
 		AdapterType: info.AdapterType.String(),
 		ShaderF16:   adapter.HasFeature(wgpu.FeatureNameShaderF16),
+		Timestamps:  adapter.HasFeature(wgpu.FeatureNameTimestampQuery),
 	}
 	al := adapter.GetLimits().Limits
 	have := Limits{
@@ -163,6 +217,10 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 	if p.ai.ShaderF16 && !opts.NoF16 {
 		features = append(features, wgpu.FeatureNameShaderF16)
 		p.f16 = true
+	}
+	if p.ai.Timestamps {
+		features = append(features, wgpu.FeatureNameTimestampQuery)
+		p.ts = true
 	}
 	dev, err := adapter.RequestDevice(&wgpu.DeviceDescriptor{
 		Label:            "remask",
@@ -260,6 +318,8 @@ func (p *platform) newBuffer(label string, size uint64, u bufUsage) (*buffer, er
 		usage = wgpu.BufferUsageMapRead | wgpu.BufferUsageCopyDst
 	case usageIndirect:
 		usage = wgpu.BufferUsageIndirect | wgpu.BufferUsageStorage | wgpu.BufferUsageCopySrc | wgpu.BufferUsageCopyDst
+	case usageQueryResolve:
+		usage = wgpu.BufferUsageQueryResolve | wgpu.BufferUsageCopySrc | wgpu.BufferUsageCopyDst
 	}
 	var b *wgpu.Buffer
 	err := withScopes(p.devRef(), func() (err error) {
@@ -373,6 +433,7 @@ type recorder struct {
 	enc  *wgpu.CommandEncoder
 	pass *wgpu.ComputePassEncoder
 	err  error
+	tw   *passTimestamps // the timestamp writes of the next pass (stage)
 }
 
 func (p *platform) newRecorder() (*recorder, error) {
@@ -388,7 +449,7 @@ func (p *platform) newRecorder() (*recorder, error) {
 
 func (r *recorder) dispatch(pl *pipeline, bg *bindGroup, x, y, z uint32) {
 	if r.pass == nil {
-		r.pass = r.enc.BeginComputePass(nil)
+		r.beginPass()
 	}
 	r.pass.SetPipeline(pl.h)
 	r.pass.SetBindGroup(0, bg.h, nil)
@@ -398,11 +459,129 @@ func (r *recorder) dispatch(pl *pipeline, bg *bindGroup, x, y, z uint32) {
 // dispatchIndirect dispatches with the workgroup counts at args[off:off+12].
 func (r *recorder) dispatchIndirect(pl *pipeline, bg *bindGroup, args *buffer, off uint64) {
 	if r.pass == nil {
-		r.pass = r.enc.BeginComputePass(nil)
+		r.beginPass()
 	}
 	r.pass.SetPipeline(pl.h)
 	r.pass.SetBindGroup(0, bg.h, nil)
 	r.pass.DispatchWorkgroupsIndirect(args.h, off)
+}
+
+// beginPass begins the compute pass, with the timestamp writes of a pending
+// stage if there is one.
+func (r *recorder) beginPass() {
+	tw := r.tw
+	if tw == nil {
+		r.pass = r.enc.BeginComputePass(nil)
+		return
+	}
+	r.tw = nil
+	// CommandEncoder is struct{ deviceRef, ref }, QuerySet struct{ ref } and
+	// ComputePassEncoder struct{ deviceRef, ref } (cogentcore/webgpu v0.23.0,
+	// wgpu/command_encoder.go, wgpu.go, compute_pass_encoder.go).
+	enc := (*[2]unsafe.Pointer)(unsafe.Pointer(r.enc))
+	qs := *(*unsafe.Pointer)(unsafe.Pointer(tw.q.h))
+	var ref unsafe.Pointer
+	err := withScopes(r.p.devRef(), func() error {
+		ref = C.remask_begin_timed_pass(enc[1], enc[0], qs, queryIndex(tw.begin), queryIndex(tw.end))
+		return nil
+	})
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("timed compute pass: %w", err)
+	}
+	if ref == nil { // not seen (wgpu-native returns an invalid pass and reports the error)
+		r.pass = r.enc.BeginComputePass(nil)
+		return
+	}
+	r.pass = &wgpu.ComputePassEncoder{}
+	*(*[2]unsafe.Pointer)(unsafe.Pointer(r.pass)) = [2]unsafe.Pointer{enc[0], ref}
+}
+
+// queryIndex is i, or WGPU_QUERY_SET_INDEX_UNDEFINED (no write) when i < 0.
+func queryIndex(i int) C.uint32_t {
+	if i < 0 {
+		return C.uint32_t(0xffffffff)
+	}
+	return C.uint32_t(i)
+}
+
+func (p *platform) hasTimestamps() bool { return p.ts }
+
+// timestampPeriod is the nanoseconds per timestamp tick. wgpu-core (v22)
+// resolves raw device ticks (Vulkan: VkPhysicalDeviceLimits.timestampPeriod
+// ns each; wgpu-core's queue_get_timestamp_period), and neither
+// cogentcore/webgpu v0.23.0 nor wgpu-native v22 exports that period (no
+// wgpuQueueGetTimestampPeriod). It is 1 on NVIDIA's Vulkan driver and on
+// lavapipe, so this returns 1; on an adapter whose period differs
+// (e.g. Mesa's Intel and AMD Vulkan drivers, 10 to 83 ns per tick) the
+// stage times are in ticks, not nanoseconds.
+func (p *platform) timestampPeriod() float64 { return 1 }
+
+// querySet is a set of timestamp queries.
+type querySet struct {
+	h     *wgpu.QuerySet
+	count int
+	label string
+}
+
+func (p *platform) newQuerySet(label string, count int) (*querySet, error) {
+	if err := p.lostErr(); err != nil {
+		return nil, err
+	}
+	if !p.ts {
+		return nil, fmt.Errorf("gpu: query set %s: the device has no timestamp-query feature", label)
+	}
+	if count < 1 || count > maxQueries {
+		return nil, fmt.Errorf("gpu: query set %s: %d queries, want 1 to %d", label, count, maxQueries)
+	}
+	var q *wgpu.QuerySet
+	err := withScopes(p.devRef(), func() (err error) {
+		q, err = p.dev.CreateQuerySet(&wgpu.QuerySetDescriptor{Label: label, Type: wgpu.QueryTypeTimestamp, Count: uint32(count)})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gpu: query set %s (%d queries): %w", label, count, err)
+	}
+	return &querySet{h: q, count: count, label: label}, nil
+}
+
+func (q *querySet) destroy() {
+	if q != nil && q.h != nil {
+		C.remask_query_set_destroy(*(*unsafe.Pointer)(unsafe.Pointer(q.h)))
+		q.h.Release()
+		q.h = nil
+	}
+}
+
+// stage ends the current compute pass; the next pass that a dispatch begins
+// writes timestamp begin of q at its beginning and end at its end (a
+// negative index: no write). Later passes have no timestamp writes until
+// the next stage. Both negative cancels a pending stage.
+func (r *recorder) stage(q *querySet, begin, end int) {
+	r.endPass()
+	r.tw = nil
+	if begin < 0 && end < 0 {
+		return
+	}
+	if err := q.checkIndices(begin, end); err != nil {
+		if r.err == nil {
+			r.err = err
+		}
+		return
+	}
+	r.tw = &passTimestamps{q: q, begin: begin, end: end}
+}
+
+// stagePending says that the latest stage has not begun its pass yet (no
+// dispatch since): its queries are not written.
+func (r *recorder) stagePending() bool { return r.tw != nil }
+
+// resolve ends the pass and resolves count queries of q from first into dst
+// (a usageQueryResolve buffer) at dstOff (a multiple of 256), 8 bytes each.
+func (r *recorder) resolve(q *querySet, first, count int, dst *buffer, dstOff uint64) {
+	r.endPass()
+	if err := r.enc.ResolveQuerySet(q.h, uint32(first), uint32(count), dst.h, dstOff); err != nil && r.err == nil {
+		r.err = err
+	}
 }
 
 func (r *recorder) endPass() {

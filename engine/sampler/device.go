@@ -41,7 +41,7 @@ func (g *generation) loopSpec() *engine.LoopSpec {
 		UseSampler: g.useSampler, Embeddings: g.neighbors == "embeddings",
 		GlobalBootstrap: o.Compat.GlobalBootstrap, WaveCap: o.Compat.WaveCap,
 		Strategy: g.strategy, CriticOnInput: o.Compat.CriticOnInput, RandomnessStrength: o.RandomnessStrength,
-		Remasker: g.remaskr}
+		Remasker: g.remaskr, Profile: o.ProfileStages}
 	if g.useSampler {
 		s.MinNeighborsRatio = g.cfg.Sampler.MinNeighborsRatio
 	}
@@ -115,6 +115,7 @@ func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start tim
 		return nil, err
 	}
 	g.res.Timings.Metrics = time.Since(t0).Seconds()
+	work.StagesMs = loop.StagesMs()
 	g.finishSamples()
 	return &g.res, nil
 }

@@ -156,6 +156,9 @@ type Options struct {
 	// backend can run it on its device (engine.LoopNet): the CPU twin of the
 	// device loop, for comparisons and debugging.
 	HostLoop bool `json:"-"`
+	// ProfileStages asks the device loop for GPU time per stage
+	// (Result.Device.StagesMs); it waits for every submission.
+	ProfileStages bool `json:"-"`
 }
 
 // Defaults returns the options of `remask sample` without flags: the

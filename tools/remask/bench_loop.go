@@ -206,6 +206,19 @@ func benchLoop(ctx context.Context, net engine.Net, job loopJob, v loopVariant, 
 		secs = append(secs, time.Since(t0).Seconds())
 		last = res
 	}
+	if _, ok := net.(engine.LoopNet); ok && v.Loop == "device" {
+		// One more generation with GPU timestamps per stage (it waits for
+		// every submission, so it is not one of the timed reps).
+		po := o
+		po.ProfileStages = true
+		res, err := sampler.Generate(ctx, sampler.Models{LM: net}, po, nil)
+		if err != nil {
+			return r, err
+		}
+		if res.Device != nil {
+			r.StagesMs = res.Device.StagesMs
+		}
+	}
 	sort.Float64s(secs)
 	r.Seconds, r.SecondsMin = secs[len(secs)/2], secs[0]
 	r.LoopSeconds = last.Seconds
@@ -215,7 +228,6 @@ func benchLoop(ctx context.Context, net engine.Net, job loopJob, v loopVariant, 
 		it := float64(last.IterationsRun)
 		r.SubmitsPerIt, r.DispatchPerIt, r.ReadPerIt = float64(d.Submits)/it, float64(d.Dispatches)/it, float64(d.ReadBytes)/it
 		r.Waves = d.Waves
-		r.StagesMs = d.StagesMs
 	}
 	return r, nil
 }
