@@ -28,6 +28,12 @@ var (
 	statsKinds     = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRW}
 )
 
+// waveTile is the matmul tile of the waves' sampler head: a wave has few
+// rows (about two per filled neighbour), and a 128-row tile made every wave
+// wait for one long workgroup (0.12 ms per wave on the H100 with 128x128,
+// docs/performance.md).
+var waveTile = tile32
+
 const (
 	waveArgsWords = 15 // five (x, y, z) triples per wave
 	maxChunkWaves = 256
@@ -239,8 +245,7 @@ func (l *Loop) alloc() error {
 		if err := d.p.write(l.fill, 0, u32Bytes(fill)); err != nil {
 			return err
 		}
-		l.bm1 = chooseTile(l.N, n.C, n.C).BM
-		l.bm2 = chooseTile(l.N, n.V, n.C).BM
+		l.bm1, l.bm2 = waveTile.BM, waveTile.BM
 	}
 	ids := make([]uint32, l.N)
 	prot := make([]uint32, l.N)
@@ -412,8 +417,8 @@ func (l *Loop) waveOps(o *ops, it, w0, count int) {
 			binds: []binding{whole(l.pred), whole(a.out), whole(l.keys), whole(l.list), whole(l.wc), whole(l.fill)}, wg: wg}, err)
 		at := uint64(i * waveArgsWords)
 		ap := shaders.WaveArgsParams{Slot: uint32(slot), At: uint32(at),
-			Nx1: uint32(ceilDiv(n.C, chooseTile(l.N, n.C, n.C).BN)), Bm1: uint32(l.bm1),
-			Nx2: uint32(ceilDiv(n.V, chooseTile(l.N, n.V, n.C).BN)), Bm2: uint32(l.bm2),
+			Nx1: uint32(ceilDiv(n.C, waveTile.BN)), Bm1: uint32(l.bm1),
+			Nx2: uint32(ceilDiv(n.V, waveTile.BN)), Bm2: uint32(l.bm2),
 			Maxd: d.p.limits().MaxComputeWorkgroupsPerDimension}
 		if ap.Maxd == 0 {
 			ap.Maxd = 65535
@@ -431,11 +436,11 @@ func (l *Loop) waveOps(o *ops, it, w0, count int) {
 		pl, err = d.pipeline("sampler_in.wgsl", nil, samplerInKinds)
 		indirect(0, op{name: "sampler mlp.0-2", pl: pl, params: shaders.Bytes(sip),
 			binds: []binding{whole(l.list), whole(l.wc), whole(l.hw), whole(l.tabs.lr), whole(l.tabs.vec), whole(a.sza)}}, err)
-		x, err := d.matmul("sampler mlp.3", l.N, n.C, n.C, whole(a.sza), sp.w3, sp.b3, whole(a.szb), shaders.ActSiLU, false)
+		x, err := d.matmulTiled("sampler mlp.3", waveTile, l.N, n.C, n.C, whole(a.sza), sp.w3, sp.b3, whole(a.szb), shaders.ActSiLU, false)
 		indirect(1, x, err)
 		x, err = d.layerNorm("sampler mlp.5", l.N, n.C, whole(a.szb), sp.ln2, sp.lb2, whole(a.sza), n.eps)
 		indirect(2, x, err)
-		x, err = d.matmul("sampler output_head", l.N, n.V, n.C, whole(a.sza), sp.out, nil, whole(a.sout), shaders.ActNone, false)
+		x, err = d.matmulTiled("sampler output_head", waveTile, l.N, n.V, n.C, whole(a.sza), sp.out, nil, whole(a.sout), shaders.ActNone, false)
 		indirect(3, x, err)
 		x, err = l.draw(it, shaders.SampleScatter, 0, whole(a.sout), binding{buf: l.list, size: 4 * uint64(l.N)}, whole(l.exclS), whole(l.pred), whole(l.wc), l.N, slot)
 		indirect(4, x, err)
