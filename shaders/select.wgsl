@@ -41,9 +41,13 @@ var<workgroup> TK_HIST: array<atomic<u32>, 256>;
 var<workgroup> TK_PART: array<u32, WG>;
 var<workgroup> TK_U: vec2<u32>;
 
-// f32_key maps x to a u32 that orders like x (larger x, larger key), >= 1.
+// f32_key maps x to a u32 that orders like x (larger x, larger key), >= 1;
+// -0 and +0 get the same key (they compare equal, so ties go by position).
 fn f32_key(x: f32) -> u32 {
-  let b = bitcast<u32>(x);
+  var b = bitcast<u32>(x);
+  if (b == 0x80000000u) {
+    b = 0u;
+  }
   var k = b | 0x80000000u;
   if ((b & 0x80000000u) != 0u) {
     k = ~b;
