@@ -78,7 +78,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     case 2u: {
       let base = p * P.V;
-      var m = -3.4028235e38;
+      var m = bitcast<f32>(0xff7fffffu);
       for (var i = 0u; i < P.V; i++) {
         m = max(m, LOGITS[base + i]);
       }
@@ -92,7 +92,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     case 3u: {
       score = rng_uniform(P.seed_lo, P.seed_hi, b, P.iteration, t, RANDOM);
-      wrong = bitcast<f32>(0x7fc00000u);
+      wrong = bitcast<f32>(0x7fc00000u | (P.strategy & 0u));  // NaN (a runtime value: a NaN constant is an error in WGSL)
     }
     default: {
       let c = AUX[p * P.stride + P.col];

@@ -120,7 +120,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 
   // Temperature and exclusion; the row maximum.
-  var m = -3.4028235e38;
+  var m = bitcast<f32>(0xff7fffffu);
   for (var i = lo; i < hi; i++) {
     let x = LOGITS[base + i] / P.temperature;
     PR[i] = x;

@@ -160,3 +160,29 @@ func TestUnrolledSource(t *testing.T) {
 		}
 	}
 }
+
+// TestTint validates every .wgsl (after the include splice) with Tint, the
+// WGSL compiler of Chrome, when its CLI is installed: Tint is stricter than
+// naga about constant expressions (a literal just above the f32 maximum, a
+// NaN constant), and the browser runs Tint. Without the CLI the browser
+// tests (tools/browser-test) are the check.
+func TestTint(t *testing.T) {
+	tint, err := exec.LookPath("tint")
+	if err != nil {
+		t.Skip("tint CLI not on PATH: the browser tests (Chrome compiles every pipeline with Tint) are the check")
+	}
+	dir := t.TempDir()
+	for _, file := range Files() {
+		src, err := Raw(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, file)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(tint, "--format", "wgsl", "-o", os.DevNull, p).CombinedOutput(); err != nil {
+			t.Errorf("tint %s: %v\n%s", file, err, out)
+		}
+	}
+}

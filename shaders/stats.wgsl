@@ -83,7 +83,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       continue;
     }
     let lb = p * P.V;
-    var m = -3.4028235e38;
+    var m = bitcast<f32>(0xff7fffffu);
     for (var j = 0u; j < P.V; j++) {
       m = max(m, LOGITS[lb + j]);
     }

@@ -82,7 +82,7 @@ fn append(p: u32) {
 // logit rounded to 1/1024, as an order-preserving key.
 fn boot_key(p: u32) -> u32 {
   let base = p * P.V;
-  var m = -3.4028235e38;
+  var m = bitcast<f32>(0xff7fffffu);
   for (var i = 0u; i < P.V; i++) {
     m = max(m, LOGITS[base + i]);
   }
