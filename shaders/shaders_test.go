@@ -77,14 +77,7 @@ func TestNaga(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for _, file := range Files() {
-		src, err := Raw(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, file)
-		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		p := writeRaw(t, dir, file)
 		out, err := exec.Command(naga, p).CombinedOutput()
 		if err != nil {
 			t.Errorf("naga %s: %v\n%s", file, err, out)
@@ -173,16 +166,24 @@ func TestTint(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for _, file := range Files() {
-		src, err := Raw(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, file)
-		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		p := writeRaw(t, dir, file)
 		if out, err := exec.Command(tint, "--format", "wgsl", "-o", os.DevNull, p).CombinedOutput(); err != nil {
 			t.Errorf("tint %s: %v\n%s", file, err, out)
 		}
 	}
+}
+
+// writeRaw writes file's text after the include splice into dir and
+// returns its path (what the validator CLIs read).
+func writeRaw(t *testing.T, dir, file string) string {
+	t.Helper()
+	src, err := Raw(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, file)
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

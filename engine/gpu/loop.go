@@ -666,13 +666,8 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 			}
 		}
 	}
-	if st.EarlyStop { // threshold mode selected nothing: the prediction is the result
-		o := &ops{}
-		o.copy(l.pred, l.tok, 4*uint64(l.N))
-		if err := l.submit(o); err != nil {
-			return nil, err
-		}
-	}
+	// An early stop needs nothing more: select.wgsl selected nothing, so it
+	// already wrote the prediction as the tokens.
 	return st, nil
 }
 
