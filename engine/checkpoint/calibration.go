@@ -8,7 +8,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/remask/remask/internal/safefile"
 )
+
+// maxCalibrationBytes bounds a calibration.json (the fork's, with a table
+// for each of its checkpoints, is under 4 KB).
+const maxCalibrationBytes = 16 << 20
 
 // calibrationSize is the length of a [D7] critic calibration table.
 const calibrationSize = 100
@@ -46,9 +52,9 @@ func (c *Checkpoint) calibrate(opts Options, arch *architecture, conv *Conversio
 // the reference lacks: the fork's shipped file has Windows keys such as
 // `out-char-diffusion\ckpt.pt` that never match on POSIX (sampler-spec Q22).
 func readCalibration(path, ckpt string) (table []float64, key, how string, err error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, maxCalibrationBytes)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("read calibration: %w", err)
+		return nil, "", "", fmt.Errorf("read calibration: %w", openError(err))
 	}
 	keys, values, err := jsonObject(data)
 	if err != nil {

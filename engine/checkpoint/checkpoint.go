@@ -22,11 +22,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"math"
 	"sort"
 	"strings"
 
 	"github.com/nlpodyssey/gopickle/types"
+
+	"github.com/remask/remask/internal/safefile"
 )
 
 // Family is the generation of the fork's model.py that wrote a checkpoint.
@@ -90,17 +92,39 @@ type Checkpoint struct {
 
 // Open reads a fork checkpoint: the torch.save zip archive, its pickled
 // dict, the state dict's tensors, model_args, config, iter_num and
-// best_val_loss. It does not interpret model_args; Convert does.
+// best_val_loss. It does not interpret model_args; Convert does. The path
+// must name a regular file (a FIFO or a device is refused at once), and
+// the memory it takes is bounded by DefaultMaxBytes of the file's size.
 func Open(path string) (*Checkpoint, error) {
-	if err := sniff(path); err != nil {
+	return OpenLimited(path, Limits{})
+}
+
+// OpenLimited is Open with explicit limits.
+func OpenLimited(path string, lim Limits) (*Checkpoint, error) {
+	f, st, err := safefile.OpenRegular(path)
+	if err != nil {
+		return nil, fmt.Errorf("open checkpoint: %w", openError(err))
+	}
+	defer f.Close()
+	return read(path, f, st.Size(), lim)
+}
+
+// read is Open on the bytes of r (size bytes); path names them in messages.
+func read(path string, r io.ReaderAt, size int64, lim Limits) (*Checkpoint, error) {
+	head := make([]byte, 16)
+	n, err := r.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if err := sniff(path, head[:n]); err != nil {
 		return nil, err
 	}
-	zr, err := zip.OpenReader(path)
+	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a readable zip archive (%v): the file is truncated or corrupted; copy it again", path, err)
 	}
-	defer zr.Close()
-	a := &archive{zr: zr, records: map[string]*zip.File{}, storages: map[string]*storage{}}
+	a := &archive{zr: zr, records: map[string]*zip.File{}, storages: map[string]*storage{}, budget: newBudget(lim, size)}
+	defer a.close()
 	var pkl *zip.File
 	for _, f := range zr.File {
 		a.records[f.Name] = f
@@ -119,21 +143,14 @@ func Open(path string) (*Checkpoint, error) {
 	if a.records[a.prefix+"constants.pkl"] != nil {
 		return nil, fmt.Errorf("%s: a TorchScript archive (torch.jit.save), not a training checkpoint: convert the ckpt.pt that the fork's train.py wrote", path)
 	}
-	rc, err := pkl.Open()
+	data, err := readRecord(pkl, a.budget)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %v", path, pkl.Name, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	top, err := unpickle(rc, a.persistentLoad)
-	if err == nil {
-		// Read to the end so that the zip reader verifies the CRC-32.
-		if _, cerr := io.Copy(io.Discard, rc); cerr != nil {
-			err = fmt.Errorf("%s: %v: the checkpoint is corrupted; copy it again", pkl.Name, cerr)
-		}
-	}
-	rc.Close()
+	top, err := unpickle(data, a.persistentLoad, a.budget)
 	if err != nil {
-		if errors.Is(err, errTruncated) {
-			return nil, fmt.Errorf("%s: %w", path, err)
+		if errors.Is(err, errTruncated) || errors.Is(err, ErrLimit) {
+			return nil, fmt.Errorf("%s: %s: %w", path, pkl.Name, err)
 		}
 		return nil, fmt.Errorf("%s: cannot decode the pickled checkpoint: %v", path, err)
 	}
@@ -144,19 +161,39 @@ func Open(path string) (*Checkpoint, error) {
 	return c, nil
 }
 
-// sniff recognises the files people mistake for a ckpt.pt and says what to do.
-func sniff(path string) error {
-	f, err := os.Open(path)
+// readRecord reads a whole record (data.pkl), charging its size to b first.
+// Reading to the end makes the zip reader verify its size and CRC-32.
+func readRecord(f *zip.File, b *budget) ([]byte, error) {
+	n := f.UncompressedSize64
+	if n > math.MaxInt64 {
+		n = math.MaxInt64
+	}
+	hint := ""
+	if f.Method != zip.Store {
+		hint = fmt.Sprintf("; it is compressed from %d bytes (a zip bomb?)", f.CompressedSize64)
+	}
+	if err := b.take(int64(n), "record "+f.Name, hint); err != nil {
+		return nil, err
+	}
+	rc, err := f.Open()
 	if err != nil {
-		return fmt.Errorf("open checkpoint: %w", err)
+		return nil, fmt.Errorf("%s: %v", f.Name, err)
 	}
-	defer f.Close()
-	head := make([]byte, 16)
-	n, err := io.ReadFull(f, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return fmt.Errorf("%s: %v", path, err)
+	defer rc.Close()
+	data := make([]byte, n)
+	if _, err := io.ReadFull(rc, data); err != nil {
+		return nil, fmt.Errorf("%s: %v: %w (copy the checkpoint again)", f.Name, err, errTruncated)
 	}
-	head = head[:n]
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return nil, fmt.Errorf("%s: %v: the checkpoint is corrupted; copy it again", f.Name, err)
+	}
+	return data, nil
+}
+
+// sniff recognises, from its first bytes, the files people mistake for a
+// ckpt.pt and says what to do.
+func sniff(path string, head []byte) error {
+	n := len(head)
 	switch {
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
 		return nil

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/safefile"
 )
 
 // Summary describes a model file or a fork checkpoint for `remask inspect`:
@@ -189,9 +189,9 @@ func InspectFile(path string, opts Options) (*Summary, error) {
 }
 
 func isZip(path string) (bool, error) {
-	f, err := os.Open(path)
+	f, _, err := safefile.OpenRegular(path)
 	if err != nil {
-		return false, fmt.Errorf("inspect: %w", err)
+		return false, fmt.Errorf("inspect: %w", openError(err))
 	}
 	defer f.Close()
 	head := make([]byte, 4)

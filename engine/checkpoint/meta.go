@@ -3,12 +3,13 @@ package checkpoint
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"sort"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/safefile"
 )
 
 // Meta is the part of a dataset meta dict (data/<dataset>/meta.pkl, also
@@ -31,14 +32,18 @@ type Meta struct {
 	MaskTokenID, PadTokenID, CLSTokenID, BaseVocabSize *int
 }
 
-// ReadMeta reads a meta.pkl file (a plain pickled dict).
+// maxMetaBytes bounds a meta.pkl file (a character vocabulary's is about
+// a kilobyte; a 50,000-token one a few megabytes).
+const maxMetaBytes = 64 << 20
+
+// ReadMeta reads a meta.pkl file (a plain pickled dict). The path must name
+// a regular file of at most 64 MiB.
 func ReadMeta(path string) (*Meta, error) {
-	f, err := os.Open(path)
+	data, err := safefile.ReadFile(path, maxMetaBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read meta: %w", err)
+		return nil, fmt.Errorf("read meta: %w", openError(err))
 	}
-	defer f.Close()
-	v, err := unpickle(f, nil)
+	v, err := unpickle(data, nil, newBudget(Limits{}, int64(len(data))))
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a readable pickle (%v): pass the meta.pkl of the dataset the model was trained on", path, err)
 	}
@@ -51,6 +56,16 @@ func ReadMeta(path string) (*Meta, error) {
 		return nil, fmt.Errorf("%s: the pickle holds %s, want the dataset meta dict (stoi, itos, vocab_size, ...)", path, describe(nv))
 	}
 	return ParseMeta(path, d)
+}
+
+// openError says "open PATH: no such file or directory" for a missing
+// file, however safefile found out (it stats before it opens).
+func openError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Op == "stat" {
+		return &fs.PathError{Op: "open", Path: pe.Path, Err: pe.Err}
+	}
+	return err
 }
 
 // ParseMeta reads the vocabulary fields of a meta dict; source names it in

@@ -1,11 +1,9 @@
 package checkpoint
 
 import (
-	"archive/zip"
-	"encoding/binary"
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/big"
 	"sort"
@@ -90,36 +88,6 @@ func (getattrFunc) Call(args ...any) (any, error) {
 	return &Opaque{Class: "builtins.getattr"}, nil
 }
 
-// rebuildTensor is torch._utils._rebuild_tensor_v2(storage, storage_offset,
-// size, stride, requires_grad, backward_hooks[, metadata]).
-type rebuildTensor struct{}
-
-func (rebuildTensor) Call(args ...any) (any, error) {
-	if len(args) < 4 {
-		return nil, fmt.Errorf("torch._utils._rebuild_tensor_v2 called with %d arguments, want 6 or 7", len(args))
-	}
-	st, ok := args[0].(*storage)
-	if !ok {
-		return nil, fmt.Errorf("torch._utils._rebuild_tensor_v2: the storage is %s, not a tensor storage", describe(args[0]))
-	}
-	offset, ok := args[1].(int)
-	if !ok || offset < 0 {
-		return nil, fmt.Errorf("torch._utils._rebuild_tensor_v2: storage offset %v is not an int >= 0", args[1])
-	}
-	size, err := intTuple(args[2])
-	if err != nil {
-		return nil, fmt.Errorf("torch._utils._rebuild_tensor_v2: size: %v", err)
-	}
-	stride, err := intTuple(args[3])
-	if err != nil {
-		return nil, fmt.Errorf("torch._utils._rebuild_tensor_v2: stride: %v", err)
-	}
-	if len(size) != len(stride) {
-		return nil, fmt.Errorf("torch._utils._rebuild_tensor_v2: size %v and stride %v differ in length", size, stride)
-	}
-	return &rawTensor{st: st, offset: offset, size: size, stride: stride}, nil
-}
-
 // rebuildParameter is torch._utils._rebuild_parameter(data, requires_grad,
 // backward_hooks): a Parameter is its data.
 type rebuildParameter struct{}
@@ -129,185 +97,6 @@ func (rebuildParameter) Call(args ...any) (any, error) {
 		return nil, fmt.Errorf("torch._utils._rebuild_parameter called without arguments")
 	}
 	return args[0], nil
-}
-
-// storageClass is one of torch.FloatStorage, torch.HalfStorage, ...
-type storageClass struct {
-	name  string // "FloatStorage"
-	dtype string // "F32", "F16", "BF16", "F64", or an integer/bool dtype
-	size  uint64 // bytes per element
-}
-
-var storageClasses = map[string]storageClass{
-	"FloatStorage":    {"FloatStorage", model.F32, 4},
-	"HalfStorage":     {"HalfStorage", model.F16, 2},
-	"BFloat16Storage": {"BFloat16Storage", model.BF16, 2},
-	"DoubleStorage":   {"DoubleStorage", "F64", 8},
-	"LongStorage":     {"LongStorage", "I64", 8},
-	"IntStorage":      {"IntStorage", "I32", 4},
-	"ShortStorage":    {"ShortStorage", "I16", 2},
-	"CharStorage":     {"CharStorage", "I8", 1},
-	"ByteStorage":     {"ByteStorage", "U8", 1},
-	"BoolStorage":     {"BoolStorage", "BOOL", 1},
-}
-
-// storage is one storage record of the archive, decoded on first use.
-type storage struct {
-	class  storageClass
-	key    string
-	numel  int
-	record *zip.File
-	floats []float32 // decoded values, nil until loaded
-	err    error
-}
-
-func isFloat(dtype string) bool {
-	switch dtype {
-	case model.F32, model.F16, model.BF16, "F64":
-		return true
-	}
-	return false
-}
-
-// values reads and decodes the storage to float32 (F64 is rounded).
-func (s *storage) values() ([]float32, error) {
-	if s.floats != nil || s.err != nil {
-		return s.floats, s.err
-	}
-	s.floats, s.err = s.load()
-	return s.floats, s.err
-}
-
-func (s *storage) load() ([]float32, error) {
-	if !isFloat(s.class.dtype) {
-		return nil, fmt.Errorf("storage %s is a torch.%s; remask reads floating-point tensors only", s.key, s.class.name)
-	}
-	n := uint64(s.numel) * s.class.size
-	if s.record.UncompressedSize64 < n {
-		return nil, fmt.Errorf("storage record %s holds %d bytes but its %d %s elements need %d: %w (copy the checkpoint again)",
-			s.record.Name, s.record.UncompressedSize64, s.numel, s.class.name, n, errTruncated)
-	}
-	rc, err := s.record.Open()
-	if err != nil {
-		return nil, fmt.Errorf("storage record %s: %v", s.record.Name, err)
-	}
-	defer rc.Close()
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(rc, buf); err != nil {
-		return nil, fmt.Errorf("storage record %s: %v: %w (copy the checkpoint again)", s.record.Name, err, errTruncated)
-	}
-	// Read to the end so that the zip reader verifies the record's CRC-32.
-	if _, err := io.Copy(io.Discard, rc); err != nil {
-		return nil, fmt.Errorf("storage record %s: %v: the checkpoint is corrupted; copy it again", s.record.Name, err)
-	}
-	out := make([]float32, s.numel)
-	le := binary.LittleEndian
-	switch s.class.dtype {
-	case model.F32:
-		for i := range out {
-			out[i] = math.Float32frombits(le.Uint32(buf[4*i:]))
-		}
-	case model.F16:
-		for i := range out {
-			out[i] = model.Float16ToFloat32(le.Uint16(buf[2*i:]))
-		}
-	case model.BF16:
-		for i := range out {
-			out[i] = model.BFloat16ToFloat32(le.Uint16(buf[2*i:]))
-		}
-	case "F64":
-		for i := range out {
-			out[i] = float32(math.Float64frombits(le.Uint64(buf[8*i:])))
-		}
-	}
-	return out, nil
-}
-
-// rawTensor is a tensor as the pickle describes it: a strided view of a storage.
-type rawTensor struct {
-	st     *storage
-	offset int
-	size   []int
-	stride []int
-}
-
-// numel is the element count of the view, or an error on overflow.
-func (t *rawTensor) numel() (int, error) {
-	n := 1
-	for _, d := range t.size {
-		if d < 0 {
-			return 0, fmt.Errorf("size %v has a negative dimension", t.size)
-		}
-		if d != 0 && n > math.MaxInt32/d {
-			return 0, fmt.Errorf("size %v is too large", t.size)
-		}
-		n *= d
-	}
-	return n, nil
-}
-
-// tensor gathers the view into a dense row-major Tensor.
-func (t *rawTensor) tensor() (*Tensor, error) {
-	n, err := t.numel()
-	if err != nil {
-		return nil, err
-	}
-	out := &Tensor{Shape: append([]int{}, t.size...), DType: t.st.class.dtype}
-	if !isFloat(t.st.class.dtype) {
-		return out, nil // kept for messages; Data stays nil
-	}
-	vals, err := t.st.values()
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		out.Data = []float32{}
-		return out, nil
-	}
-	// The largest index the view touches must lie in the storage.
-	last := t.offset
-	for i, d := range t.size {
-		if t.stride[i] < 0 {
-			return nil, fmt.Errorf("stride %v is negative", t.stride)
-		}
-		last += (d - 1) * t.stride[i]
-	}
-	if last >= len(vals) {
-		return nil, fmt.Errorf("the view (offset %d, size %v, stride %v) reaches element %d of a %d-element storage: the checkpoint is corrupted",
-			t.offset, t.size, t.stride, last, len(vals))
-	}
-	out.Data = make([]float32, n)
-	if contiguous(t.size, t.stride) {
-		copy(out.Data, vals[t.offset:t.offset+n])
-		return out, nil
-	}
-	idx := make([]int, len(t.size))
-	for i := range out.Data {
-		p := t.offset
-		for d := range idx {
-			p += idx[d] * t.stride[d]
-		}
-		out.Data[i] = vals[p]
-		for d := len(idx) - 1; d >= 0; d-- {
-			idx[d]++
-			if idx[d] < t.size[d] {
-				break
-			}
-			idx[d] = 0
-		}
-	}
-	return out, nil
-}
-
-func contiguous(size, stride []int) bool {
-	want := 1
-	for i := len(size) - 1; i >= 0; i-- {
-		if size[i] != 1 && stride[i] != want {
-			return false
-		}
-		want *= size[i]
-	}
-	return true
 }
 
 var errTruncated = model.ErrTruncated
@@ -337,16 +126,24 @@ func resolveClass(module, name string) (any, error) {
 	return &opaqueClass{name: full}, nil
 }
 
-// unpickle decodes one pickle stream. persistentLoad may be nil (meta.pkl
-// has no tensors). Panics inside the decoder (it has a few on malformed
-// input) become errors.
-func unpickle(r io.Reader, persistentLoad func(any) (any, error)) (v any, err error) {
+// unpickle decodes one pickle stream, charging what the decoder may
+// allocate to b (see scanPickle). persistentLoad may be nil (meta.pkl has
+// no tensors). Panics inside the decoder (it has a few on malformed input)
+// become errors.
+func unpickle(data []byte, persistentLoad func(any) (any, error), b *budget) (v any, err error) {
+	ops, err := scanPickle(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.takeMul(ops, pickleOpCost, fmt.Sprintf("decoding a pickle of %d opcodes", ops), ""); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			v, err = nil, fmt.Errorf("malformed pickle data (%v)", p)
 		}
 	}()
-	u := pickle.NewUnpickler(r)
+	u := pickle.NewUnpickler(bytes.NewReader(data))
 	u.FindClass = resolveClass
 	if persistentLoad != nil {
 		u.PersistentLoad = persistentLoad
@@ -356,47 +153,6 @@ func unpickle(r io.Reader, persistentLoad func(any) (any, error)) (v any, err er
 		}
 	}
 	return u.Load()
-}
-
-// archive is an opened torch.save zip file.
-type archive struct {
-	zr       *zip.ReadCloser
-	prefix   string // "<root>/"
-	records  map[string]*zip.File
-	storages map[string]*storage
-}
-
-// persistentLoad resolves ('storage', class, key, location, numel) to a lazy storage.
-func (a *archive) persistentLoad(id any) (any, error) {
-	t, ok := id.(*types.Tuple)
-	if !ok || t.Len() < 5 {
-		return nil, fmt.Errorf("persistent id %s is not a ('storage', class, key, location, numel) tuple", describe(id))
-	}
-	if kind, _ := t.Get(0).(string); kind != "storage" {
-		return nil, fmt.Errorf("persistent id of kind %v; torch.save files only have 'storage'", t.Get(0))
-	}
-	class, ok := t.Get(1).(storageClass)
-	if !ok {
-		return nil, fmt.Errorf("storage of unknown class %s (known: torch.FloatStorage, HalfStorage, BFloat16Storage, DoubleStorage and the integer storages)", describe(t.Get(1)))
-	}
-	key, ok1 := t.Get(2).(string)
-	numel, ok2 := t.Get(4).(int)
-	if !ok1 || !ok2 || numel < 0 {
-		return nil, fmt.Errorf("storage id %v: want a string key and an element count >= 0", *t)
-	}
-	if s, ok := a.storages[key]; ok {
-		if s.class != class || s.numel != numel {
-			return nil, fmt.Errorf("storage %s is named twice with different types or sizes: the checkpoint is corrupted", key)
-		}
-		return s, nil
-	}
-	rec := a.records[a.prefix+"data/"+key]
-	if rec == nil {
-		return nil, fmt.Errorf("storage %s has no record %sdata/%s in the archive: %w (copy the checkpoint again)", key, a.prefix, key, errTruncated)
-	}
-	s := &storage{class: class, key: key, numel: numel, record: rec}
-	a.storages[key] = s
-	return s, nil
 }
 
 func intTuple(v any) ([]int, error) {
@@ -428,9 +184,27 @@ type Dict map[any]any
 // int, float64, string, *big.Int (ints beyond int64), []any (list, tuple,
 // set), Dict, ModelMode, *Tensor, *Opaque. Tensors are read from the
 // archive here, so normalize only what remask uses (never the optimizer).
+// A pickle can reference one object many times (a list of two references
+// to a list of two references to ...), so that the plain values it stands
+// for grow exponentially with its size: normalize stops after maxNodes
+// values.
 func normalize(v any, depth int) (any, error) {
+	n := normalizer{left: maxNodes}
+	return n.value(v, depth)
+}
+
+// maxNodes bounds the values one normalize call produces (a character
+// vocabulary has a few hundred; a 50,000-token itos and stoi 200,000).
+const maxNodes = 1 << 20
+
+type normalizer struct{ left int }
+
+func (n *normalizer) value(v any, depth int) (any, error) {
 	if depth > 64 {
 		return nil, errors.New("values nested more than 64 levels deep (a self-referencing object?)")
+	}
+	if n.left--; n.left < 0 {
+		return nil, fmt.Errorf("more than %d values (objects referenced over and over?): not a checkpoint the fork wrote", maxNodes)
 	}
 	switch x := v.(type) {
 	case nil, bool, int, float64, string, ModelMode, *Opaque:
@@ -443,25 +217,25 @@ func normalize(v any, depth int) (any, error) {
 		}
 		return x, nil
 	case *types.Tuple:
-		return normalizeList(*x, depth)
+		return n.list(*x, depth)
 	case *types.List:
-		return normalizeList(*x, depth)
+		return n.list(*x, depth)
 	case *types.Set:
 		var items []any
 		for k := range *x {
 			items = append(items, k)
 		}
-		return normalizeList(items, depth)
+		return n.list(items, depth)
 	case *types.FrozenSet:
 		var items []any
 		for k := range *x {
 			items = append(items, k)
 		}
-		return normalizeList(items, depth)
+		return n.list(items, depth)
 	case *types.Dict:
 		d := make(Dict, len(*x))
 		for _, e := range *x {
-			if err := d.put(e.Key, e.Value, depth); err != nil {
+			if err := n.put(d, e.Key, e.Value, depth); err != nil {
 				return nil, err
 			}
 		}
@@ -470,7 +244,7 @@ func normalize(v any, depth int) (any, error) {
 		d := make(Dict, x.Len())
 		for el := x.List.Front(); el != nil; el = el.Next() {
 			e := el.Value.(*types.OrderedDictEntry)
-			if err := d.put(e.Key, e.Value, depth); err != nil {
+			if err := n.put(d, e.Key, e.Value, depth); err != nil {
 				return nil, err
 			}
 		}
@@ -489,10 +263,10 @@ func normalize(v any, depth int) (any, error) {
 	return &Opaque{Class: fmt.Sprintf("%T", v)}, nil
 }
 
-func normalizeList(items []any, depth int) ([]any, error) {
+func (n *normalizer) list(items []any, depth int) ([]any, error) {
 	out := make([]any, len(items))
 	for i, it := range items {
-		v, err := normalize(it, depth+1)
+		v, err := n.value(it, depth+1)
 		if err != nil {
 			return nil, err
 		}
@@ -501,8 +275,8 @@ func normalizeList(items []any, depth int) ([]any, error) {
 	return out, nil
 }
 
-func (d Dict) put(k, v any, depth int) error {
-	key, err := normalize(k, depth+1)
+func (n *normalizer) put(d Dict, k, v any, depth int) error {
+	key, err := n.value(k, depth+1)
 	if err != nil {
 		return err
 	}
@@ -511,7 +285,7 @@ func (d Dict) put(k, v any, depth int) error {
 	default:
 		key = fmt.Sprint(key)
 	}
-	val, err := normalize(v, depth+1)
+	val, err := n.value(v, depth+1)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package checkpoint
 
 import (
-	"bytes"
 	"encoding/hex"
 	"math/big"
 	"strings"
@@ -27,7 +26,7 @@ func TestUnpickleTolerance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := unpickle(bytes.NewReader(data), nil)
+			v, err := unpickle(data, nil, newBudget(Limits{}, int64(len(data))))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,7 +72,7 @@ func TestUnpickleMalformed(t *testing.T) {
 		{0x80, 0x02, 'X', 0xff, 0xff, 0xff, 0x7f},
 		[]byte("not a pickle at all"),
 	} {
-		if _, err := unpickle(bytes.NewReader(data), nil); err == nil {
+		if _, err := unpickle(data, nil, newBudget(Limits{}, int64(len(data)))); err == nil {
 			t.Errorf("unpickle(%q) gave no error", data)
 		}
 	}
