@@ -58,6 +58,10 @@ func TestCraftedViews(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), path+": ") {
 				t.Errorf("error does not name the file: %v", err)
 			}
+			// `remask inspect` takes the same path.
+			if _, ierr := InspectFile(path, Options{}); ierr == nil || ierr.Error() != err.Error() {
+				t.Errorf("InspectFile: %v, want %v", ierr, err)
+			}
 		})
 	}
 }

@@ -97,7 +97,7 @@ func (b *budget) take(n int64, what, hint string) error {
 	}
 	before := ""
 	if b.used > 0 {
-		before = fmt.Sprintf(" on top of the %d bytes read before it", b.used)
+		before = fmt.Sprintf(" on top of the %d bytes already taken", b.used)
 	}
 	return fmt.Errorf("%s needs %d bytes of memory%s; %s is %d bytes%s: %w", what, n, before, which, b.limit, hint, ErrLimit)
 }
