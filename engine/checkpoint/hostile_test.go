@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -208,5 +209,35 @@ func TestBillionLaughs(t *testing.T) {
 	_, err := Open(path)
 	if err == nil || !strings.Contains(err.Error(), "more than 1048576 values") {
 		t.Fatalf("error %v, want a refusal of too many values", err)
+	}
+}
+
+// TestManyOpenRecords: thousands of views that each read part of their own
+// deflated storage keep a decompressor open each (about 50 KB for a few
+// hundred bytes of file); those are charged to the limit too.
+func TestManyOpenRecords(t *testing.T) {
+	const n = 1000
+	sd := pdict{}
+	recs := []record{{}}
+	for i := range n {
+		key := strconv.Itoa(i)
+		sd = append(sd, pkv{"w" + key, ptensor{class: "FloatStorage", key: key, numel: 2, size: []int{1}, stride: []int{1}}})
+		recs = append(recs, record{name: "archive/data/" + key, data: make([]byte, 8), deflate: true})
+	}
+	recs[0] = record{name: "archive/data.pkl", data: pickleBytes(pdict{{"model", sd}, {"model_args", pdict{{"n_layer", 1}}}})}
+	data := zipBytes(t, recs...)
+	const limit = 16 << 20
+	var err error
+	got := allocated(func() { _, err = read("many.pt", bytes.NewReader(data), int64(len(data)), Limits{MaxBytes: limit}) })
+	t.Logf("%d-byte file: allocated %.1f MB; %v", len(data), float64(got)/1e6, err)
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "opening storage record") {
+		t.Fatalf("error %v, want ErrLimit when opening a record", err)
+	}
+	if got > 2*limit {
+		t.Errorf("allocated %d bytes under a limit of %d", got, limit)
+	}
+	// With room for them all, the file reads.
+	if _, err := read("many.pt", bytes.NewReader(data), int64(len(data)), Limits{}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -49,6 +49,10 @@ const (
 	// pickleOpCost is what one pickle opcode may allocate in the decoder,
 	// at most: a new dict, list, tuple or tensor view with its headers.
 	pickleOpCost = 512
+	// openStoredCost and openDeflatedCost are what an open record reader
+	// takes (a deflated one holds a decompressor and its 32 KB window).
+	openStoredCost   = 1 << 10
+	openDeflatedCost = 64 << 10
 	// maxDims bounds a view's dimensions (PyTorch allows 64).
 	maxDims = 64
 )
@@ -200,6 +204,15 @@ func (s *storage) prefix(n int) ([]float32, error) {
 		return nil, err
 	}
 	if s.rc == nil {
+		// An open record stays open for later views; a deflated one holds
+		// a decompressor with its 32 KB window.
+		cost := int64(openStoredCost)
+		if s.record.Method != zip.Store {
+			cost = openDeflatedCost
+		}
+		if err := s.a.budget.take(cost, fmt.Sprintf("opening storage record %s", s.record.Name), ""); err != nil {
+			return nil, err
+		}
 		rc, err := s.record.Open()
 		if err != nil {
 			s.err = fmt.Errorf("storage record %s: %v", s.record.Name, err)
@@ -218,7 +231,10 @@ func (s *storage) prefix(n int) ([]float32, error) {
 		// The whole record was read: reach its end so that the zip reader
 		// verifies its CRC-32.
 		s.done = true
-		if _, err := io.Copy(io.Discard, s.rc); err != nil {
+		_, err := io.Copy(io.Discard, s.rc)
+		s.rc.Close()
+		s.rc = nil
+		if err != nil {
 			s.err = fmt.Errorf("storage record %s: %v: the checkpoint is corrupted; copy it again", s.record.Name, err)
 			return nil, s.err
 		}
