@@ -111,7 +111,7 @@ func TestTinySeedConverts(t *testing.T) {
 // FuzzCheckpoint: the checkpoint reader (zip, pickle, storages, views) and
 // the conversion never panic, hang or exceed their memory limit on any
 // input; every error names the file; whatever converts is a valid model
-// that writes. Seeds: the fork checkpoints of testdata/fork, a tiny
+// that writes; the reader allocates no more than its limit. Seeds: the fork checkpoints of testdata/fork, a tiny
 // convertible checkpoint, and the crash cases of issue 11. Findings go to
 // testdata/fuzz/FuzzCheckpoint. The seeds are up to 250 KB, so add
 // -fuzzminimizetime for long runs:
@@ -122,7 +122,15 @@ func FuzzCheckpoint(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := read("fuzz.pt", bytes.NewReader(data), int64(len(data)), Limits{})
+		var c *Checkpoint
+		var err error
+		// The reader keeps to its memory limit (what it charges is an
+		// upper bound of what it allocates).
+		if n, limit := allocated(func() {
+			c, err = read("fuzz.pt", bytes.NewReader(data), int64(len(data)), Limits{})
+		}), DefaultMaxBytes(int64(len(data))); n > uint64(limit) {
+			t.Fatalf("read allocated %d bytes, over its limit of %d", n, limit)
+		}
 		if err != nil {
 			if c != nil {
 				t.Fatal("read returned a checkpoint with its error")

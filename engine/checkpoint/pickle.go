@@ -24,10 +24,11 @@ import (
 // storage's bytes are the record <root>/data/<key>.
 //
 // The pickle opcodes are decoded by github.com/nlpodyssey/gopickle/pickle;
+// picklescan.go checks the stream first (declared lengths, opcode count);
 // the classes a pickle names are resolved here (resolveClass), and storages
-// are read lazily: a tensor's bytes are decoded only when the converter asks
-// for them, so the optimizer state (most of a checkpoint's bytes) is never
-// read. Classes this package does not know become Opaque values instead of
+// are read lazily (storage.go): a tensor's bytes are decoded only when the
+// converter asks for them, so the optimizer state (most of a checkpoint's
+// bytes) is never read. Classes this package does not know become Opaque values instead of
 // errors: a checkpoint may carry anything in parts remask ignores, and the
 // parts it uses are checked field by field.
 
