@@ -240,3 +240,19 @@ func TestManyOpenRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestForkCheckpointsWithinLimit: the fork checkpoints of testdata/fork read
+// within half of the per-byte limit, without the 64 MiB floor (they need 6
+// to 19 times their size).
+func TestForkCheckpointsWithinLimit(t *testing.T) {
+	for _, name := range []string{"sh_lm", "sh_lm_abs_causal", "sh_lm_compiled", "sh_judge", "sh_classifier", "d7_lora"} {
+		data, err := os.ReadFile(fixture(name + ".pt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lim := Limits{MaxBytes: limitPerByte / 2 * int64(len(data))}
+		if _, err := read(name, bytes.NewReader(data), int64(len(data)), lim); err != nil {
+			t.Errorf("%s (%d bytes) does not read within %d bytes: %v", name, len(data), lim.MaxBytes, err)
+		}
+	}
+}

@@ -24,10 +24,12 @@ import (
 // that claims 2^28 inflates 8.4 KB, not a gigabyte. And everything Open
 // allocates from the file (the pickle's objects, the storage elements the
 // views touch, the dense tensors) is charged to one limit, by default
-// 64 MiB plus 64 times the file size: a fork checkpoint needs about its own
-// size (torch.save stores tensors uncompressed), while a "zip bomb" (a
-// deflated record inflating about a thousand times) is refused before it is
-// inflated.
+// 64 MiB plus 64 times the file size. torch.save stores tensors
+// uncompressed, so a fork checkpoint needs a small multiple of its size (the
+// fixtures of testdata/fork need 6 to 19 times, mostly the pickle
+// decoder's estimate, which dominates in models this small), while a "zip
+// bomb" (a deflated record inflating about a thousand times) is refused
+// before it is inflated.
 
 // ErrLimit is wrapped by the errors of Open for checkpoints that would need
 // more memory than Limits allow.
@@ -58,10 +60,11 @@ const (
 )
 
 // DefaultMaxBytes is the memory limit of a checkpoint of fileSize bytes:
-// 64 MiB plus 64 times its size. A fork checkpoint needs about its own size
-// (its float32 weights, once decoded and once as dense tensors, plus the
-// optimizer state that is never read); float16 weights widen to twice
-// their size, and [D7] shared matrices are listed under every block.
+// 64 MiB plus 64 times its size. A fork checkpoint's weights take about
+// twice their size in the file (decoded, then as dense tensors; the
+// optimizer state is never read), float16 weights four times, [D7] shared
+// matrices once more per block that lists them, and the pickle up to
+// pickleOpCost per opcode (TestForkCheckpointsWithinLimit).
 func DefaultMaxBytes(fileSize int64) int64 {
 	n, ok := checked.Mul64(max(fileSize, 0), limitPerByte)
 	if !ok {
