@@ -152,9 +152,9 @@ type Server struct {
 	stop     context.CancelCauseFunc
 	inflight sync.WaitGroup // requests being served
 
-	mu      sync.Mutex
-	entries map[string]*entry
-	order   []string     // ids in listing order
+	mu       sync.Mutex
+	entries  map[string]*entry
+	order    []string     // ids in listing order
 	retired  []engine.Net // dropped from the cache; closed by the next device turn
 	useClock int64        // counts model uses, for least-recently-used eviction
 }
@@ -371,17 +371,17 @@ type queueStatus struct {
 }
 
 type limits struct {
-	MaxTokens          int     `json:"max_tokens"`
-	MaxIterations      int     `json:"max_iterations"`
-	MaxWork            int64   `json:"max_work"`
-	MaxQueue           int     `json:"max_queue"`
-	MaxBodyBytes       int64   `json:"max_body_bytes"`
-	MaxModelBytes      int64   `json:"max_model_bytes"`
-	MaxRequestMemory   int64   `json:"max_request_memory"`
-	MaxLoadedModels    int     `json:"max_loaded_models"`
-	MaxModelMemory     int64   `json:"max_model_memory"`
-	MaxRequestSeconds  float64 `json:"max_request_seconds"`
-	Loading            bool    `json:"loading"`
+	MaxTokens         int     `json:"max_tokens"`
+	MaxIterations     int     `json:"max_iterations"`
+	MaxWork           int64   `json:"max_work"`
+	MaxQueue          int     `json:"max_queue"`
+	MaxBodyBytes      int64   `json:"max_body_bytes"`
+	MaxModelBytes     int64   `json:"max_model_bytes"`
+	MaxRequestMemory  int64   `json:"max_request_memory"`
+	MaxLoadedModels   int     `json:"max_loaded_models"`
+	MaxModelMemory    int64   `json:"max_model_memory"`
+	MaxRequestSeconds float64 `json:"max_request_seconds"`
+	Loading           bool    `json:"loading"`
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
