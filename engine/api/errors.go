@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"time"
 
 	"github.com/remask/remask/engine/sampler"
 )
@@ -96,10 +95,6 @@ func writeError(w http.ResponseWriter, e *apiError) {
 // valid body shown in the message of an empty or malformed one.
 func decodeBody(w http.ResponseWriter, r *http.Request, max int64, v any, example string) *apiError {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-	// The body is in: from here on the request is bounded by its own
-	// deadline, not by the server's ReadTimeout (which would otherwise end a
-	// long stream's context through the connection's background read).
-	http.NewResponseController(w).SetReadDeadline(time.Time{})
 	if err == nil {
 		err = decodeStrict(data, v, example)
 	}
