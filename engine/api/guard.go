@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -24,6 +25,17 @@ type Policy struct {
 	// besides the address the connection arrived on, "localhost" and
 	// loopback IPs; "*" allows every name.
 	AllowHosts []string
+	// Log gets a warning for each refused request (nil = none).
+	Log *slog.Logger
+}
+
+// refuse answers a refused request and logs it.
+func (p Policy) refuse(w http.ResponseWriter, r *http.Request, ae *apiError) {
+	if p.Log != nil {
+		p.Log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "status", ae.status, "code", ae.Code,
+			"host", r.Host, "origin", r.Header.Get("Origin"), "content_type", r.Header.Get("Content-Type"))
+	}
+	writeError(w, ae)
 }
 
 // Guard wraps an API handler with Policy: a request whose Host is not
@@ -36,13 +48,13 @@ type Policy struct {
 func Guard(p Policy, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ae := p.checkHost(r); ae != nil {
-			writeError(w, ae)
+			p.refuse(w, r, ae)
 			return
 		}
 		origin := r.Header.Get("Origin")
 		if origin != "" {
 			if !p.originAllowed(r, origin) {
-				writeError(w, &apiError{status: http.StatusForbidden, Code: "origin_not_allowed",
+				p.refuse(w, r, &apiError{status: http.StatusForbidden, Code: "origin_not_allowed",
 					Message: fmt.Sprintf("pages from %s may not use this server; its operator can allow them with --allow-origin %s (or $REMASK_ORIGINS)", quoteOrigin(origin), quoteOrigin(origin))})
 				return
 			}
@@ -66,7 +78,7 @@ func Guard(p Policy, next http.Handler) http.Handler {
 				if ct != "" {
 					got = fmt.Sprintf("%q", ct)
 				}
-				writeError(w, &apiError{status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+				p.refuse(w, r, &apiError{status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 					Message: fmt.Sprintf("the body must be sent with Content-Type: application/json (got %s); with curl add -H 'Content-Type: application/json'", got)})
 				return
 			}
@@ -80,7 +92,7 @@ func Guard(p Policy, next http.Handler) http.Handler {
 func HostGuard(p Policy, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ae := p.checkHost(r); ae != nil {
-			writeError(w, ae)
+			p.refuse(w, r, ae)
 			return
 		}
 		next.ServeHTTP(w, r)

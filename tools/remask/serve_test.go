@@ -55,7 +55,7 @@ func startServe(t *testing.T, args ...string) (base string, logs *lockedBuffer, 
 	c := testCLI(io.Discard, logs)
 	code := make(chan int, 1)
 	go func() {
-		code <- c.report("serve", serveCommand(ctx, c, append([]string{"--addr", "127.0.0.1:0", "--threads", "1"}, args...)))
+		code <- c.report("serve", serveCommand(ctx, c, append([]string{"--addr", "127.0.0.1:0", "--threads", "1", "--backend", "cpu"}, args...)))
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -236,7 +236,18 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--threads", "-2"}, "--threads: -2 is out of range"},
 		{[]string{"--addr", ""}, "--addr: is empty"},
 		{[]string{"--site", "/does/not/exist"}, "--site: /does/not/exist is not a folder"},
-		{[]string{"--models", "/does/not/exist"}, "--models: /does/not/exist is not a folder"},
+		{[]string{"--models", "/does/not/exist"}, "--models-dir: /does/not/exist is not a folder"},
+		{[]string{"--models-dir", "/does/not/exist"}, "--models-dir: /does/not/exist is not a folder"},
+		{[]string{"--backend", "tpu"}, `--backend: "tpu" is not a backend; allowed: auto, cpu, gpu`},
+		{[]string{"--max-work", "0"}, "--max-work: 0 is out of range"},
+		{[]string{"--max-loaded-models", "0"}, "--max-loaded-models: 0 is out of range"},
+		{[]string{"--max-request-seconds", "0"}, "--max-request-seconds: 0 is out of range"},
+		{[]string{"--max-request-seconds", "99999999999"}, "--max-request-seconds: 99999999999 is out of range"},
+		{[]string{"--max-request-memory", "12"}, "--max-request-memory: 12 bytes is out of range"},
+		{[]string{"--max-model-memory", "lots"}, `--max-model-memory: "lots" is not a whole number; allowed: most memory`},
+		{[]string{"--max-model-memory", "99999999TiB"}, `--max-model-memory: "99999999TiB" is not a whole number of a size that fits`},
+		{[]string{"--idle-timeout", "0s"}, "--idle-timeout: 0s is out of range"},
+		{[]string{"--read-timeout", "soon"}, `--read-timeout: "soon" is not a valid value`},
 		{[]string{"--bogus"}, "unknown flag --bogus"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	}
@@ -255,7 +266,7 @@ func TestServeFlagErrors(t *testing.T) {
 	defer ln.Close()
 	var errb bytes.Buffer
 	c := testCLI(io.Discard, &errb)
-	code := c.report("serve", serveCommand(context.Background(), c, []string{"--addr", ln.Addr().String(), "--models", golden}))
+	code := c.report("serve", serveCommand(context.Background(), c, []string{"--addr", ln.Addr().String(), "--models", golden, "--backend", "cpu"}))
 	if code != exitFailure || !strings.Contains(errb.String(), "cannot listen on "+ln.Addr().String()) {
 		t.Errorf("busy port: exit %d, stderr %s", code, errb.String())
 	}
