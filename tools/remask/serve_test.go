@@ -277,3 +277,122 @@ func TestServeFlagErrors(t *testing.T) {
 		t.Errorf("serve --help: exit %d\n%s", code, out.String())
 	}
 }
+
+// Defect 15: after the grace period the old shutdown closed a stream in
+// the middle of a line; now the stream's last line is an error event.
+func TestServeShutdownEndsStreamsWithAnErrorEvent(t *testing.T) {
+	base, logs, stop := startServe(t, "--models", golden, "--shutdown-timeout", "300ms")
+	resp, err := http.Post(base+"/v1/generate", "application/json",
+		strings.NewReader(`{"model":"lm_rope_bidir_bias","num_samples":4,"sequence_length":32,"iterations":1000,"seed":1,"judge":"none","stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 1)
+	if _, err := resp.Body.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	code := make(chan int, 1)
+	go func() { code <- stop() }()
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Errorf("reading the stream during shutdown: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(rest)), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, `{"event":"error","error":{"code":"shutting_down"`) {
+		t.Errorf("the stream ended with %.300s", last)
+	}
+	if c := <-code; c != exitOK {
+		t.Errorf("exit %d:\n%s", c, logs.String())
+	}
+	if !strings.Contains(logs.String(), "ending them") {
+		t.Errorf("the log does not say that requests were ended:\n%s", logs.String())
+	}
+}
+
+// Defect 15: binding a non-loopback address printed no warning. Defect
+// 14: serve had no --backend flag.
+func TestServeWarnsOnNonLoopbackAndTakesBackend(t *testing.T) {
+	logs := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := testCLI(io.Discard, logs)
+	done := make(chan int, 1)
+	go func() {
+		done <- c.report("serve", serveCommand(ctx, c, []string{"--addr", "0.0.0.0:0", "--backend", "cpu", "--threads", "1", "--models", golden}))
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "msg=listening") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	log := logs.String()
+	if !strings.Contains(log, "level=WARN msg=\"listening on a non-loopback address") {
+		t.Errorf("no warning for 0.0.0.0:\n%s", log)
+	}
+	if !strings.Contains(log, "msg=backend name=cpu") {
+		t.Errorf("--backend cpu not used:\n%s", log)
+	}
+	base, logs2, _ := startServe(t, "--models", golden)
+	if strings.Contains(logs2.String(), "non-loopback") {
+		t.Errorf("a warning for 127.0.0.1:\n%s", logs2.String())
+	}
+	if status, body := httpGet(t, base+"/v1/health"); status != 200 || !strings.Contains(body, `"backend":"cpu"`) {
+		t.Errorf("health %d %s", status, body)
+	}
+}
+
+// The access flags and their environment variables reach the guard.
+func TestServeAccessFlags(t *testing.T) {
+	get := func(base, host, origin string) int {
+		req, _ := http.NewRequest("GET", base+"/v1/health", nil)
+		if host != "" {
+			req.Host = host
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	base, logs, _ := startServe(t, "--models", golden)
+	if get(base, "evil.example", "") != 403 || get(base, "", "https://site.example") != 403 || get(base, "localhost", "http://localhost:3000") != 200 {
+		t.Error("default policy")
+	}
+	if !strings.Contains(logs.String(), "msg=\"request refused\"") {
+		t.Errorf("refusals are not logged:\n%s", logs.String())
+	}
+	open, _, _ := startServe(t, "--models", golden, "--allow-origin", "https://site.example", "--allow-host", "remask.lan,other.lan")
+	if get(open, "remask.lan", "https://site.example") != 200 || get(open, "other.lan", "") != 200 || get(open, "evil.example", "") != 403 || get(open, "", "https://evil.example") != 403 {
+		t.Error("with --allow-origin and --allow-host")
+	}
+	// $REMASK_ORIGINS and $REMASK_HOSTS, like OLLAMA_ORIGINS.
+	logs3 := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := testCLI(io.Discard, logs3)
+	c.getenv = func(k string) string {
+		return map[string]string{"REMASK_ORIGINS": "https://env.example", "REMASK_HOSTS": "env.lan"}[k]
+	}
+	done := make(chan int, 1)
+	go func() {
+		done <- c.report("serve", serveCommand(ctx, c, []string{"--addr", "127.0.0.1:0", "--backend", "cpu", "--models", golden}))
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	var m []string
+	for m == nil && time.Now().Before(deadline) {
+		m = listeningRE.FindStringSubmatch(logs3.String())
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m == nil {
+		t.Fatalf("not listening:\n%s", logs3.String())
+	}
+	env := "http://" + m[1]
+	if get(env, "env.lan", "https://env.example") != 200 || get(env, "", "https://site.example") != 403 {
+		t.Error("with $REMASK_ORIGINS and $REMASK_HOSTS")
+	}
+}
