@@ -4,8 +4,12 @@
 // (Go compiled to wasm behind github.com/syumai/workers' browser runtime) and
 // on the edge, so this package holds nothing specific to an operating
 // system: model files are opened through the Loader interface, time comes
-// from Config.Now, seeds from Config.NewSeed, and the package has no global
-// state and starts no goroutine of its own.
+// from Config.Now, seeds from Config.NewSeed, and the package starts no
+// goroutine of its own beyond what ends a request (Stop, deadlines). What
+// is specific to a server on a network socket (the Host/Origin/Content-Type
+// guard, confining path loads to folders, refusing private URLs) is in
+// Guard, Config.ModelDirs and SourceLoader; docs/security.md has the threat
+// model.
 //
 // docs/api.md is the user-facing reference of every endpoint, field, event
 // and error.

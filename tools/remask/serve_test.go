@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -394,5 +395,53 @@ func TestServeAccessFlags(t *testing.T) {
 	env := "http://" + m[1]
 	if get(env, "env.lan", "https://env.example") != 200 || get(env, "", "https://site.example") != 403 {
 		t.Error("with $REMASK_ORIGINS and $REMASK_HOSTS")
+	}
+}
+
+// docs/api.md's table of serve flags is the one description of them: it
+// must list every flag, no other, with the default --help shows.
+func TestServeFlagsDocumented(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	start := strings.Index(doc, "## `remask serve`")
+	end := strings.Index(doc, "### Security")
+	if start < 0 || end < start {
+		t.Fatal("docs/api.md has no `remask serve` section")
+	}
+	rows := map[string]string{} // flag -> default cell
+	rowRE := regexp.MustCompile("^\\| `--([a-z-]+)[^|]*\\| ([^|]*) \\|")
+	for _, line := range strings.Split(doc[start:end], "\n") {
+		if m := rowRE.FindStringSubmatch(line); m != nil {
+			rows[m[1]] = strings.Trim(m[2], "` ")
+		}
+	}
+	fs, _ := serveFlags()
+	seen := map[string]bool{}
+	fs.fs.VisitAll(func(f *flag.Flag) {
+		seen[f.Name] = true
+		def, ok := rows[f.Name]
+		if !ok {
+			t.Errorf("docs/api.md does not list --%s", f.Name)
+			return
+		}
+		d := fs.defValue(f.Name)
+		for _, g := range fs.groups {
+			for _, doc := range g.docs {
+				if doc.name == f.Name && doc.def != "" {
+					d = doc.def
+				}
+			}
+		}
+		if regexp.MustCompile(`^[0-9][0-9a-zA-Z.]*$`).MatchString(d) && !strings.HasPrefix(def, d) && f.Name != "threads" {
+			t.Errorf("--%s: docs/api.md says default %q, --help %q", f.Name, def, d)
+		}
+	})
+	for name := range rows {
+		if !seen[name] {
+			t.Errorf("docs/api.md lists --%s, which serve does not have", name)
+		}
 	}
 }
