@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/remask/remask/engine"
@@ -154,7 +155,7 @@ type Server struct {
 
 	stopCtx  context.Context // cancelled by Stop
 	stop     context.CancelCauseFunc
-	inflight sync.WaitGroup // requests being served
+	inflight atomic.Int64 // requests being served
 
 	mu       sync.Mutex
 	entries  map[string]*entry
@@ -255,7 +256,7 @@ func New(cfg Config) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
-	defer s.inflight.Done()
+	defer s.inflight.Add(-1)
 	s.handler.ServeHTTP(w, r)
 }
 
@@ -271,14 +272,16 @@ var errRequestTimeout = errors.New("request timeout")
 // with 503. Call it when a graceful shutdown's grace period is over.
 func (s *Server) Stop(ctx context.Context) error {
 	s.stop(ErrShuttingDown)
-	done := make(chan struct{})
-	go func() { s.inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.inflight.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	return nil
 }
 
 // requestContext is r's context, ended also by Stop and after

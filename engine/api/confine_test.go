@@ -237,3 +237,27 @@ func TestSlowLoadBlocksNothing(t *testing.T) {
 		t.Errorf("load after an abandoned one: %v after %v", evs[len(evs)-1], time.Since(t0))
 	}
 }
+
+// Defect 2: a FIFO in the library hung GET /v1/models (the listing reads
+// each file's header) and the first generation. Both answer at once now.
+func TestFIFOInTheLibraryBlocksNothing(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "pipe.safetensors")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, ts := newTestServer(t, func(c *Config) { c.Models = append(c.Models, ModelSource{ID: "pipe", Source: fifo}) })
+	done := make(chan string, 1)
+	go func() {
+		_, data := do(t, ts, "GET", "/v1/models", "")
+		resp, gen := post(t, ts, "/v1/generate", `{`+small+`,"model":"pipe"}`)
+		done <- string(data) + "\n" + strings.Fields(resp.Status)[0] + " " + string(gen)
+	}()
+	select {
+	case out := <-done:
+		if !strings.Contains(out, `"id":"pipe"`) || !strings.Contains(out, "named pipe") || !strings.Contains(out, "422") || !strings.Contains(out, `"code":"not_a_file"`) {
+			t.Errorf("answers:\n%s", out)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("GET /v1/models or the generation hangs on a FIFO in the library")
+	}
+}
