@@ -99,7 +99,9 @@ func TestGuardRefusesCrossOriginAndRebinding(t *testing.T) {
 	// Nothing the refused requests asked for happened: the library of the
 	// guarded server still has its four models, none loaded but the one the
 	// allowed JSON POST generated with.
-	_, data := do(t, httptest.NewServer(s), http.MethodGet, "/v1/models", "")
+	plain := httptest.NewServer(s)
+	defer plain.Close()
+	_, data := do(t, plain, http.MethodGet, "/v1/models", "")
 	var l modelList
 	if err := jsonUnmarshal(data, &l); err != nil {
 		t.Fatal(err)
