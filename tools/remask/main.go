@@ -78,6 +78,7 @@ func commands() []command {
 // run is the whole program: it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, executable: os.Executable}
+	defer removeRuntimeDir() // the private XDG_RUNTIME_DIR of the GPU probe, if one was made
 	return c.main(ctx, args)
 }
 
