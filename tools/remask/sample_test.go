@@ -436,11 +436,12 @@ func TestSampleSave(t *testing.T) {
 func TestSampleDefaultModelLookup(t *testing.T) {
 	t.Run("absent", func(t *testing.T) {
 		t.Setenv("REMASK_MODELS", t.TempDir())
+		t.Setenv("XDG_DATA_HOME", t.TempDir()) // an empty per-user folder
 		code, out, errOut := runCLI(t, "", args("--seed", "1")...)
 		if code != exitUsage {
 			t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitUsage, errOut)
 		}
-		want := "no model given and the shipped model models/shakespeare.safetensors is not here; pass --model FILE (see docs/cli.md)"
+		want := "no model given and the shipped model shakespeare.safetensors is in none of the model folders; pass --model FILE, or put the model into the per-user folder (remask pull URL downloads it there; README.md says how)"
 		if !strings.Contains(errOut, want) || out != "" {
 			t.Errorf("stderr lacks %q (or stdout not empty):\n%s", want, errOut)
 		}
