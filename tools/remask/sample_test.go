@@ -65,7 +65,7 @@ func TestSampleFlagErrors(t *testing.T) {
 		// Errors that need the model.
 		{"sequence-length above block_size", args("--model", lmFull, "--sequence-length", "33"), []string{"--sequence-length: 33 is out of range", "block_size is 32", "[1, 32]"}},
 		{"seed text longer than the sequence", args("--model", lmFull, "--sequence-length", "8", "--seed-text", "To be or not to be"), []string{"--seed-text: is 18 characters long but the sequence is 8"}},
-		{"unknown characters in the seed text", args("--model", lmFull, "--seed-text", "To be~or #not"), []string{"--seed-text: characters not in the model's vocabulary", `"#", "~"`, "set --unknown-chars to drop"}},
+		{"unknown characters in the seed text", args("--model", lmFull, "--seed-text", "To be~or #not"), []string{"--seed-text: characters not in the model's vocabulary", `"#", "~"`, `set --unknown-chars to "drop" to leave them out`}},
 		{"critic remasking without critic head", args("--model", lmNoHead, "--remasking", "critic"), []string{"--remasking:", "needs a critic head", "lm_nopos_f16.safetensors has none"}},
 		{"node metric without critic head", args("--model", lmNoHead, "--quality-metric", "node"), []string{"--quality-metric: node needs a critic head"}},
 		{"judge metric without judge", args("--model", lmFull, "--quality-metric", "judge"), []string{"--quality-metric: judge needs a judge model (--judge FILE)"}},
