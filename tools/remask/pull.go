@@ -199,7 +199,7 @@ func download(ctx context.Context, c *cli, rawURL, part, id string) ([]byte, int
 		fmt.Fprintf(c.stderr, "Resuming %s at %s\n", id, humanBytes(have))
 	case resp.StatusCode == http.StatusOK:
 		if have > 0 {
-			fmt.Fprintf(c.stderr, "The server does not resume downloads; starting %s over\n", id)
+			fmt.Fprintf(c.stderr, "The server does not resume downloads; downloading %s from the start\n", id)
 		}
 		have = 0
 		total = resp.ContentLength

@@ -164,7 +164,7 @@ func TestPullResume(t *testing.T) {
 			}
 			want := "Resuming tiny at"
 			if !ranges {
-				want = "does not resume downloads; starting tiny over"
+				want = "does not resume downloads; downloading tiny from the start"
 			}
 			if !strings.Contains(errOut, want) {
 				t.Errorf("stderr lacks %q:\n%s", want, errOut)
