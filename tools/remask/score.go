@@ -255,4 +255,3 @@ func printScore(w io.Writer, out *scoreOutput) {
 		fmt.Fprintf(w, "window %d @%d: judge %s, self %s\n", i, win.Start, f(win.JudgeScore), f(win.SelfConfidence))
 	}
 }
-
