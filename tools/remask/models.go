@@ -20,7 +20,7 @@ import (
 // libraryDir is one folder searched for models.
 type libraryDir struct {
 	Path   string `json:"path"`
-	Origin string `json:"origin"` // --models, REMASK_MODELS, ./models, <executable>/../models
+	Origin string `json:"origin"` // --models, REMASK_MODELS, ./models, user models (...), <executable>/../models
 	Exists bool   `json:"exists"`
 	Models int    `json:"models"`
 }

@@ -47,7 +47,7 @@ func serveFlags() (*flagSet, *serveArgs) {
 			"The API reads any model path or URL a client names (POST /v1/models): keep --addr on\n"+
 			"a loopback address unless every client may do that.")
 	fs.stringVar(&a.addr, "addr", "127.0.0.1:8080", "HOST:PORT", "address to listen on; port 0 picks a free port (the log says which)")
-	fs.stringVar(&a.models, "models", "", "DIR", "an extra model folder, searched before $REMASK_MODELS, ./models and <executable dir>/../models")
+	fs.stringVar(&a.models, "models", "", "DIR", "an extra model folder, searched before $REMASK_MODELS, ./models, ~/.local/share/remask/models and <executable dir>/../models")
 	fs.showDefault("models", "none")
 	fs.stringVar(&a.site, "site", "", "DIR", "folder of the built site, served at /")
 	fs.showDefault("site", defaultSiteDir+" if it exists, else no site")
