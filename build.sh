@@ -158,15 +158,37 @@ browser_test() {
 	node tools/browser-test/test.mjs
 }
 
+# RUN_DEFAULTS: the size ./build.sh run uses, about a minute on a 2-core CPU
+# (remask sample's own defaults, 16 x 1024, take hours there). Each one is
+# added unless the user's flags set it: user flags win, and the rest of the
+# small size stays.
+RUN_DEFAULTS=(--num-samples 2 --sequence-length 384 --iterations 15)
+
+# user_sets FLAG ARGS...: whether ARGS set --FLAG (as --FLAG V or --FLAG=V).
+user_sets() {
+	local flag="$1" a
+	shift
+	for a in "$@"; do
+		case "$a" in
+		"--$flag" | "--$flag="* | "-$flag" | "-$flag="*) return 0 ;;
+		esac
+	done
+	return 1
+}
+
 cmd_run() {
 	cmd_build
-	if [ "$#" -eq 0 ]; then
-		# Without flags: a size that finishes in about a minute on a 2-core
-		# CPU; pass flags to get remask sample's own defaults (16 x 1024).
-		set -- --num-samples 2 --sequence-length 384 --iterations 15
-		log "bin/remask sample $* (pass your own flags for other sizes)"
-	fi
-	exec bin/remask sample "$@"
+	local extra=() i flag
+	for ((i = 0; i < ${#RUN_DEFAULTS[@]}; i += 2)); do
+		flag="${RUN_DEFAULTS[i]#--}"
+		user_sets "$flag" "$@" && continue
+		# A template sets the length; a custom schedule sets the iterations.
+		[ "$flag" = sequence-length ] && user_sets template "$@" && continue
+		[ "$flag" = iterations ] && user_sets masking-ratios "$@" && continue
+		extra+=("${RUN_DEFAULTS[i]}" "${RUN_DEFAULTS[i + 1]}")
+	done
+	log "bin/remask sample ${extra[*]} $* (the small defaults apply unless your flags set them)"
+	exec bin/remask sample "${extra[@]}" "$@"
 }
 
 cmd_test() {
@@ -230,7 +252,8 @@ Commands:
                  and mesa-vulkan-drivers + libvulkan1 for the WebGPU tests on lavapipe)
   build          build bin/remask and the demo site (site/dist: wasm engine, static files, models, manifest)
   serve          build, then serve the site and the API: bin/remask serve on $ADDR (default 127.0.0.1:8080)
-  run [flags]    build, then generate text: bin/remask sample [flags] (see docs/cli.md)
+  run [flags]    build, then generate text: bin/remask sample [flags] (see docs/cli.md), at a
+                 CPU-friendly size (2 samples x 384 characters, 15 iterations) unless the flags set it
   test           setup, then gofmt, go vet, go test, the js/wasm build, a 10s fuzz smoke run
                  the PyTorch tests of tools/train (when python3-torch is installed) and the browser
                  tests (Chromium + SwiftShader WebGPU; with CI=true they are installed and required)

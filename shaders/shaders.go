@@ -3,9 +3,11 @@
 // typed Go twin of each file's `struct Params` (the uniform every kernel
 // reads at @group(0) @binding(0)).
 //
-// The .wgsl files are valid WGSL as they stand (CI validates each with naga
-// when it is on PATH, and engine/gpu's tests compile every variant on a real
-// adapter). Variants are made by Source, a deliberately tiny preprocessor: it
+// A .wgsl file is valid WGSL as it stands unless it has a `// include:`
+// line; those are valid once Raw has spliced the shared block in (CI
+// validates every file in that form with naga when it is on PATH, and
+// engine/gpu's tests compile every variant on a real adapter). Variants are
+// made by Source, a deliberately tiny preprocessor: it
 // replaces the value of a module-scope `const NAME: TYPE = VALUE;` line, and
 // nothing else. Tile sizes, the head size, the weight dtype and the
 // bounds-check-free fast path are set that way.

@@ -1,5 +1,5 @@
 // Package sampler is remask's sampling loop: every mode of the reference
-// sampler (docs/sampling.md; ../shared/reference/sampler-spec.md section 4),
+// sampler (docs/sampling.md; docs/reference-sampler.md §4),
 // written once above the engine.Net interface so that it runs unchanged on
 // every backend.
 package sampler
@@ -54,7 +54,7 @@ const (
 	UnknownDrop  = "drop"
 )
 
-// Compat switches: each reproduces one reference quirk (design.md's table).
+// Compat switches: each reproduces one reference quirk (docs/reference-sampler.md §7).
 // The zero value is remask's fixed behaviour.
 type Compat struct {
 	// WaveCap: at most T waves in the sampler-head fill; masks can survive (Q3).
@@ -74,7 +74,7 @@ type Compat struct {
 	JudgeKeepLast bool
 }
 
-// CompatNames lists the --compat names in design.md's order.
+// CompatNames lists the --compat names in docs/reference-sampler.md §7's order.
 var CompatNames = []string{"wave-cap", "global-bootstrap", "critic-on-input", "mask-pad-only", "judge-keep-last"}
 
 // ParseCompat parses a comma-separated list of compat names ("" = none; "all" = every switch).

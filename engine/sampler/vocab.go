@@ -48,7 +48,7 @@ func EncodeText(v *model.Vocab, text, unknown, field string) (ids []int32, dropp
 	for i, r := range keys {
 		quoted[i] = fmt.Sprintf("%q", string(r))
 	}
-	return nil, keys, optErr(field, "characters not in the model's vocabulary: %s; remove them, or set unknown_chars to drop to drop them",
+	return nil, keys, optErr(field, "characters not in the model's vocabulary: %s; remove them, or set unknown_chars to \"drop\" to leave them out",
 		strings.Join(quoted, ", "))
 }
 

@@ -17,6 +17,9 @@ import (
 // when asked for with --backend gpu: on the same cores the CPU backend is
 // faster.
 func newBackend(name string, threads int) (be engine.Backend, note string, err error) {
+	if name == "gpu" || name == "auto" {
+		ensureRuntimeDir() // no Mesa "XDG_RUNTIME_DIR is invalid" line while probing
+	}
 	switch name {
 	case "cpu":
 		return cpu.New(threads), "", nil

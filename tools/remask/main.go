@@ -9,6 +9,9 @@
 //	remask inspect FILE      describe a model file or a fork checkpoint
 //	remask convert CKPT.pt   convert a fork checkpoint into a remask/1 model file
 //	remask serve   [flags]   serve the generation API and the demo site
+//	remask bench   [flags]   time the forward pass or whole generations
+//	remask pull    URL       download a model into the per-user model folder
+//	remask version           the module version and VCS revision (also --version)
 //	remask help [command]    list the commands, or one command's flags
 //
 // docs/cli.md describes every flag. The whole program is run(): main only
@@ -65,19 +68,21 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"sample", "generate text with a masked-diffusion language model", runSample, func() *flagSet { fs, _ := sampleFlags(); return fs }},
-		{"forward", "run one forward pass on token ids read as JSON from stdin", runForward, func() *flagSet { fs, _ := forwardFlags(); return fs }},
+		{"forward", "run one forward pass on token ids read as JSON from stdin; print logits as JSON", runForward, func() *flagSet { fs, _ := forwardFlags(); return fs }},
 		{"score", "compute the quality metrics of given text (judge, self-confidence, critic)", scoreCommand, func() *flagSet { fs, _ := scoreFlags(); return fs }},
-		{"models", "list the models found in the model folders", modelsCommand, func() *flagSet { fs, _ := modelsFlags(); return fs }},
+		{"models", "list the models found in the model folders, with their kind and sizes", modelsCommand, func() *flagSet { fs, _ := modelsFlags(); return fs }},
 		{"inspect", "describe a model file, or what convert would make of a fork checkpoint", inspectCommand, func() *flagSet { fs, _ := inspectFlags(); return fs }},
 		{"convert", "convert a fork checkpoint (ckpt.pt) into a remask/1 model file", convertCommand, func() *flagSet { fs, _ := convertFlags(); return fs }},
 		{"serve", "serve the generation API and the demo site over HTTP", serveCommand, func() *flagSet { fs, _ := serveFlags(); return fs }},
-		{"bench", "time the forward pass (ms per forward, TFLOP/s) on a backend", runBench, func() *flagSet { fs, _ := benchFlags(); return fs }},
+		{"bench", "time the forward pass (ms per forward, TFLOP/s) or whole generations (--job standard|small) on a backend", runBench, func() *flagSet { fs, _ := benchFlags(); return fs }},
+		{"pull", "download a model file over http(s) into the per-user model folder (resumable, verified)", pullCommand, func() *flagSet { fs, _ := pullFlags(); return fs }},
 	}
 }
 
 // run is the whole program: it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, executable: os.Executable}
+	defer removeRuntimeDir() // the private XDG_RUNTIME_DIR of the GPU probe, if one was made
 	return c.main(ctx, args)
 }
 
@@ -88,6 +93,9 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	}
 	name, rest := args[0], args[1:]
 	switch name {
+	case "version", "--version", "-version":
+		fmt.Fprintln(c.stdout, versionString())
+		return exitOK
 	case "help", "-h", "-help", "--help":
 		if name == "help" && len(rest) > 0 {
 			cmd, ok := findCommand(rest[0])
@@ -131,10 +139,13 @@ func (c *cli) usage(w io.Writer) {
 	for _, cmd := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.summary)
 	}
+	fmt.Fprintf(w, "  %-8s %s\n", "version", "print the version, the VCS revision and the Go version (also --version)")
 	fmt.Fprintf(w, "  %-8s %s\n", "help", "list the commands, or with a command name its flags")
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Models are looked up in $REMASK_MODELS, ./models, the per-user folder")
+	fmt.Fprintln(w, "$XDG_DATA_HOME/remask/models (default ~/.local/share/remask/models) and <executable dir>/../models.")
 	fmt.Fprintln(w, "Run 'remask <command> --help' for a command's flags, their defaults and allowed ranges;")
-	fmt.Fprintln(w, "docs/cli.md has examples.")
+	fmt.Fprintln(w, "docs/cli.md in the source tree has examples.")
 }
 
 // usageError is a mistake in the command line or the input: nothing ran.

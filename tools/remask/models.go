@@ -20,7 +20,7 @@ import (
 // libraryDir is one folder searched for models.
 type libraryDir struct {
 	Path   string `json:"path"`
-	Origin string `json:"origin"` // --models, REMASK_MODELS, ./models, <executable>/../models
+	Origin string `json:"origin"` // --models, REMASK_MODELS, ./models, user models (...), <executable>/../models
 	Exists bool   `json:"exists"`
 	Models int    `json:"models"`
 }
@@ -35,7 +35,8 @@ type libraryModel struct {
 }
 
 // libraryDirs are the folders searched, first match wins: --models DIR,
-// each folder of $REMASK_MODELS (a path list, like $PATH), ./models, and
+// each folder of $REMASK_MODELS (a path list, like $PATH), ./models, the
+// per-user folder (userModelsDir: where `remask pull` downloads to) and
 // <executable dir>/../models. A folder reached twice is searched once.
 func libraryDirs(flagDir string, getenv func(string) string, executable func() (string, error)) []libraryDir {
 	var dirs []libraryDir
@@ -60,6 +61,7 @@ func libraryDirs(flagDir string, getenv func(string) string, executable func() (
 		add(d, "REMASK_MODELS")
 	}
 	add("models", "./models")
+	add(userModelsDir(getenv), userModelsOrigin)
 	if exe, err := executable(); err == nil {
 		if real, err := filepath.EvalSymlinks(exe); err == nil {
 			exe = real
@@ -67,6 +69,22 @@ func libraryDirs(flagDir string, getenv func(string) string, executable func() (
 		add(filepath.Join(filepath.Dir(exe), "..", "models"), "<executable>/../models")
 	}
 	return dirs
+}
+
+// userModelsOrigin names the per-user folder in listings.
+const userModelsOrigin = "user models ($XDG_DATA_HOME/remask/models)"
+
+// userModelsDir is the per-user model folder, after the XDG base directory
+// spec: $XDG_DATA_HOME/remask/models when XDG_DATA_HOME is an absolute path,
+// else $HOME/.local/share/remask/models; "" when neither is set.
+func userModelsDir(getenv func(string) string) string {
+	if d := getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "remask", "models")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "share", "remask", "models")
+	}
+	return ""
 }
 
 // scanLibrary lists the *.safetensors files of dirs (sorted by name in each
@@ -131,8 +149,10 @@ func modelsFlags() (*flagSet, *modelsArgs) {
 	fs := newFlagSet("models", "[flags]",
 		"Lists the models remask can find, with their kind and sizes, read from each file's header:\n"+
 			"the *.safetensors files of --models DIR, of every folder in $REMASK_MODELS (a path list),\n"+
-			"of ./models and of <executable dir>/../models. A model's id is its file name without\n"+
-			".safetensors; when two folders hold the same id, the first one listed here wins.")
+			"of ./models, of the per-user folder $XDG_DATA_HOME/remask/models (default\n"+
+			"~/.local/share/remask/models, where `remask pull` downloads) and of <executable dir>/../models.\n"+
+			"A model's id is its file name without .safetensors; when two folders hold the same id, the\n"+
+			"first one listed here wins.")
 	fs.stringVar(&a.models, "models", "", "DIR", "an extra model folder, searched first")
 	fs.showDefault("models", "none")
 	fs.boolVar(&a.jsonOut, "json", false, "print one JSON object instead of a table")
@@ -242,7 +262,7 @@ func printSearched(w io.Writer, dirs []libraryDir, n int) {
 		parts = append(parts, fmt.Sprintf("%s (%s, %s)", d.Path, d.Origin, state))
 	}
 	if n == 0 {
-		fmt.Fprintf(w, "No models found. Put .safetensors model files into one of the folders, or pass --models DIR.\n")
+		fmt.Fprintf(w, "No models found. Put .safetensors model files into one of the folders (remask pull URL downloads one into the per-user folder), or pass --models DIR.\n")
 	}
 	fmt.Fprintf(w, "Searched: %s\n", strings.Join(parts, "; "))
 }

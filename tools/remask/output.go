@@ -25,9 +25,9 @@ const (
 	sampleShow = 100                                                            // characters of row 0 shown in progress
 )
 
-// printHeader prints the settings block. It is printed when the first
-// iteration reports, so that an option the sampler rejects for this model
-// is not preceded by a header; T is the sequence length that runs.
+// printHeader prints the settings block, before the first iteration (after
+// sampler.Check, so that an option the sampler rejects for this model is not
+// preceded by a header); T is the sequence length that runs.
 func printHeader(w io.Writer, o *sampler.Options, a *sampleArgs, m sampler.Models, backend, note string, T int) {
 	fmt.Fprintf(w, "Starting %s generation:\n", o.Method)
 	lm := m.LM.Model()
@@ -265,34 +265,7 @@ func printResults(w io.Writer, res *sampler.Result, backend string) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "PERFORMANCE SUMMARY")
 	fmt.Fprintf(w, "Backend: %s\n", backend)
-	perSample := 0.0
-	if n > 0 {
-		perSample = res.Seconds / float64(n)
-	}
-	tokens := 0
-	for _, s := range res.Samples {
-		tokens += len(s.Tokens)
-	}
-	fmt.Fprintf(w, "Total wall time: %.3f s | Time per sample: %.3f s\n", res.Seconds, perSample)
-	fmt.Fprintf(w, "Throughput: %.1f tokens/s (tokens: %d)\n", finiteOr0(res.TokensPerSecond), tokens)
-	t := res.Timings
-	stages := []struct {
-		name string
-		sec  float64
-	}{{"forward", t.Forward}, {"sampling", t.Sampling}, {"remasking", t.Remasking}, {"metrics", t.Metrics}}
-	sum := 0.0
-	for _, s := range stages {
-		sum += s.sec
-	}
-	var parts []string
-	for _, s := range stages {
-		pct := 0.0
-		if sum > 0 {
-			pct = 100 * s.sec / sum
-		}
-		parts = append(parts, fmt.Sprintf("%s %.3f s (%.1f%%)", s.name, s.sec, pct))
-	}
-	fmt.Fprintf(w, "Stages: %s\n", strings.Join(parts, " | "))
+	printTiming(w, res)
 	if len(judge) > 0 {
 		sorted := append([]float64(nil), judge...)
 		sort.Float64s(sorted)
@@ -302,6 +275,73 @@ func printResults(w io.Writer, res *sampler.Result, backend string) {
 		}
 		mean /= float64(len(judge))
 		fmt.Fprintf(w, "Judge score mean: %.4f | min: %.4f | max: %.4f\n", mean, sorted[0], sorted[len(sorted)-1])
+	}
+}
+
+// summaryStage is one part of the wall time in the performance summary.
+type summaryStage struct {
+	name string
+	sec  float64
+}
+
+// summaryStages splits the wall time of a generation into parts that add up
+// to the total: the generation loop (res.Seconds) and the quality metrics
+// after it. On the host loop the loop splits into the timed stages and
+// "other" (the progress display and bookkeeping between them); on the
+// device loop the GPU runs forward, sampling and remasking in one submission
+// per iteration, so the loop is one part.
+func summaryStages(res *sampler.Result) []summaryStage {
+	t := res.Timings
+	if res.Loop == "device" {
+		return []summaryStage{{"device loop (forward, sampling, remasking)", res.Seconds}, {"metrics", t.Metrics}}
+	}
+	other := res.Seconds - t.Forward - t.Sampling - t.Remasking
+	if other < 0 {
+		other = 0
+	}
+	return []summaryStage{{"forward", t.Forward}, {"sampling", t.Sampling}, {"remasking", t.Remasking}, {"other", other}, {"metrics", t.Metrics}}
+}
+
+// printTiming prints the wall time, the throughput and the stages of the
+// performance summary; the stages add up to the total.
+func printTiming(w io.Writer, res *sampler.Result) {
+	stages := summaryStages(res)
+	total := 0.0
+	for _, s := range stages {
+		total += s.sec
+	}
+	n := len(res.Samples)
+	perSample := 0.0
+	if n > 0 {
+		perSample = total / float64(n)
+	}
+	tokens := 0
+	for _, s := range res.Samples {
+		tokens += len(s.Tokens)
+	}
+	fmt.Fprintf(w, "Total wall time: %.3f s (generation %.3f s + metrics %.3f s) | Time per sample: %.3f s\n",
+		total, res.Seconds, res.Timings.Metrics, perSample)
+	fmt.Fprintf(w, "Throughput: %.1f tokens/s (tokens: %d) over the generation\n", finiteOr0(res.TokensPerSecond), tokens)
+	var parts []string
+	for _, s := range stages {
+		pct := 0.0
+		if total > 0 {
+			pct = 100 * s.sec / total
+		}
+		parts = append(parts, fmt.Sprintf("%s %.3f s (%.1f%%)", s.name, s.sec, pct))
+	}
+	fmt.Fprintf(w, "Stages: %s\n", strings.Join(parts, " | "))
+	if d := res.Device; d != nil && len(d.StagesMs) > 0 {
+		names := make([]string, 0, len(d.StagesMs))
+		for k := range d.StagesMs {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		var gpu []string
+		for _, k := range names {
+			gpu = append(gpu, fmt.Sprintf("%s %.1f ms", k, d.StagesMs[k]))
+		}
+		fmt.Fprintf(w, "GPU time per stage (timestamp queries): %s\n", strings.Join(gpu, " | "))
 	}
 }
 

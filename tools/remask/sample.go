@@ -58,7 +58,7 @@ func sampleFlags() (*flagSet, *sampleArgs) {
 
 	fs.group("Models")
 	fs.stringVar(&a.modelPath, "model", "", "FILE", "language model (.safetensors, format remask/1)")
-	fs.showDefault("model", "models/"+defaultModelName+", looked up in $REMASK_MODELS, ./models, <executable dir>/../models")
+	fs.showDefault("model", "models/"+defaultModelName+", looked up in $REMASK_MODELS, ./models, ~/.local/share/remask/models ($XDG_DATA_HOME), <executable dir>/../models")
 	fs.stringVar(&a.judgePath, "judge", "", "FILE", "judge model (kind sequence_scorer) for the judge quality metric")
 	fs.showDefault("judge", "models/"+defaultJudgeName+" next to the default model, if present; none with --model")
 	fs.stringVar(&a.remaskerPath, "remasking-model", "", "FILE", "token classifier (kind token_classifier) for --remasking model")
@@ -224,9 +224,32 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 
+	// Every check Generate makes before computing, so that the header and
+	// the estimate are not printed for a job the sampler refuses.
+	var judgeModel, remaskerModel *model.Model
+	if m.Judge != nil {
+		judgeModel = m.Judge.Model()
+	}
+	if m.Remasker != nil {
+		remaskerModel = m.Remasker.Model()
+	}
+	if _, err := sampler.Check(m.LM.Model(), judgeModel, remaskerModel, o); err != nil {
+		return err
+	}
+	T := runLength(&o, &m.LM.Model().Vocab)
 	quiet := a.noProgress || a.jsonOut
+	if !quiet {
+		printHeader(c.stderr, &o, a, m, be.Name(), backendNote, T)
+	}
+	if be.Name() == "cpu" {
+		est, err := estimateJob(ctx, m.LM, &o, o.NumSamples, T)
+		if err != nil {
+			return err
+		}
+		warnLongJob(c.stderr, est, &o, o.NumSamples, T, be.Name())
+	}
 	var observe func(*sampler.Event)
-	header := func(T int) { printHeader(c.stderr, &o, a, m, be.Name(), backendNote, T) }
+	var header func(T int) // printed above, before the first iteration
 	_, _, tty := termSize(c.stderr)
 	var live *liveView
 	switch {
@@ -285,8 +308,9 @@ func (c *cli) modelPaths(modelPath, judgePath string, wantJudge bool) (string, s
 	dirs := modelDirs(c.getenv, c.executable)
 	found, dir := findInDirs(dirs, defaultModelName)
 	if found == "" {
-		return "", "", &usageError{msg: "no model given and the shipped model models/" + defaultModelName +
-			" is not here; pass --model FILE (see docs/cli.md)\n(looked in: " + strings.Join(dirs, ", ") + ")"}
+		return "", "", &usageError{msg: "no model given and the shipped model " + defaultModelName +
+			" is in none of the model folders; pass --model FILE, or put the model into the per-user folder" +
+			" (remask pull URL downloads it there; README.md says how)\n(looked in: " + strings.Join(dirs, ", ") + ")"}
 	}
 	if j := filepath.Join(dir, defaultJudgeName); judgePath == "" && wantJudge && fileExists(j) {
 		judgePath = j
@@ -294,22 +318,12 @@ func (c *cli) modelPaths(modelPath, judgePath string, wantJudge bool) (string, s
 	return found, judgePath, nil
 }
 
-// modelDirs are the folders searched for the shipped models, in order: each
-// folder of $REMASK_MODELS, ./models, <executable dir>/../models (the order
-// `remask models` lists them in).
+// modelDirs are the folders searched for the shipped models, in the order
+// `remask models` lists them in (libraryDirs).
 func modelDirs(getenv func(string) string, executable func() (string, error)) []string {
 	var dirs []string
-	for _, d := range filepath.SplitList(getenv("REMASK_MODELS")) { // a path list, like $PATH
-		if d != "" {
-			dirs = append(dirs, d)
-		}
-	}
-	dirs = append(dirs, "models")
-	if exe, err := executable(); err == nil {
-		if real, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = real
-		}
-		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "models"))
+	for _, d := range libraryDirs("", getenv, executable) {
+		dirs = append(dirs, d.Path)
 	}
 	return dirs
 }

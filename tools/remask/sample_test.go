@@ -65,7 +65,7 @@ func TestSampleFlagErrors(t *testing.T) {
 		// Errors that need the model.
 		{"sequence-length above block_size", args("--model", lmFull, "--sequence-length", "33"), []string{"--sequence-length: 33 is out of range", "block_size is 32", "[1, 32]"}},
 		{"seed text longer than the sequence", args("--model", lmFull, "--sequence-length", "8", "--seed-text", "To be or not to be"), []string{"--seed-text: is 18 characters long but the sequence is 8"}},
-		{"unknown characters in the seed text", args("--model", lmFull, "--seed-text", "To be~or #not"), []string{"--seed-text: characters not in the model's vocabulary", `"#", "~"`, "set --unknown-chars to drop"}},
+		{"unknown characters in the seed text", args("--model", lmFull, "--seed-text", "To be~or #not"), []string{"--seed-text: characters not in the model's vocabulary", `"#", "~"`, `set --unknown-chars to "drop" to leave them out`}},
 		{"critic remasking without critic head", args("--model", lmNoHead, "--remasking", "critic"), []string{"--remasking:", "needs a critic head", "lm_nopos_f16.safetensors has none"}},
 		{"node metric without critic head", args("--model", lmNoHead, "--quality-metric", "node"), []string{"--quality-metric: node needs a critic head"}},
 		{"judge metric without judge", args("--model", lmFull, "--quality-metric", "judge"), []string{"--quality-metric: judge needs a judge model (--judge FILE)"}},
@@ -436,11 +436,12 @@ func TestSampleSave(t *testing.T) {
 func TestSampleDefaultModelLookup(t *testing.T) {
 	t.Run("absent", func(t *testing.T) {
 		t.Setenv("REMASK_MODELS", t.TempDir())
+		t.Setenv("XDG_DATA_HOME", t.TempDir()) // an empty per-user folder
 		code, out, errOut := runCLI(t, "", args("--seed", "1")...)
 		if code != exitUsage {
 			t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitUsage, errOut)
 		}
-		want := "no model given and the shipped model models/shakespeare.safetensors is not here; pass --model FILE (see docs/cli.md)"
+		want := "no model given and the shipped model shakespeare.safetensors is in none of the model folders; pass --model FILE, or put the model into the per-user folder (remask pull URL downloads it there; README.md says how)"
 		if !strings.Contains(errOut, want) || out != "" {
 			t.Errorf("stderr lacks %q (or stdout not empty):\n%s", want, errOut)
 		}

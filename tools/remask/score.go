@@ -244,7 +244,7 @@ func printScore(w io.Writer, out *scoreOutput) {
 		}
 		return fmt.Sprintf("%.4f", *p)
 	}
-	fmt.Fprintf(w, "Scored %d windows of %s with %s (metric %s, backend %s, %.2fs)\n", len(out.Windows), out.Source, out.Model, out.Metric, out.Backend, out.Seconds)
+	fmt.Fprintf(w, "Scored %d window%s of %s with %s (metric %s, backend %s, %.2fs)\n", len(out.Windows), plural(len(out.Windows)), out.Source, out.Model, out.Metric, out.Backend, out.Seconds)
 	if out.Judge != "" {
 		fmt.Fprintf(w, "Judge: %s\n", out.Judge)
 	}

@@ -59,7 +59,7 @@ func serveFlags() (*flagSet, *serveArgs) {
 			"the model folders and public URLs only: docs/security.md says why and what each flag opens.")
 	fs.group("Server")
 	fs.stringVar(&a.addr, "addr", "127.0.0.1:8080", "HOST:PORT", "address to listen on; port 0 picks a free port (the log says which); a non-loopback address is reachable from other machines (a warning says so)")
-	fs.listVar(&a.modelsDirs, "models-dir", "DIR", "a model folder, searched before $REMASK_MODELS, ./models and <executable dir>/../models; repeatable. POST /v1/models loads paths inside these folders only")
+	fs.listVar(&a.modelsDirs, "models-dir", "DIR", "a model folder, searched before $REMASK_MODELS, ./models, ~/.local/share/remask/models and <executable dir>/../models; repeatable. POST /v1/models loads paths inside these folders only")
 	fs.showDefault("models-dir", "none")
 	fs.listVar(&a.modelsDirs, "models", "DIR", "the same as --models-dir")
 	fs.showDefault("models", "none")
