@@ -1,4 +1,4 @@
-// remask.wgsl: the remasking scores of engine/sampler's remask(), one
+// remask.wgsl: the remasking scores of the host loop's remask, one
 // thread per position. Writes the score (larger = remasked first) at SW[p]
 // and the strategy's wrongness at SW[N + p]; P.strategy is one of the
 // STRATEGY_* constants below (internal/step's Strategy numbers):

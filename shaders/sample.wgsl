@@ -1,4 +1,4 @@
-// sample.wgsl: the token draw of engine/sampler's tokenSampler on the GPU,
+// sample.wgsl: the token draw of internal/step's Sampler on the GPU,
 // one workgroup per row of logits (one masked position): excluded ids get
 // probability 0, the logits are divided by the temperature, softmax without
 // normalising (exp(x - max)), the nucleus rule (ranks by probability
@@ -15,7 +15,7 @@
 // not [MASK], the naive path; keep = 1: kept where AUX[r] != 0, the
 // protected positions of the multinomial method).
 // A row where no id has probability > 0 (every id excluded) gets
-// 0xffffffff in mode 0, where engine/sampler returns -1; modes 1 and 2 write
+// 0xffffffff in mode 0, where step.Pick returns -1; modes 1 and 2 write
 // [MASK] instead and record the smallest such position in ERR[0], which the
 // host turns into the CPU backend's error.
 // CPU twin: internal/step Sampler.Draw (float64).

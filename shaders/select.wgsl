@@ -1,8 +1,8 @@
-// select.wgsl: the per-row remask selection of engine/sampler's remask(),
+// select.wgsl: the per-row remask selection of the host loop's remask,
 // one workgroup per row, and the next iteration's input. A candidate is a
 // position whose prediction is not [MASK] and that is not protected.
 // Ratio mode: the k = min(k, candidates) candidates with the largest score
-// (SW[p]), ties to the lower position (engine/sampler's stable sort), found
+// (SW[p]), ties to the lower position (step.Selection.Select's stable sort), found
 // by an exact radix select on order-preserving u32 keys (four 8-bit passes of
 // a 256-bin histogram). Threshold mode: every candidate whose wrongness
 // (SW[N + p]) is strictly greater than thr. Selected positions become [MASK]

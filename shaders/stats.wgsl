@@ -7,7 +7,7 @@
 //             over positions that are neither [MASK] nor [PAD]; OUT[b, 6] their count
 // The order statistics are exact radix selects (select.wgsl's topk block).
 // Sums are f32 tree reductions (the CPU twin sums in float64).
-// CPU twin: engine/sampler selfConfidence() and criticStats().
+// CPU twin: internal/step SelfConfidence and CriticRow.
 
 struct Params {
   B: u32,

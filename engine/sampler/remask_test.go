@@ -646,3 +646,35 @@ func TestThresholdRandomFallsBack(t *testing.T) {
 		t.Fatalf("masked per iteration %v, want [10 3 6]", masked)
 	}
 }
+
+// TestStrategyNames pins the option names (Remask*) to internal/step's
+// strategies, which number remask.wgsl's: every name but auto parses to a
+// strategy whose String is the name, every strategy has a name, and an
+// unknown name or number is an error, never a silent critic.
+func TestStrategyNames(t *testing.T) {
+	names := []string{RemaskCritic, RemaskCalibrated, RemaskSelf, RemaskRandom, RemaskModel}
+	seen := map[step.Strategy]bool{}
+	for _, n := range names {
+		s, err := step.ParseStrategy(n)
+		if err != nil || s.String() != n {
+			t.Errorf("option %q: step strategy %v, %v", n, s, err)
+		}
+		seen[s] = true
+	}
+	for _, s := range step.Strategies {
+		if !seen[s] {
+			t.Errorf("step strategy %v (%d) has no Remask* option name", s, uint32(s))
+		}
+	}
+	if _, err := step.ParseStrategy(RemaskAuto); err == nil {
+		t.Error("auto parsed as a strategy; it must be resolved first")
+	}
+	// An unknown strategy reaching the remask step is an error.
+	o := baseOpts()
+	o.SequenceLength, o.Remasking = 2, RemaskSelf
+	g := newGen(t, Models{LM: &fakeNet{m: newLM(lmSpec{})}}, o)
+	g.remasking = step.Strategy(len(step.Strategies))
+	if _, _, _, err := g.remask(context.Background(), 0, ids("cd"), 0.5); err == nil || !strings.Contains(err.Error(), "unknown remasking strategy") {
+		t.Fatalf("remask with strategy %v: %v, want an unknown-strategy error", g.remasking, err)
+	}
+}
