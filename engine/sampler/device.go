@@ -12,7 +12,7 @@ import (
 // The device loop: when the language model's backend can run the whole
 // sampling loop (engine.LoopNet, the WebGPU backend), Generate resolves the
 // options into an engine.LoopSpec and steps the device; the host loop
-// (generate.go) is its CPU twin and runs everywhere else, or with
+// (host.go) is its CPU twin and runs everywhere else, or with
 // Options.HostLoop.
 
 // loopNet returns the LM as a LoopNet when the device loop applies.
