@@ -39,6 +39,15 @@ var wgslEnums = []struct {
 	{"select.wgsl", "CNT_TOTAL", CountTotal},
 	{"select.wgsl", "CNT_MIN_WRONG", CountMinWrong},
 	{"select.wgsl", "CNT_ROWS", CountRows},
+	// stats.wgsl's output layout.
+	{"stats.wgsl", "STATS_WORDS", StatsWords},
+	{"stats.wgsl", "STATS_SELF", StatsSelf},
+	{"stats.wgsl", "STATS_SELF_COUNT", StatsSelfCount},
+	{"stats.wgsl", "STATS_CRITIC_MEAN", StatsCriticMean},
+	{"stats.wgsl", "STATS_CRITIC_P10", StatsCriticP10},
+	{"stats.wgsl", "STATS_CRITIC_P50", StatsCriticP50},
+	{"stats.wgsl", "STATS_CRITIC_P90", StatsCriticP90},
+	{"stats.wgsl", "STATS_CRITIC_COUNT", StatsCriticCount},
 	// matmul.wgsl's activations and weight dtypes (the wload block, spliced
 	// into embed.wgsl and gather.wgsl, carries the WEIGHT_* constants).
 	{"matmul.wgsl", "ACT_NONE", ActNone},
@@ -50,6 +59,7 @@ var wgslEnums = []struct {
 	// "No id": sample.wgsl's failed draw, wave.wgsl's and sampler_in.wgsl's
 	// missing neighbour.
 	{"sample.wgsl", "NONE", NoID},
+	{"select.wgsl", "NONE", NoID},
 	{"wave.wgsl", "NONE", NoID},
 	{"sampler_in.wgsl", "NONE", NoID},
 }

@@ -40,6 +40,7 @@ const SELECT_THRESHOLD: u32 = 1u;
 const CNT_TOTAL: u32 = 0u;
 const CNT_MIN_WRONG: u32 = 1u;
 const CNT_ROWS: u32 = 4u;
+const NONE: u32 = 0xffffffffu;  // CNT_MIN_WRONG before any selection (shaders.NoID)
 
 // topk begin
 // Selection on u32 keys for one workgroup of WG = 256 threads over a
@@ -210,7 +211,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     tk_select(base, T, P.k, t);
   }
   var count = 0u;
-  var minw = 0xffffffffu;
+  var minw = NONE;
   for (var i = r.x; i < r.y; i++) {
     let p = base + i;
     if (KEYS[p] == 1u) {

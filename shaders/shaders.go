@@ -130,7 +130,7 @@ const (
 )
 
 // NoID marks "no id" or "no position" in the loop kernels' u32 words
-// (NONE in sample.wgsl, wave.wgsl and sampler_in.wgsl).
+// (NONE in sample.wgsl, select.wgsl, wave.wgsl and sampler_in.wgsl).
 const NoID = 0xffffffff
 
 // RemaskParams mirrors remask.wgsl's Params.
@@ -202,6 +202,19 @@ type StatsParams struct {
 	HasCritic     uint32
 	Pad0, Pad1    uint32
 }
+
+// stats.wgsl's output words per row (STATS_*): StatsWords floats, of
+// which these.
+const (
+	StatsWords       = 8
+	StatsSelf        = 0 // self-confidence
+	StatsSelfCount   = 1 // positions it averages
+	StatsCriticMean  = 2
+	StatsCriticP10   = 3
+	StatsCriticP50   = 4
+	StatsCriticP90   = 5
+	StatsCriticCount = 6 // positions the critic statistics cover
+)
 
 // Family is one kernel family: a .wgsl file, its entry point and the Go twin
 // of its Params.

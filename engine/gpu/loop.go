@@ -162,7 +162,7 @@ func newStepLayout(B, N int, counters, want, wrong bool) stepLayout {
 // read (newStepLayout), a wave chunk's counters and error word (runWaves),
 // the tokens and error word (Tokens) and the statistics (Metrics).
 func stagingBytes(B, N int) uint64 {
-	return max(newStepLayout(B, N, true, true, true).size, 8*maxChunkWaves+4, 4*uint64(N)+4, 32*uint64(B))
+	return max(newStepLayout(B, N, true, true, true).size, 8*maxChunkWaves+4, 4*uint64(N)+4, 4*shaders.StatsWords*uint64(B))
 }
 
 // NewLoop implements engine.LoopNet.
@@ -265,7 +265,7 @@ func (l *Loop) alloc() error {
 	l.cnt = mk("loop counters", 4*uint64(cntWords+l.B), usageStorage)
 	l.errWord = mk("loop error word", 16, usageStorage)
 	l.table = mk("loop calibration table", 400, usageStorage)
-	l.stats = mk("loop statistics (B·8)", 32*uint64(l.B), usageStorage)
+	l.stats = mk("loop statistics (B·8)", 4*shaders.StatsWords*uint64(l.B), usageStorage)
 	if l.s.UseSampler {
 		C := uint64(n.C)
 		l.hW0 = mk("loop h·W0 (B·T·C floats)", 4*N*C, usageStorage)
@@ -822,16 +822,17 @@ func (l *Loop) Metrics(ctx context.Context, critic bool, pad int32) (*engine.Loo
 	pl, err := d.pipeline("stats.wgsl", nil, statsKinds)
 	o.add(op{name: "stats", pl: pl, params: shaders.Bytes(sp),
 		binds: []binding{whole(l.tok), whole(n.act.out), whole(l.crit), whole(l.keys), whole(l.stats)}, wg: d.grid(uint64(l.B))}, err)
-	o.copy(l.stats, l.staging, 32*uint64(l.B))
+	rowBytes := 4 * uint64(shaders.StatsWords)
+	o.copy(l.stats, l.staging, rowBytes*uint64(l.B))
 	if err := l.submit(o); err != nil {
 		return nil, err
 	}
-	buf, err := l.read(ctx, 32*uint64(l.B))
+	buf, err := l.read(ctx, rowBytes*uint64(l.B))
 	if err != nil {
 		return nil, err
 	}
 	f := func(b, i int) float64 {
-		return float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[4*(8*b+i):])))
+		return float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[rowBytes*uint64(b)+4*uint64(i):])))
 	}
 	m := &engine.LoopMetrics{SelfConfidence: make([]float64, l.B)}
 	if critic {
@@ -840,13 +841,14 @@ func (l *Loop) Metrics(ctx context.Context, critic bool, pad int32) (*engine.Loo
 		m.CriticN = make([]int, l.B)
 	}
 	for b := 0; b < l.B; b++ {
-		m.SelfConfidence[b] = f(b, 0)
-		if f(b, 1) == 0 {
+		m.SelfConfidence[b] = f(b, shaders.StatsSelf)
+		if f(b, shaders.StatsSelfCount) == 0 {
 			m.SelfConfidence[b] = math.NaN()
 		}
 		if critic {
-			m.CriticMean[b], m.CriticP10[b], m.CriticP50[b], m.CriticP90[b] = f(b, 2), f(b, 3), f(b, 4), f(b, 5)
-			m.CriticN[b] = int(f(b, 6))
+			m.CriticMean[b], m.CriticP10[b] = f(b, shaders.StatsCriticMean), f(b, shaders.StatsCriticP10)
+			m.CriticP50[b], m.CriticP90[b] = f(b, shaders.StatsCriticP50), f(b, shaders.StatsCriticP90)
+			m.CriticN[b] = int(f(b, shaders.StatsCriticCount))
 		}
 	}
 	return m, nil

@@ -706,18 +706,18 @@ func checkSamplerIn(k *kernelRun, s shape) {
 
 // ---------------------------------------------------------------- stats
 
-// statsRef is step.SelfConfidence and step.CriticRow of row b with
-// stats.wgsl's layout and conventions for empty sets (0 values, 0 counts):
-// self-confidence, its count, critic mean, p10, p50, p90, critic count.
-func statsRef(tok []uint32, logits, crit []float32, b, T, V int, mask, pad uint32) [7]float64 {
-	var out [7]float64
+// statsRef is step.SelfConfidence and step.CriticRow of row b in
+// stats.wgsl's layout (shaders.Stats*) and with its conventions for empty
+// sets (0 values, 0 counts).
+func statsRef(tok []uint32, logits, crit []float32, b, T, V int, mask, pad uint32) []float64 {
+	out := make([]float64, shaders.StatsWords)
 	row := int32s(tok[b*T : (b+1)*T])
 	if c, ok := step.SelfConfidence(row, logits[b*T*V:(b+1)*T*V], V, int32(mask)); ok {
-		out[0] = c
+		out[shaders.StatsSelf] = c
 	}
 	for _, id := range row {
 		if id != int32(mask) {
-			out[1]++
+			out[shaders.StatsSelfCount]++
 		}
 	}
 	p := int(pad)
@@ -725,35 +725,35 @@ func statsRef(tok []uint32, logits, crit []float32, b, T, V int, mask, pad uint3
 		p = -1
 	}
 	if s, ok := step.CriticRow(row, crit[b*T:(b+1)*T], int32(mask), p); ok {
-		out[2], out[3], out[4], out[5], out[6] = s.Mean, s.P10, s.P50, s.P90, float64(s.N)
+		out[shaders.StatsCriticMean], out[shaders.StatsCriticP10], out[shaders.StatsCriticP50] = s.Mean, s.P10, s.P50
+		out[shaders.StatsCriticP90], out[shaders.StatsCriticCount] = s.P90, float64(s.N)
 	}
 	return out
 }
 
-// runStats runs stats.wgsl as Loop.Metrics builds it and compares each row.
+// runStats runs stats.wgsl as Loop.Metrics builds it and compares each row;
+// without a critic only the self-confidence words may be written.
 func runStats(k *kernelRun, B, T, V int, tok []uint32, logits, crit []float32, mask, pad uint32, critic bool) {
 	k.Helper()
+	const W = shaders.StatsWords
 	sp := shaders.StatsParams{B: uint32(B), T: uint32(T), V: uint32(V), Mask: mask, Pad: pad, HasCritic: b2u(critic)}
 	const sentinel = 0x3f8ccccd // 1.1
-	out := k.out(8*B, fill(8*B, sentinel))
+	out := k.out(W*B, fill(W*B, sentinel))
 	o := op{name: "stats", pl: k.pipeline("stats.wgsl", statsKinds), params: shaders.Bytes(sp),
 		binds: []binding{k.in(tok), k.inF(logits), k.inF(crit), k.out(B*T, nil).bind(), out.bind()}, wg: k.d.grid(uint64(B))}
 	got := k.exec([]op{o}, out)[0]
-	names := []string{"self-confidence", "count", "critic mean", "p10", "p50", "p90", "critic count"}
-	n := 2
-	if critic {
-		n = 7
-	}
+	names := map[int]string{shaders.StatsSelf: "self-confidence", shaders.StatsSelfCount: "count", shaders.StatsCriticMean: "critic mean",
+		shaders.StatsCriticP10: "p10", shaders.StatsCriticP50: "p50", shaders.StatsCriticP90: "p90", shaders.StatsCriticCount: "critic count"}
 	for b := 0; b < B; b++ {
 		want := statsRef(tok, logits, crit, b, T, V, mask, pad)
-		g := asF32(got[8*b : 8*b+8])
-		for i := 0; i < n; i++ {
-			if !k.near(g[i], want[i]) {
-				k.Errorf("row %d %s = %v, want %v", b, names[i], g[i], want[i])
-			}
-		}
-		for i := n; i < 8; i++ {
-			if got[8*b+i] != sentinel {
+		g := asF32(got[W*b : W*(b+1)])
+		for i := 0; i < W; i++ {
+			name, used := names[i]
+			if used && (critic || i == shaders.StatsSelf || i == shaders.StatsSelfCount) {
+				if !k.near(g[i], want[i]) {
+					k.Errorf("row %d %s = %v, want %v", b, name, g[i], want[i])
+				}
+			} else if got[W*b+i] != sentinel {
 				k.Errorf("row %d OUT[%d] written (%v)", b, i, g[i])
 			}
 		}
