@@ -109,7 +109,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       wrong = 1.0 - sigm(c);
       score = -c;
     }
-    default: {  // unknown: the host refuses it; NaN scores select nothing in ratio mode
+    default: {  // not a strategy: NewLoop refuses one (engine/gpu checkLoop); NaN marks the output
       score = bitcast<f32>(0x7fc00000u | (P.strategy & 0u));
       wrong = score;
     }

@@ -211,17 +211,16 @@ func (n *Net) checkLoop(s *engine.LoopSpec) error {
 		return fmt.Errorf("gpu: loop: %s has no sampler head", n.m.Name())
 	case s.UseSampler && n.C > 1024:
 		return fmt.Errorf("gpu: loop: n_embd %d exceeds the sampler kernel's 1024", n.C)
-	case s.Multinomial:
-		return nil // no remasking: the strategy is not used
-	case !s.Strategy.Valid():
+	}
+	remask := !s.Multinomial // the multinomial method never remasks: Strategy is unused
+	switch {
+	case remask && !s.Strategy.Valid():
 		return fmt.Errorf("gpu: loop: unknown remasking strategy %v", s.Strategy)
-	case s.Strategy == step.Model && s.Remasker == nil:
+	case remask && s.Strategy == step.Model && s.Remasker == nil:
 		return fmt.Errorf("gpu: loop: remasking model missing")
-	}
-	if (s.Strategy == step.Critic || s.Strategy == step.Calibrated) && n.critic == nil {
+	case remask && (s.Strategy == step.Critic || s.Strategy == step.Calibrated) && n.critic == nil:
 		return fmt.Errorf("gpu: loop: %s has no critic head", n.m.Name())
-	}
-	if s.Strategy == step.Calibrated && len(s.Calibration) != 100 {
+	case remask && s.Strategy == step.Calibrated && len(s.Calibration) != 100:
 		return fmt.Errorf("gpu: loop: calibration table of %d entries, want 100", len(s.Calibration))
 	}
 	if s.Remasker != nil {

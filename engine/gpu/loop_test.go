@@ -277,4 +277,25 @@ func TestLoopRefusesUnknownStrategy(t *testing.T) {
 			t.Errorf("strategy %d: %v, want an unknown-strategy error", uint32(s), err)
 		}
 	}
+	// The multinomial method never remasks: its spec's Strategy (the zero
+	// value, step.Critic) is not checked against a model without a critic.
+	m = loadGolden(t, "lm_nopos_f16.safetensors")
+	if m.Config.HasCritic() {
+		t.Fatal("lm_nopos_f16 has a critic head")
+	}
+	if net, err = testBackend(t).Load(m); err != nil {
+		t.Fatal(err)
+	}
+	defer net.(*Net).Close()
+	V = m.Config.VocabSize
+	multi := spec(step.Critic)
+	multi.Multinomial, multi.Ratios = true, nil
+	if l, err := net.(*Net).NewLoop(context.Background(), multi); err != nil {
+		t.Errorf("multinomial without a critic: %v", err)
+	} else {
+		l.Close()
+	}
+	if _, err := net.(*Net).NewLoop(context.Background(), spec(step.Critic)); err == nil || !strings.Contains(err.Error(), "no critic head") {
+		t.Errorf("critic remasking without a critic: %v", err)
+	}
 }
