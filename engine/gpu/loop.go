@@ -128,41 +128,73 @@ type Loop struct {
 	stageMs    map[string]float64
 }
 
-// stepLayout places what one Step reads back in the staging buffer, at
-// these byte offsets: select.wgsl's counters and the error word (counters),
-// then the prediction, the next input and the wrongness (want).
-type stepLayout struct {
-	counters, errWord   uint64
-	pred, tokens, wrong uint64
-	size                uint64
+// readLayout is where one read back from the device lands in the staging
+// buffer: the parts it has, placed back to back from offset 0 (byte
+// offsets; an absent part is 0). Every read is laid out here, by stepRead,
+// waveRead, tokensRead and statsRead, and the staging buffer holds the
+// largest (stagingBytes).
+type readLayout struct {
+	counters uint64 // select.wgsl's CNT (cntWords + B words)
+	errWord  uint64 // sample.wgsl's ERR word
+	pred     uint64 // the prediction (B·T ids)
+	tokens   uint64 // the next input (B·T ids)
+	wrong    uint64 // the wrongness (B·T floats)
+	waves    uint64 // a wave chunk's counters (listed, masked per wave)
+	stats    uint64 // stats.wgsl's output (B rows of shaders.StatsWords)
+	size     uint64
 }
 
-func newStepLayout(B, N int, counters, want, wrong bool) stepLayout {
-	var s stepLayout
-	place := func(n uint64) uint64 {
-		off := s.size
-		s.size += n
-		return off
-	}
+func (r *readLayout) place(n uint64) uint64 {
+	off := r.size
+	r.size += n
+	return off
+}
+
+// stepRead is Step's read: the counters and the error word (counters),
+// then the prediction, the next input and the wrongness (want, wrong).
+func stepRead(B, N int, counters, want, wrong bool) readLayout {
+	var r readLayout
 	if counters {
-		s.counters = place(4 * uint64(cntWords+B))
-		s.errWord = place(16)
+		r.counters = r.place(4 * uint64(cntWords+B))
+		r.errWord = r.place(16)
 	}
 	if want {
-		s.pred = place(4 * uint64(N))
-		s.tokens = place(4 * uint64(N))
+		r.pred = r.place(4 * uint64(N))
+		r.tokens = r.place(4 * uint64(N))
 		if wrong {
-			s.wrong = place(4 * uint64(N))
+			r.wrong = r.place(4 * uint64(N))
 		}
 	}
-	return s
+	return r
 }
 
-// stagingBytes is the size of the staging buffer: the largest of Step's
-// read (newStepLayout), a wave chunk's counters and error word (runWaves),
-// the tokens and error word (Tokens) and the statistics (Metrics).
+// waveRead is runWaves' read of a chunk of waves: two counters per wave,
+// then the error word.
+func waveRead(chunk int) readLayout {
+	var r readLayout
+	r.waves = r.place(8 * uint64(chunk))
+	r.errWord = r.place(4)
+	return r
+}
+
+// tokensRead is Tokens' read: the tokens, then the error word.
+func tokensRead(N int) readLayout {
+	var r readLayout
+	r.tokens = r.place(4 * uint64(N))
+	r.errWord = r.place(4)
+	return r
+}
+
+// statsRead is Metrics' read: the statistics of every row.
+func statsRead(B int) readLayout {
+	var r readLayout
+	r.stats = r.place(4 * shaders.StatsWords * uint64(B))
+	return r
+}
+
+// stagingBytes is the size of the staging buffer: the largest read.
 func stagingBytes(B, N int) uint64 {
-	return max(newStepLayout(B, N, true, true, true).size, 8*maxChunkWaves+4, 4*uint64(N)+4, 4*shaders.StatsWords*uint64(B))
+	return max(stepRead(B, N, true, true, true).size, waveRead(maxChunkWaves).size, tokensRead(N).size, statsRead(B).size)
 }
 
 // NewLoop implements engine.LoopNet.
@@ -650,7 +682,7 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 	}
 	threshold := remask && s.Threshold && s.Strategy != step.Random
 	readCnt := remask && (want || threshold)
-	at := newStepLayout(l.B, l.N, readCnt, want, scored)
+	at := stepRead(l.B, l.N, readCnt, want, scored)
 	N4 := 4 * uint64(l.N)
 	if readCnt {
 		o.copyAt(l.cnt, 0, l.staging, at.counters, 4*uint64(cntWords+l.B))
@@ -731,24 +763,24 @@ func (l *Loop) runWaves(ctx context.Context, it int, o *ops, st *engine.LoopStep
 			return err
 		}
 		l.waveOps(o, it, w0, chunk)
-		// Staging: the chunk's counters (listed, masked) per wave, then the error word.
-		o.copy(l.waveCounts, l.staging, 8*uint64(chunk))
-		o.copyAt(l.errWord, 0, l.staging, 8*uint64(chunk), 4)
+		at := waveRead(chunk)
+		o.copyAt(l.waveCounts, 0, l.staging, at.waves, 8*uint64(chunk))
+		o.copyAt(l.errWord, 0, l.staging, at.errWord, 4)
 		st.Dispatches += dispatches(o)
 		if err := l.submit(o); err != nil {
 			return err
 		}
-		buf, err := l.read(ctx, 8*uint64(chunk)+4)
+		buf, err := l.read(ctx, at.size)
 		if err != nil {
 			return err
 		}
 		st.ReadBytes += len(buf)
-		if err := l.checkErr(buf[8*chunk:], it); err != nil {
+		if err := l.checkErr(buf[at.errWord:], it); err != nil {
 			return err
 		}
 		for i := 0; i < chunk; i++ {
-			listed := binary.LittleEndian.Uint32(buf[8*i:])
-			masked := binary.LittleEndian.Uint32(buf[8*i+4:])
+			listed := binary.LittleEndian.Uint32(buf[at.waves+8*uint64(i):])
+			masked := binary.LittleEndian.Uint32(buf[at.waves+8*uint64(i)+4:])
 			if listed > 0 {
 				st.Waves++
 			}
@@ -785,22 +817,22 @@ func keyF32(k uint32) float32 {
 // Tokens implements engine.Loop.
 func (l *Loop) Tokens(ctx context.Context) ([]int32, error) {
 	o := &ops{}
-	// Staging: the tokens, then the error word.
-	o.copy(l.tok, l.staging, 4*uint64(l.N))
-	o.copyAt(l.errWord, 0, l.staging, 4*uint64(l.N), 4)
+	at := tokensRead(l.N)
+	o.copyAt(l.tok, 0, l.staging, at.tokens, 4*uint64(l.N))
+	o.copyAt(l.errWord, 0, l.staging, at.errWord, 4)
 	if err := l.submit(o); err != nil {
 		return nil, err
 	}
-	buf, err := l.read(ctx, 4*uint64(l.N)+4)
+	buf, err := l.read(ctx, at.size)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.checkErr(buf[4*l.N:], -1); err != nil {
+	if err := l.checkErr(buf[at.errWord:], -1); err != nil {
 		return nil, err
 	}
 	out := make([]int32, l.N)
 	for i := range out {
-		out[i] = int32(binary.LittleEndian.Uint32(buf[4*i:]))
+		out[i] = int32(binary.LittleEndian.Uint32(buf[at.tokens+4*uint64(i):]))
 	}
 	return out, nil
 }
@@ -821,17 +853,17 @@ func (l *Loop) Metrics(ctx context.Context, critic bool, pad int32) (*engine.Loo
 	pl, err := d.pipeline("stats.wgsl", nil, statsKinds)
 	o.add(op{name: "stats", pl: pl, params: shaders.Bytes(sp),
 		binds: []binding{whole(l.tok), whole(n.act.out), whole(l.crit), whole(l.keys), whole(l.stats)}, wg: d.grid(uint64(l.B))}, err)
-	rowBytes := 4 * uint64(shaders.StatsWords)
-	o.copy(l.stats, l.staging, rowBytes*uint64(l.B))
+	at := statsRead(l.B)
+	o.copyAt(l.stats, 0, l.staging, at.stats, at.size-at.stats)
 	if err := l.submit(o); err != nil {
 		return nil, err
 	}
-	buf, err := l.read(ctx, rowBytes*uint64(l.B))
+	buf, err := l.read(ctx, at.size)
 	if err != nil {
 		return nil, err
 	}
 	f := func(b, i int) float64 {
-		return float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[rowBytes*uint64(b)+4*uint64(i):])))
+		return float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[at.stats+4*uint64(shaders.StatsWords*b+i):])))
 	}
 	m := &engine.LoopMetrics{SelfConfidence: make([]float64, l.B)}
 	if critic {
