@@ -29,7 +29,7 @@ func philoxBlock(src string) (string, error) {
 func checkPhilox(written, spliced, want string) error {
 	for _, fn := range []string{"fn philox4x32(", "fn mulhilo(", "fn rng_uniform(", "fn to_unit("} {
 		if strings.Contains(written, fn) {
-			return fmt.Errorf("defines %s) itself; replace the copy with the line \"// include: rng.wgsl philox\"", strings.TrimSuffix(fn, "("))
+			return fmt.Errorf("defines %s) itself; replace the copy with the line \"// include: rng.wgsl philox\"", fn)
 		}
 	}
 	if !strings.Contains(written, "// include: rng.wgsl philox\n") {
