@@ -1,6 +1,10 @@
 package engine
 
-import "context"
+import (
+	"context"
+
+	"github.com/remask/remask/internal/step"
+)
 
 // The device loop: a Net that can run the whole sampling loop on its own
 // device (the WebGPU backend) implements LoopNet. engine/sampler resolves
@@ -16,15 +20,6 @@ type LoopNet interface {
 	// error when the spec asks for something the device cannot run.
 	NewLoop(ctx context.Context, spec *LoopSpec) (Loop, error)
 }
-
-// Remasking strategies of LoopSpec.Strategy (engine/sampler's names).
-const (
-	LoopCritic     = "critic"
-	LoopCalibrated = "calibrated"
-	LoopSelf       = "self"
-	LoopRandom     = "random"
-	LoopModel      = "model"
-)
 
 // LoopSpec is one generation, fully resolved by engine/sampler.
 type LoopSpec struct {
@@ -53,11 +48,13 @@ type LoopSpec struct {
 	GlobalBootstrap   bool
 	WaveCap           bool
 
-	Strategy           string // LoopCritic, ...; "" for multinomial
+	// Strategy is the remasking strategy (ignored by the multinomial
+	// method); a backend refuses one it does not know.
+	Strategy           step.Strategy
 	CriticOnInput      bool
 	RandomnessStrength float64
 	Calibration        []float64 // 100 entries, calibrated strategy
-	Remasker           Net       // token classifier of LoopModel, on the same device
+	Remasker           Net       // token classifier of step.Model, on the same device
 
 	// Profile asks for GPU time per stage (timestamp queries where the
 	// adapter has them); reading them waits for every submission.

@@ -21,7 +21,7 @@ struct Params {
   M: u32,
   N: u32,
   K: u32,
-  act: u32,        // 0: none, 1: exact GELU, 2: SiLU
+  act: u32,        // ACT_NONE, ACT_GELU (exact) or ACT_SILU
   has_bias: u32,   // 1: add BIAS[n]
   accumulate: u32, // 1: OUT += result (the residual add)
   pad0: u32,
@@ -40,7 +40,12 @@ const BK: u32 = 16u;
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 const FAST: bool = false;
-const WDTYPE: u32 = 0u; // weights: 0 f32, 1 f16 packed in u32, 2 bf16 packed in u32
+const WDTYPE: u32 = 0u; // weights: WEIGHT_F32, WEIGHT_F16 or WEIGHT_BF16
+
+// Activations of P.act (shaders.ActNone, ActGELU, ActSiLU).
+const ACT_NONE: u32 = 0u;
+const ACT_GELU: u32 = 1u;
+const ACT_SILU: u32 = 2u;
 
 const WGX: u32 = BN / TN;
 const WGY: u32 = BM / TM;
@@ -59,15 +64,20 @@ var<workgroup> As: array<vec4<f32>, AS_LEN>; // As[k*AS_STRIDE + m/4][m%4] = A[r
 var<workgroup> Ws: array<vec4<f32>, WS_LEN>; // Ws[k*WS_STRIDE + n/4][n%4] = W[col0+n, k0+k]
 
 // wload begin
+// Weight dtypes of WDTYPE (shaders.WeightF32, WeightF16, WeightBF16).
+const WEIGHT_F32: u32 = 0u;
+const WEIGHT_F16: u32 = 1u;   // two per u32, element 2k in the low half
+const WEIGHT_BF16: u32 = 2u;  // likewise
+
 // wload reads element i of W (binding W: array<u32>) in the weight dtype
-// WDTYPE: 0 f32, 1 f16 packed two per u32, 2 bf16 packed two per u32.
+// WDTYPE.
 fn wload(i: u32) -> f32 {
-  if (WDTYPE == 0u) {
+  if (WDTYPE == WEIGHT_F32) {
     return bitcast<f32>(W[i]);
   }
   let word = W[i >> 1u];
   let hi = (i & 1u) == 1u;
-  if (WDTYPE == 1u) {
+  if (WDTYPE == WEIGHT_F16) {
     let v = unpack2x16float(word);
     return select(v.x, v.y, hi);
   }
@@ -86,10 +96,10 @@ fn erf_approx(x: f32) -> f32 {
 }
 
 fn activate(v: f32) -> f32 {
-  if (P.act == 1u) {
+  if (P.act == ACT_GELU) {
     return 0.5 * v * (1.0 + erf_approx(v * 0.70710678118654752));
   }
-  if (P.act == 2u) {
+  if (P.act == ACT_SILU) {
     return v / (1.0 + exp(-v));
   }
   return v;

@@ -1,6 +1,7 @@
-// remask.wgsl: the remasking scores of engine/sampler's remask(), one
+// remask.wgsl: the remasking scores of the host loop's remask, one
 // thread per position. Writes the score (larger = remasked first) at SW[p]
-// and the strategy's wrongness at SW[N + p]:
+// and the strategy's wrongness at SW[N + p]; P.strategy is one of the
+// STRATEGY_* constants below (internal/step's Strategy numbers):
 //   0 critic:     wrong = sigmoid(l), score = blend(l), l = AUX[p] the critic logit
 //   1 calibrated: w = max(TABLE[clamp(floor(100·sigmoid(l)), 0, 99)], 1e-6),
 //                 wrong = w, score = -(u2 / max((1-r)·w + r·u1, 1e-6))
@@ -11,7 +12,7 @@
 // blend(s) = (1-r)·s + r·u with u = Uniform(seed, sample, iteration,
 // position, RemaskNoise) when r > 0, else s; u1 likewise, u2 with purpose
 // RemaskLuck. All in f32 (the CPU twin computes in float64).
-// CPU twin: engine/sampler remask() (scores part).
+// CPU twin: internal/step Scoring.Scores (float64).
 
 struct Params {
   N: u32,           // B·T positions
@@ -36,9 +37,18 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> SW: array<f32>; // (2N) score, wrongness
 
 const WG: u32 = 64u;
-const NOISE: u32 = 3u;   // rng.RemaskNoise
-const LUCK: u32 = 4u;    // rng.RemaskLuck
-const RANDOM: u32 = 5u;  // rng.RemaskRandom
+
+// Remasking strategies (internal/step Critic, Calibrated, Self, Random, Model).
+const STRATEGY_CRITIC: u32 = 0u;
+const STRATEGY_CALIBRATED: u32 = 1u;
+const STRATEGY_SELF: u32 = 2u;
+const STRATEGY_RANDOM: u32 = 3u;
+const STRATEGY_MODEL: u32 = 4u;
+
+// Random streams (engine/rng Purpose).
+const PURPOSE_REMASK_NOISE: u32 = 3u;
+const PURPOSE_REMASK_LUCK: u32 = 4u;
+const PURPOSE_REMASK_RANDOM: u32 = 5u;
 
 // include: rng.wgsl philox
 
@@ -57,26 +67,26 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let r = P.r;
   var noise = 0.0;
   if (r > 0.0) {
-    noise = rng_uniform(P.seed_lo, P.seed_hi, b, P.iteration, t, NOISE);
+    noise = rng_uniform(P.seed_lo, P.seed_hi, b, P.iteration, t, PURPOSE_REMASK_NOISE);
   }
   var score = 0.0;
   var wrong = 0.0;
   switch (P.strategy) {
-    case 0u: {
+    case STRATEGY_CRITIC: {
       let l = AUX[p];
       wrong = sigm(l);
       score = l;
     }
-    case 1u: {
+    case STRATEGY_CALIBRATED: {
       let pr = sigm(AUX[p]);
       let bucket = u32(clamp(floor(100.0 * pr), 0.0, 99.0));
       let w = max(TABLE[bucket], 1e-6);
       wrong = w;
-      let u2 = rng_uniform(P.seed_lo, P.seed_hi, b, P.iteration, t, LUCK);
+      let u2 = rng_uniform(P.seed_lo, P.seed_hi, b, P.iteration, t, PURPOSE_REMASK_LUCK);
       let w2 = max((1.0 - r) * w + r * noise, 1e-6);
       score = -(u2 / w2);
     }
-    case 2u: {
+    case STRATEGY_SELF: {
       let base = p * P.V;
       var m = bitcast<f32>(0xff7fffffu);
       for (var i = 0u; i < P.V; i++) {
@@ -90,17 +100,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       wrong = 1.0 - q;
       score = 1.0 - q;
     }
-    case 3u: {
-      score = rng_uniform(P.seed_lo, P.seed_hi, b, P.iteration, t, RANDOM);
+    case STRATEGY_RANDOM: {
+      score = rng_uniform(P.seed_lo, P.seed_hi, b, P.iteration, t, PURPOSE_REMASK_RANDOM);
       wrong = bitcast<f32>(0x7fc00000u | (P.strategy & 0u));  // NaN (a runtime value: a NaN constant is an error in WGSL)
     }
-    default: {
+    case STRATEGY_MODEL: {
       let c = AUX[p * P.stride + P.col];
       wrong = 1.0 - sigm(c);
       score = -c;
     }
+    default: {  // not a strategy: NewLoop refuses one (engine/gpu checkLoop); NaN marks the output
+      score = bitcast<f32>(0x7fc00000u | (P.strategy & 0u));
+      wrong = score;
+    }
   }
-  if (r > 0.0 && P.strategy != 1u && P.strategy != 3u) {
+  if (r > 0.0 && P.strategy != STRATEGY_CALIBRATED && P.strategy != STRATEGY_RANDOM) {
     score = (1.0 - r) * score + r * noise;
   }
   SW[p] = score;

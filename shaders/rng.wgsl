@@ -2,9 +2,10 @@
 // randomness of engine/rng, in u32 arithmetic only (the 32x32 -> 64-bit
 // products are built from 16-bit halves). This kernel evaluates it on a list
 // of (counter, key) blocks so that the tests can compare it bit for bit with
-// engine/rng; the sampling kernels (sample.wgsl) carry the same block of
-// functions between the "philox begin" and "philox end" markers, and
-// shaders' TestPhiloxCopies checks that the copies are identical.
+// engine/rng. The kernels that draw (remask.wgsl, sample.wgsl) get the block
+// between the "philox begin" and "philox end" markers through the line
+// "// include: rng.wgsl philox" (shaders.Raw splices it in; shaders'
+// TestPhiloxCopies checks that no kernel carries a copy of its own).
 //
 // engine/rng's layout: counter = (position, sample, iteration, purpose), key =
 // (seed low 32 bits, seed high 32 bits); a uniform float32 in [0, 1) is the

@@ -1,4 +1,4 @@
-// sample.wgsl: the token draw of engine/sampler's tokenSampler on the GPU,
+// sample.wgsl: the token draw of internal/step's Sampler on the GPU,
 // one workgroup per row of logits (one masked position): excluded ids get
 // probability 0, the logits are divided by the temperature, softmax without
 // normalising (exp(x - max)), the nucleus rule (ranks by probability
@@ -7,7 +7,7 @@
 // over ids in ascending order with u = Uniform(seed, sample, iteration,
 // position, Token) from rng.wgsl's Philox block, spliced in below by shaders.Raw (the
 // flat position p of a row is sample p / T, position p % T). All in f32.
-// Modes: 0 list: row r is position POS[r], OUT[r] gets the id (the tests);
+// Modes (P.mode, the MODE_* constants): 0 list: row r is position POS[r], OUT[r] gets the id (the tests);
 // 1 scatter: rows r < AUX[count_at] (a count written by wave.wgsl), row r is
 // position POS[r] and OUT[POS[r]] gets the id (the sampler-head waves);
 // 2 fill: row r is position r and POS holds the tokens; a kept position
@@ -15,11 +15,10 @@
 // not [MASK], the naive path; keep = 1: kept where AUX[r] != 0, the
 // protected positions of the multinomial method).
 // A row where no id has probability > 0 (every id excluded) gets
-// 0xffffffff in mode 0, where engine/sampler returns -1; modes 1 and 2 write
+// 0xffffffff in mode 0, where step.Pick returns -1; modes 1 and 2 write
 // [MASK] instead and record the smallest such position in ERR[0], which the
 // host turns into the CPU backend's error.
-// CPU twin: engine/sampler tokenSampler.draw (float64); engine/gpu's
-// sampleTwin in sample_test.go.
+// CPU twin: internal/step Sampler.Draw (float64).
 
 struct Params {
   V: u32,            // vocabulary size, 1..MAXV
@@ -30,9 +29,9 @@ struct Params {
   top_p: f32,        // (0, 1]; 1 disables the nucleus rule
   seed_lo: u32,
   seed_hi: u32,
-  mode: u32,         // 0 list, 1 scatter, 2 fill
+  mode: u32,         // MODE_LIST, MODE_SCATTER or MODE_FILL
   mask: u32,         // the [MASK] id
-  keep: u32,         // fill: 0 keep unmasked tokens, 1 keep where AUX[r] != 0
+  keep: u32,         // fill: KEEP_UNMASKED (unmasked tokens) or KEEP_PROTECTED (where AUX[r] != 0)
   count_at: u32,     // scatter: AUX[count_at] is the number of rows
 }
 
@@ -46,7 +45,16 @@ struct Params {
 
 const WG: u32 = 256u;        // 64 for small vocabularies (>= MAXV / 32)
 const MAXV: u32 = 1024u;   // a multiple of WG, at most 4*WG (the keep mask below)
-const TOKEN: u32 = 2u;     // rng.Token
+const PURPOSE_TOKEN: u32 = 2u;  // engine/rng Token
+
+// Modes of P.mode (shaders.SampleList, SampleScatter, SampleFill).
+const MODE_LIST: u32 = 0u;
+const MODE_SCATTER: u32 = 1u;
+const MODE_FILL: u32 = 2u;
+// Fill: which positions keep their token (shaders.KeepUnmasked, KeepProtected).
+const KEEP_UNMASKED: u32 = 0u;
+const KEEP_PROTECTED: u32 = 1u;
+const NONE: u32 = 0xffffffffu;  // no id (shaders.NoID)
 
 var<workgroup> PR: array<f32, MAXV>;  // probabilities of the row
 var<workgroup> RED: array<f32, WG>;   // reductions and the scan
@@ -91,18 +99,18 @@ fn reduce_sum(v: f32, t: u32) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let r = wid.x + wid.y * nwg.x;
   var n = P.n;
-  if (P.mode == 1u) {
+  if (P.mode == MODE_SCATTER) {
     n = min(n, AUX[P.count_at]);
   }
   if (r >= n) {
     return;
   }
   var p = r;
-  if (P.mode != 2u) {
+  if (P.mode != MODE_FILL) {
     p = POS[r];
   } else {
     let tok = POS[r];
-    if ((P.keep == 0u && tok != P.mask) || (P.keep == 1u && AUX[r] != 0u)) {
+    if ((P.keep == KEEP_UNMASKED && tok != P.mask) || (P.keep == KEEP_PROTECTED && AUX[r] != 0u)) {
       if (t == 0u) {
         OUT[r] = tok;
       }
@@ -115,7 +123,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let hi = min(lo + C, V);
   let base = r * V;
   if (t == 0u) {
-    atomicStore(&PICK, 0xffffffffu);
+    atomicStore(&PICK, NONE);
     atomicStore(&LAST, 0u);
   }
 
@@ -193,7 +201,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 
   // Inverse CDF: the first id whose cumulative mass exceeds u * kept.
-  let u = rng_uniform(P.seed_lo, P.seed_hi, p / P.T, P.iteration, p % P.T, TOKEN);
+  let u = rng_uniform(P.seed_lo, P.seed_hi, p / P.T, P.iteration, p % P.T, PURPOSE_TOKEN);
   let goal = u * kept;
   for (var i = lo; i < hi; i++) {
     let q = PR[i];
@@ -210,12 +218,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   workgroupBarrier();
   if (t == 0u) {
     var id = atomicLoad(&PICK);
-    if (id == 0xffffffffu) {
-      id = atomicLoad(&LAST) - 1u;  // rounding left none: the last id with mass (0xffffffff if none)
+    if (id == NONE) {
+      id = atomicLoad(&LAST) - 1u;  // rounding left none: the last id with mass (NONE if none)
     }
-    if (P.mode == 0u) {
+    if (P.mode == MODE_LIST) {
       OUT[r] = id;
-    } else if (id == 0xffffffffu) {
+    } else if (id == NONE) {
       OUT[p] = P.mask;
       atomicMin(&ERR[0], p);
     } else {

@@ -1,21 +1,21 @@
-// select.wgsl: the per-row remask selection of engine/sampler's remask(),
+// select.wgsl: the per-row remask selection of the host loop's remask,
 // one workgroup per row, and the next iteration's input. A candidate is a
 // position whose prediction is not [MASK] and that is not protected.
 // Ratio mode: the k = min(k, candidates) candidates with the largest score
-// (SW[p]), ties to the lower position (engine/sampler's stable sort), found
+// (SW[p]), ties to the lower position (step.Selection.Select's stable sort), found
 // by an exact radix select on order-preserving u32 keys (four 8-bit passes of
 // a 256-bin histogram). Threshold mode: every candidate whose wrongness
 // (SW[N + p]) is strictly greater than thr. Selected positions become [MASK]
 // in TOK, every other position takes the prediction. CNT gets the number
 // selected (total [0], per row [4 + b]) and the smallest wrongness among the
 // selected ([1], as an order-preserving key; NaN wrongness is skipped).
-// CPU twin: engine/sampler remask() (selection part, float64).
+// CPU twin: internal/step Selection.Select (float64).
 
 struct Params {
   T: u32,          // positions per row
   B: u32,          // rows
   k: u32,          // ratio mode: positions to select per row
-  threshold: u32,  // 1: threshold mode
+  threshold: u32,  // SELECT_RATIO or SELECT_THRESHOLD
   thr: f32,        // threshold mode: select wrongness > thr
   mask: u32,       // the [MASK] id
   pad0: u32,
@@ -31,6 +31,16 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> CNT: array<atomic<u32>>;  // [0] total, [1] min wrongness key, [4 + b] per row
 
 const WG: u32 = 256u;
+
+// Modes of P.threshold (shaders.SelectRatio, SelectThreshold).
+const SELECT_RATIO: u32 = 0u;
+const SELECT_THRESHOLD: u32 = 1u;
+// CNT's words (engine/gpu's cntWords = CNT_ROWS): the total selected, the
+// smallest selected wrongness's key, two unused, then one count per row.
+const CNT_TOTAL: u32 = 0u;
+const CNT_MIN_WRONG: u32 = 1u;
+const CNT_ROWS: u32 = 4u;
+const NONE: u32 = 0xffffffffu;  // CNT_MIN_WRONG before any selection (shaders.NoID)
 
 // topk begin
 // Selection on u32 keys for one workgroup of WG = 256 threads over a
@@ -186,7 +196,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let cand = PRED[p] != P.mask && PROT[p] == 0u;
     var key = 0u;
     if (cand) {
-      if (P.threshold == 1u) {
+      if (P.threshold == SELECT_THRESHOLD) {
         key = select(0u, 1u, SW[N + p] > P.thr);
       } else {
         key = f32_key(SW[p]);
@@ -194,14 +204,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     KEYS[p] = key;
   }
-  if (P.threshold == 1u) {
+  if (P.threshold == SELECT_THRESHOLD) {
     let n = tk_count(base, T, t);
     tk_select(base, T, n, t);
   } else {
     tk_select(base, T, P.k, t);
   }
   var count = 0u;
-  var minw = 0xffffffffu;
+  var minw = NONE;
   for (var i = r.x; i < r.y; i++) {
     let p = base + i;
     if (KEYS[p] == 1u) {
@@ -216,8 +226,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
   }
   if (count > 0u) {
-    atomicAdd(&CNT[0], count);
-    atomicAdd(&CNT[4u + b], count);
-    atomicMin(&CNT[1], minw);
+    atomicAdd(&CNT[CNT_TOTAL], count);
+    atomicAdd(&CNT[CNT_ROWS + b], count);
+    atomicMin(&CNT[CNT_MIN_WRONG], minw);
   }
 }

@@ -22,6 +22,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -112,21 +113,32 @@ type SampleParams struct {
 	SeedLo, SeedHi uint32
 	Mode           uint32 // SampleList, SampleScatter or SampleFill
 	Mask           uint32
-	Keep           uint32 // fill: 0 keep unmasked tokens, 1 keep protected positions
+	Keep           uint32 // fill: KeepUnmasked or KeepProtected
 	CountAt        uint32
 }
 
-// Modes of SampleParams.Mode.
+// Modes of SampleParams.Mode (sample.wgsl's MODE_*).
 const (
 	SampleList    = 0
 	SampleScatter = 1
 	SampleFill    = 2
 )
 
+// Fill modes of SampleParams.Keep (sample.wgsl's KEEP_*): which positions
+// keep their token instead of drawing one.
+const (
+	KeepUnmasked  = 0 // positions whose token is not [MASK] (the naive path)
+	KeepProtected = 1 // protected positions (the multinomial method)
+)
+
+// NoID marks "no id" or "no position" in the loop kernels' u32 words
+// (NONE in sample.wgsl, select.wgsl, wave.wgsl and sampler_in.wgsl).
+const NoID = 0xffffffff
+
 // RemaskParams mirrors remask.wgsl's Params.
 type RemaskParams struct {
 	N, T, V        uint32
-	Strategy       uint32
+	Strategy       uint32 // internal/step's Strategy (remask.wgsl's STRATEGY_*)
 	Iteration      uint32
 	SeedLo, SeedHi uint32
 	R              float32
@@ -137,11 +149,26 @@ type RemaskParams struct {
 // SelectParams mirrors select.wgsl's Params.
 type SelectParams struct {
 	T, B, K    uint32
-	Threshold  uint32
+	Threshold  uint32 // SelectRatio or SelectThreshold
 	Thr        float32
 	Mask       uint32
 	Pad0, Pad1 uint32
 }
+
+// Modes of SelectParams.Threshold (select.wgsl's SELECT_*).
+const (
+	SelectRatio     = 0
+	SelectThreshold = 1
+)
+
+// select.wgsl's counter words (CNT_*): the total selected, the smallest
+// selected wrongness as an order-preserving key, two unused words, then
+// one count per row from CountRows on.
+const (
+	CountTotal    = 0
+	CountMinWrong = 1
+	CountRows     = 4
+)
 
 // WaveParams mirrors wave.wgsl's Params.
 type WaveParams struct {
@@ -177,6 +204,19 @@ type StatsParams struct {
 	HasCritic     uint32
 	Pad0, Pad1    uint32
 }
+
+// stats.wgsl's output words per row (STATS_*): StatsWords floats, of
+// which these.
+const (
+	StatsWords       = 8
+	StatsSelf        = 0 // self-confidence
+	StatsSelfCount   = 1 // positions it averages
+	StatsCriticMean  = 2
+	StatsCriticP10   = 3
+	StatsCriticP50   = 4
+	StatsCriticP90   = 5
+	StatsCriticCount = 6 // positions the critic statistics cover
+)
 
 // Family is one kernel family: a .wgsl file, its entry point and the Go twin
 // of its Params.
@@ -370,6 +410,56 @@ func CheckParams(file string, t reflect.Type) error {
 	}
 	if size := 4 * len(fields); size%16 != 0 {
 		return fmt.Errorf("shaders: %s: Params is %d bytes; pad it to a multiple of 16", file, size)
+	}
+	return nil
+}
+
+var uintConst = regexp.MustCompile(`^(0x[0-9a-fA-F]+|[0-9]+)u$`)
+
+// Const returns the value of file's module-scope `const NAME: u32 = VALUEu;`
+// (after the include splice), so that Go constants shared with WGSL can be
+// pinned by a test (CheckConst).
+func Const(file, name string) (uint64, error) {
+	src, err := Raw(file)
+	if err != nil {
+		return 0, err
+	}
+	var found []string
+	for _, m := range constLine.FindAllStringSubmatch(src, -1) {
+		if m[1] == name {
+			found = append(found, strings.TrimSpace(m[3]))
+			if m[2] != "u32" {
+				return 0, fmt.Errorf("shaders: %s: const %s is a %s, not a u32", file, name, m[2])
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return 0, fmt.Errorf("shaders: %s declares no module-scope const %s", file, name)
+	case 1:
+	default:
+		return 0, fmt.Errorf("shaders: %s declares const %s %d times", file, name, len(found))
+	}
+	lit := uintConst.FindStringSubmatch(found[0])
+	if lit == nil {
+		return 0, fmt.Errorf("shaders: %s: const %s = %s is not a plain u32 literal", file, name, found[0])
+	}
+	v, err := strconv.ParseUint(lit[1], 0, 32)
+	if err != nil {
+		return 0, fmt.Errorf("shaders: %s: const %s = %s: %v", file, name, found[0], err)
+	}
+	return v, nil
+}
+
+// CheckConst reports whether file declares `const NAME: u32` with the
+// value of the Go constant want.
+func CheckConst(file, name string, want uint64) error {
+	got, err := Const(file, name)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("shaders: %s: const %s = %du, but the Go constant is %d; change one to match the other", file, name, got, want)
 	}
 	return nil
 }

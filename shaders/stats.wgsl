@@ -7,7 +7,7 @@
 //             over positions that are neither [MASK] nor [PAD]; OUT[b, 6] their count
 // The order statistics are exact radix selects (select.wgsl's topk block).
 // Sums are f32 tree reductions (the CPU twin sums in float64).
-// CPU twin: engine/sampler selfConfidence() and criticStats().
+// CPU twin: internal/step SelfConfidence and CriticRow.
 
 struct Params {
   B: u32,
@@ -28,6 +28,16 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> OUT: array<f32>;    // (B, 8)
 
 const WG: u32 = 256u;
+
+// OUT's words per row (shaders.Stats*).
+const STATS_WORDS: u32 = 8u;
+const STATS_SELF: u32 = 0u;          // self-confidence
+const STATS_SELF_COUNT: u32 = 1u;    // positions it averages
+const STATS_CRITIC_MEAN: u32 = 2u;
+const STATS_CRITIC_P10: u32 = 3u;
+const STATS_CRITIC_P50: u32 = 4u;
+const STATS_CRITIC_P90: u32 = 5u;
+const STATS_CRITIC_COUNT: u32 = 6u;  // positions the critic statistics cover
 
 // include: select.wgsl topk
 
@@ -98,8 +108,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let count = sum(c, t);
   if (P.has_critic == 0u) {
     if (t == 0u) {
-      OUT[8u * b] = total / max(count, 1.0);
-      OUT[8u * b + 1u] = count;
+      OUT[STATS_WORDS * b + STATS_SELF] = total / max(count, 1.0);
+      OUT[STATS_WORDS * b + STATS_SELF_COUNT] = count;
     }
     return;
   }
@@ -126,12 +136,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     q90 = quantile(base, T, n, 0.9, t);
   }
   if (t == 0u) {
-    OUT[8u * b] = total / max(count, 1.0);
-    OUT[8u * b + 1u] = count;
-    OUT[8u * b + 2u] = csum / max(f32(n), 1.0);
-    OUT[8u * b + 3u] = q10;
-    OUT[8u * b + 4u] = q50;
-    OUT[8u * b + 5u] = q90;
-    OUT[8u * b + 6u] = f32(n);
+    let o = STATS_WORDS * b;
+    OUT[o + STATS_SELF] = total / max(count, 1.0);
+    OUT[o + STATS_SELF_COUNT] = count;
+    OUT[o + STATS_CRITIC_MEAN] = csum / max(f32(n), 1.0);
+    OUT[o + STATS_CRITIC_P10] = q10;
+    OUT[o + STATS_CRITIC_P50] = q50;
+    OUT[o + STATS_CRITIC_P90] = q90;
+    OUT[o + STATS_CRITIC_COUNT] = f32(n);
   }
 }

@@ -13,7 +13,7 @@
 // WC[slot + 1] the masked positions before the wave. With all = 1 every
 // masked position is listed (zeros mode: the order of waves changes nothing).
 // The list's order is not deterministic; what is drawn at a position is.
-// CPU twin: engine/sampler wavefront() and bootstrap().
+// CPU twin: internal/step Wave.Plan and Wave.Bootstrap.
 
 struct Params {
   B: u32,

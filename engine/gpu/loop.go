@@ -8,6 +8,7 @@ import (
 
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/step"
 	"github.com/remask/remask/shaders"
 )
 
@@ -16,8 +17,9 @@ import (
 // head, the token draws (naive: one fill dispatch; sampler head: waves of
 // indirect dispatches sized by the device), the remasking scores, the
 // per-row selection and the next input. The host reads back only counters
-// (and, when asked, the iteration's tokens). engine/sampler's host loop is
-// the CPU twin of every step (loop_test.go compares them).
+// (and, when asked, the iteration's tokens). engine/sampler's host loop,
+// written with internal/step, is the CPU twin of every step (loop_test.go
+// compares the whole loop; loop_kernels_test.go each kernel with its step).
 
 var (
 	remaskKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRW}
@@ -37,8 +39,8 @@ var waveTile = tile32
 const (
 	waveArgsWords = 15 // five (x, y, z) triples per wave
 	maxChunkWaves = 256
-	cntWords      = 4 // CNT header: total, min wrongness key, unused, unused
-	noID          = 0xffffffff
+	cntWords      = shaders.CountRows // CNT header: total, min wrongness key, unused, unused
+	noID          = shaders.NoID
 )
 
 // samplerTables are the per-model parts of the sampler head's first layer
@@ -102,23 +104,97 @@ type Loop struct {
 	B, T int
 	N    int // B·T
 
-	tok, pred, prot *buffer
-	exclN, exclS    *buffer
-	crit, sw, keys  *buffer
-	cnt, errw       *buffer
-	table           *buffer
-	stats           *buffer
+	tok, pred, prot *buffer // (B·T) next input, prediction, protected flags
+	exclN, exclS    *buffer // excluded ids: naive path, sampler-head path
+	crit            *buffer // (B·T) critic logits
+	scores          *buffer // (2·B·T) remask scores, then the wrongness
+	keys            *buffer // (B·T) selection scratch of select.wgsl, wave.wgsl, stats.wgsl
+	cnt             *buffer // select.wgsl's counters (CNT)
+	errWord         *buffer // sample.wgsl's smallest failed position (ERR)
+	table           *buffer // (100) calibration table
+	stats           *buffer // (B·8) stats.wgsl's output
 	// sampler-head waves
-	tabs         *samplerTables
-	hw, list, wc *buffer
-	args, fill   *buffer
-	bm1, bm2     int
-	staging      *buffer
-	prog         *program
-	bufs         []*buffer
-	waveHint     int // waves of the previous iteration
-	timer        *stageTimer
-	stageMs      map[string]float64
+	tabs       *samplerTables
+	hW0        *buffer // (B·T, C) h times the middle third of W0
+	list       *buffer // (3, B·T) wave positions, left and right ids
+	waveCounts *buffer // per wave of a chunk: listed, masked before it
+	args, fill *buffer // indirect dispatch arguments; bootstrap fill table
+	bm1, bm2   int
+	staging    *buffer
+	prog       *program
+	bufs       []*buffer
+	waveHint   int // waves of the previous iteration
+	timer      *stageTimer
+	stageMs    map[string]float64
+}
+
+// readLayout is where one read back from the device lands in the staging
+// buffer: the parts it has, placed back to back from offset 0 (byte
+// offsets; an absent part is 0). Every read is laid out here, by stepRead,
+// waveRead, tokensRead and statsRead, and the staging buffer holds the
+// largest (stagingBytes).
+type readLayout struct {
+	counters uint64 // select.wgsl's CNT (cntWords + B words)
+	errWord  uint64 // sample.wgsl's ERR word
+	pred     uint64 // the prediction (B·T ids)
+	tokens   uint64 // the next input (B·T ids)
+	wrong    uint64 // the wrongness (B·T floats)
+	waves    uint64 // a wave chunk's counters (listed, masked per wave)
+	stats    uint64 // stats.wgsl's output (B rows of shaders.StatsWords)
+	size     uint64
+}
+
+func (r *readLayout) place(n uint64) uint64 {
+	off := r.size
+	r.size += n
+	return off
+}
+
+// stepRead is Step's read: the counters and the error word (counters),
+// then the prediction, the next input and the wrongness (want, wrong).
+func stepRead(B, N int, counters, want, wrong bool) readLayout {
+	var r readLayout
+	if counters {
+		r.counters = r.place(4 * uint64(cntWords+B))
+		r.errWord = r.place(16)
+	}
+	if want {
+		r.pred = r.place(4 * uint64(N))
+		r.tokens = r.place(4 * uint64(N))
+		if wrong {
+			r.wrong = r.place(4 * uint64(N))
+		}
+	}
+	return r
+}
+
+// waveRead is runWaves' read of a chunk of waves: two counters per wave,
+// then the error word.
+func waveRead(chunk int) readLayout {
+	var r readLayout
+	r.waves = r.place(8 * uint64(chunk))
+	r.errWord = r.place(4)
+	return r
+}
+
+// tokensRead is Tokens' read: the tokens, then the error word.
+func tokensRead(N int) readLayout {
+	var r readLayout
+	r.tokens = r.place(4 * uint64(N))
+	r.errWord = r.place(4)
+	return r
+}
+
+// statsRead is Metrics' read: the statistics of every row.
+func statsRead(B int) readLayout {
+	var r readLayout
+	r.stats = r.place(4 * shaders.StatsWords * uint64(B))
+	return r
+}
+
+// stagingBytes is the size of the staging buffer: the largest read.
+func stagingBytes(B, N int) uint64 {
+	return max(stepRead(B, N, true, true, true).size, waveRead(maxChunkWaves).size, tokensRead(N).size, statsRead(B).size)
 }
 
 // NewLoop implements engine.LoopNet.
@@ -167,13 +243,16 @@ func (n *Net) checkLoop(s *engine.LoopSpec) error {
 		return fmt.Errorf("gpu: loop: %s has no sampler head", n.m.Name())
 	case s.UseSampler && n.C > 1024:
 		return fmt.Errorf("gpu: loop: n_embd %d exceeds the sampler kernel's 1024", n.C)
-	case s.Strategy == engine.LoopModel && s.Remasker == nil:
+	}
+	remask := !s.Multinomial // the multinomial method never remasks: Strategy is unused
+	switch {
+	case remask && !s.Strategy.Valid():
+		return fmt.Errorf("gpu: loop: unknown remasking strategy %v", s.Strategy)
+	case remask && s.Strategy == step.Model && s.Remasker == nil:
 		return fmt.Errorf("gpu: loop: remasking model missing")
-	}
-	if (s.Strategy == engine.LoopCritic || s.Strategy == engine.LoopCalibrated) && n.critic == nil {
+	case remask && (s.Strategy == step.Critic || s.Strategy == step.Calibrated) && n.critic == nil:
 		return fmt.Errorf("gpu: loop: %s has no critic head", n.m.Name())
-	}
-	if s.Strategy == engine.LoopCalibrated && len(s.Calibration) != 100 {
+	case remask && s.Strategy == step.Calibrated && len(s.Calibration) != 100:
 		return fmt.Errorf("gpu: loop: calibration table of %d entries, want 100", len(s.Calibration))
 	}
 	if s.Remasker != nil {
@@ -212,22 +291,21 @@ func (l *Loop) alloc() error {
 	l.exclN = mk("loop excluded ids (naive)", 4*uint64(len(excludeWords(l.s.ExcludeNaive))), usageStorage)
 	l.exclS = mk("loop excluded ids (sampler)", 4*uint64(len(excludeWords(l.s.ExcludeSampler))), usageStorage)
 	l.crit = mk("loop critic logits (B·T)", 4*N, usageStorage)
-	l.sw = mk("loop scores and wrongness (2·B·T)", 8*N, usageStorage)
+	l.scores = mk("loop scores and wrongness (2·B·T)", 8*N, usageStorage)
 	l.keys = mk("loop selection keys (B·T)", 4*N, usageStorage)
 	l.cnt = mk("loop counters", 4*uint64(cntWords+l.B), usageStorage)
-	l.errw = mk("loop error word", 16, usageStorage)
+	l.errWord = mk("loop error word", 16, usageStorage)
 	l.table = mk("loop calibration table", 400, usageStorage)
-	l.stats = mk("loop statistics (B·8)", 32*uint64(l.B), usageStorage)
+	l.stats = mk("loop statistics (B·8)", 4*shaders.StatsWords*uint64(l.B), usageStorage)
 	if l.s.UseSampler {
 		C := uint64(n.C)
-		l.hw = mk("loop h·W0 (B·T·C floats)", 4*N*C, usageStorage)
+		l.hW0 = mk("loop h·W0 (B·T·C floats)", 4*N*C, usageStorage)
 		l.list = mk("loop wave list (3·B·T)", 12*N, usageStorage)
-		l.wc = mk("loop wave counters", 8*maxChunkWaves, usageStorage)
+		l.waveCounts = mk("loop wave counters", 8*maxChunkWaves, usageStorage)
 		l.args = mk("loop wave dispatch arguments", 4*waveArgsWords*maxChunkWaves, usageIndirect)
 		l.fill = mk("loop bootstrap fill table", 4*(N+1), usageStorage)
 	}
-	stage := 4*uint64(cntWords+l.B) + 16 + 12*N + 32*uint64(l.B) + 8*maxChunkWaves
-	l.staging = mk("loop staging", stage, usageStaging)
+	l.staging = mk("loop staging", stagingBytes(l.B, l.N), usageStaging)
 	if err != nil {
 		return fmt.Errorf("gpu: loop: %w", err)
 	}
@@ -240,7 +318,7 @@ func (l *Loop) alloc() error {
 		}
 		fill := make([]uint32, l.N+1)
 		for i := range fill {
-			fill[i] = uint32(max(1, int(math.Floor(float64(i)*l.s.MinNeighborsRatio))))
+			fill[i] = uint32(step.FillCount(i, l.s.MinNeighborsRatio))
 		}
 		if err := d.p.write(l.fill, 0, u32Bytes(fill)); err != nil {
 			return err
@@ -267,7 +345,7 @@ func (l *Loop) alloc() error {
 	}{
 		{l.tok, u32Bytes(ids)}, {l.pred, u32Bytes(ids)}, {l.prot, u32Bytes(prot)},
 		{l.exclN, u32Bytes(excludeWords(l.s.ExcludeNaive))}, {l.exclS, u32Bytes(excludeWords(l.s.ExcludeSampler))},
-		{l.table, f32Bytes(table)}, {l.errw, u32Bytes([]uint32{noID, 0, 0, 0})},
+		{l.table, f32Bytes(table)}, {l.errWord, u32Bytes([]uint32{noID, 0, 0, 0})},
 	} {
 		if err := d.p.write(w.b, 0, w.data); err != nil {
 			return err
@@ -348,19 +426,32 @@ func (l *Loop) trunk(o *ops, net *Net, src *buffer, lm, critic bool) {
 	}
 }
 
-func (l *Loop) draw(it int, mode, keep int, logits, pos, excl, out, aux binding, rows int, countAt int) (op, error) {
+// loopDraw is one token draw of the loop: sample.wgsl's mode (fill for the
+// naive and multinomial paths, scatter for a wave) and the buffers it reads
+// and writes; draw adds the options and the iteration.
+type loopDraw struct {
+	mode, keep int // shaders.Sample*, shaders.Keep* (fill)
+	countAt    int // scatter: the wave's counter slot in aux
+	logits     binding
+	pos        binding // fill: the tokens; scatter: the wave list
+	excl       binding
+	out        binding
+	aux        binding // fill with KeepProtected: the flags; scatter: the wave counters
+}
+
+func (l *Loop) draw(it int, w loopDraw) (op, error) {
 	s := &l.s
 	t := tokenDraw{V: l.n.V, T: l.T, Iteration: it, Temperature: s.Temperature, TopP: s.TopP, Seed: s.Seed,
-		Mode: mode, Keep: keep, Mask: uint32(s.Mask), CountAt: countAt, Aux: aux, Err: whole(l.errw)}
-	if mode == shaders.SampleScatter {
+		Mode: w.mode, Keep: w.keep, Mask: uint32(s.Mask), CountAt: w.countAt, Aux: w.aux, Err: whole(l.errWord)}
+	if w.mode == shaders.SampleScatter {
 		t.TopP = s.SamplerTopP
 	}
-	return l.n.d.sampleTokens(rows, t, logits, pos, excl, out)
+	return l.n.d.sampleTokens(l.N, t, w.logits, w.pos, w.excl, w.out)
 }
 
 // critic reports whether the strategy reads the critic head.
 func (l *Loop) critic() bool {
-	return !l.s.Multinomial && (l.s.Strategy == engine.LoopCritic || l.s.Strategy == engine.LoopCalibrated)
+	return !l.s.Multinomial && (l.s.Strategy == step.Critic || l.s.Strategy == step.Calibrated)
 }
 
 // predictOps records the trunk on tok and the naive draw (all of the
@@ -374,11 +465,13 @@ func (l *Loop) predictOps(o *ops, it int) {
 	a := &n.act
 	switch {
 	case s.Multinomial:
-		o.add(l.draw(it, shaders.SampleFill, 1, whole(a.out), whole(l.tok), whole(l.exclN), whole(l.pred), whole(l.prot), l.N, 0))
+		o.add(l.draw(it, loopDraw{mode: shaders.SampleFill, keep: shaders.KeepProtected,
+			logits: whole(a.out), pos: whole(l.tok), excl: whole(l.exclN), out: whole(l.pred), aux: whole(l.prot)}))
 	case !s.UseSampler:
-		o.add(l.draw(it, shaders.SampleFill, 0, whole(a.out), whole(l.tok), whole(l.exclN), whole(l.pred), binding{}, l.N, 0))
+		o.add(l.draw(it, loopDraw{mode: shaders.SampleFill, keep: shaders.KeepUnmasked,
+			logits: whole(a.out), pos: whole(l.tok), excl: whole(l.exclN), out: whole(l.pred)}))
 	default:
-		o.add(n.d.matmul("sampler mlp.0 (h)", l.N, n.C, n.C, whole(a.h), l.tabs.w0h, nil, whole(l.hw), shaders.ActNone, false))
+		o.add(n.d.matmul("sampler mlp.0 (h)", l.N, n.C, n.C, whole(a.h), l.tabs.w0h, nil, whole(l.hW0), shaders.ActNone, false))
 		o.copy(l.tok, l.pred, 4*uint64(l.N))
 	}
 }
@@ -414,7 +507,7 @@ func (l *Loop) waveOps(o *ops, it, w0, count int) {
 			wg = [3]uint32{1, 1, 1}
 		}
 		o.add(op{name: "wave plan", pl: pl, params: shaders.Bytes(wp),
-			binds: []binding{whole(l.pred), whole(a.out), whole(l.keys), whole(l.list), whole(l.wc), whole(l.fill)}, wg: wg}, err)
+			binds: []binding{whole(l.pred), whole(a.out), whole(l.keys), whole(l.list), whole(l.waveCounts), whole(l.fill)}, wg: wg}, err)
 		at := uint64(i * waveArgsWords)
 		ap := shaders.WaveArgsParams{Slot: uint32(slot), At: uint32(at),
 			Nx1: uint32(ceilDiv(n.C, waveTile.BN)), Bm1: uint32(l.bm1),
@@ -424,7 +517,7 @@ func (l *Loop) waveOps(o *ops, it, w0, count int) {
 			ap.Maxd = 65535
 		}
 		pl, err = d.pipeline("waveargs.wgsl", nil, waveArgsKinds)
-		o.add(op{name: "wave args", pl: pl, params: shaders.Bytes(ap), binds: []binding{whole(l.wc), whole(l.args)}, wg: [3]uint32{1, 1, 1}}, err)
+		o.add(op{name: "wave args", pl: pl, params: shaders.Bytes(ap), binds: []binding{whole(l.waveCounts), whole(l.args)}, wg: [3]uint32{1, 1, 1}}, err)
 		indirect := func(k int, x op, err error) {
 			x.ind, x.indOff = l.args, 4*(at+uint64(3*k))
 			o.add(x, err)
@@ -435,14 +528,15 @@ func (l *Loop) waveOps(o *ops, it, w0, count int) {
 		}
 		pl, err = d.pipeline("sampler_in.wgsl", nil, samplerInKinds)
 		indirect(0, op{name: "sampler mlp.0-2", pl: pl, params: shaders.Bytes(sip),
-			binds: []binding{whole(l.list), whole(l.wc), whole(l.hw), whole(l.tabs.lr), whole(l.tabs.vec), whole(a.sza)}}, err)
+			binds: []binding{whole(l.list), whole(l.waveCounts), whole(l.hW0), whole(l.tabs.lr), whole(l.tabs.vec), whole(a.sza)}}, err)
 		x, err := d.matmulTiled("sampler mlp.3", waveTile, l.N, n.C, n.C, whole(a.sza), sp.w3, sp.b3, whole(a.szb), shaders.ActSiLU, false)
 		indirect(1, x, err)
 		x, err = d.layerNorm("sampler mlp.5", l.N, n.C, whole(a.szb), sp.ln2, sp.lb2, whole(a.sza), n.eps)
 		indirect(2, x, err)
 		x, err = d.matmulTiled("sampler output_head", waveTile, l.N, n.V, n.C, whole(a.sza), sp.out, nil, whole(a.sout), shaders.ActNone, false)
 		indirect(3, x, err)
-		x, err = l.draw(it, shaders.SampleScatter, 0, whole(a.sout), binding{buf: l.list, size: 4 * uint64(l.N)}, whole(l.exclS), whole(l.pred), whole(l.wc), l.N, slot)
+		x, err = l.draw(it, loopDraw{mode: shaders.SampleScatter, countAt: slot, logits: whole(a.sout),
+			pos: binding{buf: l.list, size: 4 * uint64(l.N)}, excl: whole(l.exclS), out: whole(l.pred), aux: whole(l.waveCounts)})
 		indirect(4, x, err)
 	}
 }
@@ -453,14 +547,14 @@ func (l *Loop) remaskOps(o *ops, it int, ratio float64) (scored bool) {
 	s := &l.s
 	n, d := l.n, l.n.d
 	N := l.N
-	threshold := s.Threshold && s.Strategy != engine.LoopRandom
-	k := int(math.Floor(float64(l.T) * ratio))
-	if !threshold && k <= 0 {
+	how, run := step.SelectionFor(l.T, ratio, s.Threshold, s.Strategy)
+	if !run {
 		o.copy(l.pred, l.tok, 4*uint64(N))
 		return false
 	}
 	defer func() { o.stage = "" }()
-	rp := shaders.RemaskParams{N: uint32(N), T: uint32(l.T), V: uint32(n.V), Iteration: uint32(it),
+	// remask.wgsl numbers the strategies as internal/step (shaders' TestEnumsMatchWGSL).
+	rp := shaders.RemaskParams{N: uint32(N), T: uint32(l.T), V: uint32(n.V), Strategy: uint32(s.Strategy), Iteration: uint32(it),
 		SeedLo: uint32(s.Seed), SeedHi: uint32(s.Seed >> 32), Stride: 1}
 	r := s.RandomnessStrength
 	if math.IsNaN(r) {
@@ -468,44 +562,31 @@ func (l *Loop) remaskOps(o *ops, it int, ratio float64) (scored bool) {
 	}
 	rp.R = float32(math.Min(math.Max(r, 0), 1))
 	aux := whole(l.crit)
-	switch s.Strategy {
-	case engine.LoopCritic:
-		rp.Strategy = 0
-	case engine.LoopCalibrated:
-		rp.Strategy = 1
-	case engine.LoopSelf:
-		rp.Strategy = 2
-	case engine.LoopRandom:
-		rp.Strategy = 3
-	case engine.LoopModel:
-		rp.Strategy = 4
+	if s.Strategy == step.Model {
 		K := l.rm.headN
-		rp.Stride = uint32(K)
-		if K > 1 {
-			rp.Col = 1
-		}
+		rp.Stride, rp.Col = uint32(K), uint32(step.ModelColumn(K))
 		aux = whole(l.rm.act.out)
 	}
 	o.stage = "remask forward"
 	if l.critic() && !s.CriticOnInput {
 		l.trunk(o, n, l.pred, false, true)
 	}
-	if s.Strategy == engine.LoopModel {
+	if s.Strategy == step.Model {
 		l.trunk(o, l.rm, l.pred, true, false)
 	}
 	o.stage = "remask select"
 
 	pl, err := d.pipeline("remask.wgsl", nil, remaskKinds)
 	o.add(op{name: "remask scores", pl: pl, params: shaders.Bytes(rp),
-		binds: []binding{whole(l.pred), whole(n.act.out), aux, whole(l.table), whole(l.sw)}, wg: d.grid(uint64(ceilDiv(N, 64)))}, err)
-	sp := shaders.SelectParams{T: uint32(l.T), B: uint32(l.B), K: uint32(max(k, 0)), Mask: uint32(s.Mask)}
-	if threshold {
-		sp.Threshold = 1
-		sp.Thr = float32(1 - ratio)
+		binds: []binding{whole(l.pred), whole(n.act.out), aux, whole(l.table), whole(l.scores)}, wg: d.grid(uint64(ceilDiv(N, 64)))}, err)
+	sp := shaders.SelectParams{T: uint32(l.T), B: uint32(l.B), K: uint32(max(how.K, 0)), Mask: uint32(s.Mask), Threshold: shaders.SelectRatio}
+	if how.Threshold {
+		sp.Threshold = shaders.SelectThreshold
+		sp.Thr = float32(how.Thr)
 	}
 	pl, err = d.pipeline("select.wgsl", nil, selectKinds)
 	o.add(op{name: "remask select", pl: pl, params: shaders.Bytes(sp),
-		binds: []binding{whole(l.pred), whole(l.prot), whole(l.sw), whole(l.keys), whole(l.tok), whole(l.cnt)}, wg: d.grid(uint64(l.B))}, err)
+		binds: []binding{whole(l.pred), whole(l.prot), whole(l.scores), whole(l.keys), whole(l.tok), whole(l.cnt)}, wg: d.grid(uint64(l.B))}, err)
 	return true
 }
 
@@ -588,10 +669,9 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 	}
 	remask := !s.Multinomial && it < s.Iterations-1
 	scored := false
-	cntBytes := uint64(4 * (cntWords + l.B))
 	if remask {
 		init := make([]uint32, cntWords+l.B)
-		init[1] = noID
+		init[shaders.CountMinWrong] = noID
 		if err := d.p.write(l.cnt, 0, u32Bytes(init)); err != nil {
 			return nil, err
 		}
@@ -600,20 +680,19 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 	} else {
 		o.copy(l.pred, l.tok, 4*uint64(l.N))
 	}
-	threshold := remask && s.Threshold && s.Strategy != engine.LoopRandom
+	threshold := remask && s.Threshold && s.Strategy != step.Random
 	readCnt := remask && (want || threshold)
-	var off uint64
-	if readCnt {
-		o.copy(l.cnt, l.staging, cntBytes)
-		o.copyAt(l.errw, 0, l.staging, cntBytes, 4)
-		off = cntBytes + 16
-	}
+	at := stepRead(l.B, l.N, readCnt, want, scored)
 	N4 := 4 * uint64(l.N)
+	if readCnt {
+		o.copyAt(l.cnt, 0, l.staging, at.counters, 4*uint64(cntWords+l.B))
+		o.copyAt(l.errWord, 0, l.staging, at.errWord, 4)
+	}
 	if want {
-		o.copyAt(l.pred, 0, l.staging, off, N4)
-		o.copyAt(l.tok, 0, l.staging, off+N4, N4)
+		o.copyAt(l.pred, 0, l.staging, at.pred, N4)
+		o.copyAt(l.tok, 0, l.staging, at.tokens, N4)
 		if scored {
-			o.copyAt(l.sw, N4, l.staging, off+2*N4, N4)
+			o.copyAt(l.scores, N4, l.staging, at.wrong, N4) // the wrongness half
 		}
 	}
 	st.Dispatches += dispatches(o)
@@ -621,48 +700,41 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 		return nil, err
 	}
 	st.Submits = d.submits - submits0
-	size := off
-	if want {
-		size += 2 * N4
-		if scored {
-			size += N4
-		}
-	}
-	if size == 0 {
+	if at.size == 0 {
 		return st, nil
 	}
-	buf, err := l.read(ctx, size)
+	buf, err := l.read(ctx, at.size)
 	if err != nil {
 		return nil, err
 	}
-	st.ReadBytes += int(size)
+	st.ReadBytes += int(at.size)
+	word := func(off uint64, i int) uint32 { return binary.LittleEndian.Uint32(buf[off+4*uint64(i):]) }
 	if readCnt {
-		if err := l.checkErr(buf[cntBytes:], it); err != nil {
+		if err := l.checkErr(buf[at.errWord:], it); err != nil {
 			return nil, err
 		}
 		st.Remasked = make([]int, l.B)
 		for b := range st.Remasked {
-			st.Remasked[b] = int(binary.LittleEndian.Uint32(buf[4*(cntWords+b):]))
+			st.Remasked[b] = int(word(at.counters, shaders.CountRows+b))
 		}
-		total := binary.LittleEndian.Uint32(buf)
-		if k := binary.LittleEndian.Uint32(buf[4:]); total > 0 && k != noID {
+		total := word(at.counters, shaders.CountTotal)
+		if k := word(at.counters, shaders.CountMinWrong); total > 0 && k != noID {
 			st.MinWrongness = float64(keyF32(k))
 		}
 		st.EarlyStop = threshold && total == 0
 	}
 	if want {
-		b := buf[off:]
 		st.Pred = make([]int32, l.N)
 		st.Selected = make([]bool, l.N)
 		for i := range st.Pred {
-			st.Pred[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
-			next := int32(binary.LittleEndian.Uint32(b[N4+4*uint64(i):]))
+			st.Pred[i] = int32(word(at.pred, i))
+			next := int32(word(at.tokens, i))
 			st.Selected[i] = remask && next == s.Mask && st.Pred[i] != s.Mask
 		}
-		if scored && s.Strategy != engine.LoopRandom {
+		if scored && s.Strategy != step.Random {
 			st.Wrongness = make([]float64, l.N)
 			for i := range st.Wrongness {
-				st.Wrongness[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[2*N4+4*uint64(i):])))
+				st.Wrongness[i] = float64(math.Float32frombits(word(at.wrong, i)))
 			}
 		}
 	}
@@ -687,27 +759,28 @@ func (l *Loop) runWaves(ctx context.Context, it int, o *ops, st *engine.LoopStep
 			o = &ops{stage: "sampling"}
 			chunk = min(2*chunk, maxChunkWaves)
 		}
-		if err := d.p.write(l.wc, 0, make([]byte, 8*chunk)); err != nil {
+		if err := d.p.write(l.waveCounts, 0, make([]byte, 8*chunk)); err != nil {
 			return err
 		}
 		l.waveOps(o, it, w0, chunk)
-		o.copy(l.wc, l.staging, 8*uint64(chunk))
-		o.copyAt(l.errw, 0, l.staging, 8*uint64(chunk), 4)
+		at := waveRead(chunk)
+		o.copyAt(l.waveCounts, 0, l.staging, at.waves, 8*uint64(chunk))
+		o.copyAt(l.errWord, 0, l.staging, at.errWord, 4)
 		st.Dispatches += dispatches(o)
 		if err := l.submit(o); err != nil {
 			return err
 		}
-		buf, err := l.read(ctx, 8*uint64(chunk)+4)
+		buf, err := l.read(ctx, at.size)
 		if err != nil {
 			return err
 		}
 		st.ReadBytes += len(buf)
-		if err := l.checkErr(buf[8*chunk:], it); err != nil {
+		if err := l.checkErr(buf[at.errWord:], it); err != nil {
 			return err
 		}
 		for i := 0; i < chunk; i++ {
-			listed := binary.LittleEndian.Uint32(buf[8*i:])
-			masked := binary.LittleEndian.Uint32(buf[8*i+4:])
+			listed := binary.LittleEndian.Uint32(buf[at.waves+8*uint64(i):])
+			masked := binary.LittleEndian.Uint32(buf[at.waves+8*uint64(i)+4:])
 			if listed > 0 {
 				st.Waves++
 			}
@@ -729,6 +802,11 @@ func (l *Loop) checkErr(b []byte, it int) error {
 	return fmt.Errorf("%s gave no finite probability to any allowed token at sample %d, position %d in iteration %d (NaN or -inf logits, or every id excluded): the model file is probably damaged", l.n.m.Name(), int(p)/l.T, int(p)%l.T, it)
 }
 
+// keyF32 inverts select.wgsl's f32_key, the order-preserving map of an f32
+// x to a u32 (larger x, larger key): a non-negative x has its sign bit set
+// (bits | 0x80000000), a negative x is bit-inverted (^bits), so that
+// unsigned comparison of keys orders the floats. CNT's smallest-wrongness
+// word holds such a key (an atomicMin over keys is a min over floats).
 func keyF32(k uint32) float32 {
 	if k&0x80000000 != 0 {
 		return math.Float32frombits(k &^ 0x80000000)
@@ -739,21 +817,22 @@ func keyF32(k uint32) float32 {
 // Tokens implements engine.Loop.
 func (l *Loop) Tokens(ctx context.Context) ([]int32, error) {
 	o := &ops{}
-	o.copy(l.tok, l.staging, 4*uint64(l.N))
-	o.copyAt(l.errw, 0, l.staging, 4*uint64(l.N), 4)
+	at := tokensRead(l.N)
+	o.copyAt(l.tok, 0, l.staging, at.tokens, 4*uint64(l.N))
+	o.copyAt(l.errWord, 0, l.staging, at.errWord, 4)
 	if err := l.submit(o); err != nil {
 		return nil, err
 	}
-	buf, err := l.read(ctx, 4*uint64(l.N)+4)
+	buf, err := l.read(ctx, at.size)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.checkErr(buf[4*l.N:], -1); err != nil {
+	if err := l.checkErr(buf[at.errWord:], -1); err != nil {
 		return nil, err
 	}
 	out := make([]int32, l.N)
 	for i := range out {
-		out[i] = int32(binary.LittleEndian.Uint32(buf[4*i:]))
+		out[i] = int32(binary.LittleEndian.Uint32(buf[at.tokens+4*uint64(i):]))
 	}
 	return out, nil
 }
@@ -774,16 +853,17 @@ func (l *Loop) Metrics(ctx context.Context, critic bool, pad int32) (*engine.Loo
 	pl, err := d.pipeline("stats.wgsl", nil, statsKinds)
 	o.add(op{name: "stats", pl: pl, params: shaders.Bytes(sp),
 		binds: []binding{whole(l.tok), whole(n.act.out), whole(l.crit), whole(l.keys), whole(l.stats)}, wg: d.grid(uint64(l.B))}, err)
-	o.copy(l.stats, l.staging, 32*uint64(l.B))
+	at := statsRead(l.B)
+	o.copyAt(l.stats, 0, l.staging, at.stats, at.size-at.stats)
 	if err := l.submit(o); err != nil {
 		return nil, err
 	}
-	buf, err := l.read(ctx, 32*uint64(l.B))
+	buf, err := l.read(ctx, at.size)
 	if err != nil {
 		return nil, err
 	}
 	f := func(b, i int) float64 {
-		return float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[4*(8*b+i):])))
+		return float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[at.stats+4*uint64(shaders.StatsWords*b+i):])))
 	}
 	m := &engine.LoopMetrics{SelfConfidence: make([]float64, l.B)}
 	if critic {
@@ -792,13 +872,14 @@ func (l *Loop) Metrics(ctx context.Context, critic bool, pad int32) (*engine.Loo
 		m.CriticN = make([]int, l.B)
 	}
 	for b := 0; b < l.B; b++ {
-		m.SelfConfidence[b] = f(b, 0)
-		if f(b, 1) == 0 {
+		m.SelfConfidence[b] = f(b, shaders.StatsSelf)
+		if f(b, shaders.StatsSelfCount) == 0 {
 			m.SelfConfidence[b] = math.NaN()
 		}
 		if critic {
-			m.CriticMean[b], m.CriticP10[b], m.CriticP50[b], m.CriticP90[b] = f(b, 2), f(b, 3), f(b, 4), f(b, 5)
-			m.CriticN[b] = int(f(b, 6))
+			m.CriticMean[b], m.CriticP10[b] = f(b, shaders.StatsCriticMean), f(b, shaders.StatsCriticP10)
+			m.CriticP50[b], m.CriticP90[b] = f(b, shaders.StatsCriticP50), f(b, shaders.StatsCriticP90)
+			m.CriticN[b] = int(f(b, shaders.StatsCriticCount))
 		}
 	}
 	return m, nil

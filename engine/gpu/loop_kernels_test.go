@@ -1,635 +1,374 @@
 package gpu
 
 import (
-	"context"
-	"encoding/binary"
 	"fmt"
 	"math"
-	"math/rand/v2"
-	"sort"
 	"testing"
 
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/rng"
+	"github.com/remask/remask/internal/step"
 	"github.com/remask/remask/shaders"
 )
 
-// Per-kernel tests of the device loop's own kernels (loop.go): select.wgsl,
-// remask.wgsl, wave.wgsl, waveargs.wgsl, sampler_in.wgsl, stats.wgsl and
-// sample.wgsl's scatter and fill modes, each against a float64 twin written
-// here from the file's header comment (engine/sampler's versions are
-// unexported), on random inputs from fixed seeds. The ops are built as
-// loop.go builds them (d.pipeline + op, the same bind kinds and workgroup
-// grids) and every buffer a kernel writes is a canary buffer, so a write
-// past its end fails the test. loop_test.go compares the whole loop.
-//
-// BenchmarkSamplingKernels times each kernel at the standard shape.
+// The device loop's own kernels (loop.go) against internal/step, one
+// harness entry each (loop_harness_test.go): select.wgsl, remask.wgsl,
+// wave.wgsl, stats.wgsl and sample.wgsl's fill and scatter modes against
+// the step the host loop runs; waveargs.wgsl against engine/gpu's grid()
+// and sampler_in.wgsl against a float64 oracle of the network (neither is a
+// sampling step). The ops are built as loop.go builds them (the same
+// pipelines, bind kinds and grids). loop_test.go compares the whole loop;
+// BenchmarkSamplingKernels (loop_kernels_bench_test.go) times each kernel.
 
-const lkNone = 0xffffffff
+func TestLoopKernels(t *testing.T) { runKernelCases(t, loopKernelCases) }
 
-// lkBuf makes a canary buffer of n u32 words holding init (canary words
-// where init is nil).
-func lkBuf(t *testing.T, d *device, n int, init []uint32) canaryBuf {
-	t.Helper()
-	var f []float32
-	if init != nil {
-		f = make([]float32, len(init))
-		for i, w := range init {
-			f[i] = math.Float32frombits(w)
-		}
+// rowsOf is B rows of each T.
+func rowsOf(B int, Ts ...int) []shape {
+	var s []shape
+	for _, T := range Ts {
+		s = append(s, shape{B, T})
 	}
-	return newCanaryBuf(t, d, n, f)
+	return s
 }
 
-func lkFill(n int, w uint32) []uint32 {
-	v := make([]uint32, n)
-	for i := range v {
-		v[i] = w
-	}
-	return v
+var loopKernelCases = []kernelCase{
+	// T: one position, primes, around the 256-thread workgroup, the
+	// standard shape's 1024 and more than one position per thread.
+	{name: "select", shapes: rowsOf(4, 1, 7, 97, 255, 257, 1024, 4099), check: checkSelectRandom},
+	{name: "select/signed-zero", shapes: rowsOf(1, 16, 257), check: checkSelectSignedZero},
+	{name: "select/nan-wrongness", shapes: rowsOf(2, 300), check: checkSelectNaN},
+	{name: "remask", shapes: []shape{{1, 1}, {3, 37}, {2, 64}, {5, 97}}, tol: 1e-5, check: checkRemask},
+	{name: "wave", shapes: rowsOf(6, 1, 7, 50, 257, 1000), check: checkWaveVariants},
+	{name: "wave/bootstrap", shapes: rowsOf(4, 1, 50, 1000), check: checkWaveBootstrap},
+	{name: "wave/round-halves", shapes: rowsOf(5, 4), check: checkWaveRoundHalves},
+	{name: "wave/rounding-edges", shapes: rowsOf(4, 3), check: checkWaveRoundingEdges},
+	// B: the wave's listed positions n (T unused).
+	{name: "waveargs", shapes: []shape{{0, 0}, {1, 0}, {63, 0}, {64, 0}, {65, 0}, {65535, 0}, {70000, 0}}, check: checkWaveArgs},
+	// T: n_embd (bias on odd-looking widths).
+	{name: "sampler_in", shapes: []shape{{1, 64}, {1, 200}, {1, 1024}}, tol: 1e-4, check: checkSamplerIn},
+	{name: "stats", shapes: []shape{{8, 1}, {8, 7}, {8, 300}, {2, 1000}}, tol: 1e-4, check: checkStats},
+	// T: the vocabulary size V.
+	{name: "sample/fill-scatter", shapes: rowsOf(3, 5, 67, 300), check: checkSampleFillScatter},
 }
-
-// lkRun records ops, submits them and returns the interior words of each
-// output after checking its canaries.
-func lkRun(t *testing.T, d *device, ops []op, outs ...canaryBuf) [][]uint32 {
-	t.Helper()
-	pr := newProgram(d, "test")
-	defer pr.release()
-	rec, err := d.p.newRecorder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pr.record(rec, ops); err != nil {
-		rec.submit()
-		t.Fatal(err)
-	}
-	var total uint64
-	for _, o := range outs {
-		total += o.buf.size
-	}
-	st, err := d.p.newBuffer("test staging", total, usageStaging)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.destroy()
-	var off uint64
-	for _, o := range outs {
-		rec.copy(o.buf, 0, st, off, o.buf.size)
-		off += o.buf.size
-	}
-	if err := d.submit(rec); err != nil {
-		t.Fatal(err)
-	}
-	raw := make([]byte, total)
-	if err := d.p.read(context.Background(), st, raw); err != nil {
-		t.Fatal(err)
-	}
-	res := make([][]uint32, len(outs))
-	off = 0
-	for k, o := range outs {
-		n := int(o.buf.size / 4)
-		res[k] = make([]uint32, o.n)
-		for i := 0; i < n; i++ {
-			w := binary.LittleEndian.Uint32(raw[off+4*uint64(i):])
-			if i >= canaryWords && i < canaryWords+o.n {
-				res[k][i-canaryWords] = w
-				continue
-			}
-			if w != canary {
-				where := "before"
-				if i >= canaryWords {
-					where = "after"
-				}
-				t.Fatalf("output %d: canary word %d %s the output overwritten with %#x", k, i, where, w)
-			}
-		}
-		off += o.buf.size
-	}
-	return res
-}
-
-func lkF32(w []uint32) []float32 {
-	f := make([]float32, len(w))
-	for i, x := range w {
-		f[i] = math.Float32frombits(x)
-	}
-	return f
-}
-
-// lkNear: NaN matches NaN, equal values (infinities) match, else |got -
-// want| <= atol + rtol·|want|.
-func lkNear(got float32, want, atol, rtol float64) bool {
-	g := float64(got)
-	if math.IsNaN(want) || math.IsNaN(g) {
-		return math.IsNaN(want) && math.IsNaN(g)
-	}
-	if g == want {
-		return true
-	}
-	return math.Abs(g-want) <= atol+rtol*math.Abs(want)
-}
-
-func lkSigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
 // ---------------------------------------------------------------- select
-
-// selectTwin is the selection of engine/sampler's remask(): per row, the
-// candidates (prediction not [MASK], not protected); ratio mode keeps the
-// min(k, candidates) best by a stable sort on the score, descending (ties:
-// the lower position); threshold mode keeps wrongness > thr. It returns
-// the next input, the counts per row and the smallest non-NaN wrongness
-// among the selected (ok false if none).
-func selectTwin(pred, prot []uint32, sw []float32, B, T, k int, threshold bool, thr float32, mask uint32) (tok []uint32, rows []int, minW float32, ok bool) {
-	N := B * T
-	tok = append([]uint32(nil), pred...)
-	rows = make([]int, B)
-	for b := 0; b < B; b++ {
-		var cand []int
-		for t := 0; t < T; t++ {
-			p := b*T + t
-			if pred[p] == mask || prot[p] != 0 {
-				continue
-			}
-			if threshold && !(float64(sw[N+p]) > float64(thr)) {
-				continue
-			}
-			cand = append(cand, p)
-		}
-		if !threshold {
-			sort.SliceStable(cand, func(i, j int) bool { return float64(sw[cand[i]]) > float64(sw[cand[j]]) })
-			cand = cand[:min(k, len(cand))]
-		}
-		for _, p := range cand {
-			tok[p] = mask
-			w := sw[N+p]
-			if !math.IsNaN(float64(w)) && (!ok || w < minW) {
-				minW, ok = w, true
-			}
-		}
-		rows[b] = len(cand)
-	}
-	return tok, rows, minW, ok
-}
-
-// selectOp builds the op as loop.go's remaskOps does.
-func selectOp(t *testing.T, d *device, sp shaders.SelectParams, pred, prot, sw *buffer, keys, tok, cnt canaryBuf) op {
-	t.Helper()
-	pl, err := d.pipeline("select.wgsl", nil, selectKinds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return op{name: "remask select", pl: pl, params: shaders.Bytes(sp),
-		binds: []binding{whole(pred), whole(prot), whole(sw), keys.bind(), tok.bind(), cnt.bind()}, wg: d.grid(uint64(sp.B))}
-}
 
 type selectInput struct {
 	B, T       int
 	pred, prot []uint32
-	sw         []float32
+	sw         []float32 // score (B·T), then wrongness (B·T)
 }
 
-// checkSelect runs one selection and compares TOK and CNT with the twin.
-func checkSelect(t *testing.T, d *device, in selectInput, k int, threshold bool, thr float32, mask uint32) {
-	t.Helper()
+// runSelect runs select.wgsl as remaskOps builds it and compares the next
+// input and the counters with step.Selection.Select.
+func runSelect(k *kernelRun, in selectInput, how step.Selection, mask uint32) {
+	k.Helper()
 	B, T, N := in.B, in.T, in.B*in.T
-	sp := shaders.SelectParams{T: uint32(T), B: uint32(B), K: uint32(k), Mask: mask}
-	if threshold {
-		sp.Threshold, sp.Thr = 1, thr
+	sp := shaders.SelectParams{T: uint32(T), B: uint32(B), K: uint32(how.K), Mask: mask, Threshold: shaders.SelectRatio}
+	if how.Threshold {
+		sp.Threshold, sp.Thr = shaders.SelectThreshold, float32(how.Thr)
+		how.Thr = float64(sp.Thr) // the reference compares with the f32 threshold the kernel sees
 	}
-	keys := lkBuf(t, d, N, nil)
-	tok := lkBuf(t, d, N, lkFill(N, 0x12345678))
+	keys, tok := k.out(N, nil), k.out(N, fill(N, 0x12345678))
 	cntInit := make([]uint32, cntWords+B)
-	cntInit[1] = noID
-	cnt := lkBuf(t, d, cntWords+B, cntInit)
-	o := selectOp(t, d, sp, u32Buf(t, d, in.pred), u32Buf(t, d, in.prot), inBuf(t, d, in.sw), keys, tok, cnt)
-	got := lkRun(t, d, []op{o}, tok, cnt, keys)
+	cntInit[shaders.CountMinWrong] = noID
+	cnt := k.out(cntWords+B, cntInit)
+	o := op{name: "remask select", pl: k.pipeline("select.wgsl", selectKinds), params: shaders.Bytes(sp),
+		binds: []binding{k.in(in.pred), k.in(in.prot), k.inF(in.sw), keys.bind(), tok.bind(), cnt.bind()}, wg: k.d.grid(uint64(B))}
+	got := k.exec([]op{o}, tok, cnt, keys)
 	gTok, gCnt := got[0], got[1]
-	wTok, wRows, wMin, wOK := selectTwin(in.pred, in.prot, in.sw, B, T, k, threshold, thr, mask)
+
+	score, wrong := f64(in.sw[:N]), f64(in.sw[N:])
+	rows, _, total := how.Select(B, T, int32(mask), int32s(in.pred), bools(in.prot), score, wrong)
+	wTok := append([]uint32(nil), in.pred...)
+	// The device's smallest wrongness skips NaN; step's (math.Min) turns
+	// NaN when one selected wrongness is NaN. They differ only when some
+	// but not all selected positions have a NaN wrongness (a damaged model).
+	minW, minOK := float32(0), false
+	for b, ts := range rows {
+		for _, t := range ts {
+			p := b*T + t
+			wTok[p] = mask
+			if w := in.sw[N+p]; !math.IsNaN(float64(w)) && (!minOK || w < minW) {
+				minW, minOK = w, true
+			}
+		}
+	}
+	what := fmt.Sprintf("k %d, threshold %v (%v)", how.K, how.Threshold, how.Thr)
 	for p := range wTok {
 		if gTok[p] != wTok[p] {
-			b, tt := p/T, p%T
-			t.Fatalf("TOK[%d] (row %d, position %d) = %d, want %d (pred %d, protected %d, score %v, wrongness %v; k %d; row selects %d)",
-				p, b, tt, gTok[p], wTok[p], in.pred[p], in.prot[p], in.sw[p], in.sw[N+p], k, wRows[b])
+			k.Fatalf("%s: TOK[%d] (row %d, position %d) = %d, want %d (pred %d, protected %d, score %v, wrongness %v; row selects %d)",
+				what, p, p/T, p%T, gTok[p], wTok[p], in.pred[p], in.prot[p], in.sw[p], in.sw[N+p], len(rows[p/T]))
 		}
 	}
-	total := 0
-	for b, n := range wRows {
-		total += n
-		if int(gCnt[cntWords+b]) != n {
-			t.Errorf("CNT[4+%d] = %d, want %d", b, gCnt[cntWords+b], n)
+	for b, ts := range rows {
+		if int(gCnt[shaders.CountRows+b]) != len(ts) {
+			k.Errorf("%s: CNT[rows+%d] = %d, want %d", what, b, gCnt[shaders.CountRows+b], len(ts))
 		}
 	}
-	if int(gCnt[0]) != total {
-		t.Errorf("CNT[0] = %d, want %d", gCnt[0], total)
+	if int(gCnt[shaders.CountTotal]) != total {
+		k.Errorf("%s: CNT[total] = %d, want %d", what, gCnt[shaders.CountTotal], total)
 	}
 	if gCnt[2] != 0 || gCnt[3] != 0 {
-		t.Errorf("CNT[2], CNT[3] = %#x, %#x: written", gCnt[2], gCnt[3])
+		k.Errorf("%s: CNT[2], CNT[3] = %#x, %#x: written", what, gCnt[2], gCnt[3])
 	}
-	switch {
-	case !wOK && gCnt[1] != noID:
-		t.Errorf("CNT[1] = %#x (%v), want untouched %#x: no selected position has a wrongness", gCnt[1], keyF32(gCnt[1]), uint32(noID))
-	case wOK && math.Float32bits(keyF32(gCnt[1])) != math.Float32bits(wMin):
-		t.Errorf("CNT[1] decodes to %v, want the smallest selected wrongness %v", keyF32(gCnt[1]), wMin)
+	switch kw := gCnt[shaders.CountMinWrong]; {
+	case !minOK && kw != noID:
+		k.Errorf("%s: CNT[min] = %#x (%v), want untouched: no selected position has a wrongness", what, kw, keyF32(kw))
+	case minOK && math.Float32bits(keyF32(kw)) != math.Float32bits(minW):
+		k.Errorf("%s: CNT[min] decodes to %v, want the smallest selected wrongness %v", what, keyF32(kw), minW)
 	}
 }
 
-func TestSelectKernel(t *testing.T) {
-	d := testBackend(t).d
-	r := rand.New(rand.NewPCG(21, 1))
+// checkSelectRandom: rows of four kinds (row b%4): 0 scores on five values
+// (many exact ties), 1 continuous scores with ±Inf, 3e38 and repeated
+// values and some NaN wrongness, 2 mostly non-candidates with one score, 3
+// no candidates at all. Wrongness on a 0.1 grid, equal to the thresholds.
+func checkSelectRandom(k *kernelRun, s shape) {
 	const mask = 65
-	for _, T := range []int{1, 7, 256, 1000, 4096} {
-		// Rows: 0 scores on five values (many exact ties), 1 continuous
-		// scores with ±Inf and repeated values, 2 mostly non-candidates with
-		// one score, 3 no candidates at all. Wrongness on a 0.1 grid (equal
-		// to the thresholds below), NaN in row 1.
-		const B = 4
-		N := B * T
-		in := selectInput{B: B, T: T, pred: make([]uint32, N), prot: make([]uint32, N), sw: make([]float32, 2*N)}
-		for b := 0; b < B; b++ {
-			for tt := 0; tt < T; tt++ {
-				p := b*T + tt
-				in.pred[p] = uint32(r.IntN(mask))
-				if r.IntN(5) == 0 || (b == 2 && r.IntN(10) != 0) {
+	B, T, N := s.B, s.T, s.B*s.T
+	r := k.r
+	in := selectInput{B: B, T: T, pred: make([]uint32, N), prot: make([]uint32, N), sw: make([]float32, 2*N)}
+	for b := 0; b < B; b++ {
+		for t := 0; t < T; t++ {
+			p := b*T + t
+			in.pred[p] = uint32(r.IntN(mask))
+			if r.IntN(5) == 0 || (b%4 == 2 && r.IntN(10) != 0) {
+				in.pred[p] = mask
+			}
+			if r.IntN(10) == 0 {
+				in.prot[p] = 1
+			}
+			if b%4 == 3 {
+				if r.IntN(2) == 0 {
 					in.pred[p] = mask
-				}
-				if r.IntN(10) == 0 {
+				} else {
 					in.prot[p] = 1
 				}
-				if b == 3 {
-					if r.IntN(2) == 0 {
-						in.pred[p] = mask
-					} else {
-						in.prot[p] = 1
-					}
-				}
-				var s float32
-				switch b {
+			}
+			var sc float32
+			switch b % 4 {
+			case 0:
+				sc = float32(r.IntN(5)-2) * 0.25
+			case 1:
+				sc = float32(3 * r.NormFloat64())
+				switch r.IntN(20) {
 				case 0:
-					s = float32(r.IntN(5)-2) * 0.25
+					sc = float32(math.Inf(1))
 				case 1:
-					s = float32(3 * r.NormFloat64())
-					switch r.IntN(20) {
-					case 0:
-						s = float32(math.Inf(1))
-					case 1:
-						s = float32(math.Inf(-1))
-					case 2:
-						s = 3e38
-					}
-					if tt > 0 && r.IntN(3) == 0 {
-						s = in.sw[b*T+r.IntN(tt)] // an earlier score again
-					}
+					sc = float32(math.Inf(-1))
 				case 2:
-					s = 1
-				default:
-					s = float32(r.NormFloat64())
+					sc = 3e38
 				}
-				in.sw[p] = s
-				w := float32(r.IntN(11)) / 10
-				if b == 1 && r.IntN(10) == 0 {
-					w = float32(math.NaN())
+				if t > 0 && r.IntN(3) == 0 {
+					sc = in.sw[b*T+r.IntN(t)] // an earlier score again
 				}
-				in.sw[N+p] = w
+			case 2:
+				sc = 1
 			}
-		}
-		seen := map[int]bool{}
-		for _, k := range []int{0, 1, 2, T / 3, T / 2, T - 1, T, T + 5} {
-			if k < 0 || seen[k] {
-				continue
+			in.sw[p] = sc
+			w := float32(r.IntN(11)) / 10
+			if b%4 == 1 && r.IntN(10) == 0 {
+				w = float32(math.NaN())
 			}
-			seen[k] = true
-			t.Run(fmt.Sprintf("T%d/ratio/k%d", T, k), func(t *testing.T) { checkSelect(t, d, in, k, false, 0, mask) })
-		}
-		for _, thr := range []float32{0.5, 0.3, 0, -1, 2} {
-			t.Run(fmt.Sprintf("T%d/threshold/%v", T, thr), func(t *testing.T) { checkSelect(t, d, in, 0, true, thr, mask) })
+			in.sw[N+p] = w
 		}
 	}
-	// Every wrongness NaN (as the random strategy writes them), of either
-	// sign: the smallest-wrongness counter must stay untouched.
-	const B, T = 2, 300
-	in := selectInput{B: B, T: T, pred: make([]uint32, B*T), prot: make([]uint32, B*T), sw: make([]float32, 2*B*T)}
-	for p := 0; p < B*T; p++ {
-		in.pred[p] = uint32(r.IntN(mask))
-		in.sw[p] = float32(r.Float64())
-		in.sw[B*T+p] = math.Float32frombits(0x7fc00000 | uint32(p%2)<<31)
+	seen := map[int]bool{}
+	for _, kk := range []int{0, 1, 2, T / 3, T / 2, T - 1, T, T + 5} {
+		if !seen[kk] {
+			seen[kk] = true
+			runSelect(k, in, step.Selection{K: kk}, mask)
+		}
 	}
-	t.Run("nan-wrongness/ratio", func(t *testing.T) { checkSelect(t, d, in, 100, false, 0, mask) })
-	t.Run("nan-wrongness/threshold", func(t *testing.T) { checkSelect(t, d, in, 0, true, -1, mask) })
+	for _, thr := range []float64{0.5, 0.3, 0, -1, 2} {
+		runSelect(k, in, step.Selection{Threshold: true, Thr: thr}, mask)
+	}
 }
 
-// TestSelectSignedZero: scores +0 and -0 are equal to the CPU twin's sort
-// (float64 comparison), so ties go to the lower position; an
-// order-preserving key must not rank +0 above -0. (Such scores need a
-// critic or classifier logit of exactly ±0: rare, but the selection is
-// specified as exact.)
-func TestSelectSignedZero(t *testing.T) {
-	d := testBackend(t).d
-	const T, mask = 16, 65
+// checkSelectSignedZero: scores +0 and -0 are equal to step's sort (float64
+// comparison), so ties go to the lower position; an order-preserving key
+// must not rank +0 above -0.
+func checkSelectSignedZero(k *kernelRun, s shape) {
+	T := s.T
 	in := selectInput{B: 1, T: T, pred: make([]uint32, T), prot: make([]uint32, T), sw: make([]float32, 2*T)}
 	for p := 0; p < T; p++ {
-		in.pred[p] = uint32(p)
+		in.pred[p] = uint32(p % 60)
 		in.sw[p] = math.Float32frombits(uint32(1-p%2) << 31) // -0, +0, -0, ...
 		in.sw[T+p] = 0.5
 	}
-	checkSelect(t, d, in, T/2, false, 0, mask)
+	runSelect(k, in, step.Selection{K: T / 2}, 65)
+}
+
+// checkSelectNaN: every wrongness NaN (as the random strategy writes them),
+// of either sign: the smallest-wrongness counter must stay untouched.
+func checkSelectNaN(k *kernelRun, s shape) {
+	N := s.B * s.T
+	in := selectInput{B: s.B, T: s.T, pred: make([]uint32, N), prot: make([]uint32, N), sw: make([]float32, 2*N)}
+	for p := 0; p < N; p++ {
+		in.pred[p] = uint32(k.r.IntN(65))
+		in.sw[p] = float32(k.r.Float64())
+		in.sw[N+p] = math.Float32frombits(0x7fc00000 | uint32(p%2)<<31)
+	}
+	runSelect(k, in, step.Selection{K: s.T / 3}, 65)
+	runSelect(k, in, step.Selection{Threshold: true, Thr: -1}, 65)
 }
 
 // ---------------------------------------------------------------- remask
 
-// remaskTwin is the scores part of engine/sampler's remask() in float64
-// (strategy numbers of remask.wgsl). For the calibrated strategy alt is the
-// score and wrongness of the neighbouring bucket when 100·sigmoid(l) is
-// within rounding of a bucket edge (altOK), where f32 may pick either.
-func remaskTwin(strategy int, r float64, seed uint64, it, B, T, V, stride, col int, pred []uint32, logits, aux []float32, table []float32) (score, wrong, altScore, altWrong []float64, altOK []bool) {
-	N := B * T
-	score, wrong = make([]float64, N), make([]float64, N)
-	altScore, altWrong, altOK = make([]float64, N), make([]float64, N), make([]bool, N)
-	for p := 0; p < N; p++ {
-		b, t := uint32(p/T), uint32(p%T)
-		noise := float64(rng.Uniform(seed, b, uint32(it), t, rng.RemaskNoise))
-		blend := func(s float64) float64 {
-			if r > 0 {
-				return (1-r)*s + r*noise
-			}
-			return s
-		}
-		switch strategy {
-		case 0:
-			l := float64(aux[p])
-			wrong[p], score[p] = lkSigmoid(l), blend(l)
-		case 1:
-			pr := lkSigmoid(float64(aux[p]))
-			u2 := float64(rng.Uniform(seed, b, uint32(it), t, rng.RemaskLuck))
-			calib := func(bucket int) (float64, float64) {
-				bucket = min(max(bucket, 0), 99)
-				w := math.Max(float64(table[bucket]), 1e-6)
-				w2 := math.Max((1-r)*w+r*noise, 1e-6)
-				return -(u2 / w2), w
-			}
-			x := 100 * pr
-			score[p], wrong[p] = calib(int(math.Floor(x)))
-			if e := math.Round(x); math.Abs(x-e) < 1e-4 {
-				other := int(e) // the bucket above the edge when x < e, else the one below
-				if x >= e {
-					other = int(e) - 1
-				}
-				altScore[p], altWrong[p] = calib(other)
-				altOK[p] = true
-			}
-		case 2:
-			row := logits[p*V : (p+1)*V]
-			m := math.Inf(-1)
-			for _, l := range row {
-				m = math.Max(m, float64(l))
-			}
-			var z float64
-			for _, l := range row {
-				z += math.Exp(float64(l) - m)
-			}
-			q := math.Exp(float64(row[pred[p]])-m) / z
-			wrong[p], score[p] = 1-q, blend(1-q)
-		case 3:
-			score[p] = float64(rng.Uniform(seed, b, uint32(it), t, rng.RemaskRandom))
-			wrong[p] = math.NaN()
-		default:
-			c := float64(aux[p*stride+col])
-			wrong[p], score[p] = 1-lkSigmoid(c), blend(-c)
-		}
-	}
-	return
-}
-
-func TestRemaskKernel(t *testing.T) {
-	d := testBackend(t).d
-	rg := rand.New(rand.NewPCG(22, 2))
-	const B, T, V, K = 3, 37, 67, 3
-	N := B * T
+// checkRemask runs remask.wgsl for every strategy (and a one-class
+// classifier) at r = 0 and 0.3 against step.Scoring.Scores. The critic
+// logits include the calibration's bucket edges: sigmoid 0.5 exactly,
+// saturation, infinities and logits whose 100·sigmoid lands on an edge,
+// where f32 may pick the neighbouring bucket.
+func checkRemask(k *kernelRun, s shape) {
+	const V, K, it = 67, 3, 5
 	seed := uint64(0x9e3779b97f4a7c15)
-	const it = 5
+	T, N := s.T, s.B*s.T
+	r := k.r
 	pred := make([]uint32, N)
 	for i := range pred {
-		pred[i] = uint32(rg.IntN(V))
+		pred[i] = uint32(r.IntN(V))
 	}
-	logits := randVec(rg, N*V, 3)
-	for v := 0; v < V; v++ { // a row with one dominant logit (q ≈ 1)
-		logits[7*V+v] = -20
+	logits := randVec(r, N*V, 3)
+	if N > 7 { // a row with one dominant logit (q ≈ 1)
+		for v := 0; v < V; v++ {
+			logits[7*V+v] = -20
+		}
+		logits[7*V+int(pred[7])] = 20
 	}
-	logits[7*V+int(pred[7])] = 20
-	crit := randVec(rg, N, 3)
-	// Calibrated bucket edges: sigmoid 0.5 exactly (bucket 50), saturation
-	// to 1 (bucket 100 clamped to 99) and to 0, infinities, and logits whose
-	// 100·sigmoid lands on a bucket edge.
 	edges := []float32{0, 30, -30, 100, -100, float32(math.Inf(1)), float32(math.Inf(-1)), 88, -88, 1e-3, -1e-3}
 	for i := 1; i < 100; i += 7 {
 		x := float64(i) / 100
 		edges = append(edges, float32(math.Log(x/(1-x))))
 	}
+	crit := randVec(r, N, 3)
 	copy(crit, edges)
-	cls := randVec(rg, N*K, 2)
-	for i, e := range edges {
-		cls[(len(edges)+i)*K+1] = e
+	cls := randVec(r, N*K, 2)
+	for i := 0; i < N; i++ {
+		cls[i*K+1] = crit[(i+len(edges))%N]
 	}
 	table := make([]float32, 100)
 	for i := range table {
-		table[i] = float32(rg.Float64())
+		table[i] = float32(r.Float64())
 	}
 	table[0], table[99], table[50], table[73], table[3] = 0, -0.5, 1e-9, 1e-6, 2e-6 // the 1e-6 floor
-
-	predB, logitsB, critB, clsB, tableB := u32Buf(t, d, pred), inBuf(t, d, logits), inBuf(t, d, crit), inBuf(t, d, cls), inBuf(t, d, table)
-	names := []string{"critic", "calibrated", "self", "random", "model"}
+	predB, logitsB, tableB := k.in(pred), k.inF(logits), k.inF(table)
 	type variant struct {
-		strategy    int
-		stride, col int
-		aux         *buffer
-		auxData     []float32
+		strategy step.Strategy
+		k        int // classifier classes (model)
+		aux      []float32
 	}
-	var vs []variant
-	for s := 0; s < 5; s++ {
-		vs = append(vs, variant{s, 1, 0, critB, crit})
-	}
-	vs[4] = variant{4, K, 1, clsB, cls}
-	vs = append(vs, variant{4, 1, 0, critB, crit}) // a one-class classifier: column 0
+	vs := []variant{{step.Critic, 0, crit}, {step.Calibrated, 0, crit}, {step.Self, 0, crit}, {step.Random, 0, crit},
+		{step.Model, K, cls}, {step.Model, 1, crit}}
 	for _, v := range vs {
-		for _, r := range []float64{0, 0.3} {
-			name := fmt.Sprintf("%s/stride%d/r%v", names[v.strategy], v.stride, r)
-			t.Run(name, func(t *testing.T) {
-				rp := shaders.RemaskParams{N: uint32(N), T: uint32(T), V: V, Strategy: uint32(v.strategy), Iteration: it,
-					SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), R: float32(r), Stride: uint32(v.stride), Col: uint32(v.col)}
-				pl, err := d.pipeline("remask.wgsl", nil, remaskKinds)
-				if err != nil {
-					t.Fatal(err)
-				}
-				sw := newCanaryBuf(t, d, 2*N, nil)
-				o := op{name: "remask scores", pl: pl, params: shaders.Bytes(rp),
-					binds: []binding{whole(predB), whole(logitsB), whole(v.aux), whole(tableB), sw.bind()}, wg: d.grid(uint64(ceilDiv(N, 64)))}
-				got := run(t, d, []op{o}, sw)
-				score, wrong, as, aw, aok := remaskTwin(v.strategy, r, seed, it, B, T, V, v.stride, v.col, pred, logits, v.auxData, table)
-				const tol = 1e-5
-				for p := 0; p < N; p++ {
-					gs, gw := got[p], got[N+p]
-					ok := lkNear(gs, score[p], tol, tol) && lkNear(gw, wrong[p], tol, tol)
-					if !ok && aok[p] && lkNear(gs, as[p], tol, tol) && lkNear(gw, aw[p], tol, tol) {
-						t.Logf("position %d: aux %v sits on a calibration bucket edge; the GPU took the neighbouring bucket", p, v.auxData[p])
+		for _, strength := range []float64{0, 0.3} {
+			rp := shaders.RemaskParams{N: uint32(N), T: uint32(T), V: V, Strategy: uint32(v.strategy), Iteration: it,
+				SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), R: float32(strength), Stride: 1}
+			if v.strategy == step.Model {
+				rp.Stride, rp.Col = uint32(v.k), uint32(step.ModelColumn(v.k))
+			}
+			sw := newCanaryBuf(k.T, k.d, 2*N, nil)
+			o := op{name: "remask scores", pl: k.pipeline("remask.wgsl", remaskKinds), params: shaders.Bytes(rp),
+				binds: []binding{predB, logitsB, k.inF(v.aux), tableB, sw.bind()}, wg: k.d.grid(uint64(ceilDiv(N, 64)))}
+			got := asF32(k.exec([]op{o}, sw)[0])
+
+			sc := step.Scoring{Strategy: v.strategy, Seed: seed, Iteration: it, T: T, R: strength,
+				Logits: logits, V: V, Critic: crit, Table: f64(table), Class: v.aux, K: v.k}
+			score, wrong := make([]float64, N), make([]float64, N)
+			if err := sc.Scores(int32s(pred), score, wrong); err != nil {
+				k.Fatal(err)
+			}
+			for p := 0; p < N; p++ {
+				gs, gw := got[p], got[N+p]
+				ok := k.near(gs, score[p]) && k.near(gw, wrong[p])
+				if !ok && v.strategy == step.Calibrated {
+					if as, aw, edge := neighbourBucket(table, crit[p], strength, seed, it, p, T); edge && k.near(gs, as) && k.near(gw, aw) {
+						k.Logf("%v position %d: critic %v sits on a calibration bucket edge; the GPU took the neighbouring bucket", v.strategy, p, crit[p])
 						ok = true
 					}
-					if !ok {
-						t.Fatalf("position %d (aux %v): score %v wrongness %v, want %v and %v (±%g)", p, v.auxData[p*v.stride+v.col], gs, gw, score[p], wrong[p], tol)
-					}
 				}
-			})
+				if !ok {
+					k.Fatalf("%v (k %d, r %v) position %d: score %v wrongness %v, want %v and %v (±%g)", v.strategy, v.k, strength, p, gs, gw, score[p], wrong[p], k.tol)
+				}
+			}
 		}
 	}
+}
+
+// neighbourBucket is the calibrated score and wrongness of the bucket next
+// to step.CalibratedBucket's when 100·sigmoid(logit) is within rounding of
+// a bucket edge (edge), where the kernel's f32 may pick either.
+func neighbourBucket(table []float32, logit float32, strength float64, seed uint64, it, p, T int) (score, wrong float64, edge bool) {
+	x := 100 * step.Sigmoid(float64(logit))
+	e := math.Round(x)
+	if math.Abs(x-e) >= 1e-4 {
+		return 0, 0, false
+	}
+	other := int(e) // the bucket above the edge when x < e, else the one below
+	if x >= e {
+		other = int(e) - 1
+	}
+	b, t := uint32(p/T), uint32(p%T)
+	u1 := float64(rng.Uniform(seed, b, uint32(it), t, rng.RemaskNoise))
+	u2 := float64(rng.Uniform(seed, b, uint32(it), t, rng.RemaskLuck))
+	score, wrong = step.CalibratedScore(f64(table), min(max(other, 0), 99), step.ClampStrength(strength), u1, u2)
+	return score, wrong, true
 }
 
 // ---------------------------------------------------------------- wave
 
 type waveScenario struct {
-	B, T, V               int
-	mask                  uint32
-	pred                  []uint32
-	logits                []float32
-	ratio                 float64
-	emb, global, all, off bool
-	slot                  int
+	step.Wave
+	pred   []uint32
+	logits []float32
+	off    bool // the wave cap is reached: list nothing
+	slot   int
 }
 
-// bootTwin is engine/sampler's bootstrap() over flat positions [lo, hi).
-func bootTwin(s *waveScenario, lo, hi, nFill int) []int {
-	var masked []int
-	for p := lo; p < hi; p++ {
-		if s.pred[p] == s.mask {
-			masked = append(masked, p)
-		}
-	}
-	if len(masked) <= nFill {
-		return masked
-	}
-	conf := map[int]float32{}
-	for _, p := range masked {
-		m := float32(math.Inf(-1))
-		for _, l := range s.logits[p*s.V : (p+1)*s.V] {
-			if l > m {
-				m = l
-			}
-		}
-		conf[p] = float32(math.Round(float64(m)*1024) / 1024)
-	}
-	sort.SliceStable(masked, func(i, j int) bool { return conf[masked[i]] > conf[masked[j]] })
-	return masked[:nFill]
-}
-
-// waveTwin is one wave of engine/sampler's wavefront() as wave.wgsl lists
-// it: position -> (left, right) ids, and the masked count before the wave.
-func waveTwin(s *waveScenario) (want map[int][2]uint32, masked int) {
-	T := s.T
-	isM := func(p int) bool { return s.pred[p] == s.mask }
-	elig := func(p int) bool {
-		t := p % T
-		return isM(p) && ((t > 0 && !isM(p-1)) || (t+1 < T && !isM(p+1)))
-	}
-	nb := func(p int) uint32 {
-		if !s.emb || isM(p) {
-			return lkNone
-		}
-		return s.pred[p]
-	}
-	want = map[int][2]uint32{}
-	add := func(p int) {
-		l, r := uint32(lkNone), uint32(lkNone)
-		if p%T > 0 {
-			l = nb(p - 1)
-		}
-		if p%T+1 < T {
-			r = nb(p + 1)
-		}
-		want[p] = [2]uint32{l, r}
-	}
-	type seg struct{ lo, hi int }
-	var segs []seg
-	if s.global {
-		segs = []seg{{0, s.B * T}}
-	} else {
-		for b := 0; b < s.B; b++ {
-			segs = append(segs, seg{b * T, (b + 1) * T})
-		}
-	}
-	for _, g := range segs {
-		m, e := 0, 0
-		for p := g.lo; p < g.hi; p++ {
-			if isM(p) {
-				m++
-				if s.all || elig(p) {
-					e++
-				}
-			}
-		}
-		masked += m
-		if m == 0 || s.off {
-			continue
-		}
-		if e > 0 {
-			for p := g.lo; p < g.hi; p++ {
-				if isM(p) && (s.all || elig(p)) {
-					add(p)
-				}
-			}
-			continue
-		}
-		for _, p := range bootTwin(s, g.lo, g.hi, max(1, int(math.Floor(float64(m)*s.ratio)))) {
-			add(p)
-		}
-	}
-	return want, masked
-}
-
-// checkWave runs one wave plan as loop.go's waveOps builds it and compares
-// the listed set, the neighbour ids and the counters with the twin.
-func checkWave(t *testing.T, d *device, s *waveScenario) {
-	t.Helper()
+// runWave runs one wave plan as waveOps builds it and compares the listed
+// set, the neighbour ids and the counters with step.Wave.Plan.
+func runWave(k *kernelRun, s *waveScenario) {
+	k.Helper()
 	N := s.B * s.T
-	fill := make([]uint32, N+1)
-	for i := range fill {
-		fill[i] = uint32(max(1, int(math.Floor(float64(i)*s.ratio))))
+	fills := make([]uint32, N+1)
+	for i := range fills {
+		fills[i] = uint32(step.FillCount(i, s.Ratio))
 	}
-	wp := shaders.WaveParams{B: uint32(s.B), T: uint32(s.T), V: uint32(s.V), Mask: s.mask, Slot: uint32(s.slot), Cap: uint32(N)}
-	b2u := func(x bool) uint32 {
-		if x {
-			return 1
-		}
-		return 0
-	}
-	wp.Embeddings, wp.Global, wp.All, wp.Off = b2u(s.emb), b2u(s.global), b2u(s.all), b2u(s.off)
-	pl, err := d.pipeline("wave.wgsl", nil, waveKinds)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wp := shaders.WaveParams{B: uint32(s.B), T: uint32(s.T), V: uint32(s.V), Mask: uint32(s.Mask), Slot: uint32(s.slot), Cap: uint32(N),
+		Embeddings: b2u(s.Embeddings), Global: b2u(s.Global), All: b2u(s.All), Off: b2u(s.off)}
 	const sentinel = 0x5e5e5e5e
-	keys := lkBuf(t, d, N, nil)
-	list := lkBuf(t, d, 3*N, lkFill(3*N, sentinel))
-	const wcWords = 8
-	wc := lkBuf(t, d, wcWords, make([]uint32, wcWords))
-	wg := d.grid(uint64(s.B))
-	if s.global {
+	keys, list, wc := k.out(N, nil), k.out(3*N, fill(3*N, sentinel)), k.out(8, make([]uint32, 8))
+	wg := k.d.grid(uint64(s.B))
+	if s.Global {
 		wg = [3]uint32{1, 1, 1}
 	}
-	o := op{name: "wave plan", pl: pl, params: shaders.Bytes(wp),
-		binds: []binding{whole(u32Buf(t, d, s.pred)), whole(inBuf(t, d, s.logits)), keys.bind(), list.bind(), wc.bind(), whole(u32Buf(t, d, fill))}, wg: wg}
-	got := lkRun(t, d, []op{o}, list, wc, keys)
+	o := op{name: "wave plan", pl: k.pipeline("wave.wgsl", waveKinds), params: shaders.Bytes(wp),
+		binds: []binding{k.in(s.pred), k.inF(s.logits), keys.bind(), list.bind(), wc.bind(), k.in(fills)}, wg: wg}
+	got := k.exec([]op{o}, list, wc, keys)
 	gl, gwc := got[0], got[1]
-	want, masked := waveTwin(s)
+
+	pos, left, right, masked := s.Plan(int32s(s.pred), s.logits)
+	if s.off {
+		pos = nil
+	}
+	want := map[int][2]uint32{}
+	for i, p := range pos {
+		want[int(p)] = [2]uint32{uint32(left[i]), uint32(right[i])}
+	}
 	n := int(gwc[s.slot])
 	for i, w := range gwc {
 		switch {
 		case i == s.slot && int(w) != len(want):
-			t.Errorf("WC[slot] = %d listed, want %d", w, len(want))
+			k.Errorf("WC[slot] = %d listed, want %d", w, len(want))
 		case i == s.slot+1 && int(w) != masked:
-			t.Errorf("WC[slot+1] = %d masked, want %d", w, masked)
+			k.Errorf("WC[slot+1] = %d masked, want %d", w, masked)
 		case i != s.slot && i != s.slot+1 && w != 0:
-			t.Errorf("WC[%d] = %d, written (slot %d)", i, w, s.slot)
+			k.Errorf("WC[%d] = %d, written (slot %d)", i, w, s.slot)
 		}
 	}
 	if n > N {
-		t.Fatalf("WC[slot] = %d > capacity %d", n, N)
+		k.Fatalf("WC[slot] = %d > capacity %d", n, N)
 	}
 	seen := map[int]bool{}
 	for i := 0; i < n; i++ {
@@ -637,268 +376,230 @@ func checkWave(t *testing.T, d *device, s *waveScenario) {
 		lr, ok := want[p]
 		switch {
 		case !ok:
-			t.Errorf("listed position %d (row %d, t %d) is not in the wave (listed %d, want %d)", p, p/s.T, p%s.T, n, len(want))
+			k.Errorf("listed position %d (row %d, t %d) is not in the wave (listed %d, want %d)", p, p/s.T, p%s.T, n, len(want))
 		case seen[p]:
-			t.Errorf("position %d listed twice", p)
+			k.Errorf("position %d listed twice", p)
 		case gl[N+i] != lr[0] || gl[2*N+i] != lr[1]:
-			t.Errorf("position %d: neighbours (%#x, %#x), want (%#x, %#x)", p, gl[N+i], gl[2*N+i], lr[0], lr[1])
+			k.Errorf("position %d: neighbours (%#x, %#x), want (%#x, %#x)", p, gl[N+i], gl[2*N+i], lr[0], lr[1])
 		}
 		seen[p] = true
 	}
 	for p := range want {
 		if !seen[p] {
-			t.Errorf("position %d (row %d, t %d) missing from the wave", p, p/s.T, p%s.T)
+			k.Errorf("position %d (row %d, t %d) missing from the wave", p, p/s.T, p%s.T)
 		}
 	}
 	for i := n; i < N; i++ {
 		if gl[i] != sentinel || gl[N+i] != sentinel || gl[2*N+i] != sentinel {
-			t.Fatalf("LIST entry %d written past the count %d", i, n)
+			k.Fatalf("LIST entry %d written past the count %d", i, n)
 		}
 	}
 }
 
-func TestWaveKernel(t *testing.T) {
-	d := testBackend(t).d
-	r := rand.New(rand.NewPCG(23, 3))
-	const V = 11
-	const mask = 9
-	// Row patterns.
-	row := func(kind string, T int) []uint32 {
+const waveV, waveMask = 11, 9
+
+// waveRows makes B rows of T tokens of the given kinds (row b: kinds[b %
+// len]) and logits, on a 0.5 grid (many equal maxima: ties) where tied[b %
+// len].
+func waveRows(k *kernelRun, B, T int, kinds []string, tied []bool) *waveScenario {
+	r := k.r
+	s := &waveScenario{Wave: step.Wave{B: B, T: T, V: waveV, Mask: waveMask, Ratio: 0.1}}
+	for b := 0; b < B; b++ {
 		v := make([]uint32, T)
 		for i := range v {
-			v[i] = uint32(r.IntN(V))
-			if v[i] == mask {
+			v[i] = uint32(r.IntN(waveV))
+			if v[i] == waveMask {
 				v[i] = 10
 			}
 		}
-		switch kind {
+		switch kinds[b%len(kinds)] {
 		case "all":
-			v = lkFill(T, mask)
+			v = fill(T, waveMask)
 		case "rand":
 			for i := range v {
 				if r.IntN(2) == 0 {
-					v[i] = mask
+					v[i] = waveMask
 				}
 			}
 		case "runs": // long masked runs: only their ends are eligible
 			for i := 0; i < T; {
 				n := 1 + r.IntN(12)
 				if r.IntN(3) != 0 {
-					for j := i; j < min(i+n, T); j++ {
-						v[j] = mask
-					}
+					copy(v[i:min(i+n, T)], fill(n, waveMask))
 				}
 				i += n
 			}
 		case "one":
-			v[r.IntN(T)] = mask
+			v[r.IntN(T)] = waveMask
 		}
-		return v
-	}
-	// Logits: continuous, or on a 0.5 grid (many equal maxima: ties).
-	mk := func(B, T int, kinds []string, tied []bool) *waveScenario {
-		s := &waveScenario{B: B, T: T, V: V, mask: mask, ratio: 0.1}
-		for b := 0; b < B; b++ {
-			s.pred = append(s.pred, row(kinds[b%len(kinds)], T)...)
-			for i := 0; i < T*V; i++ {
-				x := r.NormFloat64()
-				if tied[b%len(tied)] {
-					x = math.Round(2*x) / 2
-				}
-				s.logits = append(s.logits, float32(x))
+		s.pred = append(s.pred, v...)
+		for i := 0; i < T*waveV; i++ {
+			x := r.NormFloat64()
+			if tied[b%len(tied)] {
+				x = math.Round(2*x) / 2
 			}
+			s.logits = append(s.logits, float32(x))
 		}
-		return s
 	}
-	type tc struct {
+	return s
+}
+
+// checkWaveVariants: rows of every kind, with every switch of the plan.
+func checkWaveVariants(k *kernelRun, sh shape) {
+	base := waveRows(k, sh.B, sh.T, []string{"all", "rand", "none", "all", "runs", "one"}, []bool{false, false, false, true, false, false})
+	for _, v := range []struct {
 		name string
-		s    *waveScenario
-	}
-	var cases []tc
-	mixed := mk(6, 50, []string{"all", "rand", "none", "all", "runs", "one"}, []bool{false, false, false, true, false, false})
-	with := func(s *waveScenario, f func(*waveScenario)) *waveScenario {
-		c := *s
-		f(&c)
-		return &c
-	}
-	cases = append(cases,
-		tc{"per-row/embeddings", with(mixed, func(s *waveScenario) { s.emb = true })},
-		tc{"per-row/zeros/slot2", with(mixed, func(s *waveScenario) { s.slot = 2 })},
-		tc{"per-row/ratio0.5", with(mixed, func(s *waveScenario) { s.emb, s.ratio = true, 0.5 })},
-		tc{"per-row/ratio1", with(mixed, func(s *waveScenario) { s.emb, s.ratio = true, 1 })},
-		tc{"global/eligible", with(mixed, func(s *waveScenario) { s.emb, s.global = true, true })},
-		tc{"all", with(mixed, func(s *waveScenario) { s.all = true })},
-		tc{"off", with(mixed, func(s *waveScenario) { s.emb, s.off, s.slot = true, true, 4 })},
-		tc{"global/off", with(mixed, func(s *waveScenario) { s.global, s.off = true, true })},
-	)
-	boot := mk(4, 50, []string{"all", "none", "all", "all"}, []bool{false, false, true, true})
-	cases = append(cases,
-		tc{"per-row/bootstrap", with(boot, func(s *waveScenario) { s.emb = true })},
-		tc{"global/bootstrap", with(boot, func(s *waveScenario) { s.emb, s.global = true, true })},
-		tc{"global/bootstrap/ratio0.3", with(boot, func(s *waveScenario) { s.global, s.ratio = true, 0.3 })},
-	)
-	none := mk(3, 20, []string{"none"}, []bool{false})
-	cases = append(cases, tc{"no-masks", with(none, func(s *waveScenario) { s.emb = true })},
-		tc{"global/no-masks", with(none, func(s *waveScenario) { s.global = true })})
-	t1 := &waveScenario{B: 5, T: 1, V: V, mask: mask, ratio: 0.1, pred: []uint32{mask, 3, mask, mask, 10}, logits: randVec(r, 5*V, 1)}
-	cases = append(cases, tc{"T1/per-row", with(t1, func(s *waveScenario) { s.emb = true })},
-		tc{"T1/global", with(t1, func(s *waveScenario) { s.emb, s.global = true, true })})
-	big := mk(3, 1000, []string{"all", "rand", "all"}, []bool{true, false, false})
-	big.ratio = 0.01
-	bigBoot := mk(3, 1000, []string{"all"}, []bool{true, false, true})
-	bigBoot.ratio = 0.01
-	cases = append(cases, tc{"T1000/per-row", with(big, func(s *waveScenario) { s.emb = true })},
-		tc{"T1000/global", with(big, func(s *waveScenario) { s.emb, s.global = true, true })},
-		tc{"T1000/per-row/bootstrap", bigBoot},
-		tc{"T1000/global/bootstrap", with(bigBoot, func(s *waveScenario) { s.global = true })})
-	// Go's math.Round on max-logit·1024, halves away from zero, in rows of
-	// n_fill = 1: each row's first two positions round to the same value
-	// (ties: position 0 wins), while rounding halves to even or towards
-	// zero, or not rounding at all, makes position 1 win.
-	halves := &waveScenario{B: 5, T: 4, V: 2, mask: mask, ratio: 0.1, pred: lkFill(20, mask)}
-	for _, m := range [][2]float32{{0.5, 0.75}, {2.5, 2.9}, {-0.75, -0.5}, {-2.9, -2.5}, {0.9, 1.2}} {
-		for _, x := range []float32{m[0], m[1], -5, -5} {
-			halves.logits = append(halves.logits, x/1024, -6)
-		}
-	}
-	cases = append(cases, tc{"bootstrap/round-halves", halves})
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) { checkWave(t, d, c.s) })
+		f    func(*waveScenario)
+	}{
+		{"per-row/embeddings", func(s *waveScenario) { s.Embeddings = true }},
+		{"per-row/zeros/slot2", func(s *waveScenario) { s.slot = 2 }},
+		{"per-row/ratio0.5", func(s *waveScenario) { s.Embeddings, s.Ratio = true, 0.5 }},
+		{"per-row/ratio1", func(s *waveScenario) { s.Embeddings, s.Ratio = true, 1 }},
+		{"global", func(s *waveScenario) { s.Embeddings, s.Global = true, true }},
+		{"all", func(s *waveScenario) { s.All = true }},
+		{"off", func(s *waveScenario) { s.Embeddings, s.off, s.slot = true, true, 4 }},
+		{"global/off", func(s *waveScenario) { s.Global, s.off = true, true }},
+		{"no-masks", func(s *waveScenario) {
+			s.Embeddings, s.pred = true, append([]uint32(nil), s.pred...)
+			for i := range s.pred {
+				s.pred[i] %= waveMask
+			}
+		}},
+	} {
+		c := *base
+		v.f(&c)
+		k.Run(v.name, func(t *testing.T) { runWave(&kernelRun{T: t, d: k.d, r: k.r, tol: k.tol}, &c) })
 	}
 }
 
-// TestWaveBootstrapRoundingEdges: max logits whose ·1024 sits just below a
-// half (0.5 - 2^-25) or is an odd integer of 2^23 or more, where f32
-// floor(x + 0.5) rounds the sum before flooring and so differs from Go's
-// math.Round (boot_key's first version), and confidences that round to -0
-// and +0, equal in Go's sort (the lower position wins) but not as
-// f32_key's keys unless -0 is mapped to +0. n_fill = 1, so the rounding
-// alone decides which position is bootstrapped.
-func TestWaveBootstrapRoundingEdges(t *testing.T) {
-	d := testBackend(t).d
+// checkWaveBootstrap: rows with no eligible position (all masked, or none),
+// per row and global, continuous and tied logits.
+func checkWaveBootstrap(k *kernelRun, sh shape) {
+	base := waveRows(k, sh.B, sh.T, []string{"all", "none", "all", "all"}, []bool{false, false, true, true})
+	base.Ratio = 0.01 + 3/float64(sh.T+10)
+	for _, v := range []struct {
+		name string
+		f    func(*waveScenario)
+	}{
+		{"per-row", func(s *waveScenario) { s.Embeddings = true }},
+		{"global", func(s *waveScenario) { s.Embeddings, s.Global = true, true }},
+		{"global/ratio0.3", func(s *waveScenario) { s.Global, s.Ratio = true, 0.3 }},
+	} {
+		c := *base
+		v.f(&c)
+		k.Run(v.name, func(t *testing.T) { runWave(&kernelRun{T: t, d: k.d, r: k.r, tol: k.tol}, &c) })
+	}
+}
+
+// checkWaveRoundHalves: Go's math.Round on max-logit·1024, halves away from
+// zero, in rows of n_fill = 1: each row's first two positions round to the
+// same value (ties: position 0 wins), while rounding halves to even or
+// towards zero, or not rounding at all, makes position 1 win.
+func checkWaveRoundHalves(k *kernelRun, sh shape) {
+	s := &waveScenario{Wave: step.Wave{B: sh.B, T: sh.T, V: 2, Mask: waveMask, Ratio: 0.1}, pred: fill(sh.B*sh.T, waveMask)}
+	for _, m := range [][2]float32{{0.5, 0.75}, {2.5, 2.9}, {-0.75, -0.5}, {-2.9, -2.5}, {0.9, 1.2}}[:sh.B] {
+		for _, x := range []float32{m[0], m[1], -5, -5} {
+			s.logits = append(s.logits, x/1024, -6)
+		}
+	}
+	runWave(k, s)
+}
+
+// checkWaveRoundingEdges: max logits whose ·1024 sits just below a half
+// (0.5 - 2^-25) or is an odd integer of 2^23 or more, where f32 floor(x +
+// 0.5) rounds the sum before flooring and so differs from Go's math.Round
+// (boot_key's first version), and confidences that round to -0 and +0,
+// equal in Go's sort (the lower position wins) but not as f32_key's keys
+// unless -0 is mapped to +0. n_fill = 1, so the rounding alone decides.
+func checkWaveRoundingEdges(k *kernelRun, sh shape) {
 	below := float32(0.5 - 1.0/(1<<25)) // 0.49999997: Go rounds x to 0, f32 floor(x + 0.5) = 1
-	s := &waveScenario{B: 4, T: 3, V: 1, mask: 9, ratio: 0.1, emb: true, pred: lkFill(12, 9), logits: []float32{
+	s := &waveScenario{Wave: step.Wave{B: 4, T: 3, V: 1, Mask: waveMask, Ratio: 0.1, Embeddings: true}, pred: fill(12, waveMask), logits: []float32{
 		below / 1024, 0.5 / 1024, -1, // Go: 0, 1/1024 -> position 1
 		-below / 1024, -0.75 / 1024, -1, // Go: -0, -1/1024 -> position 0 (here both agree)
 		8192 + 1.0/1024, 8192 + 2.0/1024, -1, // ·1024 = 2^23 + 1 (odd), 2^23 + 2 -> position 1
 		-0.3 / 1024, 0.3 / 1024, -1, // Go: -0 and +0, equal -> position 0
 	}}
-	for b := 0; b < s.B; b++ {
-		want := bootTwin(s, b*s.T, (b+1)*s.T, 1)
-		t.Logf("row %d: Go's bootstrap takes position %d", b, want[0]%s.T)
-	}
-	checkWave(t, d, s)
+	runWave(k, s)
 }
 
 // ---------------------------------------------------------------- waveargs
 
-// waveArgsTwin is what waveargs.wgsl writes for n listed positions: grid()
-// for the per-row dispatches (x = 0 when n = 0: an empty dispatch) and the
-// matmul workgroup counts of kernels.go for M = n rows.
-func waveArgsTwin(n int, maxd uint64, nx1, bm1, nx2, bm2 int) [15]uint32 {
-	grid := func(n uint64) [3]uint32 {
-		if n == 0 {
-			return [3]uint32{0, 1, 1}
-		}
-		if n <= maxd {
-			return [3]uint32{uint32(n), 1, 1}
-		}
-		y := (n + maxd - 1) / maxd
-		return [3]uint32{uint32((n + y - 1) / y), uint32(y), 1}
-	}
-	mm := func(nx, bm int) [3]uint32 {
-		if n == 0 {
-			return [3]uint32{0, 0, 1}
-		}
-		return [3]uint32{uint32(nx), uint32(ceilDiv(n, bm)), 1}
-	}
-	var out [15]uint32
-	for i, g := range [][3]uint32{grid(uint64(n)), mm(nx1, bm1), grid(uint64(n)), mm(nx2, bm2), grid(uint64(n))} {
-		copy(out[3*i:], g[:])
-	}
-	return out
-}
-
-func TestWaveArgsKernel(t *testing.T) {
-	d := testBackend(t).d
-	ns := []int{0, 1, 63, 64, 65, 65535, 70000}
-	devMax := uint64(d.p.limits().MaxComputeWorkgroupsPerDimension)
+// checkWaveArgs: what waveargs.wgsl writes for n = s.B listed positions is
+// engine/gpu's grid() for the per-row dispatches (x = 0 when n = 0: an
+// empty dispatch) and the matmul workgroup counts of kernels.go for M = n
+// rows, at the device's grid limit and at 1000.
+func checkWaveArgs(k *kernelRun, s shape) {
+	n := s.B
+	devMax := uint64(k.d.p.limits().MaxComputeWorkgroupsPerDimension)
 	if devMax == 0 {
 		devMax = 65535
 	}
 	// The standard shape's tiles, as loop.go picks them (B·T = 16384, C = 384, V = 67).
 	const NBT, C, V = 16384, 384, 67
 	t1, t2 := chooseTile(NBT, C, C), chooseTile(NBT, V, C)
+	nx1, nx2 := ceilDiv(C, t1.BN), ceilDiv(V, t2.BN)
 	for _, maxd := range []uint64{devMax, 1000} {
-		t.Run(fmt.Sprintf("maxd%d", maxd), func(t *testing.T) {
-			pl, err := d.pipeline("waveargs.wgsl", nil, waveArgsKinds)
-			if err != nil {
-				t.Fatal(err)
+		grid := func() [3]uint32 {
+			switch {
+			case n == 0:
+				return [3]uint32{0, 1, 1}
+			case uint64(n) <= maxd:
+				return [3]uint32{uint32(n), 1, 1}
 			}
-			wc := make([]uint32, 2*len(ns)+2)
-			for i, n := range ns {
-				wc[2*(i+1)] = uint32(n) // slots 2, 4, ...
-				wc[2*(i+1)+1] = 0xabcdef
+			y := (uint64(n) + maxd - 1) / maxd
+			return [3]uint32{uint32((uint64(n) + y - 1) / y), uint32(y), 1}
+		}()
+		if maxd == devMax && n > 0 && grid != k.d.grid(uint64(n)) {
+			k.Fatalf("n = %d: this test's grid %v, engine/gpu grid() %v", n, grid, k.d.grid(uint64(n)))
+		}
+		mm := func(nx, bm int) [3]uint32 {
+			if n == 0 {
+				return [3]uint32{0, 0, 1}
 			}
-			wcB := u32Buf(t, d, wc)
-			args := lkBuf(t, d, waveArgsWords*len(ns)+3, nil)
-			var ops []op
-			for i := range ns {
-				ap := shaders.WaveArgsParams{Slot: uint32(2 * (i + 1)), At: uint32(waveArgsWords*i + 3),
-					Nx1: uint32(ceilDiv(C, t1.BN)), Bm1: uint32(t1.BM), Nx2: uint32(ceilDiv(V, t2.BN)), Bm2: uint32(t2.BM), Maxd: uint32(maxd)}
-				ops = append(ops, op{name: "wave args", pl: pl, params: shaders.Bytes(ap), binds: []binding{whole(wcB), args.bind()}, wg: [3]uint32{1, 1, 1}})
-			}
-			got := lkRun(t, d, ops, args)[0]
-			for k := 0; k < 3; k++ {
-				if got[k] != canary {
-					t.Errorf("ARGS[%d] before the first wave's words written: %#x", k, got[k])
-				}
-			}
-			for i, n := range ns {
-				want := waveArgsTwin(n, maxd, ceilDiv(C, t1.BN), t1.BM, ceilDiv(V, t2.BN), t2.BM)
-				g := got[waveArgsWords*i+3 : waveArgsWords*(i+1)+3]
-				for k := range want {
-					if g[k] != want[k] {
-						t.Errorf("n = %d: ARGS = %v, want %v", n, g, want)
-						break
-					}
-				}
-				if maxd == devMax && n > 0 {
-					dg := d.grid(uint64(n))
-					for _, k := range []int{0, 2, 4} {
-						if [3]uint32(g[3*k:3*k+3]) != dg {
-							t.Errorf("n = %d: dispatch %d = %v, engine/gpu grid() = %v", n, k, g[3*k:3*k+3], dg)
-						}
-					}
-					// The matmul of M = n rows with the same tile.
-					if w1 := [3]uint32{uint32(ceilDiv(C, t1.BN)), uint32(ceilDiv(n, t1.BM)), 1}; [3]uint32(g[3:6]) != w1 {
-						t.Errorf("n = %d: mlp.3 dispatch %v, matmul grid %v", n, g[3:6], w1)
-					}
-				}
-			}
-		})
+			return [3]uint32{uint32(nx), uint32(ceilDiv(n, bm)), 1}
+		}
+		var want []uint32
+		for _, g := range [][3]uint32{grid, mm(nx1, t1.BM), grid, mm(nx2, t2.BM), grid} {
+			want = append(want, g[:]...)
+		}
+		const slot, at = 2, 3 // counters at slot 2, the arguments three words in
+		wc := []uint32{0xabcdef, 0xabcdef, uint32(n), 0xabcdef}
+		args := k.out(waveArgsWords+at, nil)
+		ap := shaders.WaveArgsParams{Slot: slot, At: at, Nx1: uint32(nx1), Bm1: uint32(t1.BM), Nx2: uint32(nx2), Bm2: uint32(t2.BM), Maxd: uint32(maxd)}
+		o := op{name: "wave args", pl: k.pipeline("waveargs.wgsl", waveArgsKinds), params: shaders.Bytes(ap), binds: []binding{k.in(wc), args.bind()}, wg: [3]uint32{1, 1, 1}}
+		got := k.exec([]op{o}, args)[0]
+		if [3]uint32(got[:at]) != [3]uint32{canary, canary, canary} {
+			k.Errorf("maxd %d: ARGS before the wave's words written: %#x", maxd, got[:at])
+		}
+		if fmt.Sprint(got[at:]) != fmt.Sprint(want) {
+			k.Errorf("maxd %d, n = %d: ARGS = %v, want %v", maxd, n, got[at:], want)
+		}
 	}
 }
 
 // ---------------------------------------------------------------- sampler_in
 
-// samplerInTwin is mlp.0-mlp.2 of the sampler head in float64:
-// LN(SiLU(W0·[wte[left] or 0, h, wte[right] or 0] + b0)).
-func samplerInTwin(m *model.Model, h []float32, pos int, left, right uint32) []float64 {
+// samplerInRef is mlp.0-mlp.2 of the sampler head in float64 from the
+// model's weights: LN(SiLU(W0·[wte[left] or 0, h, wte[right] or 0] + b0)).
+// A float64 oracle of the network, kept here: it is not a sampling step,
+// and the CPU backend runs the whole head in one piece (engine/cpu), with
+// no entry point for this part.
+func samplerInRef(m *model.Model, h []float32, pos int, left, right uint32) []float64 {
 	C := m.Config.NEmbd
 	w0 := m.T("sampler_head.mlp.0.weight").Data
 	wte := m.T("transformer.wte.weight").Data
 	lnw := m.T("sampler_head.mlp.2.weight").Data
 	z := make([]float64, C)
+	var mean float64
 	for o := 0; o < C; o++ {
 		row := w0[o*3*C : (o+1)*3*C]
 		var acc float64
 		for c := 0; c < C; c++ {
-			if left != lkNone {
+			if left != noID {
 				acc += float64(row[c]) * float64(wte[int(left)*C+c])
 			}
 			acc += float64(row[C+c]) * float64(h[pos*C+c])
-			if right != lkNone {
+			if right != noID {
 				acc += float64(row[2*C+c]) * float64(wte[int(right)*C+c])
 			}
 		}
@@ -906,16 +607,12 @@ func samplerInTwin(m *model.Model, h []float32, pos int, left, right uint32) []f
 			acc += float64(m.T("sampler_head.mlp.0.bias").Data[o])
 		}
 		z[o] = acc / (1 + math.Exp(-acc))
+		mean += z[o] / float64(C)
 	}
-	var mean, v float64
+	var v float64
 	for _, x := range z {
-		mean += x
+		v += (x - mean) * (x - mean) / float64(C)
 	}
-	mean /= float64(C)
-	for _, x := range z {
-		v += (x - mean) * (x - mean)
-	}
-	v /= float64(C)
 	rstd := 1 / math.Sqrt(v+m.Config.LayerNormEps)
 	y := make([]float64, C)
 	for o := range y {
@@ -927,738 +624,460 @@ func samplerInTwin(m *model.Model, h []float32, pos int, left, right uint32) []f
 	return y
 }
 
-func TestSamplerInKernel(t *testing.T) {
-	be := testBackend(t)
-	d := be.d
-	for _, tc := range []struct {
-		C, H int
-		bias bool
-	}{{200, 2, true}, {64, 2, false}, {1024, 8, false}} {
-		t.Run(fmt.Sprintf("C%d/bias%v", tc.C, tc.bias), func(t *testing.T) {
-			C := tc.C
-			const V, P, capN, n, slot = 23, 40, 48, 37, 2
-			cfg := model.Standard()
-			cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.BlockSize, cfg.VocabSize, cfg.Bias = 1, tc.H, C, 16, V, tc.bias
-			m, err := model.Random(cfg, uint64(C), 0.1)
-			if err != nil {
-				t.Fatal(err)
+// checkSamplerIn runs sampler_in.wgsl on the tables loop.go makes, directly
+// with more workgroups than rows (rows >= n must not write) and indirectly
+// with waveargs.wgsl's counts, as the waves run it. C = s.T.
+func checkSamplerIn(k *kernelRun, s shape) {
+	C := s.T
+	heads := map[int]int{64: 2, 200: 2, 1024: 8}[C]
+	bias := C != 64
+	d, r := k.d, k.r
+	const V, P, capN, n, slot = 23, 40, 48, 37, 2
+	cfg := model.Standard()
+	cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.BlockSize, cfg.VocabSize, cfg.Bias = 1, heads, C, 16, V, bias
+	m, err := model.Random(cfg, uint64(C), 0.1)
+	if err != nil {
+		k.Fatal(err)
+	}
+	en, err := testBackend(k.T).Load(m)
+	if err != nil {
+		k.Fatal(err)
+	}
+	net := en.(*Net)
+	defer net.Close()
+	tabs, err := net.samplerTables()
+	if err != nil {
+		k.Fatal(err)
+	}
+	h := randVec(r, P*C, 1)
+	hW0, err := d.storage("test h·W0", uint64(4*P*C))
+	if err != nil {
+		k.Fatal(err)
+	}
+	defer hW0.destroy()
+	mm, err := d.matmul("sampler mlp.0 (h)", P, C, C, k.inF(h), tabs.w0h, nil, whole(hW0), shaders.ActNone, false)
+	if err != nil {
+		k.Fatal(err)
+	}
+	list := make([]uint32, 3*capN)
+	for i := 0; i < capN; i++ {
+		list[i] = uint32(r.IntN(P))
+		for _, j := range []int{1, 2} {
+			list[j*capN+i] = uint32(r.IntN(V))
+			if r.IntN(3) == 0 {
+				list[j*capN+i] = noID
 			}
-			en, err := be.Load(m)
-			if err != nil {
-				t.Fatal(err)
+		}
+	}
+	list[capN], list[2*capN] = noID, noID // row 0: no neighbours
+	listB, wcB := k.in(list), k.in([]uint32{7, 7, n, 99})
+	sip := shaders.SamplerInParams{C: uint32(C), V: V, Cap: capN, Slot: slot, Eps: float32(net.eps), HasBias: b2u(bias)}
+	pl := k.pipeline("sampler_in.wgsl", samplerInKinds)
+	mkOp := func(y canaryBuf) op {
+		return op{name: "sampler mlp.0-2", pl: pl, params: shaders.Bytes(sip),
+			binds: []binding{listB, wcB, whole(hW0), whole(tabs.lr), whole(tabs.vec), y.bind()}}
+	}
+	y1, y2 := k.out(capN*C, nil), k.out(capN*C, nil)
+	o1 := mkOp(y1)
+	o1.wg = d.grid(capN + 5)
+	args, err := d.p.newBuffer("test wave args", 4*waveArgsWords, usageIndirect)
+	if err != nil {
+		k.Fatal(err)
+	}
+	defer args.destroy()
+	ap := shaders.WaveArgsParams{Slot: slot, Nx1: 1, Bm1: 64, Nx2: 1, Bm2: 64, Maxd: d.p.limits().MaxComputeWorkgroupsPerDimension}
+	o2 := mkOp(y2)
+	o2.ind = args
+	outs := k.exec([]op{mm, o1, {name: "wave args", pl: k.pipeline("waveargs.wgsl", waveArgsKinds), params: shaders.Bytes(ap),
+		binds: []binding{wcB, whole(args)}, wg: [3]uint32{1, 1, 1}}, o2}, y1, y2)
+	want := make([]float64, 0, n*C)
+	for i := 0; i < n; i++ {
+		want = append(want, samplerInRef(m, h, int(list[i]), list[capN+i], list[2*capN+i])...)
+	}
+	for j, g := range outs {
+		checkClose(k.T, []string{"Y (direct)", "Y (indirect)"}[j], asF32(g[:n*C]), want, k.tol, k.tol)
+		for i := n * C; i < capN*C; i++ {
+			if g[i] != canary {
+				k.Fatalf("Y row %d (>= n = %d) written", i/C, n)
 			}
-			net := en.(*Net)
-			defer net.Close()
-			tabs, err := net.samplerTables()
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := rand.New(rand.NewPCG(24, uint64(C)))
-			h := randVec(r, P*C, 1)
-			hw, err := d.storage("test h·W0", uint64(4*P*C))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer hw.destroy()
-			// HW as loop.go's predictOps makes it.
-			mm, err := d.matmul("sampler mlp.0 (h)", P, C, C, whole(inBuf(t, d, h)), tabs.w0h, nil, whole(hw), shaders.ActNone, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			list := make([]uint32, 3*capN)
-			for i := 0; i < capN; i++ {
-				list[i] = uint32(r.IntN(P))
-				for _, k := range []int{1, 2} {
-					list[k*capN+i] = uint32(r.IntN(V))
-					if r.IntN(3) == 0 {
-						list[k*capN+i] = lkNone
-					}
-				}
-			}
-			list[capN], list[2*capN] = lkNone, lkNone // row 0: no neighbours
-			wc := []uint32{7, 7, n, 99}
-			listB, wcB := u32Buf(t, d, list), u32Buf(t, d, wc)
-			sip := shaders.SamplerInParams{C: uint32(C), V: V, Cap: capN, Slot: slot, Eps: float32(net.eps)}
-			if cfg.Bias {
-				sip.HasBias = 1
-			}
-			pl, err := d.pipeline("sampler_in.wgsl", nil, samplerInKinds)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mkOp := func(y canaryBuf) op {
-				return op{name: "sampler mlp.0-2", pl: pl, params: shaders.Bytes(sip),
-					binds: []binding{whole(listB), whole(wcB), whole(hw), whole(tabs.lr), whole(tabs.vec), y.bind()}}
-			}
-			// Direct: more workgroups than rows (rows >= n must not write).
-			y1 := newCanaryBuf(t, d, capN*C, nil)
-			o1 := mkOp(y1)
-			o1.wg = d.grid(capN + 5)
-			// Indirect: the counts from waveargs.wgsl, as loop.go's waves.
-			args, err := d.p.newBuffer("test wave args", 4*waveArgsWords, usageIndirect)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer args.destroy()
-			apl, err := d.pipeline("waveargs.wgsl", nil, waveArgsKinds)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ap := shaders.WaveArgsParams{Slot: slot, Nx1: 1, Bm1: 64, Nx2: 1, Bm2: 64, Maxd: d.p.limits().MaxComputeWorkgroupsPerDimension}
-			y2 := newCanaryBuf(t, d, capN*C, nil)
-			o2 := mkOp(y2)
-			o2.ind = args
-			ops := []op{mm, o1, {name: "wave args", pl: apl, params: shaders.Bytes(ap), binds: []binding{whole(wcB), whole(args)}, wg: [3]uint32{1, 1, 1}}, o2}
-			outs := lkRun(t, d, ops, y1, y2)
-			want := make([]float64, 0, n*C)
-			for i := 0; i < n; i++ {
-				want = append(want, samplerInTwin(m, h, int(list[i]), list[capN+i], list[2*capN+i])...)
-			}
-			for k, g := range outs {
-				checkClose(t, fmt.Sprintf("Y (%s)", []string{"direct", "indirect"}[k]), lkF32(g[:n*C]), want, 1e-4, 1e-4)
-				for i := n * C; i < capN*C; i++ {
-					if g[i] != canary {
-						t.Fatalf("Y row %d (>= n = %d) written", i/C, n)
-					}
-				}
-			}
-		})
+		}
 	}
 }
 
 // ---------------------------------------------------------------- stats
 
-// statsTwin is engine/sampler's selfConfidence() and criticStats() for one
-// row, with stats.wgsl's conventions for empty sets (0 values, 0 counts).
-func statsTwin(tok []uint32, logits, crit []float32, b, T, V int, mask, pad uint32) [7]float64 {
-	var out [7]float64
-	var sum float64
-	cnt := 0
-	var probs []float64
-	for t := 0; t < T; t++ {
-		p := b*T + t
-		if tok[p] == mask {
-			continue
-		}
-		row := logits[p*V : (p+1)*V]
-		m := math.Inf(-1)
-		for _, l := range row {
-			m = math.Max(m, float64(l))
-		}
-		var z float64
-		for _, l := range row {
-			z += math.Exp(float64(l) - m)
-		}
-		sum += math.Log(math.Exp(float64(row[tok[p]])-m)/z + 1e-10)
-		cnt++
-		if tok[p] != pad {
-			probs = append(probs, lkSigmoid(float64(crit[p])))
+// statsRef is step.SelfConfidence and step.CriticRow of row b in
+// stats.wgsl's layout (shaders.Stats*) and with its conventions for empty
+// sets (0 values, 0 counts).
+func statsRef(tok []uint32, logits, crit []float32, b, T, V int, mask, pad uint32) []float64 {
+	out := make([]float64, shaders.StatsWords)
+	row := int32s(tok[b*T : (b+1)*T])
+	if c, ok := step.SelfConfidence(row, logits[b*T*V:(b+1)*T*V], V, int32(mask)); ok {
+		out[shaders.StatsSelf] = c
+	}
+	for _, id := range row {
+		if id != int32(mask) {
+			out[shaders.StatsSelfCount]++
 		}
 	}
-	if cnt > 0 {
-		out[0] = sum / float64(cnt)
+	p := int(pad)
+	if pad == noID {
+		p = -1
 	}
-	out[1] = float64(cnt)
-	if len(probs) > 0 {
-		sort.Float64s(probs)
-		var s float64
-		for _, x := range probs {
-			s += x
-		}
-		q := func(q float64) float64 {
-			pos := q * float64(len(probs)-1)
-			lo := int(math.Floor(pos))
-			hi := min(lo+1, len(probs)-1)
-			return probs[lo] + (pos-float64(lo))*(probs[hi]-probs[lo])
-		}
-		out[2], out[3], out[4], out[5] = s/float64(len(probs)), q(0.1), q(0.5), q(0.9)
+	if s, ok := step.CriticRow(row, crit[b*T:(b+1)*T], int32(mask), p); ok {
+		out[shaders.StatsCriticMean], out[shaders.StatsCriticP10], out[shaders.StatsCriticP50] = s.Mean, s.P10, s.P50
+		out[shaders.StatsCriticP90], out[shaders.StatsCriticCount] = s.P90, float64(s.N)
 	}
-	out[6] = float64(len(probs))
 	return out
 }
 
-func TestStatsKernel(t *testing.T) {
-	d := testBackend(t).d
-	r := rand.New(rand.NewPCG(25, 5))
-	const V, mask, pad = 67, 65, 66
-	for _, tc := range []struct {
-		name   string
-		B, T   int
-		critic bool
-		pad    uint32
-	}{
-		{"T300/critic", 8, 300, true, pad},
-		{"T300/no-pad-id", 8, 300, true, lkNone},
-		{"T300/no-critic", 8, 300, false, pad},
-		{"T1/critic", 3, 1, true, pad},
-		{"T1000/critic", 2, 1000, true, pad},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			B, T := tc.B, tc.T
-			N := B * T
-			tok := make([]uint32, N)
-			crit := randVec(r, N, 2)
-			for b := 0; b < B; b++ {
-				for tt := 0; tt < T; tt++ {
-					p := b*T + tt
-					tok[p] = uint32(r.IntN(V - 2))
-					switch b % 8 {
-					case 0: // masks and pads
-						if x := r.IntN(6); x == 0 {
-							tok[p] = mask
-						} else if x == 1 {
-							tok[p] = pad
-						}
-					case 1: // critic on a few values: ties among the order statistics
-						crit[p] = float32(r.IntN(4)-2) * 0.5
-						if r.IntN(4) == 0 {
-							tok[p] = mask
-						}
-					case 2: // every position masked: no eligible position at all
-						tok[p] = mask
-					case 3: // every position padded: self-confidence only
-						tok[p] = pad
-					case 4: // one eligible position
-						tok[p] = mask
-						if tt == T/2 {
-							tok[p] = 5
-						}
-					case 5: // two
-						tok[p] = pad
-						if tt == 0 || tt == T-1 {
-							tok[p] = uint32(tt % (V - 2))
-						}
-					}
+// runStats runs stats.wgsl as Loop.Metrics builds it and compares each row;
+// without a critic only the self-confidence words may be written.
+func runStats(k *kernelRun, B, T, V int, tok []uint32, logits, crit []float32, mask, pad uint32, critic bool) {
+	k.Helper()
+	const W = shaders.StatsWords
+	sp := shaders.StatsParams{B: uint32(B), T: uint32(T), V: uint32(V), Mask: mask, Pad: pad, HasCritic: b2u(critic)}
+	const sentinel = 0x3f8ccccd // 1.1
+	out := k.out(W*B, fill(W*B, sentinel))
+	o := op{name: "stats", pl: k.pipeline("stats.wgsl", statsKinds), params: shaders.Bytes(sp),
+		binds: []binding{k.in(tok), k.inF(logits), k.inF(crit), k.out(B*T, nil).bind(), out.bind()}, wg: k.d.grid(uint64(B))}
+	got := k.exec([]op{o}, out)[0]
+	names := map[int]string{shaders.StatsSelf: "self-confidence", shaders.StatsSelfCount: "count", shaders.StatsCriticMean: "critic mean",
+		shaders.StatsCriticP10: "p10", shaders.StatsCriticP50: "p50", shaders.StatsCriticP90: "p90", shaders.StatsCriticCount: "critic count"}
+	for b := 0; b < B; b++ {
+		want := statsRef(tok, logits, crit, b, T, V, mask, pad)
+		g := asF32(got[W*b : W*(b+1)])
+		for i := 0; i < W; i++ {
+			name, used := names[i]
+			if used && (critic || i == shaders.StatsSelf || i == shaders.StatsSelfCount) {
+				if !k.near(g[i], want[i]) {
+					k.Errorf("row %d %s = %v, want %v", b, name, g[i], want[i])
 				}
+			} else if got[W*b+i] != sentinel {
+				k.Errorf("row %d OUT[%d] written (%v)", b, i, g[i])
 			}
-			logits := randVec(r, N*V, 2)
-			for b := 6; b < B; b += 8 { // tokens of probability ~1e-17: the + 1e-10 matters
-				for tt := 0; tt < T; tt += 3 {
-					p := b*T + tt
-					logits[p*V+int(tok[p])] = -40
-				}
-			}
-			sp := shaders.StatsParams{B: uint32(B), T: uint32(T), V: V, Mask: mask, Pad: tc.pad}
-			if tc.critic {
-				sp.HasCritic = 1
-			}
-			pl, err := d.pipeline("stats.wgsl", nil, statsKinds)
-			if err != nil {
-				t.Fatal(err)
-			}
-			const sentinel = 0x3f8ccccd // 1.1
-			keys := lkBuf(t, d, N, nil)
-			out := lkBuf(t, d, 8*B, lkFill(8*B, sentinel))
-			o := op{name: "stats", pl: pl, params: shaders.Bytes(sp),
-				binds: []binding{whole(u32Buf(t, d, tok)), whole(inBuf(t, d, logits)), whole(inBuf(t, d, crit)), keys.bind(), out.bind()}, wg: d.grid(uint64(B))}
-			got := lkRun(t, d, []op{o}, out, keys)[0]
-			names := []string{"self-confidence", "count", "critic mean", "p10", "p50", "p90", "critic count"}
-			for b := 0; b < B; b++ {
-				want := statsTwin(tok, logits, crit, b, T, V, mask, tc.pad)
-				g := lkF32(got[8*b : 8*b+8])
-				n := 7
-				if !tc.critic {
-					n = 2
-				}
-				for i := 0; i < n; i++ {
-					if !lkNear(g[i], want[i], 1e-4, 1e-4) {
-						t.Errorf("row %d %s = %v, want %v", b, names[i], g[i], want[i])
-					}
-				}
-				for i := n; i < 8; i++ {
-					if got[8*b+i] != sentinel {
-						t.Errorf("row %d OUT[%d] written (%v)", b, i, g[i])
-					}
-				}
-			}
-		})
+		}
 	}
+}
+
+// checkStats: rows (b%8) with masks and pads, critic values with ties,
+// every position masked, every position padded, one and two eligible
+// positions, and tokens of probability ~1e-17 (where the + 1e-10 matters);
+// with a pad id, without one, and without a critic.
+func checkStats(k *kernelRun, s shape) {
+	const V, mask, pad = 67, 65, 66
+	B, T, N := s.B, s.T, s.B*s.T
+	r := k.r
+	tok := make([]uint32, N)
+	crit := randVec(r, N, 2)
+	for b := 0; b < B; b++ {
+		for t := 0; t < T; t++ {
+			p := b*T + t
+			tok[p] = uint32(r.IntN(V - 2))
+			switch b % 8 {
+			case 0: // masks and pads
+				if x := r.IntN(6); x == 0 {
+					tok[p] = mask
+				} else if x == 1 {
+					tok[p] = pad
+				}
+			case 1: // critic on a few values: ties among the order statistics
+				crit[p] = float32(r.IntN(4)-2) * 0.5
+				if r.IntN(4) == 0 {
+					tok[p] = mask
+				}
+			case 2: // every position masked: no eligible position at all
+				tok[p] = mask
+			case 3: // every position padded: self-confidence only
+				tok[p] = pad
+			case 4: // one eligible position
+				tok[p] = mask
+				if t == T/2 {
+					tok[p] = 5
+				}
+			case 5: // two
+				tok[p] = pad
+				if t == 0 || t == T-1 {
+					tok[p] = uint32(t % (V - 2))
+				}
+			}
+		}
+	}
+	logits := randVec(r, N*V, 2)
+	for b := 6; b < B; b += 8 {
+		for t := 0; t < T; t += 3 {
+			p := b*T + t
+			logits[p*V+int(tok[p])] = -40
+		}
+	}
+	runStats(k, B, T, V, tok, logits, crit, mask, pad, true)
+	runStats(k, B, T, V, tok, logits, crit, mask, noID, true)
+	runStats(k, B, T, V, tok, logits, crit, mask, pad, false)
 }
 
 // ---------------------------------------------------------------- sample (fill, scatter)
 
-func TestSampleFillScatter(t *testing.T) {
-	d := testBackend(t).d
-	r := rand.New(rand.NewPCG(26, 6))
-	seed := uint64(0xfeedface12345678)
-	const it = 3
-	for _, V := range []int{67, 300} {
-		mask := uint32(V - 2)
-		exclude := make([]bool, V)
-		exclude[mask], exclude[V-1] = true, true
-		for i := 0; i < V; i += 9 {
-			exclude[i] = true
+// checkDraw compares one drawn id with step.Sampler's, as sample_test.go
+// does: a different id must be explained by rounding at a boundary.
+type drawCheck struct {
+	k               *kernelRun
+	seed            uint64
+	it, T           int
+	mask            uint32
+	disagree, total int
+}
+
+func (c *drawCheck) check(what string, logits []float32, excl []bool, temperature, topP float64, p int, g uint32) {
+	c.k.Helper()
+	u := rng.Uniform(c.seed, uint32(p/c.T), uint32(c.it), uint32(p%c.T), rng.Token)
+	want, _, _, _ := sampleRef(logits, excl, temperature, topP, u)
+	c.total++
+	if want < 0 {
+		if g != c.mask {
+			c.k.Errorf("%s position %d: every id excluded, got %d, want [MASK] %d", what, p, g, c.mask)
 		}
-		all := make([]bool, V)
-		for i := range all {
-			all[i] = true
-		}
-		const B, T = 3, 50
-		N := B * T
-		// check compares one drawn id with the twin, as sample_test.go does.
-		disagree, total := 0, 0
-		check := func(t *testing.T, what string, logits []float32, excl []bool, topP float64, p int, g uint32) {
-			t.Helper()
-			u := rng.Uniform(seed, uint32(p/T), it, uint32(p%T), rng.Token)
-			want, _, _, _ := sampleRef(logits, excl, 0.8, topP, u)
-			total++
-			if want < 0 {
-				if g != mask {
-					t.Errorf("%s position %d: every id excluded, got %d, want [MASK] %d", what, p, g, mask)
-				}
-				return
-			}
-			if int(g) == want {
-				return
-			}
-			if int(g) >= V || excl[g] {
-				t.Fatalf("%s position %d: drew %d, excluded or out of range", what, p, g)
-			}
-			disagree++
-			if why := explain(logits, excl, 0.8, topP, u, int(g)); why == "" {
-				t.Errorf("%s position %d: GPU drew %d, CPU %d, u = %v: not explained by rounding at a boundary", what, p, g, want, u)
-			}
-		}
-		for _, keep := range []int{0, 1} {
-			for _, allExcl := range []bool{false, true} {
-				t.Run(fmt.Sprintf("V%d/fill/keep%d/all-excluded%v", V, keep, allExcl), func(t *testing.T) {
-					excl := exclude
-					if allExcl {
-						excl = all
-					}
-					tok := make([]uint32, N)
-					prot := make([]uint32, N)
-					for p := range tok {
-						tok[p] = uint32(r.IntN(V))
-						if r.IntN(2) == 0 {
-							tok[p] = mask
-						}
-						if r.IntN(3) == 0 {
-							prot[p] = 1
-						}
-					}
-					logits := randVec(r, N*V, 2)
-					out := lkBuf(t, d, N, lkFill(N, 0x12345678))
-					errw := lkBuf(t, d, 4, []uint32{noID, 0, 0, 0})
-					td := tokenDraw{V: V, T: T, Iteration: it, Temperature: 0.8, TopP: 1, Seed: seed, Mode: shaders.SampleFill, Keep: keep,
-						Mask: mask, Err: errw.bind()}
-					if keep == 1 {
-						td.Aux = whole(u32Buf(t, d, prot))
-					}
-					o, err := d.sampleTokens(N, td, whole(inBuf(t, d, logits)), whole(u32Buf(t, d, tok)), whole(u32Buf(t, d, excludeWords(excl))), out.bind())
-					if err != nil {
-						t.Fatal(err)
-					}
-					got := lkRun(t, d, []op{o}, out, errw)
-					firstErr := uint32(noID)
-					for p := 0; p < N; p++ {
-						kept := (keep == 0 && tok[p] != mask) || (keep == 1 && prot[p] != 0)
-						if kept {
-							if got[0][p] != tok[p] {
-								t.Errorf("kept position %d: %d, want its token %d", p, got[0][p], tok[p])
-							}
-							continue
-						}
-						if allExcl && firstErr == noID {
-							firstErr = uint32(p)
-						}
-						check(t, "fill", logits[p*V:(p+1)*V], excl, 1, p, got[0][p])
-					}
-					if got[1][0] != firstErr || got[1][1] != 0 || got[1][2] != 0 || got[1][3] != 0 {
-						t.Errorf("ERR = %#x, want [%#x 0 0 0]", got[1], firstErr)
-					}
-				})
-			}
-		}
-		for _, allExcl := range []bool{false, true} {
-			t.Run(fmt.Sprintf("V%d/scatter/all-excluded%v", V, allExcl), func(t *testing.T) {
-				excl := exclude
-				if allExcl {
-					excl = all
-				}
-				const rows, count, countAt = 40, 25, 3
-				perm := r.Perm(N)
-				pos := make([]uint32, rows)
-				for i := range pos {
-					pos[i] = uint32(perm[i])
-				}
-				logits := randVec(r, rows*V, 2)
-				aux := []uint32{0, 0, 0, count, 77}
-				out := lkBuf(t, d, N, lkFill(N, 0x12345678))
-				errw := lkBuf(t, d, 4, []uint32{noID, 0, 0, 0})
-				td := tokenDraw{V: V, T: T, Iteration: it, Temperature: 0.8, TopP: 0.9, Seed: seed, Mode: shaders.SampleScatter,
-					Mask: mask, CountAt: countAt, Aux: whole(u32Buf(t, d, aux)), Err: errw.bind()}
-				o, err := d.sampleTokens(rows, td, whole(inBuf(t, d, logits)), whole(u32Buf(t, d, pos)), whole(u32Buf(t, d, excludeWords(excl))), out.bind())
-				if err != nil {
-					t.Fatal(err)
-				}
-				got := lkRun(t, d, []op{o}, out, errw)
-				written := map[int]bool{}
-				firstErr := uint32(noID)
-				for i := 0; i < count; i++ {
-					p := int(pos[i])
-					written[p] = true
-					if allExcl {
-						firstErr = min(firstErr, uint32(p))
-					}
-					check(t, "scatter", logits[i*V:(i+1)*V], excl, 0.9, p, got[0][p])
-				}
-				for p := 0; p < N; p++ {
-					if !written[p] && got[0][p] != 0x12345678 {
-						t.Errorf("position %d written (%d) though no row below the count %d holds it", p, got[0][p], count)
-					}
-				}
-				if got[1][0] != firstErr {
-					t.Errorf("ERR[0] = %#x, want %#x", got[1][0], firstErr)
-				}
-			})
-		}
-		if float64(disagree) > 0.01*float64(total) {
-			t.Errorf("V %d: GPU and CPU ids differ on %d of %d draws", V, disagree, total)
-		}
+		return
+	}
+	if int(g) == want {
+		return
+	}
+	if int(g) >= len(logits) || excl[g] {
+		c.k.Fatalf("%s position %d: drew %d, excluded or out of range", what, p, g)
+	}
+	c.disagree++
+	if why := explain(logits, excl, temperature, topP, u, int(g)); why == "" {
+		c.k.Errorf("%s position %d: GPU drew %d, CPU %d, u = %v: not explained by rounding at a boundary", what, p, g, want, u)
 	}
 }
 
-// ---------------------------------------------------------------- benchmarks
-
-// lkBench times rep (one or more ops, copies allowed) recorded b.N times
-// into one command buffer, submitted and waited for, as Profile times the
-// trunk; the bind groups are made once. positions is what one rep
-// processes, reported as positions/s.
-func lkBench(b *testing.B, d *device, rep []op, positions int) {
-	b.Helper()
-	ctx := context.Background()
-	slot := uint64(max(256, d.p.limits().MinUniformBufferOffsetAlignment))
-	uni, err := d.p.newBuffer("bench params", slot*uint64(len(rep)), usageUniform)
-	if err != nil {
-		b.Fatal(err)
+// checkSampleFillScatter runs sample.wgsl's fill mode (keep unmasked and
+// keep protected) and scatter mode (a wave's count in AUX), with some ids
+// excluded and with every id excluded (the error word), for V = s.T.
+func checkSampleFillScatter(k *kernelRun, s shape) {
+	V, B := s.T, s.B
+	const T, it, temperature = 50, 3, 0.8
+	N := B * T
+	r := k.r
+	c := &drawCheck{k: k, seed: 0xfeedface12345678, it: it, T: T, mask: uint32(V - 2)}
+	exclude, all := make([]bool, V), make([]bool, V)
+	exclude[c.mask], exclude[V-1] = true, true
+	for i := 0; i < V; i += 9 {
+		exclude[i] = true
 	}
-	defer uni.destroy()
-	host := make([]byte, slot*uint64(len(rep)))
-	bgs := make([]*bindGroup, len(rep))
-	for j, o := range rep {
-		if o.cp != nil {
-			continue
-		}
-		copy(host[uint64(j)*slot:], o.params)
-		all := append([]binding{{buf: uni, off: uint64(j) * slot, size: uint64(len(o.params))}}, o.binds...)
-		if bgs[j], err = d.p.newBindGroup(o.pl, all); err != nil {
-			b.Fatalf("%s: %v", o.name, err)
-		}
-		defer bgs[j].release()
+	for i := range all {
+		all[i] = true
 	}
-	if err := d.p.write(uni, 0, host); err != nil {
-		b.Fatal(err)
+	if V < 4 {
+		exclude[0] = false
 	}
-	record := func(n int) *recorder {
-		rec, err := d.p.newRecorder()
-		if err != nil {
-			b.Fatal(err)
+	for _, allExcl := range []bool{false, true} {
+		excl := exclude
+		if allExcl {
+			excl = all
 		}
-		for i := 0; i < n; i++ {
-			for j, o := range rep {
-				if o.cp != nil {
-					rec.copy(o.cp.src, o.cp.srcOff, o.cp.dst, o.cp.dstOff, o.cp.size)
+		for _, keep := range []int{shaders.KeepUnmasked, shaders.KeepProtected} {
+			tok, prot := make([]uint32, N), make([]uint32, N)
+			for p := range tok {
+				tok[p] = uint32(r.IntN(V))
+				if r.IntN(2) == 0 {
+					tok[p] = c.mask
+				}
+				prot[p] = b2u(r.IntN(3) == 0)
+			}
+			logits := randVec(r, N*V, 2)
+			out, errw := k.out(N, fill(N, 0x12345678)), k.out(4, []uint32{noID, 0, 0, 0})
+			td := tokenDraw{V: V, T: T, Iteration: it, Temperature: temperature, TopP: 1, Seed: c.seed, Mode: shaders.SampleFill, Keep: keep, Mask: c.mask, Err: errw.bind()}
+			if keep == shaders.KeepProtected {
+				td.Aux = k.in(prot)
+			}
+			o, err := k.d.sampleTokens(N, td, k.inF(logits), k.in(tok), k.in(excludeWords(excl)), out.bind())
+			if err != nil {
+				k.Fatal(err)
+			}
+			got := k.exec([]op{o}, out, errw)
+			firstErr := uint32(noID)
+			what := fmt.Sprintf("fill keep %d all-excluded %v", keep, allExcl)
+			for p := 0; p < N; p++ {
+				if (keep == shaders.KeepUnmasked && tok[p] != c.mask) || (keep == shaders.KeepProtected && prot[p] != 0) {
+					if got[0][p] != tok[p] {
+						k.Errorf("%s: kept position %d: %d, want its token %d", what, p, got[0][p], tok[p])
+					}
 					continue
 				}
-				rec.dispatch(o.pl, bgs[j], o.wg[0], o.wg[1], o.wg[2])
+				if allExcl && firstErr == noID {
+					firstErr = uint32(p)
+				}
+				c.check(what, logits[p*V:(p+1)*V], excl, temperature, 1, p, got[0][p])
+			}
+			if got[1][0] != firstErr || got[1][1] != 0 || got[1][2] != 0 || got[1][3] != 0 {
+				k.Errorf("%s: ERR = %#x, want [%#x 0 0 0]", what, got[1], firstErr)
 			}
 		}
-		return rec
-	}
-	submit := func(rec *recorder) {
-		if err := d.submit(rec); err != nil {
-			b.Fatal(err)
+		// Scatter: rows below the count (AUX[countAt]) write OUT[POS[row]].
+		const rows, count, countAt = 40, 25, 3
+		perm := r.Perm(N)
+		pos := make([]uint32, rows)
+		for i := range pos {
+			pos[i] = uint32(perm[i])
 		}
-		if err := d.p.wait(ctx); err != nil {
-			b.Fatal(err)
+		logits := randVec(r, rows*V, 2)
+		out, errw := k.out(N, fill(N, 0x12345678)), k.out(4, []uint32{noID, 0, 0, 0})
+		td := tokenDraw{V: V, T: T, Iteration: it, Temperature: temperature, TopP: 0.9, Seed: c.seed, Mode: shaders.SampleScatter,
+			Mask: c.mask, CountAt: countAt, Aux: k.in([]uint32{0, 0, 0, count, 77}), Err: errw.bind()}
+		o, err := k.d.sampleTokens(rows, td, k.inF(logits), k.in(pos), k.in(excludeWords(excl)), out.bind())
+		if err != nil {
+			k.Fatal(err)
+		}
+		got := k.exec([]op{o}, out, errw)
+		written := map[int]bool{}
+		firstErr := uint32(noID)
+		for i := 0; i < count; i++ {
+			p := int(pos[i])
+			written[p] = true
+			if allExcl {
+				firstErr = min(firstErr, uint32(p))
+			}
+			c.check("scatter", logits[i*V:(i+1)*V], excl, temperature, 0.9, p, got[0][p])
+		}
+		for p := 0; p < N; p++ {
+			if !written[p] && got[0][p] != 0x12345678 {
+				k.Errorf("scatter: position %d written (%d) though no row below the count %d holds it", p, got[0][p], count)
+			}
+		}
+		if got[1][0] != firstErr {
+			k.Errorf("scatter: ERR[0] = %#x, want %#x", got[1][0], firstErr)
 		}
 	}
-	b.StopTimer()
-	submit(record(1)) // warm-up
-	rec := record(b.N)
-	b.ResetTimer()
-	b.StartTimer()
-	submit(rec)
-	b.StopTimer()
-	if s := b.Elapsed().Seconds(); s > 0 {
-		b.ReportMetric(float64(positions)*float64(b.N)/s, "positions/s")
+	if float64(c.disagree) > 0.01*float64(c.total) {
+		k.Errorf("V %d: GPU and CPU ids differ on %d of %d draws", V, c.disagree, c.total)
 	}
 }
 
-// BenchmarkSamplingKernels times the device loop's kernels at the standard
-// shape (B = 16, T = 1024, V = 67, C = 384) on random inputs.
-func BenchmarkSamplingKernels(b *testing.B) {
-	d := testBackend(b).d
-	const B, T, V, C = 16, 1024, 67, 384
-	const N = B * T
-	mask := uint32(V - 2)
-	r := rand.New(rand.NewPCG(99, 1))
-	var bufs []*buffer
-	defer func() {
-		for _, x := range bufs {
-			x.destroy()
-		}
-	}()
-	mk := func(words int, data []uint32) *buffer {
-		x, err := d.p.newBuffer("bench", uint64(4*max(words, 4)), usageStorage)
-		if err != nil {
-			b.Fatal(err)
-		}
-		bufs = append(bufs, x)
-		if data != nil {
-			if err := d.p.write(x, 0, u32Bytes(data)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		return x
-	}
-	f32 := func(v []float32) []uint32 { return words(v) }
-	tok := make([]uint32, N)  // half masked
-	pred := make([]uint32, N) // a prediction: no masks
-	prot := make([]uint32, N)
-	wavePred := make([]uint32, N) // 30% masked, the last two rows fully (bootstrap)
-	for p := range tok {
-		pred[p] = uint32(r.IntN(V - 2))
-		tok[p] = pred[p]
-		if r.IntN(2) == 0 {
-			tok[p] = mask
-		}
-		if r.IntN(20) == 0 {
-			prot[p] = 1
-		}
-		wavePred[p] = pred[p]
-		if r.IntN(10) < 3 || p >= (B-2)*T {
-			wavePred[p] = mask
-		}
-	}
-	excl := make([]bool, V)
-	excl[mask], excl[V-1] = true, true
-	logits := mk(N*V, f32(randVec(r, N*V, 2)))
-	crit := mk(N, f32(randVec(r, N, 2)))
-	tokB, predB, protB := mk(N, tok), mk(N, pred), mk(N, prot)
-	exclB := mk(1, excludeWords(excl))
-	out, keys, sw := mk(N, nil), mk(N, nil), mk(2*N, nil)
-	sws := randVec(r, 2*N, 1)
-	for i := N; i < 2*N; i++ {
-		sws[i] = float32(r.Float64())
-	}
-	swIn := mk(2*N, f32(sws))
-	cnt, errw := mk(cntWords+B, nil), mk(4, lkFill(4, noID))
-	table := mk(100, f32(randVec(r, 100, 0.3)))
-	pipe := func(file string, kinds []bindKind) *pipeline {
-		pl, err := d.pipeline(file, nil, kinds)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return pl
-	}
-
-	b.Run("sample-fill", func(b *testing.B) {
-		o, err := d.sampleTokens(N, tokenDraw{V: V, T: T, Iteration: 1, Temperature: 0.8, TopP: 1, Seed: 42, Mode: shaders.SampleFill, Mask: mask, Err: whole(errw)},
-			whole(logits), whole(tokB), whole(exclB), whole(out))
-		if err != nil {
-			b.Fatal(err)
-		}
-		lkBench(b, d, []op{o}, N)
-	})
-	remask := func(strategy uint32) func(b *testing.B) {
-		return func(b *testing.B) {
-			rp := shaders.RemaskParams{N: N, T: T, V: V, Strategy: strategy, Iteration: 1, SeedLo: 42, Stride: 1}
-			o := op{name: "remask scores", pl: pipe("remask.wgsl", remaskKinds), params: shaders.Bytes(rp),
-				binds: []binding{whole(predB), whole(logits), whole(crit), whole(table), whole(sw)}, wg: d.grid(uint64(ceilDiv(N, 64)))}
-			lkBench(b, d, []op{o}, N)
-		}
-	}
-	b.Run("remask-critic", remask(0))
-	b.Run("remask-self", remask(2))
-	sel := func(threshold bool) func(b *testing.B) {
-		return func(b *testing.B) {
-			sp := shaders.SelectParams{T: T, B: B, K: T / 2, Mask: mask}
-			if threshold {
-				sp.Threshold, sp.Thr = 1, 0.5
-			}
-			o := op{name: "remask select", pl: pipe("select.wgsl", selectKinds), params: shaders.Bytes(sp),
-				binds: []binding{whole(predB), whole(protB), whole(swIn), whole(keys), whole(tokB), whole(cnt)}, wg: d.grid(B)}
-			lkBench(b, d, []op{o}, N)
-		}
-	}
-	b.Run("select-ratio", sel(false))
-	b.Run("select-threshold", sel(true))
-	b.Run("wave-plan", func(b *testing.B) {
-		fill := make([]uint32, N+1)
-		for i := range fill {
-			fill[i] = uint32(max(1, int(math.Floor(float64(i)*0.01))))
-		}
-		wc, zero, list := mk(8, nil), mk(8, make([]uint32, 8)), mk(3*N, nil)
-		wp := shaders.WaveParams{B: B, T: T, V: V, Mask: mask, Embeddings: 1, Cap: N}
-		o := op{name: "wave plan", pl: pipe("wave.wgsl", waveKinds), params: shaders.Bytes(wp),
-			binds: []binding{whole(mk(N, wavePred)), whole(logits), whole(keys), whole(list), whole(wc), whole(mk(N+1, fill))}, wg: d.grid(B)}
-		// The counters start at zero each time (loop.go writes them per chunk).
-		lkBench(b, d, []op{copyBuf(zero, wc, 32), o}, N)
-	})
-	b.Run("sampler-in", func(b *testing.B) {
-		list := make([]uint32, 3*N)
-		for i := 0; i < N; i++ {
-			list[i] = uint32(i)
-			list[N+i], list[2*N+i] = uint32(r.IntN(V)), uint32(r.IntN(V))
-		}
-		sip := shaders.SamplerInParams{C: C, V: V, Cap: N, Slot: 0, HasBias: 1, Eps: 1e-5}
-		o := op{name: "sampler mlp.0-2", pl: pipe("sampler_in.wgsl", samplerInKinds), params: shaders.Bytes(sip),
-			binds: []binding{whole(mk(3*N, list)), whole(mk(4, []uint32{N, 0, 0, 0})), whole(mk(N*C, f32(randVec(r, N*C, 1)))),
-				whole(mk(2*V*C, f32(randVec(r, 2*V*C, 1)))), whole(mk(3*C, f32(randVec(r, 3*C, 1)))), whole(mk(N*C, nil))}, wg: d.grid(N)}
-		lkBench(b, d, []op{o}, N)
-	})
-	b.Run("stats", func(b *testing.B) {
-		sp := shaders.StatsParams{B: B, T: T, V: V, Mask: mask, Pad: uint32(V - 1), HasCritic: 1}
-		o := op{name: "stats", pl: pipe("stats.wgsl", statsKinds), params: shaders.Bytes(sp),
-			binds: []binding{whole(predB), whole(logits), whole(crit), whole(keys), whole(mk(8*B, nil))}, wg: d.grid(B)}
-		lkBench(b, d, []op{o}, N)
-	})
-}
+// ---------------------------------------------------------------- 2-D grids
 
 // TestLoopKernelsGrid2D runs each kernel with more workgroups than one grid
 // dimension holds (engine/gpu's grid() spreads them over x and y; the
 // kernels compute their row as x + y·(workgroups in x)).
 func TestLoopKernelsGrid2D(t *testing.T) {
-	d := testBackend(t).d
-	maxd := int(d.p.limits().MaxComputeWorkgroupsPerDimension)
+	maxd := int(testBackend(t).d.p.limits().MaxComputeWorkgroupsPerDimension)
 	if maxd == 0 || maxd > 70000 {
 		t.Skipf("maxComputeWorkgroupsPerDimension %d: too many workgroups for a test", maxd)
 	}
 	rows := maxd + 65 // one workgroup per row
-	r := rand.New(rand.NewPCG(27, 7))
 	const mask = 5
-	t.Run("select", func(t *testing.T) {
-		in := selectInput{B: rows, T: 2, pred: make([]uint32, 2*rows), prot: make([]uint32, 2*rows), sw: make([]float32, 4*rows)}
-		for p := range in.pred {
-			in.pred[p] = uint32(r.IntN(mask + 1))
-			in.sw[p] = float32(r.IntN(3))
-			in.sw[2*rows+p] = float32(r.IntN(4)) / 4
-		}
-		checkSelect(t, d, in, 1, false, 0, mask)
-	})
-	t.Run("stats", func(t *testing.T) {
-		const V = 3
-		tok := make([]uint32, rows)
-		for p := range tok {
-			tok[p] = uint32(r.IntN(V))
-			if r.IntN(4) == 0 {
-				tok[p] = mask
+	runKernelCases(t, []kernelCase{
+		{name: "select", shapes: []shape{{rows, 2}}, check: func(k *kernelRun, s shape) {
+			N := s.B * s.T
+			in := selectInput{B: s.B, T: s.T, pred: make([]uint32, N), prot: make([]uint32, N), sw: make([]float32, 2*N)}
+			for p := range in.pred {
+				in.pred[p] = uint32(k.r.IntN(mask + 1))
+				in.sw[p] = float32(k.r.IntN(3))
+				in.sw[N+p] = float32(k.r.IntN(4)) / 4
 			}
-		}
-		logits, crit := randVec(r, rows*V, 1), randVec(r, rows, 1)
-		sp := shaders.StatsParams{B: uint32(rows), T: 1, V: V, Mask: mask, Pad: 2, HasCritic: 1}
-		pl, err := d.pipeline("stats.wgsl", nil, statsKinds)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := lkBuf(t, d, 8*rows, nil)
-		o := op{name: "stats", pl: pl, params: shaders.Bytes(sp),
-			binds: []binding{whole(u32Buf(t, d, tok)), whole(inBuf(t, d, logits)), whole(inBuf(t, d, crit)), lkBuf(t, d, rows, nil).bind(), out.bind()}, wg: d.grid(uint64(rows))}
-		got := lkRun(t, d, []op{o}, out)[0]
-		for b := 0; b < rows; b++ {
-			want := statsTwin(tok, logits, crit, b, 1, V, mask, 2)
-			for i, w := range want {
-				if g := math.Float32frombits(got[8*b+i]); !lkNear(g, w, 1e-4, 1e-4) {
-					t.Fatalf("row %d OUT[%d] = %v, want %v", b, i, g, w)
+			runSelect(k, in, step.Selection{K: 1}, mask)
+		}},
+		{name: "stats", shapes: []shape{{rows, 1}}, tol: 1e-4, check: func(k *kernelRun, s shape) {
+			const V = 3
+			tok := make([]uint32, s.B)
+			for p := range tok {
+				tok[p] = uint32(k.r.IntN(V))
+				if k.r.IntN(4) == 0 {
+					tok[p] = mask
 				}
 			}
-		}
-	})
-	t.Run("wave", func(t *testing.T) {
-		s := &waveScenario{B: rows, T: 1, V: 2, mask: mask, ratio: 0.1, emb: true, pred: make([]uint32, rows), logits: randVec(r, 2*rows, 1)}
-		for p := range s.pred {
-			s.pred[p] = uint32(r.IntN(mask + 1))
-		}
-		checkWave(t, d, s)
-	})
-	t.Run("remask", func(t *testing.T) {
-		N := 64*maxd + 100
-		crit := randVec(r, N, 2)
-		rp := shaders.RemaskParams{N: uint32(N), T: 1000, V: 1, Strategy: 0, Stride: 1}
-		pl, err := d.pipeline("remask.wgsl", nil, remaskKinds)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sw := newCanaryBuf(t, d, 2*N, nil)
-		o := op{name: "remask scores", pl: pl, params: shaders.Bytes(rp),
-			binds: []binding{whole(d.dummy), whole(d.dummy), whole(inBuf(t, d, crit)), whole(d.dummy), sw.bind()}, wg: d.grid(uint64(ceilDiv(N, 64)))}
-		got := run(t, d, []op{o}, sw)
-		for p := 0; p < N; p++ {
-			if got[p] != crit[p] || !lkNear(got[N+p], lkSigmoid(float64(crit[p])), 1e-5, 1e-5) {
-				t.Fatalf("position %d: score %v wrongness %v, want %v and %v", p, got[p], got[N+p], crit[p], lkSigmoid(float64(crit[p])))
+			runStats(k, s.B, 1, V, tok, randVec(k.r, s.B*V, 1), randVec(k.r, s.B, 1), mask, 2, true)
+		}},
+		{name: "wave", shapes: []shape{{rows, 1}}, check: func(k *kernelRun, s shape) {
+			w := &waveScenario{Wave: step.Wave{B: s.B, T: 1, V: 2, Mask: mask, Ratio: 0.1, Embeddings: true},
+				pred: make([]uint32, s.B), logits: randVec(k.r, 2*s.B, 1)}
+			for p := range w.pred {
+				w.pred[p] = uint32(k.r.IntN(mask + 1))
 			}
-		}
-	})
-	t.Run("sample-fill", func(t *testing.T) {
-		const V, T = 4, 1000
-		excl := []bool{false, false, true, false}
-		tok := make([]uint32, rows)
-		for p := range tok {
-			tok[p] = uint32(r.IntN(V))
-			if r.IntN(2) == 0 {
-				tok[p] = mask
+			runWave(k, w)
+		}},
+		// One thread per position: 64·maxd + 100 positions.
+		{name: "remask", shapes: []shape{{1, 64*maxd + 100}}, tol: 1e-5, check: func(k *kernelRun, s shape) {
+			N := s.T
+			crit := randVec(k.r, N, 2)
+			rp := shaders.RemaskParams{N: uint32(N), T: 1000, V: 1, Strategy: uint32(step.Critic), Stride: 1}
+			sw := k.out(2*N, nil)
+			o := op{name: "remask scores", pl: k.pipeline("remask.wgsl", remaskKinds), params: shaders.Bytes(rp),
+				binds: []binding{whole(k.d.dummy), whole(k.d.dummy), k.inF(crit), whole(k.d.dummy), sw.bind()}, wg: k.d.grid(uint64(ceilDiv(N, 64)))}
+			got := asF32(k.exec([]op{o}, sw)[0])
+			score, wrong := make([]float64, N), make([]float64, N)
+			sc := step.Scoring{Strategy: step.Critic, T: 1000, Critic: crit}
+			if err := sc.Scores(make([]int32, N), score, wrong); err != nil {
+				k.Fatal(err)
 			}
-		}
-		logits := randVec(r, rows*V, 1)
-		out := lkBuf(t, d, rows, nil)
-		o, err := d.sampleTokens(rows, tokenDraw{V: V, T: T, Iteration: 2, Temperature: 1, TopP: 1, Seed: 9, Mode: shaders.SampleFill, Mask: mask, Err: lkBuf(t, d, 4, lkFill(4, noID)).bind()},
-			whole(inBuf(t, d, logits)), whole(u32Buf(t, d, tok)), whole(u32Buf(t, d, excludeWords(excl))), out.bind())
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := lkRun(t, d, []op{o}, out)[0]
-		for p := 0; p < rows; p++ {
-			if tok[p] != mask {
-				if got[p] != tok[p] {
-					t.Fatalf("kept position %d: %d, want %d", p, got[p], tok[p])
+			for p := 0; p < N; p++ {
+				if !k.near(got[p], score[p]) || !k.near(got[N+p], wrong[p]) {
+					k.Fatalf("position %d: score %v wrongness %v, want %v and %v", p, got[p], got[N+p], score[p], wrong[p])
 				}
-				continue
 			}
-			u := rng.Uniform(9, uint32(p/T), 2, uint32(p%T), rng.Token)
-			want, _, _, _ := sampleRef(logits[p*V:(p+1)*V], excl, 1, 1, u)
-			if int(got[p]) != want && explain(logits[p*V:(p+1)*V], excl, 1, 1, u, int(got[p])) == "" {
-				t.Fatalf("position %d: drew %d, want %d", p, got[p], want)
+		}},
+		{name: "sample-fill", shapes: []shape{{rows, 1}}, check: func(k *kernelRun, s shape) {
+			const V, T = 4, 1000
+			excl := []bool{false, false, true, false}
+			tok := make([]uint32, s.B)
+			for p := range tok {
+				tok[p] = uint32(k.r.IntN(V))
+				if k.r.IntN(2) == 0 {
+					tok[p] = mask
+				}
 			}
-		}
-	})
-	t.Run("sampler-in", func(t *testing.T) {
-		const C, V = 8, 5
-		n := rows
-		hw, lr, vec := randVec(r, n*C, 1), randVec(r, 2*V*C, 1), randVec(r, 3*C, 1)
-		list := make([]uint32, 3*n)
-		for i := 0; i < n; i++ {
-			list[i] = uint32(n - 1 - i)
-			list[n+i], list[2*n+i] = uint32(r.IntN(V)), uint32(r.IntN(V))
-		}
-		sip := shaders.SamplerInParams{C: C, V: V, Cap: uint32(n), Slot: 0, HasBias: 1, Eps: 1e-5}
-		pl, err := d.pipeline("sampler_in.wgsl", nil, samplerInKinds)
-		if err != nil {
-			t.Fatal(err)
-		}
-		y := newCanaryBuf(t, d, n*C, nil)
-		o := op{name: "sampler mlp.0-2", pl: pl, params: shaders.Bytes(sip),
-			binds: []binding{whole(u32Buf(t, d, list)), whole(u32Buf(t, d, []uint32{uint32(n)})), whole(inBuf(t, d, hw)), whole(inBuf(t, d, lr)), whole(inBuf(t, d, vec)), y.bind()}, wg: d.grid(uint64(n))}
-		got := run(t, d, []op{o}, y)
-		// The kernel's own formula: LN(SiLU(HW[pos] + LR[left] + LR[V + right] + b0)).
-		want := make([]float64, n*C)
-		for i := 0; i < n; i++ {
-			pos, l, rt := int(list[i]), int(list[n+i]), int(list[2*n+i])
+			logits := randVec(k.r, s.B*V, 1)
+			out := k.out(s.B, nil)
+			o, err := k.d.sampleTokens(s.B, tokenDraw{V: V, T: T, Iteration: 2, Temperature: 1, TopP: 1, Seed: 9, Mode: shaders.SampleFill, Mask: mask,
+				Err: k.out(4, fill(4, noID)).bind()}, k.inF(logits), k.in(tok), k.in(excludeWords(excl)), out.bind())
+			if err != nil {
+				k.Fatal(err)
+			}
+			got := k.exec([]op{o}, out)[0]
+			c := &drawCheck{k: k, seed: 9, it: 2, T: T, mask: mask}
+			for p := range tok {
+				if tok[p] != mask {
+					if got[p] != tok[p] {
+						k.Fatalf("kept position %d: %d, want %d", p, got[p], tok[p])
+					}
+					continue
+				}
+				c.check("fill", logits[p*V:(p+1)*V], excl, 1, 1, p, got[p])
+			}
+		}},
+		// sampler_in.wgsl's own formula: LN(SiLU(HW[pos] + LR[left] + LR[V + right] + b0)),
+		// a float64 oracle of the kernel (the tables are loop.go's).
+		{name: "sampler-in", shapes: []shape{{rows, 8}}, tol: 1e-4, check: func(k *kernelRun, s shape) {
+			n, C := s.B, s.T
+			const V = 5
+			hw, lr, vec := randVec(k.r, n*C, 1), randVec(k.r, 2*V*C, 1), randVec(k.r, 3*C, 1)
+			list := make([]uint32, 3*n)
+			for i := 0; i < n; i++ {
+				list[i] = uint32(n - 1 - i)
+				list[n+i], list[2*n+i] = uint32(k.r.IntN(V)), uint32(k.r.IntN(V))
+			}
+			sip := shaders.SamplerInParams{C: uint32(C), V: V, Cap: uint32(n), Slot: 0, HasBias: 1, Eps: 1e-5}
+			y := k.out(n*C, nil)
+			o := op{name: "sampler mlp.0-2", pl: k.pipeline("sampler_in.wgsl", samplerInKinds), params: shaders.Bytes(sip),
+				binds: []binding{k.in(list), k.in([]uint32{uint32(n)}), k.inF(hw), k.inF(lr), k.inF(vec), y.bind()}, wg: k.d.grid(uint64(n))}
+			got := asF32(k.exec([]op{o}, y)[0])
+			want := make([]float64, n*C)
 			z := make([]float64, C)
-			var mean, v float64
-			for c := 0; c < C; c++ {
-				x := float64(hw[pos*C+c]) + float64(lr[l*C+c]) + float64(lr[(V+rt)*C+c]) + float64(vec[c])
-				z[c] = x / (1 + math.Exp(-x))
-				mean += z[c] / C
+			for i := 0; i < n; i++ {
+				pos, l, rt := int(list[i]), int(list[n+i]), int(list[2*n+i])
+				var mean, v float64
+				for c := 0; c < C; c++ {
+					x := float64(hw[pos*C+c]) + float64(lr[l*C+c]) + float64(lr[(V+rt)*C+c]) + float64(vec[c])
+					z[c] = x / (1 + math.Exp(-x))
+					mean += z[c] / float64(C)
+				}
+				for c := 0; c < C; c++ {
+					v += (z[c] - mean) * (z[c] - mean) / float64(C)
+				}
+				for c := 0; c < C; c++ {
+					want[i*C+c] = (z[c]-mean)/math.Sqrt(v+1e-5)*float64(vec[C+c]) + float64(vec[2*C+c])
+				}
 			}
-			for c := 0; c < C; c++ {
-				v += (z[c] - mean) * (z[c] - mean) / C
-			}
-			for c := 0; c < C; c++ {
-				want[i*C+c] = (z[c]-mean)/math.Sqrt(v+1e-5)*float64(vec[C+c]) + float64(vec[2*C+c])
-			}
-		}
-		checkClose(t, "Y", got, want, 1e-4, 1e-4)
+			checkClose(k.T, "Y", got, want, k.tol, k.tol)
+		}},
 	})
 }

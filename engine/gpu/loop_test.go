@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/cpu"
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
+	"github.com/remask/remask/internal/step"
 )
 
 // The device loop against its CPU twin, engine/sampler's host loop, run
@@ -243,5 +245,57 @@ func compareIterations(t *testing.T, want, got loopRun, counts bool) {
 		if len(want.wrong[it]) != len(got.wrong[it]) {
 			t.Errorf("iteration %d: wrongness of %d positions on the host, %d on the device", it, len(want.wrong[it]), len(got.wrong[it]))
 		}
+	}
+}
+
+// TestLoopRefusesUnknownStrategy: a strategy number remask.wgsl does not
+// know is refused by NewLoop, never run as another strategy.
+func TestLoopRefusesUnknownStrategy(t *testing.T) {
+	m := loadGolden(t, "lm_rope_bidir_bias.safetensors")
+	net, err := testBackend(t).Load(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.(*Net).Close()
+	const B, T = 1, 4
+	V := m.Config.VocabSize
+	spec := func(s step.Strategy) *engine.LoopSpec {
+		toks := make([]int32, B*T)
+		for i := range toks {
+			toks[i] = int32(*m.Vocab.MaskTokenID)
+		}
+		return &engine.LoopSpec{B: B, T: T, Tokens: toks, Protected: make([]bool, B*T), Mask: toks[0], Iterations: 2, Ratios: []float64{0.5},
+			Temperature: 1, TopP: 1, SamplerTopP: 1, ExcludeNaive: make([]bool, V), ExcludeSampler: make([]bool, V), Strategy: s}
+	}
+	l, err := net.(*Net).NewLoop(context.Background(), spec(step.Self))
+	if err != nil {
+		t.Fatalf("a valid spec: %v", err)
+	}
+	l.Close()
+	for _, s := range []step.Strategy{step.Strategy(len(step.Strategies)), 1 << 31} {
+		if _, err := net.(*Net).NewLoop(context.Background(), spec(s)); err == nil || !strings.Contains(err.Error(), "unknown remasking strategy") {
+			t.Errorf("strategy %d: %v, want an unknown-strategy error", uint32(s), err)
+		}
+	}
+	// The multinomial method never remasks: its spec's Strategy (the zero
+	// value, step.Critic) is not checked against a model without a critic.
+	m = loadGolden(t, "lm_nopos_f16.safetensors")
+	if m.Config.HasCritic() {
+		t.Fatal("lm_nopos_f16 has a critic head")
+	}
+	if net, err = testBackend(t).Load(m); err != nil {
+		t.Fatal(err)
+	}
+	defer net.(*Net).Close()
+	V = m.Config.VocabSize
+	multi := spec(step.Critic)
+	multi.Multinomial, multi.Ratios = true, nil
+	if l, err := net.(*Net).NewLoop(context.Background(), multi); err != nil {
+		t.Errorf("multinomial without a critic: %v", err)
+	} else {
+		l.Close()
+	}
+	if _, err := net.(*Net).NewLoop(context.Background(), spec(step.Critic)); err == nil || !strings.Contains(err.Error(), "no critic head") {
+		t.Errorf("critic remasking without a critic: %v", err)
 	}
 }

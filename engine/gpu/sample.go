@@ -50,9 +50,9 @@ type tokenDraw struct {
 	Aux, Err            binding
 }
 
-// sampleTokens draws one id per row of logits (n, V) as engine/sampler's
-// tokenSampler does, with u = rng.Uniform(seed, p/T, iteration, p%T,
-// rng.Token) for the flat position p = positions[row] (u32). exclude holds
+// sampleTokens draws one id per row of logits (n, V) as internal/step's
+// Sampler does (the host loop's draw), with u = rng.Uniform(seed, p/T,
+// iteration, p%T, rng.Token) for the flat position p = positions[row] (u32). exclude holds
 // excludeWords of the excluded ids. out (n, u32) gets the ids, 0xffffffff
 // where every id is excluded.
 func (d *device) sampleTokens(n int, s tokenDraw, logits, positions, exclude, out binding) (op, error) {

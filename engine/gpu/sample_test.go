@@ -9,11 +9,12 @@ import (
 	"testing"
 
 	"github.com/remask/remask/engine/rng"
+	"github.com/remask/remask/internal/step"
 )
 
 // Tests of the sampling kernels (sample.go): rng.wgsl bit for bit against
-// engine/rng, and sample.wgsl against sampleRef, a float64 copy of
-// engine/sampler's tokenSampler (unexported there), the CPU twin.
+// engine/rng, and sample.wgsl against internal/step's Sampler (sampleRef),
+// the draw of the host loop.
 
 // u32Buf uploads read-only u32 data.
 func u32Buf(t *testing.T, d *device, data []uint32) *buffer {
@@ -116,62 +117,28 @@ func TestPhiloxBitExact(t *testing.T) {
 	t.Logf("%d Philox blocks bit-identical to engine/rng", n)
 }
 
-// sampleRef is engine/sampler's tokenSampler (sample.go) in float64, with
-// the nucleus threshold as a parameter: it returns the drawn id (-1 if no
-// mass), the sampling distribution after the nucleus rule, its mass, and the
-// cumulative probabilities of ranks < r (r >= 1) that the rule compared.
+// sampleRef draws with internal/step's Sampler, the CPU reference (the
+// host loop's draw): it returns the drawn id (-1 if no mass), the sampling
+// distribution after the nucleus rule, its mass, and, for explain, the
+// cumulative probabilities of ranks < r (r >= 1, ids with mass) that the
+// nucleus rule compared with top_p.
 func sampleRef(logits []float32, exclude []bool, temperature, topP float64, u float32) (id int, p []float64, total float64, cums []float64) {
-	p = make([]float64, len(logits))
-	maxL := math.Inf(-1)
-	for i, l := range logits {
-		if !exclude[i] {
-			maxL = max(maxL, float64(l)/temperature)
-		}
-	}
-	for i, l := range logits {
-		if exclude[i] || math.IsInf(maxL, -1) {
-			continue
-		}
-		p[i] = math.Exp(float64(l)/temperature - maxL)
-		total += p[i]
-	}
-	if topP < 1 && total > 0 {
-		order := make([]int, len(p))
+	probs, total := step.NewSampler(exclude, temperature, topP).Distribution(logits)
+	p = append([]float64(nil), probs...)
+	id = int(step.Pick(p, total, u))
+	if topP < 1 {
+		full, all := step.NewSampler(exclude, temperature, 1).Distribution(logits)
+		order := make([]int, len(full))
 		for i := range order {
 			order[i] = i
 		}
-		sort.Slice(order, func(a, b int) bool {
-			pa, pb := p[order[a]], p[order[b]]
-			if pa != pb {
-				return pa > pb
-			}
-			return order[a] < order[b]
-		})
-		var cum, kept float64
+		sort.SliceStable(order, func(a, b int) bool { return full[order[a]] > full[order[b]] }) // ties: lower id
+		var cum float64
 		for r, i := range order {
-			if r > 0 && p[i] > 0 {
+			if r > 0 && full[i] > 0 {
 				cums = append(cums, cum)
 			}
-			if r == 0 || cum <= topP {
-				cum += p[i] / total
-				kept += p[i]
-				continue
-			}
-			p[i] = 0
-		}
-		total = kept
-	}
-	target := float64(u) * total
-	var cum float64
-	id = -1
-	for i, x := range p {
-		if x == 0 {
-			continue
-		}
-		cum += x
-		id = i
-		if cum > target {
-			break
+			cum += full[i] / all
 		}
 	}
 	return id, p, total, cums

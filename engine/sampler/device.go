@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/remask/remask/engine"
+	"github.com/remask/remask/internal/step"
 )
 
 // The device loop: when the language model's backend can run the whole
 // sampling loop (engine.LoopNet, the WebGPU backend), Generate resolves the
 // options into an engine.LoopSpec and steps the device; the host loop
-// (generate.go) is its CPU twin and runs everywhere else, or with
+// (host.go) is its CPU twin and runs everywhere else, or with
 // Options.HostLoop.
 
 // loopNet returns the LM as a LoopNet when the device loop applies.
@@ -36,11 +37,11 @@ func (g *generation) loopSpec() *engine.LoopSpec {
 	o := &g.o
 	s := &engine.LoopSpec{B: g.B, T: g.T, Tokens: g.tokens, Protected: g.protected, Mask: g.mask, Seed: o.Seed,
 		Multinomial: o.Method == Multinomial, Iterations: g.N, Threshold: o.ScheduleMode == ScheduleThreshold,
-		Temperature: o.Temperature, TopP: g.naive.topP, SamplerTopP: g.sampler.topP,
-		ExcludeNaive: g.naive.exclude, ExcludeSampler: g.sampler.exclude,
+		Temperature: o.Temperature, TopP: g.naive.TopP, SamplerTopP: g.sampler.TopP,
+		ExcludeNaive: g.naive.Exclude, ExcludeSampler: g.sampler.Exclude,
 		UseSampler: g.useSampler, Embeddings: g.neighbors == "embeddings",
 		GlobalBootstrap: o.Compat.GlobalBootstrap, WaveCap: o.Compat.WaveCap,
-		Strategy: g.strategy, CriticOnInput: o.Compat.CriticOnInput, RandomnessStrength: o.RandomnessStrength,
+		Strategy: g.remasking, CriticOnInput: o.Compat.CriticOnInput, RandomnessStrength: o.RandomnessStrength,
 		Remasker: g.remaskr, Profile: o.ProfileStages}
 	if g.useSampler {
 		s.MinNeighborsRatio = g.cfg.Sampler.MinNeighborsRatio
@@ -49,10 +50,10 @@ func (g *generation) loopSpec() *engine.LoopSpec {
 		for it := 0; it < g.N-1; it++ {
 			s.Ratios = append(s.Ratios, o.scheduleRatio(it+1))
 		}
-		if g.strategy == RemaskCalibrated {
+		if g.remasking == step.Calibrated {
 			s.Calibration = g.cfg.CriticCalibration
 			if len(s.Calibration) == 0 {
-				s.Calibration = defaultCalibration()
+				s.Calibration = step.DefaultCalibration()
 			}
 		}
 	}

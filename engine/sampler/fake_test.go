@@ -222,19 +222,6 @@ func oneHot(V, id int, big float32) []float32 {
 	return l
 }
 
-// probsLogits returns logits whose softmax is p.
-func probsLogits(p ...float64) []float32 {
-	l := make([]float32, len(p))
-	for i, x := range p {
-		if x == 0 {
-			l[i] = float32(math.Inf(-1))
-			continue
-		}
-		l[i] = float32(math.Log(x))
-	}
-	return l
-}
-
 // baseOpts are small, deterministic options: one sample of 8 tokens, one
 // iteration, prefix placement, no quality metric.
 func baseOpts() Options {

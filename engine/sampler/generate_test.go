@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/remask/remask/internal/step"
 	"math"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func TestDiffusionLoop(t *testing.T) {
 	setups := []setup{
 		{"critic", lmSpec{critic: true}, nil, RemaskCritic},
 		{"critic-on-input", lmSpec{critic: true}, func(o *Options) { o.Compat.CriticOnInput = true }, RemaskCritic},
-		{"calibrated", lmSpec{critic: true, calib: defaultCalibration()}, func(o *Options) { o.RandomnessStrength = 0.3 }, RemaskCalibrated},
+		{"calibrated", lmSpec{critic: true, calib: step.DefaultCalibration()}, func(o *Options) { o.RandomnessStrength = 0.3 }, RemaskCalibrated},
 		{"self", lmSpec{}, func(o *Options) { o.RandomnessStrength = 0.2 }, RemaskSelf},
 		{"random", lmSpec{critic: true}, func(o *Options) { o.Remasking = RemaskRandom }, RemaskRandom},
 		{"sampler-zeros", lmSpec{critic: true, sampler: true, neighbors: "zeros", minRatio: 0.1}, nil, RemaskCritic},
@@ -546,7 +547,7 @@ func TestDeterminism(t *testing.T) {
 		mod  func(*Options)
 	}{
 		{"critic", lmSpec{critic: true}, func(o *Options) { o.RandomnessStrength = 0.3 }},
-		{"calibrated", lmSpec{critic: true, calib: defaultCalibration()}, func(o *Options) { o.RandomnessStrength = 0.3 }},
+		{"calibrated", lmSpec{critic: true, calib: step.DefaultCalibration()}, func(o *Options) { o.RandomnessStrength = 0.3 }},
 		{"self", lmSpec{}, nil},
 		{"random", lmSpec{}, func(o *Options) { o.Remasking = RemaskRandom }},
 		{"sampler", lmSpec{critic: true, sampler: true, neighbors: "embeddings", minRatio: 0.05}, nil},

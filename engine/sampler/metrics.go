@@ -3,9 +3,9 @@ package sampler
 import (
 	"context"
 	"math"
-	"sort"
 
 	"github.com/remask/remask/engine"
+	"github.com/remask/remask/internal/step"
 )
 
 // metrics computes the quality metrics of the final tokens (sampler-spec
@@ -42,68 +42,23 @@ func (g *generation) metrics(ctx context.Context) error {
 	return nil
 }
 
-// selfConfidence is the mean of ln(q[token] + 1e-10) over the row's
-// positions that do not hold the mask id, q = softmax(logits) of the final
-// tokens (no temperature, full vocabulary). ok is false when every position
-// is masked (the reference's -inf).
+// selfConfidence is step.SelfConfidence of row b of the final tokens.
 func (g *generation) selfConfidence(b int) (float64, bool) {
-	V := g.V
-	var sum float64
-	n := 0
-	for t := 0; t < g.T; t++ {
-		p := b*g.T + t
-		tok := g.tokens[p]
-		if tok == g.mask {
-			continue
-		}
-		row := g.logits[p*V : (p+1)*V]
-		maxL := math.Inf(-1)
-		for _, l := range row {
-			maxL = math.Max(maxL, float64(l))
-		}
-		var z float64
-		for _, l := range row {
-			z += math.Exp(float64(l) - maxL)
-		}
-		sum += math.Log(math.Exp(float64(row[tok])-maxL)/z + 1e-10)
-		n++
-	}
-	if n == 0 {
-		return 0, false
-	}
-	return sum / float64(n), true
+	return step.SelfConfidence(g.row(g.tokens, b), g.logits[b*g.T*g.V:(b+1)*g.T*g.V], g.V, g.mask)
 }
 
-// criticStats are the mean and the 10/50/90th percentiles (linear
-// interpolation, as torch.quantile) of sigmoid(critic) over the row's
-// positions that hold neither the mask nor the pad id; nil when there are none.
+// criticStats is step.CriticRow of row b of the final tokens (the mask and
+// pad ids excluded); nil when no position counts.
 func (g *generation) criticStats(b int) *CriticStats {
-	var probs []float64
-	for t := 0; t < g.T; t++ {
-		p := b*g.T + t
-		tok := int(g.tokens[p])
-		if tok == int(g.mask) || (g.vocab.PadTokenID != nil && tok == *g.vocab.PadTokenID) {
-			continue
-		}
-		probs = append(probs, sigmoid(float64(g.critic[p])))
+	pad := -1
+	if g.vocab.PadTokenID != nil {
+		pad = *g.vocab.PadTokenID
 	}
-	if len(probs) == 0 {
+	s, ok := step.CriticRow(g.row(g.tokens, b), g.critic[b*g.T:(b+1)*g.T], g.mask, pad)
+	if !ok {
 		return nil
 	}
-	sort.Float64s(probs)
-	var sum float64
-	for _, x := range probs {
-		sum += x
-	}
-	return &CriticStats{Mean: sum / float64(len(probs)), P10: quantile(probs, 0.1), P50: quantile(probs, 0.5), P90: quantile(probs, 0.9)}
-}
-
-// quantile of sorted xs with linear interpolation between closest ranks.
-func quantile(xs []float64, q float64) float64 {
-	pos := q * float64(len(xs)-1)
-	lo := int(math.Floor(pos))
-	hi := min(lo+1, len(xs)-1)
-	return xs[lo] + (pos-float64(lo))*(xs[hi]-xs[lo])
+	return &CriticStats{Mean: s.Mean, P10: s.P10, P50: s.P50, P90: s.P90}
 }
 
 // judgeInput builds the judge's rows: [CLS] + tokens when the judge has a

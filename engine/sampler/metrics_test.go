@@ -1,6 +1,7 @@
 package sampler
 
 import (
+	"github.com/remask/remask/internal/step"
 	"math"
 	"testing"
 
@@ -56,7 +57,7 @@ func TestSelfConfidence(t *testing.T) {
 func logit(p float64) float32 { return float32(math.Log(p / (1 - p))) }
 
 // TestCriticStats: percentiles with linear interpolation over sorted
-// sigmoid(critic) at positions that are neither [MASK] nor [PAD].
+// step.Sigmoid(critic) at positions that are neither [MASK] nor [PAD].
 func TestCriticStats(t *testing.T) {
 	m := tinyLM(true, false, "")
 	g := newGen(t, Models{LM: &fakeNet{m: m}}, func() Options { o := baseOpts(); o.NumSamples, o.SequenceLength = 3, 8; return o }())
@@ -85,7 +86,7 @@ func TestCriticStats(t *testing.T) {
 	// quantile itself: [1 2 3 4] at .1 -> rank .3 -> 1.3; at .9 -> 3.7; the ends
 	xs := []float64{1, 2, 3, 4}
 	for _, c := range []struct{ q, want float64 }{{0.1, 1.3}, {0.5, 2.5}, {0.9, 3.7}, {0, 1}, {1, 4}} {
-		if got := quantile(xs, c.q); !approx(got, c.want, 1e-12) {
+		if got := step.Quantile(xs, c.q); !approx(got, c.want, 1e-12) {
 			t.Fatalf("quantile(%v) = %v, want %v", c.q, got, c.want)
 		}
 	}

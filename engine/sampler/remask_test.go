@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"context"
+	"github.com/remask/remask/internal/step"
 	"math"
 	"strings"
 	"testing"
@@ -90,9 +91,9 @@ func TestRemaskRatioCritic(t *testing.T) {
 		// k = floor(10*.35) = 3. Row 0: t6 (3), then the tie at 2 between t3, t5, t8
 		// goes to the lower positions. Protected 0, 1 (logits 9, 8) never chosen.
 		// Row 1: only 2 candidates -> min(k, 2).
-		{0.35, [][]int{{3, 5, 6}, {8, 9}}, sigmoid(-3)},
-		{0.1, [][]int{{6}, {8}}, sigmoid(2)}, // k = 1: row 1 t8 (2) beats t9 (-3)
-		{1, [][]int{{2, 3, 4, 5, 6, 7, 8, 9}, {8, 9}}, sigmoid(-3)},
+		{0.35, [][]int{{3, 5, 6}, {8, 9}}, step.Sigmoid(-3)},
+		{0.1, [][]int{{6}, {8}}, step.Sigmoid(2)}, // k = 1: row 1 t8 (2) beats t9 (-3)
+		{1, [][]int{{2, 3, 4, 5, 6, 7, 8, 9}, {8, 9}}, step.Sigmoid(-3)},
 		{0.05, nil, math.NaN()}, // k = floor(0.5) = 0: nothing
 		{0, nil, math.NaN()},
 	}
@@ -159,7 +160,7 @@ func testCriticRandomness(t *testing.T, table []float32, r float64, seed uint64)
 	}
 }
 
-// TestRemaskCalibrated recomputes the [D7] rule: p = sigmoid(logit),
+// TestRemaskCalibrated recomputes the [D7] rule: p = step.Sigmoid(logit),
 // bucket = clamp(floor(100p), 0, 99), w = max(table[bucket], 1e-6),
 // w' = max((1-r)w + r*u1, 1e-6), the k smallest u2/w'.
 func TestRemaskCalibrated(t *testing.T) {
@@ -177,7 +178,7 @@ func TestRemaskCalibrated(t *testing.T) {
 			})
 			tab := tc.calib
 			if tab == nil {
-				tab = defaultCalibration()
+				tab = step.DefaultCalibration()
 				if len(g.res.Warnings) != 1 || !strings.Contains(g.res.Warnings[0], "calibration") {
 					t.Fatalf("default ramp without a warning: %q", g.res.Warnings)
 				}
@@ -257,7 +258,7 @@ func TestCalibratedBuckets(t *testing.T) {
 		}
 		want := c.want
 		if want < 0 {
-			p := sigmoid(float64(c.logit))
+			p := step.Sigmoid(float64(c.logit))
 			want = table[int(math.Floor(100*p))]
 			if want != table[29] && want != table[30] {
 				t.Fatalf("p .3 gave bucket value %v", want)
@@ -454,16 +455,16 @@ func TestRemaskModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !eqInts(sel[0], []int{1, 3, 8}) || !approx(minW, 1-sigmoid(-2), 1e-7) {
-			t.Fatalf("K=%d: selected %v minW %v, want [1 3 8] %v", K, sel, minW, 1-sigmoid(-2))
+		if !eqInts(sel[0], []int{1, 3, 8}) || !approx(minW, 1-step.Sigmoid(-2), 1e-7) {
+			t.Fatalf("K=%d: selected %v minW %v, want [1 3 8] %v", K, sel, minW, 1-step.Sigmoid(-2))
 		}
 		if c.encodes != 1 || str(c.encoded[0].tokens) != "abcdefghab" {
 			t.Fatalf("classifier saw %v", c.encoded)
 		}
-		// threshold .5: wrong = 1 - sigmoid(conf) > .5 strictly, so conf 0 (t2) is out.
+		// threshold .5: wrong = 1 - step.Sigmoid(conf) > .5 strictly, so conf 0 (t2) is out.
 		g, _ = modelGen(t, K, func(o *Options) { o.ScheduleMode = ScheduleThreshold })
 		sel, minW, stop, _ := g.remask(context.Background(), 0, pred, 0.5)
-		if stop || !eqInts(sel[0], []int{1, 3, 5, 8}) || !approx(minW, 1-sigmoid(-1), 1e-7) {
+		if stop || !eqInts(sel[0], []int{1, 3, 5, 8}) || !approx(minW, 1-step.Sigmoid(-1), 1e-7) {
 			t.Fatalf("K=%d threshold: selected %v minW %v stop %v", K, sel, minW, stop)
 		}
 	}
@@ -483,7 +484,7 @@ func TestRemaskModel(t *testing.T) {
 }
 
 func TestStrategyResolution(t *testing.T) {
-	calib := defaultCalibration()
+	calib := step.DefaultCalibration()
 	cls := &fakeNet{m: tinyClassifier(2)}
 	judge := &fakeNet{m: tinyJudge(64, true)}
 	cases := []struct {
@@ -549,7 +550,7 @@ func TestStrategyResolution(t *testing.T) {
 }
 
 func TestThresholdCritic(t *testing.T) {
-	// threshold = 1 - .5 = .5 = sigmoid(0): a logit of exactly 0 is not selected.
+	// threshold = 1 - .5 = .5 = step.Sigmoid(0): a logit of exactly 0 is not selected.
 	logits := []float32{0, 0.001, -0.001, 3, 0, -5, 0.01, 0}
 	m := tinyLM(true, false, "")
 	f := &fakeNet{m: m, logits: func(row []int32, t int) []float32 { return oneHot(10, 0, 1) },
@@ -566,8 +567,8 @@ func TestThresholdCritic(t *testing.T) {
 	if err != nil || stop {
 		t.Fatal(err, stop)
 	}
-	if !eqInts(sel[0], []int{1, 3, 6}) || !approx(minW, sigmoid(0.001), 1e-9) {
-		t.Fatalf("selected %v minW %v, want [1 3 6] %v", sel[0], minW, sigmoid(0.001))
+	if !eqInts(sel[0], []int{1, 3, 6}) || !approx(minW, step.Sigmoid(0.001), 1e-9) {
+		t.Fatalf("selected %v minW %v, want [1 3 6] %v", sel[0], minW, step.Sigmoid(0.001))
 	}
 	// a ratio of 0 -> threshold 1: nothing can exceed it -> stop
 	sel, minW, stop, _ = g.remask(context.Background(), 0, pred, 0)
@@ -576,7 +577,7 @@ func TestThresholdCritic(t *testing.T) {
 	}
 	// k is not used in threshold mode: ratio .05 (k = 0) still selects by wrongness
 	sel, _, stop, _ = g.remask(context.Background(), 0, pred, 0.05)
-	if stop || !eqInts(sel[0], []int{3}) { // sigmoid(3) = .9526 > .95
+	if stop || !eqInts(sel[0], []int{3}) { // step.Sigmoid(3) = .9526 > .95
 		t.Fatalf("threshold .95: sel %v stop %v, want [3]", sel, stop)
 	}
 }
@@ -643,5 +644,37 @@ func TestThresholdRandomFallsBack(t *testing.T) {
 	}
 	if !eqInts(masked, []int{10, 3, 6}) {
 		t.Fatalf("masked per iteration %v, want [10 3 6]", masked)
+	}
+}
+
+// TestStrategyNames pins the option names (Remask*) to internal/step's
+// strategies, which number remask.wgsl's: every name but auto parses to a
+// strategy whose String is the name, every strategy has a name, and an
+// unknown name or number is an error, never a silent critic.
+func TestStrategyNames(t *testing.T) {
+	names := []string{RemaskCritic, RemaskCalibrated, RemaskSelf, RemaskRandom, RemaskModel}
+	seen := map[step.Strategy]bool{}
+	for _, n := range names {
+		s, err := step.ParseStrategy(n)
+		if err != nil || s.String() != n {
+			t.Errorf("option %q: step strategy %v, %v", n, s, err)
+		}
+		seen[s] = true
+	}
+	for _, s := range step.Strategies {
+		if !seen[s] {
+			t.Errorf("step strategy %v (%d) has no Remask* option name", s, uint32(s))
+		}
+	}
+	if _, err := step.ParseStrategy(RemaskAuto); err == nil {
+		t.Error("auto parsed as a strategy; it must be resolved first")
+	}
+	// An unknown strategy reaching the remask step is an error.
+	o := baseOpts()
+	o.SequenceLength, o.Remasking = 2, RemaskSelf
+	g := newGen(t, Models{LM: &fakeNet{m: newLM(lmSpec{})}}, o)
+	g.remasking = step.Strategy(len(step.Strategies))
+	if _, _, _, err := g.remask(context.Background(), 0, ids("cd"), 0.5); err == nil || !strings.Contains(err.Error(), "unknown remasking strategy") {
+		t.Fatalf("remask with strategy %v: %v, want an unknown-strategy error", g.remasking, err)
 	}
 }

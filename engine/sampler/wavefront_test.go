@@ -1,6 +1,7 @@
 package sampler
 
 import (
+	"github.com/remask/remask/internal/step"
 	"math"
 	"strings"
 	"testing"
@@ -206,24 +207,28 @@ func TestBootstrapTiesAndCount(t *testing.T) {
 		g.logits[p*V+idA] = float32([]int{3, 1, 3, 2, 3, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 9, 9}[p])
 	}
 	pred := append(ids("##########"), ids("a########b")...)
+	boot := func(pred []int32, b0, b1 int, ratio float64) []int32 {
+		w := step.Wave{B: g.B, T: g.T, V: V, Mask: g.mask, Ratio: ratio}
+		return w.Bootstrap(pred, g.logits, b0, b1)
+	}
 	// row 0: 10 masked, n_fill 3: the three 3s at 0, 2, 4
-	if got := g.bootstrap(pred, 0, 1, 0.3); !eqWaves([][]int32{got}, [][]int32{{0, 2, 4}}) {
+	if got := boot(pred, 0, 1, 0.3); !eqWaves([][]int32{got}, [][]int32{{0, 2, 4}}) {
 		t.Fatalf("row 0: %v", got)
 	}
 	// row 1: 8 masked (11..18), n_fill 2: 18 (9), then the 0-ties -> 11
-	if got := g.bootstrap(pred, 1, 2, 0.3); !eqWaves([][]int32{got}, [][]int32{{18, 11}}) {
+	if got := boot(pred, 1, 2, 0.3); !eqWaves([][]int32{got}, [][]int32{{18, 11}}) {
 		t.Fatalf("row 1: %v", got)
 	}
 	// global: 18 masked, n_fill 5: 18 (9), then 0, 2, 4 (3), then 3 (2)
-	if got := g.bootstrap(pred, 0, 2, 0.3); !eqWaves([][]int32{got}, [][]int32{{18, 0, 2, 4, 3}}) {
+	if got := boot(pred, 0, 2, 0.3); !eqWaves([][]int32{got}, [][]int32{{18, 0, 2, 4, 3}}) {
 		t.Fatalf("global: %v", got)
 	}
 	// tiny ratio: at least one
-	if got := g.bootstrap(pred, 0, 1, 0.001); len(got) != 1 || got[0] != 0 {
+	if got := boot(pred, 0, 1, 0.001); len(got) != 1 || got[0] != 0 {
 		t.Fatalf("n_fill 1: %v", got)
 	}
 	// n_masked <= n_fill: every masked position
-	if got := g.bootstrap(pred, 1, 2, 1); len(got) != 8 {
+	if got := boot(pred, 1, 2, 1); len(got) != 8 {
 		t.Fatalf("ratio 1: %v", got)
 	}
 }

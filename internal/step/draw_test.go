@@ -1,4 +1,4 @@
-package sampler
+package step
 
 import (
 	"math"
@@ -13,11 +13,11 @@ func excl(V int, ids ...int) []bool {
 	return ex
 }
 
-// normalized runs distribution and returns the normalised probabilities.
-func normalized(s *tokenSampler, logits []float32) []float64 {
-	total := s.distribution(logits)
-	p := make([]float64, len(s.probs))
-	for i, x := range s.probs {
+// normalized runs Distribution and returns the normalised probabilities.
+func normalized(s *Sampler, logits []float32) []float64 {
+	probs, total := s.Distribution(logits)
+	p := make([]float64, len(probs))
+	for i, x := range probs {
 		p[i] = x / total
 	}
 	return p
@@ -57,7 +57,7 @@ func TestTokenSamplerDistribution(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := newTokenSampler(excl(len(c.logits), c.exclude...), c.temp, 1)
+			s := NewSampler(excl(len(c.logits), c.exclude...), c.temp, 1)
 			got := normalized(s, c.logits)
 			tol := c.tol
 			if tol == 0 {
@@ -108,7 +108,7 @@ func TestNucleusRule(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := newTokenSampler(excl(len(c.logits), c.exclude...), 1, c.topP)
+			s := NewSampler(excl(len(c.logits), c.exclude...), 1, c.topP)
 			got := kept(normalized(s, c.logits))
 			if len(got) != len(c.want) {
 				t.Fatalf("kept %v, want %v", got, c.want)
@@ -121,7 +121,7 @@ func TestNucleusRule(t *testing.T) {
 		})
 	}
 	// After the nucleus, the kept mass is renormalised: {1,2} of (.2,.5,.3) -> 5/8, 3/8.
-	s := newTokenSampler(excl(3), 1, 0.6)
+	s := NewSampler(excl(3), 1, 0.6)
 	p := normalized(s, p253)
 	if !approx(p[1], 5.0/8, 1e-6) || !approx(p[2], 3.0/8, 1e-6) || p[0] != 0 {
 		t.Fatalf("renormalised %v, want [0 .625 .375]", p)
@@ -133,7 +133,7 @@ func TestNucleusRule(t *testing.T) {
 		temp float64
 		want int
 	}{{1, 1}, {2, 2}} {
-		s := newTokenSampler(excl(2), c.temp, 0.7)
+		s := NewSampler(excl(2), c.temp, 0.7)
 		if got := kept(normalized(s, []float32{0, float32(2 * math.Ln2)})); len(got) != c.want {
 			t.Fatalf("T=%v: kept %v, want %d ids", c.temp, got, c.want)
 		}
@@ -174,8 +174,8 @@ func TestDrawInverseCDF(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := newTokenSampler(excl(len(c.logits), c.exclude...), 1, c.topP)
-			if got := s.draw(c.logits, c.u); got != c.want {
+			s := NewSampler(excl(len(c.logits), c.exclude...), 1, c.topP)
+			if got := s.Draw(c.logits, c.u); got != c.want {
 				t.Fatalf("draw(u=%v) = %d, want %d", c.u, got, c.want)
 			}
 		})
@@ -187,11 +187,11 @@ func TestDrawInverseCDF(t *testing.T) {
 func TestDrawNeverExcluded(t *testing.T) {
 	logits := []float32{40, 0, 40, 1, 0, 40} // ids 0, 2, 5 excluded
 	for _, topP := range []float64{1, 0.5, 0.01} {
-		s := newTokenSampler(excl(6, 0, 2, 5), 0.7, topP)
+		s := NewSampler(excl(6, 0, 2, 5), 0.7, topP)
 		seen := map[int32]bool{}
 		for i := 0; i < 4096; i++ {
 			u := float32(i) / 4096
-			id := s.draw(logits, u)
+			id := s.Draw(logits, u)
 			if id == 0 || id == 2 || id == 5 || id < 0 {
 				t.Fatalf("top_p %v u %v: drew excluded id %d", topP, u, id)
 			}
@@ -207,7 +207,22 @@ func TestDrawNeverExcluded(t *testing.T) {
 // mass, the last id with mass is drawn (never an id without mass).
 func TestPickRoundingFallback(t *testing.T) {
 	p := []float64{0.25, 0, 0.25, 0}
-	if got := pick(p, 0.5000001, 0.99999994); got != 2 {
+	if got := Pick(p, 0.5000001, 0.99999994); got != 2 {
 		t.Fatalf("pick = %d, want 2", got)
 	}
 }
+
+// probsLogits returns logits whose softmax is p (log p; -inf for 0).
+func probsLogits(p ...float64) []float32 {
+	l := make([]float32, len(p))
+	for i, x := range p {
+		if x == 0 {
+			l[i] = float32(math.Inf(-1))
+			continue
+		}
+		l[i] = float32(math.Log(x))
+	}
+	return l
+}
+
+func approx(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
