@@ -10,7 +10,8 @@ import (
 // kernel as matmul.wgsl (same Params, bindings and epilogue semantics, same
 // CPU twin), written out by Go for one tiling with every register-level loop
 // unrolled, so that no function-local array is indexed at run time. Source
-// accepts it like a file, with the constants BM BN BK TM TN WDTYPE.
+// accepts it like a file, with the constants BM BN BK TM TN WDTYPE and the
+// optional DB (0 or 1) and SHMAX.
 //
 // Why: matmul.wgsl keeps its TM x TN accumulator block in
 // `array<array<f32, TN>, TM>` indexed by loop counters. naga emits those as
@@ -33,6 +34,13 @@ import (
 //     current one is multiplied (register prefetch; 2 barriers per tile).
 //   - Rows beyond M are read clamped (row M-1) and not written: M is free.
 //
+// With DB = 1 the shared tiles are doubled: the prefetched K tile is stored
+// into the idle half right after the current half has been multiplied, so
+// one barrier per K tile separates the stores from the reads of both halves.
+// SHMAX (optional, default 16384) is the device's
+// maxComputeWorkgroupStorageSize; the generator refuses a tiling that needs
+// more.
+//
 // Preconditions, checked by the host: N % BN == 0, K % BK == 0 (BK % 4 ==
 // 0), and the bindings are vec4-aligned (every storage offset is a multiple
 // of 256 bytes).
@@ -41,8 +49,32 @@ const MatmulUnrolled = "matmul_unrolled.wgsl"
 // MatmulTiling is one tiling of the matmul kernels.
 type MatmulTiling struct{ BM, BN, BK, TM, TN int }
 
-// CheckUnrolled reports whether t can be generated as MatmulUnrolled.
+// DefaultWorkgroupStorage is WebGPU's default maxComputeWorkgroupStorageSize,
+// the budget of a tiling when the device's limit is not given.
+const DefaultWorkgroupStorage = 16384
+
+// SharedBytes is the workgroup memory t's generated kernel declares; db:
+// the double-buffered form (DB = 1), two shared tiles, so that a K tile is
+// stored while the other is read and each K step needs one barrier instead
+// of two.
+func (t MatmulTiling) SharedBytes(db bool) int {
+	n := 4 * t.BK * (t.BM + t.BN)
+	if db {
+		n *= 2
+	}
+	return n
+}
+
+// CheckUnrolled reports whether t can be generated as MatmulUnrolled
+// (single-buffered) within the default 16 KiB of workgroup memory.
 func (t MatmulTiling) CheckUnrolled() error {
+	return t.CheckUnrolledLimit(false, DefaultWorkgroupStorage)
+}
+
+// CheckUnrolledLimit reports whether t can be generated as MatmulUnrolled,
+// double-buffered when db, on a device whose maxComputeWorkgroupStorageSize
+// is shmax bytes.
+func (t MatmulTiling) CheckUnrolledLimit(db bool, shmax int) error {
 	if t.BM <= 0 || t.BN <= 0 || t.BK <= 0 || t.TM <= 0 || t.TN <= 0 {
 		return fmt.Errorf("shaders: matmul tiling %+v: sizes must be positive", t)
 	}
@@ -59,8 +91,8 @@ func (t MatmulTiling) CheckUnrolled() error {
 	if (t.BM*t.BK/4)%nt != 0 || (t.BN*t.BK/4)%nt != 0 {
 		return fmt.Errorf("shaders: matmul tiling %+v: the %d threads do not split the tile loads evenly", t, nt)
 	}
-	if sh := 4 * t.BK * (t.BM + t.BN); sh > 16384 {
-		return fmt.Errorf("shaders: matmul tiling %+v: %d bytes of workgroup memory > 16384", t, sh)
+	if sh := t.SharedBytes(db); sh > shmax {
+		return fmt.Errorf("shaders: matmul tiling %+v: %d bytes of workgroup memory > the limit %d", t, sh, shmax)
 	}
 	return nil
 }
@@ -70,7 +102,7 @@ func unrolledSource(consts map[string]string) (string, error) {
 	vals := map[string]int{}
 	for name, lit := range consts {
 		switch name {
-		case "BM", "BN", "BK", "TM", "TN", "WDTYPE":
+		case "BM", "BN", "BK", "TM", "TN", "WDTYPE", "DB", "SHMAX":
 		default:
 			return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", MatmulUnrolled, name)
 		}
@@ -85,8 +117,16 @@ func unrolledSource(consts map[string]string) (string, error) {
 			return "", fmt.Errorf("shaders: %s needs the constant %s", MatmulUnrolled, name)
 		}
 	}
+	if db := vals["DB"]; db != 0 && db != 1 {
+		return "", fmt.Errorf("shaders: %s: DB = %d, want 0 or 1", MatmulUnrolled, db)
+	}
+	shmax := DefaultWorkgroupStorage
+	if v, ok := vals["SHMAX"]; ok {
+		shmax = v
+	}
 	t := MatmulTiling{vals["BM"], vals["BN"], vals["BK"], vals["TM"], vals["TN"]}
-	if err := t.CheckUnrolled(); err != nil {
+	db := vals["DB"] == 1
+	if err := t.CheckUnrolledLimit(db, shmax); err != nil {
 		return "", err
 	}
 	wd := vals["WDTYPE"]
@@ -101,10 +141,10 @@ func unrolledSource(consts map[string]string) (string, error) {
 	if params == "" {
 		return "", fmt.Errorf("shaders: matmul.wgsl has no struct Params")
 	}
-	return genUnrolled(t, wd, params), nil
+	return genUnrolled(t, db, wd, params), nil
 }
 
-func genUnrolled(t MatmulTiling, wd int, params string) string {
+func genUnrolled(t MatmulTiling, db bool, wd int, params string) string {
 	wgx, wgy := t.BN/t.TN, t.BM/t.TM
 	nt := wgx * wgy
 	la, lw := t.BM*t.BK/4/nt, t.BN*t.BK/4/nt // vec4 loads per thread per tile
@@ -112,7 +152,7 @@ func genUnrolled(t MatmulTiling, wd int, params string) string {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...); b.WriteByte('\n') }
 
 	p("// %s: generated by shaders/matmulgen.go (see MatmulUnrolled there) from the", MatmulUnrolled)
-	p("// structure of matmul.wgsl. BM=%d BN=%d BK=%d TM=%d TN=%d WDTYPE=%d.", t.BM, t.BN, t.BK, t.TM, t.TN, wd)
+	p("// structure of matmul.wgsl. BM=%d BN=%d BK=%d TM=%d TN=%d DB=%v WDTYPE=%d.", t.BM, t.BN, t.BK, t.TM, t.TN, db, wd)
 	p("")
 	p("%s", params)
 	p("")
@@ -133,8 +173,14 @@ func genUnrolled(t MatmulTiling, wd int, params string) string {
 	p("const WGY: u32 = %du;", wgy)
 	p("const NT: u32 = %du;", nt)
 	p("")
-	p("var<workgroup> As: array<vec4<f32>, %d>; // As[k*BM/4 + m/4][m%%4] = A[row0+m, k0+k]", t.BK*t.BM/4)
-	p("var<workgroup> Ws: array<vec4<f32>, %d>; // Ws[k*BN/4 + n/4][n%%4] = W[col0+n, k0+k]", t.BK*t.BN/4)
+	nbuf := 1
+	if db {
+		nbuf = 2
+	}
+	asLen, wsLen := t.BK*t.BM/4, t.BK*t.BN/4 // vec4s of one shared tile
+	p("// With DB, half h of As/Ws starts at h·%d / h·%d.", asLen, wsLen)
+	p("var<workgroup> As: array<vec4<f32>, %d>; // As[k*BM/4 + m/4][m%%4] = A[row0+m, k0+k]", nbuf*asLen)
+	p("var<workgroup> Ws: array<vec4<f32>, %d>; // Ws[k*BN/4 + n/4][n%%4] = W[col0+n, k0+k]", nbuf*wsLen)
 	p("")
 	p("// wload4 reads W[4i .. 4i+3] (element index) as f32.")
 	p("fn wload4(i: u32) -> vec4<f32> {")
@@ -202,43 +248,79 @@ func genUnrolled(t MatmulTiling, wd int, params string) string {
 	for j := 0; j < lw; j++ {
 		p("  var pw%d = wload4(wg%d);", j, j)
 	}
-	p("  for (var k0 = 0u; k0 < P.K; k0 += BK) {")
-	p("    workgroupBarrier();")
-	store := func(arr, pre, reg string, n, rows int) {
+	store := func(indent, arr, pre, reg, base string, n, rows int) {
 		for j := 0; j < n; j++ {
 			for i, comp := range "xyzw" {
-				p("    %s[%ss%d + %du][%sc%d] = %s%d.%c;", arr, pre, j, i*rows/4, pre, j, reg, j, comp)
+				p("%s%s[%s%ss%d + %du][%sc%d] = %s%d.%c;", indent, arr, base, pre, j, i*rows/4, pre, j, reg, j, comp)
 			}
 		}
 	}
-	store("As", "a", "pa", la, t.BM)
-	store("Ws", "w", "pw", lw, t.BN)
-	p("    workgroupBarrier();")
-	p("    let kn = (k0 + BK) / 4u;")
-	p("    if (k0 + BK < P.K) {")
-	for j := 0; j < la; j++ {
-		p("      pa%d = A[ag%d + kn];", j, j)
-	}
-	for j := 0; j < lw; j++ {
-		p("      pw%d = wload4(wg%d + kn);", j, j)
-	}
-	p("    }")
-	for k := 0; k < t.BK; k++ {
-		p("    {")
-		for g := 0; g < t.TM/4; g++ {
-			p("      let a%d = As[%du + ty];", g, k*t.BM/4+g*wgy)
+	prefetch := func(indent string) {
+		for j := 0; j < la; j++ {
+			p("%spa%d = A[ag%d + kn];", indent, j, j)
 		}
-		for c := 0; c < t.TN/4; c++ {
-			p("      let b%d = Ws[%du + tx];", c, k*t.BN/4+c*wgx)
+		for j := 0; j < lw; j++ {
+			p("%spw%d = wload4(wg%d + kn);", indent, j, j)
 		}
-		for r := 0; r < t.TM; r++ {
+	}
+	multiply := func(abase, wbase string) {
+		for k := 0; k < t.BK; k++ {
+			p("    {")
+			for g := 0; g < t.TM/4; g++ {
+				p("      let a%d = As[%s%du + ty];", g, abase, k*t.BM/4+g*wgy)
+			}
 			for c := 0; c < t.TN/4; c++ {
-				p("      c_%d_%d = fma(vec4<f32>(a%d.%c), b%d, c_%d_%d);", r, c, r/4, "xyzw"[r%4], c, r, c)
+				p("      let b%d = Ws[%s%du + tx];", c, wbase, k*t.BN/4+c*wgx)
 			}
+			for r := 0; r < t.TM; r++ {
+				for c := 0; c < t.TN/4; c++ {
+					p("      c_%d_%d = fma(vec4<f32>(a%d.%c), b%d, c_%d_%d);", r, c, r/4, "xyzw"[r%4], c, r, c)
+				}
+			}
+			p("    }")
 		}
-		p("    }")
 	}
-	p("  }")
+	if !db {
+		p("  for (var k0 = 0u; k0 < P.K; k0 += BK) {")
+		p("    workgroupBarrier();")
+		store("    ", "As", "a", "pa", "", la, t.BM)
+		store("    ", "Ws", "w", "pw", "", lw, t.BN)
+		p("    workgroupBarrier();")
+		p("    let kn = (k0 + BK) / 4u;")
+		p("    if (k0 + BK < P.K) {")
+		prefetch("      ")
+		p("    }")
+		multiply("", "")
+		p("  }")
+	} else {
+		// Tile 0 goes into half 0; then, per K tile: prefetch the next tile
+		// into registers, multiply the current half, store the prefetched
+		// tile into the other half, one barrier. The stores of step i hit the
+		// half that step i-1 read, after step i-1's barrier; the reads of
+		// step i+1 see them after step i's.
+		store("  ", "As", "a", "pa", "", la, t.BM)
+		store("  ", "Ws", "w", "pw", "", lw, t.BN)
+		p("  workgroupBarrier();")
+		p("  var cur = 0u;")
+		p("  for (var k0 = 0u; k0 < P.K; k0 += BK) {")
+		p("    let kn = (k0 + BK) / 4u;")
+		p("    let more = k0 + BK < P.K;")
+		p("    if (more) {")
+		prefetch("      ")
+		p("    }")
+		p("    let ab = cur * %du;", asLen)
+		p("    let wb = cur * %du;", wsLen)
+		multiply("ab + ", "wb + ")
+		p("    if (more) {")
+		p("      let an = %du - ab;", asLen)
+		p("      let wn = %du - wb;", wsLen)
+		store("      ", "As", "a", "pa", "an + ", la, t.BM)
+		store("      ", "Ws", "w", "pw", "wn + ", lw, t.BN)
+		p("    }")
+		p("    workgroupBarrier();")
+		p("    cur = 1u - cur;")
+		p("  }")
+	}
 	p("")
 	p("  let N4 = P.N / 4u;")
 	p("  let cb = col0 / 4u + tx;")

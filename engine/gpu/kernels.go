@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 
 	"github.com/remask/remask/shaders"
 )
@@ -28,24 +29,45 @@ var (
 	gatherKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW}
 )
 
-// matmulTile is one tiling of the matmul kernels.
-type matmulTile struct{ BM, BN, BK, TM, TN int }
+// matmulTile is one tiling of the matmul kernels; DB: the generated
+// kernel's double-buffered form (shaders.MatmulTiling.SharedBytes).
+type matmulTile struct {
+	BM, BN, BK, TM, TN int
+	DB                 bool
+}
 
 // Tilings. Where N % BN == 0 and K % BK == 0 (any M) a matmul runs the
 // generated, fully unrolled kernel (shaders.MatmulUnrolled); other shapes
 // run matmul.wgsl with the same tile (BK halved until its padded tiles fit
-// 16 KiB of workgroup memory), bounds-checked.
+// 16 KiB of workgroup memory; single-buffered), bounds-checked.
 var (
-	tile64     = matmulTile{64, 64, 16, 4, 4}
-	tile128x64 = matmulTile{128, 64, 16, 8, 4}
-	tile128    = matmulTile{128, 128, 8, 8, 8}
-	tile32     = matmulTile{32, 32, 16, 4, 4}
+	tile64     = matmulTile{BM: 64, BN: 64, BK: 16, TM: 4, TN: 4}
+	tile128x64 = matmulTile{BM: 128, BN: 64, BK: 16, TM: 8, TN: 4}
+	tile128    = matmulTile{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8}
+	tile32     = matmulTile{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4}
+	// The double-buffered forms (one barrier per K tile); all four fit the
+	// default 16 KiB of workgroup memory.
+	tile128db = tile128.db()
+	tile64db  = tile64.db()
+	tile32db  = tile32.db()
+	// tile128x16db needs 32 KiB: only where the device allows it.
+	tile128x16db = matmulTile{BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, DB: true}
 	// matmulTiles are the tilings the tests cover.
-	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32}
+	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db}
 )
 
+func (t matmulTile) db() matmulTile { t.DB = true; return t }
+
+func (t matmulTile) tiling() shaders.MatmulTiling {
+	return shaders.MatmulTiling{BM: t.BM, BN: t.BN, BK: t.BK, TM: t.TM, TN: t.TN}
+}
+
 func (t matmulTile) String() string {
-	return fmt.Sprintf("%dx%dx%d/%dx%d", t.BM, t.BN, t.BK, t.TM, t.TN)
+	s := fmt.Sprintf("%dx%dx%d/%dx%d", t.BM, t.BN, t.BK, t.TM, t.TN)
+	if t.DB {
+		s += "db"
+	}
+	return s
 }
 
 func (t matmulTile) consts(fast bool, wdtype int) map[string]string {
@@ -56,26 +78,44 @@ func (t matmulTile) consts(fast bool, wdtype int) map[string]string {
 	}
 }
 
-// unrolledConsts are the constants of shaders.MatmulUnrolled.
-func (t matmulTile) unrolledConsts(wdtype int) map[string]string {
+// unrolledConsts are the constants of shaders.MatmulUnrolled on a device
+// with shmax bytes of workgroup memory.
+func (t matmulTile) unrolledConsts(wdtype, shmax int) map[string]string {
 	c := t.consts(false, wdtype)
 	delete(c, "FAST")
+	c["DB"] = "0u"
+	if t.DB {
+		c["DB"] = "1u"
+	}
+	c["SHMAX"] = fmt.Sprintf("%du", shmax)
 	return c
 }
 
-// unrolls reports whether the generated kernel can run (N, K) with t.
+// unrolls reports whether the generated kernel can run (N, K) with t within
+// WebGPU's default 16 KiB of workgroup memory.
 func (t matmulTile) unrolls(N, K int) bool {
-	return N%t.BN == 0 && K%t.BK == 0 && shaders.MatmulTiling(t).CheckUnrolled() == nil
+	return t.unrollsWithin(N, K, shaders.DefaultWorkgroupStorage)
+}
+
+// unrollsWithin is unrolls on a device with shmax bytes of workgroup memory.
+func (t matmulTile) unrollsWithin(N, K, shmax int) bool {
+	return N%t.BN == 0 && K%t.BK == 0 && t.tiling().CheckUnrolledLimit(t.DB, shmax) == nil
 }
 
 // loop is the tile matmul.wgsl runs for t: its shared tiles are padded by
-// one vec4 per k row, so BK is halved until they fit 16 KiB.
+// one vec4 per k row, so BK is halved until they fit 16 KiB. matmul.wgsl
+// has no double-buffered form.
 func (t matmulTile) loop() matmulTile {
+	t.DB = false
 	for t.BK > 1 && 4*t.BK*(t.BM+4+t.BN+4) > 16384 {
 		t.BK /= 2
 	}
 	return t
 }
+
+// shmax is the device's maxComputeWorkgroupStorageSize (at least 16384:
+// checkLimits refuses less).
+func (d *device) shmax() int { return int(d.p.limits().MaxComputeWorkgroupStorageSize) }
 
 // chooseTile picks 128x128 (8x8 per thread, BK 8) where that still gives
 // at least 256 workgroups, else 64x64 where that gives at least 128 (about
@@ -83,39 +123,55 @@ func (t matmulTile) loop() matmulTile {
 // the 128x128 tile was the fastest for every trunk matmul of the 16 x 1024
 // forward, N = 384 (384 workgroups) included, and small batches (1 x 256:
 // 24 workgroups of 64x64 for N = 384) leave most of the GPU idle
-// (docs/performance.md).
+// (docs/performance.md). Each runs double-buffered (one barrier per K
+// tile instead of two, same workgroup memory budget of 16 KiB).
+func (d *device) chooseTile(M, N, K int) matmulTile { return chooseTileWithin(M, N, K, d.shmax()) }
+
+// chooseTile is the choice on a device with the default 16 KiB of
+// workgroup memory (every default tile fits it; only an override may not).
 func chooseTile(M, N, K int) matmulTile {
-	if t, ok := tileOverride(); ok && t.unrolls(N, K) {
+	return chooseTileWithin(M, N, K, shaders.DefaultWorkgroupStorage)
+}
+
+func chooseTileWithin(M, N, K, shmax int) matmulTile {
+	if t, ok := tileOverride(); ok && t.unrollsWithin(N, K, shmax) {
 		return t
 	}
 	wgs := func(t matmulTile) int { return ceilDiv(M, t.BM) * ceilDiv(N, t.BN) }
 	switch {
-	case tile128.unrolls(N, K) && wgs(tile128) >= 256:
-		return tile128
-	case wgs(tile64) >= 128 || !tile32.unrolls(N, K):
-		return tile64
+	case tile128db.unrolls(N, K) && wgs(tile128db) >= 256:
+		return tile128db
+	case wgs(tile64db) >= 128 || !tile32db.unrolls(N, K):
+		return tile64db
 	}
-	return tile32
+	return tile32db
 }
 
 // tileOverride reads REMASK_GPU_MATMUL_TILE ("BMxBNxBKxTMxTN", e.g.
-// "128x64x16x8x4"), a tuning knob: every matmul that the generated kernel
-// can run with that tile uses it.
+// "128x64x16x8x4", with the suffix "db" for the double-buffered form), a
+// tuning knob: every matmul that the generated kernel can run with that
+// tile uses it.
 func tileOverride() (matmulTile, bool) {
 	v := os.Getenv("REMASK_GPU_MATMUL_TILE")
 	if v == "" {
 		return matmulTile{}, false
 	}
+	return parseTile(v)
+}
+
+func parseTile(v string) (matmulTile, bool) {
 	var t matmulTile
-	if _, err := fmt.Sscanf(v, "%dx%dx%dx%dx%d", &t.BM, &t.BN, &t.BK, &t.TM, &t.TN); err != nil {
+	v, t.DB = strings.CutSuffix(v, "db")
+	var rest string
+	if n, _ := fmt.Sscanf(v+"|", "%dx%dx%dx%dx%d%s", &t.BM, &t.BN, &t.BK, &t.TM, &t.TN, &rest); n != 6 || rest != "|" {
 		return matmulTile{}, false
 	}
-	return t, shaders.MatmulTiling(t).CheckUnrolled() == nil
+	return t, t.tiling().CheckUnrolledLimit(t.DB, 1<<30) == nil
 }
 
 // matmul: out (M, N) [+]= act(a (M, K) · w (N, K)ᵀ + bias).
 func (d *device) matmul(name string, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool) (op, error) {
-	return d.matmulTiled(name, chooseTile(M, N, K), M, N, K, a, w, bias, out, act, accumulate)
+	return d.matmulTiled(name, d.chooseTile(M, N, K), M, N, K, a, w, bias, out, act, accumulate)
 }
 
 func (d *device) matmulTiled(name string, t matmulTile, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool) (op, error) {
@@ -124,8 +180,8 @@ func (d *device) matmulTiled(name string, t matmulTile, M, N, K int, a binding, 
 	}
 	var pl *pipeline
 	var err error
-	if !d.noUnrolled && t.unrolls(N, K) {
-		pl, err = d.pipeline(shaders.MatmulUnrolled, t.unrolledConsts(w.dtype), matmulKinds)
+	if !d.noUnrolled && t.unrollsWithin(N, K, d.shmax()) {
+		pl, err = d.pipeline(shaders.MatmulUnrolled, t.unrolledConsts(w.dtype, d.shmax()), matmulKinds)
 	} else {
 		t = t.loop()
 		fast := M%t.BM == 0 && N%t.BN == 0 && K%t.BK == 0

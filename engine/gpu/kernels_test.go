@@ -141,17 +141,20 @@ func TestMatmulSweep(t *testing.T) {
 	d := testBackend(t).d
 	rng := rand.New(rand.NewPCG(1, 2))
 	type shape struct{ M, N, K int }
-	shapes := []shape{{1, 1, 1}, {1, 7, 3}, {3, 5, 7}, {13, 17, 31}, {64, 64, 16}, {65, 63, 17}, {97, 101, 50}, {48, 96, 32}, {48, 67, 32}, {128, 128, 128}, {130, 257, 40}, {130, 256, 48}, {1, 128, 32}}
+	shapes := []shape{{1, 1, 1}, {1, 7, 3}, {3, 5, 7}, {13, 17, 31}, {64, 64, 16}, {65, 63, 17}, {97, 101, 50}, {48, 96, 32}, {48, 67, 32}, {128, 128, 128}, {130, 257, 40}, {130, 256, 48}, {1, 128, 32},
+		// odd numbers of K tiles (the double-buffered halves alternate), M off the tile, one K tile
+		{131, 128, 40}, {33, 64, 80}, {200, 384, 24}, {5, 32, 16}}
 	defer func() { d.noUnrolled = false }()
 	for _, s := range shapes {
 		for _, tc := range []struct {
 			tl   matmulTile
 			loop bool
-		}{{tile64, false}, {tile64, true}, {tile128x64, false}, {tile128, false}, {tile128, true}} {
+		}{{tile64, false}, {tile64, true}, {tile128x64, false}, {tile128, false}, {tile128, true},
+			{tile128db, false}, {tile64db, false}, {tile32db, false}, {tile128x16db, false}} {
 			tl := tc.tl
 			d.noUnrolled = tc.loop
 			kernel := "unrolled"
-			if tc.loop || !tl.unrolls(s.N, s.K) {
+			if tc.loop || !tl.unrollsWithin(s.N, s.K, d.shmax()) {
 				kernel = "loop"
 			}
 			for _, v := range []struct {
