@@ -313,6 +313,8 @@ func Source(file string, consts map[string]string) (string, error) {
 		return unrolledSource(consts)
 	case AttentionUnrolled:
 		return attentionUnrolledSource(consts)
+	case AttentionCombine:
+		return attentionCombineSource(consts)
 	}
 	src, err := Raw(file)
 	if err != nil {

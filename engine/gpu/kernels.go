@@ -291,6 +291,93 @@ func (d *device) attention(name string, B, T, C, H int, causal bool, qkv, out bi
 	return op{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, out}, wg: [3]uint32{uint32(ceilDiv(T, BR)), uint32(B * H), 1}}, nil
 }
 
+// Key-split attention (flash-decoding style): where (B·H·⌈T/BR⌉) gives the
+// GPU few workgroups (short sequences, e.g. 1 x 256: 24 of them), the keys
+// are split S ways and AttentionCombine merges the partial results.
+const (
+	attnSplitTarget = 512 // workgroups the split aims for
+	attnMaxSplits   = 16
+)
+
+// attnSplits returns the number of key splits S and the keys per split KS
+// (a multiple of BC) for (B, T, H) with tiles BR, BC; S = 1: no split.
+// Every split holds at least one key tile.
+func attnSplits(B, T, H, BR, BC int) (S, KS int) {
+	wgs := ceilDiv(T, BR) * B * H
+	S = min(attnSplitTarget/max(wgs, 1), ceilDiv(T, BC), attnMaxSplits)
+	if S < 2 {
+		return 1, 0
+	}
+	KS = ceilDiv(ceilDiv(T, S), BC) * BC
+	S = ceilDiv(T, KS)
+	if S < 2 {
+		return 1, 0
+	}
+	return S, KS
+}
+
+// attnSplitRows bounds S·B·T over every (B, T) with B·T <= capBT: S ≤
+// attnSplitTarget / (B·H·⌈T/BR⌉) ≤ attnSplitTarget·BR / (B·T·H).
+func attnSplitRows(capBT, H, BR int) int {
+	return min(ceilDiv(attnSplitTarget*BR, H), attnMaxSplits*capBT)
+}
+
+// attentionOps is attention, split over keys where attnSplits says so and
+// the generated kernels apply (D % 4 == 0): then the partial records go to
+// scratch, which must hold S·B·T·(C + 4H) floats (attnSplitRows·(C + 4H)
+// for any shape of B·T <= the capacity it was sized for).
+func (d *device) attentionOps(name string, B, T, C, H int, causal bool, qkv binding, scratch *buffer, out binding) ([]op, error) {
+	D := C / H
+	BR, BC, err := attnTiles(D)
+	if err != nil {
+		return nil, err
+	}
+	S, KS := attnSplits(B, T, H, BR, BC)
+	if S < 2 || scratch == nil || d.noUnrolled || D%4 != 0 || BC%4 != 0 || uint64(4*S*B*T*(C+4*H)) > scratch.size {
+		o, err := d.attention(name, B, T, C, H, causal, qkv, out)
+		return []op{o}, err
+	}
+	return d.attentionSplit(name, B, T, C, H, causal, qkv, whole(scratch), out, S, KS)
+}
+
+// attentionSplit is the key-split attention with S splits of KS keys:
+// shaders.AttentionUnrolled with KS into rec, then shaders.AttentionCombine
+// into out.
+func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv, rec, out binding, S, KS int) ([]op, error) {
+	D := C / H
+	BR, BC, err := attnTiles(D)
+	if err != nil {
+		return nil, err
+	}
+	if D%4 != 0 || KS < BC || KS%BC != 0 || S < 1 || S*KS < T || (S-1)*KS >= T {
+		return nil, fmt.Errorf("gpu: %s: key split S=%d KS=%d does not cover T=%d in tiles of %d (head size %d must be a multiple of 4)", name, S, KS, T, BC, D)
+	}
+	if B*H > int(d.p.limits().MaxComputeWorkgroupsPerDimension) {
+		return nil, &LimitError{Limit: "maxComputeWorkgroupsPerDimension", Have: uint64(d.p.limits().MaxComputeWorkgroupsPerDimension), Want: uint64(B * H), What: "attention (batch x heads workgroups)", Adapter: d.p.info().Name}
+	}
+	pl, err := d.pipeline(shaders.AttentionUnrolled, map[string]string{"D": itoU(D), "BR": itoU(BR), "BC": itoU(BC), "KS": itoU(KS)}, attnKinds)
+	if err != nil {
+		return nil, err
+	}
+	cpl, err := d.pipeline(shaders.AttentionCombine, map[string]string{"D": itoU(D), "S": itoU(S)}, attnKinds)
+	if err != nil {
+		return nil, err
+	}
+	p := shaders.AttentionParams{T: uint32(T), C: uint32(C), H: uint32(H), Scale: float32(1 / math.Sqrt(float64(D)))}
+	if causal {
+		p.Causal = 1
+	}
+	cp := p
+	cp.T = uint32(B * T)
+	n := B * T * C / 4
+	return []op{
+		{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, rec}, wg: [3]uint32{uint32(ceilDiv(T, BR)), uint32(B * H), uint32(S)}},
+		{name: name + " combine", pl: cpl, params: shaders.Bytes(cp), binds: []binding{rec, out}, wg: d.grid(uint64(ceilDiv(n, 256)))},
+	}, nil
+}
+
+func itoU(v int) string { return shaders.UintLiteral(v) }
+
 // rowDot: out[i] = f(x[i·stride : i·stride+C] · w), f = identity or
 // sigmoid(a·v + b).
 func (d *device) rowDot(name string, n, C, stride int, x binding, w *buffer, out binding, sigmoid bool, a, b float64) (op, error) {

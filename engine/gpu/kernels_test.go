@@ -524,3 +524,71 @@ func f16(v float32) (float32, bool) {
 }
 
 func geluF64(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
+
+// TestAttentionSplitSweep checks the key-split attention (AttentionUnrolled
+// with KS, then AttentionCombine) against the float64 twin: split counts
+// from 2 to 7, splits whose last one is partial or holds only keys a causal
+// row cannot see, T not a multiple of the tiles, several batch rows and
+// heads, and the canaries around both the output and the records.
+func TestAttentionSplitSweep(t *testing.T) {
+	d := testBackend(t).d
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, s := range []struct{ B, T, C, H, S, KS int }{
+		{1, 33, 8, 2, 2, 32}, {1, 64, 16, 1, 2, 32}, {2, 97, 32, 2, 4, 32}, {1, 130, 64, 1, 3, 64},
+		{1, 200, 24, 3, 7, 32}, {3, 70, 32, 4, 3, 32}, {1, 256, 128, 2, 8, 32}, {1, 45, 256, 1, 6, 8},
+	} {
+		for _, causal := range []bool{false, true} {
+			name := fmt.Sprintf("B%d_T%d_C%d_H%d_S%d_KS%d/causal%v", s.B, s.T, s.C, s.H, s.S, s.KS, causal)
+			t.Run(name, func(t *testing.T) {
+				qkv := randVec(rng, s.B*s.T*3*s.C, 1)
+				out := newCanaryBuf(t, d, s.B*s.T*s.C, nil)
+				rec := newCanaryBuf(t, d, s.S*s.B*s.T*(s.C+4*s.H), nil)
+				ops, err := d.attentionSplit("test", s.B, s.T, s.C, s.H, causal, whole(inBuf(t, d, qkv)), rec.bind(), out.bind(), s.S, s.KS)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(ops) != 2 {
+					t.Fatalf("%d ops, want 2", len(ops))
+				}
+				run(t, d, ops[:1], rec) // the records stay inside their range
+				got := run(t, d, ops, out)
+				checkClose(t, name, got, attentionTwin(qkv, s.B, s.T, s.C, s.H, causal), 2e-5, 1e-4)
+			})
+		}
+	}
+	// A split that does not cover T, or splits with no key, is an error.
+	for _, bad := range [][2]int{{2, 16}, {4, 64}, {2, 24}} {
+		if _, err := d.attentionSplit("test", 1, 100, 64, 1, false, binding{}, binding{}, binding{}, bad[0], bad[1]); err == nil {
+			t.Errorf("S=%d KS=%d for T=100 was accepted", bad[0], bad[1])
+		}
+	}
+}
+
+// TestAttnSplits: the split choice covers T with whole key tiles, splits
+// only short sequences, and stays within the scratch bound that ensure
+// allocates.
+func TestAttnSplits(t *testing.T) {
+	for _, c := range []struct{ B, T, H, S int }{{1, 256, 6, 8}, {16, 1024, 6, 1}, {1, 16, 6, 1}, {1, 1024, 6, 5}, {2, 64, 6, 2}} {
+		if S, _ := attnSplits(c.B, c.T, c.H, 64, 32); S != c.S {
+			t.Errorf("B=%d T=%d H=%d: %d splits, want %d", c.B, c.T, c.H, S, c.S)
+		}
+	}
+	for B := 1; B <= 9; B++ {
+		for T := 1; T <= 1100; T += 7 {
+			for _, H := range []int{1, 2, 6, 16} {
+				for _, BC := range []int{8, 16, 32} {
+					S, KS := attnSplits(B, T, H, 64, BC)
+					if S == 1 {
+						continue
+					}
+					if KS%BC != 0 || S*KS < T || (S-1)*KS >= T {
+						t.Fatalf("B=%d T=%d H=%d BC=%d: S=%d KS=%d", B, T, H, BC, S, KS)
+					}
+					if S*B*T > attnSplitRows(B*T, H, 64) {
+						t.Fatalf("B=%d T=%d H=%d: S·B·T = %d > bound %d", B, T, H, S*B*T, attnSplitRows(B*T, H, 64))
+					}
+				}
+			}
+		}
+	}
+}

@@ -122,6 +122,7 @@ type acts struct {
 	tokens                    *buffer // (B, T) u32
 	x, ln, qkv, atty, fch, h  *buffer // (B, T, C|3C|4C)
 	out                       *buffer // head output (B, T, headN)
+	split                     *buffer // key-split attention records (kernels.go attentionOps); nil: no split
 	capN                      int     // sampler rows
 	sidx, sin, sza, szb, sout *buffer
 	sinN, szaN                int
@@ -316,7 +317,7 @@ func (n *Net) Close() {
 
 func (n *Net) freeActs() {
 	a := &n.act
-	for _, b := range []*buffer{a.tokens, a.x, a.ln, a.qkv, a.atty, a.fch, a.h, a.out} {
+	for _, b := range []*buffer{a.tokens, a.x, a.ln, a.qkv, a.atty, a.fch, a.h, a.out, a.split} {
 		b.destroy()
 	}
 	n.act = acts{capN: a.capN, sidx: a.sidx, sin: a.sin, sza: a.sza, szb: a.szb, sout: a.sout}
@@ -362,6 +363,13 @@ func (n *Net) ensure(BT int) error {
 		a.out = mk("head output (B·T·V floats)", cap*uint64(n.headN))
 	} else {
 		a.out = mk("judge output (B floats)", cap)
+	}
+	if D := n.C / n.H; D%4 == 0 {
+		// Sized for the worst (B, T) of this capacity: a few MiB at most.
+		BR, _, aerr := attnTiles(D)
+		if aerr == nil {
+			a.split = mk("attention key-split records", uint64(attnSplitRows(BT, n.H, BR))*uint64(n.C+4*n.H))
+		}
 	}
 	if err != nil {
 		n.freeActs()
@@ -445,7 +453,11 @@ func (n *Net) trunkOps(B, T int) ([]op, error) {
 		if n.cos != nil {
 			add(n.d.rope(name("rope"), B, T, C, H, n.cos, n.sin, qkv))
 		}
-		add(n.d.attention(name("attention"), B, T, C, H, n.causal, qkv, atty))
+		if err == nil {
+			var at []op
+			at, err = n.d.attentionOps(name("attention"), B, T, C, H, n.causal, qkv, a.split, atty)
+			ops = append(ops, at...)
+		}
 		add(n.d.matmul(name("attn.c_proj"), BT, C, C, atty, w.attnProjW, w.attnProjB, x, shaders.ActNone, true))
 		add(n.d.layerNorm(name("ln_2"), BT, C, x, w.ln2W, w.ln2B, ln, n.eps))
 		add(n.d.matmul(name("mlp.c_fc"), BT, 4*C, C, ln, w.fcW, w.fcB, fch, shaders.ActGELU, false))
