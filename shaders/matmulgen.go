@@ -102,7 +102,7 @@ func unrolledSource(consts map[string]string) (string, error) {
 	vals := map[string]int{}
 	for name, lit := range consts {
 		switch name {
-		case "BM", "BN", "BK", "TM", "TN", "WDTYPE", "DB", "SHMAX":
+		case "BM", "BN", "BK", "TM", "TN", "WDTYPE", "DB", "SHMAX", "KSPLIT":
 		default:
 			return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", MatmulUnrolled, name)
 		}
@@ -126,6 +126,13 @@ func unrolledSource(consts map[string]string) (string, error) {
 	}
 	t := MatmulTiling{vals["BM"], vals["BN"], vals["BK"], vals["TM"], vals["TN"]}
 	db := vals["DB"] == 1
+	ks := 1
+	if v, ok := vals["KSPLIT"]; ok {
+		ks = v
+	}
+	if ks < 1 || ks > 64 {
+		return "", fmt.Errorf("shaders: %s: KSPLIT = %d, want 1 to 64", MatmulUnrolled, ks)
+	}
 	if err := t.CheckUnrolledLimit(db, shmax); err != nil {
 		return "", err
 	}
@@ -141,10 +148,10 @@ func unrolledSource(consts map[string]string) (string, error) {
 	if params == "" {
 		return "", fmt.Errorf("shaders: matmul.wgsl has no struct Params")
 	}
-	return genUnrolled(t, db, wd, params), nil
+	return genUnrolled(t, db, ks, wd, params), nil
 }
 
-func genUnrolled(t MatmulTiling, db bool, wd int, params string) string {
+func genUnrolled(t MatmulTiling, db bool, ks, wd int, params string) string {
 	wgx, wgy := t.BN/t.TN, t.BM/t.TM
 	nt := wgx * wgy
 	la, lw := t.BM*t.BK/4/nt, t.BN*t.BK/4/nt // vec4 loads per thread per tile
@@ -197,14 +204,7 @@ func genUnrolled(t MatmulTiling, db bool, wd int, params string) string {
 	p("}")
 	p("")
 	p("// erf4 and activate4: matmul.wgsl's erf_approx and activate on vec4s.")
-	p("fn erf4(x: vec4<f32>) -> vec4<f32> {")
-	p("  let z = abs(x);")
-	p("  let t = 1.0 / (1.0 + 0.5 * z);")
-	p("  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +")
-	p("    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +")
-	p("    t * (-0.82215223 + t * 0.17087277)))))))));")
-	p("  return select(r - 1.0, 1.0 - r, x >= vec4<f32>(0.0));")
-	p("}")
+	p("%s", erf4WGSL)
 	p("")
 	p("fn activate4(v: vec4<f32>) -> vec4<f32> {")
 	p("  if (P.act == %du) { // ActGELU", ActGELU)
@@ -223,6 +223,15 @@ func genUnrolled(t MatmulTiling, db bool, wd int, params string) string {
 	p("  let row0 = wg.y * BM;")
 	p("  let col0 = wg.x * BN;")
 	p("  let K4 = P.K / 4u;")
+	kz := ""
+	if ks > 1 {
+		p("  // K split %d ways: workgroup z multiplies K columns [z·KC, z·KC + KC).", ks)
+		p("  let KC = P.K / %du;", ks)
+		p("  let kz = wg.z * (KC / 4u);")
+		kz = " + kz"
+	} else {
+		p("  let KC = P.K;")
+	}
 	p("  let mlast = P.M - 1u;")
 	// Loader coordinates: e = li + NT*j; tile row e % BM, k quad e / BM.
 	loader := func(pre string, n, rows int, rowExpr func(string) string) {
@@ -230,7 +239,7 @@ func genUnrolled(t MatmulTiling, db bool, wd int, params string) string {
 			p("  let %se%d = li + %du;", pre, j, nt*j)
 			p("  let %sm%d = %se%d %% %du;", pre, j, pre, j, rows)
 			p("  let %sk%d = %se%d / %du;", pre, j, pre, j, rows)
-			p("  let %sg%d = %s * K4 + %sk%d; // vec4 index at k0 = 0", pre, j, rowExpr(fmt.Sprintf("%sm%d", pre, j)), pre, j)
+			p("  let %sg%d = %s * K4 + %sk%d%s; // vec4 index at k0 = 0", pre, j, rowExpr(fmt.Sprintf("%sm%d", pre, j)), pre, j, kz)
 			p("  let %ss%d = %sk%d * %du + %sm%d / 4u; // shared vec4 index of k row 4·k quad", pre, j, pre, j, 4*rows/4, pre, j)
 			p("  let %sc%d = %sm%d %% 4u;", pre, j, pre, j)
 		}
@@ -281,13 +290,13 @@ func genUnrolled(t MatmulTiling, db bool, wd int, params string) string {
 		}
 	}
 	if !db {
-		p("  for (var k0 = 0u; k0 < P.K; k0 += BK) {")
+		p("  for (var k0 = 0u; k0 < KC; k0 += BK) {")
 		p("    workgroupBarrier();")
 		store("    ", "As", "a", "pa", "", la, t.BM)
 		store("    ", "Ws", "w", "pw", "", lw, t.BN)
 		p("    workgroupBarrier();")
 		p("    let kn = (k0 + BK) / 4u;")
-		p("    if (k0 + BK < P.K) {")
+		p("    if (k0 + BK < KC) {")
 		prefetch("      ")
 		p("    }")
 		multiply("", "")
@@ -302,9 +311,9 @@ func genUnrolled(t MatmulTiling, db bool, wd int, params string) string {
 		store("  ", "Ws", "w", "pw", "", lw, t.BN)
 		p("  workgroupBarrier();")
 		p("  var cur = 0u;")
-		p("  for (var k0 = 0u; k0 < P.K; k0 += BK) {")
+		p("  for (var k0 = 0u; k0 < KC; k0 += BK) {")
 		p("    let kn = (k0 + BK) / 4u;")
-		p("    let more = k0 + BK < P.K;")
+		p("    let more = k0 + BK < KC;")
 		p("    if (more) {")
 		prefetch("      ")
 		p("    }")
@@ -324,34 +333,141 @@ func genUnrolled(t MatmulTiling, db bool, wd int, params string) string {
 	p("")
 	p("  let N4 = P.N / 4u;")
 	p("  let cb = col0 / 4u + tx;")
-	for c := 0; c < t.TN/4; c++ {
-		p("  var bias%d = vec4<f32>(0.0);", c)
-	}
-	p("  if (P.has_bias == 1u) {")
-	for c := 0; c < t.TN/4; c++ {
-		p("    bias%d = BIAS[cb + %du];", c, c*wgx)
-	}
-	p("  }")
-	for r := 0; r < t.TM; r++ {
-		p("  {")
-		p("    let r = row0 + %du + 4u * ty;", (r/4)*4*wgy+r%4)
-		p("    if (r < P.M) {")
-		p("      let ob = r * N4 + cb;")
-		for c := 0; c < t.TN/4; c++ {
-			p("      {")
-			p("        let o = ob + %du;", c*wgx)
-			p("        var v = activate4(c_%d_%d + bias%d);", r, c, c)
-			p("        if (P.accumulate == 1u) {")
-			p("          v = OUT[o] + v;")
-			p("        }")
-			p("        OUT[o] = v;")
-			p("      }")
+	if ks > 1 {
+		// Raw partial sums of split z into OUT rows z·M .. z·M + M - 1;
+		// MatmulReduce adds them up and applies the epilogue.
+		for r := 0; r < t.TM; r++ {
+			p("  {")
+			p("    let r = row0 + %du + 4u * ty;", (r/4)*4*wgy+r%4)
+			p("    if (r < P.M) {")
+			p("      let ob = (wg.z * P.M + r) * N4 + cb;")
+			for c := 0; c < t.TN/4; c++ {
+				p("      OUT[ob + %du] = c_%d_%d;", c*wgx, r, c)
+			}
+			p("    }")
+			p("  }")
 		}
-		p("    }")
+	} else {
+		for c := 0; c < t.TN/4; c++ {
+			p("  var bias%d = vec4<f32>(0.0);", c)
+		}
+		p("  if (P.has_bias == 1u) {")
+		for c := 0; c < t.TN/4; c++ {
+			p("    bias%d = BIAS[cb + %du];", c, c*wgx)
+		}
 		p("  }")
+		for r := 0; r < t.TM; r++ {
+			p("  {")
+			p("    let r = row0 + %du + 4u * ty;", (r/4)*4*wgy+r%4)
+			p("    if (r < P.M) {")
+			p("      let ob = r * N4 + cb;")
+			for c := 0; c < t.TN/4; c++ {
+				p("      {")
+				p("        let o = ob + %du;", c*wgx)
+				p("        var v = activate4(c_%d_%d + bias%d);", r, c, c)
+				p("        if (P.accumulate == 1u) {")
+				p("          v = OUT[o] + v;")
+				p("        }")
+				p("        OUT[o] = v;")
+				p("      }")
+			}
+			p("    }")
+			p("  }")
+		}
 	}
 	p("}")
 	return b.String()
+}
+
+// erf4WGSL is matmul.wgsl's erf_approx on vec4s, for the generated
+// kernels' GELU epilogues.
+const erf4WGSL = `fn erf4(x: vec4<f32>) -> vec4<f32> {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+    t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= vec4<f32>(0.0));
+}`
+
+// MatmulReduce is the second kernel of a K-split matmul (MatmulUnrolled
+// with KSPLIT = S > 1, whose workgroup z wrote the partial product of its
+// K range to rows z·M .. z·M + M - 1 of a scratch buffer): one thread per
+// vec4 of OUT, OUT[m, n] [+]= act(Σ_z R[z·M + m, n] + bias[n]), the
+// epilogue of matmul.wgsl. Same Params and bindings as matmul.wgsl, with
+// the partials bound as A (W is not read); constant S. Small batches (1 x
+// 256) give a deep-K product (mlp.c_proj: K = 1536) few workgroups, each
+// walking many K tiles one after the other: splitting K gives the GPU S
+// times more workgroups, each S times shorter.
+const MatmulReduce = "matmul_reduce.wgsl"
+
+func matmulReduceSource(consts map[string]string) (string, error) {
+	vals := map[string]int{}
+	for name, lit := range consts {
+		if name != "S" {
+			return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", MatmulReduce, name)
+		}
+		v, err := strconv.Atoi(strings.TrimSuffix(lit, "u"))
+		if err != nil {
+			return "", fmt.Errorf("shaders: %s: constant %s = %q is not a u32 literal", MatmulReduce, name, lit)
+		}
+		vals[name] = v
+	}
+	S, ok := vals["S"]
+	if !ok || S < 1 || S > 64 {
+		return "", fmt.Errorf("shaders: %s needs the constant S, 1 to 64", MatmulReduce)
+	}
+	raw, err := Raw("matmul.wgsl")
+	if err != nil {
+		return "", err
+	}
+	params := structRE.FindString(raw)
+	if params == "" {
+		return "", fmt.Errorf("shaders: matmul.wgsl has no struct Params")
+	}
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...); b.WriteByte('\n') }
+	p("// %s: generated by shaders/matmulgen.go (see MatmulReduce there). S=%d.", MatmulReduce, S)
+	p("")
+	p("%s", params)
+	p("")
+	p("@group(0) @binding(0) var<uniform> P: Params;")
+	p("@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>; // the S partial products, (S·M, N)")
+	p("@group(0) @binding(2) var<storage, read> W: array<u32>;       // not read")
+	p("@group(0) @binding(3) var<storage, read> BIAS: array<vec4<f32>>;")
+	p("@group(0) @binding(4) var<storage, read_write> OUT: array<vec4<f32>>;")
+	p("")
+	p("const S: u32 = %du;", S)
+	p("const WG: u32 = 256u;")
+	p("")
+	p("%s", erf4WGSL)
+	p("")
+	p("@compute @workgroup_size(WG)")
+	p("fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {")
+	p("  let N4 = P.N / 4u;")
+	p("  let e = gid.x + gid.y * nwg.x * WG;")
+	p("  let n = P.M * N4;")
+	p("  if (e >= n) {")
+	p("    return;")
+	p("  }")
+	p("  var v = A[e];")
+	p("  for (var z = 1u; z < S; z++) {")
+	p("    v += A[z * n + e];")
+	p("  }")
+	p("  if (P.has_bias == 1u) {")
+	p("    v += BIAS[e %% N4];")
+	p("  }")
+	p("  if (P.act == %du) { // ActGELU", ActGELU)
+	p("    v = 0.5 * v * (1.0 + erf4(v * 0.70710678118654752));")
+	p("  } else if (P.act == %du) { // ActSiLU", ActSiLU)
+	p("    v = v / (1.0 + exp(-v));")
+	p("  }")
+	p("  if (P.accumulate == 1u) {")
+	p("    v = OUT[e] + v;")
+	p("  }")
+	p("  OUT[e] = v;")
+	p("}")
+	return b.String(), nil
 }
 
 // AttentionUnrolled is the generated variant of attention.wgsl for head

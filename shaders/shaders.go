@@ -315,6 +315,8 @@ func Source(file string, consts map[string]string) (string, error) {
 		return attentionUnrolledSource(consts)
 	case AttentionCombine:
 		return attentionCombineSource(consts)
+	case MatmulReduce:
+		return matmulReduceSource(consts)
 	}
 	src, err := Raw(file)
 	if err != nil {

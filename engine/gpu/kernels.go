@@ -204,6 +204,85 @@ func (d *device) matmulTiled(name string, t matmulTile, M, N, K int, a binding, 
 		wg:    [3]uint32{uint32(ceilDiv(N, t.BN)), uint32(ceilDiv(M, t.BM)), 1}}, nil
 }
 
+// K-split matmuls: where a matmul's grid has few workgroups and K is deep
+// (small batches: 1 x 256 runs mlp.c_proj, K = 1536, on 96 workgroups of
+// 32x32 that walk 96 K tiles each), workgroup z of S multiplies one S-th of
+// K into a scratch buffer and shaders.MatmulReduce sums the S partials and
+// applies the epilogue.
+const (
+	mmSplitTarget = 512 // workgroups the split aims for
+	mmMaxSplits   = 8
+	mmMinKTiles   = 6 // K tiles each split walks at least
+	// mmSplitFloats bounds the scratch of any split: only tiles of at most
+	// 64x64 are split, so S·M·N <= S·wgs·BM·BN <= mmSplitTarget·64·64.
+	mmSplitFloats = mmSplitTarget * 64 * 64
+)
+
+// kSplits is the number of K splits for (M, N, K) with tile t (1: none):
+// the largest S <= mmMaxSplits that divides t's K tiles into runs of at
+// least mmMinKTiles and keeps S·workgroups <= mmSplitTarget. Tiles larger
+// than 64x64 are chosen only for large grids and never split.
+func kSplits(t matmulTile, M, N, K int) int {
+	if t.BM*t.BN > 64*64 {
+		return 1
+	}
+	wgs := ceilDiv(M, t.BM) * ceilDiv(N, t.BN)
+	tiles := K / t.BK
+	best := 1
+	for S := 2; S <= mmMaxSplits; S++ {
+		if K%t.BK == 0 && S*wgs <= mmSplitTarget && tiles%S == 0 && tiles/S >= mmMinKTiles {
+			best = S
+		}
+	}
+	return best
+}
+
+// matmulOps is matmul, split over K where kSplits says so and its
+// partials fit scratch (nil: never split).
+func (d *device) matmulOps(name string, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool, scratch *buffer) ([]op, error) {
+	t := d.chooseTile(M, N, K)
+	if scratch != nil && !splitOff("mm") && !d.noUnrolled && t.unrollsWithin(N, K, d.shmax()) && M >= 1 {
+		if S := kSplits(t, M, N, K); S > 1 && uint64(4*S*M*N) <= scratch.size {
+			return d.matmulSplit(name, t, S, M, N, K, a, w, bias, out, act, accumulate, whole(scratch))
+		}
+	}
+	o, err := d.matmulTiled(name, t, M, N, K, a, w, bias, out, act, accumulate)
+	return []op{o}, err
+}
+
+// matmulSplit runs (M, N, K) as S K-splits of tile t into rec (S·M·N
+// floats) and shaders.MatmulReduce into out.
+func (d *device) matmulSplit(name string, t matmulTile, S, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool, rec binding) ([]op, error) {
+	if M < 1 || N < 1 || K < 1 || S < 2 || K%(S*t.BK) != 0 || !t.unrollsWithin(N, K, d.shmax()) {
+		return nil, fmt.Errorf("gpu: %s: matmul M=%d N=%d K=%d cannot be split %d ways with tile %v (N %% BN and K %% (S·BK) must be 0)", name, M, N, K, S, t)
+	}
+	c := t.unrolledConsts(w.dtype, d.shmax())
+	c["KSPLIT"] = itoU(S)
+	pl, err := d.pipeline(shaders.MatmulUnrolled, c, matmulKinds)
+	if err != nil {
+		return nil, err
+	}
+	rpl, err := d.pipeline(shaders.MatmulReduce, map[string]string{"S": itoU(S)}, matmulKinds)
+	if err != nil {
+		return nil, err
+	}
+	p := shaders.MatmulParams{M: uint32(M), N: uint32(N), K: uint32(K), Act: uint32(act)}
+	bb := whole(d.dummy)
+	if bias != nil {
+		p.HasBias = 1
+		bb = whole(bias)
+	}
+	if accumulate {
+		p.Accumulate = 1
+	}
+	return []op{
+		{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{a, whole(w.b), whole(d.dummy), rec},
+			wg: [3]uint32{uint32(ceilDiv(N, t.BN)), uint32(ceilDiv(M, t.BM)), uint32(S)}},
+		{name: name + " reduce", pl: rpl, params: shaders.Bytes(p), binds: []binding{rec, whole(d.dummy), bb, out},
+			wg: d.grid(uint64(ceilDiv(M*N/4, 256)))},
+	}, nil
+}
+
 const layerNormWG = 128
 
 // layerNorm: y (N, C) = LN(x) · w + b; b may be nil.
@@ -333,7 +412,7 @@ func (d *device) attentionOps(name string, B, T, C, H int, causal bool, qkv bind
 		return nil, err
 	}
 	S, KS := attnSplits(B, T, H, BR, BC)
-	if S < 2 || scratch == nil || d.noUnrolled || D%4 != 0 || BC%4 != 0 || uint64(4*S*B*T*(C+4*H)) > scratch.size {
+	if S < 2 || scratch == nil || splitOff("attn") || d.noUnrolled || D%4 != 0 || BC%4 != 0 || uint64(4*S*B*T*(C+4*H)) > scratch.size {
 		o, err := d.attention(name, B, T, C, H, causal, qkv, out)
 		return []op{o}, err
 	}
@@ -374,6 +453,17 @@ func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv, r
 		{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, rec}, wg: [3]uint32{uint32(ceilDiv(T, BR)), uint32(B * H), uint32(S)}},
 		{name: name + " combine", pl: cpl, params: shaders.Bytes(cp), binds: []binding{rec, out}, wg: d.grid(uint64(ceilDiv(n, 256)))},
 	}, nil
+}
+
+// splitOff reports whether REMASK_GPU_NOSPLIT (a tuning knob: "attn",
+// "mm" or "attn,mm") turns the split kernels of kind off.
+func splitOff(kind string) bool {
+	for _, k := range strings.Split(os.Getenv("REMASK_GPU_NOSPLIT"), ",") {
+		if strings.TrimSpace(k) == kind {
+			return true
+		}
+	}
+	return false
 }
 
 func itoU(v int) string { return shaders.UintLiteral(v) }

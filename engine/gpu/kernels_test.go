@@ -592,3 +592,91 @@ func TestAttnSplits(t *testing.T) {
 		}
 	}
 }
+
+// TestMatmulSplitSweep checks the K-split matmul (MatmulUnrolled with
+// KSPLIT, then MatmulReduce with the epilogue) against the float64 twin:
+// 2 to 8 splits, M off the tile, single- and double-buffered tiles, every
+// epilogue, canaries around the output and the partials.
+func TestMatmulSplitSweep(t *testing.T) {
+	d := testBackend(t).d
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, s := range []struct {
+		M, N, K, S int
+		tl         matmulTile
+	}{
+		{1, 32, 64, 2, tile32db}, {33, 64, 96, 3, tile32db}, {5, 32, 128, 8, tile32}, {70, 128, 192, 4, tile64db},
+		{131, 128, 48, 3, tile128db}, {17, 96, 1536, 6, tile32db},
+	} {
+		for _, v := range []struct {
+			act        int
+			bias, accu bool
+		}{{shaders.ActNone, false, false}, {shaders.ActGELU, true, false}, {shaders.ActSiLU, true, false}, {shaders.ActNone, true, true}} {
+			name := fmt.Sprintf("%dx%dx%d/S%d/%v/act%d/bias%v/acc%v", s.M, s.N, s.K, s.S, s.tl, v.act, v.bias, v.accu)
+			t.Run(name, func(t *testing.T) {
+				a := randVec(rng, s.M*s.K, 1)
+				w := randVec(rng, s.N*s.K, 0.3)
+				bias := randVec(rng, s.N, 0.1)
+				init := randVec(rng, s.M*s.N, 1)
+				out := newCanaryBuf(t, d, s.M*s.N, init)
+				rec := newCanaryBuf(t, d, s.S*s.M*s.N, nil)
+				var bb *buffer
+				if v.bias {
+					bb = inBuf(t, d, bias)
+				}
+				ops, err := d.matmulSplit("test", s.tl, s.S, s.M, s.N, s.K, whole(inBuf(t, d, a)), wbuf{b: inBuf(t, d, w)}, bb, out.bind(), v.act, v.accu, rec.bind())
+				if err != nil {
+					t.Fatal(err)
+				}
+				run(t, d, ops[:1], rec) // the partials stay inside their range
+				got := run(t, d, ops, out)
+				want := make([]float64, s.M*s.N)
+				for i := 0; i < s.M; i++ {
+					for j := 0; j < s.N; j++ {
+						var acc float64
+						for k := 0; k < s.K; k++ {
+							acc += float64(a[i*s.K+k]) * float64(w[j*s.K+k])
+						}
+						if v.bias {
+							acc += float64(bias[j])
+						}
+						switch v.act {
+						case shaders.ActGELU:
+							acc = geluF64(acc)
+						case shaders.ActSiLU:
+							acc = acc / (1 + math.Exp(-acc))
+						}
+						if v.accu {
+							acc += float64(init[i*s.N+j])
+						}
+						want[i*s.N+j] = acc
+					}
+				}
+				checkClose(t, name, got, want, 2e-5*math.Sqrt(float64(s.K)), 1e-5)
+			})
+		}
+	}
+	// A split that does not divide K into whole tiles is an error.
+	if _, err := d.matmulSplit("test", tile32db, 3, 4, 32, 64, binding{}, wbuf{}, nil, binding{}, 0, false, binding{}); err == nil {
+		t.Error("K = 64 split 3 ways in tiles of 16 was accepted")
+	}
+}
+
+// TestKSplits: splits only small grids, into whole runs of K tiles.
+func TestKSplits(t *testing.T) {
+	for _, c := range []struct{ M, N, K, S int }{{256, 384, 1536, 4}, {256, 384, 384, 4}, {256, 1152, 384, 1}, {16384, 384, 1536, 1}, {16, 384, 1536, 8}, {256, 384, 80, 1}} {
+		if S := kSplits(chooseTile(c.M, c.N, c.K), c.M, c.N, c.K); S != c.S {
+			t.Errorf("%dx%dx%d: %d splits, want %d", c.M, c.N, c.K, S, c.S)
+		}
+	}
+	for M := 1; M <= 600; M += 13 {
+		for _, N := range []int{32, 64, 384, 1536} {
+			for _, K := range []int{16, 96, 384, 1536} {
+				tl := chooseTile(M, N, K)
+				S := kSplits(tl, M, N, K)
+				if S > 1 && (K%(S*tl.BK) != 0 || K/(S*tl.BK) < mmMinKTiles || S*M*N > mmSplitFloats || S*M*N > mmMaxSplits*M*4*384) {
+					t.Fatalf("%dx%dx%d with %v: %d splits", M, N, K, tl, S)
+				}
+			}
+		}
+	}
+}

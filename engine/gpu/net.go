@@ -122,7 +122,7 @@ type acts struct {
 	tokens                    *buffer // (B, T) u32
 	x, ln, qkv, atty, fch, h  *buffer // (B, T, C|3C|4C)
 	out                       *buffer // head output (B, T, headN)
-	split                     *buffer // key-split attention records (kernels.go attentionOps); nil: no split
+	split                     *buffer // scratch of the split kernels (kernels.go attentionOps, matmulOps); nil: no split
 	capN                      int     // sampler rows
 	sidx, sin, sza, szb, sout *buffer
 	sinN, szaN                int
@@ -364,13 +364,15 @@ func (n *Net) ensure(BT int) error {
 	} else {
 		a.out = mk("judge output (B floats)", cap)
 	}
+	// The split kernels' scratch, sized for the worst (B, T) of this
+	// capacity: a few MiB at most.
+	splitFloats := min(uint64(mmSplitFloats), mmMaxSplits*cap*4*C) // the widest trunk matmul: N = 4C
 	if D := n.C / n.H; D%4 == 0 {
-		// Sized for the worst (B, T) of this capacity: a few MiB at most.
-		BR, _, aerr := attnTiles(D)
-		if aerr == nil {
-			a.split = mk("attention key-split records", uint64(attnSplitRows(BT, n.H, BR))*uint64(n.C+4*n.H))
+		if BR, _, aerr := attnTiles(D); aerr == nil {
+			splitFloats = max(splitFloats, uint64(attnSplitRows(BT, n.H, BR))*uint64(n.C+4*n.H))
 		}
 	}
+	a.split = mk("split-kernel scratch", splitFloats)
 	if err != nil {
 		n.freeActs()
 		return err
@@ -444,12 +446,20 @@ func (n *Net) trunkOps(B, T int) ([]op, error) {
 			ops = append(ops, o)
 		}
 	}
+	// mm adds a matmul, split over K where that pays (kernels.go).
+	mm := func(name string, M, N, K int, in binding, w wbuf, bias *buffer, out binding, act int, accumulate bool) {
+		if err == nil {
+			var o []op
+			o, err = n.d.matmulOps(name, M, N, K, in, w, bias, out, act, accumulate, a.split)
+			ops = append(ops, o...)
+		}
+	}
 	add(n.d.embed(BT*C, T, C, whole(a.tokens), n.wte, n.wpe, n.cls, n.clsID, x))
 	for l := range n.layers {
 		w := &n.layers[l]
 		name := func(s string) string { return fmt.Sprintf("h.%d.%s", l, s) }
 		add(n.d.layerNorm(name("ln_1"), BT, C, x, w.ln1W, w.ln1B, ln, n.eps))
-		add(n.d.matmul(name("attn.c_attn"), BT, 3*C, C, ln, w.attnW, w.attnB, qkv, shaders.ActNone, false))
+		mm(name("attn.c_attn"), BT, 3*C, C, ln, w.attnW, w.attnB, qkv, shaders.ActNone, false)
 		if n.cos != nil {
 			add(n.d.rope(name("rope"), B, T, C, H, n.cos, n.sin, qkv))
 		}
@@ -458,10 +468,10 @@ func (n *Net) trunkOps(B, T int) ([]op, error) {
 			at, err = n.d.attentionOps(name("attention"), B, T, C, H, n.causal, qkv, a.split, atty)
 			ops = append(ops, at...)
 		}
-		add(n.d.matmul(name("attn.c_proj"), BT, C, C, atty, w.attnProjW, w.attnProjB, x, shaders.ActNone, true))
+		mm(name("attn.c_proj"), BT, C, C, atty, w.attnProjW, w.attnProjB, x, shaders.ActNone, true)
 		add(n.d.layerNorm(name("ln_2"), BT, C, x, w.ln2W, w.ln2B, ln, n.eps))
-		add(n.d.matmul(name("mlp.c_fc"), BT, 4*C, C, ln, w.fcW, w.fcB, fch, shaders.ActGELU, false))
-		add(n.d.matmul(name("mlp.c_proj"), BT, C, 4*C, fch, w.fcProjW, w.fcProjB, x, shaders.ActNone, true))
+		mm(name("mlp.c_fc"), BT, 4*C, C, ln, w.fcW, w.fcB, fch, shaders.ActGELU, false)
+		mm(name("mlp.c_proj"), BT, C, 4*C, fch, w.fcProjW, w.fcProjB, x, shaders.ActNone, true)
 	}
 	add(n.d.layerNorm("ln_f", BT, C, x, n.lnfW, n.lnfB, whole(a.h), n.eps))
 	return ops, err
