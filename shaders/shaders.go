@@ -317,6 +317,8 @@ func Source(file string, consts map[string]string) (string, error) {
 		return attentionCombineSource(consts)
 	case MatmulReduce:
 		return matmulReduceSource(consts)
+	case AttentionTiled:
+		return attentionTiledSource(consts)
 	}
 	src, err := Raw(file)
 	if err != nil {

@@ -413,10 +413,41 @@ func (d *device) attentionOps(name string, B, T, C, H int, causal bool, qkv bind
 	}
 	S, KS := attnSplits(B, T, H, BR, BC)
 	if S < 2 || scratch == nil || splitOff("attn") || d.noUnrolled || D%4 != 0 || BC%4 != 0 || uint64(4*S*B*T*(C+4*H)) > scratch.size {
+		if d.tiledAttention(D) {
+			o, err := d.attentionTiled(name, B, T, C, H, causal, qkv, out)
+			return []op{o}, err
+		}
 		o, err := d.attention(name, B, T, C, H, causal, qkv, out)
 		return []op{o}, err
 	}
 	return d.attentionSplit(name, B, T, C, H, causal, qkv, whole(scratch), out, S, KS)
+}
+
+// tiledAttention reports whether unsplit attention of head size D runs
+// shaders.AttentionTiled: REMASK_GPU_ATTN=tiled (a tuning knob; the
+// default is the one-row-per-thread kernel), D = 64 and enough workgroup
+// memory.
+func (d *device) tiledAttention(D int) bool {
+	return os.Getenv("REMASK_GPU_ATTN") == "tiled" && D == 64 && !d.noUnrolled && d.shmax() >= shaders.AttentionTiledShared
+}
+
+// attentionTiled is attention through shaders.AttentionTiled (D = 64).
+func (d *device) attentionTiled(name string, B, T, C, H int, causal bool, qkv, out binding) (op, error) {
+	if C != 64*H || T < 1 || d.shmax() < shaders.AttentionTiledShared {
+		return op{}, fmt.Errorf("gpu: %s: the tiled attention kernel needs head size 64 (C = %d, H = %d) and %d bytes of workgroup memory (the device has %d)", name, C, H, shaders.AttentionTiledShared, d.shmax())
+	}
+	if B*H > int(d.p.limits().MaxComputeWorkgroupsPerDimension) {
+		return op{}, &LimitError{Limit: "maxComputeWorkgroupsPerDimension", Have: uint64(d.p.limits().MaxComputeWorkgroupsPerDimension), Want: uint64(B * H), What: "attention (batch x heads workgroups)", Adapter: d.p.info().Name}
+	}
+	pl, err := d.pipeline(shaders.AttentionTiled, nil, attnKinds)
+	if err != nil {
+		return op{}, err
+	}
+	p := shaders.AttentionParams{T: uint32(T), C: uint32(C), H: uint32(H), Scale: float32(1 / math.Sqrt(64))}
+	if causal {
+		p.Causal = 1
+	}
+	return op{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, out}, wg: [3]uint32{uint32(ceilDiv(T, 32)), uint32(B * H), 1}}, nil
 }
 
 // attentionSplit is the key-split attention with S splits of KS keys:

@@ -680,3 +680,33 @@ func TestKSplits(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionTiledSweep checks shaders.AttentionTiled (head size 64)
+// against the float64 twin: T of 1, below, at and off the 32-row and
+// 32-key tiles, several batch rows and heads, causal and not.
+func TestAttentionTiledSweep(t *testing.T) {
+	d := testBackend(t).d
+	if d.shmax() < shaders.AttentionTiledShared {
+		t.Fatalf("the device has %d bytes of workgroup memory, the tiled attention needs %d", d.shmax(), shaders.AttentionTiledShared)
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, s := range []struct{ B, T, H int }{{1, 1, 1}, {1, 5, 1}, {2, 31, 2}, {1, 32, 1}, {1, 33, 3}, {2, 64, 1}, {1, 97, 2}, {1, 130, 1}} {
+		for _, causal := range []bool{false, true} {
+			C := 64 * s.H
+			name := fmt.Sprintf("B%d_T%d_H%d/causal%v", s.B, s.T, s.H, causal)
+			t.Run(name, func(t *testing.T) {
+				qkv := randVec(rng, s.B*s.T*3*C, 1)
+				out := newCanaryBuf(t, d, s.B*s.T*C, nil)
+				o, err := d.attentionTiled("test", s.B, s.T, C, s.H, causal, whole(inBuf(t, d, qkv)), out.bind())
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := run(t, d, []op{o}, out)
+				checkClose(t, name, got, attentionTwin(qkv, s.B, s.T, C, s.H, causal), 2e-5, 1e-4)
+			})
+		}
+	}
+	if _, err := d.attentionTiled("test", 1, 8, 96, 3, false, binding{}, binding{}); err == nil {
+		t.Error("head size 32 was accepted")
+	}
+}
