@@ -20,14 +20,24 @@ type device struct {
 	// noUnrolled makes matmuls and attention run matmul.wgsl and
 	// attention.wgsl instead of the generated variants (tests of that path).
 	noUnrolled bool
+	// tile is Options.MatmulTile (nil: chooseTile decides).
+	tile *matmulTile
 }
 
 func openDevice(ctx context.Context, opts Options) (*device, error) {
-	p, err := openPlatform(ctx, opts)
+	var tile *matmulTile
+	if opts.MatmulTile != "" {
+		t, err := parseTile(opts.MatmulTile)
+		if err != nil {
+			return nil, err
+		}
+		tile = &t
+	}
+	p, err := openPlatform(ctx)
 	if err != nil {
 		return nil, err
 	}
-	d := &device{p: p, pipes: map[string]*pipeline{}}
+	d := &device{p: p, pipes: map[string]*pipeline{}, tile: tile}
 	if d.dummy, err = p.newBuffer("dummy", 16, usageStorage); err != nil {
 		p.release()
 		return nil, err

@@ -110,9 +110,8 @@ type Net struct {
 	staging *buffer
 
 	gen        uint64
-	dispatches int // of the latest Encode
-	submits    int // of the latest Encode
-	hid        *hidden
+	dispatches int            // of the latest Encode
+	submits    int            // of the latest Encode
 	stabs      *samplerTables // the sampler head split for the device loop (loop.go)
 }
 
@@ -124,7 +123,6 @@ type acts struct {
 	out                       *buffer // head output (B, T, headN)
 	capN                      int     // sampler rows
 	sidx, sin, sza, szb, sout *buffer
-	sinN, szaN                int
 }
 
 func (n *Net) upload(what string, data []float32) (*buffer, error) {
