@@ -345,7 +345,7 @@ func (s *Server) run(ctx context.Context, j *job, st *stream, w http.ResponseWri
 		if e == nil {
 			continue
 		}
-		net, err := s.netFor(e, j.models[i])
+		net, err := s.netFor(ctx, e, j.models[i])
 		if err != nil {
 			return nil, &apiError{status: http.StatusInternalServerError, Code: "backend_load_failed", Message: err.Error()}
 		}

@@ -44,7 +44,10 @@ func (be *Backend) Threads() int { return be.threads }
 
 // Load validates m (configuration, vocabulary, tensor names and shapes) and
 // returns a Net that computes with m's tensors in place (no copy).
-func (be *Backend) Load(m *model.Model) (engine.Net, error) {
+func (be *Backend) Load(ctx context.Context, m *model.Model) (engine.Net, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("cpu: load: %w", err)
+	}
 	return be.load(m)
 }
 

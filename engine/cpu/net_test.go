@@ -294,17 +294,17 @@ func TestErrors(t *testing.T) {
 		{"invalid model", func() error {
 			m := randomModel(t, lm, 4)
 			delete(m.Tensors, "transformer.h.1.mlp.c_fc.weight")
-			_, err := New(1).Load(m)
+			_, err := New(1).Load(context.Background(), m)
 			return err
 		}, []string{"missing tensor transformer.h.1.mlp.c_fc.weight"}},
 		{"bad config", func() error {
 			m := randomModel(t, lm, 4)
 			m.Config.NHead = 3
-			_, err := New(1).Load(m)
+			_, err := New(1).Load(context.Background(), m)
 			return err
 		}, []string{"not a multiple of model.n_head 3"}},
 		{"nil model", func() error {
-			_, err := New(1).Load(nil)
+			_, err := New(1).Load(context.Background(), nil)
 			return err
 		}, []string{"model is nil"}},
 	}

@@ -39,12 +39,12 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gn, err := be.Load(m)
+			gn, err := be.Load(context.Background(), m)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer gn.(*Net).Close()
-			cn, err := cpu.New(1).Load(m)
+			cn, err := cpu.New(1).Load(context.Background(), m)
 			if err != nil {
 				t.Fatal(err)
 			}

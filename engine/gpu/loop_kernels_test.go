@@ -943,7 +943,7 @@ func TestSamplerInKernel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			en, err := be.Load(m)
+			en, err := be.Load(context.Background(), m)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -69,12 +69,12 @@ func TestDeviceLoopMatchesHost(t *testing.T) {
 	be := testBackend(t)
 	cb := cpu.New(2)
 	load := func(m *model.Model) (engine.Net, engine.Net) {
-		g, err := be.Load(m)
+		g, err := be.Load(context.Background(), m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(g.(*Net).Close)
-		c, err := cb.Load(m)
+		c, err := cb.Load(context.Background(), m)
 		if err != nil {
 			t.Fatal(err)
 		}

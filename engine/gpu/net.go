@@ -56,11 +56,10 @@ func (be *Backend) Limits() Limits { return be.d.p.limits() }
 // Close releases the device. Nets loaded on it must not be used after.
 func (be *Backend) Close() { be.d.close() }
 
-// Load implements engine.Backend: it validates m and uploads its weights.
-func (be *Backend) Load(m *model.Model) (engine.Net, error) { return be.load(m, loadOptions{}) }
-
-type loadOptions struct {
-	forceF32 bool // upload half-precision models as f32 too
+// Load implements engine.Backend: it validates m and uploads its weights,
+// checking ctx between tensors.
+func (be *Backend) Load(ctx context.Context, m *model.Model) (engine.Net, error) {
+	return be.load(ctx, m)
 }
 
 type gpuBlock struct {
@@ -168,7 +167,7 @@ func (n *Net) uploadMatrix(what string, data []float32, dtype int) (wbuf, error)
 	return wbuf{b: b, dtype: dtype}, n.d.p.write(b, 0, buf)
 }
 
-func (be *Backend) load(m *model.Model, lo loadOptions) (*Net, error) {
+func (be *Backend) load(ctx context.Context, m *model.Model) (*Net, error) {
 	if m == nil {
 		return nil, fmt.Errorf("gpu: load: model is nil")
 	}
@@ -182,15 +181,13 @@ func (be *Backend) load(m *model.Model, lo loadOptions) (*Net, error) {
 		return nil, fmt.Errorf("gpu: load %s: %w", m.Name(), err)
 	}
 	dtype := shaders.WeightF32
-	if !lo.forceF32 {
-		switch m.DType {
-		case "F16":
-			dtype = shaders.WeightF16
-		case "BF16":
-			dtype = shaders.WeightBF16
-		}
+	switch m.DType {
+	case "F16":
+		dtype = shaders.WeightF16
+	case "BF16":
+		dtype = shaders.WeightBF16
 	}
-	err := n.uploadAll(dtype)
+	err := n.uploadAll(ctx, dtype)
 	if err != nil {
 		n.Close()
 		return nil, fmt.Errorf("gpu: load %s: %w", m.Name(), err)
@@ -200,10 +197,16 @@ func (be *Backend) load(m *model.Model, lo loadOptions) (*Net, error) {
 	return n, nil
 }
 
-func (n *Net) uploadAll(dtype int) error {
+// uploadAll uploads every tensor. It checks ctx before each one: the
+// uploads themselves do not wait on the device (popErrorScope in the
+// browser resolves at once, and abandoning it would lose its error).
+func (n *Net) uploadAll(ctx context.Context, dtype int) error {
 	m, cfg := n.m, &n.m.Config
-	var err error
+	err := ctx.Err()
 	vec := func(name string) *buffer {
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
 			return nil
 		}
@@ -218,6 +221,9 @@ func (n *Net) uploadAll(dtype int) error {
 		return vec(name)
 	}
 	mat := func(name string) wbuf {
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
 			return wbuf{}
 		}

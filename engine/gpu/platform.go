@@ -36,6 +36,16 @@ type Options struct {
 	MatmulTile string
 }
 
+// Check reports whether o is valid (New calls it before opening anything).
+func (o Options) Check() error {
+	if o.MatmulTile != "" {
+		if _, err := parseTile(o.MatmulTile); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // bufUsage says what a buffer is for.
 type bufUsage int
 

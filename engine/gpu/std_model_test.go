@@ -43,12 +43,12 @@ func TestStandardModel2x128(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gn, err := be.Load(m)
+	gn, err := be.Load(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer gn.(*Net).Close()
-	cn, err := cpu.New(0).Load(m)
+	cn, err := cpu.New(0).Load(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}

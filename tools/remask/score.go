@@ -109,7 +109,7 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 	if a.threads < 0 {
 		return flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 or more", a.threads)
 	}
-	be, _, err := newBackend(a.backend, a.threads)
+	be, _, err := newBackend(ctx, a.backend, a.threads)
 	if err != nil {
 		return err
 	}
@@ -119,11 +119,11 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	var m sampler.Models
-	if m.LM, err = loadNet(be, "model", modelPath, model.LanguageModel); err != nil {
+	if m.LM, err = loadNet(ctx, be, "model", modelPath, model.LanguageModel); err != nil {
 		return err
 	}
 	if judgePath != "" {
-		if m.Judge, err = loadNet(be, "judge", judgePath, model.SequenceScorer); err != nil {
+		if m.Judge, err = loadNet(ctx, be, "judge", judgePath, model.SequenceScorer); err != nil {
 			return err
 		}
 	}

@@ -96,7 +96,7 @@ func serveCommand(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 
-	be, note, err := newBackend("auto", a.threads)
+	be, note, err := newBackend(ctx, "auto", a.threads)
 	if err != nil {
 		return err
 	}
