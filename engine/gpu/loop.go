@@ -510,7 +510,7 @@ func (l *Loop) remaskOps(o *ops, it int, ratio float64) (scored bool) {
 }
 
 // submit records and submits o, then copies nothing: reads go through read.
-func (l *Loop) submit(o *ops) error {
+func (l *Loop) submit(ctx context.Context, o *ops) error {
 	if o.err != nil {
 		return o.err
 	}
@@ -528,7 +528,7 @@ func (l *Loop) submit(o *ops) error {
 	if l.timer == nil {
 		return nil
 	}
-	ms, ok, err := l.timer.read(context.Background())
+	ms, ok, err := l.timer.read(ctx)
 	if err != nil {
 		return fmt.Errorf("gpu: loop: reading the stage timestamps: %w", err)
 	}
@@ -617,7 +617,7 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 		}
 	}
 	st.Dispatches += dispatches(o)
-	if err := l.submit(o); err != nil {
+	if err := l.submit(ctx, o); err != nil {
 		return nil, err
 	}
 	st.Submits = d.submits - submits0
@@ -694,7 +694,7 @@ func (l *Loop) runWaves(ctx context.Context, it int, o *ops, st *engine.LoopStep
 		o.copy(l.wc, l.staging, 8*uint64(chunk))
 		o.copyAt(l.errw, 0, l.staging, 8*uint64(chunk), 4)
 		st.Dispatches += dispatches(o)
-		if err := l.submit(o); err != nil {
+		if err := l.submit(ctx, o); err != nil {
 			return err
 		}
 		buf, err := l.read(ctx, 8*uint64(chunk)+4)
@@ -741,7 +741,7 @@ func (l *Loop) Tokens(ctx context.Context) ([]int32, error) {
 	o := &ops{}
 	o.copy(l.tok, l.staging, 4*uint64(l.N))
 	o.copyAt(l.errw, 0, l.staging, 4*uint64(l.N), 4)
-	if err := l.submit(o); err != nil {
+	if err := l.submit(ctx, o); err != nil {
 		return nil, err
 	}
 	buf, err := l.read(ctx, 4*uint64(l.N)+4)
@@ -775,7 +775,7 @@ func (l *Loop) Metrics(ctx context.Context, critic bool, pad int32) (*engine.Loo
 	o.add(op{name: "stats", pl: pl, params: shaders.Bytes(sp),
 		binds: []binding{whole(l.tok), whole(n.act.out), whole(l.crit), whole(l.keys), whole(l.stats)}, wg: d.grid(uint64(l.B))}, err)
 	o.copy(l.stats, l.staging, 32*uint64(l.B))
-	if err := l.submit(o); err != nil {
+	if err := l.submit(ctx, o); err != nil {
 		return nil, err
 	}
 	buf, err := l.read(ctx, 32*uint64(l.B))
