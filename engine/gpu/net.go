@@ -385,14 +385,22 @@ type hidden struct {
 // Dims implements engine.Hidden.
 func (h *hidden) Dims() (B, T int) { return h.B, h.T }
 
+// Origin implements engine.Stamped.
+func (h *hidden) Origin() (engine.Net, uint64) {
+	if h == nil {
+		return nil, 0
+	}
+	return h.net, h.gen
+}
+
 // Encode implements engine.Net: the trunk h = ln_f(blocks(embed(tokens))),
 // recorded into one command buffer and submitted once; nothing is read back.
 func (n *Net) Encode(ctx context.Context, tokens []int32, B, T int) (engine.Hidden, error) {
-	if err := n.checkTokens(tokens, B, T); err != nil {
+	if err := engine.CheckTokens("gpu", n.m, tokens, B, T); err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("gpu: encode: %w", err)
+	if err := engine.CheckCtx(ctx, "gpu", "encode"); err != nil {
+		return nil, err
 	}
 	n.gen++
 	submits := n.d.submits
