@@ -120,23 +120,18 @@ func (n *Net) SamplerLogits(ctx context.Context, h engine.Hidden, pos, left, rig
 	if err := n.d.p.write(a.sidx, 0, idx); err != nil {
 		return err
 	}
-	var ops []op
-	add := func(o op, e error) {
-		if err == nil {
-			err = e
-			ops = append(ops, o)
-		}
-	}
+	var o ops
+	add := o.add
 	add(n.d.gather(N, C, whole(a.h), n.wte, whole(a.sidx), whole(a.sin)))
 	add(n.d.matmul("sampler mlp.0", N, C, 3*C, whole(a.sin), s.w0, s.b0, whole(a.sza), shaders.ActSiLU, false))
 	add(n.d.layerNorm("sampler mlp.2", N, C, whole(a.sza), s.ln1, s.lb1, whole(a.szb), n.eps))
 	add(n.d.matmul("sampler mlp.3", N, C, C, whole(a.szb), s.w3, s.b3, whole(a.sza), shaders.ActSiLU, false))
 	add(n.d.layerNorm("sampler mlp.5", N, C, whole(a.sza), s.ln2, s.lb2, whole(a.szb), n.eps))
 	add(n.d.matmul("sampler output_head", N, V, C, whole(a.szb), s.out, nil, whole(a.sout), shaders.ActNone, false))
-	if err != nil {
-		return fmt.Errorf("gpu: %s: %w", opName, err)
+	if o.err != nil {
+		return fmt.Errorf("gpu: %s: %w", opName, o.err)
 	}
-	return n.runHead(ctx, opName, ops, a.sout, dst)
+	return n.runHead(ctx, opName, o.list, a.sout, dst)
 }
 
 // ensureSampler sizes the sampler head's buffers for N rows.
@@ -151,23 +146,20 @@ func (n *Net) ensureSampler(N int) error {
 	n.heads.reset()
 	capN := max(N, 64)
 	C := uint64(n.C)
-	var err error
-	mk := func(what string, floats uint64) *buffer {
-		if err != nil {
-			return nil
-		}
-		var b *buffer
-		b, err = n.d.storage(what, 4*floats)
-		return b
-	}
+	al := allocator{d: n.d}
+	mk := al.words
 	a.sidx = mk("sampler ids (3·n)", 3*uint64(capN))
 	a.sin = mk("sampler input (n·3C floats)", uint64(capN)*3*C)
 	a.sza = mk("sampler hidden (n·C floats)", uint64(capN)*C)
 	a.szb = mk("sampler hidden (n·C floats)", uint64(capN)*C)
 	a.sout = mk("sampler logits (n·V floats)", uint64(capN)*uint64(n.V))
-	if err != nil {
+	if al.err != nil {
+		for _, b := range al.made {
+			b.destroy()
+		}
+		a.sidx, a.sin, a.sza, a.szb, a.sout = nil, nil, nil, nil, nil
 		a.capN = 0
-		return err
+		return al.err
 	}
 	a.capN = capN
 	return nil

@@ -11,7 +11,8 @@
 // record their kernels plus one copy, submit, and read only their output.
 //
 // platform.go describes the one thin layer that differs between native and
-// browser builds. A Net is not safe for concurrent use (engine.Net).
+// browser builds. A Net is not safe for concurrent use (engine.Net), nor
+// are two Nets of one Backend (see Backend).
 package gpu
 
 import (
@@ -26,6 +27,13 @@ import (
 )
 
 // Backend is the WebGPU backend: one device. Close it when done.
+//
+// The Nets (and Loops) loaded on one Backend share its device: the pipeline
+// cache, the submission count, the queue. Use them from one goroutine at a
+// time, not only each Net on its own (engine.Net's rule): engine/api runs
+// one job at a time on the device (its queue), the CLI and the browser one
+// generation. Nothing here locks; two goroutines on two Nets of one Backend
+// are a data race.
 type Backend struct {
 	d *device
 }
@@ -345,15 +353,8 @@ func (n *Net) ensure(BT int) error {
 	n.heads.reset()
 	C := uint64(n.C)
 	cap := uint64(BT)
-	var err error
-	mk := func(what string, floats uint64) *buffer {
-		if err != nil {
-			return nil
-		}
-		var b *buffer
-		b, err = n.d.storage(what, 4*floats)
-		return b
-	}
+	al := allocator{d: n.d}
+	mk := al.words
 	a := &n.act
 	a.tokens = mk("activation tokens (B·T ids)", cap)
 	a.x = mk("activation x (B·T·C floats)", cap*C)
@@ -367,9 +368,9 @@ func (n *Net) ensure(BT int) error {
 	} else {
 		a.out = mk("judge output (B floats)", cap)
 	}
-	if err != nil {
+	if al.err != nil {
 		n.freeActs()
-		return err
+		return al.err
 	}
 	a.capBT = BT
 	return nil
@@ -440,14 +441,8 @@ func (n *Net) trunkOps(B, T int) ([]op, error) {
 	C, H, BT := n.C, n.H, B*T
 	a := &n.act
 	x, ln, qkv, atty, fch := whole(a.x), whole(a.ln), whole(a.qkv), whole(a.atty), whole(a.fch)
-	var ops []op
-	var err error
-	add := func(o op, e error) {
-		if err == nil {
-			err = e
-			ops = append(ops, o)
-		}
-	}
+	var o ops // loop.go: collects ops until the first error
+	add := o.add
 	add(n.d.embed(BT*C, T, C, whole(a.tokens), n.wte, n.wpe, n.cls, n.clsID, x))
 	for l := range n.layers {
 		w := &n.layers[l]
@@ -464,7 +459,7 @@ func (n *Net) trunkOps(B, T int) ([]op, error) {
 		add(n.d.matmul(name("mlp.c_proj"), BT, C, 4*C, fch, w.fcProjW, w.fcProjB, x, shaders.ActNone, true))
 	}
 	add(n.d.layerNorm("ln_f", BT, C, x, n.lnfW, n.lnfB, whole(a.h), n.eps))
-	return ops, err
+	return o.list, o.err
 }
 
 // Sync waits until all submitted GPU work has finished (for timing).
@@ -503,7 +498,11 @@ func (n *Net) runHead(ctx context.Context, what string, ops []op, out *buffer, d
 	}
 	buf := make([]byte, size)
 	if err := n.d.p.read(ctx, n.staging, buf); err != nil {
-		n.staging = nil // possibly still pending: never reuse it
+		// The mapping may still be pending: never reuse the buffer, but
+		// destroy it (WebGPU aborts a pending map on destroy, and the device
+		// frees the memory once the submitted copy is done).
+		n.staging.destroy()
+		n.staging = nil
 		return fmt.Errorf("gpu: %s: %w", what, err)
 	}
 	for i := range dst {
