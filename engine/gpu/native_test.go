@@ -3,6 +3,8 @@
 package gpu
 
 import (
+	"context"
+	"errors"
 	"os"
 	"reflect"
 	"regexp"
@@ -10,6 +12,8 @@ import (
 	"unsafe"
 
 	"github.com/cogentcore/webgpu/wgpu"
+
+	"github.com/remask/remask/internal/enginetest"
 )
 
 // TestBindingLayouts guards the unsafe code of platform_native.go (devRef,
@@ -56,5 +60,70 @@ func TestBindingLayouts(t *testing.T) {
 	}
 	if regexp.MustCompile(`(?m)^replace .*cogentcore/webgpu`).Match(gomod) {
 		t.Errorf("go.mod replaces github.com/cogentcore/webgpu; the unsafe code was written for v0.23.0 as published")
+	}
+}
+
+// errAfter is a context whose Err is nil for its first ok calls, then
+// context.Canceled: it passes the head's up-front check and cancels the
+// readback's wait.
+type errAfter struct {
+	context.Context
+	ok int
+}
+
+func (c *errAfter) Err() error {
+	if c.ok > 0 {
+		c.ok--
+		return nil
+	}
+	return context.Canceled
+}
+
+// TestCancelledReadbackDestroysStaging: a head whose readback wait is
+// cancelled destroys its staging buffer (its mapping may still be pending,
+// so it is not reused, and it must not leak), and the next call works.
+func TestCancelledReadbackDestroysStaging(t *testing.T) {
+	be := testBackend(t)
+	cfg := enginetest.Config()
+	net := enginetest.Load(t, be, enginetest.RandomModel(t, cfg, 1)).(*Net)
+	ctx := context.Background()
+	tokens := enginetest.RandomTokens(2, cfg.BlockSize, cfg.VocabSize, 1)
+	h, err := net.Encode(ctx, tokens, 2, cfg.BlockSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]float32, 2*cfg.BlockSize*cfg.VocabSize)
+	if err := net.Logits(ctx, h, dst); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]float32(nil), dst...)
+	// The wait is cancelled only when the copy has not finished by the
+	// first poll; on lavapipe that is nearly every time, so a few tries do.
+	cancelled := false
+	for try := 0; try < 50 && !cancelled; try++ {
+		old := net.staging
+		err := net.Logits(&errAfter{Context: ctx, ok: 1}, h, dst)
+		if err == nil {
+			continue
+		}
+		cancelled = true
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		if net.staging != nil || old == nil || old.h != nil {
+			t.Errorf("after a cancelled readback: staging %p (want nil), the old one destroyed = %v", net.staging, old != nil && old.h == nil)
+		}
+	}
+	if !cancelled {
+		t.Fatal("no readback wait was cancelled in 50 tries; the test did not exercise the path")
+	}
+	clear(dst)
+	if err := net.Logits(ctx, h, dst); err != nil {
+		t.Fatalf("the head after a cancelled readback: %v", err)
+	}
+	for i := range dst {
+		if dst[i] != want[i] {
+			t.Fatalf("logits[%d] = %v after a cancelled readback, %v before", i, dst[i], want[i])
+		}
 	}
 }
