@@ -50,16 +50,17 @@ func (n countingNet) Encode(ctx context.Context, tokens []int32, B, T int) (engi
 	return n.Net.Encode(ctx, tokens, B, T)
 }
 
-// openStream is streamEvents for goroutines: it returns its error instead
-// of failing the test (t.Fatal must run on the test's goroutine).
-func openStream(ctx context.Context, ts *httptest.Server, path, body string) (<-chan event, error) {
+// openStream posts body and returns its events as they arrive. It returns
+// its error instead of failing the test, so goroutines can use it (t.Fatal
+// must run on the test's goroutine); streamEvents is the failing form.
+func openStream(ctx context.Context, ts *httptest.Server, path, body string) (<-chan event, *http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+path, strings.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := ts.Client().Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ch := make(chan event, 1024)
 	go func() {
@@ -75,7 +76,7 @@ func openStream(ctx context.Context, ts *httptest.Server, path, body string) (<-
 			ch <- ev
 		}
 	}()
-	return ch, nil
+	return ch, resp, nil
 }
 
 // next waits for the next event of a stream, failing after a while.
@@ -183,7 +184,7 @@ func TestConcurrentClientsGetTheirOwnResults(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			out := outcome{seed: seed}
-			ch, err := openStream(context.Background(), ts, "/v1/generate", body(seed, true))
+			ch, _, err := openStream(context.Background(), ts, "/v1/generate", body(seed, true))
 			if err != nil {
 				out.err = err.Error()
 				firstQueued <- 0 // the main goroutine counts one arrival per client
