@@ -205,25 +205,11 @@ func TestEncodeStopsBetweenLayers(t *testing.T) {
 	cfg := testConfig()
 	cfg.NLayer = 4
 	net := mustLoad(t, randomModel(t, cfg, 1), 1)
-	ctx := &cancelAfter{Context: context.Background(), okCalls: 3}
+	ctx := &enginetest.CancelAfter{Context: context.Background(), OK: 3}
 	_, err := net.Encode(ctx, randomTokens(1, 4, cfg.VocabSize, 1), 1, 4)
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "before layer 2 of 4") {
 		t.Fatalf("err = %v, want context.Canceled before layer 2 of 4", err)
 	}
-}
-
-// cancelAfter reports no error for its first okCalls Err calls, then Canceled.
-type cancelAfter struct {
-	context.Context
-	okCalls int
-}
-
-func (c *cancelAfter) Err() error {
-	if c.okCalls > 0 {
-		c.okCalls--
-		return nil
-	}
-	return context.Canceled
 }
 
 func TestNewThreads(t *testing.T) {

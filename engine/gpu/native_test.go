@@ -63,22 +63,6 @@ func TestBindingLayouts(t *testing.T) {
 	}
 }
 
-// errAfter is a context whose Err is nil for its first ok calls, then
-// context.Canceled: it passes the head's up-front check and cancels the
-// readback's wait.
-type errAfter struct {
-	context.Context
-	ok int
-}
-
-func (c *errAfter) Err() error {
-	if c.ok > 0 {
-		c.ok--
-		return nil
-	}
-	return context.Canceled
-}
-
 // TestCancelledReadbackDestroysStaging: a head whose readback wait is
 // cancelled destroys its staging buffer (its mapping may still be pending,
 // so it is not reused, and it must not leak), and the next call works.
@@ -102,7 +86,7 @@ func TestCancelledReadbackDestroysStaging(t *testing.T) {
 	cancelled := false
 	for try := 0; try < 50 && !cancelled; try++ {
 		old := net.staging
-		err := net.Logits(&errAfter{Context: ctx, ok: 1}, h, dst)
+		err := net.Logits(&enginetest.CancelAfter{Context: ctx, OK: 1}, h, dst)
 		if err == nil {
 			continue
 		}

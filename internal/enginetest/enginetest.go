@@ -11,6 +11,7 @@
 package enginetest
 
 import (
+	"context"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -103,6 +104,23 @@ func Load(t testing.TB, be engine.Backend, m *model.Model) engine.Net {
 	}
 	release(t, n)
 	return n
+}
+
+// CancelAfter is a context whose Err reports nil for its first OK calls,
+// then context.Canceled: it lets a backend start an operation and sees
+// it stop at a later check (between layers, in a readback's wait).
+type CancelAfter struct {
+	context.Context
+	OK int
+}
+
+// Err implements context.Context.
+func (c *CancelAfter) Err() error {
+	if c.OK > 0 {
+		c.OK--
+		return nil
+	}
+	return context.Canceled
 }
 
 func release(t testing.TB, n engine.Net) {
