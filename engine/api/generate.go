@@ -89,20 +89,17 @@ type iterationEvent struct {
 }
 
 type doneEvent struct {
-	Event           string           `json:"event"`
-	Samples         []sampler.Sample `json:"samples"`
-	Timings         sampler.Timings  `json:"timings"`
-	Seconds         float64          `json:"seconds"`
-	TokensPerSecond float64          `json:"tokens_per_second"`
-	IterationsRun   int              `json:"iterations_run"`
-	Backend         string           `json:"backend"`
-	Seed            uint64           `json:"seed"`
-	Model           string           `json:"model"`
-	Judge           string           `json:"judge"`
-	Strategy        string           `json:"strategy"`
-	Metric          string           `json:"metric"`
-	SeedStart       int              `json:"seed_start"`
-	Warnings        []string         `json:"warnings"`
+	Event string `json:"event"`
+	sampler.ResultJSON
+	IterationsRun int      `json:"iterations_run"`
+	Backend       string   `json:"backend"`
+	Seed          uint64   `json:"seed"`
+	Model         string   `json:"model"`
+	Judge         string   `json:"judge"`
+	Strategy      string   `json:"strategy"`
+	Metric        string   `json:"metric"`
+	SeedStart     int      `json:"seed_start"`
+	Warnings      []string `json:"warnings"`
 }
 
 // writeTimeout bounds each event write while the request holds the device,
@@ -424,23 +421,17 @@ func (r wrongnessRow) MarshalJSON() ([]byte, error) {
 
 func doneOf(res *sampler.Result, j *job, backend string) *doneEvent {
 	d := &doneEvent{
-		Event:           "done",
-		Samples:         res.Samples,
-		Timings:         res.Timings,
-		Seconds:         sampler.FiniteOrZero(res.Seconds),
-		TokensPerSecond: sampler.FiniteOrZero(res.TokensPerSecond),
-		IterationsRun:   res.IterationsRun,
-		Backend:         backend,
-		Seed:            j.opts.Seed,
-		Model:           j.lm.id,
-		Judge:           j.opts.Judge,
-		Strategy:        res.Strategy,
-		Metric:          res.Metric,
-		SeedStart:       res.SeedStart,
-		Warnings:        append(append([]string{}, j.warnings...), res.Warnings...),
-	}
-	if d.Samples == nil {
-		d.Samples = []sampler.Sample{}
+		Event:         "done",
+		ResultJSON:    res.JSON(),
+		IterationsRun: res.IterationsRun,
+		Backend:       backend,
+		Seed:          j.opts.Seed,
+		Model:         j.lm.id,
+		Judge:         j.opts.Judge,
+		Strategy:      res.Strategy,
+		Metric:        res.Metric,
+		SeedStart:     res.SeedStart,
+		Warnings:      append(append([]string{}, j.warnings...), res.Warnings...),
 	}
 	return d
 }

@@ -100,3 +100,23 @@ func (c *CriticStats) UnmarshalJSON(b []byte) error {
 	*c = CriticStats{Mean: val(v.Mean), P10: val(v.P10), P50: val(v.P50), P90: val(v.P90)}
 	return nil
 }
+
+// ResultJSON is the head that the JSON objects of a finished generation
+// share: the CLI's --json object embeds it first, the API's done event
+// right after its "event" field, and each adds its own fields after it.
+type ResultJSON struct {
+	Samples         []Sample `json:"samples"`
+	Timings         Timings  `json:"timings"`
+	Seconds         float64  `json:"seconds"`
+	TokensPerSecond float64  `json:"tokens_per_second"`
+}
+
+// JSON returns r's ResultJSON: samples [] when there are none, Seconds and
+// TokensPerSecond 0 when not finite.
+func (r *Result) JSON() ResultJSON {
+	samples := r.Samples
+	if samples == nil {
+		samples = []Sample{}
+	}
+	return ResultJSON{Samples: samples, Timings: r.Timings, Seconds: FiniteOrZero(r.Seconds), TokensPerSecond: FiniteOrZero(r.TokensPerSecond)}
+}

@@ -325,40 +325,31 @@ type jsonOptions struct {
 }
 
 type jsonResult struct {
-	Samples         []sampler.Sample `json:"samples"`
-	Timings         sampler.Timings  `json:"timings"`
-	Seconds         float64          `json:"seconds"`
-	TokensPerSecond float64          `json:"tokens_per_second"`
-	Backend         string           `json:"backend"`
-	Seed            uint64           `json:"seed"`
-	IterationsRun   int              `json:"iterations_run"`
-	Strategy        string           `json:"strategy"`
-	Metric          string           `json:"metric"`
-	Warnings        []string         `json:"warnings"`
-	Options         jsonOptions      `json:"options"`
+	sampler.ResultJSON
+	Backend       string      `json:"backend"`
+	Seed          uint64      `json:"seed"`
+	IterationsRun int         `json:"iterations_run"`
+	Strategy      string      `json:"strategy"`
+	Metric        string      `json:"metric"`
+	Warnings      []string    `json:"warnings"`
+	Options       jsonOptions `json:"options"`
 }
 
 // writeJSONResult prints the --json object: exactly one JSON value on w.
 func writeJSONResult(w io.Writer, res *sampler.Result, o *sampler.Options, a *sampleArgs, modelPath, judgePath, backend string) error {
 	out := jsonResult{
-		Samples:         res.Samples,
-		Timings:         res.Timings,
-		Seconds:         sampler.FiniteOrZero(res.Seconds),
-		TokensPerSecond: sampler.FiniteOrZero(res.TokensPerSecond),
-		Backend:         backend,
-		Seed:            o.Seed,
-		IterationsRun:   res.IterationsRun,
-		Strategy:        res.Strategy,
-		Metric:          res.Metric,
-		Warnings:        res.Warnings,
+		ResultJSON:    res.JSON(),
+		Backend:       backend,
+		Seed:          o.Seed,
+		IterationsRun: res.IterationsRun,
+		Strategy:      res.Strategy,
+		Metric:        res.Metric,
+		Warnings:      res.Warnings,
 		Options: jsonOptions{Options: *o, Compat: o.Compat.String(), Model: modelPath, Judge: judgePath,
 			RemaskingModel: a.remaskerPath, Backend: a.backend, Threads: a.threads},
 	}
 	if out.Warnings == nil {
 		out.Warnings = []string{}
-	}
-	if out.Samples == nil {
-		out.Samples = []sampler.Sample{}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
