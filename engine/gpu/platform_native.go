@@ -20,9 +20,9 @@ package gpu
 //     before asking, so a refusal names the limit.
 //   - DeviceDescriptor.DeviceLostCallback is unusable (see openPlatform):
 //     device loss is detected from error scopes and mapping statuses.
-//   - Buffer.MapAsync only starts the mapping; read() waits for it with
-//     Device.Poll in a goroutine so that a context or a lost device ends the
-//     wait instead of hanging.
+//   - Buffer.MapAsync only starts the mapping; read() waits for it by
+//     polling the device without blocking, inline (pollUntil), so that a
+//     context or a lost device ends the wait instead of hanging.
 //   - ComputePassDescriptor has only a Label ("TimestampWrites: unused in
 //     wgpu"), though wgpu-native v22's wgpuCommandEncoderBeginComputePass
 //     honours WGPUComputePassDescriptor.timestampWrites. A timed pass is
