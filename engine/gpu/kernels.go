@@ -3,7 +3,8 @@ package gpu
 import (
 	"fmt"
 	"math"
-	"os"
+	"strconv"
+	"strings"
 
 	"github.com/remask/remask/shaders"
 )
@@ -28,18 +29,23 @@ var (
 	gatherKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW}
 )
 
-// matmulTile is one tiling of the matmul kernels.
-type matmulTile struct{ BM, BN, BK, TM, TN int }
+// matmulTile is one tiling of the matmul kernels: shaders.MatmulTiling (the
+// generator's type, which checks a tiling) with the backend's choices on it.
+type matmulTile struct{ shaders.MatmulTiling }
+
+func tiling(BM, BN, BK, TM, TN int) matmulTile {
+	return matmulTile{shaders.MatmulTiling{BM: BM, BN: BN, BK: BK, TM: TM, TN: TN}}
+}
 
 // Tilings. Where N % BN == 0 and K % BK == 0 (any M) a matmul runs the
 // generated, fully unrolled kernel (shaders.MatmulUnrolled); other shapes
 // run matmul.wgsl with the same tile (BK halved until its padded tiles fit
 // 16 KiB of workgroup memory), bounds-checked.
 var (
-	tile64     = matmulTile{64, 64, 16, 4, 4}
-	tile128x64 = matmulTile{128, 64, 16, 8, 4}
-	tile128    = matmulTile{128, 128, 8, 8, 8}
-	tile32     = matmulTile{32, 32, 16, 4, 4}
+	tile64     = tiling(64, 64, 16, 4, 4)
+	tile128x64 = tiling(128, 64, 16, 8, 4)
+	tile128    = tiling(128, 128, 8, 8, 8)
+	tile32     = tiling(32, 32, 16, 4, 4)
 	// matmulTiles are the tilings the tests cover.
 	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32}
 )
@@ -65,7 +71,7 @@ func (t matmulTile) unrolledConsts(wdtype int) map[string]string {
 
 // unrolls reports whether the generated kernel can run (N, K) with t.
 func (t matmulTile) unrolls(N, K int) bool {
-	return N%t.BN == 0 && K%t.BK == 0 && shaders.MatmulTiling(t).CheckUnrolled() == nil
+	return N%t.BN == 0 && K%t.BK == 0 && t.CheckUnrolled() == nil
 }
 
 // loop is the tile matmul.wgsl runs for t: its shared tiles are padded by
@@ -85,9 +91,6 @@ func (t matmulTile) loop() matmulTile {
 // 24 workgroups of 64x64 for N = 384) leave most of the GPU idle
 // (docs/performance.md).
 func chooseTile(M, N, K int) matmulTile {
-	if t, ok := tileOverride(); ok && t.unrolls(N, K) {
-		return t
-	}
 	wgs := func(t matmulTile) int { return ceilDiv(M, t.BM) * ceilDiv(N, t.BN) }
 	switch {
 	case tile128.unrolls(N, K) && wgs(tile128) >= 256:
@@ -98,24 +101,37 @@ func chooseTile(M, N, K int) matmulTile {
 	return tile32
 }
 
-// tileOverride reads REMASK_GPU_MATMUL_TILE ("BMxBNxBKxTMxTN", e.g.
-// "128x64x16x8x4"), a tuning knob: every matmul that the generated kernel
-// can run with that tile uses it.
-func tileOverride() (matmulTile, bool) {
-	v := os.Getenv("REMASK_GPU_MATMUL_TILE")
-	if v == "" {
-		return matmulTile{}, false
+// parseTile parses Options.MatmulTile, "BMxBNxBKxTMxTN" (e.g.
+// "128x64x16x8x4"), and checks that the generated kernel can run it.
+func parseTile(s string) (matmulTile, error) {
+	parts := strings.Split(s, "x")
+	v := make([]int, len(parts))
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || len(parts) != 5 {
+			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q is not BMxBNxBKxTMxTN (five whole numbers, e.g. 128x64x16x8x4)", s)
+		}
+		v[i] = n
 	}
-	var t matmulTile
-	if _, err := fmt.Sscanf(v, "%dx%dx%dx%dx%d", &t.BM, &t.BN, &t.BK, &t.TM, &t.TN); err != nil {
-		return matmulTile{}, false
+	t := tiling(v[0], v[1], v[2], v[3], v[4])
+	if err := t.CheckUnrolled(); err != nil {
+		return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: %w", s, err)
 	}
-	return t, shaders.MatmulTiling(t).CheckUnrolled() == nil
+	return t, nil
+}
+
+// tileFor is the tiling of an (M, N, K) matmul: Options.MatmulTile where
+// the generated kernel can run the shape with it, else chooseTile's.
+func (d *device) tileFor(M, N, K int) matmulTile {
+	if t := d.tile; t != nil && t.unrolls(N, K) {
+		return *t
+	}
+	return chooseTile(M, N, K)
 }
 
 // matmul: out (M, N) [+]= act(a (M, K) · w (N, K)ᵀ + bias).
 func (d *device) matmul(name string, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool) (op, error) {
-	return d.matmulTiled(name, chooseTile(M, N, K), M, N, K, a, w, bias, out, act, accumulate)
+	return d.matmulTiled(name, d.tileFor(M, N, K), M, N, K, a, w, bias, out, act, accumulate)
 }
 
 func (d *device) matmulTiled(name string, t matmulTile, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool) (op, error) {
@@ -147,8 +163,6 @@ func (d *device) matmulTiled(name string, t matmulTile, M, N, K int, a binding, 
 		binds: []binding{a, whole(w.b), bb, out},
 		wg:    [3]uint32{uint32(ceilDiv(N, t.BN)), uint32(ceilDiv(M, t.BM)), 1}}, nil
 }
-
-const layerNormWG = 128
 
 // layerNorm: y (N, C) = LN(x) · w + b; b may be nil.
 func (d *device) layerNorm(name string, N, C int, x binding, w, b *buffer, y binding, eps float64) (op, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/remask/remask/engine/model"
@@ -521,3 +522,29 @@ func f16(v float32) (float32, bool) {
 }
 
 func geluF64(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
+
+// TestMatmulTileOption: Options.MatmulTile is parsed and checked by New
+// (a bad value is an error naming it, before any adapter is opened), and a
+// device with a tile uses it where the generated kernel can run the shape.
+func TestMatmulTileOption(t *testing.T) {
+	for _, bad := range []string{"128x64", "128x64x16x8x4x1", "axbxcxdxe", "128x64x16x8x3", "0x64x16x8x4", "128 x64x16x8x4", "1024x1024x16x8x8"} {
+		_, err := New(context.Background(), Options{MatmulTile: bad})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("matmul tile %q", bad)) {
+			t.Errorf("New with MatmulTile %q: err = %v, want an error naming the tile", bad, err)
+		}
+	}
+	tl, err := parseTile("128x64x16x8x4")
+	if err != nil || tl != tile128x64 {
+		t.Fatalf("parseTile(128x64x16x8x4) = %v, %v", tl, err)
+	}
+	d := &device{tile: &tl}
+	if got := d.tileFor(4096, 384, 384); got != tile128x64 {
+		t.Errorf("tileFor with the option = %v, want %v", got, tile128x64)
+	}
+	if got, want := d.tileFor(7, 33, 5), chooseTile(7, 33, 5); got != want {
+		t.Errorf("tileFor of a shape the tile cannot run = %v, want the automatic %v", got, want)
+	}
+	if got, want := (&device{}).tileFor(4096, 384, 384), chooseTile(4096, 384, 384); got != want {
+		t.Errorf("tileFor without the option = %v, want %v", got, want)
+	}
+}

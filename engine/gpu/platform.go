@@ -5,7 +5,7 @@ package gpu
 // the small set of types and methods below, which both files implement with
 // the same names and signatures:
 //
-//	openPlatform(ctx, opts) (*platform, error)
+//	openPlatform(ctx) (*platform, error)
 //	(*platform) info() AdapterInfo, limits() Limits, lostErr() error, release()
 //	(*platform) newBuffer(label, size, usage) (*buffer, error)
 //	(*platform) write(b, off, data) error
@@ -25,6 +25,26 @@ package gpu
 //
 // Everything above this layer (device.go, kernels.go, net.go) is shared and
 // compiles unchanged for both.
+
+// Options configures New (the same on native and browser builds).
+type Options struct {
+	// MatmulTile forces one tiling of the generated matmul kernel,
+	// "BMxBNxBKxTMxTN" (e.g. "128x64x16x8x4"), on every matmul whose shape
+	// it can run; other shapes keep the automatic choice (chooseTile). A
+	// tuning knob (docs/performance.md); "" is the automatic choice. New
+	// refuses a value that is not a tiling the generator can build.
+	MatmulTile string
+}
+
+// Check reports whether o is valid (New calls it before opening anything).
+func (o Options) Check() error {
+	if o.MatmulTile != "" {
+		if _, err := parseTile(o.MatmulTile); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // bufUsage says what a buffer is for.
 type bufUsage int
@@ -61,7 +81,7 @@ type AdapterInfo struct {
 	Vendor      string
 	Backend     string // "vulkan", "metal", "webgpu" (browser), ...
 	AdapterType string // "discrete GPU", "cpu", ...
-	ShaderF16   bool   // the adapter offers the shader-f16 feature
+	ShaderF16   bool   // the adapter offers shader-f16 (informational: no kernel uses f16 arithmetic, so remask does not request it)
 	Timestamps  bool   // the adapter offers the timestamp-query feature
 }
 

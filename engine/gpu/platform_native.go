@@ -20,9 +20,9 @@ package gpu
 //     before asking, so a refusal names the limit.
 //   - DeviceDescriptor.DeviceLostCallback is unusable (see openPlatform):
 //     device loss is detected from error scopes and mapping statuses.
-//   - Buffer.MapAsync only starts the mapping; read() waits for it with
-//     Device.Poll in a goroutine so that a context or a lost device ends the
-//     wait instead of hanging.
+//   - Buffer.MapAsync only starts the mapping; read() waits for it by
+//     polling the device without blocking, inline (pollUntil), so that a
+//     context or a lost device ends the wait instead of hanging.
 //   - ComputePassDescriptor has only a Label ("TimestampWrites: unused in
 //     wgpu"), though wgpu-native v22's wgpuCommandEncoderBeginComputePass
 //     honours WGPUComputePassDescriptor.timestampWrites. A timed pass is
@@ -111,7 +111,6 @@ type platform struct {
 	queue   *wgpu.Queue
 	ai      AdapterInfo
 	lim     Limits
-	f16     bool // the device was created with shader-f16
 	ts      bool // the device was created with timestamp-query
 
 	ids atomic.Uint64
@@ -120,17 +119,11 @@ type platform struct {
 	lost error // set by the device-lost callback
 }
 
-// Options configures Open.
-type Options struct {
-	// NoF16 leaves the shader-f16 feature off even where the adapter has it.
-	NoF16 bool
-}
-
 // openMu serialises instance and adapter creation: concurrent first calls
 // into wgpu-native's instance set-up were seen to fail in parallel tests.
 var openMu sync.Mutex
 
-func openPlatform(ctx context.Context, opts Options) (*platform, error) {
+func openPlatform(ctx context.Context) (*platform, error) {
 	openMu.Lock()
 	defer openMu.Unlock()
 	wgpu.SetLogLevel(wgpu.LogLevelOff) // errors come back as values; the log would repeat them
@@ -214,10 +207,6 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 	req.MaxComputeWorkgroupSizeX = al.MaxComputeWorkgroupSizeX
 	req.MaxStorageBuffersPerShaderStage = al.MaxStorageBuffersPerShaderStage
 	var features []wgpu.FeatureName
-	if p.ai.ShaderF16 && !opts.NoF16 {
-		features = append(features, wgpu.FeatureNameShaderF16)
-		p.f16 = true
-	}
 	if p.ai.Timestamps {
 		features = append(features, wgpu.FeatureNameTimestampQuery)
 		p.ts = true
@@ -260,7 +249,6 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 
 func (p *platform) info() AdapterInfo { return p.ai }
 func (p *platform) limits() Limits    { return p.lim }
-func (p *platform) hasF16() bool      { return p.f16 }
 
 // markLost records that the device is gone; every later call fails with it.
 func (p *platform) markLost(msg string) {

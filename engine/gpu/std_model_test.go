@@ -22,6 +22,12 @@ func standardTestModel(seed uint64) (*model.Model, error) {
 	return model.Random(cfg, seed, 0.02)
 }
 
+// stdTol bounds the GPU-vs-CPU difference on the standard model (C = 384,
+// K up to 1536): both sum in float32, in different orders, over products
+// 12 times longer than the golden fixtures' (enginetest.GoldenTol); the
+// test log has the differences seen.
+const stdTol = 2e-3
+
 // TestStandardModel2x128 is the regression test of the lavapipe segfault:
 // the whole standard model at 2 x 128 tokens, every head, against engine/cpu.
 //
@@ -32,7 +38,7 @@ func standardTestModel(seed uint64) (*model.Model, error) {
 // machine's load. Here one submission holds three forwards and the test waits
 // for it (Sync, as bench does), well over 5 s on lavapipe (the log says how
 // long): the old wait crashed every time; the outputs must match the CPU backend's within
-// the golden bound.
+// stdTol.
 func TestStandardModel2x128(t *testing.T) {
 	be := testBackend(t)
 	if testing.Short() {
@@ -43,12 +49,12 @@ func TestStandardModel2x128(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gn, err := be.Load(m)
+	gn, err := be.Load(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer gn.(*Net).Close()
-	cn, err := cpu.New(0).Load(m)
+	cn, err := cpu.New(0).Load(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +111,8 @@ func TestStandardModel2x128(t *testing.T) {
 		}
 		d, at := maxAbsDiff(got, f64(ref))
 		t.Logf("%s: max abs difference to the CPU backend %.3g over %d values", what, d, len(got))
-		if d > goldenTol {
-			t.Errorf("%s: max abs difference to the CPU backend %.3g > %g at %d (gpu %v, cpu %v)", what, d, goldenTol, at, got[at], ref[at])
+		if d > stdTol {
+			t.Errorf("%s: max abs difference to the CPU backend %.3g > %g at %d (gpu %v, cpu %v)", what, d, stdTol, at, got[at], ref[at])
 		}
 	}
 	compare("logits", got, func(n engine.Net, h engine.Hidden, d []float32) error { return n.Logits(ctx, h, d) })

@@ -32,6 +32,8 @@ type benchArgs struct {
 	jsonOut   bool
 	validate  string
 	profile   int
+	// matmulTile is gpu.Options.MatmulTile (a tuning knob).
+	matmulTile string
 	// sampling jobs (bench_loop.go)
 	batch, length, iterations int
 	reps                      int
@@ -54,6 +56,7 @@ func benchFlags() (*flagSet, *benchArgs) {
 	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core")
 	fs.stringVar(&a.validate, "validate", "2x64", "BxT|none", "before timing, compare the backend's logits with the CPU backend's at this shape (bound 2e-3); none skips it")
 	fs.intVar(&a.profile, "profile", 0, "N", "GPU backend: also time every trunk kernel on its own, N dispatches of it in one submission (0: off)")
+	fs.stringVar(&a.matmulTile, "matmul-tile", "", "BMxBNxBKxTMxTN", "GPU backend: force this tiling of the generated matmul wherever it can run the shape (tuning; e.g. 128x64x16x8x4)")
 	fs.boolVar(&a.jsonOut, "json", false, "print JSON instead of a table")
 	fs.group("Sampling jobs (standard, small)")
 	fs.intVar(&a.reps, "reps", 3, "N", "timed generations per variant (after one warm-up); the median is reported")
@@ -148,14 +151,14 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 			return flagError("shapes", "length %d exceeds the model's block_size %d", s[1], m.Config.BlockSize)
 		}
 	}
-	be, note, err := newBackend(a.backend, a.threads)
+	be, note, err := openBackend(ctx, a.backend, a.threads, gpu.Options{MatmulTile: a.matmulTile})
 	if err != nil {
 		return err
 	}
 	if note != "" {
 		fmt.Fprintf(c.stderr, "backend: %s (%s)\n", be.Name(), note)
 	}
-	net, err := be.Load(m)
+	net, err := be.Load(ctx, m)
 	if err != nil {
 		return fmt.Errorf("loading %s on the %s backend: %w", m.Name(), be.Name(), err)
 	}
@@ -218,7 +221,7 @@ func benchTokens(net engine.Net, B, T int) []int32 {
 func benchValidate(ctx context.Context, net engine.Net, B, T int) (*benchValidation, error) {
 	m := net.Model()
 	tokens := benchTokens(net, B, T)
-	ref, err := cpu.New(0).Load(m)
+	ref, err := cpu.New(0).Load(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("validation: loading %s on the CPU backend: %w", m.Name(), err)
 	}

@@ -73,7 +73,7 @@ func runForward(ctx context.Context, c *cli, args []string) error {
 	if a.threads < 0 {
 		return flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 or more", a.threads)
 	}
-	be, _, err := newBackend(a.backend, a.threads)
+	be, _, err := newBackend(ctx, a.backend, a.threads)
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func runForward(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	net, err := be.Load(m)
+	net, err := be.Load(ctx, m)
 	if err != nil {
 		return fmt.Errorf("--model: loading %s on the %s backend: %w", a.modelPath, be.Name(), err)
 	}

@@ -321,7 +321,7 @@ func printTiming(w io.Writer, res *sampler.Result) {
 	}
 	fmt.Fprintf(w, "Total wall time: %.3f s (generation %.3f s + metrics %.3f s) | Time per sample: %.3f s\n",
 		total, res.Seconds, res.Timings.Metrics, perSample)
-	fmt.Fprintf(w, "Throughput: %.1f tokens/s (tokens: %d) over the generation\n", finiteOr0(res.TokensPerSecond), tokens)
+	fmt.Fprintf(w, "Throughput: %.1f tokens/s (tokens: %d) over the generation\n", sampler.FiniteOrZero(res.TokensPerSecond), tokens)
 	var parts []string
 	for _, s := range stages {
 		pct := 0.0
@@ -352,45 +352,6 @@ func orNone(s string) string {
 	return s
 }
 
-func finiteOr0(x float64) float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return 0
-	}
-	return x
-}
-
-// num is x for JSON: nil (null) when x is NaN or infinite, which JSON
-// cannot carry (a critic over a row with no valid position is NaN; a
-// self-confidence with no position to score is -Inf).
-func num(x float64) *float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return nil
-	}
-	return &x
-}
-
-func numPtr(p *float64) *float64 {
-	if p == nil {
-		return nil
-	}
-	return num(*p)
-}
-
-type jsonCritic struct {
-	Mean *float64 `json:"mean"`
-	P10  *float64 `json:"p10"`
-	P50  *float64 `json:"p50"`
-	P90  *float64 `json:"p90"`
-}
-
-type jsonSample struct {
-	Text           string      `json:"text"`
-	Tokens         []int32     `json:"tokens"`
-	JudgeScore     *float64    `json:"judge_score"`
-	SelfConfidence *float64    `json:"self_confidence"`
-	Critic         *jsonCritic `json:"critic"`
-}
-
 // jsonOptions are the sampling options as run, with the ones that
 // sampler.Options does not serialise.
 type jsonOptions struct {
@@ -404,47 +365,31 @@ type jsonOptions struct {
 }
 
 type jsonResult struct {
-	Samples         []jsonSample    `json:"samples"`
-	Timings         sampler.Timings `json:"timings"`
-	Seconds         float64         `json:"seconds"`
-	TokensPerSecond float64         `json:"tokens_per_second"`
-	Backend         string          `json:"backend"`
-	Seed            uint64          `json:"seed"`
-	IterationsRun   int             `json:"iterations_run"`
-	Strategy        string          `json:"strategy"`
-	Metric          string          `json:"metric"`
-	Warnings        []string        `json:"warnings"`
-	Options         jsonOptions     `json:"options"`
+	sampler.ResultJSON
+	Backend       string      `json:"backend"`
+	Seed          uint64      `json:"seed"`
+	IterationsRun int         `json:"iterations_run"`
+	Strategy      string      `json:"strategy"`
+	Metric        string      `json:"metric"`
+	Warnings      []string    `json:"warnings"`
+	Options       jsonOptions `json:"options"`
 }
 
 // writeJSONResult prints the --json object: exactly one JSON value on w.
 func writeJSONResult(w io.Writer, res *sampler.Result, o *sampler.Options, a *sampleArgs, modelPath, judgePath, backend string) error {
 	out := jsonResult{
-		Samples:         make([]jsonSample, len(res.Samples)),
-		Timings:         res.Timings,
-		Seconds:         finiteOr0(res.Seconds),
-		TokensPerSecond: finiteOr0(res.TokensPerSecond),
-		Backend:         backend,
-		Seed:            o.Seed,
-		IterationsRun:   res.IterationsRun,
-		Strategy:        res.Strategy,
-		Metric:          res.Metric,
-		Warnings:        res.Warnings,
+		ResultJSON:    res.JSON(),
+		Backend:       backend,
+		Seed:          o.Seed,
+		IterationsRun: res.IterationsRun,
+		Strategy:      res.Strategy,
+		Metric:        res.Metric,
+		Warnings:      res.Warnings,
 		Options: jsonOptions{Options: *o, Compat: o.Compat.String(), Model: modelPath, Judge: judgePath,
 			RemaskingModel: a.remaskerPath, Backend: a.backend, Threads: a.threads},
 	}
 	if out.Warnings == nil {
 		out.Warnings = []string{}
-	}
-	for i, s := range res.Samples {
-		js := jsonSample{Text: s.Text, Tokens: s.Tokens, JudgeScore: numPtr(s.JudgeScore), SelfConfidence: numPtr(s.SelfConfidence)}
-		if js.Tokens == nil {
-			js.Tokens = []int32{}
-		}
-		if c := s.Critic; c != nil {
-			js.Critic = &jsonCritic{Mean: num(c.Mean), P10: num(c.P10), P50: num(c.P50), P90: num(c.P90)}
-		}
-		out.Samples[i] = js
 	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)

@@ -183,7 +183,7 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	be, backendNote, err := newBackend(a.backend, a.threads)
+	be, backendNote, err := newBackend(ctx, a.backend, a.threads)
 	if err != nil {
 		return err
 	}
@@ -210,16 +210,16 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 	o.Record = a.save != ""
 
 	var m sampler.Models
-	if m.LM, err = loadNet(be, "model", modelPath, model.LanguageModel); err != nil {
+	if m.LM, err = loadNet(ctx, be, "model", modelPath, model.LanguageModel); err != nil {
 		return err
 	}
 	if judgePath != "" {
-		if m.Judge, err = loadNet(be, "judge", judgePath, model.SequenceScorer); err != nil {
+		if m.Judge, err = loadNet(ctx, be, "judge", judgePath, model.SequenceScorer); err != nil {
 			return err
 		}
 	}
 	if a.remaskerPath != "" {
-		if m.Remasker, err = loadNet(be, "remasking-model", a.remaskerPath, model.TokenClassifier); err != nil {
+		if m.Remasker, err = loadNet(ctx, be, "remasking-model", a.remaskerPath, model.TokenClassifier); err != nil {
 			return err
 		}
 	}
@@ -387,7 +387,7 @@ var kindNames = map[model.Kind]string{
 
 // loadNet reads a model file, checks that it is the kind the flag takes, and
 // loads it on the backend.
-func loadNet(be engine.Backend, flag, path string, want model.Kind) (engine.Net, error) {
+func loadNet(ctx context.Context, be engine.Backend, flag, path string, want model.Kind) (engine.Net, error) {
 	m, err := loadModel(flag, path)
 	if err != nil {
 		return nil, err
@@ -399,7 +399,7 @@ func loadNet(be engine.Backend, flag, path string, want model.Kind) (engine.Net,
 		}
 		return nil, flagError(flag, "%s is %s (kind %s), but --%s takes kind %s", path, got, m.Config.Kind, flag, want)
 	}
-	net, err := be.Load(m)
+	net, err := be.Load(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("--%s: loading %s on the %s backend: %w", flag, path, be.Name(), err)
 	}

@@ -57,11 +57,11 @@ func scoreFlags() (*flagSet, *scoreArgs) {
 
 // scoreWindow is one scored window.
 type scoreWindow struct {
-	Start          int         `json:"start"` // character offset in --text-file
-	Text           string      `json:"text"`
-	JudgeScore     *float64    `json:"judge_score"`
-	SelfConfidence *float64    `json:"self_confidence"`
-	Critic         *jsonCritic `json:"critic"`
+	Start          int                  `json:"start"` // character offset in --text-file
+	Text           string               `json:"text"`
+	JudgeScore     *float64             `json:"judge_score"`
+	SelfConfidence *float64             `json:"self_confidence"`
+	Critic         *sampler.CriticStats `json:"critic"`
 }
 
 // scoreMeans are the means over windows (null when no window has the metric).
@@ -109,7 +109,7 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 	if a.threads < 0 {
 		return flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 or more", a.threads)
 	}
-	be, _, err := newBackend(a.backend, a.threads)
+	be, _, err := newBackend(ctx, a.backend, a.threads)
 	if err != nil {
 		return err
 	}
@@ -119,11 +119,11 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	var m sampler.Models
-	if m.LM, err = loadNet(be, "model", modelPath, model.LanguageModel); err != nil {
+	if m.LM, err = loadNet(ctx, be, "model", modelPath, model.LanguageModel); err != nil {
 		return err
 	}
 	if judgePath != "" {
-		if m.Judge, err = loadNet(be, "judge", judgePath, model.SequenceScorer); err != nil {
+		if m.Judge, err = loadNet(ctx, be, "judge", judgePath, model.SequenceScorer); err != nil {
 			return err
 		}
 	}
@@ -175,11 +175,10 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	for i, s := range res.Samples {
-		w := scoreWindow{Start: starts[i], Text: s.Text, JudgeScore: numPtr(s.JudgeScore), SelfConfidence: numPtr(s.SelfConfidence)}
+		w := scoreWindow{Start: starts[i], Text: s.Text, JudgeScore: sampler.JSONNumberPtr(s.JudgeScore), SelfConfidence: sampler.JSONNumberPtr(s.SelfConfidence), Critic: s.Critic}
 		add(0, s.JudgeScore)
 		add(1, s.SelfConfidence)
 		if cs := s.Critic; cs != nil {
-			w.Critic = &jsonCritic{Mean: num(cs.Mean), P10: num(cs.P10), P50: num(cs.P50), P90: num(cs.P90)}
 			add(2, &cs.Mean)
 			add(3, &cs.P10)
 			add(4, &cs.P50)

@@ -169,7 +169,7 @@ func serveCommand(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 
-	be, note, err := newBackend(a.backend, a.threads)
+	be, note, err := newBackend(ctx, a.backend, a.threads)
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func main() {
 
 func run(out, wasm string, files []string) error {
 	if out == "" || wasm == "" || len(files) == 0 {
-		return fmt.Errorf("usage: sitemanifest -o DIST/manifest.json -wasm DIST/remask.wasm MODEL.safetensors...")
+		return fmt.Errorf("usage: sitemanifest -o DIST/manifest.json -wasm DIST/remask.wasm MODEL.safetensors [MODEL.safetensors ...]")
 	}
 	root := filepath.Dir(out)
 	build, _, err := hashFile(wasm)
