@@ -219,7 +219,7 @@ func optionNames() []string {
 		"randomness_strength", "remasking_model", "sampler_neighbors", "disable_sampler",
 		"sequence_length", "masking_ratios", "quality_metric", "seed_placement",
 		"schedule_mode", "unknown_chars", "num_samples", "start_ratio", "end_ratio",
-		"seed_text", "top_p",
+		"seed_text", "top_p", "max_memory",
 	}
 }
 

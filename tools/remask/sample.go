@@ -37,6 +37,7 @@ type sampleArgs struct {
 	remaskerPath string
 	backend      string
 	threads      int
+	maxMemory    string
 
 	verbose    bool
 	noProgress bool
@@ -65,6 +66,7 @@ func sampleFlags() (*flagSet, *sampleArgs) {
 	fs.showDefault("remasking-model", "none")
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu; auto = WebGPU on a hardware adapter, else cpu (saying which); gpu = any WebGPU adapter, software ones included")
 	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
+	fs.stringVar(&a.maxMemory, "max-memory", "auto", "SIZE", maxMemoryHelp)
 
 	fs.group("Sampling")
 	fs.stringVar(&a.opts.Method, "method", d.Method, "NAME", "diffusion (predict masked positions, remask, repeat) | multinomial (resample every position)")
@@ -128,6 +130,9 @@ func (a *sampleArgs) options(fs *flagSet) (sampler.Options, error) {
 	}
 	if a.seed >= 0 {
 		o.Seed = uint64(a.seed)
+	}
+	if o.MaxMemory, err = memoryBudget("max-memory", a.maxMemory); err != nil {
+		return o, err
 	}
 	if err := o.Validate(); err != nil {
 		return o, err
