@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"math/bits"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -17,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/nlpodyssey/safetensors"
+
+	"github.com/remask/remask/internal/safefile"
 )
 
 // Reading a remask/1 file happens in three stages, each with its own errors:
@@ -67,9 +68,11 @@ type entry struct {
 	begin, end uint64 // byte offsets into the data section
 }
 
-// Load reads and validates the remask/1 model file at path.
+// Load reads and validates the remask/1 model file at path. Only a regular
+// file is read (a FIFO or a device is refused without blocking), and no more
+// than its size: every allocation is bounded by the file's size.
 func Load(path string) (*Model, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, 0)
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}

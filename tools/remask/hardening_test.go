@@ -7,8 +7,11 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/remask/remask/engine/model"
 )
 
 // TestPanicIsInternalError: an unexpected panic in a command is a short
@@ -72,5 +75,103 @@ func TestSampleSizeFlagsNeverPanic(t *testing.T) {
 				t.Errorf("%v: stderr does not contain %q:\n%s", tc.args, w, errOut)
 			}
 		}
+	}
+}
+
+// copyFile copies src to dst for a test.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOutputsNeverOverwrite: --save and convert --output refuse an input
+// and an existing file (without --force), and with --force replace a
+// symlink's target, keeping the link (issue 11, defect 7: --save over the
+// model replaced it with 1 KB of JSON, exit 0; convert -o replaced a symlink
+// with a regular file).
+func TestOutputsNeverOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	m := filepath.Join(dir, "m.safetensors")
+	copyFile(t, lmFull, m)
+	orig, _ := os.ReadFile(m)
+	existing := filepath.Join(dir, "existing.json")
+	os.WriteFile(existing, []byte("keep"), 0o644)
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink("existing.json", link); err != nil {
+		t.Fatal(err)
+	}
+	sample := func(extra ...string) (int, string) {
+		code, _, errOut := runCLI(t, "", append([]string{"sample", "--model", m, "--backend", "cpu", "--seed", "1",
+			"--num-samples", "1", "--sequence-length", "8", "--iterations", "2", "--no-progress"}, extra...)...)
+		return code, errOut
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--save", m}, "--save " + m + " is also an input of this command"},
+		{[]string{"--save", m, "--force"}, "--save " + m + " is also an input of this command"},
+		{[]string{"--save", existing}, "--save " + existing + " already exists (file exists): choose another path, or pass --force"},
+		{[]string{"--save", link}, "already exists"},
+	} {
+		code, errOut := sample(tc.args...)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("sample %v: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	if now, _ := os.ReadFile(m); !bytes.Equal(now, orig) {
+		t.Fatal("the model file was changed")
+	}
+	if now, _ := os.ReadFile(existing); string(now) != "keep" {
+		t.Fatalf("existing file changed to %q", now)
+	}
+	if code, errOut := sample("--save", link, "--force"); code != exitOK {
+		t.Fatalf("--force over a symlink: exit %d\n%s", code, errOut)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symlink was replaced: %v %v", st.Mode(), err)
+	}
+	if now, _ := os.ReadFile(existing); !bytes.HasPrefix(now, []byte("{\n  \"generator\"")) {
+		t.Errorf("the link's target does not hold the JSON: %.40q", now)
+	}
+
+	// convert --output.
+	ckpt := filepath.Join("..", "..", "testdata", "fork", "sh_lm.pt")
+	meta := filepath.Join(dir, "meta.pkl")
+	copyFile(t, filepath.Join("..", "..", "testdata", "fork", "meta.pkl"), meta)
+	os.WriteFile(existing, []byte("keep"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-o", existing}, "--output " + existing + " already exists (file exists): choose another path, or pass --force"},
+		{[]string{"-o", link}, "already exists"},
+		{[]string{"-o", meta, "--meta", meta, "--force"}, "--output " + meta + " is also an input of this command"},
+	} {
+		code, _, errOut := runCLI(t, "", append([]string{"convert", ckpt}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("convert %v: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	if now, _ := os.ReadFile(existing); string(now) != "keep" {
+		t.Fatalf("existing file changed to %q", now)
+	}
+	if code, _, errOut := runCLI(t, "", "convert", ckpt, "-o", link, "--force"); code != exitOK {
+		t.Fatalf("convert --force over a symlink: exit %d\n%s", code, errOut)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("convert replaced the symlink: %v %v", st.Mode(), err)
+	}
+	if _, err := model.Load(existing); err != nil {
+		t.Errorf("the link's target is not the converted model: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(left) > 0 {
+		t.Errorf("temporary files left behind: %v", left)
 	}
 }

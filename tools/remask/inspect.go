@@ -48,6 +48,9 @@ func inspectCommand(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkInput("", path); err != nil {
+		return err
+	}
 	opts, err := checkpointOptions(a.meta, a.calibration)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/remask/remask/engine/api"
+	"github.com/remask/remask/internal/safefile"
 )
 
 // libraryDir is one folder searched for models.
@@ -163,7 +164,7 @@ func modelsCommand(ctx context.Context, c *cli, args []string) error {
 	}
 	entries := make([]modelsEntry, len(found))
 	for i, m := range found {
-		info, err := api.ReadInfo(ctx, api.SourceLoader{}, m.Path)
+		info, err := api.ReadInfo(ctx, regularLoader{}, m.Path)
 		if err != nil {
 			info = api.ModelInfo{Source: m.Path, Error: err.Error()}
 		}
@@ -183,6 +184,20 @@ func modelsCommand(ctx context.Context, c *cli, args []string) error {
 	printModels(c.stdout, entries)
 	printSearched(c.stderr, dirs, len(entries))
 	return nil
+}
+
+// regularLoader opens the model files `remask models` lists: regular files
+// only, opened without blocking, so that a FIFO or a device named
+// *.safetensors is listed as unreadable instead of hanging the listing or
+// being read without end.
+type regularLoader struct{}
+
+func (regularLoader) Open(ctx context.Context, path string) (io.ReadCloser, int64, error) {
+	f, st, err := safefile.OpenRegular(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
 
 // printModels prints the table of `remask models`.
