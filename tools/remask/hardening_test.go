@@ -175,3 +175,19 @@ func TestOutputsNeverOverwrite(t *testing.T) {
 		t.Errorf("temporary files left behind: %v", left)
 	}
 }
+
+// TestModelsRefusesCaseVariantKeys: `remask models` reads headers with
+// model.ReadHeader (issue 12 item 3): N_LAYER makes the file unreadable, as
+// a load would, instead of being listed as a valid model.
+func TestModelsRefusesCaseVariantKeys(t *testing.T) {
+	data, err := os.ReadFile(lmFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad.safetensors"), bytes.Replace(data, []byte(`\"n_layer\"`), []byte(`\"N_LAYER\"`), 1), 0o644)
+	code, stdout, errOut := runCLI(t, "", "models", "--models", dir)
+	if code != exitOK || !strings.Contains(stdout, "bad  unreadable") || !strings.Contains(stdout, `unknown field "N_LAYER"`) {
+		t.Errorf("exit %d\n%s\n%s", code, stdout, errOut)
+	}
+}
