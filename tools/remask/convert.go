@@ -12,6 +12,7 @@ import (
 	"github.com/remask/remask/engine/checkpoint"
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // `remask convert CKPT.pt -o OUT.safetensors`: a fork checkpoint in, a
@@ -121,7 +122,7 @@ func convertCommand(ctx context.Context, c *cli, args []string) error {
 		size = fi.Size()
 	}
 	for _, w := range conv.Warnings {
-		fmt.Fprintf(c.stderr, "remask convert: warning: %s\n", w)
+		fmt.Fprintf(c.stderr, "remask convert: warning: %s\n", termsafe.EscapeText(w))
 	}
 	fmt.Fprintf(c.stdout, "wrote %s: %s\n", a.output, convertSummary(conv, dtype, size))
 	return nil

@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,5 +190,63 @@ func TestModelsRefusesCaseVariantKeys(t *testing.T) {
 	code, stdout, errOut := runCLI(t, "", "models", "--models", dir)
 	if code != exitOK || !strings.Contains(stdout, "bad  unreadable") || !strings.Contains(stdout, `unknown field "N_LAYER"`) {
 		t.Errorf("exit %d\n%s\n%s", code, stdout, errOut)
+	}
+}
+
+// TestFileStringsEscaped: a model's card and source strings reach the
+// terminal escaped in inspect, sample --verbose and models (issue 11,
+// defect 8: they were printed raw: clear screen, colours, OSC window
+// title); --json stays exact.
+func TestFileStringsEscaped(t *testing.T) {
+	m, err := model.Load(lmFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const evil = "\x1b]0;pwned\x07\x1b[2J\u009b31m\u202e"
+	m.Card = "# Card\n" + evil + "\n"
+	m.Source.Trainer = "trainer " + evil
+	dir := t.TempDir()
+	path := filepath.Join(dir, "evil.safetensors")
+	if err := model.Save(path, m, model.F32); err != nil {
+		t.Fatal(err)
+	}
+	const escaped = `\x1b]0;pwned\x07\x1b[2J\x9b31m\u202e`
+	check := func(what, out string, wantEscaped bool) {
+		t.Helper()
+		if strings.ContainsAny(out, "\x1b\x07\u009b\u202e") {
+			t.Errorf("%s: a raw control character reaches the terminal:\n%q", what, out)
+		}
+		if wantEscaped && !strings.Contains(out, escaped) {
+			t.Errorf("%s: the escaped form %s is missing:\n%s", what, escaped, out)
+		}
+	}
+	code, out, errOut := runCLI(t, "", "inspect", path)
+	if code != exitOK {
+		t.Fatalf("inspect: exit %d\n%s", code, errOut)
+	}
+	check("inspect", out, true)
+	if !strings.Contains(out, "trainer trainer "+escaped) {
+		t.Errorf("inspect: source not shown escaped:\n%s", out)
+	}
+	code, out, errOut = runCLI(t, "", "sample", "--model", path, "--verbose", "--live", "off", "--backend", "cpu", "--seed", "1",
+		"--num-samples", "1", "--sequence-length", "8", "--iterations", "2")
+	if code != exitOK {
+		t.Fatalf("sample: exit %d\n%s", code, errOut)
+	}
+	check("sample --verbose stderr", errOut, true)
+	check("sample stdout", out, false)
+	_, out, errOut = runCLI(t, "", "models", "--models", dir)
+	check("models", out+errOut, false)
+
+	// JSON output is exact.
+	_, out, _ = runCLI(t, "", "inspect", path, "--json")
+	var s struct {
+		Card   string `json:"card"`
+		Source struct {
+			Trainer string `json:"trainer"`
+		} `json:"source"`
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Card != m.Card || s.Source.Trainer != m.Source.Trainer {
+		t.Errorf("inspect --json: card %q, trainer %q, %v", s.Card, s.Source.Trainer, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/remask/remask/engine/api"
 	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // libraryDir is one folder searched for models.
@@ -181,8 +182,14 @@ func modelsCommand(ctx context.Context, c *cli, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	printModels(c.stdout, entries)
-	printSearched(c.stderr, dirs, len(entries))
+	// File names and the errors about the files' contents are escaped
+	// before they reach the terminal; --json stays exact.
+	var b strings.Builder
+	printModels(&b, entries)
+	io.WriteString(c.stdout, termsafe.EscapeText(b.String()))
+	b.Reset()
+	printSearched(&b, dirs, len(entries))
+	io.WriteString(c.stderr, termsafe.EscapeText(b.String()))
 	return nil
 }
 

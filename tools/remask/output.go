@@ -12,6 +12,7 @@ import (
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
 	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // This file is what `remask sample` prints: the header and the progress lines
@@ -117,8 +118,8 @@ func verboseModel(w io.Writer, role string, m *model.Model) {
 	if src.IterNum != nil {
 		parts = append(parts, fmt.Sprintf("iter_num %d", *src.IterNum))
 	}
-	if len(parts) > 0 {
-		fmt.Fprintf(w, "    source: %s\n", strings.Join(parts, ", "))
+	if len(parts) > 0 { // strings from the file: escaped
+		fmt.Fprintf(w, "    source: %s\n", termsafe.Escape(strings.Join(parts, ", ")))
 	}
 }
 
@@ -221,7 +222,7 @@ func preview(s string, n int) string {
 	if len(r) > n {
 		r, more = r[:n], "..."
 	}
-	return strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(string(r)) + more
+	return termsafe.Escape(string(r)) + more
 }
 
 // printResults prints the samples and the performance summary on stdout.
@@ -258,7 +259,7 @@ func printResults(w io.Writer, res *sampler.Result, backend string) {
 			}
 		}
 		fmt.Fprintln(w, sampleRule)
-		fmt.Fprintln(w, s.Text)
+		fmt.Fprintln(w, termsafe.EscapeText(s.Text)) // the vocabulary's strings, from the file
 	}
 
 	fmt.Fprintln(w)

@@ -16,6 +16,7 @@ import (
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
 	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // The shipped default models, looked up by findDefaultModel.
@@ -266,7 +267,7 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 		live.done(res)
 	}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(c.stderr, "warning: %s\n", w)
+		fmt.Fprintf(c.stderr, "warning: %s\n", termsafe.EscapeText(w))
 	}
 
 	if a.save != "" {

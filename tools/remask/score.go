@@ -11,6 +11,7 @@ import (
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
 	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // scoreArgs are the flags of `remask score`.
@@ -208,7 +209,7 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 	}
 	out.Mean = scoreMeans{mean(0), mean(1), mean(2), mean(3), mean(4), mean(5)}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(c.stderr, "warning: %s\n", w)
+		fmt.Fprintf(c.stderr, "warning: %s\n", termsafe.EscapeText(w))
 	}
 	if a.jsonOut {
 		enc := json.NewEncoder(c.stdout)
