@@ -216,14 +216,17 @@ const maxCardBytes = 1 << 20
 // checkInput refuses, before any reader opens it, a path that is not a
 // regular file (a FIFO would block the reader forever, /dev/zero would be
 // read until memory runs out), as a usage error naming flag ("" for the
-// command's operand). The open does not block: safefile.OpenRegular.
+// command's operand, whose missing file stays a failure, exit 1). The open does not block: safefile.OpenRegular.
 func checkInput(flag, path string) error {
 	f, _, err := safefile.OpenRegular(path)
-	if err != nil {
-		if flag == "" {
-			return &usageError{msg: err.Error()}
-		}
+	switch {
+	case err == nil:
+	case flag != "":
 		return flagError(flag, "%v", err)
+	case errors.Is(err, safefile.ErrNotRegular):
+		return &usageError{msg: err.Error()}
+	default:
+		return err // a missing or unreadable file: the command failed (exit 1)
 	}
 	return f.Close()
 }
