@@ -8,6 +8,8 @@ import (
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/shaders"
+
+	"github.com/remask/remask/internal/checked"
 )
 
 // The output heads (sampler-spec §1.5, §1.9) on the hidden state of the
@@ -200,8 +202,8 @@ func (n *Net) checkTokens(tokens []int32, B, T int) error {
 	if T > cfg.BlockSize {
 		return fmt.Errorf("gpu: encode: sequence length %d exceeds block_size %d of model %s; use at most %d tokens per row", T, cfg.BlockSize, n.m.Name(), cfg.BlockSize)
 	}
-	if len(tokens) != B*T {
-		return fmt.Errorf("gpu: encode: got %d token ids for batch %d x length %d, want %d", len(tokens), B, T, B*T)
+	if n, ok := checked.Mul(B, T); !ok || len(tokens) != n { // B*T could wrap to len(tokens)
+		return fmt.Errorf("gpu: encode: got %d token ids for batch %d x length %d, want %d", len(tokens), B, T, n)
 	}
 	for p, id := range tokens {
 		if id < 0 || int(id) >= cfg.VocabSize {
