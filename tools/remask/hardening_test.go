@@ -250,3 +250,25 @@ func TestFileStringsEscaped(t *testing.T) {
 		t.Errorf("inspect --json: card %q, trainer %q, %v", s.Card, s.Source.Trainer, err)
 	}
 }
+
+// TestForwardNeed: forward's estimate includes its JSON output and
+// overflows to ok=false; a modest input passes (200000 rows of 32 ids on
+// the golden model measured 24 GB RSS when the kernel killed it, before
+// this check; the estimate is 26.5 GiB).
+func TestForwardNeed(t *testing.T) {
+	m, err := model.Load(lmFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := forwardNeed(&m.Config, 1<<40, 1<<40); ok {
+		t.Error("2^80 positions: ok")
+	}
+	need, ok := forwardNeed(&m.Config, 200000, 32)
+	if !ok || need < 24<<30 || need > 32<<30 {
+		t.Errorf("200000 x 32: %d bytes (ok %v), want 24..32 GiB", need, ok)
+	}
+	code, out, errOut := runCLI(t, `{"tokens": [[1, 2, 3]]}`, "forward", "--model", lmFull, "--backend", "cpu")
+	if code != exitOK || !strings.HasPrefix(out, `{"logits":[[[`) {
+		t.Errorf("small forward: exit %d\n%.200s\n%s", code, out, errOut)
+	}
+}
