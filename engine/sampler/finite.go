@@ -20,13 +20,19 @@ type finiteNet struct {
 	engine.Net
 }
 
-// guardFinite wraps the generation's nets (host loop and metrics).
-func (g *generation) guardFinite() {
-	if g.lm != nil {
-		g.lm = finiteNet{g.lm}
-	}
+// guardFinite wraps the generation's nets. On the device loop (device)
+// the language model and the remasking model stay as they are: the loop
+// runs them itself and needs the backend's own Nets; the judge still runs
+// on the host.
+func (g *generation) guardFinite(device bool) {
 	if g.judge != nil {
 		g.judge = finiteNet{g.judge}
+	}
+	if device {
+		return
+	}
+	if g.lm != nil {
+		g.lm = finiteNet{g.lm}
 	}
 	if g.remaskr != nil {
 		g.remaskr = finiteNet{g.remaskr}

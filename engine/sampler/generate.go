@@ -30,7 +30,7 @@ func Generate(ctx context.Context, m Models, o Options, observe func(*Event)) (*
 	g.observe = observe
 	start := time.Now()
 	ln := g.loopNet()
-	g.guardFinite() // NaN/Inf from a head is an error (finite.go)
+	g.guardFinite(ln != nil) // NaN/Inf from a head is an error (finite.go)
 	if ln != nil {
 		return g.runDevice(ctx, ln, start)
 	}
