@@ -9,6 +9,9 @@ import (
 	"github.com/remask/remask/engine/gpu"
 )
 
+// maxThreads bounds --threads.
+const maxThreads = 1024
+
 // newBackend turns --backend and --threads into a backend. note says why
 // auto chose what it chose ("" when the user named the backend).
 //
@@ -17,6 +20,11 @@ import (
 // when asked for with --backend gpu: on the same cores the CPU backend is
 // faster.
 func newBackend(name string, threads int) (be engine.Backend, note string, err error) {
+	if threads < 0 || threads > maxThreads {
+		// Each thread gets its own attention scratch: an unbounded count
+		// would be an unbounded allocation.
+		return nil, "", flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 to %d", threads, maxThreads)
+	}
 	switch name {
 	case "cpu":
 		return cpu.New(threads), "", nil

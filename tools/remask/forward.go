@@ -46,7 +46,7 @@ func forwardFlags() (*flagSet, *forwardArgs) {
 	fs.stringVar(&a.neighbors, "sampler-neighbors", "", "MODE",
 		"sampler head neighbour input: zeros (always zero vectors) | embeddings (the ids at p-1 and p+1 when they exist and are not [MASK])")
 	fs.showDefault("sampler-neighbors", "the model file's sampler.neighbors")
-	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
+	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 to 1024")
 	fs.boolVar(&a.jsonOut, "json", false, "JSON is the only output format; the flag is accepted for clarity")
 	return fs, a
 }

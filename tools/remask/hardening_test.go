@@ -272,3 +272,19 @@ func TestForwardNeed(t *testing.T) {
 		t.Errorf("small forward: exit %d\n%.200s\n%s", code, out, errOut)
 	}
 }
+
+// TestThreadsBounded: --threads is at most maxThreads (each thread has its
+// own attention scratch: --threads 1000000000 allocated a billion of them).
+func TestThreadsBounded(t *testing.T) {
+	for _, cmd := range [][]string{
+		{"sample", "--model", lmFull},
+		{"score", "--model", lmFull, "--text", "abc"},
+		{"forward", "--model", lmFull},
+		{"bench", "--model", lmFull, "--shapes", "1x8", "--validate", "none", "--iters", "1"},
+	} {
+		code, _, errOut := runCLI(t, "", append(cmd, "--backend", "cpu", "--threads", "1000000000")...)
+		if code != exitUsage || !strings.Contains(errOut, "--threads: 1000000000 is out of range; use 0 for one thread per CPU core, or 1 to 1024") {
+			t.Errorf("%s: exit %d\n%s", cmd[0], code, errOut)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func sampleFlags() (*flagSet, *sampleArgs) {
 	fs.stringVar(&a.remaskerPath, "remasking-model", "", "FILE", "token classifier (kind token_classifier) for --remasking model")
 	fs.showDefault("remasking-model", "none")
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu; auto = WebGPU on a hardware adapter, else cpu (saying which); gpu = any WebGPU adapter, software ones included")
-	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
+	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 to 1024")
 	fs.stringVar(&a.maxMemory, "max-memory", "auto", "SIZE", maxMemoryHelp)
 
 	fs.group("Sampling")

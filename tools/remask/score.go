@@ -40,7 +40,7 @@ func scoreFlags() (*flagSet, *scoreArgs) {
 	fs.stringVar(&a.judgePath, "judge", "", "FILE", "judge model (kind sequence_scorer)")
 	fs.showDefault("judge", "models/"+defaultJudgeName+" next to the default model, if present; none with --model")
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu")
-	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
+	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 to 1024")
 	fs.stringVar(&a.maxMemory, "max-memory", "auto", "SIZE", maxMemoryHelp)
 	fs.group("Text")
 	fs.stringVar(&a.textFile, "text-file", "", "FILE", "text to cut into windows")
