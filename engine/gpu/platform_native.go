@@ -11,8 +11,9 @@ package gpu
 //     process). submit() therefore pushes and pops validation
 //     and out-of-memory error scopes itself, through the C API
 //     (scope_native.go), so a bad submission is an error value.
-//   - CreateInstance with a descriptor passes uninitialised memory (see
-//     openPlatform): we pass none and pick Vulkan per adapter request.
+//   - CreateInstance with a descriptor passes uninitialised memory, and
+//     without one it enables every backend, GL included (whose probe can
+//     abort the process): instance_native.go builds the descriptor itself.
 //   - AdapterInfo.Name and VendorName hold wgpu-native's hexadecimal ids
 //     ("0x0", "0x10005") on Vulkan; the readable name is in
 //     DriverDescription, which info() uses instead when Name is a hex id.
@@ -127,35 +128,30 @@ func openPlatform(ctx context.Context) (*platform, error) {
 	openMu.Lock()
 	defer openMu.Unlock()
 	wgpu.SetLogLevel(wgpu.LogLevelOff) // errors come back as values; the log would repeat them
-	// Vulkan first, through our own zeroed instance descriptor
-	// (instance_native.go); without a Vulkan adapter, any backend through
-	// the binding's descriptor-less instance.
+	// One instance per backend set of instanceBackends (instance_native.go,
+	// our own zeroed descriptor): on Linux Vulkan only, never GL and never
+	// the binding's all-backends instance, whose GLES probe can abort the
+	// process.
 	ropts := &wgpu.RequestAdapterOptions{PowerPreference: wgpu.PowerPreferenceHighPerformance}
 	var adapter *wgpu.Adapter
+	var inst *wgpu.Instance
 	var errs []string
-	inst := vulkanInstance()
-	if inst != nil {
-		a, err := inst.RequestAdapter(ropts)
-		if err == nil && a != nil {
-			adapter = a
-		} else {
-			if err != nil {
-				errs = append(errs, err.Error())
-			}
-			inst.Release()
+	for _, backends := range instanceBackends(runtime.GOOS) {
+		in := newInstance(backends)
+		if in == nil {
+			continue
 		}
-	}
-	if adapter == nil {
-		inst = wgpu.CreateInstance(nil)
-		a, err := inst.RequestAdapter(ropts)
+		a, err := in.RequestAdapter(ropts)
 		if err == nil && a != nil {
-			adapter = a
-		} else if err != nil {
+			adapter, inst = a, in
+			break
+		}
+		if err != nil {
 			errs = append(errs, err.Error())
 		}
+		in.Release()
 	}
 	if adapter == nil {
-		inst.Release()
 		msg := "wgpu-native found none"
 		if len(errs) > 0 {
 			msg += ": " + strings.Join(errs, "; ")

@@ -9,6 +9,9 @@ import (
 	"github.com/remask/remask/engine/gpu"
 )
 
+// maxThreads bounds --threads.
+const maxThreads = 1024
+
 // newBackend turns --backend and --threads into a backend, opening a GPU
 // with ctx (the command's, canceled by Ctrl-C). note says why auto chose
 // what it chose ("" when the user named the backend).
@@ -25,6 +28,11 @@ func newBackend(ctx context.Context, name string, threads int) (be engine.Backen
 func openBackend(ctx context.Context, name string, threads int, gopts gpu.Options) (be engine.Backend, note string, err error) {
 	if name == "gpu" || name == "auto" {
 		ensureRuntimeDir() // no Mesa "XDG_RUNTIME_DIR is invalid" line while probing
+	}
+	if threads < 0 || threads > maxThreads {
+		// Each thread gets its own attention scratch: an unbounded count
+		// would be an unbounded allocation.
+		return nil, "", flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 to %d", threads, maxThreads)
 	}
 	if err := gopts.Check(); err != nil {
 		return nil, "", flagError("matmul-tile", "%v", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/remask/remask/engine/cpu"
 	"github.com/remask/remask/engine/gpu"
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/engine/sampler"
 )
 
 // `remask bench --job forward` times the trunk forward pass (embeddings,
@@ -146,9 +147,18 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	} else if m, err = standardModel(1); err != nil {
 		return err
 	}
+	budget, err := memoryBudget("max-memory", "auto")
+	if err != nil {
+		return err
+	}
 	for _, s := range append(shapes, vshape...) {
 		if s[1] > m.Config.BlockSize {
 			return flagError("shapes", "length %d exceeds the model's block_size %d", s[1], m.Config.BlockSize)
+		}
+		o := sampler.Defaults()
+		o.MaxMemory = budget
+		if err := sampler.CheckMemory(m, nil, nil, s[0], s[1], o); err != nil {
+			return flagError("shapes", "%dx%d: %v", s[0], s[1], err)
 		}
 	}
 	be, note, err := openBackend(ctx, a.backend, a.threads, gpu.Options{MatmulTile: a.matmulTile})

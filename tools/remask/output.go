@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
+	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // This file is what `remask sample` prints: the header and the progress lines
@@ -118,8 +118,8 @@ func verboseModel(w io.Writer, role string, m *model.Model) {
 	if src.IterNum != nil {
 		parts = append(parts, fmt.Sprintf("iter_num %d", *src.IterNum))
 	}
-	if len(parts) > 0 {
-		fmt.Fprintf(w, "    source: %s\n", strings.Join(parts, ", "))
+	if len(parts) > 0 { // strings from the file: escaped
+		fmt.Fprintf(w, "    source: %s\n", termsafe.Escape(strings.Join(parts, ", ")))
 	}
 }
 
@@ -222,7 +222,7 @@ func preview(s string, n int) string {
 	if len(r) > n {
 		r, more = r[:n], "..."
 	}
-	return strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(string(r)) + more
+	return termsafe.Escape(string(r)) + more
 }
 
 // printResults prints the samples and the performance summary on stdout.
@@ -259,7 +259,7 @@ func printResults(w io.Writer, res *sampler.Result, backend string) {
 			}
 		}
 		fmt.Fprintln(w, sampleRule)
-		fmt.Fprintln(w, s.Text)
+		fmt.Fprintln(w, termsafe.EscapeText(s.Text)) // the vocabulary's strings, from the file
 	}
 
 	fmt.Fprintln(w)
@@ -412,9 +412,10 @@ type saveSample struct {
 }
 
 // saveIterations writes the reference's iteration JSON with 2-space
-// indentation, through a temporary file in the same folder and a rename, so
-// that the file is either complete or absent.
-func saveIterations(path, generator string, v *model.Vocab, res *sampler.Result) error {
+// indentation through safefile: atomically (a temporary file in the same
+// folder, then a rename), never over an input, over an existing file only
+// with --force (opt).
+func saveIterations(path string, opt safefile.CreateOptions, generator string, v *model.Vocab, res *sampler.Result) error {
 	f := saveFile{Generator: generator, Meta: describeVocab(v), Samples: make([]saveSample, len(res.Iterations))}
 	for i, recs := range res.Iterations {
 		its := make([]sampler.IterationRecord, len(recs))
@@ -431,29 +432,10 @@ func saveIterations(path, generator string, v *model.Vocab, res *sampler.Result)
 		return fmt.Errorf("--save: encoding %s: %w", path, err)
 	}
 	data = append(data, '\n')
-	return writeFileAtomic(path, data)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("--save: cannot write next to %s: %w", path, err)
-	}
-	name := tmp.Name()
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(name, 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(name, path)
-	}
-	if werr != nil {
-		os.Remove(name)
-		return fmt.Errorf("--save: writing %s (%d bytes): %w", path, len(data), werr)
-	}
-	return nil
+	return safefile.WriteFile(path, opt, func(w io.Writer) error {
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("--save: writing %s (%d bytes): %w", path, len(data), err)
+		}
+		return nil
+	})
 }

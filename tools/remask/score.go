@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"unicode/utf8"
 
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
+	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // scoreArgs are the flags of `remask score`.
@@ -22,6 +23,7 @@ type scoreArgs struct {
 	unknown              string
 	backend              string
 	threads              int
+	maxMemory            string
 	jsonOut              bool
 }
 
@@ -38,7 +40,8 @@ func scoreFlags() (*flagSet, *scoreArgs) {
 	fs.stringVar(&a.judgePath, "judge", "", "FILE", "judge model (kind sequence_scorer)")
 	fs.showDefault("judge", "models/"+defaultJudgeName+" next to the default model, if present; none with --model")
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu")
-	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
+	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 to 1024")
+	fs.stringVar(&a.maxMemory, "max-memory", "auto", "SIZE", maxMemoryHelp)
 	fs.group("Text")
 	fs.stringVar(&a.textFile, "text-file", "", "FILE", "text to cut into windows")
 	fs.showDefault("text-file", "none")
@@ -109,6 +112,10 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 	if a.threads < 0 {
 		return flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 or more", a.threads)
 	}
+	budget, err := memoryBudget("max-memory", a.maxMemory)
+	if err != nil {
+		return err
+	}
 	be, _, err := newBackend(ctx, a.backend, a.threads)
 	if err != nil {
 		return err
@@ -128,6 +135,8 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	vocab := &m.LM.Model().Vocab
+	o := sampler.Defaults()
+	o.QualityMetric, o.Compat, o.UnknownChars, o.MaxMemory = a.metric, compat, a.unknown, budget
 
 	var rows [][]int32
 	var starts []int
@@ -143,7 +152,13 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 		rows, starts = [][]int32{ids}, []int{0}
 	} else {
 		source = a.textFile
-		data, err := os.ReadFile(a.textFile)
+		// The windows are cut before the sampler sees them: their size is
+		// checked first, and the file is read with a bound (text decodes
+		// to 4 bytes a character, then to token ids).
+		if err := sampler.CheckMemory(m.LM.Model(), judgeModel(m), nil, a.windows, a.length, o); err != nil {
+			return err
+		}
+		data, err := safefile.ReadFile(a.textFile, budget/16)
 		if err != nil {
 			return flagError("text-file", "%v", err)
 		}
@@ -158,8 +173,6 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 	}
-	o := sampler.Defaults()
-	o.QualityMetric, o.Compat, o.UnknownChars = a.metric, compat, a.unknown
 	res, err := sampler.Score(ctx, m, rows, o)
 	if err != nil {
 		return err
@@ -195,7 +208,7 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 	}
 	out.Mean = scoreMeans{mean(0), mean(1), mean(2), mean(3), mean(4), mean(5)}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(c.stderr, "warning: %s\n", w)
+		fmt.Fprintf(c.stderr, "warning: %s\n", termsafe.EscapeText(w))
 	}
 	if a.jsonOut {
 		enc := json.NewEncoder(c.stdout)
@@ -253,4 +266,12 @@ func printScore(w io.Writer, out *scoreOutput) {
 	for i, win := range out.Windows {
 		fmt.Fprintf(w, "window %d @%d: judge %s, self %s\n", i, win.Start, f(win.JudgeScore), f(win.SelfConfidence))
 	}
+}
+
+// judgeModel is the judge's model description, nil without a judge.
+func judgeModel(m sampler.Models) *model.Model {
+	if m.Judge == nil {
+		return nil
+	}
+	return m.Judge.Model()
 }

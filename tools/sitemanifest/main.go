@@ -9,7 +9,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,6 +20,8 @@ import (
 	"strings"
 
 	"github.com/remask/remask/engine/api"
+	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/safefile"
 )
 
 type modelEntry struct {
@@ -59,11 +60,7 @@ func run(out, wasm string, files []string) error {
 	}
 	m := manifest{Build: build[:16], DefaultModel: api.DefaultModelID}
 	for _, f := range files {
-		info, err := api.ReadInfo(context.Background(), api.SourceLoader{}, f)
-		if err != nil {
-			return err
-		}
-		sum, n, err := hashFile(f)
+		h, sum, n, err := readModel(f)
 		if err != nil {
 			return err
 		}
@@ -75,7 +72,7 @@ func run(out, wasm string, files []string) error {
 		if id == api.DefaultJudgeID {
 			m.DefaultJudge = id
 		}
-		m.Models = append(m.Models, modelEntry{ID: id, Kind: string(info.Kind), File: filepath.ToSlash(rel), Bytes: n, SHA256: sum})
+		m.Models = append(m.Models, modelEntry{ID: id, Kind: string(h.Config.Kind), File: filepath.ToSlash(rel), Bytes: n, SHA256: sum})
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -84,8 +81,29 @@ func run(out, wasm string, files []string) error {
 	return os.WriteFile(out, append(b, '\n'), 0o644)
 }
 
+// readModel checks the model file's header (model.ReadHeader, as strictly
+// as remask loads it) and hashes the whole file, in one pass over a regular
+// file.
+func readModel(name string) (*model.Header, string, int64, error) {
+	f, st, err := safefile.OpenRegular(name)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	defer f.Close()
+	hash := sha256.New()
+	h, err := model.ReadHeader(name, io.TeeReader(f, hash), st.Size())
+	if err != nil {
+		return nil, "", 0, err
+	}
+	rest, err := io.Copy(hash, f)
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return h, hex.EncodeToString(hash.Sum(nil)), h.Bytes + rest, nil
+}
+
 func hashFile(name string) (string, int64, error) {
-	f, err := os.Open(name)
+	f, _, err := safefile.OpenRegular(name)
 	if err != nil {
 		return "", 0, err
 	}
