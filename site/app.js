@@ -55,17 +55,14 @@
     let m = String((e && e.message) || e);
     m = m.replace(/\s*\[[a-z_]+\]$/, '').replace(/\s*\(field [a-z_]+\)/, '');
     m = m.replace(/\s*\(--[a-z-]+(?: [A-Z]+)?\)/g, '').replace(/--([a-z-]+)/g, (_, f) => `“${LABELS[f.replace(/-/g, '_')] || f}”`);
-    const urls = m.match(/\b(?:https?|blob):\/\/[^\s:,)]+/g) || [];
-    for (const u of new Set(urls)) {
-      let first = true;
-      m = m.replace(new RegExp(`(?:(?:opening|GET|reading|downloading|loading) )?${u.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:?`, 'g'), (s) => {
-        if (first) return (first = false), s;
-        return '';
-      });
-    }
-    m = m.replace(/:\s*:/g, ':').replace(/\s{2,}/g, ' ').replace(/:\s*$/, '').trim();
-    if (e && e.field && LABELS[e.field]) m += ` (check “${LABELS[e.field]}”)`;
-    return m.charAt(0).toUpperCase() + m.slice(1);
+    // A URL is named once, first: the engine's layers each repeat it.
+    const urls = [...new Set((m.match(/\bhttps?:\/\/[^\s,)]+/g) || []).map((u) => u.replace(/:$/, '')))];
+    for (const u of urls) m = m.split(u).map((part, i, all) => (i < all.length - 1 ? part.replace(/(?:opening|GET|reading|downloading|loading|the download of)\s*$/i, '') : part)).join('');
+    m = m.replace(/^[\s:]+/, '').replace(/(?::\s*){2,}/g, ': ').replace(/\s{2,}/g, ' ').replace(/:\s*$/, '').trim();
+    if (urls.length) m = `${urls[0]}: ${m}`;
+    else m = m.charAt(0).toUpperCase() + m.slice(1);
+    if (e && e.field && LABELS[e.field] && !['url', 'id'].includes(e.field)) m += ` (check “${LABELS[e.field]}”)`;
+    return m;
   }
   function markField(f) {
     const el = fieldEl(f);
@@ -406,7 +403,8 @@
       setStatus($('model-status'), modelLine(info), 'good');
       refreshCached();
     } catch (e) {
-      setStatus($('model-status'), `Could not load ${what}: ${webMessage(e)}`, 'error');
+      const msg = webMessage(e);
+      setStatus($('model-status'), `Could not load the model: ${msg.includes(what) ? msg : what + ': ' + msg}`, 'error');
     }
   }
   const idOf = (name) => name.replace(/^.*\//, '').replace(/\.safetensors$/, '').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 60) || 'model';
@@ -665,6 +663,9 @@
     syncActions();
     phase('Starting…', null);
     ui.firstChangeMs = performance.now() - clicked;
+    // On a narrow screen the output is below the form: bring it up so the
+    // run's progress is seen (Generate/Stop stay at the top of the screen).
+    if ($('out').getBoundingClientRect().top > innerHeight - 160) $('compose').querySelector('.bar').scrollIntoView({ block: 'start' });
     const focusWasGenerate = document.activeElement === $('generate');
     abort = new AbortController();
     const signal = abort.signal;
