@@ -340,6 +340,12 @@
     let doneBytes = 0;
     const t0 = performance.now();
     for (const id of todo) {
+      if (remask.server) {
+        phase(`Loading ${id} on the server…`, null);
+        const info = await load({ id }, signal, (bytes, tot) => bytes >= 0 && tot && phase(`Loading ${id} on the server: ${MB(bytes)} of ${MB(tot)} MB`, bytes / tot));
+        setStatus($('model-status'), modelLine(info), 'good');
+        continue;
+      }
       const fromCache = cached.has(id);
       phase(fromCache ? `Loading ${id} from this browser's cache…` : `Downloading ${id}: ${MB(size(id))} MB${todo.length > 1 && total > size(id) ? ` (${MB(total)} MB in all)` : ''}…`, fromCache ? null : total ? doneBytes / total : null);
       let last = 0;
@@ -528,7 +534,10 @@
     for (const run of ui.runs) {
       const d = run.done;
       if (!d) continue;
-      const wrap = Object.assign(document.createElement('div'), { className: 'table-wrap' });
+      // The table scrolls sideways inside its box on a phone: focusable, named.
+      const wrap = Object.assign(document.createElement('div'), { className: 'table-wrap', tabIndex: 0 });
+      wrap.setAttribute('role', 'region');
+      wrap.setAttribute('aria-label', `Quality table${run.label ? ' (' + run.label + ')' : ''}`);
       const th = (k) => `<th scope="col" title="${METRIC_HELP[k][2]}">${METRIC_HELP[k][0]}<small>${METRIC_HELP[k][1]}</small></th>`;
       const rows = d.samples
         .map((s, i) => `<tr><th scope="row">${i + 1}</th><td>${fmt(s.judge_score)}</td><td>${fmt(s.self_confidence)}</td><td>${s.critic ? fmt(s.critic.mean) : '–'}</td><td>${s.critic ? `${fmt(s.critic.p10)} / ${fmt(s.critic.p50)} / ${fmt(s.critic.p90)}` : '–'}</td></tr>`)
@@ -1010,6 +1019,12 @@
     if ('serviceWorker' in navigator && location.protocol !== 'file:') navigator.serviceWorker.register('sw.js').catch(() => {});
     wire();
     buildExamples();
+    // A field's one-line help (its label's title) is also the field's own
+    // description, for screen readers and keyboard users.
+    for (const l of document.querySelectorAll('label[title]')) {
+      const f = l.querySelector('input, select');
+      if (f && !f.title) f.title = l.title;
+    }
     $('where').value = ['gpu', 'cpu'].includes(params.get('backend')) ? params.get('backend') : 'auto';
     let readyResolve;
     ui.readyP = new Promise((r) => (readyResolve = r));
