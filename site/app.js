@@ -580,6 +580,7 @@
           break;
         case 'start':
           run.start = ev;
+          run.tStart = performance.now();
           run.total = ev.options.masking_ratios && ev.options.masking_ratios.length ? ev.options.masking_ratios.length : ev.options.iterations;
           phase(webgpu && !pipelinesBuilt ? `Preparing GPU kernels (first run in this page only), then pass 1 of ${run.total}${label}…` : `Pass 1 of ${run.total}${label}…`, 0);
           break;
@@ -592,7 +593,9 @@
           run.iters.push(ev);
           render(run, run.iters.length - 1);
           syncActions();
-          const per = ev.iteration > 1 ? (now - tFirst) / (ev.iteration - 1) : 0;
+          // Time per pass: from the passes so far; after the first, from the
+          // first alone (unless it included building the GPU kernels).
+          const per = ev.iteration > 1 ? (now - tFirst) / (ev.iteration - 1) : webgpu && !pipelinesBuilt ? 0 : now - run.tStart;
           const left = ev.iterations - ev.iteration;
           phase(`Pass ${ev.iteration} of ${ev.iterations}${label}${left && per ? ` · about ${Math.ceil((left * per) / 1000)} s left` : ''}`, ev.iteration / ev.iterations);
           break;

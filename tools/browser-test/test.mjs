@@ -206,6 +206,51 @@ function engineBusy(page, running, timeout = 20000) {
   );
 }
 
+// contrast computes, in the page, the WCAG contrast of every cell state
+// (masked, fresh, will be re-masked, kept) on the page and on the heatmap's
+// strongest colour: text 4.5:1, the fresh underline 3:1.
+async function contrast(page) {
+  return page.evaluate(() => {
+    const parse = (c) => {
+      const m = /rgba?\(([^)]+)\)/.exec(c) || /color\(srgb ([^)]+)\)/.exec(c);
+      if (!m) return null;
+      const v = m[1].split(/[\s,/]+/).filter(Boolean).map(Number);
+      const scale = /srgb/.test(c) ? 255 : 1;
+      return { r: v[0] * scale, g: v[1] * scale, b: v[2] * scale, a: v[3] === undefined ? 1 : v[3] };
+    };
+    const over = (top, bottom) => ({ r: top.r * top.a + bottom.r * (1 - top.a), g: top.g * top.a + bottom.g * (1 - top.a), b: top.b * top.a + bottom.b * (1 - top.a), a: 1 });
+    const lum = (c) => {
+      const f = (x) => ((x /= 255) <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+    };
+    const ratio = (a, b) => {
+      const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+      return (x + 0.05) / (y + 0.05);
+    };
+    const panel = parse(getComputedStyle(document.getElementById('out')).backgroundColor);
+    const pre = document.createElement('pre');
+    pre.className = 'sample heat';
+    document.getElementById('out').append(pre);
+    const out = [];
+    for (const heat of [0, 1]) {
+      for (const cls of ['c', 'c mask', 'c dim', 'c fresh', 'c keep', 'c dim fresh']) {
+        const c = document.createElement('span');
+        c.className = cls;
+        c.textContent = 'x';
+        if (heat) c.style.setProperty('--w', '1');
+        pre.append(c);
+        const cs = getComputedStyle(c);
+        const bg = over(parse(cs.backgroundColor) || { r: 0, g: 0, b: 0, a: 0 }, panel);
+        const text = ratio(over(parse(cs.color), bg), bg);
+        const bar = /inset/.test(cs.boxShadow) ? ratio(parse(cs.boxShadow), bg) : null;
+        out.push({ state: cls.replace('c', '').trim() || 'plain', heat, text: +text.toFixed(2), underline: bar && +bar.toFixed(2) });
+      }
+    }
+    pre.remove();
+    return out;
+  });
+}
+
 const shareHash = (o) => '#o=' + encodeURIComponent(JSON.stringify({ model: 'shakespeare', prompt: '', ...o }));
 
 // axe runs axe-core on the page: serious and critical violations.
@@ -337,6 +382,13 @@ async function main() {
         const both = await page.evaluate(() => document.querySelectorAll('#runs .sample .c.fresh[style*="--w"]').length);
         check(both > 0, '#5 fresh cells keep their highlight under the heatmap', `${both} cells are both fresh and coloured`);
         await axe(page, 'heatmap on, pass 2');
+        for (const scheme of ['light', 'dark']) {
+          await page.emulateMedia({ colorScheme: scheme });
+          const cs = await contrast(page);
+          const bad = cs.filter((x) => x.text < 4.5 || (x.underline !== null && x.underline < 3));
+          check(cs.length === 12 && bad.length === 0, `#5 every cell state has WCAG AA contrast, heatmap at full strength included (${scheme})`, JSON.stringify(bad.length ? bad : cs.map((x) => `${x.state}${x.heat ? '+heat' : ''} ${x.text}${x.underline ? '/' + x.underline : ''}`)));
+        }
+        await page.emulateMedia({ colorScheme: 'light' });
         await shot(page, '3-heatmap-cpu.png', 'a finished in-page CPU run scrubbed to pass 2: heatmap with its legend and scale, fresh cells underlined, metrics table with units');
         check(r.announcements <= 4, '#12 a few live announcements per run, not one per pass', `${r.announcements} announcements`);
         check(await page.evaluate(() => document.activeElement && document.activeElement.id === 'generate'), '#12 focus returns to Generate after a run', await page.evaluate(() => document.activeElement && (document.activeElement.id || document.activeElement.tagName)));
