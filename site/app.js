@@ -409,6 +409,7 @@
       setStatus($('model-status'), modelLine(info), 'good');
       refreshCached();
     } catch (e) {
+      $('cache-status').textContent = '';
       const msg = webMessage(e);
       setStatus($('model-status'), `Could not load the model: ${msg.includes(what) ? msg : what + ': ' + msg}`, 'error');
     }
@@ -726,6 +727,12 @@
       $('scrub').value = last;
       $('scrub-row').hidden = last < 2;
       if (last) showIteration(last - 1);
+      else {
+        // no text came: the masked canvas goes, the page says why above
+        $('runs').replaceChildren();
+        $('empty').hidden = false;
+        $('legend').hidden = true;
+      }
       metrics();
       $('generate').disabled = false;
       $('stop').disabled = true;
