@@ -580,6 +580,7 @@ async function main() {
         const runs = await page.evaluate(() => remaskUI.runs.map((r) => ({ label: r.label, seed: r.done && r.done.seed, sampler: r.opts.disable_sampler })));
         check(r.state === 'done' && runs.length === 2 && runs[0].seed === runs[1].seed && runs[0].sampler === false && runs[1].sampler === true, 'sampler head on/off side by side on the same seed', JSON.stringify(runs.map((x) => x.label)));
         check(/sampler head on/.test(r.status) && /sampler head off/.test(r.status), 'the Done line reports both runs', r.status);
+        measure('click -> first visible change / first text (CPU path chosen, 1x96, 6 passes, model cached, first run after a load)', `${r.watch.firstChange.toFixed(0)} ms / ${r.watch.firstText.toFixed(0)} ms`);
         await page.evaluate(() => {
           const s = document.getElementById('scrub');
           s.value = 3;
@@ -634,6 +635,7 @@ async function main() {
           if (width === 390) {
             const r = await generate(page, 240000);
             check(r.state === 'done' && r.done.samples[0].text.length === 48, `phone: generation finishes`, r.error || r.status);
+            measure('click -> first visible change / first text (phone, no WebGPU, 1x48, 3 passes, 22.5 MB download in the run)', `${r.watch.firstChange.toFixed(0)} ms / ${r.watch.firstText.toFixed(0)} ms`);
             await layout(page, `${width}x844 after a run`, width);
             const seen = await page.evaluate(() => { const r = document.getElementById('out').getBoundingClientRect(); return r.top < innerHeight; });
             check(seen, 'phone: the output is on screen during and after a run', '');
