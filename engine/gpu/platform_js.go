@@ -70,13 +70,16 @@ func await(ctx context.Context, p js.Value) (js.Value, error) {
 		ch <- result{err: fmt.Errorf("%s", msg)}
 		return nil
 	})
-	defer then.Release()
-	defer catch.Release()
 	p.Call("then", then, catch)
 	select {
 	case r := <-ch:
+		then.Release()
+		catch.Release()
 		return r.v, r.err
 	case <-ctx.Done():
+		// The callbacks stay alive: the promise may still settle (into the
+		// buffered ch), and calling a released js.Func logs "call to
+		// released function" (a Stop during loading or generation).
 		return js.Undefined(), ctx.Err()
 	}
 }
