@@ -340,6 +340,12 @@ func (s *Server) prepare(ctx context.Context, req *generateRequest) (*job, error
 	if j.judge != nil {
 		j.opts.Judge = j.judge.id
 	}
+	// The server's own budget (checkMemory: 413 too_much_memory, naming
+	// --max-request-memory, with each Net's share for the model cache)
+	// governs requests here, so the sampler's generic default budget must
+	// not refuse first; the sampler still refuses sizes whose estimate
+	// overflows.
+	j.opts.Options.MaxMemory = math.MaxInt64
 	if err := s.preflight(j); err != nil {
 		return nil, err
 	}
