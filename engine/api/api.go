@@ -4,8 +4,12 @@
 // (Go compiled to wasm behind github.com/syumai/workers' browser runtime) and
 // on the edge, so this package holds nothing specific to an operating
 // system: model files are opened through the Loader interface, time comes
-// from Config.Now, seeds from Config.NewSeed, and the package has no global
-// state and starts no goroutine of its own.
+// from Config.Now, seeds from Config.NewSeed, and the package starts no
+// goroutine of its own beyond what ends a request (Stop, deadlines). What
+// is specific to a server on a network socket (the Host/Origin/Content-Type
+// guard, confining path loads to folders, refusing private URLs) is in
+// Guard, Config.ModelDirs and SourceLoader; docs/security.md has the threat
+// model.
 //
 // docs/api.md is the user-facing reference of every endpoint, field, event
 // and error.
@@ -17,14 +21,16 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/remask/remask/engine"
@@ -39,6 +45,23 @@ const (
 	DefaultMaxQueue      = 16
 	DefaultMaxBodyBytes  = 1 << 20
 	DefaultMaxModelBytes = 2 << 30
+	// DefaultMaxWork is num_samples x sequence_length x iterations: 16,384
+	// tokens for 256 iterations (the defaults need 16 x 1024 x 15).
+	DefaultMaxWork = 16 * 1024 * 256
+	// DefaultMaxRequestMemory bounds the activations one request allocates.
+	DefaultMaxRequestMemory = 4 << 30
+	// DefaultMaxLoadedModels and DefaultMaxModelMemory bound the models
+	// held in memory; the least recently used idle model is dropped first.
+	DefaultMaxLoadedModels = 8
+	DefaultMaxModelMemory  = 4 << 30
+	// DefaultLoadTimeout bounds reading one model file or download.
+	DefaultLoadTimeout = 10 * time.Minute
+	// DefaultMaxRequestDuration bounds a request from its arrival to its
+	// last byte, waiting in the queue included.
+	DefaultMaxRequestDuration = time.Hour
+	// DefaultStreamWriteTimeout bounds each write of an answer: a client
+	// that stops reading cannot hold the device.
+	DefaultStreamWriteTimeout = 30 * time.Second
 )
 
 // ModelSource is one library entry: a model id and where its file lives, a
@@ -80,11 +103,36 @@ type Config struct {
 	// DisableLoading refuses POST /v1/models with a path or a URL (403); ids
 	// of the library can still be loaded.
 	DisableLoading bool
-	// AllowOrigins are the origins ("https://host:port") whose pages may call
-	// the API from another origin (CORS), such as the demo site hosted
-	// elsewhere and pointed at this server; "*" allows every origin. Empty:
-	// no cross-origin access (same-origin pages need none).
-	AllowOrigins []string
+	// ModelDirs are the folders POST /v1/models may load a "path" from when
+	// Loader is nil (the native file system): a path is refused unless the
+	// file, symlinks resolved, lies inside one of them. Empty: no path
+	// loads. A custom Loader decides itself which sources it opens.
+	ModelDirs []string
+	// AllowPrivateURLs lets "url" loads (Loader nil) reach loopback,
+	// private, link-local and other non-public addresses; the check is made
+	// on the address actually dialled.
+	AllowPrivateURLs bool
+	// LoadTimeout bounds one model read (DefaultLoadTimeout when 0).
+	LoadTimeout time.Duration
+	// MaxWork caps num_samples x sequence_length x iterations per request
+	// (DefaultMaxWork when 0).
+	MaxWork int64
+	// MaxRequestMemory caps the activation bytes one generation may
+	// allocate, estimated from the models' shapes before anything is
+	// allocated (DefaultMaxRequestMemory when 0).
+	MaxRequestMemory int64
+	// MaxLoadedModels and MaxModelMemory bound the models held in memory
+	// (weights and their activation buffers); beyond them the least recently
+	// used model that no request is using is dropped (it loads again when
+	// needed). Defaults: DefaultMaxLoadedModels, DefaultMaxModelMemory.
+	MaxLoadedModels int
+	MaxModelMemory  int64
+	// MaxRequestDuration ends any request that runs longer, with an error
+	// (DefaultMaxRequestDuration when 0).
+	MaxRequestDuration time.Duration
+	// StreamWriteTimeout bounds each write to the client
+	// (DefaultStreamWriteTimeout when 0).
+	StreamWriteTimeout time.Duration
 	// Logger gets one line per request (nil = no logging).
 	Logger *slog.Logger
 	// Now is the clock for request durations (nil = time.Now).
@@ -101,10 +149,19 @@ type Server struct {
 	handler http.Handler
 	queue   *queue
 	loadSem chan struct{} // one model file read at a time (bounds memory)
+	// confine resolves a "path" of POST /v1/models to a file inside
+	// ModelDirs; nil with a custom Loader.
+	confine func(path string) (string, *apiError)
 
-	mu      sync.Mutex
-	entries map[string]*entry
-	order   []string // ids in listing order
+	stopCtx  context.Context // cancelled by Stop
+	stop     context.CancelCauseFunc
+	inflight atomic.Int64 // requests being served
+
+	mu       sync.Mutex
+	entries  map[string]*entry
+	order    []string     // ids in listing order
+	retired  []engine.Net // dropped from the cache; closed by the next device turn
+	useClock int64        // counts model uses, for least-recently-used eviction
 }
 
 // New returns a Server for cfg. It panics on programmer mistakes in cfg (no
@@ -119,8 +176,9 @@ func New(cfg Config) *Server {
 	if cfg.DefaultJudge == "" {
 		cfg.DefaultJudge = DefaultJudgeID
 	}
-	if cfg.Loader == nil {
-		cfg.Loader = SourceLoader{}
+	native := cfg.Loader == nil
+	if native {
+		cfg.Loader = SourceLoader{AllowPrivate: cfg.AllowPrivateURLs}
 	}
 	if cfg.MaxTokens <= 0 {
 		cfg.MaxTokens = DefaultMaxTokens
@@ -137,6 +195,27 @@ func New(cfg Config) *Server {
 	if cfg.MaxModelBytes <= 0 {
 		cfg.MaxModelBytes = DefaultMaxModelBytes
 	}
+	if cfg.MaxWork <= 0 {
+		cfg.MaxWork = DefaultMaxWork
+	}
+	if cfg.MaxRequestMemory <= 0 {
+		cfg.MaxRequestMemory = DefaultMaxRequestMemory
+	}
+	if cfg.MaxLoadedModels <= 0 {
+		cfg.MaxLoadedModels = DefaultMaxLoadedModels
+	}
+	if cfg.MaxModelMemory <= 0 {
+		cfg.MaxModelMemory = DefaultMaxModelMemory
+	}
+	if cfg.LoadTimeout <= 0 {
+		cfg.LoadTimeout = DefaultLoadTimeout
+	}
+	if cfg.MaxRequestDuration <= 0 {
+		cfg.MaxRequestDuration = DefaultMaxRequestDuration
+	}
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -149,6 +228,10 @@ func New(cfg Config) *Server {
 		queue:   newQueue(cfg.MaxQueue),
 		loadSem: make(chan struct{}, 1),
 		entries: map[string]*entry{},
+	}
+	s.stopCtx, s.stop = context.WithCancelCause(context.Background())
+	if native {
+		s.confine = confineTo(cfg.ModelDirs)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -163,7 +246,7 @@ func New(cfg Config) *Server {
 		if ms.Source == "" {
 			panic(fmt.Sprintf("api: Config.Models: id %q has no source", ms.ID))
 		}
-		s.entries[ms.ID] = &entry{id: ms.ID, source: ms.Source}
+		s.entries[ms.ID] = &entry{id: ms.ID, source: ms.Source, library: true}
 		s.order = append(s.order, ms.ID)
 	}
 	s.handler = LogRequests(s.log, cfg.Now, http.HandlerFunc(s.route))
@@ -171,14 +254,77 @@ func New(cfg Config) *Server {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	s.handler.ServeHTTP(w, r)
+}
+
+// ErrShuttingDown is the cause of the requests that Stop ends.
+var ErrShuttingDown = errors.New("the server is shutting down")
+
+// errRequestTimeout is the cause of a request that ran past MaxRequestDuration.
+var errRequestTimeout = errors.New("request timeout")
+
+// Stop ends every request in flight: a stream gets an error event
+// (shutting_down) as its last line, a request that has written nothing a
+// 503. It waits until they returned or ctx ends. New requests are refused
+// with 503. Call it when a graceful shutdown's grace period is over.
+func (s *Server) Stop(ctx context.Context) error {
+	s.stop(ErrShuttingDown)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.inflight.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// requestContext is r's context, ended also by Stop and after
+// MaxRequestDuration, each with its cause.
+func (s *Server) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	stopAfter := context.AfterFunc(s.stopCtx, func() { cancel(ErrShuttingDown) })
+	tctx, tcancel := context.WithTimeoutCause(ctx, s.cfg.MaxRequestDuration, errRequestTimeout)
+	return tctx, func() {
+		stopAfter()
+		tcancel()
+		cancel(context.Canceled)
+	}
+}
+
+// endedBy is the answer for a request whose context ended, or nil when
+// the client went away (nothing can be written then).
+func (s *Server) endedBy(ctx context.Context) *apiError {
+	switch context.Cause(ctx) {
+	case ErrShuttingDown:
+		return &apiError{status: http.StatusServiceUnavailable, Code: "shutting_down",
+			Message: "the server is shutting down and ended this request; retry on a running server"}
+	case errRequestTimeout:
+		return &apiError{status: http.StatusServiceUnavailable, Code: "request_timeout",
+			Message: fmt.Sprintf("the request ran longer than this server's limit of %s per request (--max-request-seconds); ask for less work", s.cfg.MaxRequestDuration)}
+	}
+	return nil
+}
 
 // route dispatches by path, then by method. Every answer, errors included,
 // is JSON (or NDJSON for streams).
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	if s.cors(w, r) {
+	if s.stopCtx.Err() != nil {
+		writeError(w, s.endedBy(s.stopCtx))
 		return
 	}
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	r = r.WithContext(ctx)
+	// The whole answer may take up to the request's limit (a stream moves
+	// its deadline on with every event); http.Server's WriteTimeout is for
+	// the static files. An unsupported writer (tests, wasm) has no deadline.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.MaxRequestDuration + s.cfg.StreamWriteTimeout))
 	type endpoint struct {
 		methods []string
 		serve   func(http.ResponseWriter, *http.Request)
@@ -232,12 +378,17 @@ type queueStatus struct {
 }
 
 type limits struct {
-	MaxTokens     int   `json:"max_tokens"`
-	MaxIterations int   `json:"max_iterations"`
-	MaxQueue      int   `json:"max_queue"`
-	MaxBodyBytes  int64 `json:"max_body_bytes"`
-	MaxModelBytes int64 `json:"max_model_bytes"`
-	Loading       bool  `json:"loading"`
+	MaxTokens         int     `json:"max_tokens"`
+	MaxIterations     int     `json:"max_iterations"`
+	MaxWork           int64   `json:"max_work"`
+	MaxQueue          int     `json:"max_queue"`
+	MaxBodyBytes      int64   `json:"max_body_bytes"`
+	MaxModelBytes     int64   `json:"max_model_bytes"`
+	MaxRequestMemory  int64   `json:"max_request_memory"`
+	MaxLoadedModels   int     `json:"max_loaded_models"`
+	MaxModelMemory    int64   `json:"max_model_memory"`
+	MaxRequestSeconds float64 `json:"max_request_seconds"`
+	Loading           bool    `json:"loading"`
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
@@ -247,8 +398,10 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		Backend:      s.cfg.Backend.Name(),
 		DefaultModel: s.cfg.DefaultModel,
 		Queue:        queueStatus{Running: running, Waiting: waiting, Max: s.cfg.MaxQueue},
-		Limits: limits{MaxTokens: s.cfg.MaxTokens, MaxIterations: s.cfg.MaxIterations, MaxQueue: s.cfg.MaxQueue,
-			MaxBodyBytes: s.cfg.MaxBodyBytes, MaxModelBytes: s.cfg.MaxModelBytes, Loading: !s.cfg.DisableLoading},
+		Limits: limits{MaxTokens: s.cfg.MaxTokens, MaxIterations: s.cfg.MaxIterations, MaxWork: s.cfg.MaxWork, MaxQueue: s.cfg.MaxQueue,
+			MaxBodyBytes: s.cfg.MaxBodyBytes, MaxModelBytes: s.cfg.MaxModelBytes, MaxRequestMemory: s.cfg.MaxRequestMemory,
+			MaxLoadedModels: s.cfg.MaxLoadedModels, MaxModelMemory: s.cfg.MaxModelMemory,
+			MaxRequestSeconds: s.cfg.MaxRequestDuration.Seconds(), Loading: !s.cfg.DisableLoading},
 	}
 	for _, e := range s.snapshot() {
 		h.Models++
@@ -266,26 +419,4 @@ func randomSeed() (uint64, error) {
 		return 0, fmt.Errorf("drawing a random seed: %w; pass \"seed\"", err)
 	}
 	return binary.LittleEndian.Uint64(b[:]) & (1<<53 - 1), nil
-}
-
-// cors adds the CORS headers for an allowed Origin and answers a preflight
-// request (it then returns true). A request from an origin that is not
-// allowed gets no CORS headers, so the browser keeps the answer from the page.
-func (s *Server) cors(w http.ResponseWriter, r *http.Request) (answered bool) {
-	origin := r.Header.Get("Origin")
-	if origin == "" || !slices.ContainsFunc(s.cfg.AllowOrigins, func(o string) bool { return o == "*" || strings.EqualFold(o, origin) }) {
-		return false
-	}
-	h := w.Header()
-	h.Add("Vary", "Origin")
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Expose-Headers", "Retry-After, Allow")
-	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
-		return false
-	}
-	h.Set("Access-Control-Allow-Methods", "GET, POST")
-	h.Set("Access-Control-Allow-Headers", "Content-Type")
-	h.Set("Access-Control-Max-Age", "600")
-	w.WriteHeader(http.StatusNoContent)
-	return true
 }

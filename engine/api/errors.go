@@ -94,8 +94,17 @@ func writeError(w http.ResponseWriter, e *apiError) {
 // unknown fields rejected, every type error naming its field. example is a
 // valid body shown in the message of an empty or malformed one.
 func decodeBody(w http.ResponseWriter, r *http.Request, max int64, v any, example string) *apiError {
-	body := http.MaxBytesReader(w, r.Body, max)
-	dec := json.NewDecoder(body)
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err == nil {
+		err = decodeStrict(data, v, example)
+	}
+	return decodeError(err, v, example)
+}
+
+// decodeStrict decodes data into v: unknown fields rejected, one value
+// only, then checkStrict.
+func decodeStrict(data []byte, v any, example string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -103,12 +112,27 @@ func decodeBody(w http.ResponseWriter, r *http.Request, max int64, v any, exampl
 		var extra json.RawMessage
 		switch err2 := dec.Decode(&extra); {
 		case err2 == io.EOF:
+			if ae := checkStrict(data, reflect.TypeOf(v), example); ae != nil {
+				return ae
+			}
 			return nil
 		case err2 == nil:
 			return &apiError{status: http.StatusBadRequest, Code: "invalid_json", Message: "the body holds more than one JSON value; send exactly one object"}
 		default:
 			err = err2
 		}
+	}
+	return err
+}
+
+// decodeError turns a decoding error into an answer (nil for nil).
+func decodeError(err error, v any, example string) *apiError {
+	if err == nil {
+		return nil
+	}
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
 	}
 	var mbe *http.MaxBytesError
 	var se *json.SyntaxError

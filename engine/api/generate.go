@@ -13,6 +13,7 @@ import (
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
+	"github.com/remask/remask/internal/checked"
 )
 
 // generateRequest is the POST /v1/generate body: every option of `remask
@@ -60,6 +61,8 @@ type job struct {
 	remasker *entry // nil: none
 	models   [3]*model.Model
 	warnings []string
+	acts     [3]int64 // estimated activation bytes of each model's Net
+	release  func()   // ends the use of the entries (always set by prepare)
 }
 
 type startEvent struct {
@@ -120,10 +123,6 @@ type doneEvent struct {
 	Warnings        []string        `json:"warnings"`
 }
 
-// writeTimeout bounds each event write while the request holds the device,
-// so that a client that stops reading cannot stall the queue.
-const writeTimeout = 30 * time.Second
-
 func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	req := generateRequest{Options: sampler.Defaults()}
@@ -135,9 +134,12 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if ctx.Err() == nil {
 			writeError(w, asAPIError(err, "internal"))
+		} else if ae := s.endedBy(ctx); ae != nil {
+			writeError(w, ae)
 		}
 		return
 	}
+	defer j.release()
 	t, err := s.queue.join()
 	if err != nil {
 		writeError(w, queueFull(err))
@@ -149,17 +151,31 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request) {
 	var onMove func(int)
 	if j.opts.Stream {
 		st = newStream(w)
+		st.writeTimeout = s.cfg.StreamWriteTimeout
 		onMove = func(p int) { st.send(queuedEvent{Event: "queued", Position: p}) }
 	} else {
 		onMove = func(int) {}
 	}
+	fail := func(ae *apiError) {
+		if st != nil {
+			st.fail(ae)
+		} else {
+			writeError(w, ae)
+		}
+	}
 	if err := s.queue.wait(ctx, t, onMove); err != nil {
-		return // the client went away
+		if ae := s.endedBy(ctx); ae != nil {
+			fail(ae)
+		}
+		return // else the client went away
 	}
 	done, err := s.run(ctx, j, st, w)
 	s.queue.leave(t) // free the device before the last write
 	if err != nil {
 		if ctx.Err() != nil {
+			if ae := s.endedBy(ctx); ae != nil {
+				fail(ae)
+			}
 			return
 		}
 		ae := asAPIError(err, "generation_failed")
@@ -174,6 +190,7 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request) {
 		st.send(done)
 		return
 	}
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.StreamWriteTimeout))
 	writeJSON(w, http.StatusOK, done)
 }
 
@@ -218,13 +235,28 @@ func (s *Server) prepare(ctx context.Context, req *generateRequest) (*job, error
 	if o.Template != "" && o.SequenceLength == 0 {
 		length, what = utf8.RuneCountInString(o.Template), "the template's length"
 	}
-	if product := float64(o.NumSamples) * float64(length); product > float64(s.cfg.MaxTokens) {
+	if tokens, ok := checked.Mul(o.NumSamples, length); !ok || tokens > s.cfg.MaxTokens {
 		ae := &apiError{status: http.StatusRequestEntityTooLarge, Code: "too_many_tokens", Field: "num_samples",
-			Message: fmt.Sprintf("num_samples x %s = %d x %d = %.0f tokens is over this server's limit of %d tokens per request; lower num_samples or the length",
-				what, o.NumSamples, length, product, s.cfg.MaxTokens),
+			Message: fmt.Sprintf("num_samples x %s = %d x %d = %s tokens is over this server's limit of %d tokens per request (--max-tokens); lower num_samples or the length",
+				what, o.NumSamples, length, productString(ok, tokens), s.cfg.MaxTokens),
 			Limit: s.cfg.MaxTokens}
-		if product <= math.MaxInt32 {
-			ae.Requested = int(product)
+		if ok {
+			ae.Requested = tokens
+		}
+		return nil, ae
+	}
+	iters := o.EffectiveIterations()
+	if work, ok := checked.MulAll(o.NumSamples, length, iters); !ok || int64(work) > s.cfg.MaxWork {
+		field := "iterations"
+		if len(o.MaskingRatios) > 0 {
+			field = "masking_ratios"
+		}
+		ae := &apiError{status: http.StatusRequestEntityTooLarge, Code: "too_much_work", Field: field,
+			Message: fmt.Sprintf("num_samples x %s x iterations = %d x %d x %d = %s token-iterations is over this server's limit of %d per request (--max-work); lower the iterations, num_samples or the length",
+				what, o.NumSamples, length, iters, productString(ok, work), s.cfg.MaxWork),
+			Limit: int(s.cfg.MaxWork)}
+		if ok {
+			ae.Requested = work
 		}
 		return nil, ae
 	}
@@ -275,6 +307,26 @@ func (s *Server) prepare(ctx context.Context, req *generateRequest) (*job, error
 		}
 		j.opts.RemaskingModel = req.RemaskingModel
 	}
+	// The entries are in use from here on: never dropped from the cache
+	// while this request needs them.
+	var used []*entry
+	for _, e := range []*entry{j.lm, j.judge, j.remasker} {
+		if e != nil {
+			s.acquire(e)
+			used = append(used, e)
+		}
+	}
+	j.release = func() {
+		for _, e := range used {
+			s.release(e)
+		}
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			j.release()
+		}
+	}()
 	for i, pair := range []struct {
 		field string
 		e     *entry
@@ -309,7 +361,20 @@ func (s *Server) prepare(ctx context.Context, req *generateRequest) (*job, error
 	if err := s.preflight(j); err != nil {
 		return nil, err
 	}
+	if ae := s.checkMemory(j, length); ae != nil {
+		return nil, ae
+	}
+	ok = true
 	return j, nil
+}
+
+// productString is a product for a message: its value, or "more than
+// 2^63" when it overflowed.
+func productString(ok bool, v int) string {
+	if !ok {
+		return "more than 2^63"
+	}
+	return strconv.Itoa(v)
 }
 
 // judgeMismatch says why judge cannot score lm's samples ("" when it can):
@@ -340,11 +405,13 @@ func (s *Server) preflight(j *job) error {
 // run generates j while holding the device's turn, streaming start and
 // iteration events when st is not nil.
 func (s *Server) run(ctx context.Context, j *job, st *stream, w http.ResponseWriter) (*doneEvent, error) {
+	s.closeRetired()
 	var nets [3]engine.Net
 	for i, e := range []*entry{j.lm, j.judge, j.remasker} {
 		if e == nil {
 			continue
 		}
+		s.noteActivations(e, j.acts[i])
 		net, err := s.netFor(e, j.models[i])
 		if err != nil {
 			return nil, &apiError{status: http.StatusInternalServerError, Code: "backend_load_failed", Message: err.Error()}
@@ -358,12 +425,7 @@ func (s *Server) run(ctx context.Context, j *job, st *stream, w http.ResponseWri
 	defer cancel()
 	var observe func(*sampler.Event)
 	if st != nil {
-		rc := http.NewResponseController(w)
-		defer rc.SetWriteDeadline(time.Time{})
-		send := func(v any) error {
-			rc.SetWriteDeadline(time.Now().Add(writeTimeout)) // unsupported writers: no deadline
-			return st.send(v)
-		}
+		send := st.send
 		if err := send(startEvent{Event: "start", Seed: o.Seed, Model: j.lm.id, Backend: backend, Options: j.opts}); err != nil {
 			return nil, err
 		}

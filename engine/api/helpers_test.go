@@ -35,6 +35,7 @@ func testConfig() Config {
 		DefaultModel: "lm",
 		DefaultJudge: "judge",
 		Backend:      cpu.New(1),
+		ModelDirs:    []string{golden},
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/safefile"
 )
 
 // Loader opens model files. The native server reads file paths and http(s)
@@ -25,10 +26,16 @@ type Loader interface {
 	Open(ctx context.Context, source string) (body io.ReadCloser, size int64, err error)
 }
 
-// SourceLoader opens http:// and https:// URLs with Client (nil =
-// http.DefaultClient) and anything else as a file path.
+// SourceLoader opens http:// and https:// URLs and anything else as a file
+// path. Paths must name regular files (a FIFO or a device is refused at
+// once instead of blocking). URLs are fetched with Client; when Client is
+// nil, with a client that refuses to connect to loopback, private,
+// link-local and other non-public addresses unless AllowPrivate (the check
+// is made on each address dialled, redirects included, so a name that
+// resolves to 127.0.0.1 is refused too).
 type SourceLoader struct {
-	Client *http.Client
+	Client       *http.Client
+	AllowPrivate bool
 }
 
 // IsURL reports whether source is an http(s) URL rather than a path.
@@ -39,18 +46,12 @@ func IsURL(source string) bool {
 // Open implements Loader.
 func (l SourceLoader) Open(ctx context.Context, source string) (io.ReadCloser, int64, error) {
 	if !IsURL(source) {
-		f, err := os.Open(source)
+		f, st, err := safefile.OpenRegular(source)
 		if err != nil {
+			if st, serr := os.Stat(source); serr == nil && st.IsDir() {
+				return nil, 0, fmt.Errorf("%s is a folder; give the .safetensors file", source)
+			}
 			return nil, 0, err
-		}
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, 0, err
-		}
-		if st.IsDir() {
-			f.Close()
-			return nil, 0, fmt.Errorf("%s is a folder; give the .safetensors file", source)
 		}
 		return f, st.Size(), nil
 	}
@@ -60,10 +61,17 @@ func (l SourceLoader) Open(ctx context.Context, source string) (io.ReadCloser, i
 	}
 	client := l.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = publicOnlyClient()
+		if l.AllowPrivate {
+			client = anyAddrClient()
+		}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		var pe *privateAddrError
+		if errors.As(err, &pe) {
+			return nil, 0, pe
+		}
 		return nil, 0, err
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -80,8 +88,15 @@ func (l SourceLoader) Open(ctx context.Context, source string) (io.ReadCloser, i
 // entry is one model of the library. The parsed model is shared read-only;
 // the Net is touched only by the request that holds the device's turn.
 type entry struct {
-	id     string
-	source string
+	id      string
+	source  string
+	library bool // from Config.Models: stays listed when dropped from memory
+
+	// Cache bookkeeping, guarded by Server.mu.
+	users    int   // requests using the model now: never dropped then
+	lastUsed int64 // Server.useClock at the last use
+	weights  int64 // bytes of the parsed weights (0 until loaded)
+	act      int64 // estimated activation bytes of the largest request run
 
 	mu      sync.Mutex
 	m       *model.Model  // parsed and validated; nil until loaded
@@ -190,21 +205,35 @@ func (s *Server) ensureModel(ctx context.Context, e *entry, progress progressFun
 		}
 		e.mu.Unlock()
 		close(ch)
+		if err == nil {
+			s.noteLoaded(e, m)
+		}
 		return m, err
 	}
 }
 
 // readModel reads and parses the file at source, one file at a time, and
 // returns the model and the file's size.
-func (s *Server) readModel(ctx context.Context, source string, progress progressFunc) (*model.Model, int64, error) {
+func (s *Server) readModel(parent context.Context, source string, progress progressFunc) (*model.Model, int64, error) {
+	ctx, cancel := context.WithTimeoutCause(parent, s.cfg.LoadTimeout, errLoadTimeout)
+	defer cancel()
+	timedOut := func() error {
+		return &loadError{source: source, err: fmt.Errorf("reading %s took longer than this server's limit of %s per model (--load-timeout)", source, s.cfg.LoadTimeout), timeout: true}
+	}
 	select {
 	case s.loadSem <- struct{}{}:
 		defer func() { <-s.loadSem }()
 	case <-ctx.Done():
+		if parent.Err() == nil {
+			return nil, 0, timedOut()
+		}
 		return nil, 0, ctx.Err()
 	}
 	data, err := readSource(ctx, s.cfg.Loader, source, s.cfg.MaxModelBytes, progress)
 	if err != nil {
+		if parent.Err() == nil && context.Cause(ctx) == errLoadTimeout {
+			return nil, 0, timedOut()
+		}
 		return nil, 0, err
 	}
 	m, err := model.Parse(source, data)
@@ -219,7 +248,10 @@ type loadError struct {
 	source  string
 	err     error
 	invalid bool // the bytes arrived but are not a valid model file
+	timeout bool // the read took longer than Config.LoadTimeout
 }
+
+var errLoadTimeout = errors.New("model load timeout")
 
 func (e *loadError) Error() string { return e.err.Error() }
 func (e *loadError) Unwrap() error { return e.err }
@@ -301,6 +333,7 @@ func (s *Server) netFor(e *entry, m *model.Model) (engine.Net, error) {
 	if net != nil {
 		return net, nil
 	}
+	s.closeRetired()
 	net, err := s.cfg.Backend.Load(m)
 	if err != nil {
 		return nil, fmt.Errorf("loading model %q on the %s backend: %w", e.id, s.cfg.Backend.Name(), err)
@@ -318,7 +351,14 @@ func (s *Server) netFor(e *entry, m *model.Model) (engine.Net, error) {
 func loadFailure(field string, err error) *apiError {
 	var le *loadError
 	isLoad := errors.As(err, &le)
+	var pe *privateAddrError
 	switch {
+	case errors.As(err, &pe):
+		return &apiError{status: http.StatusForbidden, Code: "url_not_allowed", Field: field, Message: err.Error()}
+	case isLoad && le.timeout:
+		return &apiError{status: http.StatusGatewayTimeout, Code: "load_timeout", Field: field, Message: err.Error()}
+	case errors.Is(err, safefile.ErrNotRegular):
+		return &apiError{status: http.StatusUnprocessableEntity, Code: "not_a_file", Field: field, Message: err.Error()}
 	case errors.Is(err, fs.ErrNotExist):
 		return &apiError{status: http.StatusNotFound, Code: "source_not_found", Field: field, Message: err.Error()}
 	case isLoad && le.invalid:

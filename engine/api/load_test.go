@@ -53,7 +53,11 @@ func TestLoadModelByPath(t *testing.T) {
 		t.Fatalf("last event %v", loaded)
 	}
 	m := loaded["model"].(map[string]any)
-	if m["id"] != "lm_nopos_f16" || m["dtype"] != "F16" || m["loaded"] != true || m["kind"] != "language_model" || m["bytes"] != total || m["source"] != path {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["id"] != "lm_nopos_f16" || m["dtype"] != "F16" || m["loaded"] != true || m["kind"] != "language_model" || m["bytes"] != total || m["source"] != abs {
 		t.Errorf("loaded model %v", m)
 	}
 	// It is in the library now, loaded, and generates.
@@ -87,7 +91,9 @@ func TestLoadModelByPath(t *testing.T) {
 func TestLoadModelByURL(t *testing.T) {
 	files := httptest.NewServer(http.FileServer(http.Dir(golden)))
 	defer files.Close()
-	_, ts := newTestServer(t, nil)
+	// The file server is on loopback: allowed by AllowPrivateURLs only
+	// (TestURLLoadsRefusePrivateAddresses).
+	_, ts := newTestServer(t, func(c *Config) { c.AllowPrivateURLs = true })
 	url := files.URL + "/judge_cls.safetensors?v=1"
 	evs := loadEvents(t, ts, `{"url":"`+url+`","id":"judge2"}`)
 	last := evs[len(evs)-1]
@@ -109,7 +115,8 @@ func TestLoadModelByURL(t *testing.T) {
 }
 
 func TestLoadModelErrors(t *testing.T) {
-	_, ts := newTestServer(t, nil)
+	tmp := t.TempDir()
+	_, ts := newTestServer(t, func(c *Config) { c.ModelDirs = append(c.ModelDirs, tmp) })
 	cases := []struct {
 		name, body string
 		status     int
@@ -144,7 +151,7 @@ func TestLoadModelErrors(t *testing.T) {
 
 	// A file that is not a model: the read starts (progress), then an
 	// error event ends the stream, and the id is not kept.
-	bad := filepath.Join(t.TempDir(), "bad.safetensors")
+	bad := filepath.Join(tmp, "bad.safetensors")
 	if err := os.WriteFile(bad, []byte("this is not a model file at all"), 0o644); err != nil {
 		t.Fatal(err)
 	}

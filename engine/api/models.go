@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"time"
 )
 
 // modelList is the GET /v1/models answer.
@@ -32,10 +34,17 @@ func (s *Server) serveModels(w http.ResponseWriter, r *http.Request) {
 // header (read once and cached).
 func (s *Server) describe(ctx context.Context, e *entry) ModelInfo {
 	e.mu.Lock()
-	info, loaded := e.info, e.m != nil
+	info, loaded, loading := e.info, e.m != nil, e.loading != nil
 	e.mu.Unlock()
+	if info == nil && loading {
+		// Being read by a load request: reading the file again here could
+		// wait as long as that read (a slow download).
+		return ModelInfo{ID: e.id, Source: e.source, Error: "being loaded"}
+	}
 	if info == nil {
-		mi, err := ReadInfo(ctx, s.cfg.Loader, e.source)
+		hctx, cancel := context.WithTimeout(ctx, min(s.cfg.LoadTimeout, headerTimeout))
+		defer cancel()
+		mi, err := ReadInfo(hctx, s.cfg.Loader, e.source)
 		if err != nil {
 			return ModelInfo{ID: e.id, Source: e.source, Error: err.Error()}
 		}
@@ -58,7 +67,10 @@ type loadRequest struct {
 	URL  string `json:"url"`
 }
 
-const loadExample = `{"path": "models/shakespeare.safetensors"}`
+const loadExample = `{"path": "shakespeare.safetensors"}`
+
+// headerTimeout bounds reading a file's header for the listing.
+const headerTimeout = 10 * time.Second
 
 type progressEvent struct {
 	Event string `json:"event"`
@@ -89,13 +101,24 @@ func (s *Server) serveLoad(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ae)
 		return
 	}
+	s.acquire(e)
+	defer s.release(e)
 	ctx := r.Context()
 	st := newStream(w)
+	st.writeTimeout = s.cfg.StreamWriteTimeout
 	fail := func(ae *apiError) {
 		if created {
 			s.forget(e)
 		}
 		st.fail(ae)
+	}
+	ended := func() {
+		if created {
+			s.forget(e)
+		}
+		if ae := s.endedBy(ctx); ae != nil {
+			st.fail(ae)
+		}
 	}
 
 	var last int64 = -1
@@ -113,9 +136,7 @@ func (s *Server) serveLoad(w http.ResponseWriter, r *http.Request) {
 	m, err := s.ensureModel(ctx, e, progress)
 	if err != nil {
 		if ctx.Err() != nil {
-			if created {
-				s.forget(e)
-			}
+			ended()
 			return
 		}
 		fail(loadFailure(req.field(), err))
@@ -137,6 +158,7 @@ func (s *Server) serveLoad(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.queue.leave(t)
 	if err := s.queue.wait(ctx, t, func(p int) { st.send(queuedEvent{Event: "queued", Position: p}) }); err != nil {
+		ended()
 		return
 	}
 	if _, err := s.netFor(e, m); err != nil {
@@ -198,11 +220,19 @@ func (s *Server) loadEntry(req *loadRequest) (e *entry, created bool, ae *apiErr
 	} else if err := CheckID(id); err != nil {
 		return nil, false, invalidOption("id", "%v", err)
 	}
+	if req.Path != "" && s.confine != nil {
+		// Only files of the model folders; the path opened is the path checked.
+		real, ae := s.confine(req.Path)
+		if ae != nil {
+			return nil, false, ae
+		}
+		source = real
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.entries[id]; e != nil {
-		if e.source != source {
+		if !sameSource(e.source, source) {
 			return nil, false, &apiError{status: http.StatusConflict, Code: "id_taken", Field: "id",
 				Message: fmt.Sprintf("id %q is already the model at %s; choose another id", id, e.source)}
 		}
@@ -212,6 +242,24 @@ func (s *Server) loadEntry(req *loadRequest) (e *entry, created bool, ae *apiErr
 	s.entries[id] = e
 	s.order = append(s.order, id)
 	return e, true, nil
+}
+
+// sameSource reports whether two sources name the same file or URL.
+func sameSource(a, b string) bool {
+	if a == b {
+		return true
+	}
+	if IsURL(a) || IsURL(b) {
+		return false
+	}
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	ra, err1 = filepath.Abs(ra)
+	rb, err2 = filepath.Abs(rb)
+	return err1 == nil && err2 == nil && ra == rb
 }
 
 // forget removes an entry that this request added and failed to load.

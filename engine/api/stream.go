@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // stream writes NDJSON events: one JSON object per line, flushed at once.
@@ -16,6 +17,9 @@ type stream struct {
 	rc      *http.ResponseController
 	started bool
 	err     error // the first write error (the client went away)
+	// writeTimeout, when set, bounds each event's write: a client that
+	// stops reading cannot hold the request (and the device) longer.
+	writeTimeout time.Duration
 }
 
 func newStream(w http.ResponseWriter) *stream {
@@ -42,6 +46,9 @@ func (s *stream) send(v any) error {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Accel-Buffering", "no") // no proxy buffering
 		s.w.WriteHeader(http.StatusOK)
+	}
+	if s.writeTimeout > 0 {
+		s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout)) // unsupported writers: no deadline
 	}
 	if _, err := s.w.Write(buf.Bytes()); err != nil {
 		s.err = err

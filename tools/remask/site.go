@@ -3,6 +3,7 @@ package main
 // The static files of the built demo site, for `remask serve`.
 
 import (
+	"io/fs"
 	"mime"
 	"net/http"
 	"os"
@@ -15,8 +16,11 @@ import (
 // GET of FILE answers with FILE.gz (Content-Encoding: gzip, FILE's type)
 // when that exists and the client accepts gzip: `./build.sh build` writes
 // remask.wasm.gz next to the 13 MB engine, which is about a quarter of it.
+//
+// A folder is served only through its index.html: never as a listing of
+// its files (404 instead).
 func siteHandler(dir string) http.Handler {
-	files := http.FileServer(http.Dir(dir))
+	files := http.FileServer(noListing{http.Dir(dir)})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasSuffix(r.URL.Path, "/") {
 			name := path.Clean("/" + r.URL.Path)
@@ -52,4 +56,29 @@ func acceptsGzip(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// noListing is a file system whose folders open only when they hold an
+// index.html, so that http.FileServer never writes a folder listing.
+type noListing struct{ fs http.FileSystem }
+
+func (n noListing) Open(name string) (http.File, error) {
+	f, err := n.fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.IsDir() {
+		index, err := n.fs.Open(path.Join(name, "index.html"))
+		if err != nil {
+			f.Close()
+			return nil, fs.ErrNotExist
+		}
+		index.Close()
+	}
+	return f, nil
 }

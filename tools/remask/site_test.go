@@ -59,3 +59,37 @@ func TestSiteHandlerServesGzip(t *testing.T) {
 		t.Errorf("a cleaned path: status %d", resp.StatusCode)
 	}
 }
+
+// Defect 15: the site answered /models/ with a listing of the folder.
+func TestSiteHandlerNeverListsFolders(t *testing.T) {
+	dir := t.TempDir()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>home</h1>"), 0o644))
+	must(os.MkdirAll(filepath.Join(dir, "models"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "models", "shakespeare.safetensors"), []byte("weights"), 0o644))
+	must(os.MkdirAll(filepath.Join(dir, "docs"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "docs", "index.html"), []byte("<h1>docs</h1>"), 0o644))
+	h := siteHandler(dir)
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/", 200, "<h1>home</h1>"},
+		{"/models/", 404, ""},
+		{"/models", 404, ""},
+		{"/models/shakespeare.safetensors", 200, "weights"},
+		{"/docs/", 200, "<h1>docs</h1>"},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+		body := rec.Body.String()
+		if rec.Code != tc.code || (tc.body != "" && body != tc.body) || bytes.Contains(rec.Body.Bytes(), []byte("shakespeare.safetensors")) && tc.path != "/models/shakespeare.safetensors" {
+			t.Errorf("%s: %d %q, want %d %q", tc.path, rec.Code, body, tc.code, tc.body)
+		}
+	}
+}
