@@ -120,6 +120,28 @@ build_site() {
 	log "site: $SITE_DIST (remask.wasm $(wc -c <"$SITE_DIST/remask.wasm") bytes, gzip $(wc -c <"$SITE_DIST/remask.wasm.gz") bytes)"
 }
 
+WORKER_DIST=wasm/worker/dist
+
+# cmd_worker builds the Cloudflare Worker bundle into wasm/worker/dist: the
+# API engine (wasm/worker, GOOS=js GOARCH=wasm, CPU backend only), Go's wasm
+# glue, the entry module and, as static assets, the model it serves
+# (wrangler.toml and wasm/worker/workerd.capnp read this folder; docs/edge.md).
+cmd_worker() {
+	check_go
+	log "worker: GOOS=js GOARCH=wasm go build -o $WORKER_DIST/remask-worker.wasm ./wasm/worker"
+	rm -rf "$WORKER_DIST"
+	mkdir -p "$WORKER_DIST/assets/models"
+	GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -w' -o "$WORKER_DIST/remask-worker.wasm" ./wasm/worker
+	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$WORKER_DIST/"
+	cp wasm/worker/worker.mjs "$WORKER_DIST/"
+	# Only the model of the Worker's library (wasm/worker/config.go).
+	ln -f models/shakespeare.safetensors "$WORKER_DIST/assets/models/" 2>/dev/null || cp models/shakespeare.safetensors "$WORKER_DIST/assets/models/"
+	local raw gz
+	raw="$(cat "$WORKER_DIST/worker.mjs" "$WORKER_DIST/wasm_exec.js" "$WORKER_DIST/remask-worker.wasm" | wc -c)"
+	gz="$(tar -C "$WORKER_DIST" -cf - worker.mjs wasm_exec.js remask-worker.wasm | gzip -9 -n | wc -c)"
+	log "worker: $WORKER_DIST (script bundle $raw bytes, gzip $gz bytes; assets: models/shakespeare.safetensors $(wc -c <models/shakespeare.safetensors) bytes)"
+}
+
 cmd_serve() {
 	cmd_build
 	local addr="${ADDR:-127.0.0.1:8080}"
@@ -234,6 +256,7 @@ Commands:
   test           setup, then gofmt, go vet, go test, the js/wasm build, a 10s fuzz smoke run
                  the PyTorch tests of tools/train (when python3-torch is installed) and the browser
                  tests (Chromium + SwiftShader WebGPU; with CI=true they are installed and required)
+  worker         build the Cloudflare Worker bundle (wasm/worker/dist; wrangler.toml, docs/edge.md)
   goldens        regenerate testdata/golden with PyTorch (tools/train/make_fixtures.py)
   fuzz [seconds] fuzz the model file parser (FuzzParse) for longer (default 60 seconds)
   help           this list
@@ -249,6 +272,7 @@ main() {
 	serve) cmd_serve "$@" ;;
 	run) cmd_run "$@" ;;
 	test) cmd_test "$@" ;;
+	worker) cmd_worker "$@" ;;
 	goldens) cmd_goldens "$@" ;;
 	fuzz) cmd_fuzz "$@" ;;
 	help | -h | --help) cmd_help ;;
