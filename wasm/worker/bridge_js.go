@@ -33,7 +33,7 @@ import (
 // cancel()}: read() is a promise of the next Uint8Array of the body, or
 // null at its end; cancel() ends the request (the client went away). The
 // promise resolves once the handler has written its status.
-func serve(h http.Handler, jreq, jbody js.Value) js.Value {
+func serve(h http.Handler, tick func() js.Value, jreq, jbody js.Value) js.Value {
 	ctx, cancelCtx := context.WithCancel(context.Background())
 	cancel := cancelCtx
 	// The abort listener is added here, synchronously, in the request's own
@@ -83,7 +83,7 @@ func serve(h http.Handler, jreq, jbody js.Value) js.Value {
 	}
 
 	pr, pw := io.Pipe()
-	w := &responseWriter{header: http.Header{}, status: http.StatusOK, pipe: pw, ready: make(chan struct{})}
+	w := &responseWriter{ctx: ctx, tick: tick, header: http.Header{}, status: http.StatusOK, pipe: pw, ready: make(chan struct{})}
 	return promise(func() (any, error) {
 		go func() {
 			defer func() {
@@ -160,6 +160,8 @@ var errClientGone = errors.New("the client went away")
 // responseWriter is an http.ResponseWriter, http.Flusher and write-deadline
 // setter whose body goes into a pipe that read() drains.
 type responseWriter struct {
+	ctx     context.Context
+	tick    func() js.Value // a promise that resolves in the next macrotask
 	header  http.Header
 	status  int
 	wrote   bool
@@ -183,7 +185,15 @@ func (w *responseWriter) WriteHeader(status int) {
 func (w *responseWriter) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	w.markReady()
-	return w.pipe.Write(p)
+	n, err := w.pipe.Write(p)
+	if err == nil && w.tick != nil {
+		// Go returns to the event loop only when every goroutine waits, so a
+		// generation would compute its next iteration before the isolate
+		// could see that the client went away. Waiting for one macrotask
+		// here lets the abort (or the stream's cancel) in first.
+		await(w.ctx, w.tick())
+	}
+	return n, err
 }
 
 // Flush sends the status and headers now; written bytes are never buffered.

@@ -34,16 +34,17 @@ const (
 	maxModelBytes = 25 << 20
 	// maxModelMemory: the weights (float32) and activation buffers held.
 	maxModelMemory = 64 << 20
-	// maxRequestMemory: the activations of one generation.
+	// maxRequestMemory: the activations of one generation (about 20 KB a
+	// position for the flagship: 512 positions need 10.5 MB).
 	maxRequestMemory = 12 << 20
 	// maxTokens: num_samples x sequence_length.
-	maxTokens = 1024
+	maxTokens = 512
 	// maxIterations per request.
 	maxIterations = 64
 	// maxWork: num_samples x sequence_length x iterations, sized so that a
 	// request ends well inside the CPU time a Worker may use per request
 	// (wrangler.toml limits.cpu_ms; docs/edge.md has the measured rate).
-	maxWork = 1024 * 16
+	maxWork = 1024 * 8
 	// maxQueue: requests one isolate lets wait for its one generation.
 	maxQueue = 4
 	// maxBodyBytes: request bodies are small JSON documents.

@@ -8,6 +8,7 @@ package main
 //	globalThis.remaskEdge = {
 //	    openModel(source) -> Promise<{size, read(), cancel()}>,  // static assets
 //	    allowOrigins: "https://a.example,https://b.example",    // $ALLOW_ORIGINS
+//	    tick() -> Promise,  // resolves in the next macrotask (setTimeout 0)
 //	}
 //
 // and this program sets binding.serve(request, body), binding.maxBodyBytes
@@ -57,12 +58,13 @@ func main() {
 	// of the site) and $ALLOW_ORIGINS.
 	h := api.Guard(api.Policy{AllowOrigins: origins, AllowHosts: []string{"*"}, Log: logger}, srv)
 
+	tick := func() js.Value { return host.Call("tick") }
 	binding.Set("maxBodyBytes", cfg.MaxBodyBytes)
 	binding.Set("serve", js.FuncOf(func(_ js.Value, args []js.Value) any {
 		if len(args) != 2 {
 			return js.Global().Get("Promise").Call("reject", errorf("serve takes a Request and its body, got %d arguments", len(args)))
 		}
-		return serve(h, args[0], args[1])
+		return serve(h, tick, args[0], args[1])
 	}))
 	binding.Set("memory", js.FuncOf(func(js.Value, []js.Value) any {
 		var ms runtime.MemStats

@@ -16,6 +16,7 @@ function start(env) {
   globalThis.context = { binding: {} }; // read by syumai/workers when Go starts
   globalThis.remaskEdge = {
     allowOrigins: typeof env.ALLOW_ORIGINS === "string" ? env.ALLOW_ORIGINS : "",
+    tick: () => new Promise((r) => setTimeout(r, 0)),
     async openModel(source) {
       if (!env.ASSETS) throw new Error("the Worker has no ASSETS binding (wrangler.toml [assets]); the model files are served from it");
       const res = await env.ASSETS.fetch(new URL(source, "https://assets.invalid/"));
