@@ -105,3 +105,15 @@ func TestLibraryShipped(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryBudget: what the API may hold (the weights' budget and one
+// generation's activations) fits under the Go runtime's soft limit, which
+// leaves room under the isolate's 128 MB for the JavaScript side.
+func TestMemoryBudget(t *testing.T) {
+	if maxModelMemory+maxRequestMemory > goMemoryLimit {
+		t.Errorf("max_model_memory %d + max_request_memory %d is over the Go memory limit %d", maxModelMemory, maxRequestMemory, goMemoryLimit)
+	}
+	if goMemoryLimit >= isolateMemory-16<<20 {
+		t.Errorf("the Go memory limit %d leaves under 16 MiB of the isolate's %d for JavaScript", goMemoryLimit, isolateMemory)
+	}
+}
