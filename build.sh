@@ -168,6 +168,63 @@ build_site() {
 	log "site: $SITE_DIST (remask.wasm $(wc -c <"$SITE_DIST/remask.wasm") bytes, gzip $(wc -c <"$SITE_DIST/remask.wasm.gz") bytes)"
 }
 
+WORKER_DIST=wasm/worker/dist
+
+# cmd_worker builds the Cloudflare Worker bundle into wasm/worker/dist: the
+# API engine (wasm/worker, GOOS=js GOARCH=wasm, CPU backend only), Go's wasm
+# glue, the entry module and, as static assets, the model it serves
+# (wrangler.toml and wasm/worker/workerd.capnp read this folder; docs/edge.md).
+cmd_worker() {
+	check_go
+	log "worker: GOOS=js GOARCH=wasm go build -o $WORKER_DIST/remask-worker.wasm ./wasm/worker"
+	rm -rf "$WORKER_DIST"
+	mkdir -p "$WORKER_DIST/assets/models"
+	GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -w' -o "$WORKER_DIST/remask-worker.wasm" ./wasm/worker
+	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$WORKER_DIST/"
+	cp wasm/worker/worker.mjs "$WORKER_DIST/"
+	# Only the models of the Worker's library (wasm/worker/config.go).
+	local m assets=()
+	mapfile -t assets < <(go run ./wasm/worker assets)
+	[ "${#assets[@]}" -gt 0 ] || die "go run ./wasm/worker assets listed no model"
+	for m in "${assets[@]}"; do
+		ln -f "models/$m" "$WORKER_DIST/assets/models/" 2>/dev/null || cp "models/$m" "$WORKER_DIST/assets/models/"
+	done
+	local raw gz
+	raw="$(cat "$WORKER_DIST/worker.mjs" "$WORKER_DIST/wasm_exec.js" "$WORKER_DIST/remask-worker.wasm" | wc -c)"
+	gz="$(cat "$WORKER_DIST/worker.mjs" "$WORKER_DIST/wasm_exec.js" "$WORKER_DIST/remask-worker.wasm" | gzip -9 -n | wc -c)"
+	log "worker: $WORKER_DIST (script bundle $raw bytes, gzip $gz bytes; assets: ${assets[*]}, $(cat "$WORKER_DIST"/assets/models/* | wc -c) bytes)"
+}
+
+# worker_test runs tools/worker-test: the Worker bundle (./build.sh worker)
+# under workerd, Cloudflare's open-source runtime, against the native CPU
+# backend's text. In CI it installs what it needs and must run; elsewhere it
+# is skipped, saying so, when Node is missing.
+worker_test() {
+	if [ "${CI:-}" = "true" ]; then
+		local pkgs=()
+		command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+		command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+		if [ "${#pkgs[@]}" -gt 0 ]; then
+			log "CI: installing ${pkgs[*]} (for the Worker tests)"
+			as_root apt-get update -qq
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+		fi
+	elif ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		log "NOTE: the Worker tests (workerd) were NOT run: they need node and npm"
+		log "      (apt-get install nodejs npm; CI=true ./build.sh test installs them and runs them)"
+		return 0
+	fi
+	if [ ! -x tools/worker-test/node_modules/.bin/workerd ] || [ "${CI:-}" = "true" ]; then
+		log "npm ci (tools/worker-test: workerd)"
+		(cd tools/worker-test && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+	cmd_worker
+	log "go build -o bin/remask ./tools/remask (the Worker's text is checked against its CPU backend)"
+	go build -o bin/remask ./tools/remask
+	log "worker tests: node tools/worker-test/test.mjs"
+	node tools/worker-test/test.mjs
+}
+
 cmd_serve() {
 	cmd_build
 	local addr="${ADDR:-127.0.0.1:8080}"
@@ -287,6 +344,7 @@ cmd_test() {
 		log "      (install python3-torch and python3-numpy to run them; the Go tests do not need them, the goldens are committed)"
 	fi
 	browser_test
+	worker_test
 
 	log "all tests passed"
 }
@@ -352,6 +410,8 @@ Commands:
                  (all packages but engine/gpu and tools/remask), the js/wasm build, 10s of every fuzz target,
                  the PyTorch tests of tools/train (when python3-torch is installed) and the browser
                  tests (Chromium + SwiftShader WebGPU; with CI=true they are installed and required)
+                 and the Cloudflare Worker tests (workerd; with CI=true required)
+  worker         build the Cloudflare Worker bundle (wasm/worker/dist; wrangler.toml, docs/edge.md)
   goldens        regenerate testdata/golden with PyTorch (tools/train/make_fixtures.py)
   fuzz [seconds] run every fuzz target (func Fuzz... in the repository) for longer (default 60 seconds each)
   help           this list
@@ -367,6 +427,7 @@ main() {
 	serve) cmd_serve "$@" ;;
 	run) cmd_run "$@" ;;
 	test) cmd_test "$@" ;;
+	worker) cmd_worker "$@" ;;
 	goldens) cmd_goldens "$@" ;;
 	fuzz) cmd_fuzz "$@" ;;
 	help | -h | --help) cmd_help ;;
