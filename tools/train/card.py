@@ -59,13 +59,13 @@ bidirectional attention, no biases, vocabulary of 65 characters + [MASK] + [PAD]
 critic head and a sampler head trained with real neighbour embeddings
 (`sampler.neighbors = "embeddings"`), trained by remask's own trainer on
 tinyshakespeare (90/10 split). Stored as F16."""),
-    "small": ("Shakespeare small (remask)", """The small model for phones, CPU backends and a page's first run: a masked-diffusion
-character-level language model of 4 layers, 6 heads, n_embd 192 (block_size 1024, rotary
-positions, bidirectional attention, no biases, vocabulary of 65 characters + [MASK] +
-[PAD]; 1.94M parameters, a sixth of the flagship's compute per token) with a critic head
-and a sampler head trained with real neighbour embeddings (`sampler.neighbors =
-"embeddings"`), trained by remask's own trainer on tinyshakespeare (90/10 split), the same
-recipe as the flagship `shakespeare.safetensors`. Stored as F16 (3.9 MB)."""),
+    "small": ("Shakespeare small (remask)", """The small model, for phones, the CPU backend, software adapters and a page's first run.
+A masked-diffusion character-level language model of 4 layers, 6 heads, n_embd 192
+(block_size 1024, rotary positions, bidirectional attention, no biases, vocabulary of 65
+characters + [MASK] + [PAD]; 1.94M parameters) with a critic head and a sampler head
+trained with real neighbour embeddings (`sampler.neighbors = "embeddings"`), trained by
+remask's own trainer on tinyshakespeare (90/10 split) with the flagship's recipe
+(`shakespeare.safetensors`, 6 x 384). Stored as F16 (3.9 MB)."""),
 }
 
 
