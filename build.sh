@@ -292,6 +292,16 @@ cmd_run() {
 		[ "$flag" = iterations ] && user_sets masking-ratios "$@" && continue
 		extra+=("${RUN_DEFAULTS[i]}" "${RUN_DEFAULTS[i + 1]}")
 	done
+	# The small model and its remasking model (models/README.md): about 4x
+	# the characters per CPU-second of the flagship, for a first run on a
+	# laptop CPU; --model picks another (models/shakespeare.safetensors is the
+	# flagship).
+	if ! user_sets model "$@"; then
+		extra+=(--model models/shakespeare-small.safetensors)
+		if ! user_sets remasking "$@" && ! user_sets remasking-model "$@" && ! user_sets method "$@"; then
+			extra+=(--remasking-model models/shakespeare-remasker.safetensors)
+		fi
+	fi
 	log "bin/remask sample ${extra[*]} $* (the small defaults apply unless your flags set them)"
 	exec bin/remask sample "${extra[@]}" "$@"
 }
