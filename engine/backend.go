@@ -1,5 +1,5 @@
 // Package engine holds the contract between the sampler and the compute
-// backends (the pure-Go CPU reference in engine/cpu, WebGPU later): a Backend
+// backends (the pure-Go CPU reference in engine/cpu, WebGPU in engine/gpu): a Backend
 // loads a model file into a Net, and a Net runs the trunk and the heads.
 //
 // The interface is at the level of the model's own parts (trunk, LM head,
@@ -17,8 +17,9 @@ import (
 type Backend interface {
 	// Name says what runs the model, e.g. "cpu" or "webgpu: <adapter>".
 	Name() string
-	// Load prepares a validated model for this backend (weights uploaded once).
-	Load(m *model.Model) (Net, error)
+	// Load prepares a validated model for this backend (weights uploaded
+	// once). A canceled ctx stops it with an error wrapping ctx.Err().
+	Load(ctx context.Context, m *model.Model) (Net, error)
 }
 
 // Hidden is a backend-owned handle to the trunk output h = ln_f(blocks(embed(tokens))),

@@ -67,14 +67,28 @@ func TestSource(t *testing.T) {
 	}
 }
 
-// TestNaga validates every .wgsl with the naga CLI when it is installed. CI
-// machines may not have it; there, engine/gpu's pipeline test (which makes
-// wgpu-native run naga on every variant) is the check. The log says which.
-func TestNaga(t *testing.T) {
-	naga, err := exec.LookPath("naga")
-	if err != nil {
-		t.Skip("naga CLI not on PATH: shaders are validated by engine/gpu's TestPipelines (wgpu-native runs naga on every module) instead")
+// validator returns the path of a shader validator's CLI. Without it the
+// test skips, saying what checks the shaders instead, except in CI
+// (CI=true), where it fails: CI must run every validator. ./build.sh setup
+// says where the CLIs come from.
+func validator(t *testing.T, name, instead string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
 	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s CLI not on PATH, and CI must validate the shaders with it; install it (see ./build.sh setup) and put it on PATH", name)
+	}
+	t.Skipf("%s CLI not on PATH (it is required in CI): %s", name, instead)
+	return ""
+}
+
+// TestNaga validates every .wgsl with the naga CLI. Outside CI, without the
+// CLI, engine/gpu's pipeline test (which makes wgpu-native run naga on
+// every variant) is the check.
+func TestNaga(t *testing.T) {
+	naga := validator(t, "naga", "shaders are validated by engine/gpu's TestPipelines (wgpu-native runs naga on every module) instead")
 	dir := t.TempDir()
 	for _, file := range Files() {
 		p := writeRaw(t, dir, file)
@@ -155,15 +169,12 @@ func TestUnrolledSource(t *testing.T) {
 }
 
 // TestTint validates every .wgsl (after the include splice) with Tint, the
-// WGSL compiler of Chrome, when its CLI is installed: Tint is stricter than
-// naga about constant expressions (a literal just above the f32 maximum, a
-// NaN constant), and the browser runs Tint. Without the CLI the browser
-// tests (tools/browser-test) are the check.
+// WGSL compiler of Chrome: Tint is stricter than naga about constant
+// expressions (a literal just above the f32 maximum, a NaN constant), and
+// the browser runs Tint. Outside CI, without the CLI, the browser tests
+// (tools/browser-test) are the check.
 func TestTint(t *testing.T) {
-	tint, err := exec.LookPath("tint")
-	if err != nil {
-		t.Skip("tint CLI not on PATH: the browser tests (Chrome compiles every pipeline with Tint) are the check")
-	}
+	tint := validator(t, "tint", "the browser tests (Chrome compiles every pipeline with Tint) are the check")
 	dir := t.TempDir()
 	for _, file := range Files() {
 		p := writeRaw(t, dir, file)

@@ -1,112 +1,285 @@
 // app.js: the demo page. Everything it runs goes through window.remask.fetch
 // (remask.js): the same API calls reach the in-page engine or a remote server.
+// The option defaults and the size presets come from the engine
+// (remask.engine: wasm/defaults.go), never from a copy here.
 'use strict';
 (function () {
   const $ = (id) => document.getElementById(id);
-  const ui = { runs: [], events: [], state: 'starting', manifest: null, loaded: new Set() };
+  const ui = { runs: [], events: [], state: 'starting', manifest: null, loaded: new Set(), history: [], notices: [], announcements: [], phases: [] };
   window.remaskUI = ui; // for scripts and the browser tests
 
-  // Defaults of every option (engine/api's), then the presets on top.
-  const BASE = {
-    method: 'diffusion', temperature: 0.8, top_p: 1, schedule_mode: 'ratio', start_ratio: 0.95, end_ratio: 0.05,
-    randomness_strength: 0, remasking: 'auto', quality_metric: 'auto', sampler_neighbors: '', seed_placement: 'random',
-    unknown_chars: 'error', compat: '', masking_ratios: '', seed_text: '', placeholder: '_', disable_sampler: false,
-  };
-  const PRESETS = {
-    gpu: {
-      quick: { num_samples: 2, sequence_length: 128, iterations: 8 },
-      balanced: { num_samples: 4, sequence_length: 256, iterations: 15 },
-      quality: { num_samples: 8, sequence_length: 512, iterations: 30, temperature: 0.7 },
-    },
-    cpu: {
-      quick: { num_samples: 1, sequence_length: 64, iterations: 6 },
-      balanced: { num_samples: 1, sequence_length: 128, iterations: 10 },
-      quality: { num_samples: 2, sequence_length: 256, iterations: 15, temperature: 0.7 },
-    },
-  };
-  let sizes = 'gpu';
+  let DEFAULTS = null; // option_defaults from the engine
+  let PRESETS = []; // [{name,label,num_samples,sequence_length,iterations,temperature}]
+  let maxTokens = Infinity;
   let abort = null;
   let scrubAt = null;
-
+  let pipelinesBuilt = false; // a WebGPU generation finished in this page load
+  const params = new URLSearchParams(location.search);
   const optInputs = Array.from(document.querySelectorAll('[data-o]'));
+  const opt = (k) => document.querySelector(`[data-o=${k}]`);
+  const MB = (b) => (b / 1e6).toFixed(1);
+
   const setStatus = (el, text, cls) => {
     el.textContent = text;
-    el.className = cls || '';
+    el.className = 'status ' + (cls || '');
   };
+  // announce is the one live region: a few messages per run (start, done,
+  // stopped, errors), never per iteration.
+  function announce(text) {
+    ui.announcements.push(text);
+    $('announce').textContent = text;
+  }
+  function phase(text, frac) {
+    if (ui.phases.length < 400) ui.phases.push({ t: performance.now(), text });
+    $('phase').hidden = false;
+    $('phase-text').textContent = text;
+    const bar = $('phase-bar');
+    if (frac === undefined || frac === null) bar.removeAttribute('value');
+    else bar.value = Math.max(0, Math.min(1, frac));
+  }
+  const endPhase = () => ($('phase').hidden = true);
+
+  // ---- labels, help and messages written for the web ---------------------
+  const LABELS = {
+    num_samples: 'Samples', sequence_length: 'Length', iterations: 'Passes', temperature: 'Temperature', top_p: 'Top-p',
+    method: 'Method', remasking: 'Re-masking', schedule_mode: 'Schedule', start_ratio: 'Start ratio', end_ratio: 'End ratio',
+    randomness_strength: 'Randomness', quality_metric: 'Quality metric', sampler_neighbors: 'Sampler neighbours',
+    seed_placement: 'Text placement', unknown_chars: 'Unknown characters', compat: 'Compat', masking_ratios: 'Masking ratios',
+    seed_text: 'Your text', template: 'Your text', placeholder: 'Hole character', seed: 'Seed', judge: 'Judge', model: 'Language model',
+    remasking_model: 'Remasking model', url: 'Model URL', id: 'Model URL',
+  };
+  const fieldEl = (f) => ({ seed: $('o-seed'), seed_text: $('prompt'), template: $('prompt'), judge: $('judge'), model: $('model'), remasking_model: $('remasker'), url: $('model-url'), id: $('model-url') })[f] || opt(f);
+  // webMessage turns an API error into a sentence for this page: no CLI
+  // flags, a URL named once, the field by its label here.
+  function webMessage(e) {
+    let m = String((e && e.message) || e);
+    m = m.replace(/\s*\[[a-z_]+\]$/, '').replace(/\s*\(field [a-z_]+\)/, '');
+    m = m.replace(/\s*\(--[a-z-]+(?: [A-Z]+)?\)/g, '').replace(/--([a-z-]+)/g, (_, f) => `“${LABELS[f.replace(/-/g, '_')] || f}”`);
+    // A URL is named once, first: the engine's layers each repeat it.
+    const urls = [...new Set((m.match(/\bhttps?:\/\/[^\s,)]+/g) || []).map((u) => u.replace(/:$/, '')))];
+    for (const u of urls) m = m.split(u).map((part, i, all) => (i < all.length - 1 ? part.replace(/(?:opening|GET|reading|downloading|loading|the download of)\s*$/i, '') : part)).join('');
+    m = m.replace(/^[\s:]+/, '').replace(/(?::\s*){2,}/g, ': ').replace(/\s{2,}/g, ' ').replace(/:\s*$/, '').trim();
+    if (urls.length) m = `${urls[0]}: ${m}`;
+    else m = m.charAt(0).toUpperCase() + m.slice(1);
+    if (e && e.field && LABELS[e.field] && !['url', 'id'].includes(e.field)) m += ` (check “${LABELS[e.field]}”)`;
+    return m;
+  }
+  function markField(f) {
+    const el = fieldEl(f);
+    if (!el) return;
+    el.setAttribute('aria-invalid', 'true');
+    if ($('advanced').contains(el)) $('advanced').open = true;
+    el.focus();
+  }
+  const clearInvalid = () => document.querySelectorAll('[aria-invalid]').forEach((el) => el.removeAttribute('aria-invalid'));
 
   // ---- form <-> options ----------------------------------------------------
   function formState() {
-    const s = { preset: $('preset').value, seed: $('o-seed').value, model: $('model').value, judge: $('judge').value, remasking_model: $('remasker').value,
-      template: $('use-template').checked ? $('template').value : null, heatmap: $('heatmap').checked, compare: $('compare').checked };
+    const s = { size: sizeName(), seed: $('o-seed').value, model: $('model').value, judge: $('judge').value, remasking_model: $('remasker').value,
+      prompt: $('prompt').value, heatmap: $('heatmap').checked, compare: $('compare').checked };
     for (const el of optInputs) s[el.dataset.o] = el.type === 'checkbox' ? el.checked : el.value;
     return s;
   }
+  const sizeName = () => (document.querySelector('input[name=size]:checked') || {}).value || 'custom';
+  // applyState fills the form from s (a share link, a history entry, an
+  // example). It returns notices for values it could not take as they were.
   function applyState(s) {
+    const notes = [];
     for (const el of optInputs) {
       const k = el.dataset.o;
-      if (!(k in s)) continue;
+      if (!(k in s) || s[k] === undefined || s[k] === null) continue;
       if (el.type === 'checkbox') el.checked = !!s[k];
-      else el.value = s[k];
+      else if (el.tagName === 'SELECT') {
+        const v = String(s[k]);
+        if ([...el.options].some((o) => o.value === v)) el.value = v;
+        else notes.push(`${LABELS[k]} “${v}” is not a choice here; kept “${el.value}”.`);
+      } else el.value = Array.isArray(s[k]) ? s[k].join(', ') : String(s[k]);
     }
-    if ('preset' in s) $('preset').value = s.preset;
-    if (s.seed !== undefined && s.seed !== '') $('o-seed').value = s.seed;
-    if (s.model && [...$('model').options].some((o) => o.value === s.model)) $('model').value = s.model;
-    if (s.judge && [...$('judge').options].some((o) => o.value === s.judge)) $('judge').value = s.judge;
-    if (s.remasking_model && [...$('remasker').options].some((o) => o.value === s.remasking_model)) $('remasker').value = s.remasking_model;
-    if (typeof s.template === 'string') {
-      $('use-template').checked = true;
-      $('template').value = s.template;
-    } else if ('template' in s) $('use-template').checked = false;
+    if (s.seed !== undefined) $('o-seed').value = s.seed === null ? '' : s.seed;
+    const pick = (sel, v, what) => {
+      if (v === undefined || v === null || v === '') return;
+      if ([...sel.options].some((o) => o.value === v)) sel.value = v;
+      else notes.push(`The ${what} “${v}” is not available in this page (a dropped file or a URL that was not loaded); using “${sel.options[sel.selectedIndex] ? sel.options[sel.selectedIndex].value : 'none'}”.`);
+    };
+    pick($('model'), s.model, 'model');
+    pick($('judge'), s.judge, 'judge');
+    pick($('remasker'), s.remasking_model, 'remasking model');
+    if (typeof s.prompt === 'string') $('prompt').value = s.prompt;
+    else if (typeof s.template === 'string') {
+      $('prompt').value = s.template;
+      if (!s.template) notes.push('The link had an empty template: there was nothing to fill; the text box is empty.');
+    } else if (typeof s.seed_text === 'string') $('prompt').value = s.seed_text;
     if ('heatmap' in s) $('heatmap').checked = !!s.heatmap;
     if ('compare' in s) $('compare').checked = !!s.compare;
-    countHoles();
+    const size = s.size || s.preset;
+    if (size && document.querySelector(`input[name=size][value="${size}"]`)) document.querySelector(`input[name=size][value="${size}"]`).checked = true;
+    else syncSize();
+    plan();
+    return notes;
   }
   function applyPreset(name) {
-    if (name === 'custom') return;
-    applyState({ ...BASE, ...PRESETS[sizes][name] });
+    const p = PRESETS.find((x) => x.name === name);
+    if (!p || !DEFAULTS) return;
+    for (const k of ['num_samples', 'sequence_length', 'iterations']) opt(k).value = p[k];
+    opt('temperature').value = p.temperature || DEFAULTS.temperature;
+    plan();
   }
-  // request turns the form into a POST /v1/generate body.
+  function resetDefaults() {
+    if (!DEFAULTS) return;
+    applyState({ ...DEFAULTS, masking_ratios: '', seed: '', heatmap: false, compare: false });
+    $('judge').value = 'none';
+    $('remasker').value = '';
+    if (ui.manifest) $('model').value = ui.manifest.default_model;
+    const mid = PRESETS[1] || PRESETS[0];
+    if (mid) {
+      document.querySelector(`input[name=size][value="${mid.name}"]`).checked = true;
+      applyPreset(mid.name);
+    }
+    clearInvalid();
+  }
+  // syncSize checks the size preset the fields match, or none (custom).
+  function syncSize() {
+    const v = (k) => Number(opt(k).value);
+    const p = PRESETS.find((x) => x.num_samples === v('num_samples') && x.sequence_length === v('sequence_length') && x.iterations === v('iterations') && v('temperature') === (x.temperature || (DEFAULTS && DEFAULTS.temperature)));
+    for (const r of document.querySelectorAll('input[name=size]')) r.checked = !!p && r.value === p.name;
+  }
+  function buildSizes() {
+    const box = $('sizes');
+    box.querySelectorAll('label').forEach((l) => l.remove());
+    for (const p of PRESETS) {
+      const l = document.createElement('label');
+      l.title = `${p.num_samples} sample${p.num_samples > 1 ? 's' : ''} × ${p.sequence_length} characters, ${p.iterations} passes${p.temperature ? `, temperature ${p.temperature}` : ''}`;
+      const r = Object.assign(document.createElement('input'), { type: 'radio', name: 'size', value: p.name });
+      r.addEventListener('change', () => applyPreset(p.name));
+      l.append(r, p.label, Object.assign(document.createElement('small'), { textContent: `${p.num_samples}×${p.sequence_length}` }));
+      box.append(l);
+    }
+  }
+
+  const holeChar = () => Array.from(opt('placeholder').value || '_')[0] || '_';
+  const hasHoles = () => Array.from($('prompt').value).includes(holeChar());
+  // plan says under the text box what Generate will do.
+  function plan() {
+    if (!DEFAULTS) return ($('prompt-plan').textContent = 'Generate works as soon as the engine has started (a few seconds).');
+    const text = $('prompt').value;
+    const n = Array.from(text).length;
+    const len = Number(opt('sequence_length').value) || 0;
+    const samples = Number(opt('num_samples').value) || 0;
+    const passes = opt('masking_ratios').value.trim() ? opt('masking_ratios').value.split(/[\s,]+/).filter(Boolean).length : Number(opt('iterations').value) || 0;
+    const lenEl = opt('sequence_length');
+    let s;
+    if (hasHoles()) {
+      const holes = Array.from(text).filter((c) => c === holeChar()).length;
+      s = `Fill ${holes} hole character${holes === 1 ? '' : 's'} in your ${n}-character text`;
+      lenEl.disabled = true;
+      lenEl.title = 'A text with holes sets its own length.';
+    } else {
+      lenEl.disabled = false;
+      lenEl.title = '';
+      s = n ? `Continue your ${n} characters to ${len}` : `Write ${len} characters from scratch`;
+    }
+    $('prompt-plan').textContent = `${s} · ${samples} sample${samples === 1 ? '' : 's'} · ${passes} pass${passes === 1 ? '' : 'es'}.`;
+  }
+
+  // request validates the form with the API's rules and turns it into a
+  // POST /v1/generate body; a problem throws {field, message}.
   function request() {
     const s = formState();
-    const num = (k) => (s[k] === '' ? undefined : Number(s[k]));
-    const r = {
-      model: s.model || undefined, judge: s.judge, method: s.method, num_samples: num('num_samples'),
-      iterations: num('iterations'), temperature: num('temperature'), top_p: num('top_p'), schedule_mode: s.schedule_mode,
-      start_ratio: num('start_ratio'), end_ratio: num('end_ratio'), randomness_strength: num('randomness_strength'),
-      remasking: s.remasking, quality_metric: s.quality_metric, seed_placement: s.seed_placement, unknown_chars: s.unknown_chars,
-      placeholder: s.placeholder || '_', disable_sampler: s.disable_sampler, compat: s.compat.trim(),
+    const bad = (field, message) => {
+      throw Object.assign(new Error(message), { field });
     };
+    const num = (k, { int = false, min = -Infinity, max = Infinity, gt = false, optional = false } = {}) => {
+      const raw = String(s[k]).trim();
+      if (raw === '') return optional ? undefined : bad(k, `${LABELS[k]} is empty: type a number.`);
+      const x = Number(raw);
+      if (!Number.isFinite(x)) bad(k, `${LABELS[k]} “${raw}” is not a number.`);
+      if (int && !Number.isInteger(x)) bad(k, `${LABELS[k]} must be a whole number, not ${raw}.`);
+      if (gt ? x <= min : x < min) bad(k, `${LABELS[k]} ${raw} is too small: it must be ${gt ? 'more than' : 'at least'} ${min}.`);
+      if (x > max) bad(k, `${LABELS[k]} ${raw} is too large: it must be at most ${max}.`);
+      return x;
+    };
+    const r = {
+      model: s.model || undefined, judge: s.judge, method: s.method, num_samples: num('num_samples', { int: true, min: 1 }),
+      temperature: num('temperature', { min: 0, gt: true }), top_p: num('top_p', { min: 0, gt: true, max: 1 }), schedule_mode: s.schedule_mode,
+      start_ratio: num('start_ratio', { min: 0, max: 1 }), end_ratio: num('end_ratio', { min: 0, max: 1 }), randomness_strength: num('randomness_strength', { min: 0, max: 1 }),
+      remasking: s.remasking, quality_metric: s.quality_metric, seed_placement: s.seed_placement, unknown_chars: s.unknown_chars,
+      disable_sampler: s.disable_sampler, compat: s.compat.trim(),
+    };
+    if (Array.from(s.placeholder).length !== 1) bad('placeholder', `The hole character must be exactly one character (it is “${s.placeholder}”).`);
+    r.placeholder = s.placeholder;
     if (s.sampler_neighbors) r.sampler_neighbors = s.sampler_neighbors;
     if (s.remasking_model) r.remasking_model = s.remasking_model;
-    if (s.masking_ratios.trim()) r.masking_ratios = s.masking_ratios.split(/[\s,]+/).filter(Boolean).map(Number);
-    if (s.template !== null) r.template = s.template;
-    else {
-      r.sequence_length = num('sequence_length');
-      if (s.seed_text) r.seed_text = s.seed_text;
+    if (s.masking_ratios.trim()) {
+      r.masking_ratios = s.masking_ratios.split(/[\s,;]+/).filter(Boolean).map((t, i) => {
+        const x = Number(t);
+        if (!Number.isFinite(x)) bad('masking_ratios', `Masking ratios: “${t}” is not a number; write numbers from 0 to 1 separated by commas, e.g. 0.9, 0.5, 0.1.`);
+        if (x < 0 || x > 1) bad('masking_ratios', `Masking ratios: ratio ${i + 1} (${t}) must be from 0 to 1.`);
+        return x;
+      });
+    } else r.iterations = num('iterations', { int: true, min: 1, max: 10000 });
+    const text = s.prompt;
+    const n = Array.from(text).length;
+    let len;
+    if (hasHoles()) {
+      r.template = text;
+      len = n;
+    } else {
+      len = num('sequence_length', { int: true, min: 1 });
+      r.sequence_length = len;
+      if (text) {
+        if (n >= len) bad('sequence_length', `Your text has ${n} characters and Length is ${len}: make Length larger than your text so there is room to continue, or put ${holeChar()} where the model should write.`);
+        r.seed_text = text;
+      }
     }
-    if (s.seed !== '') r.seed = Number(s.seed);
+    if (r.num_samples * len > maxTokens) bad('num_samples', `${r.num_samples} samples × ${len} characters is ${r.num_samples * len} characters; this engine takes at most ${maxTokens} per run. Lower Samples or Length.`);
+    const seed = num('seed', { int: true, min: 0, max: Number.MAX_SAFE_INTEGER, optional: true });
+    if (seed !== undefined) r.seed = seed;
     return r;
   }
-  function shareLink() {
+  function shareLink(run) {
     const u = new URL(location.href);
-    u.hash = 'o=' + encodeURIComponent(JSON.stringify(formState()));
+    const s = formState();
+    if (run) s.run = true;
+    u.hash = 'o=' + encodeURIComponent(JSON.stringify(s));
     return u.href;
   }
+  // fromHash reads a share link's settings; numbers out of range are clamped
+  // and every change is named in a notice.
   function fromHash() {
     const m = /^#o=(.*)$/.exec(location.hash);
-    if (!m) return false;
+    if (!m) return null;
+    let s;
     try {
-      applyState(JSON.parse(decodeURIComponent(m[1])));
-      return true;
+      s = JSON.parse(decodeURIComponent(m[1]));
+      if (!s || typeof s !== 'object' || Array.isArray(s)) throw new Error('not an object');
     } catch (e) {
-      setStatus($('gen-status'), 'The share link is damaged: its options could not be read.', 'error');
-      return false;
+      ui.notices.push('The share link is damaged: its settings could not be read; the defaults are used.');
+      return null;
     }
-  }
-  function countHoles() {
-    const p = (document.querySelector('[data-o=placeholder]').value || '_')[0];
-    const n = Array.from($('template').value).filter((c) => c === p).length;
-    $('holes').textContent = `${n} character${n === 1 ? '' : 's'} to generate of ${Array.from($('template').value).length}`;
+    const notes = [];
+    const clamp = (k, lo, hi, int) => {
+      if (!(k in s) || s[k] === '' || s[k] === null) return;
+      let x = Number(s[k]);
+      if (!Number.isFinite(x)) {
+        notes.push(`${LABELS[k]} “${s[k]}” in the link is not a number; the default is used.`);
+        delete s[k];
+        return;
+      }
+      const y = Math.min(hi, Math.max(lo, int ? Math.round(x) : x));
+      if (y !== x) notes.push(`${LABELS[k]} ${x} in the link is out of range; it is now ${y}.`);
+      s[k] = y;
+    };
+    clamp('num_samples', 1, 64, true);
+    clamp('iterations', 1, 1000, true);
+    const ns = Number(s.num_samples) || 1;
+    clamp('sequence_length', 1, Math.max(1, Math.floor(maxTokens / ns)), true);
+    clamp('temperature', 0.01, 10);
+    clamp('top_p', 0.01, 1);
+    for (const k of ['start_ratio', 'end_ratio', 'randomness_strength']) clamp(k, 0, 1);
+    clamp('seed', 0, Number.MAX_SAFE_INTEGER, true);
+    notes.push(...applyState(s));
+    ui.notices.push(...notes);
+    return s;
   }
 
   // ---- API helpers ---------------------------------------------------------
@@ -115,7 +288,7 @@
     try {
       e = (await resp.json()).error;
     } catch (_) {}
-    return new Error(e ? `${e.message}${e.field ? ` (field ${e.field})` : ''} [${e.code}]` : `HTTP ${resp.status} ${resp.statusText}`);
+    return e ? Object.assign(new Error(e.message), { field: e.field, code: e.code }) : new Error(`the engine answered HTTP ${resp.status} ${resp.statusText}`);
   }
   // ndjson calls f for every event of a streamed answer.
   async function ndjson(resp, f) {
@@ -134,53 +307,121 @@
     }
   }
   const post = (path, body, signal) =>
-    remask.fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+    remask.fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal });
 
-  // load puts a model on the engine with a progress bar; body is a POST
-  // /v1/models body. It returns the model's listing.
-  async function load(body, what) {
-    const bar = $('progress');
-    const st = $('model-status');
-    setStatus(st, `Loading ${what}…`);
-    const resp = await post('/v1/models', body);
+  const manifestModel = (id) => ui.manifest && ui.manifest.models.find((m) => m.id === id);
+  // load puts a model on the engine; body is a POST /v1/models body. report
+  // gets (bytes, total, fromCache). It returns the model's listing.
+  async function load(body, signal, report) {
+    const resp = await post('/v1/models', body, signal);
     if (!resp.ok) throw await apiError(resp);
     let info = null;
     await ndjson(resp, (ev) => {
-      if (ev.event === 'progress') {
-        bar.hidden = false;
-        if (ev.total) {
-          bar.max = ev.total;
-          bar.value = ev.bytes;
-          setStatus(st, `Loading ${what}: ${(ev.bytes / 1e6).toFixed(1)} of ${(ev.total / 1e6).toFixed(1)} MB`);
-        } else bar.removeAttribute('value');
-      } else if (ev.event === 'queued') setStatus(st, `Loading ${what}: waiting for the device (position ${ev.position})`);
+      if (ev.event === 'progress') report && report(ev.bytes, ev.total);
+      else if (ev.event === 'queued') report && report(-1, ev.position);
       else if (ev.event === 'loaded') info = ev.model;
-      else if (ev.event === 'error') throw new Error(`${ev.error.message} [${ev.error.code}]`);
+      else if (ev.event === 'error') throw Object.assign(new Error(ev.error.message), { field: ev.error.field, code: ev.error.code });
     });
-    bar.hidden = true;
-    if (!info) throw new Error(`loading ${what} ended without an answer`);
+    if (!info) throw new Error('loading the model ended without an answer');
     ui.loaded.add(info.id);
-    setStatus(st, `${info.id}: ${info.kind.replace('_', ' ')}, ${info.n_layer} layers, ${(info.parameters / 1e6).toFixed(1)} M parameters, ${info.dtype}, context ${info.block_size} characters.`, 'good');
+    if (body.url) remask.keep(body.url); // it parsed as a model: the worker may cache it now
     return info;
   }
-  async function ensure(id) {
-    if (id && id !== 'none' && !ui.loaded.has(id)) await load({ id }, id);
+  const modelLine = (info) => `${info.id}: ${info.kind.replace('_', ' ')}, ${info.n_layer} layers, ${MB(info.parameters)} M parameters, ${info.dtype}, context ${info.block_size} characters.`;
+
+  // ensureModels loads the run's models that are not on the engine yet, with
+  // one progress line over all of them (MB, speed, time left).
+  async function ensureModels(ids, signal) {
+    const todo = ids.filter((id) => id && id !== 'none' && !ui.loaded.has(id));
+    if (!todo.length) return;
+    const size = (id) => (manifestModel(id) ? manifestModel(id).bytes : 0);
+    const cached = await cachedSet();
+    const total = todo.reduce((a, id) => a + (cached.has(id) ? 0 : size(id)), 0);
+    let doneBytes = 0;
+    const t0 = performance.now();
+    for (const id of todo) {
+      if (remask.server) {
+        phase(`Loading ${id} on the server…`, null);
+        const info = await load({ id }, signal, (bytes, tot) => bytes >= 0 && tot && phase(`Loading ${id} on the server: ${MB(bytes)} of ${MB(tot)} MB`, bytes / tot));
+        setStatus($('model-status'), modelLine(info), 'good');
+        continue;
+      }
+      const fromCache = cached.has(id);
+      phase(fromCache ? `Loading ${id} from this browser's cache…` : `Downloading ${id}: ${MB(size(id))} MB${todo.length > 1 && total > size(id) ? ` (${MB(total)} MB in all)` : ''}…`, fromCache ? null : total ? doneBytes / total : null);
+      let last = 0;
+      const info = await load({ id }, signal, (bytes, tot) => {
+        if (bytes < 0) return phase(`Loading ${id}: waiting for the engine (position ${tot})`);
+        if (fromCache || !total) return phase(`Loading ${id} from this browser's cache: ${MB(bytes)} of ${MB(tot || size(id))} MB`, tot ? bytes / tot : null);
+        last = bytes;
+        const got = doneBytes + bytes;
+        const secs = (performance.now() - t0) / 1000;
+        const speed = secs > 0.2 ? got / secs : 0;
+        const eta = speed ? (total - got) / speed : 0;
+        phase(`Downloading ${id}: ${MB(got)} of ${MB(total)} MB${speed ? ` · ${MB(speed)} MB/s · about ${Math.ceil(eta)} s left` : ''}`, got / total);
+      });
+      if (!fromCache) doneBytes += last || size(id);
+      setStatus($('model-status'), modelLine(info), 'good');
+    }
+    refreshCached();
+  }
+
+  // The Cache API is readable from the page: the picker shows what is cached
+  // before anything is downloaded.
+  async function cachedSet() {
+    const have = new Set();
+    if (remask.server || !ui.manifest || !window.caches) return have;
+    try {
+      const c = await caches.open('remask-models-v1');
+      for (const m of ui.manifest.models) if (await c.match(new URL(m.file, location.href).href)) have.add(m.id);
+    } catch (_) {}
+    return have;
+  }
+  async function refreshCached() {
+    const have = await cachedSet();
+    for (const sel of [$('model'), $('judge'), $('remasker')]) {
+      for (const o of sel.options) {
+        const m = manifestModel(o.value);
+        if (!m) continue;
+        const state = ui.loaded.has(m.id) ? 'loaded' : have.has(m.id) ? 'cached' : remask.server ? 'on the server' : `${MB(m.bytes)} MB download`;
+        o.textContent = `${m.id} (${remask.server ? 'on the server' : MB(m.bytes) + ' MB'}${state === 'loaded' || state === 'cached' ? ', ' + state : ''})`;
+        o.dataset.state = state;
+      }
+    }
+    const m = manifestModel($('model').value);
+    $('model-help').textContent = m && !remask.server ? `${m.id}: ${have.has(m.id) || ui.loaded.has(m.id) ? 'in this browser already, no download' : `the first run downloads ${MB(m.bytes)} MB once`}. Sizes are download sizes; “cached” models load without a download.` : 'Sizes are download sizes; “cached” models load without a download.';
+    plan();
+    const p = $('prompt-plan');
+    if (m && !remask.server && !have.has(m.id) && !ui.loaded.has(m.id)) p.textContent += ` First run: a one-time ${MB(m.bytes)} MB download.`;
+    else if (m && have.has(m.id) && !remask.server) p.append(' ', Object.assign(document.createElement('span'), { className: 'badge', textContent: 'model cached' }));
   }
   function addModel(info) {
     const sel = { sequence_scorer: $('judge'), language_model: $('model'), token_classifier: $('remasker') }[info.kind];
-    if (!sel) return;
+    if (!sel) return null;
     if (![...sel.options].some((o) => o.value === info.id)) sel.add(new Option(info.id, info.id));
-    sel.value = info.id;
+    return sel;
   }
   async function loadFrom(body, what) {
+    setStatus($('model-status'), `Loading ${what}…`);
     try {
-      addModel(await load(body, what));
+      const info = await load(body, undefined, (b, t) => b >= 0 && setStatus($('model-status'), `Loading ${what}: ${MB(b)}${t ? ' of ' + MB(t) : ''} MB`));
+      const sel = addModel(info);
+      if (sel) sel.value = info.id;
+      setStatus($('model-status'), modelLine(info), 'good');
+      refreshCached();
     } catch (e) {
-      $('progress').hidden = true;
-      setStatus($('model-status'), `Could not load ${what}: ${e.message}`, 'error');
+      $('cache-status').textContent = '';
+      const msg = webMessage(e);
+      setStatus($('model-status'), `Could not load the model: ${msg.includes(what) ? msg : what + ': ' + msg}`, 'error');
     }
   }
-  const idOf = (name) => name.replace(/^.*\//, '').replace(/\.safetensors$/, '').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64) || 'model';
+  const idOf = (name) => name.replace(/^.*\//, '').replace(/\.safetensors$/, '').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 60) || 'model';
+  const freeId = (id) => {
+    const taken = (x) => [$('model'), $('judge'), $('remasker')].some((s) => [...s.options].some((o) => o.value === x));
+    let n = 2;
+    let out = id;
+    while (taken(out)) out = `${id}-${n++}`;
+    return out;
+  };
 
   // ---- the denoising view --------------------------------------------------
   function runView(run) {
@@ -191,225 +432,517 @@
     run.rows = [];
     $('runs').append(box);
   }
+  // ensureRows draws n samples of T masked cells (the kept characters of a
+  // template or prompt shown as they are): the canvas appears at the click.
   function ensureRows(run, n, T) {
     while (run.rows.length < n) {
+      const i = run.rows.length;
+      const head = document.createElement('div');
+      head.className = 'sample-head';
+      const title = Object.assign(document.createElement('span'), { textContent: `Sample ${i + 1}`, id: `s-${run.key}-${i}` });
+      const copy = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Copy', disabled: true });
+      copy.setAttribute('aria-label', `Copy sample ${i + 1}${run.label ? ' (' + run.label + ')' : ''}`);
+      copy.addEventListener('click', () => copyText(run.rows[i].text || ''));
+      head.append(title, copy);
       const pre = document.createElement('pre');
       pre.className = 'sample';
-      pre.setAttribute('aria-label', `sample ${run.rows.length + 1}`);
+      pre.setAttribute('role', 'region');
+      pre.setAttribute('aria-labelledby', title.id);
+      pre.tabIndex = 0;
       const cells = [];
-      for (let i = 0; i < T; i++) {
+      for (let j = 0; j < T; j++) {
         const c = document.createElement('span');
-        c.className = 'c mask';
-        c.textContent = '·';
+        const k = run.kept.get(j);
+        c.className = k !== undefined ? 'c keep' : 'c mask';
+        c.textContent = k !== undefined ? k : '·';
         cells.push(c);
       }
       pre.append(...cells);
-      run.box.append(pre);
-      run.rows.push({ pre, cells });
+      run.box.append(head, pre);
+      run.rows.push({ pre, cells, copy, text: '' });
     }
   }
+  // render shows iteration k of a run. Heat: the iteration's wrongness; the
+  // last iteration has none (nothing is re-masked after it), so it shows the
+  // previous pass's, except on the cells re-filled since.
   function render(run, k) {
     const ev = run.iters[k];
     if (!ev || !ev.text) return;
     const prev = k > 0 ? run.iters[k - 1].remasked : null;
     const heat = $('heatmap').checked;
+    let wsrc = ev.wrongness ? ev : null;
+    let refilled = null;
+    if (heat && !wsrc && k > 0 && run.iters[k - 1].wrongness) {
+      wsrc = run.iters[k - 1];
+      refilled = prev;
+    }
+    $('heat-legend').hidden = !(heat && wsrc);
     ev.text.forEach((text, b) => {
       const chars = Array.from(text);
       ensureRows(run, ev.text.length, chars.length);
-      const { pre, cells } = run.rows[b];
-      pre.classList.toggle('heat', heat && !!ev.wrongness);
+      const row = run.rows[b];
+      row.text = text;
+      row.copy.disabled = false;
+      const { pre, cells } = row;
+      pre.classList.toggle('heat', !!(heat && wsrc));
       const fresh = prev ? new Set(prev[b]) : null;
       const dim = new Set(ev.remasked[b]);
-      const w = heat && ev.wrongness ? ev.wrongness[b] : null;
+      const re = refilled ? new Set(refilled[b]) : null;
+      const w = heat && wsrc ? wsrc.wrongness[b] : null;
       for (let i = 0; i < cells.length; i++) {
         const c = cells[i];
         const ch = chars[i] === undefined ? '' : chars[i];
         if (c.textContent !== ch) c.textContent = ch;
         let cls = 'c';
         if (dim.has(i)) cls += ' dim';
-        else if (fresh ? fresh.has(i) : !run.kept.has(i)) cls += ' fresh';
+        if (fresh ? fresh.has(i) : !run.kept.has(i)) cls += ' fresh';
         if (run.kept.has(i)) cls += ' keep';
         if (c.className !== cls) c.className = cls;
-        if (w) c.style.setProperty('--w', w[i] === null ? 0 : (0.85 * w[i]).toFixed(3));
+        const wi = w && !(re && re.has(i)) && w[i] !== null && w[i] !== undefined ? w[i] : null;
+        if (wi !== null) c.style.setProperty('--w', (0.15 + 0.85 * wi).toFixed(3));
         else if (c.style.length) c.style.removeProperty('--w');
+        c.title = wi !== null ? `critic: ${(wi * 100).toFixed(0)}% likely wrong` : '';
       }
     });
   }
   function showIteration(k) {
     scrubAt = k;
-    for (const run of ui.runs) render(run, Math.min(k, run.iters.length - 1));
-    $('scrub-val').textContent = `${k + 1} / ${$('scrub').max}`;
+    for (const run of ui.runs) if (run.iters && run.iters.length) render(run, Math.min(k, run.iters.length - 1));
+    $('scrub-val').textContent = `pass ${k + 1} of ${$('scrub').max}`;
   }
 
   const fmt = (x, d = 3) => (x === null || x === undefined ? '–' : Number(x).toFixed(d));
+  // tokens/s with three significant digits (0.754, 8.12, 35.4, 1240).
+  const rate = (x) => (x >= 100 ? Math.round(x).toLocaleString('en') : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toPrecision(2));
+  const secs = (x) => (x >= 10 ? x.toFixed(1) : x.toFixed(2)) + ' s';
+  // timings are shown per stage only when every stage was measured (the
+  // GPU device loop runs the stages in one submission: totals only).
+  function timingLine(d) {
+    const t = d.timings || {};
+    const stages = ['forward', 'sampling', 'remasking', 'metrics'];
+    const all = stages.every((k) => t[k] > 0) && stages.reduce((a, k) => a + t[k], 0) <= d.seconds * 1.05;
+    return all ? ` (${stages.map((k) => `${k} ${secs(t[k])}`).join(', ')})` : '';
+  }
+  const METRIC_HELP = {
+    judge: ['judge score', '0 to 1, higher is better', 'The judge model’s estimate that the text is human-written (1 − its machine-written score). Real held-out text scores about 0.86.'],
+    self: ['self-confidence', 'log-probability, ≤ 0, higher is better', 'Mean log-probability the model gives its own final characters: near 0 means it is sure of every character.'],
+    critic: ['critic mean', '0 to 1, lower is better', 'The model’s own mean probability that a character is wrong.'],
+    pct: ['critic p10 / p50 / p90', '0 to 1, lower is better', 'The 10th, 50th and 90th percentiles of the critic’s per-character wrongness.'],
+  };
   function metrics() {
-    const parts = [];
+    const el = $('metrics');
+    el.replaceChildren();
     for (const run of ui.runs) {
       const d = run.done;
       if (!d) continue;
+      // The table scrolls sideways inside its box on a phone: focusable, named.
+      const wrap = Object.assign(document.createElement('div'), { className: 'table-wrap', tabIndex: 0 });
+      wrap.setAttribute('role', 'region');
+      wrap.setAttribute('aria-label', `Quality table${run.label ? ' (' + run.label + ')' : ''}`);
+      const th = (k) => `<th scope="col" title="${METRIC_HELP[k][2]}">${METRIC_HELP[k][0]}<small>${METRIC_HELP[k][1]}</small></th>`;
       const rows = d.samples
-        .map((s, i) => `<tr><td>${i + 1}</td><td>${fmt(s.judge_score)}</td><td>${fmt(s.self_confidence)}</td><td>${s.critic ? fmt(s.critic.mean, 4) : '–'}</td><td>${s.critic ? `${fmt(s.critic.p10, 4)} / ${fmt(s.critic.p50, 4)} / ${fmt(s.critic.p90, 4)}` : '–'}</td></tr>`)
+        .map((s, i) => `<tr><th scope="row">${i + 1}</th><td>${fmt(s.judge_score)}</td><td>${fmt(s.self_confidence)}</td><td>${s.critic ? fmt(s.critic.mean) : '–'}</td><td>${s.critic ? `${fmt(s.critic.p10)} / ${fmt(s.critic.p50)} / ${fmt(s.critic.p90)}` : '–'}</td></tr>`)
         .join('');
-      const t = d.timings;
-      parts.push(`<h3>${run.label || 'Results'}</h3>
-<table><thead><tr><th>sample</th><th>judge score</th><th>self-confidence</th><th>critic mean</th><th>critic p10 / p50 / p90</th></tr></thead><tbody>${rows}</tbody></table>
-<p class="hint">${d.iterations_run} iterations in ${d.seconds.toFixed(2)} s · <b class="tps">${Math.round(d.tokens_per_second)} tokens/s</b> · first text ${(run.ttft / 1000).toFixed(2)} s after the click · forward ${t.forward.toFixed(2)} s, sampling ${t.sampling.toFixed(2)} s, remasking ${t.remasking.toFixed(2)} s, metrics ${t.metrics.toFixed(2)} s · ${d.backend} · seed ${d.seed} · model ${d.model}, judge ${d.judge}, remasking ${d.strategy || '–'}, metric ${d.metric}${d.warnings.length ? ' · ' + d.warnings.join('; ') : ''}</p>`);
+      wrap.innerHTML = `<table><caption>Quality${run.label ? ' (' + run.label + ')' : ''}: hover a heading for its meaning</caption><thead><tr><th scope="col">sample</th>${th('judge')}${th('self')}${th('critic')}${th('pct')}</tr></thead><tbody>${rows}</tbody></table>`;
+      const p = Object.assign(document.createElement('p'), { className: 'hint' });
+      p.textContent = `${d.iterations_run} passes in ${secs(d.seconds)}${timingLine(d)} · ${rate(d.tokens_per_second)} characters/s · first text ${secs(run.ttft / 1000)} after the click · ${d.backend} · seed ${d.seed} · model ${d.model}, judge ${d.judge || 'none'}, re-masking ${d.strategy || '–'}, metric ${d.metric}${d.warnings.length ? ' · ' + d.warnings.join('; ') : ''}`;
+      el.append(wrap, p);
     }
-    const el = $('metrics');
-    el.innerHTML = parts.join('');
-    el.hidden = parts.length === 0;
-    $('out-actions').hidden = parts.length === 0;
+    el.hidden = !el.childElementCount;
+  }
+  const haveText = () => ui.runs.some((r) => r.rows && r.rows.some((x) => x.text));
+  function syncActions() {
+    const t = haveText() && ui.state !== 'running';
+    $('copy').disabled = !t;
+    $('download').disabled = !t;
+  }
+  const runText = (r) => (r.done ? r.done.samples.map((s) => s.text) : (r.rows || []).map((x) => x.text).filter(Boolean));
+  async function copyText(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+      setStatus($('gen-status'), `Copied ${Array.from(text).length} characters.`, 'good');
+    } catch (e) {
+      setStatus($('gen-status'), `Copying failed: ${e.message}. Select the text and copy it instead.`, 'error');
+    }
   }
 
   // runOne streams one generation into its view. t0 is when the user asked
   // for it: the first text's time includes loading the model.
-  async function runOne(run, signal, t0) {
+  async function runOne(run, signal, t0, webgpu) {
     const resp = await post('/v1/generate', { ...run.opts, stream: true, include_text: true, include_wrongness: $('heatmap').checked }, signal);
     if (!resp.ok) throw await apiError(resp);
+    let tFirst = 0;
+    const label = run.label ? ` (${run.label})` : '';
     await ndjson(resp, (ev) => {
       ui.events.push(ev.event);
       switch (ev.event) {
         case 'queued':
-          setStatus($('gen-status'), `Waiting for the device: position ${ev.position}`);
+          phase(`Waiting for the engine: position ${ev.position} in the queue`);
           break;
         case 'start':
           run.start = ev;
-          setStatus($('gen-status'), `Generating${run.label ? ' (' + run.label + ')' : ''} on ${ev.backend}…`);
+          run.tStart = performance.now();
+          run.total = ev.options.masking_ratios && ev.options.masking_ratios.length ? ev.options.masking_ratios.length : ev.options.iterations;
+          phase(webgpu && !pipelinesBuilt ? `Preparing GPU kernels (first run in this page only), then pass 1 of ${run.total}${label}…` : `Pass 1 of ${run.total}${label}…`, 0);
           break;
-        case 'iteration':
-          if (!run.iters.length) run.ttft = performance.now() - t0;
+        case 'iteration': {
+          const now = performance.now();
+          if (!run.iters.length) {
+            run.ttft = now - t0;
+            tFirst = now;
+          }
           run.iters.push(ev);
           render(run, run.iters.length - 1);
-          setStatus($('gen-status'), `Iteration ${ev.iteration} of ${ev.iterations}${run.label ? ' (' + run.label + ')' : ''}`);
+          syncActions();
+          // Time per pass: from the passes so far; after the first, from the
+          // first alone (unless it included building the GPU kernels).
+          const per = ev.iteration > 1 ? (now - tFirst) / (ev.iteration - 1) : webgpu && !pipelinesBuilt ? 0 : now - run.tStart;
+          const left = ev.iterations - ev.iteration;
+          phase(`Pass ${ev.iteration} of ${ev.iterations}${label}${left && per ? ` · about ${Math.ceil((left * per) / 1000)} s left` : ''}`, ev.iteration / ev.iterations);
           break;
+        }
         case 'done':
           run.done = ev;
           break;
         case 'error':
-          throw new Error(`${ev.error.message} [${ev.error.code}]`);
+          throw Object.assign(new Error(ev.error.message), { field: ev.error.field, code: ev.error.code });
       }
     });
     if (!run.done) throw new Error('the generation ended without its results');
   }
 
+  // waitAbortable waits for p unless signal aborts first.
+  const waitAbortable = (p, signal) =>
+    new Promise((res, rej) => {
+      if (signal.aborted) return rej(new DOMException('aborted', 'AbortError'));
+      signal.addEventListener('abort', () => rej(new DOMException('aborted', 'AbortError')), { once: true });
+      p.then(res, rej);
+    });
+
   async function generate() {
+    if (ui.state === 'running' || ui.pending) return;
     const clicked = performance.now();
-    const base = request();
-    if (base.seed === undefined) {
-      base.seed = Math.floor(Math.random() * 2 ** 31);
-      $('o-seed').value = base.seed;
+    if (!DEFAULTS) {
+      // Clicked while the engine starts: say so at once, run when it is up.
+      ui.pending = true;
+      ui.clickedAt = clicked;
+      phase('Starting the engine (first visit: about 3.5 MB)… your run starts right after.', null);
+      ui.firstChangeMs = performance.now() - clicked;
+      $('stop').disabled = false;
+      ui.readyP.then(() => {
+        if (!ui.pending) return;
+        ui.pending = false;
+        generate();
+      });
+      return;
     }
-    history.replaceState(null, '', shareLink());
-    const kept = new Set();
-    if (base.template !== undefined) Array.from(base.template).forEach((c, i) => c !== base.placeholder && kept.add(i));
+    ui.clickedAt = clicked;
+    clearInvalid();
+    setStatus($('gen-status'), '');
+    let base;
+    try {
+      base = request();
+    } catch (e) {
+      setStatus($('gen-status'), e.message, 'error');
+      announce(e.message);
+      if (e.field) markField(e.field);
+      ui.state = 'invalid';
+      ui.error = e.message;
+      document.body.dataset.state = 'invalid';
+      return;
+    }
+    if (base.seed === undefined) base.seed = Math.floor(Math.random() * 2 ** 31);
+    const kept = new Map();
+    if (base.template !== undefined) Array.from(base.template).forEach((c, i) => c !== base.placeholder && kept.set(i, c));
+    else if (base.seed_text && base.seed_placement === 'prefix') Array.from(base.seed_text).forEach((c, i) => kept.set(i, c));
+    const key = ui.history.length + 1;
     ui.runs = $('compare').checked
       ? [{ label: 'sampler head on', opts: { ...base, disable_sampler: false } }, { label: 'sampler head off (LM head)', opts: { ...base, disable_sampler: true } }]
       : [{ label: '', opts: base }];
-    $('runs').replaceChildren();
-    $('scrub-row').hidden = true;
-    $('metrics').hidden = true;
-    $('out-actions').hidden = true;
-    abort = new AbortController();
-    $('generate').disabled = true;
-    $('stop').disabled = false;
+    ui.runs.forEach((r, i) => Object.assign(r, { key: `${key}-${i}`, iters: [], kept }));
     ui.state = 'running';
     document.body.dataset.state = 'running';
+    $('runs').replaceChildren();
+    $('empty').hidden = true;
+    $('scrub-row').hidden = true;
+    $('metrics').hidden = true;
+    $('legend').hidden = false;
+    $('heat-legend').hidden = true;
+    const len = base.template !== undefined ? Array.from(base.template).length : base.sequence_length;
+    for (const run of ui.runs) {
+      runView(run);
+      ensureRows(run, base.num_samples, len);
+    }
+    syncActions();
+    phase('Starting…', null);
+    ui.firstChangeMs = performance.now() - clicked;
+    // On a narrow screen the output is below the form: bring it up so the
+    // run's progress is seen (Generate/Stop stay at the top of the screen).
+    if ($('out').getBoundingClientRect().top > innerHeight - 160) $('compose').querySelector('.bar').scrollIntoView({ block: 'start' });
+    const focusWasGenerate = document.activeElement === $('generate');
+    abort = new AbortController();
+    const signal = abort.signal;
+    $('generate').disabled = true;
+    $('stop').disabled = false;
+    if (focusWasGenerate) $('stop').focus();
+    announce('Generating.');
+    const s = formState();
     try {
-      await ensure(base.model || (ui.manifest && ui.manifest.default_model));
-      if (base.judge !== 'none') await ensure(base.judge);
-      if (base.remasking_model) await ensure(base.remasking_model);
-      for (const run of ui.runs) {
-        run.iters = [];
-        run.kept = kept;
-        runView(run);
+      if (!remask.server && !remask.engine) phase('Starting the engine (first visit: about 3.5 MB)…', null);
+      await waitAbortable(remask.ready, signal);
+      if (!DEFAULTS) await waitAbortable(ui.readyP, signal);
+      const webgpu = !remask.server && remask.engine && remask.engine.webgpu;
+      const lm = base.model || (ui.manifest && ui.manifest.default_model);
+      await ensureModels([lm, base.judge, base.remasking_model], signal);
+      for (const run of ui.runs) await runOne(run, signal, run === ui.runs[0] ? clicked : performance.now(), webgpu);
+      if (webgpu) pipelinesBuilt = true;
+      ui.state = 'done';
+      const d = ui.runs[0].done;
+      const tps = ui.runs.map((r) => `${rate(r.done.tokens_per_second)} characters/s${r.label ? ' (' + r.label + ')' : ''}`).join(', ');
+      const secsAll = ui.runs.reduce((a, r) => a + r.done.seconds, 0);
+      const msg = `Done: ${d.samples.length} sample${d.samples.length > 1 ? 's' : ''} × ${Array.from(d.samples[0].text).length} characters in ${secs((performance.now() - clicked) / 1000)} from the click (generation ${secs(secsAll)}, first text after ${secs(ui.runs[0].ttft / 1000)}), ${tps} on ${d.backend}.`;
+      setStatus($('gen-status'), msg, 'good');
+      announce(msg);
+    } catch (e) {
+      if (signal.aborted) {
+        ui.state = 'stopped';
+        const it = ui.runs.map((r) => r.iters.length);
+        const msg = haveText() ? `Stopped after pass ${Math.max(...it)} of ${ui.runs[0].total || '?'}: the text so far is kept (Copy, Download).` : 'Stopped before any text was written.';
+        setStatus($('gen-status'), msg);
+        announce(msg);
+        ui.error = null;
+      } else {
+        ui.state = 'error';
+        const msg = `Generation failed: ${webMessage(e)}`;
+        setStatus($('gen-status'), msg, 'error');
+        announce(msg);
+        ui.error = msg;
+        if (e.field && LABELS[e.field]) markField(e.field);
       }
-      for (const run of ui.runs) {
-        await runOne(run, abort.signal, run === ui.runs[0] ? clicked : performance.now());
-      }
-      const last = Math.max(...ui.runs.map((r) => r.iters.length));
-      $('scrub').max = last;
+    } finally {
+      endPhase();
+      ui.stoppedAt = performance.now();
+      const last = Math.max(0, ...ui.runs.map((r) => r.iters.length));
+      $('scrub').max = Math.max(1, last);
       $('scrub').value = last;
       $('scrub-row').hidden = last < 2;
-      showIteration(last - 1);
+      if (last) showIteration(last - 1);
+      else {
+        // no text came: the masked canvas goes, the page says why above
+        $('runs').replaceChildren();
+        $('empty').hidden = false;
+        $('legend').hidden = true;
+      }
       metrics();
-      const d = ui.runs[0].done;
-      setStatus($('gen-status'), `Done: ${d.samples.length} sample${d.samples.length > 1 ? 's' : ''} × ${d.samples[0].text.length} characters, ${Math.round(d.tokens_per_second)} tokens/s on ${d.backend}.`, 'good');
-      ui.state = 'done';
-    } catch (e) {
-      const msg = abort.signal.aborted ? 'Stopped.' : `Generation failed: ${e.message}`;
-      setStatus($('gen-status'), msg, abort.signal.aborted ? '' : 'error');
-      ui.state = abort.signal.aborted ? 'stopped' : 'error';
-      ui.error = msg;
-    } finally {
       $('generate').disabled = false;
       $('stop').disabled = true;
+      if (document.activeElement === $('stop') || document.activeElement === document.body || !document.activeElement) $('generate').focus();
+      syncActions();
+      if (haveText()) addHistory(s);
+      snippet();
       document.body.dataset.state = ui.state;
     }
+  }
+  function stop() {
+    if (ui.pending) {
+      ui.pending = false;
+      endPhase();
+      $('stop').disabled = true;
+      ui.state = 'stopped';
+      document.body.dataset.state = 'stopped';
+      setStatus($('gen-status'), 'Stopped before the engine had started.');
+    }
+    if (abort) abort.abort();
+  }
+
+  // ---- history ---------------------------------------------------------------
+  function addHistory(state) {
+    const entry = { n: ui.history.length + 1, state, outcome: ui.state, runs: ui.runs.map((r) => ({ label: r.label, texts: runText(r), done: r.done || null, iters: r.iters, kept: r.kept, opts: r.opts, total: r.total, ttft: r.ttft })) };
+    ui.history.push(entry);
+    const o = entry.runs[0].opts;
+    const li = document.createElement('li');
+    const first = (entry.runs[0].texts[0] || '').replace(/\s+/g, ' ').slice(0, 60);
+    li.append(`${o.num_samples}×${o.template ? Array.from(o.template).length : o.sequence_length}, ${o.masking_ratios ? o.masking_ratios.length : o.iterations} passes, seed ${o.seed}${entry.runs.length > 1 ? ', head on/off' : ''}${entry.outcome === 'stopped' ? ' (stopped)' : ''}: “${first}…” `);
+    const b = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Restore' });
+    b.setAttribute('aria-label', `Restore run ${entry.n}`);
+    b.addEventListener('click', () => restore(entry));
+    li.append(b);
+    $('history').prepend(li);
+    $('history-panel').hidden = false;
+  }
+  function restore(entry) {
+    if (ui.state === 'running') return;
+    applyState(entry.state);
+    ui.runs = entry.runs.map((r, i) => ({ ...r, key: `h${entry.n}-${i}` }));
+    $('runs').replaceChildren();
+    $('empty').hidden = true;
+    for (const run of ui.runs) {
+      runView(run);
+      if (run.iters.length) render(run, run.iters.length - 1);
+    }
+    const last = Math.max(0, ...ui.runs.map((r) => r.iters.length));
+    $('scrub').max = Math.max(1, last);
+    $('scrub').value = last;
+    $('scrub-row').hidden = last < 2;
+    $('legend').hidden = false;
+    metrics();
+    ui.state = entry.outcome;
+    syncActions();
+    setStatus($('gen-status'), `Run ${entry.n} restored: its settings and its text.`);
+  }
+
+  // ---- examples ----------------------------------------------------------------
+  const EXAMPLES = [
+    { label: 'Continue a line', state: { prompt: 'ROMEO:\nBut soft, what light', compare: false, heatmap: false } },
+    { label: 'Fill a missing word', state: { prompt: 'ROMEO:\nBut soft, what light through yonder ______ breaks?\nIt is the east, and ______ is the sun.', compare: false, heatmap: false } },
+    { label: 'Sampler head on vs off', state: { prompt: '', compare: true, heatmap: false } },
+    { label: 'Critic heatmap', state: { prompt: 'KING:\n', heatmap: true, compare: false } },
+    { label: 'Threshold schedule', state: { prompt: '', schedule_mode: 'threshold', start_ratio: 0.5, end_ratio: 0.05, heatmap: false, compare: false } },
+  ];
+  function buildExamples() {
+    for (const ex of EXAMPLES) {
+      const b = Object.assign(document.createElement('button'), { type: 'button', textContent: ex.label });
+      b.addEventListener('click', () => {
+        if (ui.state === 'running' || ui.pending) return;
+        if (!DEFAULTS) {
+          // the engine is still starting: say so now, run the example then
+          ui.pending = true;
+          ui.clickedAt = performance.now();
+          phase('Starting the engine (first visit: about 3.5 MB)… your run starts right after.', null);
+          ui.firstChangeMs = performance.now() - ui.clickedAt;
+          $('stop').disabled = false;
+          ui.readyP.then(() => {
+            if (!ui.pending) return;
+            ui.pending = false;
+            b.click();
+          });
+          return;
+        }
+        resetDefaults();
+        const small = PRESETS[0];
+        if (small) {
+          document.querySelector(`input[name=size][value="${small.name}"]`).checked = true;
+          applyPreset(small.name);
+        }
+        applyState(ex.state);
+        generate();
+      });
+      $('examples').append(b);
+    }
+  }
+
+  function snippet() {
+    let body;
+    try {
+      body = request();
+    } catch (e) {
+      body = null;
+    }
+    const where = remask.server || location.origin;
+    $('snippet').textContent = body
+      ? `// in this page (or any page that loads remask.js):\nconst r = await remask.fetch('/v1/generate', { method: 'POST', headers: { 'Content-Type': 'application/json' },\n  body: JSON.stringify(${JSON.stringify(body)}) });\nconsole.log((await r.json()).samples.map((s) => s.text));\n\n# a remask serve:\ncurl -s ${where}/v1/generate -H 'Content-Type: application/json' -d '${JSON.stringify(body).replace(/'/g, "'\\''")}'`
+      : 'Fix the settings first (see the message under Generate).';
   }
 
   // ---- wiring ----------------------------------------------------------------
   function wire() {
-    $('preset').addEventListener('change', () => applyPreset($('preset').value));
-    for (const el of optInputs) el.addEventListener('change', () => el.dataset.o !== 'placeholder' && ($('preset').value = 'custom'));
-    $('new-seed').addEventListener('click', () => ($('o-seed').value = Math.floor(Math.random() * 2 ** 31)));
-    $('generate').addEventListener('click', generate);
-    $('stop').addEventListener('click', () => abort && abort.abort());
+    $('compose').addEventListener('submit', (e) => {
+      e.preventDefault();
+      generate();
+    });
+    $('prompt').addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+        e.preventDefault();
+        generate();
+      }
+    });
+    // Enter in an Advanced field generates too (the fields are outside the form).
+    $('advanced').addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && e.target.tagName === 'INPUT' && !['checkbox', 'radio', 'file'].includes(e.target.type) && e.target.id !== 'model-url' && e.target.id !== 'server-url') {
+        e.preventDefault();
+        generate();
+      }
+    });
+    for (const el of optInputs) {
+      el.addEventListener('input', () => {
+        el.removeAttribute('aria-invalid');
+        if (['num_samples', 'sequence_length', 'iterations', 'temperature'].includes(el.dataset.o)) syncSize();
+        plan();
+      });
+    }
+    $('reset').addEventListener('click', () => {
+      resetDefaults();
+      setStatus($('gen-status'), 'Every option is back to its default.');
+    });
+    $('stop').addEventListener('click', stop);
     $('share').addEventListener('click', async () => {
-      const link = shareLink();
+      const link = shareLink($('share-run').checked);
       history.replaceState(null, '', link);
       try {
         await navigator.clipboard.writeText(link);
-        setStatus($('gen-status'), 'Share link copied: it holds the options and the seed.', 'good');
+        setStatus($('gen-status'), `Share link copied: it holds your text, the options and the seed${$('share-run').checked ? ', and runs at once' : ''}.`, 'good');
       } catch (_) {
-        setStatus($('gen-status'), `Share link (copy it from the address bar): ${link}`);
+        setStatus($('gen-status'), 'Share link: copy it from the address bar (the clipboard is not available here).');
       }
     });
-    $('template').addEventListener('input', countHoles);
-    document.querySelector('[data-o=placeholder]').addEventListener('input', countHoles);
+    $('prompt').addEventListener('input', () => {
+      $('prompt').removeAttribute('aria-invalid');
+      plan();
+    });
     $('mark').addEventListener('click', () => {
-      const t = $('template');
-      const p = (document.querySelector('[data-o=placeholder]').value || '_')[0];
+      const t = $('prompt');
+      const p = holeChar();
       const [a, b] = [t.selectionStart, t.selectionEnd];
-      if (a === b) return setStatus($('gen-status'), 'Select the text to turn into holes first.');
+      if (a === b) {
+        setStatus($('gen-status'), 'Select part of your text first; Mark holes turns it into holes to fill.');
+        return t.focus();
+      }
       const sel = Array.from(t.value.slice(a, b)).map((c) => (c === '\n' ? c : p)).join('');
       t.setRangeText(sel, a, b, 'select');
-      $('use-template').checked = true;
-      countHoles();
+      plan();
       t.focus();
     });
     $('scrub').addEventListener('input', () => showIteration(Number($('scrub').value) - 1));
-    $('heatmap').addEventListener('change', () => scrubAt !== null && showIteration(scrubAt));
-    $('copy').addEventListener('click', async () => {
-      const text = ui.runs.map((r) => (r.label ? `# ${r.label}\n` : '') + r.done.samples.map((s) => s.text).join('\n\n---\n\n')).join('\n\n');
-      try {
-        await navigator.clipboard.writeText(text);
-        setStatus($('gen-status'), 'Text copied.', 'good');
-      } catch (e) {
-        setStatus($('gen-status'), `Copying failed: ${e.message}`, 'error');
-      }
+    $('heatmap').addEventListener('change', () => {
+      if (ui.runs.some((r) => r.iters && r.iters.length && !r.iters[0].wrongness) && $('heatmap').checked && ui.state !== 'running')
+        setStatus($('gen-status'), 'The heatmap needs the critic’s estimates: they are sent with the next run.');
+      if (scrubAt !== null) showIteration(scrubAt);
+    });
+    $('copy').addEventListener('click', () => {
+      const text = ui.runs.map((r) => (r.label ? `# ${r.label}\n` : '') + runText(r).join('\n\n---\n\n')).join('\n\n');
+      copyText(text);
     });
     $('download').addEventListener('click', () => {
-      const data = { share: shareLink(), runs: ui.runs.map((r) => ({ label: r.label, request: r.opts, start: r.start, done: r.done, time_to_first_text_ms: Math.round(r.ttft) })) };
-      const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' })), download: `remask-${ui.runs[0].done.seed}.json` });
+      const data = { share: shareLink(), state: ui.state, runs: ui.runs.map((r) => ({ label: r.label, request: r.opts, start: r.start || null, done: r.done || null, text: runText(r), iterations_seen: r.iters.length, time_to_first_text_ms: r.ttft ? Math.round(r.ttft) : null })) };
+      const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' })), download: `remask-${ui.runs[0].opts.seed}.json` });
       a.click();
       setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+      setStatus($('gen-status'), `Downloaded ${a.download}.`, 'good');
     });
     $('load-url').addEventListener('click', () => {
       const v = $('model-url').value.trim();
-      if (!v) return setStatus($('model-status'), 'Type the URL of a .safetensors model first.', 'error');
+      if (!v) return setStatus($('model-status'), 'Type the address of a .safetensors model first.', 'error');
       let url;
       try {
-        url = new URL(v, location.href).href;
+        if (!/^(https?:\/\/|\/|\.\.?\/)/i.test(v)) throw new Error();
+        url = new URL(v, location.href);
+        if (!/^https?:$/.test(url.protocol)) throw new Error();
       } catch (_) {
-        return setStatus($('model-status'), `${v} is not a URL.`, 'error');
+        return setStatus($('model-status'), `“${v}” is not a web address: paste a link that starts with https:// (or a path on this site such as models/x.safetensors starting with ./).`, 'error');
       }
-      loadFrom({ url, id: idOf(url) }, url);
+      const shipped = ui.manifest && ui.manifest.models.find((m) => new URL(m.file, location.href).href === url.href);
+      if (shipped) {
+        const sel = addModel(shipped);
+        if (sel) sel.value = shipped.id;
+        return setStatus($('model-status'), `That is the shipped model “${shipped.id}”: it is selected${ui.loaded.has(shipped.id) ? ' and already loaded' : ''}.`, 'good');
+      }
+      loadFrom({ url: url.href, id: freeId(idOf(url.pathname)) }, url.href);
     });
     const drop = $('drop');
     const takeFile = (f) => {
       if (!f) return;
-      if (remask.server) return setStatus($('model-status'), 'Dropped files load into the in-page engine only; switch "Run on" to this browser.', 'error');
-      loadFrom({ path: remask.dropFile(f), id: idOf(f.name) }, f.name);
+      if (remask.server) return setStatus($('model-status'), 'Dropped files load into the in-page engine only; choose “Run on: automatic” first.', 'error');
+      loadFrom({ path: remask.dropFile(f), id: freeId(idOf(f.name)) }, f.name);
     };
     drop.addEventListener('click', () => $('file').click());
     drop.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && (e.preventDefault(), $('file').click()));
@@ -422,81 +955,125 @@
       takeFile(e.dataTransfer.files[0]);
     });
     $('clear-cache').addEventListener('click', () => remask.clearCache());
-    for (const r of document.querySelectorAll('input[name=where]')) r.addEventListener('change', switchWhere);
-    $('server-url').addEventListener('change', switchWhere);
+    $('model').addEventListener('change', refreshCached);
+    $('where').addEventListener('change', switchWhere);
+    $('server-url').addEventListener('change', () => $('where').value === 'server' && switchWhere());
+    $('api-snippet').addEventListener('toggle', snippet);
     remask.on((m) => {
       if (m.type === 'model-source') {
         ui.sources = (ui.sources || []).concat([m]);
         $('cache-status').textContent = { cache: `${m.source}: from the cache (no download)`, network: `${m.source}: downloading`, file: `${m.source}: from your file` }[m.from];
-      } else if (m.type === 'cached') $('cache-status').textContent = `${m.source}: verified and cached (${(m.bytes / 1e6).toFixed(1)} MB); the next visit will not download it.`;
-      else if (m.type === 'cache-cleared') {
+      } else if (m.type === 'cached') {
+        $('cache-status').textContent = `${m.source}: checked and cached (${MB(m.bytes)} MB); the next visit will not download it.`;
+        refreshCached();
+      } else if (m.type === 'cache-cleared') {
         $('cache-status').textContent = m.ok ? 'Cache cleared: models will be downloaded again.' : `Nothing was cached${m.message ? ' (' + m.message + ')' : ''}.`;
+        refreshCached();
       }
     });
   }
   async function switchWhere() {
-    const server = document.querySelector('input[name=where]:checked').value === 'server';
-    const url = $('server-url').value.trim() || location.origin;
-    remask.useServer(server ? url : null);
-    $('where-now').textContent = server ? url : 'this browser';
+    const w = $('where').value;
+    if (w !== 'server') {
+      remask.useServer(null);
+      const want = w === 'auto' ? null : w;
+      if ((params.get('backend') || null) !== want) {
+        const u = new URL(location.href);
+        if (want) u.searchParams.set('backend', want);
+        else u.searchParams.delete('backend');
+        u.hash = shareLink().split('#')[1] || '';
+        location.assign(u.href);
+        return;
+      }
+    } else {
+      const v = $('server-url').value.trim();
+      let url;
+      try {
+        url = new URL(v);
+        if (!/^https?:$/.test(url.protocol)) throw new Error();
+      } catch (_) {
+        $('server-url').setAttribute('aria-invalid', 'true');
+        $('server-url').focus();
+        return setStatus($('engine'), v ? `“${v}” is not a server address: type one like http://127.0.0.1:8080.` : 'Type the address of a remask serve first, e.g. http://127.0.0.1:8080.', 'error');
+      }
+      $('server-url').removeAttribute('aria-invalid');
+      remask.useServer(url.href);
+    }
     ui.loaded.clear();
     await showEngine();
+    refreshCached();
   }
   async function showEngine() {
     const el = $('engine');
     try {
-      const h = await (await remask.fetch('/v1/health')).json();
-      if (remask.server) return setStatus(el, `Remote server ${remask.server}: ${h.backend}, ${h.models} models.`, 'good');
+      const resp = await remask.fetch('/v1/health');
+      if (!resp.ok) throw await apiError(resp);
+      const h = await resp.json();
+      if (h.limits && h.limits.max_tokens) maxTokens = h.limits.max_tokens;
+      if (remask.server) return setStatus(el, `Runs on the remask server at ${remask.server} (${h.backend}, ${h.models} models).`, 'good');
       const e = remask.engine;
-      if (e.webgpu) {
-        sizes = 'gpu';
-        setStatus(el, `WebGPU: ${e.adapter}. Engine ready in ${(remask.startup.startMs / 1000).toFixed(1)} s.`, 'good');
-      } else if (e.requested === 'cpu') {
-        sizes = 'cpu';
-        setStatus(el, `CPU backend (asked for with ?backend=cpu): Go on one thread in this tab; sizes are kept small (${e.defaults.num_samples} × ${e.defaults.sequence_length} characters, ${e.defaults.iterations} iterations).`);
-      } else {
-        sizes = 'cpu';
-        const why = {
-          no_adapter: 'this browser offers no WebGPU adapter (WebGPU is off, unsupported, or blocked for this GPU)',
-          limits: `the WebGPU adapter's limits are too small (${e.gpu_error})`,
-          device: `WebGPU failed (${e.gpu_error})`,
-        }[e.gpu_problem] || `WebGPU is unavailable (${e.gpu_error})`;
-        setStatus(el, `No GPU: ${why}. Running on the CPU in this tab, one thread, about 30× slower: sizes are kept small (${e.defaults.num_samples} × ${e.defaults.sequence_length} characters, ${e.defaults.iterations} iterations).`, 'warn');
+      if (e.webgpu) setStatus(el, `Runs on your GPU with WebGPU (${e.adapter}).`, 'good');
+      else if (e.gpu_problem === 'software')
+        setStatus(el, `Runs on the CPU in this page: the only WebGPU adapter here (${e.adapter}) emulates a GPU in software and is slower than the CPU engine. You can still choose WebGPU under Advanced → Where it runs.`);
+      else if (e.requested === 'cpu') setStatus(el, 'Runs on the CPU in this page (as chosen): Go on one thread; sizes are kept small.');
+      else {
+        const why = { no_adapter: 'this browser offers no WebGPU adapter', limits: 'the WebGPU adapter’s limits are too small', device: 'WebGPU failed to start' }[e.gpu_problem] || 'WebGPU is unavailable';
+        setStatus(el, `Runs on the CPU in this page (one thread, slower than a GPU): ${why}. Sizes are kept small.`);
       }
     } catch (e) {
-      setStatus(el, `The engine is not reachable: ${e.message}`, 'warn');
+      setStatus(el, `The engine is not reachable: ${webMessage(e)}`, 'error');
     }
   }
 
   async function main() {
     if ('serviceWorker' in navigator && location.protocol !== 'file:') navigator.serviceWorker.register('sw.js').catch(() => {});
     wire();
-    applyState({ ...BASE, ...PRESETS.gpu.quick });
+    buildExamples();
+    // A field's one-line help (its label's title) is also the field's own
+    // description, for screen readers and keyboard users.
+    for (const l of document.querySelectorAll('label[title]')) {
+      const f = l.querySelector('input, select');
+      if (f && !f.title) f.title = l.title;
+    }
+    $('where').value = ['gpu', 'cpu'].includes(params.get('backend')) ? params.get('backend') : 'auto';
+    let readyResolve;
+    ui.readyP = new Promise((r) => (readyResolve = r));
     try {
       ui.manifest = await (await fetch('manifest.json')).json();
-      for (const m of ui.manifest.models) addModel({ id: m.id, kind: m.kind });
+      for (const m of ui.manifest.models) addModel(m);
       $('model').value = ui.manifest.default_model;
       $('judge').value = 'none';
+      refreshCached();
     } catch (e) {
-      setStatus($('model-status'), `The site's model list (manifest.json) could not be read: ${e.message}`, 'error');
+      setStatus($('model-status'), `The site's model list (manifest.json) could not be read: ${e.message}. Reload the page.`, 'error');
     }
-    const shared = fromHash();
-    $('generate').disabled = true;
+    document.body.dataset.state = 'loading';
+    ui.state = 'loading';
     try {
       await remask.ready;
     } catch (e) {
       ui.state = 'error';
       document.body.dataset.state = 'error';
-      return setStatus($('engine'), `The in-page engine did not start: ${e.message}`, 'warn');
+      return setStatus($('engine'), `The in-page engine did not start: ${e.message}`, 'error');
     }
+    const e = remask.engine;
+    DEFAULTS = e.option_defaults;
+    PRESETS = (e.presets[e.preset_kind] || []).map((p) => ({ ...p }));
+    maxTokens = e.max_tokens || Infinity;
+    buildSizes();
+    resetDefaults();
+    readyResolve();
+    const shared = fromHash();
     await showEngine();
-    if (!shared) {
-      applyPreset($('preset').value);
-      if (sizes === 'gpu' && ui.manifest && ui.manifest.default_judge) $('judge').value = ui.manifest.default_judge;
+    if (ui.notices.length) setStatus($('gen-status'), ui.notices.join(' '), 'error');
+    plan();
+    refreshCached();
+    ui.readyMs = performance.now();
+    if (ui.state !== 'running') {
+      ui.state = 'ready';
+      document.body.dataset.state = 'ready';
     }
-    $('generate').disabled = false;
-    ui.state = 'ready';
-    document.body.dataset.state = 'ready';
+    if (shared && shared.run && ui.state === 'ready') generate();
   }
   main();
 })();

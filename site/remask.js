@@ -70,15 +70,25 @@
     worker.postMessage({ type: 'start', backend: params.get('backend') || 'auto' });
   }
 
+  const abortErr = () => new DOMException('The request was aborted', 'AbortError');
+  // untilReady waits for the engine, or rejects at once when signal aborts.
+  const untilReady = (signal) =>
+    new Promise((res, rej) => {
+      if (signal.aborted) return rej(abortErr());
+      signal.addEventListener('abort', () => rej(abortErr()), { once: true });
+      ready.then(res, rej);
+    });
+
   async function localFetch(input, init) {
     const req = new Request(input, init);
-    await ready;
+    await untilReady(req.signal);
     const body = req.method === 'GET' || req.method === 'HEAD' ? null : await req.arrayBuffer();
+    // Like fetch: a signal that aborted while waiting never reaches the engine.
+    if (req.signal.aborted) throw abortErr();
     const id = nextId++;
     return new Promise((resolve, reject) => {
       let ctl = null;
       let settled = false;
-      const abortErr = () => new DOMException('The request was aborted', 'AbortError');
       const entry = {
         head(m) {
           settled = true;
@@ -151,6 +161,11 @@
       const source = 'dropped/' + file.name.replace(/[^A-Za-z0-9._-]/g, '_');
       worker.postMessage({ type: 'drop', source, file });
       return source;
+    },
+    // keep tells the worker that a model loaded from url parsed as a model:
+    // only then is a file that the site's manifest does not list cached.
+    keep(url) {
+      if (!server && worker) worker.postMessage({ type: 'keep', source: url });
     },
     clearCache() {
       worker.postMessage({ type: 'clear-cache' });

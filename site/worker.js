@@ -83,13 +83,29 @@ async function openModel(source) {
           throw new Error(`${url}: its sha256 is ${got}, the site manifest says ${entry.sha256}: the download is corrupt or the file changed; clear the cache and reload`);
         }
       }
-      if (cache) {
-        await cache.put(url, new Response(blob, { headers: { 'content-length': String(blob.size), 'content-type': 'application/octet-stream' } }));
-        send({ type: 'cached', source, bytes: blob.size });
-      }
+      if (!cache) return;
+      if (entry) await put(cache, url, source, blob);
+      // A file the manifest does not list is cached only once the engine
+      // has parsed it as a model (the page sends "keep"): a web page or a
+      // broken file never lands in the model cache.
+      else unverified.set(url, { source, blob, at: Date.now() });
     },
   });
   return { body: resp.body.pipeThrough(keep), size };
+}
+
+const unverified = new Map(); // url -> {source, blob}: downloaded, not yet known to be a model
+
+async function put(cache, url, source, blob) {
+  await cache.put(url, new Response(blob, { headers: { 'content-length': String(blob.size), 'content-type': 'application/octet-stream' } }));
+  send({ type: 'cached', source, bytes: blob.size });
+}
+
+async function keep(url) {
+  const u = unverified.get(url);
+  unverified.delete(url);
+  const cache = u && (await openCache());
+  if (cache) await put(cache, url, u.source, u.blob);
 }
 
 async function relay(msg) {
@@ -163,6 +179,9 @@ onmessage = (ev) => {
       if (c) c.abort();
       break;
     }
+    case 'keep':
+      keep(msg.source).catch((e) => send({ type: 'cache-cleared', ok: false, message: e.message }));
+      break;
     case 'drop':
       dropped.set(msg.source, msg.file);
       break;

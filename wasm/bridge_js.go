@@ -50,20 +50,35 @@ func serveJS(h http.Handler, jreq js.Value) js.Value {
 
 // toRequest converts a fetch Request. The body is read whole (API bodies are
 // small: engine/api caps them at 1 MiB). The request's context ends when its
-// signal aborts or when the response body is cancelled.
+// signal aborts or when the response body is cancelled. The returned cancel
+// ends it too, and removes and releases the abort listener: every path of
+// serveJS calls it once the response is over, so requests that finish
+// normally leave no listener (and no js.Func) behind.
 func toRequest(jreq js.Value) (*http.Request, context.CancelFunc, error) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancelCtx := context.WithCancel(context.Background())
+	cancel := cancelCtx
 	if sig := jreq.Get("signal"); sig.Truthy() {
 		if sig.Get("aborted").Bool() {
-			cancel()
+			cancelCtx()
 		} else {
 			var onAbort js.Func
+			var once sync.Once
+			detach := func() {
+				once.Do(func() {
+					sig.Call("removeEventListener", "abort", onAbort)
+					onAbort.Release()
+				})
+			}
 			onAbort = js.FuncOf(func(js.Value, []js.Value) any {
-				cancel()
-				onAbort.Release()
+				cancelCtx()
+				detach()
 				return nil
 			})
 			sig.Call("addEventListener", "abort", onAbort, map[string]any{"once": true})
+			cancel = func() {
+				cancelCtx()
+				detach()
+			}
 		}
 	}
 	method := jreq.Get("method").String()

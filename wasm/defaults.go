@@ -14,6 +14,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
+
+	"github.com/remask/remask/engine/sampler"
 )
 
 // Sizes are the defaults a generate request gets in the browser for the
@@ -33,6 +36,69 @@ var (
 	GPUSizes = Sizes{NumSamples: 4, SequenceLength: 256, Iterations: 15}
 	CPUSizes = Sizes{NumSamples: 1, SequenceLength: 128, Iterations: 10}
 )
+
+// Preset is one of the page's size presets (the "Size" choice): the sizes,
+// and a temperature when the preset changes it (0: the option's default).
+type Preset struct {
+	Name  string `json:"name"`
+	Label string `json:"label"`
+	Sizes
+	Temperature float64 `json:"temperature,omitempty"`
+}
+
+// Presets are the page's size presets per backend kind ("gpu": a WebGPU
+// adapter, "cpu": the one-threaded CPU engine). The middle one of each is
+// the browser default (GPUSizes, CPUSizes). The page reads them from the
+// engine (browserInfo), never from a copy of its own.
+var Presets = map[string][]Preset{
+	"gpu": {
+		{Name: "small", Label: "Small", Sizes: Sizes{NumSamples: 2, SequenceLength: 128, Iterations: 8}},
+		{Name: "medium", Label: "Medium", Sizes: GPUSizes},
+		{Name: "large", Label: "Large", Sizes: Sizes{NumSamples: 8, SequenceLength: 512, Iterations: 30}, Temperature: 0.7},
+	},
+	"cpu": {
+		{Name: "small", Label: "Small", Sizes: Sizes{NumSamples: 1, SequenceLength: 64, Iterations: 6}},
+		{Name: "medium", Label: "Medium", Sizes: CPUSizes},
+		{Name: "large", Label: "Large", Sizes: Sizes{NumSamples: 2, SequenceLength: 256, Iterations: 15}, Temperature: 0.7},
+	},
+}
+
+// softwareName matches the names of WebGPU adapters that emulate a GPU on
+// the CPU: SwiftShader (Chrome), llvmpipe/lavapipe (Mesa), WARP (Windows).
+var softwareName = regexp.MustCompile(`(?i)swiftshader|llvmpipe|lavapipe|\bwarp\b|basic render|software`)
+
+// softwareAdapter says whether a WebGPU adapter named name runs on the CPU.
+// auto does not use one (the in-page CPU engine is faster on the same
+// cores), like the native CLI's --backend auto; "gpu" still does.
+func softwareAdapter(name string) bool { return softwareName.MatchString(name) }
+
+// browserInfo is what the page reads from the engine (remask.engine) besides
+// the backend: the option defaults (sampler.Defaults, with the browser's
+// sizes for the kind of backend), the presets, and the token cap.
+func browserInfo(kind string, maxTokens int) map[string]any {
+	sizes := CPUSizes
+	if kind == "gpu" {
+		sizes = GPUSizes
+	}
+	d := sampler.Defaults()
+	d.NumSamples, d.SequenceLength, d.Iterations = sizes.NumSamples, sizes.SequenceLength, sizes.Iterations
+	var opts map[string]any
+	if err := json.Unmarshal(mustJSON(d), &opts); err != nil {
+		panic(err)
+	}
+	// The page's text box continues the user's text: it goes first.
+	opts["seed_placement"] = sampler.PlacePrefix
+	opts["compat"] = ""
+	opts["sampler_neighbors"] = ""
+	opts["masking_ratios"] = []float64{}
+	return map[string]any{
+		"defaults":        map[string]any{"num_samples": sizes.NumSamples, "sequence_length": sizes.SequenceLength, "iterations": sizes.Iterations},
+		"option_defaults": opts,
+		"presets":         Presets,
+		"preset_kind":     kind,
+		"max_tokens":      maxTokens,
+	}
+}
 
 // withDefaults returns the POST /v1/generate body with the absent or null
 // size fields set from d. A template sets the length itself, so

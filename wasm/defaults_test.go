@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/remask/remask/engine/sampler"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -75,5 +76,54 @@ func TestWithBrowserDefaultsServesTheAPI(t *testing.T) {
 	big := `{"seed_text":"` + strings.Repeat("a", 2<<10) + `"}`
 	if b := post("/v1/generate", big); b != big {
 		t.Errorf("a body over the limit was changed (%d bytes)", len(b))
+	}
+}
+
+func TestSoftwareAdapter(t *testing.T) {
+	for name, want := range map[string]bool{
+		"google, swiftshader":                   true,
+		"llvmpipe (LLVM 15.0.6, 256 bits)":      true,
+		"Microsoft Basic Render Driver":         true,
+		"microsoft, warp":                       true,
+		"nvidia, ampere, NVIDIA GeForce RTX":    false,
+		"apple, metal-3, Apple M2":              false,
+		"intel, gen-12lp, Intel(R) Xe Graphics": false,
+	} {
+		if got := softwareAdapter(name); got != want {
+			t.Errorf("softwareAdapter(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestBrowserInfo pins what the page reads from the engine: every preset is
+// a valid request, the middle preset is the browser default, and the option
+// defaults are sampler.Defaults() with the browser's sizes.
+func TestBrowserInfo(t *testing.T) {
+	for kind, def := range map[string]Sizes{"gpu": GPUSizes, "cpu": CPUSizes} {
+		ps := Presets[kind]
+		if len(ps) != 3 || ps[1].Sizes != def {
+			t.Errorf("%s presets %+v: want 3 with the default %+v in the middle", kind, ps, def)
+		}
+		for _, p := range ps {
+			o := sampler.Defaults()
+			o.NumSamples, o.SequenceLength, o.Iterations = p.NumSamples, p.SequenceLength, p.Iterations
+			if p.Temperature != 0 {
+				o.Temperature = p.Temperature
+			}
+			if err := o.Validate(); err != nil {
+				t.Errorf("%s preset %s: %v", kind, p.Name, err)
+			}
+		}
+		info := browserInfo(kind, 4096)
+		var got map[string]any
+		if err := json.Unmarshal(mustJSON(info), &got); err != nil {
+			t.Fatal(err)
+		}
+		od := got["option_defaults"].(map[string]any)
+		d := sampler.Defaults()
+		if od["temperature"] != d.Temperature || od["method"] != d.Method || od["remasking"] != d.Remasking || od["placeholder"] != d.Placeholder ||
+			od["sequence_length"] != float64(def.SequenceLength) || od["start_ratio"] != d.StartRatio {
+			t.Errorf("%s option_defaults = %v", kind, od)
+		}
 	}
 }

@@ -49,13 +49,14 @@ func main() {
 			sources = append(sources, api.ModelSource{ID: ms.Index(i).Get("id").String(), Source: ms.Index(i).Get("source").String()})
 		}
 	}
-	sizes := CPUSizes
+	sizes, kind := CPUSizes, "cpu"
 	maxTokens := 4096 // one thread: bigger requests would run for many minutes
 	if info["webgpu"] == true {
-		sizes, maxTokens = GPUSizes, api.DefaultMaxTokens
+		sizes, kind, maxTokens = GPUSizes, "gpu", api.DefaultMaxTokens
 	}
-	info["defaults"] = map[string]any{"num_samples": sizes.NumSamples, "sequence_length": sizes.SequenceLength, "iterations": sizes.Iterations}
-	info["max_tokens"] = maxTokens
+	for k, v := range browserInfo(kind, maxTokens) {
+		info[k] = v
+	}
 
 	srv := api.New(api.Config{
 		Models:    sources,
@@ -66,7 +67,8 @@ func main() {
 	})
 	h := withBrowserDefaults(srv, sizes, api.DefaultMaxBodyBytes)
 
-	binding.Set("engine", js.ValueOf(info))
+	// info holds nested maps and structs (the presets): through JSON.
+	binding.Set("engine", js.Global().Get("JSON").Call("parse", string(mustJSON(info))))
 	binding.Set("serve", js.FuncOf(func(_ js.Value, args []js.Value) any {
 		if len(args) != 1 {
 			return js.Global().Get("Promise").Call("reject", errorf("serve takes one Request, got %d arguments", len(args)))
@@ -79,13 +81,25 @@ func main() {
 
 // openBackend opens WebGPU unless the page asked for the CPU; without an
 // adapter (or with one whose limits are too small) it falls back to the CPU
-// backend and says why.
+// backend and says why. auto also leaves a software adapter (SwiftShader,
+// llvmpipe, WARP) for the CPU engine, which is faster on the same cores;
+// "gpu" takes any adapter.
 func openBackend(want string) (engine.Backend, map[string]any) {
 	info := map[string]any{"requested": want}
 	if want != "cpu" {
 		g, err := gpu.New(context.Background(), gpu.Options{})
 		if err == nil {
 			ai := g.Info()
+			if want == "auto" && softwareAdapter(ai.Name) {
+				g.Close()
+				info["gpu_problem"] = "software"
+				info["adapter"] = ai.Name
+				info["gpu_error"] = "the WebGPU adapter " + ai.Name + " emulates a GPU on the CPU"
+				c := cpu.New(1)
+				info["backend"] = c.Name()
+				info["webgpu"] = false
+				return c, info
+			}
 			info["backend"] = g.Name()
 			info["webgpu"] = true
 			info["adapter"] = ai.Name

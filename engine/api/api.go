@@ -64,6 +64,17 @@ const (
 	DefaultStreamWriteTimeout = 30 * time.Second
 )
 
+// The other shipped models (models/, docs/models.md), by library id.
+const (
+	// LightModelID is the small language model (4 x 192, 3.9 MB): the one
+	// to use first where the flagship is slow (the CPU backend, software
+	// adapters, small screens, a page's first run).
+	LightModelID = "shakespeare-small"
+	// DefaultRemaskerID is the token classifier for remasking "model" (the
+	// external remasking model), trained on both language models' mistakes.
+	DefaultRemaskerID = "shakespeare-remasker"
+)
+
 // ModelSource is one library entry: a model id and where its file lives, a
 // path or an http(s) URL (the Loader decides what it can open).
 type ModelSource struct {

@@ -20,11 +20,11 @@ type flakyBackend struct {
 	failAt int
 }
 
-func (b flakyBackend) Load(m *model.Model) (engine.Net, error) {
+func (b flakyBackend) Load(ctx context.Context, m *model.Model) (engine.Net, error) {
 	if b.refuse != "" && strings.Contains(m.Path, b.refuse) {
 		return nil, errors.New("out of device memory")
 	}
-	n, err := b.Backend.Load(m)
+	n, err := b.Backend.Load(ctx, m)
 	return &flakyNet{Net: n, failAt: b.failAt}, err
 }
 

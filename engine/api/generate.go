@@ -91,36 +91,18 @@ type iterationEvent struct {
 	EarlyStop bool           `json:"early_stop,omitempty"`
 }
 
-type criticJSON struct {
-	Mean *float64 `json:"mean"`
-	P10  *float64 `json:"p10"`
-	P50  *float64 `json:"p50"`
-	P90  *float64 `json:"p90"`
-}
-
-type sampleJSON struct {
-	Text           string      `json:"text"`
-	Tokens         []int32     `json:"tokens"`
-	JudgeScore     *float64    `json:"judge_score"`
-	SelfConfidence *float64    `json:"self_confidence"`
-	Critic         *criticJSON `json:"critic"`
-}
-
 type doneEvent struct {
-	Event           string          `json:"event"`
-	Samples         []sampleJSON    `json:"samples"`
-	Timings         sampler.Timings `json:"timings"`
-	Seconds         float64         `json:"seconds"`
-	TokensPerSecond float64         `json:"tokens_per_second"`
-	IterationsRun   int             `json:"iterations_run"`
-	Backend         string          `json:"backend"`
-	Seed            uint64          `json:"seed"`
-	Model           string          `json:"model"`
-	Judge           string          `json:"judge"`
-	Strategy        string          `json:"strategy"`
-	Metric          string          `json:"metric"`
-	SeedStart       int             `json:"seed_start"`
-	Warnings        []string        `json:"warnings"`
+	Event string `json:"event"`
+	sampler.ResultJSON
+	IterationsRun int      `json:"iterations_run"`
+	Backend       string   `json:"backend"`
+	Seed          uint64   `json:"seed"`
+	Model         string   `json:"model"`
+	Judge         string   `json:"judge"`
+	Strategy      string   `json:"strategy"`
+	Metric        string   `json:"metric"`
+	SeedStart     int      `json:"seed_start"`
+	Warnings      []string `json:"warnings"`
 }
 
 func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request) {
@@ -358,6 +340,12 @@ func (s *Server) prepare(ctx context.Context, req *generateRequest) (*job, error
 	if j.judge != nil {
 		j.opts.Judge = j.judge.id
 	}
+	// The server's own budget (checkMemory: 413 too_much_memory, naming
+	// --max-request-memory, with each Net's share for the model cache)
+	// governs requests here, so the sampler's generic default budget must
+	// not refuse first; the sampler still refuses sizes whose estimate
+	// overflows.
+	j.opts.Options.MaxMemory = math.MaxInt64
 	if err := s.preflight(j); err != nil {
 		return nil, err
 	}
@@ -412,7 +400,7 @@ func (s *Server) run(ctx context.Context, j *job, st *stream, w http.ResponseWri
 			continue
 		}
 		s.noteActivations(e, j.acts[i])
-		net, err := s.netFor(e, j.models[i])
+		net, err := s.netFor(ctx, e, j.models[i])
 		if err != nil {
 			return nil, &apiError{status: http.StatusInternalServerError, Code: "backend_load_failed", Message: err.Error()}
 		}
@@ -501,53 +489,17 @@ func (r wrongnessRow) MarshalJSON() ([]byte, error) {
 
 func doneOf(res *sampler.Result, j *job, backend string) *doneEvent {
 	d := &doneEvent{
-		Event:           "done",
-		Samples:         make([]sampleJSON, len(res.Samples)),
-		Timings:         res.Timings,
-		Seconds:         finiteOr0(res.Seconds),
-		TokensPerSecond: finiteOr0(res.TokensPerSecond),
-		IterationsRun:   res.IterationsRun,
-		Backend:         backend,
-		Seed:            j.opts.Seed,
-		Model:           j.lm.id,
-		Judge:           j.opts.Judge,
-		Strategy:        res.Strategy,
-		Metric:          res.Metric,
-		SeedStart:       res.SeedStart,
-		Warnings:        append(append([]string{}, j.warnings...), res.Warnings...),
-	}
-	for i, smp := range res.Samples {
-		sj := sampleJSON{Text: smp.Text, Tokens: smp.Tokens, JudgeScore: numPtr(smp.JudgeScore), SelfConfidence: numPtr(smp.SelfConfidence)}
-		if sj.Tokens == nil {
-			sj.Tokens = []int32{}
-		}
-		if c := smp.Critic; c != nil {
-			sj.Critic = &criticJSON{Mean: num(c.Mean), P10: num(c.P10), P50: num(c.P50), P90: num(c.P90)}
-		}
-		d.Samples[i] = sj
+		Event:         "done",
+		ResultJSON:    res.JSON(),
+		IterationsRun: res.IterationsRun,
+		Backend:       backend,
+		Seed:          j.opts.Seed,
+		Model:         j.lm.id,
+		Judge:         j.opts.Judge,
+		Strategy:      res.Strategy,
+		Metric:        res.Metric,
+		SeedStart:     res.SeedStart,
+		Warnings:      append(append([]string{}, j.warnings...), res.Warnings...),
 	}
 	return d
-}
-
-// num is x for JSON: null when x is NaN or infinite, which JSON cannot
-// carry (a critic over a row with no valid position is NaN).
-func num(x float64) *float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return nil
-	}
-	return &x
-}
-
-func numPtr(p *float64) *float64 {
-	if p == nil {
-		return nil
-	}
-	return num(*p)
-}
-
-func finiteOr0(x float64) float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return 0
-	}
-	return x
 }

@@ -130,7 +130,7 @@ func TestGenerateNonStreaming(t *testing.T) {
 		t.Errorf("done = %+v", d)
 	}
 	for i, s := range d.Samples {
-		if len(s.Tokens) != 16 || utf8.RuneCountInString(s.Text) != 16 || s.JudgeScore == nil || s.SelfConfidence == nil || s.Critic == nil || s.Critic.Mean == nil {
+		if len(s.Tokens) != 16 || utf8.RuneCountInString(s.Text) != 16 || s.JudgeScore == nil || s.SelfConfidence == nil || s.Critic == nil || math.IsNaN(s.Critic.Mean) {
 			t.Errorf("sample %d = %+v", i, s)
 		}
 	}

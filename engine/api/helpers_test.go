@@ -106,28 +106,10 @@ func parseNDJSON(t *testing.T, data []byte) []event {
 // as they arrive, on a channel closed at the end of the stream.
 func streamEvents(t *testing.T, ctx context.Context, ts *httptest.Server, path, body string) (<-chan event, *http.Response) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+path, strings.NewReader(body))
+	ch, resp, err := openStream(ctx, ts, path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan event, 1024)
-	go func() {
-		defer close(ch)
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			var ev event
-			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-				ev = event{"event": "bad_line", "line": sc.Text()}
-			}
-			ch <- ev
-		}
-	}()
 	return ch, resp
 }
 

@@ -2,10 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 
 	"github.com/remask/remask/engine/model"
@@ -98,58 +94,12 @@ func ReadInfo(ctx context.Context, l Loader, source string) (ModelInfo, error) {
 }
 
 // readHeader decodes the `model` metadata and the weights' dtype from the
-// start of a remask/1 file.
+// start of a remask/1 file, with model.ReadHeader: as strictly as a full
+// load reads it.
 func readHeader(name string, r io.Reader, size int64) (*model.Config, string, error) {
-	var lenBuf [8]byte
-	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, "", fmt.Errorf("%s: %w: shorter than the 8-byte header length that starts every safetensors file", name, model.ErrTruncated)
-		}
-		return nil, "", fmt.Errorf("%s: %w", name, err)
+	h, err := model.ReadHeader(name, r, size)
+	if err != nil {
+		return nil, "", err
 	}
-	n := binary.LittleEndian.Uint64(lenBuf[:])
-	if n > model.MaxHeaderBytes || size >= 0 && n > uint64(size-8) {
-		return nil, "", fmt.Errorf("%s: the header length is %d bytes, which does not fit the file: not a safetensors file, or a truncated one", name, n)
-	}
-	header := make([]byte, n)
-	if _, err := io.ReadFull(r, header); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, "", fmt.Errorf("%s: %w: the file ends inside its %d-byte header; download it again", name, model.ErrTruncated, n)
-		}
-		return nil, "", fmt.Errorf("%s: %w", name, err)
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(header, &top); err != nil {
-		return nil, "", fmt.Errorf("%s: the header is not a JSON object (%v): the file is corrupted", name, err)
-	}
-	var meta map[string]string
-	if raw, ok := top["__metadata__"]; ok {
-		if err := json.Unmarshal(raw, &meta); err != nil {
-			return nil, "", fmt.Errorf("%s: __metadata__ is not a string map (%v)", name, err)
-		}
-	}
-	if f := meta["format"]; f != model.Format {
-		return nil, "", fmt.Errorf("%s: metadata format is %q, want %q: not a remask model file; run `remask convert` on the original checkpoint", name, f, model.Format)
-	}
-	var cfg model.Config
-	if err := json.Unmarshal([]byte(meta["model"]), &cfg); err != nil {
-		return nil, "", fmt.Errorf("%s: metadata \"model\" is not valid (%v)", name, err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, "", fmt.Errorf("%s: metadata \"model\": %v", name, err)
-	}
-	dtype := ""
-	for key, raw := range top {
-		if key == "__metadata__" {
-			continue
-		}
-		var t struct {
-			DType string `json:"dtype"`
-		}
-		if json.Unmarshal(raw, &t) == nil && t.DType != "" {
-			dtype = t.DType
-			break
-		}
-	}
-	return &cfg, dtype, nil
+	return &h.Config, h.DType, nil
 }

@@ -326,7 +326,7 @@ func readSource(ctx context.Context, l Loader, source string, max int64, progres
 
 // netFor puts e's model on the backend once. The caller holds the device's
 // turn, which is what makes the unsynchronised use of e.net safe.
-func (s *Server) netFor(e *entry, m *model.Model) (engine.Net, error) {
+func (s *Server) netFor(ctx context.Context, e *entry, m *model.Model) (engine.Net, error) {
 	e.mu.Lock()
 	net := e.net
 	e.mu.Unlock()
@@ -334,7 +334,7 @@ func (s *Server) netFor(e *entry, m *model.Model) (engine.Net, error) {
 		return net, nil
 	}
 	s.closeRetired()
-	net, err := s.cfg.Backend.Load(m)
+	net, err := s.cfg.Backend.Load(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("loading model %q on the %s backend: %w", e.id, s.cfg.Backend.Name(), err)
 	}

@@ -161,7 +161,7 @@ func (s *Server) serveLoad(w http.ResponseWriter, r *http.Request) {
 		ended()
 		return
 	}
-	if _, err := s.netFor(e, m); err != nil {
+	if _, err := s.netFor(ctx, e, m); err != nil {
 		fail(&apiError{status: http.StatusInternalServerError, Code: "backend_load_failed", Message: err.Error()})
 		return
 	}

@@ -54,7 +54,7 @@ func compareOutputs(t testing.TB, m *model.Model, e *golden.File) outputErrors {
 	if m.Config.Kind != e.Kind {
 		t.Fatalf("kind %q, expected.json says %q", m.Config.Kind, e.Kind)
 	}
-	net, err := cpu.New(1).Load(m)
+	net, err := cpu.New(1).Load(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,8 +44,9 @@ type Opaque struct {
 
 func (o *Opaque) String() string { return "a pickled " + o.Class + " object" }
 
-// The pickle machinery calls these on objects under construction; an
-// Opaque accepts and forgets everything.
+// PySetState and the five methods below are what the pickle machinery
+// calls on objects under construction; an Opaque accepts and forgets
+// everything.
 func (o *Opaque) PySetState(any) error        { return nil }
 func (o *Opaque) PyDictSet(_, _ any) error    { return nil }
 func (o *Opaque) PySetAttr(string, any) error { return nil }

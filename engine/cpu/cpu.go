@@ -44,7 +44,10 @@ func (be *Backend) Threads() int { return be.threads }
 
 // Load validates m (configuration, vocabulary, tensor names and shapes) and
 // returns a Net that computes with m's tensors in place (no copy).
-func (be *Backend) Load(m *model.Model) (engine.Net, error) {
+func (be *Backend) Load(ctx context.Context, m *model.Model) (engine.Net, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("cpu: load: %w", err)
+	}
 	return be.load(m)
 }
 
@@ -242,6 +245,14 @@ type hidden struct {
 // Dims implements engine.Hidden.
 func (h *hidden) Dims() (B, T int) { return h.B, h.T }
 
+// Origin implements engine.Stamped.
+func (h *hidden) Origin() (engine.Net, uint64) {
+	if h == nil {
+		return nil, 0
+	}
+	return h.net, h.gen
+}
+
 // Model implements engine.Net.
 func (n *Net) Model() *model.Model { return n.m }
 
@@ -249,11 +260,11 @@ func (n *Net) Model() *model.Model { return n.m }
 // (sampler-spec §1.2-1.4). tokens is row-major (B, T), every id in
 // [0, vocab_size), T <= block_size. It checks ctx between layers.
 func (n *Net) Encode(ctx context.Context, tokens []int32, B, T int) (engine.Hidden, error) {
-	if err := n.checkTokens(tokens, B, T); err != nil {
+	if err := engine.CheckTokens("cpu", n.m, tokens, B, T); err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("cpu: encode: %w", err)
+	if err := engine.CheckCtx(ctx, "cpu", "encode"); err != nil {
+		return nil, err
 	}
 	n.gen++ // from here on the buffers change: older Hidden handles are stale
 	C, BT := n.C, B*T
@@ -306,53 +317,8 @@ func (n *Net) forwardBlock(w *block, B, T int) {
 
 func (n *Net) workers() int { return max(1, n.threads) }
 
-// checkTokens validates Encode's arguments.
-func (n *Net) checkTokens(tokens []int32, B, T int) error {
-	cfg := &n.m.Config
-	if B < 1 || T < 1 {
-		return fmt.Errorf("cpu: encode: batch %d x length %d; both must be at least 1", B, T)
-	}
-	if T > cfg.BlockSize {
-		return fmt.Errorf("cpu: encode: sequence length %d exceeds block_size %d of model %s; use at most %d tokens per row", T, cfg.BlockSize, n.m.Name(), cfg.BlockSize)
-	}
-	if B > len(tokens) || len(tokens) != B*T {
-		return fmt.Errorf("cpu: encode: got %d token ids for batch %d x length %d, want %d", len(tokens), B, T, B*T)
-	}
-	for p, id := range tokens {
-		if id < 0 || int(id) >= cfg.VocabSize {
-			return fmt.Errorf("cpu: encode: token id %d at row %d, column %d is outside the vocabulary [0, %d) of model %s", id, p/T, p%T, cfg.VocabSize, n.m.Name())
-		}
-	}
-	return nil
-}
-
 // checkHidden returns the CPU hidden state behind h, or an error if h does
 // not come from the latest Encode of this Net.
 func (n *Net) checkHidden(op string, h engine.Hidden) (*hidden, error) {
-	hh, ok := h.(*hidden)
-	if !ok || hh == nil {
-		return nil, fmt.Errorf("cpu: %s: hidden state %T does not come from the CPU backend; pass the result of this Net's Encode", op, h)
-	}
-	if hh.net != n {
-		return nil, fmt.Errorf("cpu: %s: hidden state comes from another Net (model %s); pass the result of this Net's Encode", op, hh.net.m.Name())
-	}
-	if hh.gen != n.gen {
-		return nil, fmt.Errorf("cpu: %s: hidden state is stale: Encode ran again after it was made (a Hidden is valid until the next Encode)", op)
-	}
-	return hh, nil
-}
-
-// checkDst checks that dst holds exactly want values laid out as shape.
-func checkDst(op string, dst []float32, want int, shape string) error {
-	if len(dst) != want {
-		return fmt.Errorf("cpu: %s: dst has %d values, want %d for %s", op, len(dst), want, shape)
-	}
-	return nil
-}
-
-func ctxErr(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("cpu: %s: %w", op, err)
-	}
-	return nil
+	return engine.CheckHidden[*hidden]("cpu", op, h, n, n.gen)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/remask/remask/engine"
-	"github.com/remask/remask/engine/model"
 )
 
 // The output heads of sampler-spec.md §1.5 / §1.9, on the hidden state of
@@ -21,24 +20,17 @@ func (n *Net) Logits(ctx context.Context, h engine.Hidden, dst []float32) error 
 		return err
 	}
 	if n.head == nil {
-		return fmt.Errorf("cpu: %s: model %s is a %s (judge) and has no per-position logits; use JudgeEval", op, n.m.Name(), n.m.Config.Kind)
+		return engine.MissingHead("cpu", op, n.m, engine.HeadLogits)
 	}
 	BT := hh.B * hh.T
-	if err := checkDst(op, dst, BT*n.headN, fmt.Sprintf("(B, T, %s) = (%d, %d, %d)", n.headWidthName(), hh.B, hh.T, n.headN)); err != nil {
+	if err := engine.CheckLogitsDst("cpu", n.m, hh.B, hh.T, dst); err != nil {
 		return err
 	}
-	if err := ctxErr(ctx, op); err != nil {
+	if err := engine.CheckCtx(ctx, "cpu", op); err != nil {
 		return err
 	}
 	linear(dst, n.act.h[:BT*n.C], n.head, nil, BT, n.headN, n.C).run(n.workers())
 	return nil
-}
-
-func (n *Net) headWidthName() string {
-	if n.m.Config.Kind == model.TokenClassifier {
-		return "K"
-	}
-	return "V"
 }
 
 // CriticLogits implements engine.Net: the critic head's logit per
@@ -50,13 +42,13 @@ func (n *Net) CriticLogits(ctx context.Context, h engine.Hidden, dst []float32) 
 		return err
 	}
 	if n.critic == nil {
-		return fmt.Errorf("cpu: %s: model %s has no critic head (a %s; heads.critic is false)", op, n.m.Name(), n.m.Config.Kind)
+		return engine.MissingHead("cpu", op, n.m, engine.HeadCritic)
 	}
 	BT := hh.B * hh.T
-	if err := checkDst(op, dst, BT, fmt.Sprintf("(B, T) = (%d, %d)", hh.B, hh.T)); err != nil {
+	if err := engine.CheckDst("cpu", op, dst, BT, fmt.Sprintf("(B, T) = (%d, %d)", hh.B, hh.T)); err != nil {
 		return err
 	}
-	if err := ctxErr(ctx, op); err != nil {
+	if err := engine.CheckCtx(ctx, "cpu", op); err != nil {
 		return err
 	}
 	linear(dst, n.act.h[:BT*n.C], n.critic, nil, BT, 1, n.C).run(n.workers())
@@ -74,32 +66,15 @@ func (n *Net) SamplerLogits(ctx context.Context, h engine.Hidden, pos, left, rig
 	}
 	s := n.sampler
 	if s == nil {
-		return fmt.Errorf("cpu: %s: model %s has no sampler head (a %s; heads.sampler is false)", op, n.m.Name(), n.m.Config.Kind)
+		return engine.MissingHead("cpu", op, n.m, engine.HeadSampler)
 	}
-	N := len(pos)
-	if len(left) != N || len(right) != N {
-		return fmt.Errorf("cpu: %s: pos, left and right have %d, %d and %d entries; they must have one entry per position", op, len(pos), len(left), len(right))
-	}
-	C, V, BT := n.C, n.V, hh.B*hh.T
-	if err := checkDst(op, dst, N*V, fmt.Sprintf("(n, V) = (%d, %d)", N, V)); err != nil {
+	if err := engine.CheckSamplerArgs("cpu", op, hh.B, hh.T, n.V, pos, left, right, dst); err != nil {
 		return err
 	}
-	for i := range pos {
-		if p := pos[i]; p < 0 || int(p) >= BT {
-			return fmt.Errorf("cpu: %s: pos[%d] = %d is outside the hidden state's %d positions (flat b*T+t with B = %d, T = %d)", op, i, p, BT, hh.B, hh.T)
-		}
-		for _, nb := range []struct {
-			name string
-			id   int32
-		}{{"left", left[i]}, {"right", right[i]}} {
-			if nb.id < -1 || int(nb.id) >= V {
-				return fmt.Errorf("cpu: %s: %s[%d] = %d is not a token id in [0, %d) or -1 (a zero vector)", op, nb.name, i, nb.id, V)
-			}
-		}
-	}
-	if err := ctxErr(ctx, op); err != nil {
+	if err := engine.CheckCtx(ctx, "cpu", op); err != nil {
 		return err
 	}
+	N, C, V := len(pos), n.C, n.V
 	if N == 0 {
 		return nil
 	}
@@ -151,12 +126,12 @@ func (n *Net) JudgeEval(ctx context.Context, h engine.Hidden, dst []float32) err
 		return err
 	}
 	if n.judge == nil {
-		return fmt.Errorf("cpu: %s: model %s is a %s, not a %s: it has no sequence head", op, n.m.Name(), n.m.Config.Kind, model.SequenceScorer)
+		return engine.MissingHead("cpu", op, n.m, engine.HeadJudge)
 	}
-	if err := checkDst(op, dst, hh.B, fmt.Sprintf("(B) = (%d)", hh.B)); err != nil {
+	if err := engine.CheckDst("cpu", op, dst, hh.B, fmt.Sprintf("(B) = (%d)", hh.B)); err != nil {
 		return err
 	}
-	if err := ctxErr(ctx, op); err != nil {
+	if err := engine.CheckCtx(ctx, "cpu", op); err != nil {
 		return err
 	}
 	C := n.C

@@ -3,75 +3,23 @@ package cpu
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/enginetest"
 	"github.com/remask/remask/internal/golden"
 )
 
-// testConfig is a tiny architecture for the tests; variants change fields.
-func testConfig() model.Config {
-	return model.Config{
-		Kind:             model.LanguageModel,
-		NLayer:           2,
-		NHead:            2,
-		NEmbd:            16,
-		BlockSize:        12,
-		VocabSize:        11,
-		Bias:             true,
-		Attention:        model.Bidirectional,
-		PositionEncoding: model.Rotary,
-		RopeBase:         10000,
-		LayerNormEps:     1e-5,
-	}
-}
+// testConfig, randomModel and randomTokens are the contract suite's
+// (internal/enginetest): every backend tests the same models.
+func testConfig() model.Config { return enginetest.Config() }
 
-// randomModel builds a valid model of cfg with seeded random weights:
-// matrices and embeddings N(0, 0.3), LayerNorm weights 1 + N(0, 0.1),
-// biases N(0, 0.05). The vocabulary is base characters plus [MASK] and
-// [PAD] (the last two ids).
 func randomModel(t testing.TB, cfg model.Config, seed uint64) *model.Model {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	mask, pad := cfg.VocabSize-2, cfg.VocabSize-1
-	vocab := model.Vocab{Type: "char", MaskTokenID: &mask, PadTokenID: &pad, BaseVocabSize: cfg.VocabSize - 2}
-	for i := 0; i < cfg.VocabSize-2; i++ {
-		vocab.Tokens = append(vocab.Tokens, string(rune('A'+i)))
-	}
-	vocab.Tokens = append(vocab.Tokens, "[MASK]", "[PAD]")
-	if cfg.HasSampler() && cfg.Sampler == nil {
-		cfg.Sampler = &model.SamplerConfig{Neighbors: model.NeighborsEmbeddings, MinNeighborsRatio: 0.01}
-	}
-	m := &model.Model{Config: cfg, Vocab: vocab, Tensors: map[string]*model.Tensor{}}
-	for _, s := range model.Expected(&m.Config) {
-		tn := &model.Tensor{Shape: s.Shape}
-		tn.Data = make([]float32, tn.Numel())
-		isLN := strings.Contains(s.Name, "ln_") || strings.HasSuffix(s.Name, "mlp.2.weight") || strings.HasSuffix(s.Name, "mlp.5.weight")
-		for i := range tn.Data {
-			g := rng.NormFloat64()
-			switch {
-			case strings.HasSuffix(s.Name, ".bias"):
-				tn.Data[i] = float32(0.05 * g)
-			case isLN:
-				tn.Data[i] = float32(1 + 0.1*g)
-			case s.Name == "sequence_head.A":
-				tn.Data[i] = float32(1 + 0.2*g)
-			default:
-				tn.Data[i] = float32(0.3 * g)
-			}
-		}
-		m.Tensors[s.Name] = tn
-	}
-	if cfg.Kind == model.LanguageModel {
-		m.Tensors["lm_head.weight"] = m.Tensors["transformer.wte.weight"]
-	}
-	if err := m.Validate(); err != nil {
-		t.Fatalf("test model does not validate: %v", err)
-	}
-	return m
+	return enginetest.RandomModel(t, cfg, seed)
 }
+
+func randomTokens(B, T, V int, seed uint64) []int32 { return enginetest.RandomTokens(B, T, V, seed) }
 
 func mustLoad(t testing.TB, m *model.Model, threads int) *Net {
 	t.Helper()
@@ -80,16 +28,6 @@ func mustLoad(t testing.TB, m *model.Model, threads int) *Net {
 		t.Fatalf("load: %v", err)
 	}
 	return n
-}
-
-// randomTokens returns B*T ids in [0, V).
-func randomTokens(B, T, V int, seed uint64) []int32 {
-	rng := rand.New(rand.NewPCG(seed, 7))
-	ids := make([]int32, B*T)
-	for i := range ids {
-		ids[i] = int32(rng.IntN(V))
-	}
-	return ids
 }
 
 // maxAbsDiff returns max |a[i] - b[i]| and where; NaN counts as infinite.

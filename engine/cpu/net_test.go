@@ -8,6 +8,7 @@ import (
 
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/enginetest"
 )
 
 var _ engine.Backend = (*Backend)(nil)
@@ -194,142 +195,9 @@ func TestEncodeReusesBuffers(t *testing.T) {
 	}
 }
 
-// TestErrors: bad arguments give an error naming the problem, never a panic.
-func TestErrors(t *testing.T) {
-	ctx := context.Background()
-	lm := testConfig() // no critic, no sampler
-	lmNet := mustLoad(t, randomModel(t, lm, 1), 2)
-	judgeCfg := testConfig()
-	judgeCfg.Kind = model.SequenceScorer
-	judgeNet := mustLoad(t, randomModel(t, judgeCfg, 2), 2)
-	samplerCfg := testConfig()
-	samplerCfg.Heads = &model.Heads{Sampler: true}
-	samplerNet := mustLoad(t, randomModel(t, samplerCfg, 3), 2)
-
-	V, BS := lm.VocabSize, lm.BlockSize
-	good := randomTokens(2, 4, V, 1)
-	encode := func(n *Net) engine.Hidden {
-		h, err := n.Encode(ctx, good, 2, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
-	canceled, cancel := context.WithCancel(ctx)
-	cancel()
-
-	tests := []struct {
-		name string
-		run  func() error
-		want []string // substrings of the message
-	}{
-		{"id too large", func() error {
-			_, err := lmNet.Encode(ctx, []int32{1, 2, int32(V), 3}, 2, 2)
-			return err
-		}, []string{"token id 11", "row 1, column 0", "[0, 11)"}},
-		{"negative id", func() error {
-			_, err := lmNet.Encode(ctx, []int32{1, -4}, 1, 2)
-			return err
-		}, []string{"token id -4", "row 0, column 1"}},
-		{"T over block_size", func() error {
-			_, err := lmNet.Encode(ctx, make([]int32, BS+1), 1, BS+1)
-			return err
-		}, []string{"exceeds block_size 12"}},
-		{"token count", func() error {
-			_, err := lmNet.Encode(ctx, make([]int32, 5), 2, 3)
-			return err
-		}, []string{"got 5 token ids", "want 6"}},
-		{"zero batch", func() error {
-			_, err := lmNet.Encode(ctx, nil, 0, 3)
-			return err
-		}, []string{"at least 1"}},
-		{"canceled encode", func() error {
-			_, err := lmNet.Encode(canceled, good, 2, 4)
-			return err
-		}, []string{"context canceled"}},
-		{"logits dst length", func() error {
-			return lmNet.Logits(ctx, encode(lmNet), make([]float32, 2*4*V-1))
-		}, []string{"dst has 87 values, want 88", "(B, T, V) = (2, 4, 11)"}},
-		{"critic missing", func() error {
-			return lmNet.CriticLogits(ctx, encode(lmNet), make([]float32, 8))
-		}, []string{"has no critic head"}},
-		{"sampler missing", func() error {
-			return lmNet.SamplerLogits(ctx, encode(lmNet), []int32{0}, []int32{-1}, []int32{-1}, make([]float32, V))
-		}, []string{"has no sampler head"}},
-		{"judge missing", func() error {
-			return lmNet.JudgeEval(ctx, encode(lmNet), make([]float32, 2))
-		}, []string{"has no sequence head"}},
-		{"judge has no logits", func() error {
-			return judgeNet.Logits(ctx, encode(judgeNet), make([]float32, 8*V))
-		}, []string{"no per-position logits", "JudgeEval"}},
-		{"judge dst length", func() error {
-			return judgeNet.JudgeEval(ctx, encode(judgeNet), make([]float32, 3))
-		}, []string{"dst has 3 values, want 2"}},
-		{"sampler pos out of range", func() error {
-			return samplerNet.SamplerLogits(ctx, encode(samplerNet), []int32{0, 8}, []int32{-1, -1}, []int32{-1, -1}, make([]float32, 2*V))
-		}, []string{"pos[1] = 8", "8 positions"}},
-		{"sampler neighbour id", func() error {
-			return samplerNet.SamplerLogits(ctx, encode(samplerNet), []int32{0}, []int32{-2}, []int32{-1}, make([]float32, V))
-		}, []string{"left[0] = -2"}},
-		{"sampler lengths", func() error {
-			return samplerNet.SamplerLogits(ctx, encode(samplerNet), []int32{0, 1}, []int32{-1}, []int32{-1, 1}, make([]float32, 2*V))
-		}, []string{"have 2, 1 and 2 entries"}},
-		{"sampler dst", func() error {
-			return samplerNet.SamplerLogits(ctx, encode(samplerNet), []int32{0}, []int32{-1}, []int32{int32(V - 1)}, make([]float32, 2*V))
-		}, []string{"dst has 22 values, want 11"}},
-		{"stale hidden", func() error {
-			h := encode(lmNet)
-			encode(lmNet)
-			return lmNet.Logits(ctx, h, make([]float32, 8*V))
-		}, []string{"stale"}},
-		{"hidden of another net", func() error {
-			return lmNet.Logits(ctx, encode(samplerNet), make([]float32, 8*V))
-		}, []string{"another Net"}},
-		{"nil hidden", func() error {
-			return lmNet.Logits(ctx, nil, make([]float32, 8*V))
-		}, []string{"does not come from the CPU backend"}},
-		{"canceled head", func() error {
-			return lmNet.Logits(canceled, encode(lmNet), make([]float32, 8*V))
-		}, []string{"context canceled"}},
-		{"invalid model", func() error {
-			m := randomModel(t, lm, 4)
-			delete(m.Tensors, "transformer.h.1.mlp.c_fc.weight")
-			_, err := New(1).Load(m)
-			return err
-		}, []string{"missing tensor transformer.h.1.mlp.c_fc.weight"}},
-		{"bad config", func() error {
-			m := randomModel(t, lm, 4)
-			m.Config.NHead = 3
-			_, err := New(1).Load(m)
-			return err
-		}, []string{"not a multiple of model.n_head 3"}},
-		{"nil model", func() error {
-			_, err := New(1).Load(nil)
-			return err
-		}, []string{"model is nil"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var err error
-			func() {
-				defer func() {
-					if r := recover(); r != nil {
-						t.Fatalf("panic: %v", r)
-					}
-				}()
-				err = tc.run()
-			}()
-			if err == nil {
-				t.Fatalf("no error, want one containing %q", tc.want)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-		})
-	}
-}
+// TestErrors: the contract's table of bad arguments (internal/enginetest),
+// each an error naming the problem, never a panic.
+func TestErrors(t *testing.T) { enginetest.Errors(t, New(2), "cpu") }
 
 // TestEncodeStopsBetweenLayers: a context canceled during Encode stops it
 // before the next layer, with the context's error.
@@ -337,25 +205,11 @@ func TestEncodeStopsBetweenLayers(t *testing.T) {
 	cfg := testConfig()
 	cfg.NLayer = 4
 	net := mustLoad(t, randomModel(t, cfg, 1), 1)
-	ctx := &cancelAfter{Context: context.Background(), okCalls: 3}
+	ctx := &enginetest.CancelAfter{Context: context.Background(), OK: 3}
 	_, err := net.Encode(ctx, randomTokens(1, 4, cfg.VocabSize, 1), 1, 4)
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "before layer 2 of 4") {
 		t.Fatalf("err = %v, want context.Canceled before layer 2 of 4", err)
 	}
-}
-
-// cancelAfter reports no error for its first okCalls Err calls, then Canceled.
-type cancelAfter struct {
-	context.Context
-	okCalls int
-}
-
-func (c *cancelAfter) Err() error {
-	if c.okCalls > 0 {
-		c.okCalls--
-		return nil
-	}
-	return context.Canceled
 }
 
 func TestNewThreads(t *testing.T) {

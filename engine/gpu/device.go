@@ -3,6 +3,7 @@ package gpu
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -10,7 +11,8 @@ import (
 	"github.com/remask/remask/shaders"
 )
 
-// device is an open WebGPU device with its pipeline cache.
+// device is an open WebGPU device with its pipeline cache. It is not locked:
+// every Net of a Backend shares it, one goroutine at a time (see Backend).
 type device struct {
 	p       *platform
 	pipes   map[string]*pipeline // key: file + sorted constants
@@ -20,14 +22,38 @@ type device struct {
 	// noUnrolled makes matmuls and attention run matmul.wgsl and
 	// attention.wgsl instead of the generated variants (tests of that path).
 	noUnrolled bool
+	// tile is Options.MatmulTile (nil: chooseTile decides).
+	tile *matmulTile
+	// The other Options: matmulDB = MatmulDoubleBuffer, splitMM and
+	// splitAttn = Split's "mm" and "attn", attnTiled = Attention "tiled".
+	matmulDB, splitMM, splitAttn, attnTiled bool
 }
 
 func openDevice(ctx context.Context, opts Options) (*device, error) {
-	p, err := openPlatform(ctx, opts)
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
+	p, err := openPlatform(ctx)
 	if err != nil {
 		return nil, err
 	}
-	d := &device{p: p, pipes: map[string]*pipeline{}}
+	d := &device{p: p, pipes: map[string]*pipeline{},
+		matmulDB:  opts.MatmulDoubleBuffer,
+		splitMM:   slices.Contains(opts.Split, "mm"),
+		splitAttn: slices.Contains(opts.Split, "attn"),
+		attnTiled: opts.Attention == "tiled"}
+	if opts.MatmulTile != "" {
+		t, err := parseTile(opts.MatmulTile, d.shmax())
+		if err != nil {
+			p.release()
+			return nil, fmt.Errorf("%w (this device's maxComputeWorkgroupStorageSize)", err)
+		}
+		d.tile = &t
+	}
+	if d.attnTiled && d.shmax() < shaders.AttentionTiledShared {
+		p.release()
+		return nil, fmt.Errorf("gpu: attention \"tiled\" needs %d bytes of workgroup memory; this device has %d (leave Options.Attention empty)", shaders.AttentionTiledShared, d.shmax())
+	}
 	if d.dummy, err = p.newBuffer("dummy", 16, usageStorage); err != nil {
 		p.release()
 		return nil, err
@@ -111,6 +137,37 @@ func (d *device) storage(what string, size uint64) (*buffer, error) {
 	}
 	return d.p.newBuffer(what, size, usageStorage)
 }
+
+// allocator makes buffers in a row and stops at the first error, which it
+// keeps in err: a Net's activations and sampler rows (and a Loop's
+// buffers) are made this way and checked once. made lists every buffer it
+// created, for the caller to release.
+type allocator struct {
+	d    *device
+	err  error
+	made []*buffer
+}
+
+// buffer makes a buffer of size bytes for u after checking it against the
+// limits; nil once an error happened.
+func (a *allocator) buffer(what string, size uint64, u bufUsage) *buffer {
+	if a.err != nil {
+		return nil
+	}
+	if a.err = a.d.checkBuffer(what, size); a.err != nil {
+		return nil
+	}
+	b, err := a.d.p.newBuffer(what, size, u)
+	if err != nil {
+		a.err = err
+		return nil
+	}
+	a.made = append(a.made, b)
+	return b
+}
+
+// words makes a storage buffer of n 32-bit values (floats or ids).
+func (a *allocator) words(what string, n uint64) *buffer { return a.buffer(what, 4*n, usageStorage) }
 
 // op is one kernel dispatch: a pipeline, its storage bindings (1..n; binding
 // 0 is the params uniform), its params and its workgroup counts, or the

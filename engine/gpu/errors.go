@@ -1,8 +1,11 @@
 package gpu
 
 import (
+	"context"
 	"errors"
 	"fmt"
+
+	"github.com/remask/remask/engine"
 )
 
 // ErrNoAdapter is returned (wrapped) by Open when no WebGPU adapter exists.
@@ -22,3 +25,6 @@ type LimitError struct {
 func (e *LimitError) Error() string {
 	return fmt.Sprintf("gpu: the adapter %q allows %s = %d, but %s needs %d", e.Adapter, e.Limit, e.Have, e.What, e.Want)
 }
+
+// ctxErr is engine.CheckCtx for the GPU backend (the device loop's checks).
+func ctxErr(ctx context.Context, op string) error { return engine.CheckCtx(ctx, "gpu", op) }

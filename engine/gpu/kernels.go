@@ -3,7 +3,7 @@ package gpu
 import (
 	"fmt"
 	"math"
-	"os"
+	"strconv"
 	"strings"
 
 	"github.com/remask/remask/shaders"
@@ -29,11 +29,17 @@ var (
 	gatherKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW}
 )
 
-// matmulTile is one tiling of the matmul kernels; DB: the generated
-// kernel's double-buffered form (shaders.MatmulTiling.SharedBytes).
+// matmulTile is one tiling of the matmul kernels: shaders.MatmulTiling (the
+// generator's type, which checks a tiling) with the backend's choices on it;
+// DB: the generated kernel's double-buffered form (one barrier per K tile
+// instead of two, twice the workgroup memory: shaders.MatmulTiling.SharedBytes).
 type matmulTile struct {
-	BM, BN, BK, TM, TN int
-	DB                 bool
+	shaders.MatmulTiling
+	DB bool
+}
+
+func tiling(BM, BN, BK, TM, TN int) matmulTile {
+	return matmulTile{MatmulTiling: shaders.MatmulTiling{BM: BM, BN: BN, BK: BK, TM: TM, TN: TN}}
 }
 
 // Tilings. Where N % BN == 0 and K % BK == 0 (any M) a matmul runs the
@@ -41,26 +47,22 @@ type matmulTile struct {
 // run matmul.wgsl with the same tile (BK halved until its padded tiles fit
 // 16 KiB of workgroup memory; single-buffered), bounds-checked.
 var (
-	tile64     = matmulTile{BM: 64, BN: 64, BK: 16, TM: 4, TN: 4}
-	tile128x64 = matmulTile{BM: 128, BN: 64, BK: 16, TM: 8, TN: 4}
-	tile128    = matmulTile{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8}
-	tile32     = matmulTile{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4}
-	// The double-buffered forms (one barrier per K tile); all four fit the
-	// default 16 KiB of workgroup memory.
+	tile64     = tiling(64, 64, 16, 4, 4)
+	tile128x64 = tiling(128, 64, 16, 8, 4)
+	tile128    = tiling(128, 128, 8, 8, 8)
+	tile32     = tiling(32, 32, 16, 4, 4)
+	// The double-buffered forms (Options.MatmulDoubleBuffer); all three fit
+	// the default 16 KiB of workgroup memory.
 	tile128db = tile128.db()
 	tile64db  = tile64.db()
 	tile32db  = tile32.db()
 	// tile128x16db needs 32 KiB: only where the device allows it.
-	tile128x16db = matmulTile{BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, DB: true}
+	tile128x16db = tiling(128, 128, 16, 8, 8).db()
 	// matmulTiles are the tilings the tests cover.
 	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db}
 )
 
 func (t matmulTile) db() matmulTile { t.DB = true; return t }
-
-func (t matmulTile) tiling() shaders.MatmulTiling {
-	return shaders.MatmulTiling{BM: t.BM, BN: t.BN, BK: t.BK, TM: t.TM, TN: t.TN}
-}
 
 func (t matmulTile) String() string {
 	s := fmt.Sprintf("%dx%dx%d/%dx%d", t.BM, t.BN, t.BK, t.TM, t.TN)
@@ -99,7 +101,7 @@ func (t matmulTile) unrolls(N, K int) bool {
 
 // unrollsWithin is unrolls on a device with shmax bytes of workgroup memory.
 func (t matmulTile) unrollsWithin(N, K, shmax int) bool {
-	return N%t.BN == 0 && K%t.BK == 0 && t.tiling().CheckUnrolledLimit(t.DB, shmax) == nil
+	return N%t.BN == 0 && K%t.BK == 0 && t.CheckUnrolledLimit(t.DB, shmax) == nil
 }
 
 // loop is the tile matmul.wgsl runs for t: its shared tiles are padded by
@@ -123,55 +125,60 @@ func (d *device) shmax() int { return int(d.p.limits().MaxComputeWorkgroupStorag
 // the 128x128 tile was the fastest for every trunk matmul of the 16 x 1024
 // forward, N = 384 (384 workgroups) included, and small batches (1 x 256:
 // 24 workgroups of 64x64 for N = 384) leave most of the GPU idle
-// (docs/performance.md). Each runs double-buffered (one barrier per K
-// tile instead of two, same workgroup memory budget of 16 KiB).
-func (d *device) chooseTile(M, N, K int) matmulTile { return chooseTileWithin(M, N, K, d.shmax()) }
-
-// chooseTile is the choice on a device with the default 16 KiB of
-// workgroup memory (every default tile fits it; only an override may not).
+// (docs/performance.md). Single-buffered: the double-buffered forms are
+// opt-in (Options.MatmulDoubleBuffer) until a GPU measurement decides.
 func chooseTile(M, N, K int) matmulTile {
-	return chooseTileWithin(M, N, K, shaders.DefaultWorkgroupStorage)
-}
-
-func chooseTileWithin(M, N, K, shmax int) matmulTile {
-	if t, ok := tileOverride(); ok && t.unrollsWithin(N, K, shmax) {
-		return t
-	}
 	wgs := func(t matmulTile) int { return ceilDiv(M, t.BM) * ceilDiv(N, t.BN) }
 	switch {
-	case tile128db.unrolls(N, K) && wgs(tile128db) >= 256:
-		return tile128db
-	case wgs(tile64db) >= 128 || !tile32db.unrolls(N, K):
-		return tile64db
+	case tile128.unrolls(N, K) && wgs(tile128) >= 256:
+		return tile128
+	case wgs(tile64) >= 128 || !tile32.unrolls(N, K):
+		return tile64
 	}
-	return tile32db
+	return tile32
 }
 
-// tileOverride reads REMASK_GPU_MATMUL_TILE ("BMxBNxBKxTMxTN", e.g.
-// "128x64x16x8x4", with the suffix "db" for the double-buffered form), a
-// tuning knob: every matmul that the generated kernel can run with that
-// tile uses it.
-func tileOverride() (matmulTile, bool) {
-	v := os.Getenv("REMASK_GPU_MATMUL_TILE")
-	if v == "" {
-		return matmulTile{}, false
+// parseTile parses Options.MatmulTile, "BMxBNxBKxTMxTN" (e.g.
+// "128x64x16x8x4"), with the suffix "db" for the double-buffered form, and
+// checks that the generator can build it within shmax bytes of workgroup
+// memory.
+func parseTile(s string, shmax int) (matmulTile, error) {
+	body, db := strings.CutSuffix(s, "db")
+	parts := strings.Split(body, "x")
+	v := make([]int, len(parts))
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || len(parts) != 5 {
+			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q is not BMxBNxBKxTMxTN[db] (five whole numbers, e.g. 128x64x16x8x4, or 64x64x16x4x4db double-buffered)", s)
+		}
+		v[i] = n
 	}
-	return parseTile(v)
+	t := tiling(v[0], v[1], v[2], v[3], v[4])
+	t.DB = db
+	if err := t.CheckUnrolledLimit(t.DB, shmax); err != nil {
+		return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: %w", s, err)
+	}
+	return t, nil
 }
 
-func parseTile(v string) (matmulTile, bool) {
-	var t matmulTile
-	v, t.DB = strings.CutSuffix(v, "db")
-	var rest string
-	if n, _ := fmt.Sscanf(v+"|", "%dx%dx%dx%dx%d%s", &t.BM, &t.BN, &t.BK, &t.TM, &t.TN, &rest); n != 6 || rest != "|" {
-		return matmulTile{}, false
+// tileFor is the tiling of an (M, N, K) matmul: Options.MatmulTile where
+// the generated kernel can run the shape with it (openDevice checked the
+// tile against the device's workgroup memory), else chooseTile's, in its
+// double-buffered form with Options.MatmulDoubleBuffer.
+func (d *device) tileFor(M, N, K int) matmulTile {
+	if t := d.tile; t != nil && N%t.BN == 0 && K%t.BK == 0 {
+		return *t
 	}
-	return t, t.tiling().CheckUnrolledLimit(t.DB, 1<<30) == nil
+	t := chooseTile(M, N, K)
+	if d.matmulDB {
+		t = t.db() // every default tile fits 16 KiB double-buffered
+	}
+	return t
 }
 
 // matmul: out (M, N) [+]= act(a (M, K) · w (N, K)ᵀ + bias).
 func (d *device) matmul(name string, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool) (op, error) {
-	return d.matmulTiled(name, d.chooseTile(M, N, K), M, N, K, a, w, bias, out, act, accumulate)
+	return d.matmulTiled(name, d.tileFor(M, N, K), M, N, K, a, w, bias, out, act, accumulate)
 }
 
 func (d *device) matmulTiled(name string, t matmulTile, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool) (op, error) {
@@ -208,7 +215,7 @@ func (d *device) matmulTiled(name string, t matmulTile, M, N, K int, a binding, 
 // (small batches: 1 x 256 runs mlp.c_proj, K = 1536, on 96 workgroups of
 // 32x32 that walk 96 K tiles each), workgroup z of S multiplies one S-th of
 // K into a scratch buffer and shaders.MatmulReduce sums the S partials and
-// applies the epilogue.
+// applies the epilogue. Opt-in (Options.Split "mm") until measured on a GPU.
 const (
 	mmSplitTarget = 512 // workgroups the split aims for
 	mmMaxSplits   = 8
@@ -237,11 +244,11 @@ func kSplits(t matmulTile, M, N, K int) int {
 	return best
 }
 
-// matmulOps is matmul, split over K where kSplits says so and its
-// partials fit scratch (nil: never split).
+// matmulOps is matmul, split over K where Options.Split has "mm", kSplits
+// says so and the partials fit scratch (nil: never split).
 func (d *device) matmulOps(name string, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool, scratch *buffer) ([]op, error) {
-	t := d.chooseTile(M, N, K)
-	if scratch != nil && !splitOff("mm") && !d.noUnrolled && t.unrollsWithin(N, K, d.shmax()) && M >= 1 {
+	t := d.tileFor(M, N, K)
+	if scratch != nil && d.splitMM && !d.noUnrolled && t.unrollsWithin(N, K, d.shmax()) && M >= 1 {
 		if S := kSplits(t, M, N, K); S > 1 && uint64(4*S*M*N) <= scratch.size {
 			return d.matmulSplit(name, t, S, M, N, K, a, w, bias, out, act, accumulate, whole(scratch))
 		}
@@ -282,8 +289,6 @@ func (d *device) matmulSplit(name string, t matmulTile, S, M, N, K int, a bindin
 			wg: d.grid(uint64(ceilDiv(M*N/4, 256)))},
 	}, nil
 }
-
-const layerNormWG = 128
 
 // layerNorm: y (N, C) = LN(x) · w + b; b may be nil.
 func (d *device) layerNorm(name string, N, C int, x binding, w, b *buffer, y binding, eps float64) (op, error) {
@@ -373,6 +378,7 @@ func (d *device) attention(name string, B, T, C, H int, causal bool, qkv, out bi
 // Key-split attention (flash-decoding style): where (B·H·⌈T/BR⌉) gives the
 // GPU few workgroups (short sequences, e.g. 1 x 256: 24 of them), the keys
 // are split S ways and AttentionCombine merges the partial results.
+// Opt-in (Options.Split "attn") until measured on a GPU.
 const (
 	attnSplitTarget = 512 // workgroups the split aims for
 	attnMaxSplits   = 16
@@ -401,8 +407,8 @@ func attnSplitRows(capBT, H, BR int) int {
 	return min(ceilDiv(attnSplitTarget*BR, H), attnMaxSplits*capBT)
 }
 
-// attentionOps is attention, split over keys where attnSplits says so and
-// the generated kernels apply (D % 4 == 0): then the partial records go to
+// attentionOps is attention, split over keys where Options.Split has
+// "attn", attnSplits says so and the generated kernels apply (D % 4 == 0): then the partial records go to
 // scratch, which must hold S·B·T·(C + 4H) floats (attnSplitRows·(C + 4H)
 // for any shape of B·T <= the capacity it was sized for).
 func (d *device) attentionOps(name string, B, T, C, H int, causal bool, qkv binding, scratch *buffer, out binding) ([]op, error) {
@@ -412,7 +418,7 @@ func (d *device) attentionOps(name string, B, T, C, H int, causal bool, qkv bind
 		return nil, err
 	}
 	S, KS := attnSplits(B, T, H, BR, BC)
-	if S < 2 || scratch == nil || splitOff("attn") || d.noUnrolled || D%4 != 0 || BC%4 != 0 || uint64(4*S*B*T*(C+4*H)) > scratch.size {
+	if S < 2 || scratch == nil || !d.splitAttn || d.noUnrolled || D%4 != 0 || BC%4 != 0 || uint64(4*S*B*T*(C+4*H)) > scratch.size {
 		if d.tiledAttention(D) {
 			o, err := d.attentionTiled(name, B, T, C, H, causal, qkv, out)
 			return []op{o}, err
@@ -424,11 +430,11 @@ func (d *device) attentionOps(name string, B, T, C, H int, causal bool, qkv bind
 }
 
 // tiledAttention reports whether unsplit attention of head size D runs
-// shaders.AttentionTiled: REMASK_GPU_ATTN=tiled (a tuning knob; the
-// default is the one-row-per-thread kernel), D = 64 and enough workgroup
-// memory.
+// shaders.AttentionTiled: Options.Attention "tiled" (opt-in until measured;
+// the default is the one-row-per-thread kernel), D = 64 and enough
+// workgroup memory.
 func (d *device) tiledAttention(D int) bool {
-	return os.Getenv("REMASK_GPU_ATTN") == "tiled" && D == 64 && !d.noUnrolled && d.shmax() >= shaders.AttentionTiledShared
+	return d.attnTiled && D == 64 && !d.noUnrolled && d.shmax() >= shaders.AttentionTiledShared
 }
 
 // attentionTiled is attention through shaders.AttentionTiled (D = 64).
@@ -484,17 +490,6 @@ func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv, r
 		{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, rec}, wg: [3]uint32{uint32(ceilDiv(T, BR)), uint32(B * H), uint32(S)}},
 		{name: name + " combine", pl: cpl, params: shaders.Bytes(cp), binds: []binding{rec, out}, wg: d.grid(uint64(ceilDiv(n, 256)))},
 	}, nil
-}
-
-// splitOff reports whether REMASK_GPU_NOSPLIT (a tuning knob: "attn",
-// "mm" or "attn,mm") turns the split kernels of kind off.
-func splitOff(kind string) bool {
-	for _, k := range strings.Split(os.Getenv("REMASK_GPU_NOSPLIT"), ",") {
-		if strings.TrimSpace(k) == kind {
-			return true
-		}
-	}
-	return false
 }
 
 func itoU(v int) string { return shaders.UintLiteral(v) }

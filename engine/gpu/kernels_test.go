@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/remask/remask/engine/model"
@@ -708,5 +709,76 @@ func TestAttentionTiledSweep(t *testing.T) {
 	}
 	if _, err := d.attentionTiled("test", 1, 8, 96, 3, false, binding{}, binding{}); err == nil {
 		t.Error("head size 32 was accepted")
+	}
+}
+
+// TestMatmulTileOption: Options.MatmulTile is parsed and checked by New
+// (a bad value is an error naming it, before any adapter is opened), and a
+// device with a tile uses it where the generated kernel can run the shape.
+func TestMatmulTileOption(t *testing.T) {
+	for _, bad := range []string{"128x64", "128x64x16x8x4x1", "axbxcxdxe", "128x64x16x8x3", "0x64x16x8x4", "128 x64x16x8x4", "1024x1024x16x8x8"} {
+		_, err := New(context.Background(), Options{MatmulTile: bad})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("matmul tile %q", bad)) {
+			t.Errorf("New with MatmulTile %q: err = %v, want an error naming the tile", bad, err)
+		}
+	}
+	tl, err := parseTile("128x64x16x8x4", shaders.DefaultWorkgroupStorage)
+	if err != nil || tl != tile128x64 {
+		t.Fatalf("parseTile(128x64x16x8x4) = %v, %v", tl, err)
+	}
+	d := &device{tile: &tl}
+	if got := d.tileFor(4096, 384, 384); got != tile128x64 {
+		t.Errorf("tileFor with the option = %v, want %v", got, tile128x64)
+	}
+	if got, want := d.tileFor(7, 33, 5), chooseTile(7, 33, 5); got != want {
+		t.Errorf("tileFor of a shape the tile cannot run = %v, want the automatic %v", got, want)
+	}
+	if got, want := (&device{}).tileFor(4096, 384, 384), chooseTile(4096, 384, 384); got != want || got.DB {
+		t.Errorf("tileFor without the option = %v, want %v (single-buffered)", got, want)
+	}
+	// The "db" suffix: the double-buffered form, checked against the
+	// workgroup memory it is given (128x128x16 needs 32 KiB).
+	if tl, err := parseTile("64x64x16x4x4db", shaders.DefaultWorkgroupStorage); err != nil || tl != tile64db {
+		t.Errorf("parseTile(64x64x16x4x4db) = %v, %v, want %v", tl, err, tile64db)
+	}
+	if _, err := parseTile("128x128x16x8x8db", shaders.DefaultWorkgroupStorage); err == nil || !strings.Contains(err.Error(), "workgroup memory") {
+		t.Errorf("parseTile(128x128x16x8x8db) within 16 KiB: err = %v, want the workgroup memory named", err)
+	}
+	if tl, err := parseTile("128x128x16x8x8db", 32768); err != nil || tl != tile128x16db {
+		t.Errorf("parseTile(128x128x16x8x8db) within 32 KiB = %v, %v", tl, err)
+	}
+	// MatmulDoubleBuffer: the automatic tile, double-buffered.
+	if got, want := (&device{matmulDB: true}).tileFor(4096, 384, 384), chooseTile(4096, 384, 384).db(); got != want || !got.DB {
+		t.Errorf("tileFor with MatmulDoubleBuffer = %v, want %v", got, want)
+	}
+}
+
+// TestOptionsCheck: the variant options are checked with errors naming the
+// bad value and the accepted ones; the zero Options are the defaults.
+func TestOptionsCheck(t *testing.T) {
+	good := []Options{{}, {Split: []string{"mm"}}, {Split: []string{"attn", "mm"}}, {Attention: "auto"}, {Attention: "tiled"},
+		{MatmulDoubleBuffer: true}, {MatmulTile: "32x32x16x4x4db"}}
+	for _, o := range good {
+		if err := o.Check(); err != nil {
+			t.Errorf("%+v: %v", o, err)
+		}
+	}
+	for _, c := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Split: []string{"matmul"}}, `split "matmul" is not a split kernel kind (want attn or mm)`},
+		{Options{Split: []string{"mm", "mm"}}, `split "mm" is named twice`},
+		{Options{Split: []string{""}}, `split "" is not`},
+		{Options{Attention: "flash"}, `attention "flash" is not an attention kernel (want auto or tiled)`},
+		{Options{MatmulTile: "64x64x16x4x4dbl"}, `matmul tile "64x64x16x4x4dbl" is not BMxBNxBKxTMxTN[db]`},
+	} {
+		err := c.o.Check()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: err = %v, want %q", c.o, err, c.want)
+		}
+		if _, err := New(context.Background(), c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%+v): err = %v, want %q", c.o, err, c.want)
+		}
 	}
 }

@@ -591,7 +591,7 @@ func (l *Loop) remaskOps(o *ops, it int, ratio float64) (scored bool) {
 }
 
 // submit records and submits o, then copies nothing: reads go through read.
-func (l *Loop) submit(o *ops) error {
+func (l *Loop) submit(ctx context.Context, o *ops) error {
 	if o.err != nil {
 		return o.err
 	}
@@ -609,7 +609,7 @@ func (l *Loop) submit(o *ops) error {
 	if l.timer == nil {
 		return nil
 	}
-	ms, ok, err := l.timer.read(context.Background())
+	ms, ok, err := l.timer.read(ctx)
 	if err != nil {
 		return fmt.Errorf("gpu: loop: reading the stage timestamps: %w", err)
 	}
@@ -696,7 +696,7 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 		}
 	}
 	st.Dispatches += dispatches(o)
-	if err := l.submit(o); err != nil {
+	if err := l.submit(ctx, o); err != nil {
 		return nil, err
 	}
 	st.Submits = d.submits - submits0
@@ -767,7 +767,7 @@ func (l *Loop) runWaves(ctx context.Context, it int, o *ops, st *engine.LoopStep
 		o.copyAt(l.waveCounts, 0, l.staging, at.waves, 8*uint64(chunk))
 		o.copyAt(l.errWord, 0, l.staging, at.errWord, 4)
 		st.Dispatches += dispatches(o)
-		if err := l.submit(o); err != nil {
+		if err := l.submit(ctx, o); err != nil {
 			return err
 		}
 		buf, err := l.read(ctx, at.size)
@@ -820,7 +820,7 @@ func (l *Loop) Tokens(ctx context.Context) ([]int32, error) {
 	at := tokensRead(l.N)
 	o.copyAt(l.tok, 0, l.staging, at.tokens, 4*uint64(l.N))
 	o.copyAt(l.errWord, 0, l.staging, at.errWord, 4)
-	if err := l.submit(o); err != nil {
+	if err := l.submit(ctx, o); err != nil {
 		return nil, err
 	}
 	buf, err := l.read(ctx, at.size)
@@ -855,7 +855,7 @@ func (l *Loop) Metrics(ctx context.Context, critic bool, pad int32) (*engine.Loo
 		binds: []binding{whole(l.tok), whole(n.act.out), whole(l.crit), whole(l.keys), whole(l.stats)}, wg: d.grid(uint64(l.B))}, err)
 	at := statsRead(l.B)
 	o.copyAt(l.stats, 0, l.staging, at.stats, at.size-at.stats)
-	if err := l.submit(o); err != nil {
+	if err := l.submit(ctx, o); err != nil {
 		return nil, err
 	}
 	buf, err := l.read(ctx, at.size)

@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -639,7 +640,7 @@ func checkSamplerIn(k *kernelRun, s shape) {
 	if err != nil {
 		k.Fatal(err)
 	}
-	en, err := testBackend(k.T).Load(m)
+	en, err := testBackend(k.T).Load(context.Background(), m)
 	if err != nil {
 		k.Fatal(err)
 	}

@@ -71,12 +71,12 @@ func TestDeviceLoopMatchesHost(t *testing.T) {
 	be := testBackend(t)
 	cb := cpu.New(2)
 	load := func(m *model.Model) (engine.Net, engine.Net) {
-		g, err := be.Load(m)
+		g, err := be.Load(context.Background(), m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(g.(*Net).Close)
-		c, err := cb.Load(m)
+		c, err := cb.Load(context.Background(), m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +252,7 @@ func compareIterations(t *testing.T, want, got loopRun, counts bool) {
 // know is refused by NewLoop, never run as another strategy.
 func TestLoopRefusesUnknownStrategy(t *testing.T) {
 	m := loadGolden(t, "lm_rope_bidir_bias.safetensors")
-	net, err := testBackend(t).Load(m)
+	net, err := testBackend(t).Load(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestLoopRefusesUnknownStrategy(t *testing.T) {
 	if m.Config.HasCritic() {
 		t.Fatal("lm_nopos_f16 has a critic head")
 	}
-	if net, err = testBackend(t).Load(m); err != nil {
+	if net, err = testBackend(t).Load(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	defer net.(*Net).Close()

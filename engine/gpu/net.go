@@ -11,7 +11,8 @@
 // record their kernels plus one copy, submit, and read only their output.
 //
 // platform.go describes the one thin layer that differs between native and
-// browser builds. A Net is not safe for concurrent use (engine.Net).
+// browser builds. A Net is not safe for concurrent use (engine.Net), nor
+// are two Nets of one Backend (see Backend).
 package gpu
 
 import (
@@ -26,6 +27,13 @@ import (
 )
 
 // Backend is the WebGPU backend: one device. Close it when done.
+//
+// The Nets (and Loops) loaded on one Backend share its device: the pipeline
+// cache, the submission count, the queue. Use them from one goroutine at a
+// time, not only each Net on its own (engine.Net's rule): engine/api runs
+// one job at a time on the device (its queue), the CLI and the browser one
+// generation. Nothing here locks; two goroutines on two Nets of one Backend
+// are a data race.
 type Backend struct {
 	d *device
 }
@@ -56,11 +64,10 @@ func (be *Backend) Limits() Limits { return be.d.p.limits() }
 // Close releases the device. Nets loaded on it must not be used after.
 func (be *Backend) Close() { be.d.close() }
 
-// Load implements engine.Backend: it validates m and uploads its weights.
-func (be *Backend) Load(m *model.Model) (engine.Net, error) { return be.load(m, loadOptions{}) }
-
-type loadOptions struct {
-	forceF32 bool // upload half-precision models as f32 too
+// Load implements engine.Backend: it validates m and uploads its weights,
+// checking ctx between tensors.
+func (be *Backend) Load(ctx context.Context, m *model.Model) (engine.Net, error) {
+	return be.load(ctx, m)
 }
 
 type gpuBlock struct {
@@ -110,9 +117,8 @@ type Net struct {
 	staging *buffer
 
 	gen        uint64
-	dispatches int // of the latest Encode
-	submits    int // of the latest Encode
-	hid        *hidden
+	dispatches int            // of the latest Encode
+	submits    int            // of the latest Encode
 	stabs      *samplerTables // the sampler head split for the device loop (loop.go)
 }
 
@@ -125,7 +131,6 @@ type acts struct {
 	split                     *buffer // scratch of the split kernels (kernels.go attentionOps, matmulOps); nil: no split
 	capN                      int     // sampler rows
 	sidx, sin, sza, szb, sout *buffer
-	sinN, szaN                int
 }
 
 func (n *Net) upload(what string, data []float32) (*buffer, error) {
@@ -171,7 +176,7 @@ func (n *Net) uploadMatrix(what string, data []float32, dtype int) (wbuf, error)
 	return wbuf{b: b, dtype: dtype}, n.d.p.write(b, 0, buf)
 }
 
-func (be *Backend) load(m *model.Model, lo loadOptions) (*Net, error) {
+func (be *Backend) load(ctx context.Context, m *model.Model) (*Net, error) {
 	if m == nil {
 		return nil, fmt.Errorf("gpu: load: model is nil")
 	}
@@ -184,16 +189,17 @@ func (be *Backend) load(m *model.Model, lo loadOptions) (*Net, error) {
 	if _, _, err := attnTiles(cfg.HeadSize()); err != nil {
 		return nil, fmt.Errorf("gpu: load %s: %w", m.Name(), err)
 	}
-	dtype := shaders.WeightF32
-	if !lo.forceF32 {
-		switch m.DType {
-		case "F16":
-			dtype = shaders.WeightF16
-		case "BF16":
-			dtype = shaders.WeightBF16
-		}
+	if be.d.attnTiled && cfg.HeadSize() != 64 {
+		return nil, fmt.Errorf("gpu: load %s: attention \"tiled\" (Options.Attention) needs head size 64, the model's is %d; leave the option empty for this model", m.Name(), cfg.HeadSize())
 	}
-	err := n.uploadAll(dtype)
+	dtype := shaders.WeightF32
+	switch m.DType {
+	case "F16":
+		dtype = shaders.WeightF16
+	case "BF16":
+		dtype = shaders.WeightBF16
+	}
+	err := n.uploadAll(ctx, dtype)
 	if err != nil {
 		n.Close()
 		return nil, fmt.Errorf("gpu: load %s: %w", m.Name(), err)
@@ -203,10 +209,16 @@ func (be *Backend) load(m *model.Model, lo loadOptions) (*Net, error) {
 	return n, nil
 }
 
-func (n *Net) uploadAll(dtype int) error {
+// uploadAll uploads every tensor. It checks ctx before each one: the
+// uploads themselves do not wait on the device (popErrorScope in the
+// browser resolves at once, and abandoning it would lose its error).
+func (n *Net) uploadAll(ctx context.Context, dtype int) error {
 	m, cfg := n.m, &n.m.Config
-	var err error
+	err := ctx.Err()
 	vec := func(name string) *buffer {
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
 			return nil
 		}
@@ -221,6 +233,9 @@ func (n *Net) uploadAll(dtype int) error {
 		return vec(name)
 	}
 	mat := func(name string) wbuf {
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
 			return wbuf{}
 		}
@@ -342,15 +357,8 @@ func (n *Net) ensure(BT int) error {
 	n.heads.reset()
 	C := uint64(n.C)
 	cap := uint64(BT)
-	var err error
-	mk := func(what string, floats uint64) *buffer {
-		if err != nil {
-			return nil
-		}
-		var b *buffer
-		b, err = n.d.storage(what, 4*floats)
-		return b
-	}
+	al := allocator{d: n.d}
+	mk := al.words
 	a := &n.act
 	a.tokens = mk("activation tokens (B·T ids)", cap)
 	a.x = mk("activation x (B·T·C floats)", cap*C)
@@ -364,18 +372,20 @@ func (n *Net) ensure(BT int) error {
 	} else {
 		a.out = mk("judge output (B floats)", cap)
 	}
-	// The split kernels' scratch, sized for the worst (B, T) of this
-	// capacity: a few MiB at most.
-	splitFloats := min(uint64(mmSplitFloats), mmMaxSplits*cap*4*C) // the widest trunk matmul: N = 4C
-	if D := n.C / n.H; D%4 == 0 {
-		if BR, _, aerr := attnTiles(D); aerr == nil {
-			splitFloats = max(splitFloats, uint64(attnSplitRows(BT, n.H, BR))*uint64(n.C+4*n.H))
+	// The split kernels' scratch (Options.Split), sized for the worst
+	// (B, T) of this capacity: a few MiB at most.
+	if n.d.splitMM || n.d.splitAttn {
+		splitFloats := min(uint64(mmSplitFloats), mmMaxSplits*cap*4*C) // the widest trunk matmul: N = 4C
+		if D := n.C / n.H; D%4 == 0 {
+			if BR, _, aerr := attnTiles(D); aerr == nil {
+				splitFloats = max(splitFloats, uint64(attnSplitRows(BT, n.H, BR))*uint64(n.C+4*n.H))
+			}
 		}
+		a.split = mk("split-kernel scratch", splitFloats)
 	}
-	a.split = mk("split-kernel scratch", splitFloats)
-	if err != nil {
+	if al.err != nil {
 		n.freeActs()
-		return err
+		return al.err
 	}
 	a.capBT = BT
 	return nil
@@ -391,14 +401,22 @@ type hidden struct {
 // Dims implements engine.Hidden.
 func (h *hidden) Dims() (B, T int) { return h.B, h.T }
 
+// Origin implements engine.Stamped.
+func (h *hidden) Origin() (engine.Net, uint64) {
+	if h == nil {
+		return nil, 0
+	}
+	return h.net, h.gen
+}
+
 // Encode implements engine.Net: the trunk h = ln_f(blocks(embed(tokens))),
 // recorded into one command buffer and submitted once; nothing is read back.
 func (n *Net) Encode(ctx context.Context, tokens []int32, B, T int) (engine.Hidden, error) {
-	if err := n.checkTokens(tokens, B, T); err != nil {
+	if err := engine.CheckTokens("gpu", n.m, tokens, B, T); err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("gpu: encode: %w", err)
+	if err := engine.CheckCtx(ctx, "gpu", "encode"); err != nil {
+		return nil, err
 	}
 	n.gen++
 	submits := n.d.submits
@@ -438,20 +456,24 @@ func (n *Net) trunkOps(B, T int) ([]op, error) {
 	C, H, BT := n.C, n.H, B*T
 	a := &n.act
 	x, ln, qkv, atty, fch := whole(a.x), whole(a.ln), whole(a.qkv), whole(a.atty), whole(a.fch)
-	var ops []op
-	var err error
-	add := func(o op, e error) {
-		if err == nil {
-			err = e
-			ops = append(ops, o)
+	var o ops // loop.go: collects ops until the first error
+	add := o.add
+	// addList adds the ops of a kernel that may take two dispatches (a
+	// split one and its reduce or combine: kernels.go).
+	addList := func(list []op, err error) {
+		if err != nil {
+			o.add(op{}, err)
+			return
+		}
+		for _, x := range list {
+			o.add(x, nil)
 		}
 	}
-	// mm adds a matmul, split over K where that pays (kernels.go).
+	// mm adds a matmul, split over K where Options.Split allows and that
+	// pays (kernels.go matmulOps).
 	mm := func(name string, M, N, K int, in binding, w wbuf, bias *buffer, out binding, act int, accumulate bool) {
-		if err == nil {
-			var o []op
-			o, err = n.d.matmulOps(name, M, N, K, in, w, bias, out, act, accumulate, a.split)
-			ops = append(ops, o...)
+		if o.err == nil {
+			addList(n.d.matmulOps(name, M, N, K, in, w, bias, out, act, accumulate, a.split))
 		}
 	}
 	add(n.d.embed(BT*C, T, C, whole(a.tokens), n.wte, n.wpe, n.cls, n.clsID, x))
@@ -463,10 +485,8 @@ func (n *Net) trunkOps(B, T int) ([]op, error) {
 		if n.cos != nil {
 			add(n.d.rope(name("rope"), B, T, C, H, n.cos, n.sin, qkv))
 		}
-		if err == nil {
-			var at []op
-			at, err = n.d.attentionOps(name("attention"), B, T, C, H, n.causal, qkv, a.split, atty)
-			ops = append(ops, at...)
+		if o.err == nil {
+			addList(n.d.attentionOps(name("attention"), B, T, C, H, n.causal, qkv, a.split, atty))
 		}
 		mm(name("attn.c_proj"), BT, C, C, atty, w.attnProjW, w.attnProjB, x, shaders.ActNone, true)
 		add(n.d.layerNorm(name("ln_2"), BT, C, x, w.ln2W, w.ln2B, ln, n.eps))
@@ -474,7 +494,7 @@ func (n *Net) trunkOps(B, T int) ([]op, error) {
 		mm(name("mlp.c_proj"), BT, C, 4*C, fch, w.fcProjW, w.fcProjB, x, shaders.ActNone, true)
 	}
 	add(n.d.layerNorm("ln_f", BT, C, x, n.lnfW, n.lnfB, whole(a.h), n.eps))
-	return ops, err
+	return o.list, o.err
 }
 
 // Sync waits until all submitted GPU work has finished (for timing).
@@ -513,7 +533,11 @@ func (n *Net) runHead(ctx context.Context, what string, ops []op, out *buffer, d
 	}
 	buf := make([]byte, size)
 	if err := n.d.p.read(ctx, n.staging, buf); err != nil {
-		n.staging = nil // possibly still pending: never reuse it
+		// The mapping may still be pending: never reuse the buffer, but
+		// destroy it (WebGPU aborts a pending map on destroy, and the device
+		// frees the memory once the submitted copy is done).
+		n.staging.destroy()
+		n.staging = nil
 		return fmt.Errorf("gpu: %s: %w", what, err)
 	}
 	for i := range dst {

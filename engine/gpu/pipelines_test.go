@@ -22,7 +22,7 @@ func TestPipelines(t *testing.T) {
 	}
 	for _, tl := range matmulTiles {
 		for _, dt := range []int{shaders.WeightF32, shaders.WeightF16, shaders.WeightBF16} {
-			if tl.tiling().CheckUnrolledLimit(tl.DB, d.shmax()) == nil {
+			if tl.CheckUnrolledLimit(tl.DB, d.shmax()) == nil {
 				try(shaders.MatmulUnrolled, tl.unrolledConsts(dt, d.shmax()), matmulKinds)
 			}
 			for _, fast := range []bool{false, true} {

@@ -1,11 +1,18 @@
 package gpu
 
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
 // The platform layer: everything that differs between wgpu-native (cgo,
 // platform_native.go) and the browser (GOOS=js, platform_js.go) lives behind
 // the small set of types and methods below, which both files implement with
 // the same names and signatures:
 //
-//	openPlatform(ctx, opts) (*platform, error)
+//	openPlatform(ctx) (*platform, error)
 //	(*platform) info() AdapterInfo, limits() Limits, lostErr() error, release()
 //	(*platform) newBuffer(label, size, usage) (*buffer, error)
 //	(*platform) write(b, off, data) error
@@ -25,6 +32,63 @@ package gpu
 //
 // Everything above this layer (device.go, kernels.go, net.go) is shared and
 // compiles unchanged for both.
+
+// Options configures New (the same on native and browser builds). The zero
+// value is the measured default; every other field selects a kernel variant
+// that is opt-in until a GPU measurement decides (docs/performance.md).
+type Options struct {
+	// MatmulTile forces one tiling of the generated matmul kernel,
+	// "BMxBNxBKxTMxTN" (e.g. "128x64x16x8x4"), with the suffix "db" for its
+	// double-buffered form (e.g. "64x64x16x4x4db"), on every matmul whose
+	// shape it can run; other shapes keep the automatic choice (chooseTile).
+	// A tuning knob; "" is the automatic choice. New refuses a value that
+	// is not a tiling the generator can build, or whose workgroup memory
+	// exceeds the device's.
+	MatmulTile string
+	// MatmulDoubleBuffer runs the automatically chosen tiles in their
+	// double-buffered form (one barrier per K tile instead of two, twice
+	// the workgroup memory; every default tile still fits 16 KiB).
+	MatmulDoubleBuffer bool
+	// Split turns on the split kernels: "mm" splits deep-K matmuls of
+	// small grids over K (a second, reduce dispatch each), "attn" splits
+	// attention of short sequences over keys (a second, combine dispatch).
+	// Empty: no split.
+	Split []string
+	// Attention picks the attention kernel where no split applies: "" or
+	// "auto" the one-row-per-thread kernel, "tiled" the tiled kernel
+	// (shaders.AttentionTiled; head size 64 only: Load refuses other
+	// models, and New a device with too little workgroup memory).
+	Attention string
+}
+
+// SplitKinds are the values Options.Split accepts.
+var SplitKinds = []string{"attn", "mm"}
+
+// AttentionKinds are the values Options.Attention accepts.
+var AttentionKinds = []string{"auto", "tiled"}
+
+// Check reports whether o is valid (New calls it before opening anything).
+func (o Options) Check() error {
+	if o.MatmulTile != "" {
+		if _, err := parseTile(o.MatmulTile, math.MaxInt32); err != nil {
+			return err
+		}
+	}
+	seen := map[string]bool{}
+	for _, k := range o.Split {
+		if !slices.Contains(SplitKinds, k) {
+			return fmt.Errorf("gpu: split %q is not a split kernel kind (want %s)", k, strings.Join(SplitKinds, " or "))
+		}
+		if seen[k] {
+			return fmt.Errorf("gpu: split %q is named twice", k)
+		}
+		seen[k] = true
+	}
+	if o.Attention != "" && !slices.Contains(AttentionKinds, o.Attention) {
+		return fmt.Errorf("gpu: attention %q is not an attention kernel (want %s)", o.Attention, strings.Join(AttentionKinds, " or "))
+	}
+	return nil
+}
 
 // bufUsage says what a buffer is for.
 type bufUsage int
@@ -61,7 +125,7 @@ type AdapterInfo struct {
 	Vendor      string
 	Backend     string // "vulkan", "metal", "webgpu" (browser), ...
 	AdapterType string // "discrete GPU", "cpu", ...
-	ShaderF16   bool   // the adapter offers the shader-f16 feature
+	ShaderF16   bool   // the adapter offers shader-f16 (informational: no kernel uses f16 arithmetic, so remask does not request it)
 	Timestamps  bool   // the adapter offers the timestamp-query feature
 }
 

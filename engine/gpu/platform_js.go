@@ -37,17 +37,10 @@ type pipeline struct {
 
 type bindGroup struct{ v js.Value }
 
-// Options configures Open.
-type Options struct {
-	// NoF16 leaves the shader-f16 feature off even where the adapter has it.
-	NoF16 bool
-}
-
 type platform struct {
 	adapter, dev, queue js.Value
 	ai                  AdapterInfo
 	lim                 Limits
-	f16                 bool
 	ts                  bool // the device was created with timestamp-query
 	ids                 atomic.Uint64
 	mu                  sync.Mutex
@@ -77,13 +70,16 @@ func await(ctx context.Context, p js.Value) (js.Value, error) {
 		ch <- result{err: fmt.Errorf("%s", msg)}
 		return nil
 	})
-	defer then.Release()
-	defer catch.Release()
 	p.Call("then", then, catch)
 	select {
 	case r := <-ch:
+		then.Release()
+		catch.Release()
 		return r.v, r.err
 	case <-ctx.Done():
+		// The callbacks stay alive: the promise may still settle (into the
+		// buffered ch), and calling a released js.Func logs "call to
+		// released function" (a Stop during loading or generation).
 		return js.Undefined(), ctx.Err()
 	}
 }
@@ -104,7 +100,7 @@ func jsLimits(l js.Value) Limits {
 	}
 }
 
-func openPlatform(ctx context.Context, opts Options) (*platform, error) {
+func openPlatform(ctx context.Context) (*platform, error) {
 	gpu := js.Global().Get("navigator").Get("gpu")
 	if !gpu.Truthy() {
 		return nil, fmt.Errorf("gpu: %w: this browser has no navigator.gpu (WebGPU is off or unsupported)", ErrNoAdapter)
@@ -143,10 +139,6 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 		"maxStorageBuffersPerShaderStage":   have.MaxStorageBuffersPerShaderStage,
 	}
 	features := []any{}
-	if p.ai.ShaderF16 && !opts.NoF16 {
-		features = append(features, "shader-f16")
-		p.f16 = true
-	}
 	if p.ai.Timestamps {
 		features = append(features, "timestamp-query")
 		p.ts = true
@@ -176,7 +168,6 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 
 func (p *platform) info() AdapterInfo { return p.ai }
 func (p *platform) limits() Limits    { return p.lim }
-func (p *platform) hasF16() bool      { return p.f16 }
 
 func (p *platform) lostErr() error {
 	p.mu.Lock()

@@ -11,8 +11,9 @@ package gpu
 //     process). submit() therefore pushes and pops validation
 //     and out-of-memory error scopes itself, through the C API
 //     (scope_native.go), so a bad submission is an error value.
-//   - CreateInstance with a descriptor passes uninitialised memory (see
-//     openPlatform): we pass none and pick Vulkan per adapter request.
+//   - CreateInstance with a descriptor passes uninitialised memory, and
+//     without one it enables every backend, GL included (whose probe can
+//     abort the process): instance_native.go builds the descriptor itself.
 //   - AdapterInfo.Name and VendorName hold wgpu-native's hexadecimal ids
 //     ("0x0", "0x10005") on Vulkan; the readable name is in
 //     DriverDescription, which info() uses instead when Name is a hex id.
@@ -20,9 +21,9 @@ package gpu
 //     before asking, so a refusal names the limit.
 //   - DeviceDescriptor.DeviceLostCallback is unusable (see openPlatform):
 //     device loss is detected from error scopes and mapping statuses.
-//   - Buffer.MapAsync only starts the mapping; read() waits for it with
-//     Device.Poll in a goroutine so that a context or a lost device ends the
-//     wait instead of hanging.
+//   - Buffer.MapAsync only starts the mapping; read() waits for it by
+//     polling the device without blocking, inline (pollUntil), so that a
+//     context or a lost device ends the wait instead of hanging.
 //   - ComputePassDescriptor has only a Label ("TimestampWrites: unused in
 //     wgpu"), though wgpu-native v22's wgpuCommandEncoderBeginComputePass
 //     honours WGPUComputePassDescriptor.timestampWrites. A timed pass is
@@ -111,7 +112,6 @@ type platform struct {
 	queue   *wgpu.Queue
 	ai      AdapterInfo
 	lim     Limits
-	f16     bool // the device was created with shader-f16
 	ts      bool // the device was created with timestamp-query
 
 	ids atomic.Uint64
@@ -120,49 +120,38 @@ type platform struct {
 	lost error // set by the device-lost callback
 }
 
-// Options configures Open.
-type Options struct {
-	// NoF16 leaves the shader-f16 feature off even where the adapter has it.
-	NoF16 bool
-}
-
 // openMu serialises instance and adapter creation: concurrent first calls
 // into wgpu-native's instance set-up were seen to fail in parallel tests.
 var openMu sync.Mutex
 
-func openPlatform(ctx context.Context, opts Options) (*platform, error) {
+func openPlatform(ctx context.Context) (*platform, error) {
 	openMu.Lock()
 	defer openMu.Unlock()
 	wgpu.SetLogLevel(wgpu.LogLevelOff) // errors come back as values; the log would repeat them
-	// Vulkan first, through our own zeroed instance descriptor
-	// (instance_native.go); without a Vulkan adapter, any backend through
-	// the binding's descriptor-less instance.
+	// One instance per backend set of instanceBackends (instance_native.go,
+	// our own zeroed descriptor): on Linux Vulkan only, never GL and never
+	// the binding's all-backends instance, whose GLES probe can abort the
+	// process.
 	ropts := &wgpu.RequestAdapterOptions{PowerPreference: wgpu.PowerPreferenceHighPerformance}
 	var adapter *wgpu.Adapter
+	var inst *wgpu.Instance
 	var errs []string
-	inst := vulkanInstance()
-	if inst != nil {
-		a, err := inst.RequestAdapter(ropts)
-		if err == nil && a != nil {
-			adapter = a
-		} else {
-			if err != nil {
-				errs = append(errs, err.Error())
-			}
-			inst.Release()
+	for _, backends := range instanceBackends(runtime.GOOS) {
+		in := newInstance(backends)
+		if in == nil {
+			continue
 		}
-	}
-	if adapter == nil {
-		inst = wgpu.CreateInstance(nil)
-		a, err := inst.RequestAdapter(ropts)
+		a, err := in.RequestAdapter(ropts)
 		if err == nil && a != nil {
-			adapter = a
-		} else if err != nil {
+			adapter, inst = a, in
+			break
+		}
+		if err != nil {
 			errs = append(errs, err.Error())
 		}
+		in.Release()
 	}
 	if adapter == nil {
-		inst.Release()
 		msg := "wgpu-native found none"
 		if len(errs) > 0 {
 			msg += ": " + strings.Join(errs, "; ")
@@ -214,10 +203,6 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 	req.MaxComputeWorkgroupSizeX = al.MaxComputeWorkgroupSizeX
 	req.MaxStorageBuffersPerShaderStage = al.MaxStorageBuffersPerShaderStage
 	var features []wgpu.FeatureName
-	if p.ai.ShaderF16 && !opts.NoF16 {
-		features = append(features, wgpu.FeatureNameShaderF16)
-		p.f16 = true
-	}
 	if p.ai.Timestamps {
 		features = append(features, wgpu.FeatureNameTimestampQuery)
 		p.ts = true
@@ -260,7 +245,6 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 
 func (p *platform) info() AdapterInfo { return p.ai }
 func (p *platform) limits() Limits    { return p.lim }
-func (p *platform) hasF16() bool      { return p.f16 }
 
 // markLost records that the device is gone; every later call fails with it.
 func (p *platform) markLost(msg string) {

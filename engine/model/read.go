@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"math/bits"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -17,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/nlpodyssey/safetensors"
+
+	"github.com/remask/remask/internal/safefile"
 )
 
 // Reading a remask/1 file happens in three stages, each with its own errors:
@@ -67,76 +68,152 @@ type entry struct {
 	begin, end uint64 // byte offsets into the data section
 }
 
-// Load reads and validates the remask/1 model file at path.
+// Load reads and validates the remask/1 model file at path. Only a regular
+// file is read (a FIFO or a device is refused without blocking), and no more
+// than its size: every allocation is bounded by the file's size.
 func Load(path string) (*Model, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, 0)
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	return Parse(path, data)
 }
 
+// Header is what the header of a remask/1 file says, read and checked
+// without the tensor bytes: the metadata (format, model, vocab, source,
+// card) and the tensor entries against Expected(&Config) (names, shapes,
+// one dtype, offsets that tile the data section).
+type Header struct {
+	Config Config
+	Vocab  Vocab
+	Source Source
+	Card   string
+	// DType is the dtype every tensor is stored in.
+	DType string
+	// Bytes is the length of the header with its 8-byte length prefix: where
+	// the data section begins.
+	Bytes int64
+
+	entries []entry // in header order
+}
+
+// ReadHeader reads the header of the remask/1 file that r starts with and
+// checks it exactly as Load does (exact keys, no duplicates, every
+// metadata object and every tensor entry): the one header reader of remask,
+// used by the model reader, the API's model info, `remask models` and the
+// site manifest. size is the file's length, or -1 when unknown (a
+// download); with it, the header must fit the file and the tensors must
+// tile the rest exactly. It reads the 8-byte length and the header, nothing
+// more, and allocates no more than it has read. name starts every error
+// message.
+func ReadHeader(name string, r io.Reader, size int64) (*Header, error) {
+	var prefix [8]byte
+	if got, err := io.ReadFull(r, prefix[:]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%s: %w: the file is %d bytes, shorter than the 8-byte header length that starts every safetensors file: download or convert it again", name, ErrTruncated, got)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	n := binary.LittleEndian.Uint64(prefix[:])
+	if n > MaxHeaderBytes {
+		hint := "not a safetensors file, or a corrupted one"
+		if bytes.HasPrefix(prefix[:], []byte("PK\x03\x04")) {
+			hint = "this looks like a zip archive such as a PyTorch ckpt.pt: run `remask convert` on it"
+		}
+		return nil, fmt.Errorf("%s: the header length is %d bytes, more than the %d-byte limit: %s", name, n, MaxHeaderBytes, hint)
+	}
+	if size >= 0 && (size < 8 || n > uint64(size-8)) {
+		return nil, fmt.Errorf("%s: %w: the header is %d bytes but only %d bytes follow the 8-byte length (file is %d bytes): download it again", name, ErrTruncated, n, max(size-8, 0), size)
+	}
+	header, err := readUpTo(r, int(n))
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%s: %w: the file ends inside its %d-byte header (after %d bytes): download it again", name, ErrTruncated, n, len(header))
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	meta, entries, err := parseHeader(name, header)
+	if err != nil {
+		return nil, err
+	}
+	h := &Header{Bytes: 8 + int64(n), entries: entries}
+	section := int64(-1)
+	if size >= 0 {
+		section = size - h.Bytes
+	}
+	if err := checkLayout(name, entries, section, size); err != nil {
+		return nil, err
+	}
+	if err := readMetadata(name, meta, h); err != nil {
+		return nil, err
+	}
+	if err := checkTensors(name, h); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// readUpTo reads exactly n bytes, growing its buffer as data arrives, so
+// that a header length that promises more than the reader holds costs no
+// more memory than the bytes that came. A short read returns what came and
+// io.ErrUnexpectedEOF.
+func readUpTo(r io.Reader, n int) ([]byte, error) {
+	const chunk = 1 << 20
+	buf := make([]byte, 0, min(n, chunk))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), max(len(buf), chunk)))
+		}
+		got, err := io.ReadFull(r, buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+got]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
 // Parse validates a whole remask/1 file held in data and returns the model
 // with every tensor converted to float32. name says where data came from and
 // starts every error message; it also becomes Model.Path.
 func Parse(name string, data []byte) (*Model, error) {
-	meta, entries, st, err := readContainer(name, data)
+	h, err := ReadHeader(name, bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Path: name}
-	if err := readMetadata(name, meta, m); err != nil {
+	st, err := readContainer(name, data, h.entries)
+	if err != nil {
 		return nil, err
 	}
-	if err := readTensors(name, entries, st, m); err != nil {
+	m := &Model{Path: name, Config: h.Config, Vocab: h.Vocab, Source: h.Source, Card: h.Card}
+	if err := readTensors(name, h, st, m); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// readContainer checks the safetensors container and returns the string
-// metadata, the tensor entries in header order and the library's view of
-// the file, which serves the tensor bytes.
-func readContainer(name string, data []byte) (map[string]string, []entry, *safetensors.SafeTensors, error) {
-	if len(data) < 8 {
-		return nil, nil, nil, fmt.Errorf("%s: %w: the file is %d bytes, shorter than the 8-byte header length that starts every safetensors file: download or convert it again", name, ErrTruncated, len(data))
-	}
-	n := binary.LittleEndian.Uint64(data[:8])
-	if n > MaxHeaderBytes {
-		hint := "not a safetensors file, or a corrupted one"
-		if bytes.HasPrefix(data, []byte("PK\x03\x04")) {
-			hint = "this looks like a zip archive such as a PyTorch ckpt.pt: run `remask convert` on it"
-		}
-		return nil, nil, nil, fmt.Errorf("%s: the header length is %d bytes, more than the %d-byte limit: %s", name, n, MaxHeaderBytes, hint)
-	}
-	if n > uint64(len(data)-8) {
-		return nil, nil, nil, fmt.Errorf("%s: %w: the header is %d bytes but only %d bytes follow the 8-byte length (file is %d bytes): download it again", name, ErrTruncated, n, len(data)-8, len(data))
-	}
-	header, section := data[8:8+n], data[8+n:]
-	meta, entries, err := parseHeader(name, header)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if err := checkLayout(name, entries, uint64(len(section)), len(data)); err != nil {
-		return nil, nil, nil, err
-	}
-	// The library is the container parser of record: it serves the tensor
-	// bytes. The pre-checks above exist for precise messages, so a
-	// disagreement between the two is reported as such.
+// readContainer parses data with github.com/nlpodyssey/safetensors, the
+// container parser of record, which serves the tensor bytes. ReadHeader's
+// checks exist for precise messages, so a disagreement between the two is
+// reported as such.
+func readContainer(name string, data []byte, entries []entry) (*safetensors.SafeTensors, error) {
 	st, err := safetensors.Deserialize(data)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: invalid safetensors container: %v", name, err)
+		return nil, fmt.Errorf("%s: invalid safetensors container: %v", name, err)
 	}
 	if st.Len() != len(entries) {
-		return nil, nil, nil, fmt.Errorf("%s: invalid safetensors container: the header lists %d tensors but the safetensors parser found %d", name, len(entries), st.Len())
+		return nil, fmt.Errorf("%s: invalid safetensors container: the header lists %d tensors but the safetensors parser found %d", name, len(entries), st.Len())
 	}
 	for _, e := range entries {
 		v, ok := st.Tensor(e.name)
 		if !ok || v.DType().String() != e.dtype || uint64(len(v.Data())) != e.end-e.begin || !sameShape(v.Shape(), e.shape) {
-			return nil, nil, nil, fmt.Errorf("%s: invalid safetensors container: the safetensors parser reads tensor %q differently from the header", name, e.name)
+			return nil, fmt.Errorf("%s: invalid safetensors container: the safetensors parser reads tensor %q differently from the header", name, e.name)
 		}
 	}
-	return meta, entries, &st, nil
+	return &st, nil
 }
 
 func sameShape(a []uint64, b []int) bool {
@@ -339,7 +416,7 @@ func naturalNumber(raw json.RawMessage) (uint64, error) {
 
 // checkLayout checks that the tensors tile the data section exactly: no
 // overlap, no gap, no missing bytes (truncation), no trailing bytes.
-func checkLayout(name string, entries []entry, sectionLen uint64, fileLen int) error {
+func checkLayout(name string, entries []entry, section, fileLen int64) error {
 	order := make([]int, len(entries))
 	for i := range order {
 		order[i] = i
@@ -367,6 +444,10 @@ func checkLayout(name string, entries []entry, sectionLen uint64, fileLen int) e
 		}
 		end, prev = e.end, e.name
 	}
+	if section < 0 {
+		return nil // the file's length is not known (yet)
+	}
+	sectionLen := uint64(section)
 	if end > sectionLen {
 		return fmt.Errorf("%s: %w: the tensors need a data section of %d bytes but the file has only %d (file is %d bytes, want %d): download it again", name, ErrTruncated, end, sectionLen, fileLen, uint64(fileLen)-sectionLen+end)
 	}
@@ -386,10 +467,10 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-// readMetadata checks the `__metadata__` keys and fills m.Config, m.Vocab,
-// m.Source and m.Card. Unknown metadata keys are ignored (tools may add
+// readMetadata checks the `__metadata__` keys and fills h.Config, h.Vocab,
+// h.Source and h.Card. Unknown metadata keys are ignored (tools may add
 // their own); unknown fields inside `model` and `vocab` are errors.
-func readMetadata(name string, meta map[string]string, m *Model) error {
+func readMetadata(name string, meta map[string]string, m *Header) error {
 	format, ok := meta["format"]
 	switch {
 	case !ok:
@@ -441,10 +522,11 @@ func decodeObject(meta map[string]string, key string, v any, strict bool) error 
 	return nil
 }
 
-// readTensors checks the entries against Expected(&m.Config) and converts
-// them to float32.
-func readTensors(name string, entries []entry, st *safetensors.SafeTensors, m *Model) error {
-	cfg := &m.Config
+// checkTensors checks the entries against Expected(&h.Config) (names,
+// shapes, a stored lm_head only as the tied copy) and sets h.DType, the
+// one dtype they share.
+func checkTensors(name string, h *Header) error {
+	cfg, entries := &h.Config, h.entries
 	want := Expected(cfg)
 	byName := make(map[string]*entry, len(entries))
 	for i := range entries {
@@ -485,6 +567,26 @@ func readTensors(name string, entries []entry, st *safetensors.SafeTensors, m *M
 			return fmt.Errorf("%s: mixed dtypes: tensor %q is %s but tensor %q is %s; all tensors must share one dtype: convert the file again", name, first.name, first.dtype, e.name, e.dtype)
 		}
 	}
+	if tiedCopy {
+		head, wte := byName["lm_head.weight"], byName["transformer.wte.weight"]
+		if !slices.Equal(head.shape, wte.shape) {
+			return fmt.Errorf("%s: tensor lm_head.weight has shape %v but transformer.wte.weight has %v: remask supports only LM heads tied to the token embedding", name, head.shape, wte.shape)
+		}
+	}
+	h.DType = first.dtype
+	return nil
+}
+
+// readTensors converts the checked entries (checkTensors) to float32, and
+// checks that a stored lm_head holds the same bytes as wte.
+func readTensors(name string, h *Header, st *safetensors.SafeTensors, m *Model) error {
+	cfg := &m.Config
+	want := Expected(cfg)
+	byName := make(map[string]*entry, len(h.entries))
+	for i := range h.entries {
+		byName[h.entries[i].name] = &h.entries[i]
+	}
+	tiedCopy := cfg.Kind == LanguageModel && byName["lm_head.weight"] != nil
 	bytesOf := func(e *entry) []byte {
 		v, _ := st.Tensor(e.name) // present: checked by readContainer
 		return v.Data()
@@ -492,15 +594,12 @@ func readTensors(name string, entries []entry, st *safetensors.SafeTensors, m *M
 
 	if tiedCopy {
 		head, wte := byName["lm_head.weight"], byName["transformer.wte.weight"]
-		if !slices.Equal(head.shape, wte.shape) {
-			return fmt.Errorf("%s: tensor lm_head.weight has shape %v but transformer.wte.weight has %v: remask supports only LM heads tied to the token embedding", name, head.shape, wte.shape)
-		}
 		if !bytes.Equal(bytesOf(head), bytesOf(wte)) {
 			return fmt.Errorf("%s: tensor lm_head.weight is stored and differs from transformer.wte.weight: remask supports only LM heads tied to the token embedding (an untied head cannot be used); check the checkpoint, then run `remask convert` again", name)
 		}
 	}
 
-	m.DType = first.dtype
+	m.DType = h.DType
 	m.Tensors = make(map[string]*Tensor, len(want)+1)
 	for _, s := range want {
 		e := byName[s.Name]

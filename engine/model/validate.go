@@ -139,6 +139,34 @@ func (v *Vocab) Validate(c *Config) error {
 		if utf8.RuneCountInString(tok) != 1 {
 			return fmt.Errorf("vocab.tokens[%d] is %q; ids below vocab.base_vocab_size %d must be exactly one character", id, tok, v.BaseVocabSize)
 		}
+		if r, _ := utf8.DecodeRuneInString(tok); !ordinaryRune(r) {
+			return fmt.Errorf("vocab.tokens[%d] is the control character %U; an ordinary token may be any character but a control other than tab, line feed and carriage return (docs/model-format.md)", id, r)
+		}
+	}
+	for id, tok := range v.Tokens[v.BaseVocabSize:] {
+		id += v.BaseVocabSize
+		if tok == "" {
+			return fmt.Errorf("vocab.tokens[%d] is empty; a special token needs a name such as [MASK]", id)
+		}
+		for _, r := range tok {
+			if isControl(r) {
+				return fmt.Errorf("vocab.tokens[%d] is %q, which holds the control character %U; special tokens are printable names such as [MASK]", id, tok, r)
+			}
+		}
+	}
+	first := make(map[string]int, len(v.Tokens))
+	for id, tok := range v.Tokens {
+		if prev, dup := first[tok]; dup {
+			why := "two special tokens share one name"
+			switch {
+			case id < v.BaseVocabSize:
+				why = "one character has two ids"
+			case prev < v.BaseVocabSize:
+				why = "a special token equals an ordinary character"
+			}
+			return fmt.Errorf("vocab.tokens[%d] and vocab.tokens[%d] are both %q: %s, so text would encode ambiguously; every token string must be unique", prev, id, tok, why)
+		}
+		first[tok] = id
 	}
 	seen := map[int]string{}
 	for _, s := range []struct {
@@ -230,6 +258,16 @@ func checkTiedHead(head, wte *Tensor) error {
 	}
 	return nil
 }
+
+// isControl reports whether r is a control character: C0 (U+0000-U+001F),
+// DEL (U+007F) or C1 (U+0080-U+009F).
+func isControl(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f }
+
+// ordinaryRune reports whether r may be an ordinary (one-character) token:
+// any character but a control, except the three controls of plain text
+// files, tab, line feed and carriage return ('\n' is a token of every
+// char-level Shakespeare model). docs/model-format.md states the rule.
+func ordinaryRune(r rune) bool { return !isControl(r) || r == '\t' || r == '\n' || r == '\r' }
 
 // sortedKeys returns the names of a tensor map in a stable order for messages.
 func sortedKeys(m map[string]*Tensor) []string {

@@ -99,6 +99,18 @@ func TestVocabValidate(t *testing.T) {
 		{"cls id out of range", judge, func(v *Vocab) { v.CLSTokenID = intp(13) }, "vocab.cls_token_id is 13"},
 		{"special ids not distinct", lm, func(v *Vocab) { v.PadTokenID = intp(10) }, "vocab.mask_token_id and vocab.pad_token_id are both 10; special ids must be distinct"},
 		{"sampler head needs a mask id", lm, func(v *Vocab) { v.MaskTokenID = nil }, "vocab.mask_token_id is null"},
+		// Ambiguous vocabularies (issue 11, defect 13).
+		{"line feed, tab, carriage return are characters", lm, func(v *Vocab) { v.Tokens[1], v.Tokens[2] = "\t", "\r" }, ""},
+		{"two ids for one character", lm, func(v *Vocab) { v.Tokens[5] = v.Tokens[4] }, `vocab.tokens[4] and vocab.tokens[5] are both ",": one character has two ids, so text would encode ambiguously`},
+		{"special equal to a character", lm, func(v *Vocab) { v.Tokens[11] = "a" }, `vocab.tokens[9] and vocab.tokens[11] are both "a": a special token equals an ordinary character`},
+		{"two specials with one name", lm, func(v *Vocab) { v.Tokens[11] = "[MASK]" }, `vocab.tokens[10] and vocab.tokens[11] are both "[MASK]": two special tokens share one name`},
+		{"empty special", lm, func(v *Vocab) { v.Tokens[10] = "" }, "vocab.tokens[10] is empty; a special token needs a name"},
+		{"escape as a character", lm, func(v *Vocab) { v.Tokens[3] = "\x1b" }, "vocab.tokens[3] is the control character U+001B; an ordinary token may be any character but a control other than tab, line feed and carriage return"},
+		{"NUL as a character", lm, func(v *Vocab) { v.Tokens[3] = "\x00" }, "vocab.tokens[3] is the control character U+0000"},
+		{"DEL as a character", lm, func(v *Vocab) { v.Tokens[3] = "\x7f" }, "vocab.tokens[3] is the control character U+007F"},
+		{"C1 CSI as a character", lm, func(v *Vocab) { v.Tokens[3] = "\u009b" }, "vocab.tokens[3] is the control character U+009B"},
+		{"control in a special", lm, func(v *Vocab) { v.Tokens[10] = "[MASK]\x1b[2J" }, `vocab.tokens[10] is "[MASK]\x1b[2J", which holds the control character U+001B`},
+		{"line feed in a special", lm, func(v *Vocab) { v.Tokens[10] = "[MA\nSK]" }, "which holds the control character U+000A"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := cloneConfig(c.cfg)

@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
+
+	"github.com/remask/remask/internal/safefile"
 )
 
 // Write validates m and writes it to w as a remask/1 file with every tensor
@@ -54,44 +54,22 @@ func Write(w io.Writer, m *Model, dtype string) error {
 	return nil
 }
 
-// Save writes m to path as dtype, through a temporary file in the same
-// directory that is renamed over path only once complete, so that path
-// never holds a half-written model.
-func Save(path string, m *Model, dtype string) (err error) {
+// Save writes m to path as dtype, replacing an existing file: SaveWith
+// with Force.
+func Save(path string, m *Model, dtype string) error {
+	return SaveWith(path, m, dtype, safefile.CreateOptions{Force: true})
+}
+
+// SaveWith writes m to path as dtype through safefile.WriteFile: a
+// temporary file in the same directory renamed over path only once
+// complete (path never holds a half-written model; a symlink's target is
+// replaced, the link kept), never over one of opt.Inputs, over an existing
+// file only with opt.Force. Nothing is created when m is invalid.
+func SaveWith(path string, m *Model, dtype string, opt safefile.CreateOptions) error {
 	if _, _, err := prepareWrite(m, dtype); err != nil {
 		return err // before creating anything
 	}
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("save model: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := Write(f, m, dtype); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("save model %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("save model %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save model %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("save model: %w", err)
-	}
-	return nil
+	return safefile.WriteFile(path, opt, func(w io.Writer) error { return Write(w, m, dtype) })
 }
 
 // prepareWrite validates m and dtype, checks that every value fits dtype,

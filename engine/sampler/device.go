@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
@@ -171,6 +172,12 @@ func (g *generation) deviceMetrics(ctx context.Context, loop engine.Loop) error 
 	for b := 0; b < g.B; b++ {
 		if c := m.SelfConfidence[b]; !math.IsNaN(c) {
 			g.res.Samples[b].SelfConfidence = &c
+		}
+		if m.CriticN != nil && m.CriticN[b] > 0 && !finite(m.CriticMean[b]) {
+			// The device loop has no per-value check of the critic
+			// logits (finite.go checks them on the host); a NaN or an
+			// infinity shows in the statistics of the final rows.
+			return fmt.Errorf("%s: the critic head gave non-finite values in sample %d on the device (critic mean %v): the model file is probably damaged (NaN or infinite weights); convert the checkpoint again", g.lmModel.Name(), b, m.CriticMean[b])
 		}
 		if m.CriticN != nil && m.CriticN[b] > 0 {
 			g.res.Samples[b].Critic = &CriticStats{Mean: m.CriticMean[b], P10: m.CriticP10[b], P50: m.CriticP50[b], P90: m.CriticP90[b]}

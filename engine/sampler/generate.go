@@ -27,7 +27,9 @@ func Generate(ctx context.Context, m Models, o Options, observe func(*Event)) (*
 	}
 	g.observe = observe
 	start := time.Now()
-	if ln := g.loopNet(); ln != nil {
+	ln := g.loopNet()
+	g.guardFinite(ln != nil) // NaN/Inf from a head is an error (finite.go)
+	if ln != nil {
 		return g.runDevice(ctx, ln, start)
 	}
 	g.res.Loop = "host"

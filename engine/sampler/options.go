@@ -156,6 +156,10 @@ type Options struct {
 	// backend can run it on its device (engine.LoopNet): the CPU twin of the
 	// device loop, for comparisons and debugging.
 	HostLoop bool `json:"-"`
+	// MaxMemory is the memory budget in bytes: a generation whose estimated
+	// peak memory (MemoryNeed) exceeds it is refused before it allocates
+	// anything proportional to the batch. 0 = DefaultMemoryBudget.
+	MaxMemory int64 `json:"-"`
 	// ProfileStages asks the device loop for GPU time per stage
 	// (Result.Device.StagesMs); it waits for every submission.
 	ProfileStages bool `json:"-"`
@@ -211,6 +215,9 @@ func (o *Options) Validate() error {
 	}
 	if o.SequenceLength < 1 && o.Template == "" {
 		return optErr("sequence_length", "%d is out of range; must be at least 1", o.SequenceLength)
+	}
+	if o.MaxMemory < 0 {
+		return optErr("max_memory", "%d is out of range; 0 for the default budget, or a number of bytes", o.MaxMemory)
 	}
 	if len(o.MaskingRatios) == 0 && o.Iterations < 1 {
 		return optErr("iterations", "%d is out of range; must be at least 1", o.Iterations)

@@ -113,8 +113,8 @@ func plan(lmm, judge, remasker *model.Model, o Options) (*generation, error) {
 	if o.Method == Diffusion && o.ScheduleMode == ScheduleThreshold && o.RandomnessStrength > 0 && g.strategy != RemaskRandom {
 		warn("randomness_strength is ignored in threshold mode (as in the reference)")
 	}
-	if g.B*g.T > 1<<28 {
-		return nil, optErr("num_samples", "num_samples x sequence_length = %d tokens is too large for one generation", g.B*g.T)
+	if err := checkSize(cfg, configOf(judge), configOf(remasker), g.B, g.T, g.N, o.Record, o.MaxMemory); err != nil {
+		return nil, err
 	}
 	g.res.Strategy = g.strategy
 	g.res.Metric = g.metric

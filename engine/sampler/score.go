@@ -28,6 +28,7 @@ func Score(ctx context.Context, m Models, rows [][]int32, o Options) (*Result, e
 	if err != nil {
 		return nil, err
 	}
+	g.guardFinite(false)
 	for b, r := range rows {
 		for t, id := range r {
 			if id < 0 || int(id) >= g.V {

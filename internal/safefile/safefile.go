@@ -165,6 +165,14 @@ func WriteFile(path string, opt CreateOptions, write func(io.Writer) error) erro
 	return nil
 }
 
+// CheckOutput makes WriteFile's checks (not an input, not an existing file
+// without Force, a regular file when replaced) without writing anything, so
+// that a command can refuse its output path before a long computation.
+func CheckOutput(path string, opt CreateOptions) error {
+	_, _, err := checkOutput(path, opt)
+	return err
+}
+
 // checkOutput returns the file to write (path, or a symlink's target) and
 // its mode, or the reason the output is refused.
 func checkOutput(path string, opt CreateOptions) (string, fs.FileMode, error) {

@@ -9,28 +9,45 @@ import (
 	"github.com/remask/remask/engine/gpu"
 )
 
-// newBackend turns --backend and --threads into a backend. note says why
-// auto chose what it chose ("" when the user named the backend).
+// maxThreads bounds --threads.
+const maxThreads = 1024
+
+// newBackend turns --backend and --threads into a backend, opening a GPU
+// with ctx (the command's, canceled by Ctrl-C). note says why auto chose
+// what it chose ("" when the user named the backend).
 //
 // auto takes the WebGPU backend when a hardware adapter exists. A software
 // adapter (adapter type "cpu": Mesa's lavapipe, SwiftShader) is only used
 // when asked for with --backend gpu: on the same cores the CPU backend is
 // faster.
-func newBackend(name string, threads int) (be engine.Backend, note string, err error) {
+func newBackend(ctx context.Context, name string, threads int) (be engine.Backend, note string, err error) {
+	return openBackend(ctx, name, threads, gpu.Options{})
+}
+
+// openBackend is newBackend with the GPU backend's options.
+func openBackend(ctx context.Context, name string, threads int, gopts gpu.Options) (be engine.Backend, note string, err error) {
 	if name == "gpu" || name == "auto" {
 		ensureRuntimeDir() // no Mesa "XDG_RUNTIME_DIR is invalid" line while probing
+	}
+	if threads < 0 || threads > maxThreads {
+		// Each thread gets its own attention scratch: an unbounded count
+		// would be an unbounded allocation.
+		return nil, "", flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 to %d", threads, maxThreads)
+	}
+	if err := gopts.Check(); err != nil {
+		return nil, "", fmt.Errorf("gpu options: %w", err)
 	}
 	switch name {
 	case "cpu":
 		return cpu.New(threads), "", nil
 	case "gpu":
-		g, err := gpu.New(context.Background(), gpu.Options{})
+		g, err := gpu.New(ctx, gopts)
 		if err != nil {
 			return nil, "", fmt.Errorf("--backend gpu: %w", err)
 		}
 		return g, "", nil
 	case "auto":
-		g, err := gpu.New(context.Background(), gpu.Options{})
+		g, err := gpu.New(ctx, gopts)
 		if err != nil {
 			return cpu.New(threads), fmt.Sprintf("auto: no usable WebGPU adapter (%v)", err), nil
 		}

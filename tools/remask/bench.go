@@ -14,6 +14,7 @@ import (
 	"github.com/remask/remask/engine/cpu"
 	"github.com/remask/remask/engine/gpu"
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/engine/sampler"
 )
 
 // `remask bench --job forward` times the trunk forward pass (embeddings,
@@ -32,6 +33,11 @@ type benchArgs struct {
 	jsonOut   bool
 	validate  string
 	profile   int
+	// The GPU kernel variants (gpu.Options, opt-in tuning knobs; gpuOptions).
+	matmulTile string
+	matmulDB   bool
+	split      []string
+	attention  string
 	// sampling jobs (bench_loop.go)
 	batch, length, iterations int
 	reps                      int
@@ -54,6 +60,10 @@ func benchFlags() (*flagSet, *benchArgs) {
 	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core")
 	fs.stringVar(&a.validate, "validate", "2x64", "BxT|none", "before timing, compare the backend's logits with the CPU backend's at this shape (bound 2e-3); none skips it")
 	fs.intVar(&a.profile, "profile", 0, "N", "GPU backend: also time every trunk kernel on its own, N dispatches of it in one submission (0: off)")
+	fs.stringVar(&a.matmulTile, "matmul-tile", "", "BMxBNxBKxTMxTN[db]", "GPU backend: force this tiling of the generated matmul wherever it can run the shape; the suffix db double-buffers it (tuning; e.g. 128x64x16x8x4, 64x64x16x4x4db)")
+	fs.boolVar(&a.matmulDB, "matmul-db", false, "GPU backend: run the automatically chosen matmul tiles double-buffered (tuning; off by default until measured)")
+	fs.listVar(&a.split, "split", "attn,mm", "GPU backend: turn on the split kernels: mm splits deep-K matmuls of small grids over K, attn splits attention of short sequences over keys (tuning; off by default until measured)")
+	fs.stringVar(&a.attention, "attention", "auto", "auto|tiled", "GPU backend: the attention kernel; tiled is the tiled kernel for head size 64 (tuning; auto until measured)")
 	fs.boolVar(&a.jsonOut, "json", false, "print JSON instead of a table")
 	fs.group("Sampling jobs (standard, small)")
 	fs.intVar(&a.reps, "reps", 3, "N", "timed generations per variant (after one warm-up); the median is reported")
@@ -113,8 +123,12 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	if err := fs.parse(args, c.stdout); err != nil {
 		return err
 	}
+	gopts, err := a.gpuOptions()
+	if err != nil {
+		return err
+	}
 	if _, ok := loopJobs[a.job]; ok {
-		return runLoopBench(ctx, c, a)
+		return runLoopBench(ctx, c, a, gopts)
 	}
 	if a.job != "forward" {
 		return flagError("job", "%q is not a bench job; allowed: forward, standard, small", a.job)
@@ -143,19 +157,28 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	} else if m, err = standardModel(1); err != nil {
 		return err
 	}
+	budget, err := memoryBudget("max-memory", "auto")
+	if err != nil {
+		return err
+	}
 	for _, s := range append(shapes, vshape...) {
 		if s[1] > m.Config.BlockSize {
 			return flagError("shapes", "length %d exceeds the model's block_size %d", s[1], m.Config.BlockSize)
 		}
+		o := sampler.Defaults()
+		o.MaxMemory = budget
+		if err := sampler.CheckMemory(m, nil, nil, s[0], s[1], o); err != nil {
+			return flagError("shapes", "%dx%d: %v", s[0], s[1], err)
+		}
 	}
-	be, note, err := newBackend(a.backend, a.threads)
+	be, note, err := openBackend(ctx, a.backend, a.threads, gopts)
 	if err != nil {
 		return err
 	}
 	if note != "" {
 		fmt.Fprintf(c.stderr, "backend: %s (%s)\n", be.Name(), note)
 	}
-	net, err := be.Load(m)
+	net, err := be.Load(ctx, m)
 	if err != nil {
 		return fmt.Errorf("loading %s on the %s backend: %w", m.Name(), be.Name(), err)
 	}
@@ -218,7 +241,7 @@ func benchTokens(net engine.Net, B, T int) []int32 {
 func benchValidate(ctx context.Context, net engine.Net, B, T int) (*benchValidation, error) {
 	m := net.Model()
 	tokens := benchTokens(net, B, T)
-	ref, err := cpu.New(0).Load(m)
+	ref, err := cpu.New(0).Load(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("validation: loading %s on the CPU backend: %w", m.Name(), err)
 	}
@@ -320,4 +343,33 @@ func parseShapes(s string) ([][2]int, error) {
 // random weights.
 func standardModel(seed uint64) (*model.Model, error) {
 	return model.Random(model.Standard(), seed, 0.02)
+}
+
+// gpuOptions are the GPU kernel variants of the bench flags, each checked
+// with an error naming its flag.
+func (a *benchArgs) gpuOptions() (gpu.Options, error) {
+	o := gpu.Options{MatmulTile: a.matmulTile, MatmulDoubleBuffer: a.matmulDB, Split: a.split, Attention: a.attention}
+	for _, c := range []struct {
+		flag string
+		o    gpu.Options
+	}{
+		{"matmul-tile", gpu.Options{MatmulTile: o.MatmulTile}},
+		{"split", gpu.Options{Split: o.Split}},
+		{"attention", gpu.Options{Attention: o.Attention}},
+	} {
+		if err := c.o.Check(); err != nil {
+			return gpu.Options{}, flagError(c.flag, "%v", err)
+		}
+	}
+	if a.backend == "cpu" {
+		for _, f := range []struct {
+			flag string
+			set  bool
+		}{{"matmul-tile", o.MatmulTile != ""}, {"matmul-db", o.MatmulDoubleBuffer}, {"split", len(o.Split) > 0}, {"attention", o.Attention == "tiled"}} {
+			if f.set {
+				return gpu.Options{}, flagError(f.flag, "selects a GPU kernel variant; --backend cpu has none (use --backend gpu)")
+			}
+		}
+	}
+	return o, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/remask/remask/engine"
+	"github.com/remask/remask/engine/gpu"
 	"github.com/remask/remask/engine/sampler"
 )
 
@@ -77,7 +78,7 @@ type loopReport struct {
 	Command       string `json:"command"`
 }
 
-func runLoopBench(ctx context.Context, c *cli, a *benchArgs) error {
+func runLoopBench(ctx context.Context, c *cli, a *benchArgs, gopts gpu.Options) error {
 	job := loopJobs[a.job]
 	if a.batch > 0 {
 		job.B = a.batch
@@ -102,14 +103,14 @@ func runLoopBench(ctx context.Context, c *cli, a *benchArgs) error {
 	if job.T > m.Config.BlockSize {
 		return flagError("length", "%d exceeds the model's block_size %d", job.T, m.Config.BlockSize)
 	}
-	be, note, err := newBackend(a.backend, a.threads)
+	be, note, err := openBackend(ctx, a.backend, a.threads, gopts)
 	if err != nil {
 		return err
 	}
 	if note != "" {
 		fmt.Fprintf(c.stderr, "backend: %s (%s)\n", be.Name(), note)
 	}
-	net, err := be.Load(m)
+	net, err := be.Load(ctx, m)
 	if err != nil {
 		return fmt.Errorf("loading %s on the %s backend: %w", m.Name(), be.Name(), err)
 	}

@@ -64,9 +64,9 @@ func TestBenchCPU(t *testing.T) {
 
 // TestBenchGPU runs the bench on the WebGPU backend (lavapipe in CI) at a
 // small shape: the validation against the CPU must pass, and one forward of
-// the standard model must be 74 dispatches in one submission: 50 kernels,
-// plus at 1 x 16 the reduce kernel of every K-split matmul (4 a layer;
-// engine/gpu kernels.go kSplits).
+// the standard model with the default kernels must be 50 dispatches in one
+// submission; with --split attn,mm, 74: at 1 x 16 the reduce kernel of every
+// K-split matmul adds 4 a layer (engine/gpu kernels.go kSplits).
 func TestBenchGPU(t *testing.T) {
 	g, err := gpu.New(t.Context(), gpu.Options{})
 	if err != nil {
@@ -76,22 +76,50 @@ func TestBenchGPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.Close()
-	code, out, errOut := runCLI(t, "", "bench", "--job", "forward", "--backend", "gpu", "--shapes", "1x16", "--validate", "1x8", "--iters", "1", "--profile", "1", "--json")
-	if code != exitOK {
-		t.Fatalf("exit %d: %s", code, errOut)
+	for _, c := range []struct {
+		flags      []string
+		dispatches int
+	}{{nil, 50}, {[]string{"--split", "attn,mm", "--matmul-db", "--attention", "tiled"}, 74}} {
+		args := append([]string{"bench", "--job", "forward", "--backend", "gpu", "--shapes", "1x16", "--validate", "1x8", "--iters", "1", "--profile", "1", "--json"}, c.flags...)
+		code, out, errOut := runCLI(t, "", args...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d: %s", c.flags, code, errOut)
+		}
+		rep := decodeBench(t, out)
+		if rep.Validation == nil || rep.Validation.MaxAbs > benchTol {
+			t.Errorf("%v: validation %+v", c.flags, rep.Validation)
+		}
+		if len(rep.Results) != 1 {
+			t.Fatalf("%v: results %+v", c.flags, rep.Results)
+		}
+		r := rep.Results[0]
+		if r.Dispatches != c.dispatches || r.Submits != 1 {
+			t.Errorf("%v: %d dispatches and %d submits per forward, want %d and 1", c.flags, r.Dispatches, r.Submits, c.dispatches)
+		}
+		if len(r.Profile) != c.dispatches || r.Profile[2].Name != "h.0.attn.c_attn" || r.Profile[2].Ms <= 0 {
+			t.Errorf("%v: profile %+v", c.flags, r.Profile)
+		}
 	}
-	rep := decodeBench(t, out)
-	if rep.Validation == nil || rep.Validation.MaxAbs > benchTol {
-		t.Errorf("validation %+v", rep.Validation)
-	}
-	if len(rep.Results) != 1 {
-		t.Fatalf("results %+v", rep.Results)
-	}
-	r := rep.Results[0]
-	if r.Dispatches != 74 || r.Submits != 1 {
-		t.Errorf("%d dispatches and %d submits per forward, want 74 and 1", r.Dispatches, r.Submits)
-	}
-	if len(r.Profile) != 74 || r.Profile[2].Name != "h.0.attn.c_attn" || r.Profile[2].Ms <= 0 {
-		t.Errorf("profile %+v", r.Profile)
+}
+
+// TestBenchGPUOptionFlags: a bad GPU kernel flag is a usage error naming
+// the flag and the accepted values, before any device is opened, and the
+// flags are refused with --backend cpu, which has no such kernels.
+func TestBenchGPUOptionFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--matmul-tile", "64x64"}, `--matmul-tile: gpu: matmul tile "64x64" is not BMxBNxBKxTMxTN[db]`},
+		{[]string{"--split", "attn,matmul"}, `--split: gpu: split "matmul" is not a split kernel kind (want attn or mm)`},
+		{[]string{"--attention", "flash"}, `--attention: gpu: attention "flash" is not an attention kernel (want auto or tiled)`},
+		{[]string{"--backend", "cpu", "--split", "mm"}, "--split: selects a GPU kernel variant; --backend cpu has none"},
+		{[]string{"--backend", "cpu", "--matmul-db"}, "--matmul-db: selects a GPU kernel variant"},
+		{[]string{"--backend", "cpu", "--attention", "tiled"}, "--attention: selects a GPU kernel variant"},
+	} {
+		code, _, errOut := runCLI(t, "", append([]string{"bench", "--job", "forward", "--shapes", "1x8", "--validate", "none"}, c.args...)...)
+		if code != exitUsage || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, %q; want a usage error with %q", c.args, code, errOut, c.want)
+		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/remask/remask/engine/checkpoint"
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // `remask convert CKPT.pt -o OUT.safetensors`: a fork checkpoint in, a
@@ -25,6 +27,7 @@ type convertArgs struct {
 	dtype       string
 	neighbors   string
 	card        string
+	force       bool
 }
 
 func convertFlags() (*flagSet, *convertArgs) {
@@ -48,6 +51,7 @@ func convertFlags() (*flagSet, *convertArgs) {
 	fs.showDefault("sampler-neighbors", "the checkpoint's config['sampler_neighbors'], else zeros")
 	fs.stringVar(&a.card, "card", "", "FILE", "a Markdown model card to store in the file instead of the generated one")
 	fs.showDefault("card", "a card generated from the checkpoint (family, iteration, what was converted)")
+	fs.boolVar(&a.force, "force", false, "let --output replace an existing file (never the checkpoint or another input); without it an existing path is refused")
 	return fs, a
 }
 
@@ -72,6 +76,13 @@ func convertCommand(ctx context.Context, c *cli, args []string) error {
 	if same, _ := sameFile(in, a.output); same {
 		return flagError("output", "%s is the checkpoint itself: write the model to another file", a.output)
 	}
+	if err := checkInput("", in); err != nil {
+		return err
+	}
+	out := safefile.CreateOptions{Force: a.force, Flag: "--output", Inputs: []string{in, a.meta, a.calibration, a.card}}
+	if err := safefile.CheckOutput(a.output, out); err != nil {
+		return &usageError{msg: err.Error()}
+	}
 	opts, err := checkpointOptions(a.meta, a.calibration)
 	if err != nil {
 		return err
@@ -94,7 +105,7 @@ func convertCommand(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	if a.card != "" {
-		card, err := os.ReadFile(a.card)
+		card, err := safefile.ReadFile(a.card, maxCardBytes)
 		if err != nil {
 			return flagError("card", "%v", err)
 		}
@@ -103,7 +114,7 @@ func convertCommand(ctx context.Context, c *cli, args []string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := model.Save(a.output, conv.Model, dtype); err != nil {
+	if err := model.SaveWith(a.output, conv.Model, dtype, out); err != nil {
 		return err
 	}
 	size := int64(-1)
@@ -111,7 +122,7 @@ func convertCommand(ctx context.Context, c *cli, args []string) error {
 		size = fi.Size()
 	}
 	for _, w := range conv.Warnings {
-		fmt.Fprintf(c.stderr, "remask convert: warning: %s\n", w)
+		fmt.Fprintf(c.stderr, "remask convert: warning: %s\n", termsafe.EscapeText(w))
 	}
 	fmt.Fprintf(c.stdout, "wrote %s: %s\n", a.output, convertSummary(conv, dtype, size))
 	return nil
@@ -181,6 +192,9 @@ func parseDType(s string) (string, error) {
 func checkpointOptions(meta, calibration string) (checkpoint.Options, error) {
 	var opts checkpoint.Options
 	if meta != "" {
+		if err := checkInput("meta", meta); err != nil {
+			return opts, err
+		}
 		m, err := checkpoint.ReadMeta(meta)
 		if err != nil {
 			return opts, flagError("meta", "%v", err)
@@ -188,12 +202,33 @@ func checkpointOptions(meta, calibration string) (checkpoint.Options, error) {
 		opts.Meta = m
 	}
 	if calibration != "" {
-		if _, err := os.Stat(calibration); err != nil {
-			return opts, flagError("calibration", "%v", err)
+		if err := checkInput("calibration", calibration); err != nil {
+			return opts, err
 		}
 		opts.CalibrationPath = calibration
 	}
 	return opts, nil
+}
+
+// maxCardBytes bounds a --card file (a model card is a page of Markdown).
+const maxCardBytes = 1 << 20
+
+// checkInput refuses, before any reader opens it, a path that is not a
+// regular file (a FIFO would block the reader forever, /dev/zero would be
+// read until memory runs out), as a usage error naming flag ("" for the
+// command's operand, whose missing file stays a failure, exit 1). The open does not block: safefile.OpenRegular.
+func checkInput(flag, path string) error {
+	f, _, err := safefile.OpenRegular(path)
+	switch {
+	case err == nil:
+	case flag != "":
+		return flagError(flag, "%v", err)
+	case errors.Is(err, safefile.ErrNotRegular):
+		return &usageError{msg: err.Error()}
+	default:
+		return err // a missing or unreadable file: the command failed (exit 1)
+	}
+	return f.Close()
 }
 
 // sameFile reports whether two paths name one existing file.

@@ -69,7 +69,7 @@ func TestConvertCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr = runTool(t, runConvert, forkFixture("sh_lm.pt"), "--output="+out)
+	code, _, stderr = runTool(t, runConvert, forkFixture("sh_lm.pt"), "--output="+out, "--force") // replaces the F16 file
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
@@ -133,7 +133,7 @@ func TestConvertCommandErrors(t *testing.T) {
 		{"no output", []string{ckpt}, exitUsage, "--output: missing"},
 		{"bad dtype", []string{ckpt, "-o", out, "--dtype", "f8"}, exitUsage, `--dtype: "f8" is not a stored type; allowed: f32, f16, bf16`},
 		{"unknown flag", []string{ckpt, "-o", out, "--vocab", "x"}, exitUsage, "unknown flag --vocab"},
-		{"meta missing", []string{ckpt, "-o", out, "--meta", filepath.Join(dir, "nope.pkl")}, exitUsage, "--meta: read meta: open"},
+		{"meta missing", []string{ckpt, "-o", out, "--meta", filepath.Join(dir, "nope.pkl")}, exitUsage, "--meta: stat "},
 		{"meta not a pickle", []string{ckpt, "-o", out, "--meta", forkFixture("calibration.json")}, exitUsage, "--meta: " + forkFixture("calibration.json") + ": not a readable pickle"},
 		{"calibration missing", []string{ckpt, "-o", out, "--calibration", filepath.Join(dir, "c.json")}, exitUsage, "--calibration: stat"},
 		{"output is input", []string{ckpt, "-o", ckpt}, exitUsage, "is the checkpoint itself"},

@@ -128,6 +128,9 @@ func (s *flagSet) parseMessage(err error) string {
 	if f == nil {
 		return msg
 	}
+	if _, ok := f.Value.(sizeValue); ok {
+		return fmt.Sprintf("--%s: %s is not a size that fits (bytes, or a number with a binary unit such as 512M, 4GiB, 1.5T); allowed: %s", name, value, s.help(name))
+	}
 	want := "a valid value"
 	switch f.Value.(flag.Getter).Get().(type) {
 	case bool:

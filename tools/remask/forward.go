@@ -12,6 +12,8 @@ import (
 
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/engine/sampler"
+	"github.com/remask/remask/internal/checked"
 )
 
 // `remask forward` runs one forward pass of a model on token ids and prints
@@ -44,7 +46,7 @@ func forwardFlags() (*flagSet, *forwardArgs) {
 	fs.stringVar(&a.neighbors, "sampler-neighbors", "", "MODE",
 		"sampler head neighbour input: zeros (always zero vectors) | embeddings (the ids at p-1 and p+1 when they exist and are not [MASK])")
 	fs.showDefault("sampler-neighbors", "the model file's sampler.neighbors")
-	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
+	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 to 1024")
 	fs.boolVar(&a.jsonOut, "json", false, "JSON is the only output format; the flag is accepted for clarity")
 	return fs, a
 }
@@ -73,7 +75,7 @@ func runForward(ctx context.Context, c *cli, args []string) error {
 	if a.threads < 0 {
 		return flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 or more", a.threads)
 	}
-	be, _, err := newBackend(a.backend, a.threads)
+	be, _, err := newBackend(ctx, a.backend, a.threads)
 	if err != nil {
 		return err
 	}
@@ -81,7 +83,11 @@ func runForward(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	rows, err := readTokenRows(c.stdin)
+	budget, err := memoryBudget("max-memory", "auto")
+	if err != nil {
+		return err
+	}
+	rows, err := readTokenRows(&cappedReader{r: c.stdin, left: budget / 16, limit: budget / 16})
 	if err != nil {
 		return err
 	}
@@ -89,7 +95,11 @@ func runForward(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	net, err := be.Load(m)
+	if need, ok := forwardNeed(&m.Config, B, T); !ok || need > budget {
+		return &usageError{msg: fmt.Sprintf("stdin: %d rows of %d ids need about %s of memory for the forward pass and its JSON output, more than the memory budget of %s (3/4 of the available memory); send fewer rows",
+			B, T, sampler.FormatBytes(need), sampler.FormatBytes(budget))}
+	}
+	net, err := be.Load(ctx, m)
 	if err != nil {
 		return fmt.Errorf("--model: loading %s on the %s backend: %w", a.modelPath, be.Name(), err)
 	}
@@ -329,4 +339,34 @@ func split3(x []float32, B, T, K int) [][][]float32 {
 		}
 	}
 	return out
+}
+
+// cappedReader fails once more than left bytes were read: stdin is decoded
+// into memory, so its size is bounded by the memory budget.
+type cappedReader struct {
+	r           io.Reader
+	left, limit int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("stdin is larger than the memory budget allows (%s); send fewer rows", sampler.FormatBytes(c.limit))
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+// forwardNeed estimates the memory of one forward pass of B rows of T ids
+// and of its JSON output, which encoding/json builds whole (about 16 bytes
+// a value, twice while its buffer grows). ok is false on overflow.
+func forwardNeed(c *model.Config, B, T int) (int64, bool) {
+	need, ok := sampler.MemoryNeed(c, nil, nil, B, T, 1, false)
+	values, ok2 := checked.MulAll(B, T, c.OutputSize()+2)
+	text, ok3 := checked.Mul64(int64(values), 32)
+	total, ok4 := checked.Add64(need, text)
+	return total, ok && ok2 && ok3 && ok4
 }

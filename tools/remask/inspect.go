@@ -9,6 +9,7 @@ import (
 
 	"github.com/remask/remask/engine/checkpoint"
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // `remask inspect FILE`: what a remask/1 model file holds, or what `remask
@@ -48,6 +49,9 @@ func inspectCommand(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkInput("", path); err != nil {
+		return err
+	}
 	opts, err := checkpointOptions(a.meta, a.calibration)
 	if err != nil {
 		return err
@@ -66,7 +70,12 @@ func inspectCommand(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 	} else {
-		writeSummary(c.stdout, s)
+		// Every string of the summary comes from the file (card, vocabulary,
+		// source, a checkpoint's keys): control characters are escaped
+		// before they reach the terminal. JSON stays exact.
+		var b strings.Builder
+		writeSummary(&b, s)
+		io.WriteString(c.stdout, termsafe.EscapeText(b.String()))
 	}
 	if s.Error != "" {
 		return fmt.Errorf("%s cannot be converted as it is (the error is above)", path)

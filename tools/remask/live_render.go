@@ -276,7 +276,7 @@ func (r *liveRenderer) final(res *sampler.Result) []string {
 		tokens += len(s.Tokens)
 	}
 	bar := fmt.Sprintf("Done: %d iterations, %d tokens in %s, %s tokens/s", res.IterationsRun, tokens,
-		formatDuration(time.Duration(finiteOr0(res.Seconds)*float64(time.Second))), formatRate(res.TokensPerSecond))
+		formatDuration(time.Duration(sampler.FiniteOrZero(res.Seconds)*float64(time.Second))), formatRate(res.TokensPerSecond))
 	return append(r.wrap(textCells(bar, ""), 1), r.wrap(cells, r.rows)...)
 }
 
@@ -436,7 +436,7 @@ func formatDuration(d time.Duration) string {
 
 // formatRate is a tokens/s figure: one decimal below 100, whole above.
 func formatRate(x float64) string {
-	x = finiteOr0(x)
+	x = sampler.FiniteOrZero(x)
 	if x < 100 {
 		return fmt.Sprintf("%.1f", x)
 	}

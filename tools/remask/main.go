@@ -26,9 +26,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 
 	"github.com/remask/remask/engine/sampler"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // Exit codes.
@@ -36,6 +38,7 @@ const (
 	exitOK          = 0
 	exitFailure     = 1   // the command ran and failed (a broken model file, an I/O error)
 	exitUsage       = 2   // bad flags or input: nothing ran
+	exitInternal    = 3   // a bug in remask: an unexpected panic (set REMASK_DEBUG=1 for the stack)
 	exitInterrupted = 130 // Ctrl-C
 )
 
@@ -116,8 +119,29 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		c.usage(c.stderr)
 		return exitUsage
 	}
-	err := cmd.run(ctx, c, rest)
-	return c.report(cmd.name, err)
+	return c.runCommand(ctx, cmd, rest)
+}
+
+// runCommand runs one command and maps its outcome to an exit code. A panic
+// (a bug in remask, never the user's fault) becomes a short message with
+// exit code 3 instead of a Go stack trace and exit code 2, which reads as a
+// usage error; REMASK_DEBUG=1 prints the stack too. Panics on other
+// goroutines cannot be caught here: those still crash with Go's trace.
+func (c *cli) runCommand(ctx context.Context, cmd command, args []string) (code int) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		fmt.Fprintf(c.stderr, "remask %s: internal error: %s\n", cmd.name, termsafe.Escape(fmt.Sprint(r)))
+		if c.getenv("REMASK_DEBUG") != "" {
+			c.stderr.Write(debug.Stack())
+		} else {
+			fmt.Fprintln(c.stderr, "This is a bug in remask. Please report it with the command line you ran; REMASK_DEBUG=1 adds the stack trace.")
+		}
+		code = exitInternal
+	}()
+	return c.report(cmd.name, cmd.run(ctx, c, args))
 }
 
 func findCommand(name string) (command, bool) {
@@ -170,18 +194,20 @@ func (c *cli) report(cmd string, err error) int {
 	var oe *sampler.OptionError
 	switch {
 	case errors.As(err, &ue):
-		fmt.Fprintf(c.stderr, "remask %s: %s\n", cmd, ue.msg)
+		fmt.Fprintf(c.stderr, "remask %s: %s\n", cmd, termsafe.EscapeText(ue.msg))
 		fmt.Fprintf(c.stderr, "Run 'remask %s --help' for the flags, their defaults and allowed ranges.\n", cmd)
 		return exitUsage
 	case errors.As(err, &oe):
-		fmt.Fprintf(c.stderr, "remask %s: %s\n", cmd, optionMessage(oe))
+		fmt.Fprintf(c.stderr, "remask %s: %s\n", cmd, termsafe.EscapeText(optionMessage(oe)))
 		fmt.Fprintf(c.stderr, "Run 'remask %s --help' for the flags, their defaults and allowed ranges.\n", cmd)
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintf(c.stderr, "remask %s: interrupted\n", cmd)
 		return exitInterrupted
 	}
-	fmt.Fprintf(c.stderr, "remask %s: %v\n", cmd, err)
+	// Errors may quote strings from files (a checkpoint's keys, a model's
+	// metadata): escaped, as everything from a file that reaches the terminal.
+	fmt.Fprintf(c.stderr, "remask %s: %s\n", cmd, termsafe.EscapeText(err.Error()))
 	return exitFailure
 }
 
@@ -204,7 +230,7 @@ func optionNames() []string {
 		"randomness_strength", "remasking_model", "sampler_neighbors", "disable_sampler",
 		"sequence_length", "masking_ratios", "quality_metric", "seed_placement",
 		"schedule_mode", "unknown_chars", "num_samples", "start_ratio", "end_ratio",
-		"seed_text", "top_p",
+		"seed_text", "top_p", "max_memory",
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/remask/remask/engine/api"
+	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // libraryDir is one folder searched for models.
@@ -183,7 +185,7 @@ func modelsCommand(ctx context.Context, c *cli, args []string) error {
 	}
 	entries := make([]modelsEntry, len(found))
 	for i, m := range found {
-		info, err := api.ReadInfo(ctx, api.SourceLoader{}, m.Path)
+		info, err := api.ReadInfo(ctx, regularLoader{}, m.Path)
 		if err != nil {
 			info = api.ModelInfo{Source: m.Path, Error: err.Error()}
 		}
@@ -200,9 +202,29 @@ func modelsCommand(ctx context.Context, c *cli, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	printModels(c.stdout, entries)
-	printSearched(c.stderr, dirs, len(entries))
+	// File names and the errors about the files' contents are escaped
+	// before they reach the terminal; --json stays exact.
+	var b strings.Builder
+	printModels(&b, entries)
+	io.WriteString(c.stdout, termsafe.EscapeText(b.String()))
+	b.Reset()
+	printSearched(&b, dirs, len(entries))
+	io.WriteString(c.stderr, termsafe.EscapeText(b.String()))
 	return nil
+}
+
+// regularLoader opens the model files `remask models` lists: regular files
+// only, opened without blocking, so that a FIFO or a device named
+// *.safetensors is listed as unreadable instead of hanging the listing or
+// being read without end.
+type regularLoader struct{}
+
+func (regularLoader) Open(ctx context.Context, path string) (io.ReadCloser, int64, error) {
+	f, st, err := safefile.OpenRegular(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
 
 // printModels prints the table of `remask models`.

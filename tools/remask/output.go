@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
+	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // This file is what `remask sample` prints: the header and the progress lines
@@ -118,8 +118,8 @@ func verboseModel(w io.Writer, role string, m *model.Model) {
 	if src.IterNum != nil {
 		parts = append(parts, fmt.Sprintf("iter_num %d", *src.IterNum))
 	}
-	if len(parts) > 0 {
-		fmt.Fprintf(w, "    source: %s\n", strings.Join(parts, ", "))
+	if len(parts) > 0 { // strings from the file: escaped
+		fmt.Fprintf(w, "    source: %s\n", termsafe.Escape(strings.Join(parts, ", ")))
 	}
 }
 
@@ -222,7 +222,7 @@ func preview(s string, n int) string {
 	if len(r) > n {
 		r, more = r[:n], "..."
 	}
-	return strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(string(r)) + more
+	return termsafe.Escape(string(r)) + more
 }
 
 // printResults prints the samples and the performance summary on stdout.
@@ -259,7 +259,7 @@ func printResults(w io.Writer, res *sampler.Result, backend string) {
 			}
 		}
 		fmt.Fprintln(w, sampleRule)
-		fmt.Fprintln(w, s.Text)
+		fmt.Fprintln(w, termsafe.EscapeText(s.Text)) // the vocabulary's strings, from the file
 	}
 
 	fmt.Fprintln(w)
@@ -321,7 +321,7 @@ func printTiming(w io.Writer, res *sampler.Result) {
 	}
 	fmt.Fprintf(w, "Total wall time: %.3f s (generation %.3f s + metrics %.3f s) | Time per sample: %.3f s\n",
 		total, res.Seconds, res.Timings.Metrics, perSample)
-	fmt.Fprintf(w, "Throughput: %.1f tokens/s (tokens: %d) over the generation\n", finiteOr0(res.TokensPerSecond), tokens)
+	fmt.Fprintf(w, "Throughput: %.1f tokens/s (tokens: %d) over the generation\n", sampler.FiniteOrZero(res.TokensPerSecond), tokens)
 	var parts []string
 	for _, s := range stages {
 		pct := 0.0
@@ -352,45 +352,6 @@ func orNone(s string) string {
 	return s
 }
 
-func finiteOr0(x float64) float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return 0
-	}
-	return x
-}
-
-// num is x for JSON: nil (null) when x is NaN or infinite, which JSON
-// cannot carry (a critic over a row with no valid position is NaN; a
-// self-confidence with no position to score is -Inf).
-func num(x float64) *float64 {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return nil
-	}
-	return &x
-}
-
-func numPtr(p *float64) *float64 {
-	if p == nil {
-		return nil
-	}
-	return num(*p)
-}
-
-type jsonCritic struct {
-	Mean *float64 `json:"mean"`
-	P10  *float64 `json:"p10"`
-	P50  *float64 `json:"p50"`
-	P90  *float64 `json:"p90"`
-}
-
-type jsonSample struct {
-	Text           string      `json:"text"`
-	Tokens         []int32     `json:"tokens"`
-	JudgeScore     *float64    `json:"judge_score"`
-	SelfConfidence *float64    `json:"self_confidence"`
-	Critic         *jsonCritic `json:"critic"`
-}
-
 // jsonOptions are the sampling options as run, with the ones that
 // sampler.Options does not serialise.
 type jsonOptions struct {
@@ -404,47 +365,31 @@ type jsonOptions struct {
 }
 
 type jsonResult struct {
-	Samples         []jsonSample    `json:"samples"`
-	Timings         sampler.Timings `json:"timings"`
-	Seconds         float64         `json:"seconds"`
-	TokensPerSecond float64         `json:"tokens_per_second"`
-	Backend         string          `json:"backend"`
-	Seed            uint64          `json:"seed"`
-	IterationsRun   int             `json:"iterations_run"`
-	Strategy        string          `json:"strategy"`
-	Metric          string          `json:"metric"`
-	Warnings        []string        `json:"warnings"`
-	Options         jsonOptions     `json:"options"`
+	sampler.ResultJSON
+	Backend       string      `json:"backend"`
+	Seed          uint64      `json:"seed"`
+	IterationsRun int         `json:"iterations_run"`
+	Strategy      string      `json:"strategy"`
+	Metric        string      `json:"metric"`
+	Warnings      []string    `json:"warnings"`
+	Options       jsonOptions `json:"options"`
 }
 
 // writeJSONResult prints the --json object: exactly one JSON value on w.
 func writeJSONResult(w io.Writer, res *sampler.Result, o *sampler.Options, a *sampleArgs, modelPath, judgePath, backend string) error {
 	out := jsonResult{
-		Samples:         make([]jsonSample, len(res.Samples)),
-		Timings:         res.Timings,
-		Seconds:         finiteOr0(res.Seconds),
-		TokensPerSecond: finiteOr0(res.TokensPerSecond),
-		Backend:         backend,
-		Seed:            o.Seed,
-		IterationsRun:   res.IterationsRun,
-		Strategy:        res.Strategy,
-		Metric:          res.Metric,
-		Warnings:        res.Warnings,
+		ResultJSON:    res.JSON(),
+		Backend:       backend,
+		Seed:          o.Seed,
+		IterationsRun: res.IterationsRun,
+		Strategy:      res.Strategy,
+		Metric:        res.Metric,
+		Warnings:      res.Warnings,
 		Options: jsonOptions{Options: *o, Compat: o.Compat.String(), Model: modelPath, Judge: judgePath,
 			RemaskingModel: a.remaskerPath, Backend: a.backend, Threads: a.threads},
 	}
 	if out.Warnings == nil {
 		out.Warnings = []string{}
-	}
-	for i, s := range res.Samples {
-		js := jsonSample{Text: s.Text, Tokens: s.Tokens, JudgeScore: numPtr(s.JudgeScore), SelfConfidence: numPtr(s.SelfConfidence)}
-		if js.Tokens == nil {
-			js.Tokens = []int32{}
-		}
-		if c := s.Critic; c != nil {
-			js.Critic = &jsonCritic{Mean: num(c.Mean), P10: num(c.P10), P50: num(c.P50), P90: num(c.P90)}
-		}
-		out.Samples[i] = js
 	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -467,9 +412,10 @@ type saveSample struct {
 }
 
 // saveIterations writes the reference's iteration JSON with 2-space
-// indentation, through a temporary file in the same folder and a rename, so
-// that the file is either complete or absent.
-func saveIterations(path, generator string, v *model.Vocab, res *sampler.Result) error {
+// indentation through safefile: atomically (a temporary file in the same
+// folder, then a rename), never over an input, over an existing file only
+// with --force (opt).
+func saveIterations(path string, opt safefile.CreateOptions, generator string, v *model.Vocab, res *sampler.Result) error {
 	f := saveFile{Generator: generator, Meta: describeVocab(v), Samples: make([]saveSample, len(res.Iterations))}
 	for i, recs := range res.Iterations {
 		its := make([]sampler.IterationRecord, len(recs))
@@ -486,29 +432,10 @@ func saveIterations(path, generator string, v *model.Vocab, res *sampler.Result)
 		return fmt.Errorf("--save: encoding %s: %w", path, err)
 	}
 	data = append(data, '\n')
-	return writeFileAtomic(path, data)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("--save: cannot write next to %s: %w", path, err)
-	}
-	name := tmp.Name()
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(name, 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(name, path)
-	}
-	if werr != nil {
-		os.Remove(name)
-		return fmt.Errorf("--save: writing %s (%d bytes): %w", path, len(data), werr)
-	}
-	return nil
+	return safefile.WriteFile(path, opt, func(w io.Writer) error {
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("--save: writing %s (%d bytes): %w", path, len(data), err)
+		}
+		return nil
+	})
 }

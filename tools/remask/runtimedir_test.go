@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,7 +16,7 @@ import (
 // and that the private folder made for the probe is gone afterwards.
 func TestNoRuntimeDirMessage(t *testing.T) {
 	if os.Getenv("REMASK_RUNTIMEDIR_CHILD") == "1" {
-		be, note, err := newBackend("auto", 1)
+		be, note, err := newBackend(context.Background(), "auto", 1)
 		fmt.Printf("backend %v note %q err %v\n", be != nil, note, err)
 		made := os.Getenv("XDG_RUNTIME_DIR")
 		removeRuntimeDir()

@@ -15,6 +15,8 @@ import (
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
+	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // The shipped default models, looked up by findDefaultModel.
@@ -37,11 +39,13 @@ type sampleArgs struct {
 	remaskerPath string
 	backend      string
 	threads      int
+	maxMemory    string
 
 	verbose    bool
 	noProgress bool
 	jsonOut    bool
 	save       string
+	force      bool
 	live       string // auto | on | off
 	liveRows   int
 	heatmap    bool
@@ -64,7 +68,8 @@ func sampleFlags() (*flagSet, *sampleArgs) {
 	fs.stringVar(&a.remaskerPath, "remasking-model", "", "FILE", "token classifier (kind token_classifier) for --remasking model")
 	fs.showDefault("remasking-model", "none")
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu; auto = WebGPU on a hardware adapter, else cpu (saying which); gpu = any WebGPU adapter, software ones included")
-	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
+	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 to 1024")
+	fs.stringVar(&a.maxMemory, "max-memory", "auto", "SIZE", maxMemoryHelp)
 
 	fs.group("Sampling")
 	fs.stringVar(&a.opts.Method, "method", d.Method, "NAME", "diffusion (predict masked positions, remask, repeat) | multinomial (resample every position)")
@@ -98,6 +103,7 @@ func sampleFlags() (*flagSet, *sampleArgs) {
 	fs.boolVar(&a.jsonOut, "json", false, "print one JSON object on stdout instead of text (implies --no-progress)")
 	fs.stringVar(&a.save, "save", "", "PATH", "write every iteration of every sample as JSON (the reference's --save format)")
 	fs.showDefault("save", "none")
+	fs.boolVar(&a.force, "force", false, "let --save replace an existing file (never one of the model files); without it an existing path is refused before the generation starts")
 	fs.stringVar(&a.live, "live", liveAuto, "MODE", "live view of sample 1 redrawn on stderr each iteration: auto (when stderr is a terminal, TERM is not dumb and neither --no-progress nor --json is given) | on (always, even into a pipe) | off (the plain progress lines)")
 	fs.intVar(&a.liveRows, "live-rows", defaultLiveRows, "N", "most lines of text in the live view (also capped by the terminal's height); 1 to 1000")
 	fs.boolVar(&a.heatmap, "heatmap", false, "colour each cell of the live view by its wrongness (critic probability etc.), with a legend; needs colour (NO_COLOR unset)")
@@ -128,6 +134,9 @@ func (a *sampleArgs) options(fs *flagSet) (sampler.Options, error) {
 	}
 	if a.seed >= 0 {
 		o.Seed = uint64(a.seed)
+	}
+	if o.MaxMemory, err = memoryBudget("max-memory", a.maxMemory); err != nil {
+		return o, err
 	}
 	if err := o.Validate(); err != nil {
 		return o, err
@@ -183,7 +192,12 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	be, backendNote, err := newBackend(a.backend, a.threads)
+	be, backendNote, err := newBackend(ctx, a.backend, a.threads)
+	if err != nil {
+		return err
+	}
+	wantJudge := o.QualityMetric == sampler.MetricAuto || o.QualityMetric == sampler.MetricJudge
+	modelPath, judgePath, err := c.modelPaths(a.modelPath, a.judgePath, wantJudge)
 	if err != nil {
 		return err
 	}
@@ -191,12 +205,9 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 		if err := checkSaveDir(a.save); err != nil {
 			return err
 		}
-	}
-
-	wantJudge := o.QualityMetric == sampler.MetricAuto || o.QualityMetric == sampler.MetricJudge
-	modelPath, judgePath, err := c.modelPaths(a.modelPath, a.judgePath, wantJudge)
-	if err != nil {
-		return err
+		if err := safefile.CheckOutput(a.save, a.saveOptions(modelPath, judgePath)); err != nil {
+			return &usageError{msg: err.Error()}
+		}
 	}
 
 	if a.seed == -1 {
@@ -210,16 +221,16 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 	o.Record = a.save != ""
 
 	var m sampler.Models
-	if m.LM, err = loadNet(be, "model", modelPath, model.LanguageModel); err != nil {
+	if m.LM, err = loadNet(ctx, be, "model", modelPath, model.LanguageModel); err != nil {
 		return err
 	}
 	if judgePath != "" {
-		if m.Judge, err = loadNet(be, "judge", judgePath, model.SequenceScorer); err != nil {
+		if m.Judge, err = loadNet(ctx, be, "judge", judgePath, model.SequenceScorer); err != nil {
 			return err
 		}
 	}
 	if a.remaskerPath != "" {
-		if m.Remasker, err = loadNet(be, "remasking-model", a.remaskerPath, model.TokenClassifier); err != nil {
+		if m.Remasker, err = loadNet(ctx, be, "remasking-model", a.remaskerPath, model.TokenClassifier); err != nil {
 			return err
 		}
 	}
@@ -279,11 +290,11 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 		live.done(res)
 	}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(c.stderr, "warning: %s\n", w)
+		fmt.Fprintf(c.stderr, "warning: %s\n", termsafe.EscapeText(w))
 	}
 
 	if a.save != "" {
-		if err := saveIterations(a.save, modelPath, &m.LM.Model().Vocab, res); err != nil {
+		if err := saveIterations(a.save, a.saveOptions(modelPath, judgePath), modelPath, &m.LM.Model().Vocab, res); err != nil {
 			return err
 		}
 		iters := 0
@@ -297,6 +308,12 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 	}
 	printResults(c.stdout, res, be.Name())
 	return nil
+}
+
+// saveOptions are how --save is written: never over one of the model
+// files, over an existing file only with --force.
+func (a *sampleArgs) saveOptions(modelPath, judgePath string) safefile.CreateOptions {
+	return safefile.CreateOptions{Force: a.force, Flag: "--save", Inputs: []string{modelPath, judgePath, a.remaskerPath}}
 }
 
 // modelPaths resolves the language model and judge files: the given paths,
@@ -371,6 +388,9 @@ func loadModel(flag, path string) (*model.Model, error) {
 	if st.IsDir() {
 		return nil, flagError(flag, "%s is a folder; give the .safetensors file", path)
 	}
+	if err := checkInput(flag, path); err != nil { // a FIFO or a device
+		return nil, err
+	}
 	m, err := model.Load(path)
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", flag, err)
@@ -387,7 +407,7 @@ var kindNames = map[model.Kind]string{
 
 // loadNet reads a model file, checks that it is the kind the flag takes, and
 // loads it on the backend.
-func loadNet(be engine.Backend, flag, path string, want model.Kind) (engine.Net, error) {
+func loadNet(ctx context.Context, be engine.Backend, flag, path string, want model.Kind) (engine.Net, error) {
 	m, err := loadModel(flag, path)
 	if err != nil {
 		return nil, err
@@ -399,7 +419,7 @@ func loadNet(be engine.Backend, flag, path string, want model.Kind) (engine.Net,
 		}
 		return nil, flagError(flag, "%s is %s (kind %s), but --%s takes kind %s", path, got, m.Config.Kind, flag, want)
 	}
-	net, err := be.Load(m)
+	net, err := be.Load(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("--%s: loading %s on the %s backend: %w", flag, path, be.Name(), err)
 	}

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"unicode/utf8"
 
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
+	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/termsafe"
 )
 
 // scoreArgs are the flags of `remask score`.
@@ -22,6 +23,7 @@ type scoreArgs struct {
 	unknown              string
 	backend              string
 	threads              int
+	maxMemory            string
 	jsonOut              bool
 }
 
@@ -38,7 +40,8 @@ func scoreFlags() (*flagSet, *scoreArgs) {
 	fs.stringVar(&a.judgePath, "judge", "", "FILE", "judge model (kind sequence_scorer)")
 	fs.showDefault("judge", "models/"+defaultJudgeName+" next to the default model, if present; none with --model")
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu")
-	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
+	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 to 1024")
+	fs.stringVar(&a.maxMemory, "max-memory", "auto", "SIZE", maxMemoryHelp)
 	fs.group("Text")
 	fs.stringVar(&a.textFile, "text-file", "", "FILE", "text to cut into windows")
 	fs.showDefault("text-file", "none")
@@ -57,11 +60,11 @@ func scoreFlags() (*flagSet, *scoreArgs) {
 
 // scoreWindow is one scored window.
 type scoreWindow struct {
-	Start          int         `json:"start"` // character offset in --text-file
-	Text           string      `json:"text"`
-	JudgeScore     *float64    `json:"judge_score"`
-	SelfConfidence *float64    `json:"self_confidence"`
-	Critic         *jsonCritic `json:"critic"`
+	Start          int                  `json:"start"` // character offset in --text-file
+	Text           string               `json:"text"`
+	JudgeScore     *float64             `json:"judge_score"`
+	SelfConfidence *float64             `json:"self_confidence"`
+	Critic         *sampler.CriticStats `json:"critic"`
 }
 
 // scoreMeans are the means over windows (null when no window has the metric).
@@ -109,7 +112,11 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 	if a.threads < 0 {
 		return flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 or more", a.threads)
 	}
-	be, _, err := newBackend(a.backend, a.threads)
+	budget, err := memoryBudget("max-memory", a.maxMemory)
+	if err != nil {
+		return err
+	}
+	be, _, err := newBackend(ctx, a.backend, a.threads)
 	if err != nil {
 		return err
 	}
@@ -119,15 +126,17 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	var m sampler.Models
-	if m.LM, err = loadNet(be, "model", modelPath, model.LanguageModel); err != nil {
+	if m.LM, err = loadNet(ctx, be, "model", modelPath, model.LanguageModel); err != nil {
 		return err
 	}
 	if judgePath != "" {
-		if m.Judge, err = loadNet(be, "judge", judgePath, model.SequenceScorer); err != nil {
+		if m.Judge, err = loadNet(ctx, be, "judge", judgePath, model.SequenceScorer); err != nil {
 			return err
 		}
 	}
 	vocab := &m.LM.Model().Vocab
+	o := sampler.Defaults()
+	o.QualityMetric, o.Compat, o.UnknownChars, o.MaxMemory = a.metric, compat, a.unknown, budget
 
 	var rows [][]int32
 	var starts []int
@@ -143,7 +152,13 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 		rows, starts = [][]int32{ids}, []int{0}
 	} else {
 		source = a.textFile
-		data, err := os.ReadFile(a.textFile)
+		// The windows are cut before the sampler sees them: their size is
+		// checked first, and the file is read with a bound (text decodes
+		// to 4 bytes a character, then to token ids).
+		if err := sampler.CheckMemory(m.LM.Model(), judgeModel(m), nil, a.windows, a.length, o); err != nil {
+			return err
+		}
+		data, err := safefile.ReadFile(a.textFile, budget/16)
 		if err != nil {
 			return flagError("text-file", "%v", err)
 		}
@@ -158,8 +173,6 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 	}
-	o := sampler.Defaults()
-	o.QualityMetric, o.Compat, o.UnknownChars = a.metric, compat, a.unknown
 	res, err := sampler.Score(ctx, m, rows, o)
 	if err != nil {
 		return err
@@ -175,11 +188,10 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	for i, s := range res.Samples {
-		w := scoreWindow{Start: starts[i], Text: s.Text, JudgeScore: numPtr(s.JudgeScore), SelfConfidence: numPtr(s.SelfConfidence)}
+		w := scoreWindow{Start: starts[i], Text: s.Text, JudgeScore: sampler.JSONNumberPtr(s.JudgeScore), SelfConfidence: sampler.JSONNumberPtr(s.SelfConfidence), Critic: s.Critic}
 		add(0, s.JudgeScore)
 		add(1, s.SelfConfidence)
 		if cs := s.Critic; cs != nil {
-			w.Critic = &jsonCritic{Mean: num(cs.Mean), P10: num(cs.P10), P50: num(cs.P50), P90: num(cs.P90)}
 			add(2, &cs.Mean)
 			add(3, &cs.P10)
 			add(4, &cs.P50)
@@ -196,7 +208,7 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 	}
 	out.Mean = scoreMeans{mean(0), mean(1), mean(2), mean(3), mean(4), mean(5)}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(c.stderr, "warning: %s\n", w)
+		fmt.Fprintf(c.stderr, "warning: %s\n", termsafe.EscapeText(w))
 	}
 	if a.jsonOut {
 		enc := json.NewEncoder(c.stdout)
@@ -254,4 +266,12 @@ func printScore(w io.Writer, out *scoreOutput) {
 	for i, win := range out.Windows {
 		fmt.Fprintf(w, "window %d @%d: judge %s, self %s\n", i, win.Start, f(win.JudgeScore), f(win.SelfConfidence))
 	}
+}
+
+// judgeModel is the judge's model description, nil without a judge.
+func judgeModel(m sampler.Models) *model.Model {
+	if m.Judge == nil {
+		return nil
+	}
+	return m.Judge.Model()
 }

@@ -86,10 +86,10 @@ func TestConvertCard(t *testing.T) {
 	if m.Card != "# Tiny\nmeasured: nothing\n" || m.Config.Sampler.Neighbors != "embeddings" {
 		t.Errorf("card %q, neighbors %q", m.Card, m.Config.Sampler.Neighbors)
 	}
-	if code := run(context.Background(), []string{"convert", forkFixture("sh_lm.pt"), "-o", out, "--card", filepath.Join(dir, "none.md")}, strings.NewReader(""), &so, &se); code != exitUsage || !strings.Contains(se.String(), "--card") {
+	if code := run(context.Background(), []string{"convert", forkFixture("sh_lm.pt"), "-o", out, "--force", "--card", filepath.Join(dir, "none.md")}, strings.NewReader(""), &so, &se); code != exitUsage || !strings.Contains(se.String(), "--card") {
 		t.Errorf("missing card file: exit %d, %q", code, se.String())
 	}
-	if code := run(context.Background(), []string{"convert", forkFixture("sh_lm.pt"), "-o", out, "--sampler-neighbors", "left"}, strings.NewReader(""), &so, &se); code != exitUsage || !strings.Contains(se.String(), "--sampler-neighbors") {
+	if code := run(context.Background(), []string{"convert", forkFixture("sh_lm.pt"), "-o", out, "--force", "--sampler-neighbors", "left"}, strings.NewReader(""), &so, &se); code != exitUsage || !strings.Contains(se.String(), "--sampler-neighbors") {
 		t.Errorf("bad neighbours: exit %d, %q", code, se.String())
 	}
 }

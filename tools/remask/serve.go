@@ -70,7 +70,7 @@ func serveFlags() (*flagSet, *serveArgs) {
 	fs.group("Limits")
 	fs.intVar(&a.maxTokens, "max-tokens", api.DefaultMaxTokens, "N", "most num_samples x sequence_length per request; 1 or more")
 	fs.int64Var(&a.maxWork, "max-work", api.DefaultMaxWork, "N", "most num_samples x sequence_length x iterations per request; 1 or more")
-	fs.sizeVar(&a.reqMemory, "max-request-memory", 0, "BYTES", "most activation memory one generation may allocate, estimated from the models' shapes before allocating; bytes, or with a unit: 2GiB, 500MB")
+	fs.sizeVar(&a.reqMemory, "max-request-memory", 0, "BYTES", "most activation memory one generation may allocate, estimated from the models' shapes before allocating; bytes, or with a binary unit: 512M, 2GiB, 1.5T")
 	fs.showDefault("max-request-memory", "4GiB, or a quarter of the machine's memory if less")
 	fs.intVar(&a.maxModels, "max-loaded-models", api.DefaultMaxLoadedModels, "N", "most models held in memory; the least recently used idle one is dropped first; 1 or more")
 	fs.sizeVar(&a.modelMemory, "max-model-memory", 0, "BYTES", "most memory of the models held (weights and their activation buffers), beyond which idle models are dropped; bytes, or with a unit: 4GiB")
@@ -169,7 +169,7 @@ func serveCommand(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 
-	be, note, err := newBackend(a.backend, a.threads)
+	be, note, err := newBackend(ctx, a.backend, a.threads)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,6 @@ package main
 // byte sizes.
 
 import (
-	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -43,16 +41,11 @@ func (s *flagSet) durationVar(p *time.Duration, name string, def time.Duration, 
 	s.add(name, metavar, help)
 }
 
-// sizeValue is a byte count: a whole number, optionally with a unit (KB,
-// MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB powers of 1024).
-type sizeValue struct{ n *int64 }
-
-var sizeUnits = []struct {
-	suffix string
-	mult   int64
-}{
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+// sizeValue is a byte count parsed by parseSize (budget.go): a number with
+// an optional binary unit, or auto (0: the flag's computed default).
+type sizeValue struct {
+	name string
+	n    *int64
 }
 
 func (v sizeValue) String() string {
@@ -63,7 +56,7 @@ func (v sizeValue) String() string {
 }
 
 func (v sizeValue) Set(s string) error {
-	n, err := parseSize(s)
+	n, err := parseSize(v.name, s)
 	if err != nil {
 		return err
 	}
@@ -72,25 +65,6 @@ func (v sizeValue) Set(s string) error {
 }
 
 func (v sizeValue) Get() any { return *v.n }
-
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("not a byte count such as 4GiB, 512MiB or 1000000")
-	}
-	if n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("value out of range")
-	}
-	return n * mult, nil
-}
 
 // formatSize writes n with the largest binary unit that divides it.
 func formatSize(n int64) string {
@@ -107,6 +81,6 @@ func formatSize(n int64) string {
 
 func (s *flagSet) sizeVar(p *int64, name string, def int64, metavar, help string) {
 	*p = def
-	s.fs.Var(sizeValue{p}, name, help)
+	s.fs.Var(sizeValue{name, p}, name, help)
 	s.add(name, metavar, help)
 }

@@ -114,18 +114,35 @@ func TestRunLengthAndPasses(t *testing.T) {
 }
 
 // TestHeaderBeforeFirstIteration: the settings block is on stderr before
-// the first iteration runs: a run stopped before any iteration finishes
-// (here: a context cancelled from the start) has printed it.
+// the first iteration runs: a run cancelled the moment the header is written
+// (the models are loaded by then) stops before any iteration and has
+// printed it.
 func TestHeaderBeforeFirstIteration(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	var out, errb bytes.Buffer
+	defer cancel()
+	var out bytes.Buffer
+	errb := &cancelOnWrite{marker: "Starting diffusion generation:", cancel: cancel}
 	code := run(ctx, []string{"sample", "--model", lmFull, "--num-samples", "1", "--sequence-length", "16", "--iterations", "2", "--seed", "1", "--live", "off"},
-		strings.NewReader(""), &out, &errb)
+		strings.NewReader(""), &out, errb)
 	if code != exitInterrupted {
 		t.Fatalf("exit %d, want %d: %s", code, exitInterrupted, errb.String())
 	}
 	if !strings.Contains(errb.String(), "Starting diffusion generation:") || strings.Contains(errb.String(), "Iteration 1/") {
 		t.Errorf("stderr:\n%s", errb.String())
 	}
+}
+
+// cancelOnWrite is a buffer that calls cancel once marker has been written.
+type cancelOnWrite struct {
+	bytes.Buffer
+	marker string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOnWrite) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	if strings.Contains(w.Buffer.String(), w.marker) {
+		w.cancel()
+	}
+	return n, err
 }

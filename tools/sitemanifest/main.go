@@ -1,5 +1,7 @@
 // Command sitemanifest writes the demo site's manifest.json: the shipped
-// models the page offers (id, kind, file, size, sha256) and a build id. The
+// models the page offers (id, kind, file, size, sha256, parameters, and the
+// title and first sentence of the card stored in the file, for the model
+// picker), the default, light and remasking model ids, and a build id. The
 // page's worker checks every downloaded model against its sha256 before it
 // caches it (site/worker.js). ./build.sh build runs it; docs/browser.md.
 //
@@ -9,7 +11,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,6 +22,8 @@ import (
 	"strings"
 
 	"github.com/remask/remask/engine/api"
+	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/safefile"
 )
 
 type modelEntry struct {
@@ -29,13 +32,24 @@ type modelEntry struct {
 	File   string `json:"file"`
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256"`
+	// Parameters counts the weights (the tied LM head once).
+	Parameters int64 `json:"parameters"`
+	// Title is the card's first heading; Summary the first sentence of its
+	// first paragraph (what the model is for). Empty when the file has no card.
+	Title   string `json:"title,omitempty"`
+	Summary string `json:"summary,omitempty"`
 }
 
 type manifest struct {
-	Build        string       `json:"build"`
-	DefaultModel string       `json:"default_model"`
-	DefaultJudge string       `json:"default_judge,omitempty"`
-	Models       []modelEntry `json:"models"`
+	Build        string `json:"build"`
+	DefaultModel string `json:"default_model"`
+	DefaultJudge string `json:"default_judge,omitempty"`
+	// LightModel is the small language model to start with on the CPU
+	// engine, software adapters and small screens (when shipped).
+	LightModel string `json:"light_model,omitempty"`
+	// RemaskingModel is the token classifier for remasking "model" (when shipped).
+	RemaskingModel string       `json:"remasking_model,omitempty"`
+	Models         []modelEntry `json:"models"`
 }
 
 func main() {
@@ -50,7 +64,7 @@ func main() {
 
 func run(out, wasm string, files []string) error {
 	if out == "" || wasm == "" || len(files) == 0 {
-		return fmt.Errorf("usage: sitemanifest -o DIST/manifest.json -wasm DIST/remask.wasm MODEL.safetensors...")
+		return fmt.Errorf("usage: sitemanifest -o DIST/manifest.json -wasm DIST/remask.wasm MODEL.safetensors [MODEL.safetensors ...]")
 	}
 	root := filepath.Dir(out)
 	build, _, err := hashFile(wasm)
@@ -59,11 +73,7 @@ func run(out, wasm string, files []string) error {
 	}
 	m := manifest{Build: build[:16], DefaultModel: api.DefaultModelID}
 	for _, f := range files {
-		info, err := api.ReadInfo(context.Background(), api.SourceLoader{}, f)
-		if err != nil {
-			return err
-		}
-		sum, n, err := hashFile(f)
+		h, sum, n, err := readModel(f)
 		if err != nil {
 			return err
 		}
@@ -72,10 +82,18 @@ func run(out, wasm string, files []string) error {
 			return fmt.Errorf("%s is not inside the site folder %s", f, root)
 		}
 		id := strings.TrimSuffix(filepath.Base(f), ".safetensors")
-		if id == api.DefaultJudgeID {
+		switch id {
+		case api.DefaultJudgeID:
 			m.DefaultJudge = id
+		case api.LightModelID:
+			m.LightModel = id
+		case api.DefaultRemaskerID:
+			m.RemaskingModel = id
 		}
-		m.Models = append(m.Models, modelEntry{ID: id, Kind: string(info.Kind), File: filepath.ToSlash(rel), Bytes: n, SHA256: sum})
+		title, summary := cardSummary(h.Card)
+		info := api.InfoOf(&model.Model{Config: h.Config}) // the parameter count, as GET /v1/models gives it
+		m.Models = append(m.Models, modelEntry{ID: id, Kind: string(h.Config.Kind), File: filepath.ToSlash(rel), Bytes: n, SHA256: sum,
+			Parameters: info.Parameters, Title: title, Summary: summary})
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -84,8 +102,57 @@ func run(out, wasm string, files []string) error {
 	return os.WriteFile(out, append(b, '\n'), 0o644)
 }
 
+// readModel checks the model file's header (model.ReadHeader, as strictly
+// as remask loads it) and hashes the whole file, in one pass over a regular
+// file.
+func readModel(name string) (*model.Header, string, int64, error) {
+	f, st, err := safefile.OpenRegular(name)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	defer f.Close()
+	hash := sha256.New()
+	h, err := model.ReadHeader(name, io.TeeReader(f, hash), st.Size())
+	if err != nil {
+		return nil, "", 0, err
+	}
+	rest, err := io.Copy(hash, f)
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return h, hex.EncodeToString(hash.Sum(nil)), h.Bytes + rest, nil
+}
+
+// cardSummary returns a model card's first "# " heading and the first
+// sentence of the paragraph after it (lines joined by spaces).
+func cardSummary(card string) (title, summary string) {
+	var para []string
+	for _, line := range strings.Split(card, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case title == "" && strings.HasPrefix(line, "# "):
+			title = strings.TrimSpace(line[2:])
+		case title == "":
+		case line == "" && len(para) > 0:
+			return title, firstSentence(strings.Join(para, " "))
+		case line == "" || strings.HasPrefix(line, "#"):
+		default:
+			para = append(para, line)
+		}
+	}
+	return title, firstSentence(strings.Join(para, " "))
+}
+
+// firstSentence cuts s after the first ". " (or returns s).
+func firstSentence(s string) string {
+	if i := strings.Index(s, ". "); i >= 0 {
+		return s[:i+1]
+	}
+	return s
+}
+
 func hashFile(name string) (string, int64, error) {
-	f, err := os.Open(name)
+	f, _, err := safefile.OpenRegular(name)
 	if err != nil {
 		return "", 0, err
 	}

@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 
 import train  # noqa: E402
 from remask_train import data as D  # noqa: E402
-from remask_train import train_judge, train_lm  # noqa: E402
+from remask_train import train_classifier, train_judge, train_lm  # noqa: E402
 from remask_train.model import GPT, GPTConfig, ModelMode  # noqa: E402
 from remask_train.train_common import (Clock, Trunk, config_from_model_args,  # noqa: E402
                                        load_checkpoint, setup_runtime)
@@ -321,6 +321,80 @@ class PartsTest(unittest.TestCase):
         changed = (inp[:, 1:] != x).float().mean(dim=1)
         self.assertTrue(bool((changed <= frac + 1e-9).all()))
         self.assertTrue(torch.allclose(y, train_judge.judge_target(frac)))
+
+
+class ClassifierStageTest(unittest.TestCase):
+    """`--stage classifier --smoke`: the remasking model (token classifier) from a smoke LM."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.out = tempfile.mkdtemp(prefix="remask-train-clf-")
+        train.main(["--stage", "lm", "--smoke", "--out", cls.out, "--device", "cpu",
+                    "--no-save-optimizer"])
+        lm = os.path.join(cls.out, "ckpt.pt")
+        train.main(["--stage", "classifier", "--smoke", "--out", cls.out, "--device", "cpu",
+                    "--corrupt-lm", lm, "--no-save-optimizer"])
+        cls.ck = load_checkpoint(os.path.join(cls.out, "classifier_ckpt.pt"))
+        cls.lm = load_checkpoint(lm)
+        with open(os.path.join(cls.out, "metrics.json"), encoding="utf-8") as f:
+            cls.metrics = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.out, ignore_errors=True)
+
+    def test_checkpoint(self):
+        args = self.ck["model_args"]
+        self.assertEqual(args["mode"].value, "token_classifier")
+        self.assertEqual(type(args["mode"]).__module__, "model")
+        self.assertEqual(args["num_token_classes"], 2)
+        self.assertEqual(args["vocab_size"], 67)
+        sd = self.ck["model"]
+        self.assertEqual(set(sd), set(fork_trunk_keys(2) + ["lm_head.weight"]))
+        self.assertEqual(tuple(sd["lm_head.weight"].shape), (2, 64))
+        # started from the LM's trunk: the embedding moved from it, but the head is new
+        self.assertEqual(sd["transformer.wte.weight"].shape, self.lm["model"]["transformer.wte.weight"].shape)
+        GPT(config_from_model_args(args)).load_state_dict(sd, strict=True)
+
+    def test_metrics(self):
+        m = self.metrics["classifier"]
+        self.assertEqual(m["iters"], 8)
+        val = m["val"]["ckpt.pt"]
+        for k in ("bce", "accuracy", "auc", "critic_auc", "wrong_fraction"):
+            self.assertTrue(math.isfinite(val[k]), k)
+        self.assertIn("--stage classifier", m["command"])
+
+    def test_needs_a_corrupting_lm(self):
+        with self.assertRaisesRegex(ValueError, "--corrupt-lm"):
+            train.main(["--stage", "classifier", "--smoke", "--out", self.out, "--device", "cpu"])
+
+
+class ClassifierPartsTest(unittest.TestCase):
+    def test_class_semantics(self):
+        """Class 1 = right, class 0 = wrong; each logit its own BCE (remask reads the raw class-1 logit)."""
+        right = torch.tensor([[1.0, 0.0, 1.0]])
+        good = torch.stack([torch.where(right > 0, -20.0, 20.0), torch.where(right > 0, 20.0, -20.0)], -1)
+        self.assertLess(float(train_classifier.class_losses(good, right)), 1e-6)
+        self.assertGreater(float(train_classifier.class_losses(-good, right)), 10.0)
+
+    def test_roc_auc(self):
+        wrong = torch.tensor([0.0, 0.0, 1.0, 1.0])
+        self.assertEqual(train_classifier.roc_auc(torch.tensor([0.1, 0.2, 0.3, 0.4]), wrong), 1.0)
+        self.assertEqual(train_classifier.roc_auc(torch.tensor([0.4, 0.3, 0.2, 0.1]), wrong), 0.0)
+        self.assertEqual(train_classifier.roc_auc(torch.tensor([0.5, 0.5, 0.5, 0.5]), wrong), 0.5)
+        self.assertAlmostEqual(train_classifier.roc_auc(torch.tensor([0.1, 0.3, 0.2, 0.4]), wrong), 0.75)
+
+    def test_corrupt_targets(self):
+        torch.manual_seed(0)
+        cfg = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=32, bias=False, vocab_size=67,
+                        attention_type="bidirectional", position_encoding="rotary",
+                        mask_token_id=65, pad_token_id=66)
+        lm = GPT(cfg).eval()
+        rt = setup_runtime("cpu")
+        x = torch.randint(0, 65, (4, 32))
+        filled, right = train_classifier.corrupt(lm, Trunk(lm, rt, False), x, rt)
+        self.assertTrue(torch.equal(right, (filled == x).float()))
+        self.assertTrue(bool((filled < 65).all()), "no [MASK] or [PAD] left in the filled input")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,14 @@ Run from the repository root, one stage per command (each ends with a checkpoint
     PYTHONUNBUFFERED=1 python3 tools/train/train.py --stage lm    --out out/shakespeare
     PYTHONUNBUFFERED=1 python3 tools/train/train.py --stage judge --out out/shakespeare
 
+The small model (4 layers x 192, about 3.9 MB as F16) and its remasking model
+(a token classifier started from the small model's trunk, taught to find the
+mistakes of the corrupting LMs):
+
+    python3 tools/train/train.py --preset small --stage lm --out out/small
+    python3 tools/train/train.py --preset small --stage classifier --out out/small \
+        --corrupt-lm models/shakespeare.safetensors --corrupt-lm out/small/ckpt.pt
+
 --stage lm writes ckpt.pt (LM + critic + sampler, spec 2.1/2.2 [SH] layout),
 meta.pkl, metrics.json (section "lm") and train_log.jsonl; --stage judge reads
 ckpt.pt and writes judge_ckpt.pt and the "judge" section of metrics.json.
@@ -36,7 +44,7 @@ import sys  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from remask_train import train_judge, train_lm  # noqa: E402
+from remask_train import train_classifier, train_judge, train_lm  # noqa: E402
 from remask_train.train_common import Clock, Log, setup_runtime  # noqa: E402
 
 DATA = os.path.join(HERE, "data", "tinyshakespeare.txt")
@@ -51,25 +59,37 @@ FULL = dict(n_layer=6, n_head=6, n_embd=384, block_size=1024, batch_size=64,
             lm_max_iters=7000, lm_max_seconds=420.0, warmup_iters=100,
             judge_batch_size=64, judge_max_iters=1800, judge_max_seconds=180.0,
             judge_warmup_iters=50, lr=1e-3, judge_lr=3e-4, val_windows=128,
-            judge_val_windows=512, log_interval=50)
+            judge_val_windows=512, log_interval=50,
+            classifier_batch_size=32, classifier_max_iters=3000, classifier_max_seconds=180.0,
+            classifier_warmup_iters=50, classifier_lr=1e-3, classifier_val_windows=64)
+# The small model for phones, CPU backends and the page's first run: about 1.95M
+# parameters (3.9 MB as F16); its LM stage and classifier fit a few GPU minutes.
+SMALL = dict(FULL, n_layer=4, n_head=6, n_embd=192, lr=2e-3, lm_max_iters=8000,
+             lm_max_seconds=180.0, classifier_max_iters=2500, classifier_max_seconds=120.0)
 # Every code path at toy size; fits a CPU minute.
 SMOKE = dict(n_layer=2, n_head=4, n_embd=64, block_size=64, batch_size=8,
              lm_max_iters=32, lm_max_seconds=120.0, warmup_iters=4,
              judge_batch_size=8, judge_max_iters=12, judge_max_seconds=60.0,
              judge_warmup_iters=2, lr=2e-3, judge_lr=1e-3, val_windows=8,
-             judge_val_windows=16, log_interval=4)
+             judge_val_windows=16, log_interval=4,
+             classifier_batch_size=4, classifier_max_iters=8, classifier_max_seconds=60.0,
+             classifier_warmup_iters=2, classifier_lr=1e-3, classifier_val_windows=8)
+PRESETS = {"full": FULL, "small": SMALL, "smoke": SMOKE}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--stage", choices=("lm", "judge", "all"), required=True,
-                    help="lm: LM + critic + sampler heads; judge: needs the LM's ckpt.pt; all: both")
+    ap.add_argument("--stage", choices=("lm", "judge", "classifier", "all"), required=True,
+                    help="lm: LM + critic + sampler heads; judge: needs the LM's ckpt.pt; "
+                         "classifier: the remasking model (token classifier); all: lm then judge")
     ap.add_argument("--out", default="out/shakespeare", help="output folder")
     ap.add_argument("--data", default=DATA, help="training text (split 90/10 by character)")
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    ap.add_argument("--smoke", action="store_true", help="tiny config for a CPU smoke test")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="full",
+                    help="full: the 6x384 flagship; small: 4x192 (3.9 MB); smoke: a toy CPU run")
+    ap.add_argument("--smoke", action="store_true", help="tiny config for a CPU smoke test (= --preset smoke)")
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="wall-time budget of the stage, checkpoint included "
                          f"(default lm {FULL['lm_max_seconds']:g}, judge {FULL['judge_max_seconds']:g})")
@@ -108,6 +128,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="mask ratio range of synthetic samples")
     g.add_argument("--judge-real-frac", type=float, default=0.1,
                    help="fraction of samples left as real text (target 0)")
+    g = ap.add_argument_group("classifier (the remasking model)")
+    g.add_argument("--corrupt-lm", action="append", default=None, metavar="FILE",
+                   help="a language model (remask/1 .safetensors or fork ckpt.pt) whose mistakes "
+                        "the classifier learns; repeat for several (used in turn, one per batch)")
+    g.add_argument("--classifier-init", default=None,
+                   help="LM whose trunk the classifier starts from (default OUT/ckpt.pt if present, "
+                        "else scratch at --n-layer/--n-head/--n-embd)")
+    g.add_argument("--classifier-batch-size", type=int)
+    g.add_argument("--classifier-lr", type=float)
+    g.add_argument("--classifier-warmup-iters", type=int)
+    g.add_argument("--classifier-val-windows", type=int)
     g = ap.add_argument_group("evaluation, logging, output")
     g.add_argument("--val-windows", type=int, help="LM val windows per mask ratio")
     g.add_argument("--judge-val-windows", type=int, help="judge val samples")
@@ -120,12 +151,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="store an empty dict under 'optimizer' (a smaller file)")
     args = ap.parse_args(argv)
 
-    preset = SMOKE if args.smoke else FULL
+    if args.smoke:
+        args.preset = "smoke"
+    args.smoke = args.preset == "smoke"
+    preset = PRESETS[args.preset]
     for key in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "warmup_iters",
                 "lr", "judge_batch_size", "judge_lr", "judge_warmup_iters", "val_windows",
-                "judge_val_windows", "log_interval"):
+                "judge_val_windows", "log_interval", "classifier_batch_size", "classifier_lr",
+                "classifier_warmup_iters", "classifier_val_windows"):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
+    args.preset_name = args.preset
     args.preset = preset
     words = sys.argv if argv is None else ["tools/train/train.py"] + list(argv)
     args.command_line = " ".join(shlex.quote(a) for a in words)
@@ -139,10 +175,16 @@ def stage_args(args: argparse.Namespace, stage: str) -> argparse.Namespace:
     if stage == "lm":
         a.max_iters = args.max_iters if args.max_iters is not None else p["lm_max_iters"]
         a.max_seconds = args.max_seconds if args.max_seconds is not None else p["lm_max_seconds"]
-    else:
+    elif stage == "judge":
         a.judge_max_iters = args.max_iters if args.max_iters is not None else p["judge_max_iters"]
         a.max_seconds = args.max_seconds if args.max_seconds is not None else p["judge_max_seconds"]
-    del a.preset
+    else:
+        a.classifier_max_iters = (args.max_iters if args.max_iters is not None
+                                  else p["classifier_max_iters"])
+        a.max_seconds = (args.max_seconds if args.max_seconds is not None
+                         else p["classifier_max_seconds"])
+    a.preset = args.preset_name
+    del a.preset_name
     return a
 
 
@@ -159,8 +201,10 @@ def main(argv=None) -> int:
                                                         "command": args.command_line})
         if stage == "lm":
             train_lm.run(a, runtime, clock, log)
-        else:
+        elif stage == "judge":
             train_judge.run(a, runtime, clock, log)
+        else:
+            train_classifier.run(a, runtime, clock, log)
         t0 = time.time()
     return 0
 
