@@ -102,13 +102,13 @@ type generation struct {
 	// The models' descriptions (planning reads only these).
 	lmModel, judgeModel, remaskModel *model.Model
 
-	naive   *step.Sampler // naive, multinomial and unmask paths
+	naive *step.Sampler // naive, multinomial and unmask paths
 
 	// The unmask method, resolved (planUnmask).
 	ordering  step.Ordering
 	schedule  step.UnmaskSchedule
 	numBlocks int
-	sampler *step.Sampler // sampler-head path
+	sampler   *step.Sampler // sampler-head path
 
 	res Result
 }
