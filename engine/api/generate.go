@@ -104,6 +104,8 @@ type sampleJSON struct {
 	JudgeScore     *float64    `json:"judge_score"`
 	SelfConfidence *float64    `json:"self_confidence"`
 	Critic         *criticJSON `json:"critic"`
+	// Steps is the sample's own step count (method unmask, whose steps are adaptive).
+	Steps int `json:"steps,omitempty"`
 }
 
 type doneEvent struct {
@@ -517,7 +519,7 @@ func doneOf(res *sampler.Result, j *job, backend string) *doneEvent {
 		Warnings:        append(append([]string{}, j.warnings...), res.Warnings...),
 	}
 	for i, smp := range res.Samples {
-		sj := sampleJSON{Text: smp.Text, Tokens: smp.Tokens, JudgeScore: numPtr(smp.JudgeScore), SelfConfidence: numPtr(smp.SelfConfidence)}
+		sj := sampleJSON{Text: smp.Text, Tokens: smp.Tokens, JudgeScore: numPtr(smp.JudgeScore), SelfConfidence: numPtr(smp.SelfConfidence), Steps: smp.Steps}
 		if sj.Tokens == nil {
 			sj.Tokens = []int32{}
 		}
