@@ -235,6 +235,9 @@ func printResults(w io.Writer, res *sampler.Result, backend string) {
 	for i, s := range res.Samples {
 		fmt.Fprintln(w, sampleRule)
 		fmt.Fprintf(w, "SAMPLE %d/%d\n", i+1, n)
+		if s.Steps > 0 {
+			fmt.Fprintf(w, "Steps: %d\n", s.Steps)
+		}
 		if s.JudgeScore != nil {
 			fmt.Fprintf(w, "Judge score: %.4f\n", *s.JudgeScore)
 			judge = append(judge, *s.JudgeScore)
@@ -389,6 +392,7 @@ type jsonSample struct {
 	JudgeScore     *float64    `json:"judge_score"`
 	SelfConfidence *float64    `json:"self_confidence"`
 	Critic         *jsonCritic `json:"critic"`
+	Steps          int         `json:"steps,omitempty"` // method unmask: the sample's own step count
 }
 
 // jsonOptions are the sampling options as run, with the ones that
@@ -437,7 +441,7 @@ func writeJSONResult(w io.Writer, res *sampler.Result, o *sampler.Options, a *sa
 		out.Warnings = []string{}
 	}
 	for i, s := range res.Samples {
-		js := jsonSample{Text: s.Text, Tokens: s.Tokens, JudgeScore: numPtr(s.JudgeScore), SelfConfidence: numPtr(s.SelfConfidence)}
+		js := jsonSample{Text: s.Text, Tokens: s.Tokens, JudgeScore: numPtr(s.JudgeScore), SelfConfidence: numPtr(s.SelfConfidence), Steps: s.Steps}
 		if js.Tokens == nil {
 			js.Tokens = []int32{}
 		}
