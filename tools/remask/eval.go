@@ -37,6 +37,7 @@ type evalArgs struct {
 	jsonPath, svgPath               string
 	quality                         string
 	force                           bool
+	fromJSON                        string
 }
 
 // Default policies of `remask eval`: the fork's modes and each new policy once.
@@ -172,6 +173,8 @@ func evalFlags() (*flagSet, *evalArgs) {
 	fs.showDefault("svg", "none")
 	fs.stringVar(&a.quality, "quality", "auto", "NAME", "the SVG's quality axis: auto (judge when a judge is loaded, else self) | judge | self | critic | reference")
 	fs.boolVar(&a.force, "force", false, "replace existing --json and --svg files")
+	fs.stringVar(&a.fromJSON, "from-json", "", "LIST", "generate nothing: merge these --json files of earlier runs (same model, samples, length, seed and temperature), print the table and write --json and --svg")
+	fs.showDefault("from-json", "none")
 	return fs, a
 }
 
@@ -261,6 +264,20 @@ func runEval(ctx context.Context, c *cli, args []string) error {
 	if err := fs.parse(args, c.stdout); err != nil {
 		return err
 	}
+	switch a.quality {
+	case "auto", "judge", "self", "critic", "reference":
+	default:
+		return flagError("quality", "%q is not allowed; allowed: auto, judge, self, critic, reference", a.quality)
+	}
+	if a.fromJSON != "" {
+		rep, inputs, err := mergeReports(strings.Split(a.fromJSON, ","))
+		if err != nil {
+			return err
+		}
+		printEvalTable(c.stdout, rep)
+		fmt.Fprintf(c.stdout, "merged %d points; the runs took %.0f s on %s\n", len(rep.Points), rep.TotalSeconds, rep.Backend)
+		return a.writeOutputs(rep, inputs, rep.Judge != "")
+	}
 	var pols []evalPolicy
 	for _, spec := range strings.Split(a.policies, ",") {
 		if strings.TrimSpace(spec) == "" {
@@ -281,11 +298,6 @@ func runEval(ctx context.Context, c *cli, args []string) error {
 	}
 	if a.seed < 0 {
 		return flagError("seed", "%d is out of range; eval needs a fixed seed, 0 or more", a.seed)
-	}
-	switch a.quality {
-	case "auto", "judge", "self", "critic", "reference":
-	default:
-		return flagError("quality", "%q is not allowed; allowed: auto, judge, self, critic, reference", a.quality)
 	}
 	if a.threads < 0 {
 		return flagError("threads", "%d is out of range; use 0 for one thread per CPU core, or 1 or more", a.threads)
@@ -384,6 +396,60 @@ func runEval(ctx context.Context, c *cli, args []string) error {
 	if a.reference != "" {
 		inputs = append(inputs, a.reference)
 	}
+	return a.writeOutputs(rep, inputs, judge != nil)
+}
+
+// mergeReports reads --from-json files and concatenates their points.
+func mergeReports(paths []string) (*evalReport, []string, error) {
+	var rep *evalReport
+	var inputs []string
+	for _, p := range paths {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		b, err := safefile.ReadFile(p, 64<<20)
+		if err != nil {
+			return nil, nil, flagError("from-json", "%v", err)
+		}
+		var r evalReport
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, nil, flagError("from-json", "%s is not a remask eval --json file: %v", p, err)
+		}
+		inputs = append(inputs, p)
+		if rep == nil {
+			rep = &r
+			continue
+		}
+		if r.Model != rep.Model || r.Judge != rep.Judge || r.Reference != rep.Reference || r.NumSamples != rep.NumSamples ||
+			r.SequenceLength != rep.SequenceLength || r.Seed != rep.Seed || r.Temperature != rep.Temperature || r.Backend != rep.Backend {
+			return nil, nil, flagError("from-json", "%s was run with other settings (model, judge, reference, samples, length, seed, temperature or backend) than %s", p, inputs[0])
+		}
+		rep.Points = append(rep.Points, r.Points...)
+		rep.TotalSeconds += r.TotalSeconds
+	}
+	if rep == nil {
+		return nil, nil, flagError("from-json", "no file given")
+	}
+	// Points of a policy in step order, policies in first-seen order.
+	first := map[string]int{}
+	for i, p := range rep.Points {
+		if _, ok := first[p.Policy]; !ok {
+			first[p.Policy] = i
+		}
+	}
+	sort.SliceStable(rep.Points, func(i, j int) bool {
+		a, b := rep.Points[i], rep.Points[j]
+		if a.Policy != b.Policy {
+			return first[a.Policy] < first[b.Policy]
+		}
+		return a.Steps < b.Steps
+	})
+	return rep, inputs, nil
+}
+
+// writeOutputs writes --json and --svg.
+func (a *evalArgs) writeOutputs(rep *evalReport, inputs []string, haveJudge bool) error {
 	if a.jsonPath != "" {
 		err := safefile.WriteFile(a.jsonPath, safefile.CreateOptions{Force: a.force, Inputs: inputs, Flag: "--json"}, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
@@ -398,7 +464,7 @@ func runEval(ctx context.Context, c *cli, args []string) error {
 		q := a.quality
 		if q == "auto" {
 			q = "self"
-			if judge != nil {
+			if haveJudge {
 				q = "judge"
 			}
 		}

@@ -48,7 +48,7 @@ func qualityOf(p *evalPoint, q string) (float64, bool) {
 var qualityTitles = map[string]string{
 	"judge":     "judge score (higher is better)",
 	"self":      "self-confidence, mean ln p (higher is better)",
-	"critic":    "critic mean probability",
+	"critic":    "critic mean (wrongness, lower is better)",
 	"reference": "share of words found in the reference",
 }
 

@@ -151,6 +151,26 @@ func TestEvalCommand(t *testing.T) {
 			t.Fatalf("SVG lacks %q", want)
 		}
 	}
+	// --from-json merges earlier runs (here the same one twice) without generating.
+	merged := filepath.Join(dir, "merged.json")
+	code, out, errOut = runCLI(t, "", "eval", "--from-json", js+","+js, "--json", merged, "--svg", filepath.Join(dir, "merged.svg"))
+	if code != exitOK || !strings.Contains(out, "merged 12 points") {
+		t.Fatalf("from-json: exit %d: %s%s", code, out, errOut)
+	}
+	var m evalReport
+	if b, err := os.ReadFile(merged); err != nil || json.Unmarshal(b, &m) != nil || len(m.Points) != 12 || m.Points[0].Policy != m.Points[1].Policy {
+		t.Fatalf("merged: %v, %d points", err, len(m.Points))
+	}
+	other := filepath.Join(dir, "other.json")
+	rep.Seed++
+	ob, _ := json.Marshal(rep)
+	if err := os.WriteFile(other, ob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI(t, "", "eval", "--from-json", js+","+other)
+	if code != exitUsage || !strings.Contains(errOut, "other settings") {
+		t.Fatalf("from-json mismatch: exit %d: %s", code, errOut)
+	}
 	// Existing outputs are not replaced without --force.
 	code, _, errOut = runCLI(t, "", "eval", "--model", goldenPath("lm_rope_bidir_bias.safetensors"), "--backend", "cpu",
 		"--policies", "confidence", "--steps", "1", "--num-samples", "1", "--sequence-length", "4", "--json", js)
