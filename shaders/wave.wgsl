@@ -7,7 +7,7 @@
 // with the largest raw LM max-logit, rounded to 1/1024 (ties: the lower
 // position), or all of them when n_masked <= n_fill. Global bootstrap: only
 // when no row of the batch has an eligible position, the top n_fill of the
-// whole batch. The wave's positions are appended to LIST as (position, left
+// whole batch by the exact max-logit. The wave's positions are appended to LIST as (position, left
 // id, right id), the neighbours' ids in embeddings mode when unmasked, else
 // 0xffffffff (a zero vector). WC[slot] counts the listed positions and
 // WC[slot + 1] the masked positions before the wave. With all = 1 every
@@ -79,12 +79,16 @@ fn append(p: u32) {
 }
 
 // boot_key is the bootstrap confidence of a masked position: the raw max
-// logit rounded to 1/1024, as an order-preserving key.
+// logit rounded to 1/1024, as an order-preserving key; with the
+// global-bootstrap compat switch the exact max logit, as the reference ranks.
 fn boot_key(p: u32) -> u32 {
   let base = p * P.V;
   var m = bitcast<f32>(0xff7fffffu);
   for (var i = 0u; i < P.V; i++) {
     m = max(m, LOGITS[base + i]);
+  }
+  if (P.global == 1u) {
+    return f32_key(m);
   }
   // Go's math.Round: halves away from zero (WGSL's round() goes to even),
   // exactly: a - floor(a) is exact in f32, while floor(a + 0.5) is not

@@ -48,7 +48,12 @@ func TestGenerateValidation(t *testing.T) {
 		{"top_p out of range", `{` + small + `,"top_p":2}`, 400, "invalid_option", "top_p", "(0, 1]"},
 		{"temperature zero", `{` + small + `,"temperature":0}`, 400, "invalid_option", "temperature", "> 0"},
 		{"num_samples zero", `{"num_samples":0,"sequence_length":8}`, 400, "invalid_option", "num_samples", "at least 1"},
-		{"bad method", `{` + small + `,"method":"magic"}`, 400, "invalid_option", "method", "diffusion, multinomial"},
+		{"bad method", `{` + small + `,"method":"magic"}`, 400, "invalid_option", "method", "diffusion, multinomial, unmask"},
+		{"bad ordering", `{` + small + `,"method":"unmask","ordering":"best"}`, 400, "invalid_option", "ordering", "confidence, margin, entropy, random"},
+		{"ordering without unmask", `{` + small + `,"ordering":"margin"}`, 400, "invalid_option", "ordering", "method unmask only"},
+		{"threshold out of range", `{` + small + `,"method":"unmask","confidence_threshold":1.5}`, 400, "invalid_option", "confidence_threshold", "[0, 1]"},
+		{"block_length as float", `{` + small + `,"method":"unmask","block_length":2.5}`, 400, "invalid_type", "block_length", "must be an integer"},
+		{"too few steps for blocks", `{` + small + `,"method":"unmask","block_length":2}`, 400, "invalid_option", "iterations", "every block needs a step"},
 		{"bad compat", `{` + small + `,"compat":"wave-cap,bogus"}`, 400, "invalid_option", "compat", `"bogus"`},
 		{"ratio out of range", `{` + small + `,"masking_ratios":[0.5,1.5]}`, 400, "invalid_option", "masking_ratios", "item 1"},
 		{"include_tokens without stream", `{` + small + `,"include_tokens":true}`, 400, "invalid_option", "include_tokens", `"stream": true`},
@@ -356,7 +361,7 @@ func TestGenerateAcceptsEveryOptionName(t *testing.T) {
 	got := strings.Join(jsonFields(reflect.TypeOf(generateRequest{})), ",")
 	want := "method,num_samples,sequence_length,iterations,temperature,top_p,schedule_mode,start_ratio,end_ratio,masking_ratios," +
 		"randomness_strength,seed_text,seed_placement,template,placeholder,unknown_chars,seed,remasking,disable_sampler," +
-		"sampler_neighbors,quality_metric,model,judge,remasking_model,compat,stream,include_tokens,include_text,include_wrongness"
+		"sampler_neighbors,quality_metric,ordering,order_temperature,unmask_schedule,confidence_threshold,block_length,early_commit_gap,model,judge,remasking_model,compat,stream,include_tokens,include_text,include_wrongness"
 	if got != want {
 		t.Errorf("fields:\n got %s\nwant %s", got, want)
 	}
@@ -421,5 +426,30 @@ func TestWrongnessRowJSON(t *testing.T) {
 	}
 	if got, want := string(b), `[0,0.123,1,null,null,1]`; got != want {
 		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// TestGenerateUnmask: the unmask method's fields are request fields; each
+// sample reports its own (adaptive) step count, echoed options repeat it.
+func TestGenerateUnmask(t *testing.T) {
+	_, ts := newTestServer(t, nil)
+	body := `{` + small + `,"seed":5,"method":"unmask","ordering":"margin","order_temperature":0.5,"unmask_schedule":"cosine",` +
+		`"confidence_threshold":0.3,"block_length":8,"early_commit_gap":0.9}`
+	resp, data := post(t, ts, "/v1/generate", body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, data)
+	}
+	d := decodeDone(t, data)
+	if d.IterationsRun < 2 || d.IterationsRun > 4 {
+		t.Fatalf("iterations_run %d, want 2..4 (2 blocks, 4 steps at most)", d.IterationsRun)
+	}
+	for i, s := range d.Samples {
+		if s.Steps < 2 || s.Steps > d.IterationsRun || strings.Contains(s.Text, "[MASK]") {
+			t.Fatalf("sample %d: %d steps, %q", i, s.Steps, s.Text)
+		}
+	}
+	_, again := post(t, ts, "/v1/generate", body)
+	if !reflect.DeepEqual(tokensOf(d), tokensOf(decodeDone(t, again))) {
+		t.Fatal("the same seed gave different samples")
 	}
 }

@@ -28,6 +28,9 @@ const (
 	RemaskLuck Purpose = 4
 	// RemaskRandom orders the candidates of random remasking.
 	RemaskRandom Purpose = 5
+	// OrderNoise is the u of the unmask method's orderings: the Gumbel noise
+	// of order_temperature and the random ordering.
+	OrderNoise Purpose = 6
 )
 
 const (

@@ -18,7 +18,9 @@ import (
 
 // loopNet returns the LM as a LoopNet when the device loop applies.
 func (g *generation) loopNet() engine.LoopNet {
-	if g.o.HostLoop {
+	if g.o.HostLoop || g.o.Method == Unmask {
+		// The device loop has no unmask kernels: the host loop runs the
+		// unmask method over the device's networks (docs/sampling.md).
 		return nil
 	}
 	ln, ok := g.lm.(engine.LoopNet)

@@ -33,9 +33,12 @@ func Generate(ctx context.Context, m Models, o Options, observe func(*Event)) (*
 		return g.runDevice(ctx, ln, start)
 	}
 	g.res.Loop = "host"
-	if o.Method == Multinomial {
+	switch o.Method {
+	case Multinomial:
 		err = g.multinomial(ctx)
-	} else {
+	case Unmask:
+		err = g.unmask(ctx)
+	default:
 		err = g.diffusion(ctx)
 	}
 	if err != nil {
@@ -101,8 +104,13 @@ type generation struct {
 	// The models' descriptions (planning reads only these).
 	lmModel, judgeModel, remaskModel *model.Model
 
-	naive   *step.Sampler // naive and multinomial paths
-	sampler *step.Sampler // sampler-head path
+	naive *step.Sampler // naive, multinomial and unmask paths
+
+	// The unmask method, resolved (planUnmask).
+	ordering  step.Ordering
+	schedule  step.UnmaskSchedule
+	numBlocks int
+	sampler   *step.Sampler // sampler-head path
 
 	res Result
 }

@@ -51,8 +51,9 @@ func (c CriticStats) MarshalJSON() ([]byte, error) {
 }
 
 // MarshalJSON writes {"text", "tokens", "judge_score", "self_confidence",
-// "critic"}: metrics not computed or not finite as null, tokens as [] when
-// there are none.
+// "critic"} and, for method unmask (whose steps are adaptive), "steps":
+// metrics not computed or not finite as null, tokens as [] when there are
+// none.
 func (s Sample) MarshalJSON() ([]byte, error) {
 	tokens := s.Tokens
 	if tokens == nil {
@@ -64,7 +65,8 @@ func (s Sample) MarshalJSON() ([]byte, error) {
 		JudgeScore     *float64     `json:"judge_score"`
 		SelfConfidence *float64     `json:"self_confidence"`
 		Critic         *CriticStats `json:"critic"`
-	}{s.Text, tokens, JSONNumberPtr(s.JudgeScore), JSONNumberPtr(s.SelfConfidence), s.Critic})
+		Steps          int          `json:"steps,omitempty"`
+	}{s.Text, tokens, JSONNumberPtr(s.JudgeScore), JSONNumberPtr(s.SelfConfidence), s.Critic, s.Steps})
 }
 
 // marshal encodes v without escaping <, > and & (the caller's encoder

@@ -15,6 +15,24 @@ import (
 const (
 	Diffusion   = "diffusion"
 	Multinomial = "multinomial"
+	// Unmask commits positions and never remasks them (LLaDA, Dream,
+	// MaskGIT, Fast-dLLM; docs/sampling.md "Method unmask").
+	Unmask = "unmask"
+)
+
+// Orderings of the unmask method (Options.Ordering; "" is confidence).
+const (
+	OrderConfidence = "confidence"
+	OrderMargin     = "margin"
+	OrderEntropy    = "entropy"
+	OrderRandom     = "random"
+)
+
+// Unmask schedules (Options.UnmaskSchedule; "" is linear).
+const (
+	UnmaskLinear = "linear"
+	UnmaskCosine = "cosine"
+	UnmaskRatio  = "ratio"
 )
 
 // Schedule modes.
@@ -149,7 +167,30 @@ type Options struct {
 	// SamplerNeighbors overrides the model file's sampler.neighbors ("" = the file's).
 	SamplerNeighbors string `json:"sampler_neighbors,omitempty"`
 	QualityMetric    string `json:"quality_metric"`
-	Compat           Compat `json:"-"`
+
+	// The unmask method's policies (docs/sampling.md "Method unmask"); each
+	// is an error with another method. The zero values are the defaults.
+	//
+	// Ordering ranks the masked positions to commit: confidence (top-1
+	// probability; ""), margin (top-1 - top-2), entropy (negative entropy) or random.
+	Ordering string `json:"ordering,omitempty"`
+	// OrderTemperature adds Gumbel noise to the ordering scores (Dream's
+	// alg_temp): keys score/temp + Gumbel; 0 = none.
+	OrderTemperature float64 `json:"order_temperature,omitempty"`
+	// UnmaskSchedule says how many positions each step commits: linear
+	// (""), cosine or ratio (the fork's start/end/masking_ratios schedule).
+	UnmaskSchedule string `json:"unmask_schedule,omitempty"`
+	// ConfidenceThreshold also commits every masked position of the block
+	// whose top-1 probability is >= it (Fast-dLLM); 0 = off.
+	ConfidenceThreshold float64 `json:"confidence_threshold,omitempty"`
+	// BlockLength decodes semi-autoregressively, block by block, left to
+	// right (LLaDA's block_length); 0 = one block.
+	BlockLength int `json:"block_length,omitempty"`
+	// EarlyCommitGap commits every remaining position of a row when all of
+	// their top-1 - top-2 gaps are >= it (Prophet); 0 = off.
+	EarlyCommitGap float64 `json:"early_commit_gap,omitempty"`
+
+	Compat Compat `json:"-"`
 	// Record keeps the per-iteration records of Result.Iterations (--save).
 	Record bool `json:"-"`
 	// HostLoop keeps the sampling loop on the host even when the model's
@@ -206,9 +247,9 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 // also checks the ones that do: sequence length, vocabulary, heads).
 func (o *Options) Validate() error {
 	switch o.Method {
-	case Diffusion, Multinomial:
+	case Diffusion, Multinomial, Unmask:
 	default:
-		return optErr("method", "%q is not a method; allowed: diffusion, multinomial", o.Method)
+		return optErr("method", "%q is not a method; allowed: diffusion, multinomial, unmask", o.Method)
 	}
 	if o.NumSamples < 1 {
 		return optErr("num_samples", "%d is out of range; must be at least 1", o.NumSamples)
@@ -281,6 +322,63 @@ func (o *Options) Validate() error {
 	case MetricAuto, MetricJudge, MetricNode, MetricSelf, MetricNone:
 	default:
 		return optErr("quality_metric", "%q is not a metric; allowed: auto, judge, node, self, none", o.QualityMetric)
+	}
+	return o.validateUnmask()
+}
+
+// validateUnmask checks the unmask method's options, and that none is set
+// with another method (where it would be silently ignored).
+func (o *Options) validateUnmask() error {
+	switch o.Ordering {
+	case "", OrderConfidence, OrderMargin, OrderEntropy, OrderRandom:
+	default:
+		return optErr("ordering", "%q is not an ordering; allowed: confidence, margin, entropy, random", o.Ordering)
+	}
+	switch o.UnmaskSchedule {
+	case "", UnmaskLinear, UnmaskCosine, UnmaskRatio:
+	default:
+		return optErr("unmask_schedule", "%q is not an unmask schedule; allowed: linear, cosine, ratio", o.UnmaskSchedule)
+	}
+	if !finite(o.OrderTemperature) || o.OrderTemperature < 0 {
+		return optErr("order_temperature", "%v is out of range; must be >= 0 (0 = no Gumbel noise)", o.OrderTemperature)
+	}
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"confidence_threshold", o.ConfidenceThreshold}, {"early_commit_gap", o.EarlyCommitGap}} {
+		if !finite(r.v) || r.v < 0 || r.v > 1 {
+			return optErr(r.name, "%v is out of range; must be in [0, 1] (0 = off)", r.v)
+		}
+	}
+	if o.BlockLength < 0 {
+		return optErr("block_length", "%d is out of range; must be >= 0 (0 = one block)", o.BlockLength)
+	}
+	if o.Method != Unmask {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"ordering", o.Ordering != ""}, {"order_temperature", o.OrderTemperature != 0}, {"unmask_schedule", o.UnmaskSchedule != ""},
+			{"confidence_threshold", o.ConfidenceThreshold != 0}, {"block_length", o.BlockLength != 0}, {"early_commit_gap", o.EarlyCommitGap != 0}} {
+			if f.set {
+				return optErr(f.name, "applies to method unmask only (the method is %s); use method unmask or drop it", o.Method)
+			}
+		}
+		return nil
+	}
+	if o.Ordering == OrderRandom && o.OrderTemperature != 0 {
+		return optErr("order_temperature", "adds noise to a score, and the random ordering has none; drop it or pick another ordering")
+	}
+	if o.ScheduleMode != ScheduleRatio {
+		return optErr("schedule_mode", "%q remasks by wrongness, and method unmask never remasks; use confidence_threshold for threshold decoding", o.ScheduleMode)
+	}
+	if o.RandomnessStrength != 0 {
+		return optErr("randomness_strength", "blends noise into remasking scores, and method unmask never remasks; use order_temperature")
+	}
+	if o.Remasking != RemaskAuto {
+		return optErr("remasking", "%q is a remasking strategy, and method unmask never remasks; use ordering", o.Remasking)
+	}
+	if len(o.MaskingRatios) > 0 && o.UnmaskSchedule != UnmaskRatio {
+		return optErr("masking_ratios", "is the ratio schedule's list; add unmask_schedule ratio or drop it")
 	}
 	return nil
 }

@@ -95,7 +95,12 @@ func plan(lmm, judge, remasker *model.Model, o Options) (*generation, error) {
 			return nil, err
 		}
 	} else if remasker != nil {
-		return nil, optErr("remasking_model", "the multinomial method never remasks; drop the remasking model or use method diffusion")
+		return nil, optErr("remasking_model", "the %s method never remasks; drop the remasking model or use method diffusion", o.Method)
+	}
+	if o.Method == Unmask {
+		if err := g.planUnmask(warn); err != nil {
+			return nil, err
+		}
 	}
 	if err := g.resolveMetric(); err != nil {
 		return nil, err

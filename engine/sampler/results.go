@@ -19,6 +19,10 @@ type Sample struct {
 	JudgeScore     *float64     `json:"judge_score"`
 	SelfConfidence *float64     `json:"self_confidence"`
 	Critic         *CriticStats `json:"critic"`
+	// Steps is the number of steps (trunk passes) in which this sample still
+	// had masked positions: method unmask only, whose steps are adaptive
+	// per sample (threshold decoding, early commit).
+	Steps int `json:"steps,omitempty"`
 }
 
 // IterationRecord is one entry of the reference's --save JSON (sampler-spec 4.12).

@@ -1,5 +1,7 @@
 package sampler
 
+import "github.com/remask/remask/internal/step"
+
 // scheduleRatio is the mask ratio of the schedule at index i (0-based).
 //
 // Linear: ratio(i) = start - i/(N-1)*(start-end) for N > 1, end for N <= 1.
@@ -9,15 +11,5 @@ package sampler
 // reference's indexing (sampler-spec 4.6), kept so that schedules mean the
 // same thing in both. ratio(0) is therefore never applied.
 func (o *Options) scheduleRatio(i int) float64 {
-	if len(o.MaskingRatios) > 0 {
-		if i < len(o.MaskingRatios) {
-			return o.MaskingRatios[i]
-		}
-		return o.EndRatio
-	}
-	n := o.Iterations
-	if n <= 1 {
-		return o.EndRatio
-	}
-	return o.StartRatio - float64(i)/float64(n-1)*(o.StartRatio-o.EndRatio)
+	return step.ForkRatio(o.StartRatio, o.EndRatio, o.MaskingRatios, i, o.Iterations)
 }

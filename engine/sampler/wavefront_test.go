@@ -346,3 +346,62 @@ func TestTokenDraws(t *testing.T) {
 		}
 	}
 }
+
+// TestGlobalBootstrapExactRank reproduces the fork-parity case of issue 16:
+// on all-[MASK] rows the two best max-logits were 1.490514 and 1.489980
+// (gap 5.3e-4), which both round to 1526/1024. Under global-bootstrap the
+// reference ranks the exact values and seeds only the better one (flat 6
+// here); rounding would tie them and seed the lower position (flat 1).
+// The per-row bootstrap (remask's default) keeps the rounding.
+func TestGlobalBootstrapExactRank(t *testing.T) {
+	const lo, hi = float32(1.489980), float32(1.490514)
+	if step.BootstrapConfidence([]float32{lo}) != step.BootstrapConfidence([]float32{hi}) {
+		t.Fatalf("the case needs both values to round alike")
+	}
+	m := newLM(lmSpec{sampler: true, neighbors: "zeros", minRatio: 0.1})
+	V := m.Config.VocabSize
+	maxl := map[int]float32{1: lo, 6: hi} // flat positions; the rest 1.0
+	f := &fakeNet{m: m,
+		rowLogits: func(b int, row []int32, t int) []float32 {
+			l := make([]float32, V)
+			l[idA] = 1
+			if x, ok := maxl[b*4+t]; ok {
+				l[idA] = x
+			}
+			return l
+		},
+		sampler: func(row []int32, t int, left, right int32) []float32 { return hot(V, t%8) },
+	}
+	for _, c := range []struct {
+		name   string
+		global bool
+		first  []int32
+	}{
+		{"global: exact", true, []int32{6}},        // n_fill = max(1, floor(8*.1)) = 1
+		{"per-row: rounded", false, []int32{1, 6}}, // each row seeds its own best
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f.samplerCalls = nil
+			o := baseOpts()
+			o.NumSamples, o.SequenceLength = 2, 4
+			o.Compat.GlobalBootstrap = c.global
+			generate(t, Models{LM: f}, o, nil)
+			if len(f.samplerCalls) == 0 {
+				t.Fatal("no wave")
+			}
+			if got := flatPos(f.samplerCalls)[0]; !eqWaves([][]int32{got}, [][]int32{c.first}) {
+				t.Fatalf("first wave %v, want %v", got, c.first)
+			}
+		})
+	}
+	// The step-level twin the GPU kernel is tested against.
+	w := step.Wave{B: 2, T: 4, V: 1, Mask: 0, Ratio: 0.1, Global: true}
+	logits := []float32{1, lo, 1, 1, 1, 1, hi, 1}
+	if got := w.Bootstrap(make([]int32, 8), logits, 0, 2); len(got) != 1 || got[0] != 6 {
+		t.Fatalf("global Bootstrap = %v, want [6]", got)
+	}
+	w.Global = false
+	if got := w.Bootstrap(make([]int32, 8), logits, 0, 2); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("rounded Bootstrap = %v, want [1] (the tie to the lower position)", got)
+	}
+}

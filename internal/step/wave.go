@@ -91,7 +91,9 @@ func FillCount(n int, ratio float64) int {
 // Bootstrap picks the seeds of a wave among the masked positions of rows
 // [b0, b1): FillCount(n_masked, Ratio) positions with the largest raw LM
 // max-logit (no temperature, no exclusion), rounded to 1/1024 (ties: lower
-// flat index), or every masked position when n_masked <= n_fill.
+// flat index), or every masked position when n_masked <= n_fill. With
+// Global (the global-bootstrap compat switch) the max-logits rank by their
+// exact values, as the reference does (docs/sampling.md).
 func (w *Wave) Bootstrap(pred []int32, logits []float32, b0, b1 int) []int32 {
 	var masked []int32
 	for p := b0 * w.T; p < b1*w.T; p++ {
@@ -105,7 +107,12 @@ func (w *Wave) Bootstrap(pred []int32, logits []float32, b0, b1 int) []int32 {
 	}
 	conf := make(map[int32]float32, len(masked))
 	for _, p := range masked {
-		conf[p] = BootstrapConfidence(logits[int(p)*w.V : (int(p)+1)*w.V])
+		row := logits[int(p)*w.V : (int(p)+1)*w.V]
+		if w.Global {
+			conf[p] = MaxLogit(row)
+		} else {
+			conf[p] = BootstrapConfidence(row)
+		}
 	}
 	sort.SliceStable(masked, func(i, j int) bool { return conf[masked[i]] > conf[masked[j]] })
 	return masked[:nFill]
@@ -118,11 +125,17 @@ func (w *Wave) Bootstrap(pred []int32, logits []float32, b0, b1 int) []int32 {
 // position's logits are nearly equal, and an unquantised argmax would pick
 // a different seed per backend.
 func BootstrapConfidence(row []float32) float32 {
+	return float32(math.Round(float64(MaxLogit(row))*1024) / 1024)
+}
+
+// MaxLogit is the largest value of row (-inf for an empty row; NaNs are
+// skipped). The global-bootstrap compat switch ranks by it unrounded.
+func MaxLogit(row []float32) float32 {
 	m := float32(math.Inf(-1))
 	for _, l := range row {
 		if l > m {
 			m = l
 		}
 	}
-	return float32(math.Round(float64(m)*1024) / 1024)
+	return m
 }

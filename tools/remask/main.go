@@ -78,6 +78,7 @@ func commands() []command {
 		{"convert", "convert a fork checkpoint (ckpt.pt) into a remask/1 model file", convertCommand, func() *flagSet { fs, _ := convertFlags(); return fs }},
 		{"serve", "serve the generation API and the demo site over HTTP", serveCommand, func() *flagSet { fs, _ := serveFlags(); return fs }},
 		{"bench", "time the forward pass (ms per forward, TFLOP/s) or whole generations (--job standard|small) on a backend", runBench, func() *flagSet { fs, _ := benchFlags(); return fs }},
+		{"eval", "quality against compute: every decoding policy at every step count, as a table, JSON and SVG curves", runEval, func() *flagSet { fs, _ := evalFlags(); return fs }},
 		{"pull", "download a model file over http(s) into the per-user model folder (resumable, verified)", pullCommand, func() *flagSet { fs, _ := pullFlags(); return fs }},
 	}
 }

@@ -55,6 +55,17 @@ func printHeader(w io.Writer, o *sampler.Options, a *sampleArgs, m sampler.Model
 		}
 		fmt.Fprintf(w, "  - Remasking: %s, randomness strength %g\n", o.Remasking, o.RandomnessStrength)
 	}
+	if o.Method == sampler.Unmask {
+		or, sc := o.Ordering, o.UnmaskSchedule
+		if or == "" {
+			or = sampler.OrderConfidence
+		}
+		if sc == "" {
+			sc = sampler.UnmaskLinear
+		}
+		fmt.Fprintf(w, "  - Unmask: ordering %s (Gumbel temperature %g), schedule %s, block length %d, confidence threshold %g, early-commit gap %g (0 = off)\n",
+			or, o.OrderTemperature, sc, o.BlockLength, o.ConfidenceThreshold, o.EarlyCommitGap)
+	}
 	fmt.Fprintf(w, "  - Quality metric: %s\n", o.QualityMetric)
 	if o.SeedText != "" {
 		fmt.Fprintf(w, "  - Seed text: %q (%s)\n", o.SeedText, o.SeedPlacement)
@@ -235,6 +246,9 @@ func printResults(w io.Writer, res *sampler.Result, backend string) {
 	for i, s := range res.Samples {
 		fmt.Fprintln(w, sampleRule)
 		fmt.Fprintf(w, "SAMPLE %d/%d\n", i+1, n)
+		if s.Steps > 0 {
+			fmt.Fprintf(w, "Steps: %d\n", s.Steps)
+		}
 		if s.JudgeScore != nil {
 			fmt.Fprintf(w, "Judge score: %.4f\n", *s.JudgeScore)
 			judge = append(judge, *s.JudgeScore)
