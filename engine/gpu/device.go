@@ -39,8 +39,8 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 	}
 	d := &device{p: p, pipes: map[string]*pipeline{},
 		matmulDB:  opts.MatmulDoubleBuffer,
-		splitMM:   slices.Contains(opts.Split, "mm"),
-		splitAttn: slices.Contains(opts.Split, "attn"),
+		splitMM:   slices.Contains(opts.splits(), "mm"),
+		splitAttn: slices.Contains(opts.splits(), "attn"),
 		attnTiled: opts.Attention == "tiled"}
 	if opts.MatmulTile != "" {
 		t, err := parseTile(opts.MatmulTile, d.shmax())

@@ -767,8 +767,9 @@ func TestOptionsCheck(t *testing.T) {
 		o    Options
 		want string
 	}{
-		{Options{Split: []string{"matmul"}}, `split "matmul" is not a split kernel kind (want attn or mm)`},
+		{Options{Split: []string{"matmul"}}, `split "matmul" is not a split kernel kind (want attn or mm, or none)`},
 		{Options{Split: []string{"mm", "mm"}}, `split "mm" is named twice`},
+		{Options{Split: []string{"none", "mm"}}, `split "none" cannot be combined`},
 		{Options{Split: []string{""}}, `split "" is not`},
 		{Options{Attention: "flash"}, `attention "flash" is not an attention kernel (want auto or tiled)`},
 		{Options{MatmulTile: "64x64x16x4x4dbl"}, `matmul tile "64x64x16x4x4dbl" is not BMxBNxBKxTMxTN[db]`},

@@ -34,8 +34,10 @@ import (
 // compiles unchanged for both.
 
 // Options configures New (the same on native and browser builds). The zero
-// value is the measured default; every other field selects a kernel variant
-// that is opt-in until a GPU measurement decides (docs/performance.md).
+// value is the measured default (docs/performance.md: on an H200 the split
+// kernels take the 1 x 256 forward from 1.37 to 0.87-0.91 ms and do not
+// trigger at 16 x 1024; double-buffered tiles and the tiled attention were
+// slower there, so they stay opt-in).
 type Options struct {
 	// MatmulTile forces one tiling of the generated matmul kernel,
 	// "BMxBNxBKxTMxTN" (e.g. "128x64x16x8x4"), with the suffix "db" for its
@@ -49,10 +51,11 @@ type Options struct {
 	// double-buffered form (one barrier per K tile instead of two, twice
 	// the workgroup memory; every default tile still fits 16 KiB).
 	MatmulDoubleBuffer bool
-	// Split turns on the split kernels: "mm" splits deep-K matmuls of
+	// Split chooses the split kernels: "mm" splits deep-K matmuls of
 	// small grids over K (a second, reduce dispatch each), "attn" splits
-	// attention of short sequences over keys (a second, combine dispatch).
-	// Empty: no split.
+	// attention of short sequences over keys (a second, combine dispatch);
+	// "none" turns both off. Empty: the default, both (they apply only
+	// where a grid is small: short sequences and small batches).
 	Split []string
 	// Attention picks the attention kernel where no split applies: "" or
 	// "auto" the one-row-per-thread kernel, "tiled" the tiled kernel
@@ -61,8 +64,23 @@ type Options struct {
 	Attention string
 }
 
-// SplitKinds are the values Options.Split accepts.
+// SplitKinds are the split kernels Options.Split names ("none" alone turns
+// them all off).
 var SplitKinds = []string{"attn", "mm"}
+
+// DefaultSplits are the split kernels used when Options.Split is empty.
+var DefaultSplits = []string{"attn", "mm"}
+
+// splits are the split kernels o turns on.
+func (o Options) splits() []string {
+	switch {
+	case len(o.Split) == 0:
+		return DefaultSplits
+	case len(o.Split) == 1 && o.Split[0] == "none":
+		return nil
+	}
+	return o.Split
+}
 
 // AttentionKinds are the values Options.Attention accepts.
 var AttentionKinds = []string{"auto", "tiled"}
@@ -76,8 +94,14 @@ func (o Options) Check() error {
 	}
 	seen := map[string]bool{}
 	for _, k := range o.Split {
+		if k == "none" && len(o.Split) == 1 {
+			continue
+		}
+		if k == "none" {
+			return fmt.Errorf("gpu: split \"none\" cannot be combined with other split kinds")
+		}
 		if !slices.Contains(SplitKinds, k) {
-			return fmt.Errorf("gpu: split %q is not a split kernel kind (want %s)", k, strings.Join(SplitKinds, " or "))
+			return fmt.Errorf("gpu: split %q is not a split kernel kind (want %s, or none)", k, strings.Join(SplitKinds, " or "))
 		}
 		if seen[k] {
 			return fmt.Errorf("gpu: split %q is named twice", k)

@@ -139,9 +139,9 @@ func TestStandardModel2x128(t *testing.T) {
 
 // TestStandardModelVariants runs the standard model's forward at 1 x 16
 // (the shape where the split kernels apply: small grids, deep K, short
-// sequences) with each opt-in kernel variant of Options against engine/cpu,
-// and counts its dispatches: 50 with the default kernels and with the tiled
-// attention, 74 with the splits (a reduce after each of the 4 split
+// sequences) with each kernel variant of Options against engine/cpu, and
+// counts its dispatches: 50 without the splits (Split "none"), 74 with
+// them (the default) (a reduce after each of the 4 split
 // matmuls of a layer, 6 layers; the attention split does not apply at
 // T = 16 with 6 heads, see TestAttnSplits); at 1 x 256 the attention split
 // adds a combine a layer (56).
@@ -166,12 +166,13 @@ func TestStandardModelVariants(t *testing.T) {
 		T          int
 		dispatches int
 	}{
-		{"default", Options{}, 16, 50},
+		{"default (split)", Options{}, 16, 74},
+		{"no split", Options{Split: []string{"none"}}, 16, 50},
 		{"split", Options{Split: []string{"attn", "mm"}}, 16, 74},
-		{"double-buffered", Options{MatmulDoubleBuffer: true}, 16, 50},
+		{"double-buffered", Options{MatmulDoubleBuffer: true, Split: []string{"none"}}, 16, 50},
 		{"split+db+tiled", Options{Split: []string{"mm", "attn"}, MatmulDoubleBuffer: true, Attention: "tiled"}, 16, 74},
-		{"tiled", Options{Attention: "tiled"}, 16, 50},
-		{"tile 64x64x16x4x4db", Options{MatmulTile: "64x64x16x4x4db"}, 16, 50},
+		{"tiled", Options{Attention: "tiled", Split: []string{"none"}}, 16, 50},
+		{"tile 64x64x16x4x4db", Options{MatmulTile: "64x64x16x4x4db", Split: []string{"none"}}, 16, 50},
 		{"attention split at 1x256", Options{Split: []string{"attn"}}, 256, 56},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -64,9 +64,10 @@ func TestBenchCPU(t *testing.T) {
 
 // TestBenchGPU runs the bench on the WebGPU backend (lavapipe in CI) at a
 // small shape: the validation against the CPU must pass, and one forward of
-// the standard model with the default kernels must be 50 dispatches in one
-// submission; with --split attn,mm, 74: at 1 x 16 the reduce kernel of every
-// K-split matmul adds 4 a layer (engine/gpu kernels.go kSplits).
+// the standard model with the default kernels (the splits on) must be 74
+// dispatches in one submission, 50 with --split none: at 1 x 16 the reduce
+// kernel of every K-split matmul adds 4 a layer (engine/gpu kernels.go
+// kSplits).
 func TestBenchGPU(t *testing.T) {
 	g, err := gpu.New(t.Context(), gpu.Options{})
 	if err != nil {
@@ -79,7 +80,7 @@ func TestBenchGPU(t *testing.T) {
 	for _, c := range []struct {
 		flags      []string
 		dispatches int
-	}{{nil, 50}, {[]string{"--split", "attn,mm", "--matmul-db", "--attention", "tiled"}, 74}} {
+	}{{nil, 74}, {[]string{"--split", "none"}, 50}, {[]string{"--split", "attn,mm", "--matmul-db", "--attention", "tiled"}, 74}} {
 		args := append([]string{"bench", "--job", "forward", "--backend", "gpu", "--shapes", "1x16", "--validate", "1x8", "--iters", "1", "--profile", "1", "--json"}, c.flags...)
 		code, out, errOut := runCLI(t, "", args...)
 		if code != exitOK {
@@ -111,7 +112,7 @@ func TestBenchGPUOptionFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--matmul-tile", "64x64"}, `--matmul-tile: gpu: matmul tile "64x64" is not BMxBNxBKxTMxTN[db]`},
-		{[]string{"--split", "attn,matmul"}, `--split: gpu: split "matmul" is not a split kernel kind (want attn or mm)`},
+		{[]string{"--split", "attn,matmul"}, `--split: gpu: split "matmul" is not a split kernel kind (want attn or mm, or none)`},
 		{[]string{"--attention", "flash"}, `--attention: gpu: attention "flash" is not an attention kernel (want auto or tiled)`},
 		{[]string{"--backend", "cpu", "--split", "mm"}, "--split: selects a GPU kernel variant; --backend cpu has none"},
 		{[]string{"--backend", "cpu", "--matmul-db"}, "--matmul-db: selects a GPU kernel variant"},
