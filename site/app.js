@@ -458,6 +458,7 @@
   function useModel(id) {
     $('model').value = id;
     pairRemasker(false);
+    modelWhy();
     refreshCached();
   }
   function pairRemasker(keepRemasking) {

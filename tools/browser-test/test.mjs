@@ -396,6 +396,7 @@ async function main() {
         await shot(p, '2a-small-default.png', 'the first screen on the CPU path after a run: the small model by default, the line saying why and the switch to the full model');
         // One click: the full model.
         await p.click('#model-switch');
+        await p.waitForFunction(() => /Full model/.test(document.getElementById('model-why').textContent) && /MB download/.test(document.getElementById('prompt-plan').textContent), null, { timeout: 5000 }).catch(() => {});
         const sw = await p.evaluate(() => ({ model: document.getElementById('model').value, remasker: document.getElementById('remasker').value, remasking: document.querySelector('[data-o=remasking]').value, why: document.getElementById('model-why').textContent, plan: document.getElementById('prompt-plan').textContent }));
         check(sw.model === MANIFEST.default_model && sw.remasker === '' && sw.remasking !== 'model' && /Full model \(22\.5 MB\) as chosen/.test(sw.why) && /22\.5 MB download/.test(sw.plan), '17.1 one click on the switch selects the full model (its own remasking) and says so', JSON.stringify(sw));
         got.clear();
