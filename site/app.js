@@ -5,7 +5,7 @@
 'use strict';
 (function () {
   const $ = (id) => document.getElementById(id);
-  const ui = { runs: [], events: [], state: 'starting', manifest: null, loaded: new Set(), history: [], notices: [], announcements: [], phases: [] };
+  const ui = { runs: [], events: [], state: 'starting', manifest: null, loaded: new Set(), history: [], notices: [], announcements: [], phases: [], engineGen: 0, cacheGen: 0 };
   window.remaskUI = ui; // for scripts and the browser tests
 
   let DEFAULTS = null; // option_defaults from the engine
@@ -102,6 +102,9 @@
       else notes.push(`The ${what} “${v}” is not available in this page (a dropped file or a URL that was not loaded); using “${sel.options[sel.selectedIndex] ? sel.options[sel.selectedIndex].value : 'none'}”.`);
     };
     pick($('model'), s.model, 'model');
+    // A link that names the model but not its remasking model gets the
+    // model's own pairing (the small model's remasker, none for the others).
+    if (s.model && !('remasking_model' in s)) pairRemasker('remasking' in s);
     pick($('judge'), s.judge, 'judge');
     pick($('remasker'), s.remasking_model, 'remasking model');
     if (typeof s.prompt === 'string') $('prompt').value = s.prompt;
@@ -127,9 +130,7 @@
   function resetDefaults() {
     if (!DEFAULTS) return;
     applyState({ ...DEFAULTS, masking_ratios: '', seed: '', heatmap: false, compare: false });
-    $('judge').value = 'none';
-    $('remasker').value = '';
-    if (ui.manifest) $('model').value = ui.manifest.default_model;
+    applyDefaultModels();
     const mid = PRESETS[1] || PRESETS[0];
     if (mid) {
       document.querySelector(`input[name=size][value="${mid.name}"]`).checked = true;
@@ -376,23 +377,130 @@
     } catch (_) {}
     return have;
   }
+  // roleOf says what a shipped model is for, from its role in the manifest.
+  function roleOf(m) {
+    const f = ui.manifest || {};
+    if (m.id === f.light_model) return 'small and fast: CPUs, phones, a first run';
+    if (m.id === f.default_model) return 'the full model: the best text, for GPUs';
+    if (m.id === f.remasking_model) return 'chooses what to re-mask (Re-masking: model)';
+    if (m.id === f.default_judge) return 'scores the result (optional)';
+    return m.kind === 'sequence_scorer' ? 'a judge' : m.kind === 'token_classifier' ? 'a remasking model' : 'a language model';
+  }
+  // runIds are the shipped models the form's next run needs.
+  const runIds = () => [$('model').value, $('judge').value, $('remasker').value].filter((id) => id && id !== 'none' && manifestModel(id));
   async function refreshCached() {
+    const gen = ++ui.cacheGen;
     const have = await cachedSet();
+    if (gen !== ui.cacheGen) return; // a newer refresh is under way
+    const stateOf = (m) => (ui.loaded.has(m.id) ? 'loaded' : have.has(m.id) ? 'cached' : remask.server ? 'on the server' : `${MB(m.bytes)} MB download`);
     for (const sel of [$('model'), $('judge'), $('remasker')]) {
       for (const o of sel.options) {
         const m = manifestModel(o.value);
         if (!m) continue;
-        const state = ui.loaded.has(m.id) ? 'loaded' : have.has(m.id) ? 'cached' : remask.server ? 'on the server' : `${MB(m.bytes)} MB download`;
-        o.textContent = `${m.id} (${remask.server ? 'on the server' : MB(m.bytes) + ' MB'}${state === 'loaded' || state === 'cached' ? ', ' + state : ''})`;
+        const state = stateOf(m);
+        o.textContent = `${m.id}: ${roleOf(m)} (${remask.server ? 'on the server' : MB(m.bytes) + ' MB'}${state === 'loaded' || state === 'cached' ? ', ' + state : ''})`;
+        o.title = m.summary || '';
         o.dataset.state = state;
       }
     }
+    const list = $('model-list');
+    list.replaceChildren();
+    for (const m of (ui.manifest && ui.manifest.models) || []) {
+      const li = document.createElement('li');
+      const state = stateOf(m);
+      li.append(Object.assign(document.createElement('strong'), { textContent: m.id }), ` ${MB(m.bytes)} MB`);
+      if (state === 'cached' || state === 'loaded') li.append(' ', Object.assign(document.createElement('span'), { className: 'badge', textContent: state }));
+      li.append(` · ${roleOf(m)}. `, Object.assign(document.createElement('span'), { className: 'sum', textContent: m.summary || m.title || '' }));
+      list.append(li);
+    }
     const m = manifestModel($('model').value);
+    const todo = remask.server ? [] : runIds().filter((id) => !have.has(id) && !ui.loaded.has(id));
+    const bytes = todo.reduce((a, id) => a + manifestModel(id).bytes, 0);
     $('model-help').textContent = m && !remask.server ? `${m.id}: ${have.has(m.id) || ui.loaded.has(m.id) ? 'in this browser already, no download' : `the first run downloads ${MB(m.bytes)} MB once`}. Sizes are download sizes; “cached” models load without a download.` : 'Sizes are download sizes; “cached” models load without a download.';
     plan();
     const p = $('prompt-plan');
-    if (m && !remask.server && !have.has(m.id) && !ui.loaded.has(m.id)) p.textContent += ` First run: a one-time ${MB(m.bytes)} MB download.`;
+    if (todo.length) p.textContent += ` First run: a one-time ${MB(bytes)} MB download${todo.length > 1 ? ` (${todo.join(' + ')})` : ''}.`;
     else if (m && have.has(m.id) && !remask.server) p.append(' ', Object.assign(document.createElement('span'), { className: 'badge', textContent: 'model cached' }));
+    modelWhy();
+  }
+
+  // ---- which model runs by default -----------------------------------------
+  // The small model (the manifest's light_model) with its remasking model
+  // where it serves: the in-page CPU engine (chosen, or auto leaving a
+  // software adapter or having none) and small screens. The full model
+  // (default_model) on a WebGPU adapter and on a remote server. The judge is
+  // off by default: the first download is the small model and its remasker.
+  const smallScreen = () => matchMedia('(max-width: 600px)').matches;
+  function defaultChoice() {
+    const f = ui.manifest;
+    if (!f) return null;
+    const full = { model: f.default_model, remasker: '', remasking: DEFAULTS ? DEFAULTS.remasking : opt('remasking').value, why: 'gpu' };
+    if (remask.server) return { ...full, why: 'server' };
+    if (!f.light_model || !manifestModel(f.light_model)) return full;
+    const e = remask.engine;
+    const cpu = e ? !e.webgpu : !navigator.gpu;
+    if (!cpu && !smallScreen()) return full;
+    const rm = f.remasking_model && manifestModel(f.remasking_model) ? f.remasking_model : '';
+    return { model: f.light_model, remasker: rm, remasking: rm ? 'model' : full.remasking, why: cpu ? 'cpu' : 'screen' };
+  }
+  function applyDefaultModels() {
+    $('judge').value = 'none';
+    const d = defaultChoice();
+    if (!d) return;
+    ui.defaultChoice = d;
+    $('model').value = d.model;
+    $('remasker').value = d.remasker;
+    opt('remasking').value = d.remasking;
+  }
+  // useModel switches the language model (the one-click switch): the small
+  // model comes with its remasking model, the full one with its own
+  // defaults, unless the remasking choice was changed by hand.
+  function useModel(id) {
+    $('model').value = id;
+    pairRemasker(false);
+    modelWhy();
+    refreshCached();
+  }
+  function pairRemasker(keepRemasking) {
+    const f = ui.manifest;
+    if (!f) return;
+    const id = $('model').value;
+    const smallSet = $('remasker').value === f.remasking_model && opt('remasking').value === 'model';
+    if (id === f.light_model && f.remasking_model && manifestModel(f.remasking_model)) {
+      $('remasker').value = f.remasking_model;
+      if (!keepRemasking) opt('remasking').value = 'model';
+    } else if (smallSet || keepRemasking) {
+      $('remasker').value = '';
+      if (!keepRemasking) opt('remasking').value = DEFAULTS ? DEFAULTS.remasking : 'auto';
+    }
+  }
+  // modelWhy says next to Generate which model runs and why, with the
+  // switch to the other one.
+  function modelWhy() {
+    const el = $('model-why');
+    const f = ui.manifest;
+    const d = ui.defaultChoice;
+    const m = f && manifestModel($('model').value);
+    const full = f && manifestModel(f.default_model);
+    const light = f && manifestModel(f.light_model);
+    if (!f || !d || !m || !full || remask.server) return (el.hidden = true);
+    const because = { cpu: 'because this runs on your CPU', screen: 'because this is a small screen', gpu: 'because this runs on your GPU' }[d.why] || '';
+    const how = m.id === d.model ? because : 'as chosen';
+    let text;
+    let to = null;
+    if (light && m.id === light.id) {
+      text = `Small model (${MB(light.bytes)} MB) ${how};`;
+      to = full;
+      $('model-switch').textContent = `switch to the ${MB(full.bytes)} MB model for better text`;
+    } else if (m.id === full.id) {
+      text = `Full model (${MB(full.bytes)} MB) ${how}${light ? ';' : '.'}`;
+      to = light;
+      if (light) $('model-switch').textContent = `switch to the ${MB(light.bytes)} MB small model (faster${d.why === 'cpu' ? ' here' : ' on a CPU'})`;
+    } else text = `Model ${m.id} (${MB(m.bytes)} MB), as chosen.`;
+    $('model-why-text').textContent = text;
+    $('model-switch').hidden = !to;
+    $('model-switch').dataset.to = to ? to.id : '';
+    el.hidden = false;
   }
   function addModel(info) {
     const sel = { sequence_scorer: $('judge'), language_model: $('model'), token_classifier: $('remasker') }[info.kind];
@@ -955,7 +1063,15 @@
       takeFile(e.dataTransfer.files[0]);
     });
     $('clear-cache').addEventListener('click', () => remask.clearCache());
-    $('model').addEventListener('change', refreshCached);
+    $('model').addEventListener('change', () => useModel($('model').value));
+    $('remasker').addEventListener('change', refreshCached);
+    $('judge').addEventListener('change', refreshCached);
+    opt('remasking').addEventListener('change', refreshCached);
+    $('model-switch').addEventListener('click', () => {
+      if (ui.state === 'running' || !$('model-switch').dataset.to) return;
+      useModel($('model-switch').dataset.to);
+      setStatus($('gen-status'), `The next run uses ${$('model').value}.`);
+    });
     $('where').addEventListener('change', switchWhere);
     $('server-url').addEventListener('change', () => $('where').value === 'server' && switchWhere());
     $('api-snippet').addEventListener('toggle', snippet);
@@ -1000,15 +1116,23 @@
       remask.useServer(url.href);
     }
     ui.loaded.clear();
-    await showEngine();
-    refreshCached();
+    if (await showEngine()) refreshCached();
   }
+  // showEngine asks the engine (in-page or remote) for its health and says
+  // what runs. Each call takes a generation number: an answer that arrives
+  // after a newer call (e.g. the in-page engine's, after a switch to a
+  // remote server) is dropped, never shown over the newer state.
   async function showEngine() {
     const el = $('engine');
+    const gen = ++ui.engineGen;
+    const server = remask.server;
+    const stale = () => gen !== ui.engineGen || remask.server !== server;
     try {
       const resp = await remask.fetch('/v1/health');
+      if (stale()) return false;
       if (!resp.ok) throw await apiError(resp);
       const h = await resp.json();
+      if (stale()) return false;
       if (h.limits && h.limits.max_tokens) maxTokens = h.limits.max_tokens;
       if (remask.server) return setStatus(el, `Runs on the remask server at ${remask.server} (${h.backend}, ${h.models} models).`, 'good');
       const e = remask.engine;
@@ -1021,8 +1145,10 @@
         setStatus(el, `Runs on the CPU in this page (one thread, slower than a GPU): ${why}. Sizes are kept small.`);
       }
     } catch (e) {
+      if (stale()) return false;
       setStatus(el, `The engine is not reachable: ${webMessage(e)}`, 'error');
     }
+    return true;
   }
 
   async function main() {
@@ -1041,8 +1167,7 @@
     try {
       ui.manifest = await (await fetch('manifest.json')).json();
       for (const m of ui.manifest.models) addModel(m);
-      $('model').value = ui.manifest.default_model;
-      $('judge').value = 'none';
+      applyDefaultModels(); // final once the engine says what it runs on
       refreshCached();
     } catch (e) {
       setStatus($('model-status'), `The site's model list (manifest.json) could not be read: ${e.message}. Reload the page.`, 'error');

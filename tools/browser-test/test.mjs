@@ -60,9 +60,10 @@ const nativeCache = new Map();
 function nativeCPU(o) {
   const key = JSON.stringify(o);
   if (!nativeCache.has(key)) {
-    const out = execFileSync(path.join(ROOT, 'bin/remask'), ['sample', '--backend', 'cpu', '--json', '--model', 'models/shakespeare.safetensors',
+    const extra = o.remasking_model ? ['--remasking', 'model', '--remasking-model', `models/${o.remasking_model}.safetensors`] : [];
+    const out = execFileSync(path.join(ROOT, 'bin/remask'), ['sample', '--backend', 'cpu', '--json', '--model', `models/${o.model || 'shakespeare'}.safetensors`,
       '--num-samples', String(o.num_samples), '--sequence-length', String(o.sequence_length), '--iterations', String(o.iterations),
-      '--seed', String(o.seed), '--quality-metric', o.quality_metric], { cwd: ROOT, encoding: 'utf8' });
+      '--seed', String(o.seed), '--quality-metric', o.quality_metric, ...extra], { cwd: ROOT, encoding: 'utf8' });
     nativeCache.set(key, JSON.parse(out));
   }
   return nativeCache.get(key);
@@ -281,6 +282,13 @@ async function layout(page, what, width) {
   check(l.small.length === 0, `touch targets at least 24 x 24 px (${what})`, l.small.join(', '));
 }
 
+// The site's manifest: the model sizes the checks expect come from it.
+const MANIFEST = JSON.parse(readFileSync(path.join(ROOT, 'site/dist/manifest.json'), 'utf8'));
+const SIZE = (id) => MANIFEST.models.find((m) => m.id === id).bytes;
+const mb = (b) => (b / 1e6).toFixed(1);
+// The first download of the CPU path: the small model and its remasker.
+const LIGHT_BYTES = SIZE(MANIFEST.light_model) + SIZE(MANIFEST.remasking_model);
+
 async function main() {
   mkdirSync(OUT, { recursive: true });
   const want = nativeCPU(SMALL).samples[0].text;
@@ -307,8 +315,14 @@ async function main() {
         check(hidden.scrub === 'none' && hidden.metrics === 'none', '#4 [hidden] rows stay hidden', JSON.stringify(hidden));
         check(hidden.copy && hidden.download, '#4 Copy and Download are disabled before there is text', JSON.stringify(hidden));
         const picker = await page.evaluate(() => Array.from(document.getElementById('model').options).map((o) => o.textContent));
-        check(picker.some((t) => /22\.5 MB/.test(t)), '#3 the model picker shows the download size before any download', JSON.stringify(picker));
-        check(/22\.5 MB download/.test(await page.textContent('#prompt-plan')), '#3 the size of the first download is said next to Generate', await page.textContent('#prompt-plan'));
+        check(picker.some((t) => /22\.5 MB/.test(t)) && picker.some((t) => /3\.9 MB/.test(t)), '#3 the model picker shows the download size before any download', JSON.stringify(picker));
+        const list = await page.evaluate(() => Array.from(document.querySelectorAll('#model-list li')).map((li) => li.textContent));
+        check(list.length === MANIFEST.models.length && MANIFEST.models.every((m) => list.some((t) => t.startsWith(m.id + ' ' + mb(m.bytes) + ' MB') && t.includes(m.summary))), '17.4 the picker lists every model with its size and what it is for', JSON.stringify(list.map((t) => t.slice(0, 90))));
+        const def = await page.evaluate(() => ({ model: document.getElementById('model').value, remasker: document.getElementById('remasker').value, remasking: document.querySelector('[data-o=remasking]').value, judge: document.getElementById('judge').value, why: document.getElementById('model-why').hidden ? null : document.getElementById('model-why').textContent }));
+        check(def.model === MANIFEST.light_model && def.remasker === MANIFEST.remasking_model && def.remasking === 'model' && def.judge === 'none', '17.1 the CPU path (auto on SwiftShader) defaults to the small model, remasking: model with its remasker, no judge', JSON.stringify(def));
+        check(def.why && def.why.includes(`Small model (${mb(SIZE(MANIFEST.light_model))} MB) because this runs on your CPU`) && def.why.includes(`switch to the ${mb(SIZE(MANIFEST.default_model))} MB model`), '17.1 the page says which model runs and why, with the switch next to it', def.why);
+        const planText = await page.textContent('#prompt-plan');
+        check(LIGHT_BYTES < 8e6 && planText.includes(`a one-time ${mb(LIGHT_BYTES)} MB download`), '#3 17.1 the size of the first download (under 8 MB) is said next to Generate', planText);
         await layout(page, '1366x900');
         // Generate within 5 Tab presses from the top of the page.
         await page.evaluate(() => document.activeElement && document.activeElement.blur());
@@ -340,7 +354,7 @@ async function main() {
         measure('click -> first visible change (CPU path, model not cached)', `${w.firstChange.toFixed(0)} ms`);
         const canvas = await page.evaluate(() => ({ rows: document.querySelectorAll('#runs .sample').length, cells: document.querySelectorAll('#runs .sample .c').length, phase: document.getElementById('phase-text').textContent }));
         check(canvas.rows >= 1 && canvas.cells >= 64, '#3 the masked canvas is drawn at the click, before the download ends', JSON.stringify(canvas));
-        check(/22\.5 MB/.test(canvas.phase), '#3 the download shows its total size next to the output', canvas.phase);
+        check(canvas.phase.includes(`${mb(LIGHT_BYTES)} MB in all`), '#3 the download shows its total size next to the output', canvas.phase);
         await shot(page, '2-downloading.png', 'right after the click on a fresh profile: the masked canvas of the requested size and the download line (size; speed and ETA follow with the bytes)');
         await page.click('#stop');
         await page.waitForFunction(() => document.body.dataset.state === 'stopped', null, { timeout: 5000 });
@@ -352,6 +366,45 @@ async function main() {
         check(after.state === 'stopped' && after.iters === 0, '#1 nothing runs after a Stop during loading', JSON.stringify(after));
         check(await page.evaluate(() => document.getElementById('copy').disabled), '#4 Copy stays disabled after a Stop with no text');
         await context.unroute('**/models/*.safetensors');
+      });
+
+      await section('17.1 the small model by default on the CPU path, the full one a click away', async () => {
+        // A fresh profile: nothing cached. Every model byte the page fetches
+        // is counted.
+        const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+        const p = await newPage(ctx);
+        const got = new Map();
+        p.on('response', async (resp) => {
+          const m = /\/models\/([^/?]+)\.safetensors/.exec(resp.url());
+          if (m && resp.status() === 200) got.set(m[1], (got.get(m[1]) || 0) + (await resp.body().catch(() => Buffer.alloc(0))).length);
+        });
+        await visit(p, srv.url);
+        const o = { num_samples: 1, sequence_length: 32, iterations: 3, seed: 1, quality_metric: 'node' };
+        await p.evaluate((o) => {
+          for (const k of ['num_samples', 'sequence_length', 'iterations']) document.querySelector(`[data-o=${k}]`).value = o[k];
+          document.querySelector('[data-o=quality_metric]').value = o.quality_metric;
+          document.getElementById('o-seed').value = o.seed;
+        }, o);
+        let r = await generate(p, 240000);
+        const opts = await p.evaluate(() => remaskUI.runs[0].opts);
+        const bytes = [...got.values()].reduce((a, b) => a + b, 0);
+        check(r.state === 'done' && opts.model === MANIFEST.light_model && opts.remasking === 'model' && opts.remasking_model === MANIFEST.remasking_model && opts.judge === 'none', '17.1 the first run on the CPU path uses the small model and its remasker, no judge', r.error || JSON.stringify({ model: opts.model, remasking: opts.remasking, remasking_model: opts.remasking_model, judge: opts.judge }));
+        check(bytes > 0 && bytes < 8e6 && [...got.keys()].sort().join() === [MANIFEST.light_model, MANIFEST.remasking_model].sort().join(), '17.1 the first download is under 8 MB', `${mb(bytes)} MB: ${JSON.stringify(Object.fromEntries(got))}`);
+        measure('first download on the CPU path (small model + remasker)', `${mb(bytes)} MB`);
+        const want = nativeCPU({ ...o, model: MANIFEST.light_model, remasking_model: MANIFEST.remasking_model }).samples[0].text;
+        check(r.done && r.done.samples[0].text === want, '17.1 the in-page small model with its remasker equals the native CPU backend exactly', r.done && JSON.stringify(r.done.samples[0].text));
+        await shot(p, '2a-small-default.png', 'the first screen on the CPU path after a run: the small model by default, the line saying why and the switch to the full model');
+        // One click: the full model.
+        await p.click('#model-switch');
+        await p.waitForFunction(() => /Full model/.test(document.getElementById('model-why').textContent) && /MB download/.test(document.getElementById('prompt-plan').textContent), null, { timeout: 5000 }).catch(() => {});
+        const sw = await p.evaluate(() => ({ model: document.getElementById('model').value, remasker: document.getElementById('remasker').value, remasking: document.querySelector('[data-o=remasking]').value, why: document.getElementById('model-why').textContent, plan: document.getElementById('prompt-plan').textContent }));
+        check(sw.model === MANIFEST.default_model && sw.remasker === '' && sw.remasking !== 'model' && /Full model \(22\.5 MB\) as chosen/.test(sw.why) && /22\.5 MB download/.test(sw.plan), '17.1 one click on the switch selects the full model (its own remasking) and says so', JSON.stringify(sw));
+        got.clear();
+        r = await generate(p, 240000);
+        const opts2 = await p.evaluate(() => remaskUI.runs[0].opts);
+        check(r.state === 'done' && opts2.model === MANIFEST.default_model && got.has(MANIFEST.default_model), '17.1 switching to the full model works: it is downloaded and generates', r.error || JSON.stringify({ model: opts2.model, got: [...got.keys()] }));
+        await axe(p, 'small model default, after switching to the full model');
+        await ctx.close();
       });
 
       await section('in-page CPU engine (auto): first run, heatmap, partial text after Stop', async () => {
@@ -507,6 +560,42 @@ async function main() {
       });
 
       await section('remote server mode', async () => {
+        // A health answer of the in-page engine that arrives after the switch
+        // to a remote server must not overwrite the server's line. The
+        // in-page answer is held 1.5 s and marked (backend "STALE", 987 models).
+        const race = await page.evaluate(async (srvUrl) => {
+          const orig = remask.fetch;
+          let held = 0;
+          remask.fetch = function (path, init) {
+            const local = !remask.server;
+            const p = orig.call(this, path, init);
+            if (!local || path !== '/v1/health') return p;
+            held++;
+            return p.then(async (r) => {
+              const h = await r.json();
+              await new Promise((x) => setTimeout(x, 1500));
+              return new Response(JSON.stringify({ ...h, backend: 'STALE', models: 987 }), { status: 200, headers: { 'Content-Type': 'application/json' } });
+            });
+          };
+          try {
+            const where = document.getElementById('where');
+            where.value = 'auto';
+            where.dispatchEvent(new Event('change'));
+            await new Promise((x) => setTimeout(x, 50));
+            document.getElementById('server-url').value = srvUrl;
+            where.value = 'server';
+            where.dispatchEvent(new Event('change'));
+            const t0 = performance.now();
+            while (!/remask server/.test(document.getElementById('engine').textContent) && performance.now() - t0 < 10000) await new Promise((x) => setTimeout(x, 50));
+            const first = document.getElementById('engine').textContent;
+            await new Promise((x) => setTimeout(x, 2500)); // the held answer has arrived by now
+            return { held, first, last: document.getElementById('engine').textContent };
+          } finally {
+            remask.fetch = orig;
+          }
+        }, srv.url);
+        const sh = await (await fetch(srv.url + 'v1/health')).json();
+        check(race.held === 1 && race.last === race.first && race.last.includes(`${sh.backend}, ${sh.models} models`) && !/STALE|987/.test(race.last), 'a late health answer of the in-page engine cannot overwrite the remote server\'s line', JSON.stringify(race));
         await page.selectOption('#where', 'server');
         await page.fill('#server-url', srv.url);
         await page.dispatchEvent('#server-url', 'change');
@@ -529,6 +618,8 @@ async function main() {
         const engine = await page.evaluate(() => window.remask.engine);
         check(engine && engine.webgpu === true && /swiftshader/i.test(engine.adapter), 'choosing WebGPU uses the SwiftShader adapter', JSON.stringify({ webgpu: engine.webgpu, adapter: engine.adapter }));
         check((await page.inputValue('#where')) === 'gpu', 'the Run on choice shows WebGPU');
+        const dc = await page.evaluate(() => remaskUI.defaultChoice);
+        check(dc && dc.model === MANIFEST.default_model && dc.why === 'gpu', '17.1 on a WebGPU adapter the default is the full model', JSON.stringify(dc));
         await armWatch(page);
         const t0 = await page.evaluate(() => performance.now());
         await page.click('#generate');
@@ -629,6 +720,10 @@ async function main() {
           if (width === 390) {
             check(engine && engine.webgpu === false && engine.gpu_problem === 'no_adapter', 'without WebGPU the engine runs on the CPU', JSON.stringify({ webgpu: engine.webgpu, problem: engine.gpu_problem }));
             check(/CPU/.test(await page.textContent('#engine')), 'the page says so plainly', await page.textContent('#engine'));
+          }
+          if (width === 320) {
+            const def = await page.evaluate(() => ({ model: document.getElementById('model').value, remasker: document.getElementById('remasker').value, why: document.getElementById('model-why').textContent }));
+            check(def.model === MANIFEST.light_model && def.remasker === MANIFEST.remasking_model && /Small model/.test(def.why), '17.1 a phone defaults to the small model with its remasker', JSON.stringify(def));
           }
           await layout(page, `${width}x844`, width);
           await shot(page, `10-phone-${width}.png`, `the first screen on a ${width} px phone`);
