@@ -23,13 +23,15 @@ import (
 	"net/http"
 	"sync"
 	"syscall/js"
+
+	"github.com/remask/remask/internal/jsutil"
 )
 
 // serveJS handles one JavaScript Request with h and returns a promise of the
 // Response. The promise resolves once the handler has written its status
 // (its first body byte, a flush, or its return); the body then streams.
 func serveJS(h http.Handler, jreq js.Value) js.Value {
-	return promise(func() (any, error) {
+	return jsutil.Promise(func() (any, error) {
 		req, cancel, err := toRequest(jreq)
 		if err != nil {
 			return nil, err
@@ -55,36 +57,11 @@ func serveJS(h http.Handler, jreq js.Value) js.Value {
 // serveJS calls it once the response is over, so requests that finish
 // normally leave no listener (and no js.Func) behind.
 func toRequest(jreq js.Value) (*http.Request, context.CancelFunc, error) {
-	ctx, cancelCtx := context.WithCancel(context.Background())
-	cancel := cancelCtx
-	if sig := jreq.Get("signal"); sig.Truthy() {
-		if sig.Get("aborted").Bool() {
-			cancelCtx()
-		} else {
-			var onAbort js.Func
-			var once sync.Once
-			detach := func() {
-				once.Do(func() {
-					sig.Call("removeEventListener", "abort", onAbort)
-					onAbort.Release()
-				})
-			}
-			onAbort = js.FuncOf(func(js.Value, []js.Value) any {
-				cancelCtx()
-				detach()
-				return nil
-			})
-			sig.Call("addEventListener", "abort", onAbort, map[string]any{"once": true})
-			cancel = func() {
-				cancelCtx()
-				detach()
-			}
-		}
-	}
+	ctx, cancel := jsutil.SignalContext(jreq.Get("signal"))
 	method := jreq.Get("method").String()
 	var body []byte
 	if method != http.MethodGet && method != http.MethodHead {
-		ab, err := await(ctx, jreq.Call("arrayBuffer"))
+		ab, err := jsutil.Await(ctx, jreq.Call("arrayBuffer"))
 		if err != nil {
 			cancel()
 			return nil, nil, err
@@ -99,11 +76,7 @@ func toRequest(jreq js.Value) (*http.Request, context.CancelFunc, error) {
 		return nil, nil, err
 	}
 	req.RemoteAddr = "browser"
-	entries := js.Global().Get("Array").Call("from", jreq.Get("headers").Call("entries"))
-	for i := 0; i < entries.Length(); i++ {
-		kv := entries.Index(i)
-		req.Header.Add(kv.Index(0).String(), kv.Index(1).String())
-	}
+	jsutil.AddHeaders(req.Header, jreq.Get("headers"))
 	return req, cancel, nil
 }
 
@@ -168,7 +141,7 @@ func toResponse(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc)
 	}
 	pull = js.FuncOf(func(_ js.Value, args []js.Value) any {
 		controller := args[0]
-		return promise(func() (any, error) {
+		return jsutil.Promise(func() (any, error) {
 			n, err := pr.Read(buf)
 			if n > 0 {
 				u8 := js.Global().Get("Uint8Array").New(n)
@@ -180,7 +153,7 @@ func toResponse(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc)
 				controller.Call("close")
 				release()
 			case err != nil:
-				controller.Call("error", errorf("%v", err))
+				controller.Call("error", jsutil.Errorf("%v", err))
 				release()
 			}
 			return nil, nil

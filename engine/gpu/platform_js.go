@@ -16,10 +16,13 @@ package gpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"syscall/js"
+
+	"github.com/remask/remask/internal/jsutil"
 )
 
 type buffer struct {
@@ -47,41 +50,16 @@ type platform struct {
 	lost                error
 }
 
-// await waits for a promise; a rejection becomes an error.
+// await waits for a promise (jsutil.Await); a rejection becomes an error
+// that reads as the rejected value's toString(), the WebGPU error's name and
+// message.
 func await(ctx context.Context, p js.Value) (js.Value, error) {
-	type result struct {
-		v   js.Value
-		err error
+	v, err := jsutil.Await(ctx, p)
+	var je *jsutil.Error
+	if errors.As(err, &je) && !je.Value.IsUndefined() && !je.Value.IsNull() {
+		return v, fmt.Errorf("%s", je.Value.Call("toString").String())
 	}
-	ch := make(chan result, 1)
-	then := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		v := js.Undefined()
-		if len(args) > 0 {
-			v = args[0]
-		}
-		ch <- result{v: v}
-		return nil
-	})
-	catch := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		msg := "rejected"
-		if len(args) > 0 {
-			msg = args[0].Call("toString").String()
-		}
-		ch <- result{err: fmt.Errorf("%s", msg)}
-		return nil
-	})
-	p.Call("then", then, catch)
-	select {
-	case r := <-ch:
-		then.Release()
-		catch.Release()
-		return r.v, r.err
-	case <-ctx.Done():
-		// The callbacks stay alive: the promise may still settle (into the
-		// buffered ch), and calling a released js.Func logs "call to
-		// released function" (a Stop during loading or generation).
-		return js.Undefined(), ctx.Err()
-	}
+	return v, err
 }
 
 func jsLimits(l js.Value) Limits {
