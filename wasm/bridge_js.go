@@ -21,7 +21,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync"
 	"syscall/js"
 
 	"github.com/remask/remask/internal/jsutil"
@@ -37,15 +36,15 @@ func serveJS(h http.Handler, jreq js.Value) js.Value {
 			return nil, err
 		}
 		pr, pw := io.Pipe()
-		w := &responseWriter{header: http.Header{}, status: http.StatusOK, pipe: pw, ready: make(chan struct{})}
+		w := jsutil.NewResponseWriter(pw)
 		go func() {
 			defer func() {
-				w.markReady()
+				w.MarkReady()
 				pw.Close()
 			}()
 			h.ServeHTTP(w, req)
 		}()
-		<-w.ready
+		<-w.Ready
 		return toResponse(w, pr, cancel), nil
 	})
 }
@@ -80,54 +79,20 @@ func toRequest(jreq js.Value) (*http.Request, context.CancelFunc, error) {
 	return req, cancel, nil
 }
 
-// responseWriter is an http.ResponseWriter and http.Flusher whose body goes
-// into a pipe read by the Response's ReadableStream.
-type responseWriter struct {
-	header  http.Header
-	status  int
-	wrote   bool
-	pipe    *io.PipeWriter
-	ready   chan struct{}
-	onceRdy sync.Once
-}
-
-func (w *responseWriter) Header() http.Header { return w.header }
-
-func (w *responseWriter) WriteHeader(status int) {
-	if !w.wrote {
-		w.status = status
-		w.wrote = true
-	}
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	w.markReady()
-	return w.pipe.Write(p)
-}
-
-// Flush sends the status and headers now; written bytes are never buffered.
-func (w *responseWriter) Flush() {
-	w.WriteHeader(http.StatusOK)
-	w.markReady()
-}
-
-func (w *responseWriter) markReady() { w.onceRdy.Do(func() { close(w.ready) }) }
-
 // errClientGone ends a handler's writes after the page cancelled the body.
 var errClientGone = errors.New("the page cancelled the response")
 
 // toResponse makes the fetch Response: status, headers, and a ReadableStream
 // that pulls from the pipe. Cancelling the stream cancels the request.
-func toResponse(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc) js.Value {
+func toResponse(w *jsutil.ResponseWriter, pr *io.PipeReader, cancel context.CancelFunc) js.Value {
 	headers := js.Global().Get("Headers").New()
-	for k, vs := range w.header {
+	for k, vs := range w.Header() {
 		for _, v := range vs {
 			headers.Call("append", k, v)
 		}
 	}
-	init := map[string]any{"status": w.status, "statusText": http.StatusText(w.status), "headers": headers}
-	if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
+	init := map[string]any{"status": w.Status, "statusText": http.StatusText(w.Status), "headers": headers}
+	if w.Status == http.StatusNoContent || w.Status == http.StatusNotModified {
 		pr.Close()
 		cancel()
 		return js.Global().Get("Response").New(js.Null(), init)

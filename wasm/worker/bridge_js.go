@@ -57,17 +57,17 @@ func serve(h http.Handler, tick func() js.Value, jreq, jbody js.Value) js.Value 
 	}
 
 	pr, pw := io.Pipe()
-	w := &responseWriter{ctx: ctx, tick: tick, header: http.Header{}, status: http.StatusOK, pipe: pw, ready: make(chan struct{})}
+	w := &responseWriter{ResponseWriter: jsutil.NewResponseWriter(pw), ctx: ctx, tick: tick}
 	return jsutil.Promise(func() (any, error) {
 		go func() {
 			defer func() {
-				w.markReady()
+				w.MarkReady()
 				w.stopTimer()
 				pw.Close()
 			}()
 			h.ServeHTTP(w, req)
 		}()
-		<-w.ready
+		<-w.Ready
 		return head(w, pr, cancel), nil
 	})
 }
@@ -75,15 +75,15 @@ func serve(h http.Handler, tick func() js.Value, jreq, jbody js.Value) js.Value 
 // head is the object serve's promise resolves to.
 func head(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc) js.Value {
 	headers := js.Global().Get("Array").New()
-	for k, vs := range w.header {
+	for k, vs := range w.Header() {
 		for _, v := range vs {
 			headers.Call("push", js.ValueOf([]any{k, v}))
 		}
 	}
 	o := js.Global().Get("Object").New()
-	o.Set("status", w.status)
+	o.Set("status", w.Status)
 	o.Set("headers", headers)
-	if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
+	if w.Status == http.StatusNoContent || w.Status == http.StatusNotModified {
 		pr.Close()
 		cancel()
 		o.Set("nobody", true)
@@ -131,35 +131,20 @@ func head(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc) js.Va
 // errClientGone ends a handler's writes after the client went away.
 var errClientGone = errors.New("the client went away")
 
-// responseWriter is an http.ResponseWriter, http.Flusher and write-deadline
-// setter whose body goes into a pipe that read() drains.
+// responseWriter is jsutil.ResponseWriter (an http.ResponseWriter and
+// http.Flusher whose body goes into a pipe that read() drains) that yields
+// to the event loop after each write and sets write deadlines.
 type responseWriter struct {
-	ctx     context.Context
-	tick    func() js.Value // a promise that resolves in the next macrotask
-	header  http.Header
-	status  int
-	wrote   bool
-	pipe    *io.PipeWriter
-	ready   chan struct{}
-	onceRdy sync.Once
+	*jsutil.ResponseWriter
+	ctx  context.Context
+	tick func() js.Value // a promise that resolves in the next macrotask
 
 	mu    sync.Mutex
 	timer *time.Timer
 }
 
-func (w *responseWriter) Header() http.Header { return w.header }
-
-func (w *responseWriter) WriteHeader(status int) {
-	if !w.wrote {
-		w.status = status
-		w.wrote = true
-	}
-}
-
 func (w *responseWriter) Write(p []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	w.markReady()
-	n, err := w.pipe.Write(p)
+	n, err := w.ResponseWriter.Write(p)
 	if err == nil && w.tick != nil {
 		// Go returns to the event loop only when every goroutine waits, so a
 		// generation would compute its next iteration before the isolate
@@ -168,12 +153,6 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		jsutil.Await(w.ctx, w.tick())
 	}
 	return n, err
-}
-
-// Flush sends the status and headers now; written bytes are never buffered.
-func (w *responseWriter) Flush() {
-	w.WriteHeader(http.StatusOK)
-	w.markReady()
 }
 
 // SetWriteDeadline (used through http.ResponseController) ends the body
@@ -187,11 +166,9 @@ func (w *responseWriter) SetWriteDeadline(t time.Time) error {
 		w.timer = nil
 	}
 	if !t.IsZero() {
-		w.timer = time.AfterFunc(time.Until(t), func() { w.pipe.CloseWithError(os.ErrDeadlineExceeded) })
+		w.timer = time.AfterFunc(time.Until(t), func() { w.Pipe.CloseWithError(os.ErrDeadlineExceeded) })
 	}
 	return nil
 }
 
 func (w *responseWriter) stopTimer() { w.SetWriteDeadline(time.Time{}) }
-
-func (w *responseWriter) markReady() { w.onceRdy.Do(func() { close(w.ready) }) }
