@@ -161,16 +161,9 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 			return flagError("shapes", "%dx%d: %v", s[0], s[1], err)
 		}
 	}
-	be, note, err := openBackend(ctx, a.backend, a.threads, gpu.Options{MatmulTile: a.matmulTile})
+	be, net, err := c.benchNet(ctx, a, m)
 	if err != nil {
 		return err
-	}
-	if note != "" {
-		fmt.Fprintf(c.stderr, "backend: %s (%s)\n", be.Name(), note)
-	}
-	net, err := be.Load(ctx, m)
-	if err != nil {
-		return fmt.Errorf("loading %s on the %s backend: %w", m.Name(), be.Name(), err)
 	}
 	rep := benchReport{Backend: be.Name(), Model: m.Name()}
 	if len(vshape) == 1 {
@@ -333,4 +326,21 @@ func parseShapes(s string) ([][2]int, error) {
 // random weights.
 func standardModel(seed uint64) (*model.Model, error) {
 	return model.Random(model.Standard(), seed, 0.02)
+}
+
+// benchNet opens the backend that a names (its note, such as why it fell
+// back to the CPU, on stderr) and loads m on it.
+func (c *cli) benchNet(ctx context.Context, a *benchArgs, m *model.Model) (engine.Backend, engine.Net, error) {
+	be, note, err := openBackend(ctx, a.backend, a.threads, gpu.Options{MatmulTile: a.matmulTile})
+	if err != nil {
+		return nil, nil, err
+	}
+	if note != "" {
+		fmt.Fprintf(c.stderr, "backend: %s (%s)\n", be.Name(), note)
+	}
+	net, err := be.Load(ctx, m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading %s on the %s backend: %w", m.Name(), be.Name(), err)
+	}
+	return be, net, nil
 }
