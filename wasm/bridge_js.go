@@ -21,29 +21,30 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync"
 	"syscall/js"
+
+	"github.com/remask/remask/internal/jsutil"
 )
 
 // serveJS handles one JavaScript Request with h and returns a promise of the
 // Response. The promise resolves once the handler has written its status
 // (its first body byte, a flush, or its return); the body then streams.
 func serveJS(h http.Handler, jreq js.Value) js.Value {
-	return promise(func() (any, error) {
+	return jsutil.Promise(func() (any, error) {
 		req, cancel, err := toRequest(jreq)
 		if err != nil {
 			return nil, err
 		}
 		pr, pw := io.Pipe()
-		w := &responseWriter{header: http.Header{}, status: http.StatusOK, pipe: pw, ready: make(chan struct{})}
+		w := jsutil.NewResponseWriter(pw)
 		go func() {
 			defer func() {
-				w.markReady()
+				w.MarkReady()
 				pw.Close()
 			}()
 			h.ServeHTTP(w, req)
 		}()
-		<-w.ready
+		<-w.Ready
 		return toResponse(w, pr, cancel), nil
 	})
 }
@@ -55,36 +56,11 @@ func serveJS(h http.Handler, jreq js.Value) js.Value {
 // serveJS calls it once the response is over, so requests that finish
 // normally leave no listener (and no js.Func) behind.
 func toRequest(jreq js.Value) (*http.Request, context.CancelFunc, error) {
-	ctx, cancelCtx := context.WithCancel(context.Background())
-	cancel := cancelCtx
-	if sig := jreq.Get("signal"); sig.Truthy() {
-		if sig.Get("aborted").Bool() {
-			cancelCtx()
-		} else {
-			var onAbort js.Func
-			var once sync.Once
-			detach := func() {
-				once.Do(func() {
-					sig.Call("removeEventListener", "abort", onAbort)
-					onAbort.Release()
-				})
-			}
-			onAbort = js.FuncOf(func(js.Value, []js.Value) any {
-				cancelCtx()
-				detach()
-				return nil
-			})
-			sig.Call("addEventListener", "abort", onAbort, map[string]any{"once": true})
-			cancel = func() {
-				cancelCtx()
-				detach()
-			}
-		}
-	}
+	ctx, cancel := jsutil.SignalContext(jreq.Get("signal"))
 	method := jreq.Get("method").String()
 	var body []byte
 	if method != http.MethodGet && method != http.MethodHead {
-		ab, err := await(ctx, jreq.Call("arrayBuffer"))
+		ab, err := jsutil.Await(ctx, jreq.Call("arrayBuffer"))
 		if err != nil {
 			cancel()
 			return nil, nil, err
@@ -99,62 +75,24 @@ func toRequest(jreq js.Value) (*http.Request, context.CancelFunc, error) {
 		return nil, nil, err
 	}
 	req.RemoteAddr = "browser"
-	entries := js.Global().Get("Array").Call("from", jreq.Get("headers").Call("entries"))
-	for i := 0; i < entries.Length(); i++ {
-		kv := entries.Index(i)
-		req.Header.Add(kv.Index(0).String(), kv.Index(1).String())
-	}
+	jsutil.AddHeaders(req.Header, jreq.Get("headers"))
 	return req, cancel, nil
 }
-
-// responseWriter is an http.ResponseWriter and http.Flusher whose body goes
-// into a pipe read by the Response's ReadableStream.
-type responseWriter struct {
-	header  http.Header
-	status  int
-	wrote   bool
-	pipe    *io.PipeWriter
-	ready   chan struct{}
-	onceRdy sync.Once
-}
-
-func (w *responseWriter) Header() http.Header { return w.header }
-
-func (w *responseWriter) WriteHeader(status int) {
-	if !w.wrote {
-		w.status = status
-		w.wrote = true
-	}
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	w.markReady()
-	return w.pipe.Write(p)
-}
-
-// Flush sends the status and headers now; written bytes are never buffered.
-func (w *responseWriter) Flush() {
-	w.WriteHeader(http.StatusOK)
-	w.markReady()
-}
-
-func (w *responseWriter) markReady() { w.onceRdy.Do(func() { close(w.ready) }) }
 
 // errClientGone ends a handler's writes after the page cancelled the body.
 var errClientGone = errors.New("the page cancelled the response")
 
 // toResponse makes the fetch Response: status, headers, and a ReadableStream
 // that pulls from the pipe. Cancelling the stream cancels the request.
-func toResponse(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc) js.Value {
+func toResponse(w *jsutil.ResponseWriter, pr *io.PipeReader, cancel context.CancelFunc) js.Value {
 	headers := js.Global().Get("Headers").New()
-	for k, vs := range w.header {
+	for k, vs := range w.Header() {
 		for _, v := range vs {
 			headers.Call("append", k, v)
 		}
 	}
-	init := map[string]any{"status": w.status, "statusText": http.StatusText(w.status), "headers": headers}
-	if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
+	init := map[string]any{"status": w.Status, "statusText": http.StatusText(w.Status), "headers": headers}
+	if w.Status == http.StatusNoContent || w.Status == http.StatusNotModified {
 		pr.Close()
 		cancel()
 		return js.Global().Get("Response").New(js.Null(), init)
@@ -168,7 +106,7 @@ func toResponse(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc)
 	}
 	pull = js.FuncOf(func(_ js.Value, args []js.Value) any {
 		controller := args[0]
-		return promise(func() (any, error) {
+		return jsutil.Promise(func() (any, error) {
 			n, err := pr.Read(buf)
 			if n > 0 {
 				u8 := js.Global().Get("Uint8Array").New(n)
@@ -180,7 +118,7 @@ func toResponse(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc)
 				controller.Call("close")
 				release()
 			case err != nil:
-				controller.Call("error", errorf("%v", err))
+				controller.Call("error", jsutil.Errorf("%v", err))
 				release()
 			}
 			return nil, nil

@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"syscall/js"
+
+	"github.com/remask/remask/internal/jsutil"
 )
 
 // hostLoader is the api.Loader of the browser: it asks the worker's
@@ -22,10 +24,10 @@ type hostLoader struct {
 
 // Open implements api.Loader.
 func (l hostLoader) Open(ctx context.Context, source string) (io.ReadCloser, int64, error) {
-	v, err := await(ctx, l.host.Call("openModel", source))
+	v, err := jsutil.Await(ctx, l.host.Call("openModel", source))
 	if err != nil {
-		if je, ok := err.(*jsError); ok && je.v.Type() == js.TypeObject && je.v.Get("notFound").Truthy() {
-			return nil, 0, fmt.Errorf("%s (%w)", je.msg, fs.ErrNotExist)
+		if je, ok := err.(*jsutil.Error); ok && je.Value.Type() == js.TypeObject && je.Value.Get("notFound").Truthy() {
+			return nil, 0, fmt.Errorf("%s (%w)", je.Msg, fs.ErrNotExist)
 		}
 		return nil, 0, err
 	}
@@ -50,7 +52,7 @@ func (s *streamReader) Read(p []byte) (int, error) {
 		if s.err != nil {
 			return 0, s.err
 		}
-		res, err := await(s.ctx, s.r.Call("read"))
+		res, err := jsutil.Await(s.ctx, s.r.Call("read"))
 		if err != nil {
 			s.err = err
 			s.cancel()

@@ -28,6 +28,7 @@ import (
 	"github.com/remask/remask/engine/api"
 	"github.com/remask/remask/engine/cpu"
 	"github.com/remask/remask/engine/gpu"
+	"github.com/remask/remask/internal/jsutil"
 )
 
 func main() {
@@ -71,7 +72,7 @@ func main() {
 	binding.Set("engine", js.Global().Get("JSON").Call("parse", string(mustJSON(info))))
 	binding.Set("serve", js.FuncOf(func(_ js.Value, args []js.Value) any {
 		if len(args) != 1 {
-			return js.Global().Get("Promise").Call("reject", errorf("serve takes one Request, got %d arguments", len(args)))
+			return js.Global().Get("Promise").Call("reject", jsutil.Errorf("serve takes one Request, got %d arguments", len(args)))
 		}
 		return serveJS(h, args[0])
 	}))

@@ -6,6 +6,7 @@ import (
 
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/internal/checked"
+	"github.com/remask/remask/internal/units"
 )
 
 // Bytes per position that a generation allocates, from the buffers of
@@ -73,27 +74,14 @@ func (s *Server) checkMemory(j *job, length int) *apiError {
 	}
 	need := "more than 2^63 bytes"
 	if ok {
-		need = fmt.Sprintf("about %s", byteSize(int64(total)))
+		need = fmt.Sprintf("about %s", units.Bytes(int64(total)))
 	}
 	ae := &apiError{status: http.StatusRequestEntityTooLarge, Code: "too_much_memory", Field: "num_samples",
 		Message: fmt.Sprintf("num_samples x sequence_length = %d x %d positions on model %q (n_embd %d, vocab %d) need %s of activations, over this server's limit of %s per request (--max-request-memory); lower num_samples or the length",
-			o.NumSamples, length, j.lm.id, lm.Config.NEmbd, lm.Config.VocabSize, need, byteSize(s.cfg.MaxRequestMemory)),
+			o.NumSamples, length, j.lm.id, lm.Config.NEmbd, lm.Config.VocabSize, need, units.Bytes(s.cfg.MaxRequestMemory)),
 		Limit: int(s.cfg.MaxRequestMemory)}
 	if ok {
 		ae.Requested = total
 	}
 	return ae
-}
-
-// byteSize writes n bytes for people: "512 MiB", "3.2 GiB".
-func byteSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }

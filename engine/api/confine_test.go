@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/remask/remask/internal/safefile/safefiletest"
 )
 
 // Issue 11, "loading by path is confined": POST /v1/models loads files of
@@ -243,23 +245,15 @@ func TestSlowLoadBlocksNothing(t *testing.T) {
 // Defect 2: a FIFO in the library hung GET /v1/models (the listing reads
 // each file's header) and the first generation. Both answer at once now.
 func TestFIFOInTheLibraryBlocksNothing(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "pipe.safetensors")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fifo, _ := safefiletest.FIFO(t, "pipe.safetensors")
 	_, ts := newTestServer(t, func(c *Config) { c.Models = append(c.Models, ModelSource{ID: "pipe", Source: fifo}) })
-	done := make(chan string, 1)
-	go func() {
+	var out string
+	safefiletest.Within(t, 5*time.Second, "GET /v1/models or the generation on a FIFO in the library", func() {
 		_, data := do(t, ts, "GET", "/v1/models", "")
 		resp, gen := post(t, ts, "/v1/generate", `{`+small+`,"model":"pipe"}`)
-		done <- string(data) + "\n" + strings.Fields(resp.Status)[0] + " " + string(gen)
-	}()
-	select {
-	case out := <-done:
-		if !strings.Contains(out, `"id":"pipe"`) || !strings.Contains(out, "named pipe") || !strings.Contains(out, "422") || !strings.Contains(out, `"code":"not_a_file"`) {
-			t.Errorf("answers:\n%s", out)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("GET /v1/models or the generation hangs on a FIFO in the library")
+		out = string(data) + "\n" + strings.Fields(resp.Status)[0] + " " + string(gen)
+	})
+	if !strings.Contains(out, `"id":"pipe"`) || !strings.Contains(out, "named pipe") || !strings.Contains(out, "422") || !strings.Contains(out, `"code":"not_a_file"`) {
+		t.Errorf("answers:\n%s", out)
 	}
 }

@@ -214,13 +214,26 @@ func jsonFields(t reflect.Type) []string {
 	}
 	var names []string
 	seen := map[string]bool{}
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
+	eachJSONField(t, func(name string, _ reflect.StructField, _ int) {
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	})
+	return names
+}
+
+// eachJSONField calls fn, in declaration order, for every field of the
+// struct type t that encoding/json reads or writes, with its JSON name; the
+// fields of an untagged embedded struct come in its place, at depth + 1.
+func eachJSONField(t reflect.Type, fn func(name string, f reflect.StructField, depth int)) {
+	var walk func(t reflect.Type, depth int)
+	walk = func(t reflect.Type, depth int) {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			tag := f.Tag.Get("json")
 			if f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
-				walk(f.Type)
+				walk(f.Type, depth+1)
 				continue
 			}
 			name, _, _ := strings.Cut(tag, ",")
@@ -230,12 +243,8 @@ func jsonFields(t reflect.Type) []string {
 			if name == "" {
 				name = f.Name
 			}
-			if !seen[name] {
-				seen[name] = true
-				names = append(names, name)
-			}
+			fn(name, f, depth)
 		}
 	}
-	walk(t)
-	return names
+	walk(t, 0)
 }

@@ -114,27 +114,10 @@ func walkToken(dec *json.Decoder, tok json.Token, t reflect.Type, field string) 
 // included, the outer field winning) to their types.
 func structFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
-	var walk func(t reflect.Type, depth int)
-	walk = func(t reflect.Type, depth int) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag := f.Tag.Get("json")
-			if f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
-				walk(f.Type, depth+1)
-				continue
-			}
-			name, _, _ := strings.Cut(tag, ",")
-			if name == "-" || !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			if _, dup := out[name]; !dup || depth == 0 {
-				out[name] = f.Type
-			}
+	eachJSONField(t, func(name string, f reflect.StructField, depth int) {
+		if _, dup := out[name]; !dup || depth == 0 {
+			out[name] = f.Type
 		}
-	}
-	walk(t, 0)
+	})
 	return out
 }

@@ -4,24 +4,19 @@ package checkpoint
 
 import (
 	"errors"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/remask/remask/internal/safefile"
+	"github.com/remask/remask/internal/safefile/safefiletest"
 )
 
 // TestSpecialFiles: a FIFO, /dev/zero or a directory given as the
 // checkpoint, the --meta or the --calibration file is refused at once with
 // a clear error: never a hang, never a read without end (issue 11).
 func TestSpecialFiles(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "ckpt.pt")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fifo, dir := safefiletest.FIFO(t, "ckpt.pt")
 	for _, path := range []string{fifo, "/dev/zero", dir} {
 		for _, tc := range []struct {
 			name string
@@ -36,17 +31,12 @@ func TestSpecialFiles(t *testing.T) {
 			}},
 		} {
 			t.Run(tc.name+" "+path, func(t *testing.T) {
-				done := make(chan error, 1)
-				go func() { done <- tc.run() }()
-				select {
-				case err := <-done:
-					if !errors.Is(err, safefile.ErrNotRegular) || !strings.Contains(err.Error(), path) {
-						t.Fatalf("error %v, want ErrNotRegular naming %s", err, path)
-					}
-					t.Log(err)
-				case <-time.After(10 * time.Second):
-					t.Fatal("still reading after 10 s")
+				var err error
+				safefiletest.Within(t, 10*time.Second, "reading", func() { err = tc.run() })
+				if !errors.Is(err, safefile.ErrNotRegular) || !strings.Contains(err.Error(), path) {
+					t.Fatalf("error %v, want ErrNotRegular naming %s", err, path)
 				}
+				t.Log(err)
 			})
 		}
 	}

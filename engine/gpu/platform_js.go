@@ -16,10 +16,13 @@ package gpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"syscall/js"
+
+	"github.com/remask/remask/internal/jsutil"
 )
 
 type buffer struct {
@@ -47,41 +50,16 @@ type platform struct {
 	lost                error
 }
 
-// await waits for a promise; a rejection becomes an error.
+// await waits for a promise (jsutil.Await); a rejection becomes an error
+// that reads as the rejected value's toString(), the WebGPU error's name and
+// message.
 func await(ctx context.Context, p js.Value) (js.Value, error) {
-	type result struct {
-		v   js.Value
-		err error
+	v, err := jsutil.Await(ctx, p)
+	var je *jsutil.Error
+	if errors.As(err, &je) && !je.Value.IsUndefined() && !je.Value.IsNull() {
+		return v, fmt.Errorf("%s", je.Value.Call("toString").String())
 	}
-	ch := make(chan result, 1)
-	then := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		v := js.Undefined()
-		if len(args) > 0 {
-			v = args[0]
-		}
-		ch <- result{v: v}
-		return nil
-	})
-	catch := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		msg := "rejected"
-		if len(args) > 0 {
-			msg = args[0].Call("toString").String()
-		}
-		ch <- result{err: fmt.Errorf("%s", msg)}
-		return nil
-	})
-	p.Call("then", then, catch)
-	select {
-	case r := <-ch:
-		then.Release()
-		catch.Release()
-		return r.v, r.err
-	case <-ctx.Done():
-		// The callbacks stay alive: the promise may still settle (into the
-		// buffered ch), and calling a released js.Func logs "call to
-		// released function" (a Stop during loading or generation).
-		return js.Undefined(), ctx.Err()
-	}
+	return v, err
 }
 
 func jsLimits(l js.Value) Limits {
@@ -390,29 +368,6 @@ func (q *querySet) destroy() {
 		q.v = js.Undefined()
 	}
 }
-
-// stage ends the current compute pass; the next pass that a dispatch begins
-// writes timestamp begin of q at its beginning and end at its end (a
-// negative index: no write). Later passes have no timestamp writes until
-// the next stage. Both negative cancels a pending stage.
-func (r *recorder) stage(q *querySet, begin, end int) {
-	r.endPass()
-	r.tw = nil
-	if begin < 0 && end < 0 {
-		return
-	}
-	if err := q.checkIndices(begin, end); err != nil {
-		if r.err == nil {
-			r.err = err
-		}
-		return
-	}
-	r.tw = &passTimestamps{q: q, begin: begin, end: end}
-}
-
-// stagePending says that the latest stage has not begun its pass yet (no
-// dispatch since): its queries are not written.
-func (r *recorder) stagePending() bool { return r.tw != nil }
 
 // resolve ends the pass and resolves count queries of q from first into dst
 // (a usageQueryResolve buffer) at dstOff (a multiple of 256), 8 bytes each.

@@ -536,29 +536,6 @@ func (q *querySet) destroy() {
 	}
 }
 
-// stage ends the current compute pass; the next pass that a dispatch begins
-// writes timestamp begin of q at its beginning and end at its end (a
-// negative index: no write). Later passes have no timestamp writes until
-// the next stage. Both negative cancels a pending stage.
-func (r *recorder) stage(q *querySet, begin, end int) {
-	r.endPass()
-	r.tw = nil
-	if begin < 0 && end < 0 {
-		return
-	}
-	if err := q.checkIndices(begin, end); err != nil {
-		if r.err == nil {
-			r.err = err
-		}
-		return
-	}
-	r.tw = &passTimestamps{q: q, begin: begin, end: end}
-}
-
-// stagePending says that the latest stage has not begun its pass yet (no
-// dispatch since): its queries are not written.
-func (r *recorder) stagePending() bool { return r.tw != nil }
-
 // resolve ends the pass and resolves count queries of q from first into dst
 // (a usageQueryResolve buffer) at dstOff (a multiple of 256), 8 bytes each.
 func (r *recorder) resolve(q *querySet, first, count int, dst *buffer, dstOff uint64) {

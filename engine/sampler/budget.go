@@ -5,6 +5,7 @@ import (
 
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/internal/checked"
+	"github.com/remask/remask/internal/units"
 )
 
 // Memory budget: a generation is refused before anything proportional to
@@ -93,19 +94,9 @@ func checkSize(lm, judge, remasker *model.Config, B, T, iterations int, record b
 	return nil
 }
 
-// FormatBytes writes n bytes in binary units: "512 B", "1.5 GiB".
-func FormatBytes(n int64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	x, u := float64(n), 0
-	for x >= 1024 && u < len(units)-1 {
-		x /= 1024
-		u++
-	}
-	if u == 0 {
-		return fmt.Sprintf("%d B", n)
-	}
-	return fmt.Sprintf("%.1f %s", x, units[u])
-}
+// FormatBytes writes n bytes in binary units: "512 B", "1.5 GiB"
+// (internal/units.Bytes, the repository's one byte-size format).
+func FormatBytes(n int64) string { return units.Bytes(n) }
 
 // CheckMemory is the size check Generate and Score make before they
 // allocate: B rows of T tokens with these models (judge and remasker may be

@@ -48,6 +48,13 @@ func Generate(ctx context.Context, m Models, o Options, observe func(*Event)) (*
 	if g.res.Seconds > 0 {
 		g.res.TokensPerSecond = float64(g.B*g.T) / g.res.Seconds
 	}
+	return g.finish(ctx)
+}
+
+// finish computes the quality metrics (timed as Timings.Metrics) and copies
+// the final tokens and their text into the result: the end of Generate and
+// of Score.
+func (g *generation) finish(ctx context.Context) (*Result, error) {
 	t0 := time.Now()
 	if err := g.metrics(ctx); err != nil {
 		return nil, err

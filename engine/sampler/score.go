@@ -3,7 +3,6 @@ package sampler
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 // Score computes the quality metrics of given token rows (all of one
@@ -40,11 +39,5 @@ func Score(ctx context.Context, m Models, rows [][]int32, o Options) (*Result, e
 	if g.metric == MetricNone {
 		return nil, fmt.Errorf("sampler: scoring with quality_metric none computes nothing")
 	}
-	t0 := time.Now()
-	if err := g.metrics(ctx); err != nil {
-		return nil, err
-	}
-	g.res.Timings.Metrics = time.Since(t0).Seconds()
-	g.finishSamples()
-	return &g.res, nil
+	return g.finish(ctx)
 }

@@ -4,33 +4,24 @@ package safefile
 
 import (
 	"errors"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/remask/remask/internal/safefile/safefiletest"
 )
 
 func TestOpenRegularRefusesSpecialFiles(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "m.safetensors")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fifo, dir := safefiletest.FIFO(t, "m.safetensors")
 	for _, c := range []struct{ path, want string }{
 		{fifo, "named pipe"},
 		{"/dev/zero", "character device"},
 		{dir, "directory"},
 	} {
-		done := make(chan error, 1)
-		go func() { _, _, err := OpenRegular(c.path); done <- err }()
-		select {
-		case err := <-done:
-			if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), c.want) {
-				t.Errorf("OpenRegular(%s) = %v; want ErrNotRegular naming %q", c.path, err, c.want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("OpenRegular(%s) hung", c.path)
+		var err error
+		safefiletest.Within(t, 5*time.Second, "OpenRegular("+c.path+")", func() { _, _, err = OpenRegular(c.path) })
+		if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("OpenRegular(%s) = %v; want ErrNotRegular naming %q", c.path, err, c.want)
 		}
 	}
 	if _, err := ReadFile("/dev/zero", 1<<20); !errors.Is(err, ErrNotRegular) {

@@ -171,16 +171,9 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 			return flagError("shapes", "%dx%d: %v", s[0], s[1], err)
 		}
 	}
-	be, note, err := openBackend(ctx, a.backend, a.threads, gopts)
+	be, net, err := c.benchNet(ctx, a, m, gopts)
 	if err != nil {
 		return err
-	}
-	if note != "" {
-		fmt.Fprintf(c.stderr, "backend: %s (%s)\n", be.Name(), note)
-	}
-	net, err := be.Load(ctx, m)
-	if err != nil {
-		return fmt.Errorf("loading %s on the %s backend: %w", m.Name(), be.Name(), err)
 	}
 	rep := benchReport{Backend: be.Name(), Model: m.Name()}
 	if len(vshape) == 1 {
@@ -372,4 +365,21 @@ func (a *benchArgs) gpuOptions() (gpu.Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// benchNet opens the backend that a names, with the GPU kernel options gopts (its note, such as why it fell
+// back to the CPU, on stderr) and loads m on it.
+func (c *cli) benchNet(ctx context.Context, a *benchArgs, m *model.Model, gopts gpu.Options) (engine.Backend, engine.Net, error) {
+	be, note, err := openBackend(ctx, a.backend, a.threads, gopts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if note != "" {
+		fmt.Fprintf(c.stderr, "backend: %s (%s)\n", be.Name(), note)
+	}
+	net, err := be.Load(ctx, m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading %s on the %s backend: %w", m.Name(), be.Name(), err)
+	}
+	return be, net, nil
 }

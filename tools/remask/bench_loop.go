@@ -103,16 +103,9 @@ func runLoopBench(ctx context.Context, c *cli, a *benchArgs, gopts gpu.Options) 
 	if job.T > m.Config.BlockSize {
 		return flagError("length", "%d exceeds the model's block_size %d", job.T, m.Config.BlockSize)
 	}
-	be, note, err := openBackend(ctx, a.backend, a.threads, gopts)
+	be, net, err := c.benchNet(ctx, a, m, gopts)
 	if err != nil {
 		return err
-	}
-	if note != "" {
-		fmt.Fprintf(c.stderr, "backend: %s (%s)\n", be.Name(), note)
-	}
-	net, err := be.Load(ctx, m)
-	if err != nil {
-		return fmt.Errorf("loading %s on the %s backend: %w", m.Name(), be.Name(), err)
 	}
 	rep := loopReport{Job: job.name, Backend: be.Name(), Model: m.Name(), Command: "remask " + strings.Join(os.Args[1:], " ")}
 	loops := []string{"host"}

@@ -5,9 +5,10 @@ package main
 import (
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/remask/remask/internal/safefile/safefiletest"
 )
 
 // TestSpecialFilesRefused: every reader of a user-given path refuses a FIFO
@@ -15,11 +16,7 @@ import (
 // defect 10: inspect /dev/zero read until "fatal error: out of memory"; a
 // FIFO hung inspect and `remask models`).
 func TestSpecialFilesRefused(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "f.safetensors")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fifo, dir := safefiletest.FIFO(t, "f.safetensors")
 	ckpt := filepath.Join("..", "..", "testdata", "fork", "sh_lm.pt")
 	out := filepath.Join(dir, "out.safetensors")
 	cases := []struct {
@@ -39,36 +36,22 @@ func TestSpecialFilesRefused(t *testing.T) {
 		{[]string{"score", "--model", lmFull, "--text-file", fifo, "--sequence-length", "8", "--num-samples", "1"}, "--text-file: " + fifo + " is a named pipe"},
 	}
 	for _, tc := range cases {
-		done := make(chan struct{})
 		var code int
 		var errOut string
-		go func() {
-			defer close(done)
+		safefiletest.Within(t, 20*time.Second, strings.Join(tc.args, " ")+" (blocked on the FIFO?)", func() {
 			code, _, errOut = runCLI(t, "", tc.args...)
-		}()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Fatalf("%v: still running after 20 s (blocked on the FIFO?)", tc.args)
-		}
+		})
 		if code != exitUsage || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.args, code, errOut, tc.want)
 		}
 	}
 	// `remask models` lists the FIFO as unreadable and goes on.
 	copyFile(t, lmFull, filepath.Join(dir, "m.safetensors"))
-	done := make(chan struct{})
 	var code int
 	var stdout string
-	go func() {
-		defer close(done)
+	safefiletest.Within(t, 20*time.Second, "remask models (blocked on the FIFO?)", func() {
 		code, stdout, _ = runCLI(t, "", "models", "--models", dir)
-	}()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("remask models: still running after 20 s (blocked on the FIFO?)")
-	}
+	})
 	if code != exitOK || !strings.Contains(stdout, "f: "+fifo+" is a named pipe (FIFO), not a regular file") ||
 		!strings.Contains(stdout, "m   language_model") {
 		t.Errorf("models: exit %d\n%s", code, stdout)

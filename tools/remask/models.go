@@ -17,6 +17,7 @@ import (
 	"github.com/remask/remask/engine/api"
 	"github.com/remask/remask/internal/safefile"
 	"github.com/remask/remask/internal/termsafe"
+	"github.com/remask/remask/internal/units"
 )
 
 // libraryDir is one folder searched for models.
@@ -240,7 +241,7 @@ func printModels(w io.Writer, entries []modelsEntry) {
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Kind, e.NLayer, e.NHead, e.NEmbd,
-			e.BlockSize, e.VocabSize, humanCount(e.Parameters), e.DType, humanBytes(e.Bytes), modelExtra(&e), e.Source)
+			e.BlockSize, e.VocabSize, humanCount(e.Parameters), e.DType, units.Bytes(e.Bytes), modelExtra(&e), e.Source)
 	}
 	tw.Flush()
 	for _, e := range entries {
@@ -299,16 +300,4 @@ func humanCount(n int64) string {
 		return fmt.Sprintf("%.1fk", float64(n)/1e3)
 	}
 	return fmt.Sprint(n)
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

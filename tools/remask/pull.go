@@ -29,6 +29,7 @@ import (
 
 	"github.com/remask/remask/engine/api"
 	"github.com/remask/remask/engine/model"
+	"github.com/remask/remask/internal/units"
 )
 
 // maxPullBytes bounds a download: far above any char-level model, far below
@@ -129,7 +130,7 @@ func pullCommand(ctx context.Context, c *cli, args []string) error {
 	if err := os.Rename(part, dest); err != nil {
 		return fmt.Errorf("moving the download into place: %w", err)
 	}
-	fmt.Fprintf(c.stderr, "Saved %s (%s, %s, sha256 %s)\n", dest, m.Config.Kind, humanBytes(n), got)
+	fmt.Fprintf(c.stderr, "Saved %s (%s, %s, sha256 %s)\n", dest, m.Config.Kind, units.Bytes(n), got)
 	fmt.Fprintf(c.stdout, "%s\n", dest)
 	return nil
 }
@@ -196,7 +197,7 @@ func download(ctx context.Context, c *cli, rawURL, part, id string) ([]byte, int
 			f.Close()
 			return nil, 0, fmt.Errorf("reading %s: %w", part, err)
 		}
-		fmt.Fprintf(c.stderr, "Resuming %s at %s\n", id, humanBytes(have))
+		fmt.Fprintf(c.stderr, "Resuming %s at %s\n", id, units.Bytes(have))
 	case resp.StatusCode == http.StatusOK:
 		if have > 0 {
 			fmt.Fprintf(c.stderr, "The server does not resume downloads; downloading %s from the start\n", id)
@@ -209,13 +210,13 @@ func download(ctx context.Context, c *cli, rawURL, part, id string) ([]byte, int
 	case have > 0 && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
 		// The part is as long as the file or longer: not something to extend.
 		os.Remove(part)
-		return nil, 0, fmt.Errorf("%s: the server has no bytes past the %s already in %s (a different or a changed file); deleted it, run the command again to start over", rawURL, humanBytes(have), part)
+		return nil, 0, fmt.Errorf("%s: the server has no bytes past the %s already in %s (a different or a changed file); deleted it, run the command again to start over", rawURL, units.Bytes(have), part)
 	default:
 		return nil, 0, fmt.Errorf("%s: HTTP %s", rawURL, resp.Status)
 	}
 	defer f.Close()
 	if total > maxPullBytes {
-		return nil, 0, fmt.Errorf("%s is %s; pull refuses files over %s", rawURL, humanBytes(total), humanBytes(maxPullBytes))
+		return nil, 0, fmt.Errorf("%s is %s; pull refuses files over %s", rawURL, units.Bytes(total), units.Bytes(maxPullBytes))
 	}
 
 	p := newPullProgress(c, id, have, total)
@@ -225,7 +226,7 @@ func download(ctx context.Context, c *cli, rawURL, part, id string) ([]byte, int
 	size := have + n
 	if err == nil && size > maxPullBytes {
 		os.Remove(part)
-		return nil, 0, fmt.Errorf("%s is over %s; pull refuses it", rawURL, humanBytes(maxPullBytes))
+		return nil, 0, fmt.Errorf("%s is over %s; pull refuses it", rawURL, units.Bytes(maxPullBytes))
 	}
 	if err == nil {
 		err = f.Sync()
@@ -245,7 +246,7 @@ func pullInterrupted(ctx context.Context, err error, part string, have int64) er
 		return ctx.Err()
 	}
 	if have > 0 {
-		return fmt.Errorf("download interrupted: %w; %s of it is in %s: run the same command again to resume", err, humanBytes(have), part)
+		return fmt.Errorf("download interrupted: %w; %s of it is in %s: run the same command again to resume", err, units.Bytes(have), part)
 	}
 	return fmt.Errorf("download failed: %w", err)
 }

@@ -206,8 +206,7 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	wantJudge := o.QualityMetric == sampler.MetricAuto || o.QualityMetric == sampler.MetricJudge
-	modelPath, judgePath, err := c.modelPaths(a.modelPath, a.judgePath, wantJudge)
+	modelPath, judgePath, err := c.modelPaths(a.modelPath, a.judgePath, wantsJudge(o.QualityMetric))
 	if err != nil {
 		return err
 	}
@@ -230,19 +229,9 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 	}
 	o.Record = a.save != ""
 
-	var m sampler.Models
-	if m.LM, err = loadNet(ctx, be, "model", modelPath, model.LanguageModel); err != nil {
+	m, err := loadModels(ctx, be, modelPath, judgePath, a.remaskerPath)
+	if err != nil {
 		return err
-	}
-	if judgePath != "" {
-		if m.Judge, err = loadNet(ctx, be, "judge", judgePath, model.SequenceScorer); err != nil {
-			return err
-		}
-	}
-	if a.remaskerPath != "" {
-		if m.Remasker, err = loadNet(ctx, be, "remasking-model", a.remaskerPath, model.TokenClassifier); err != nil {
-			return err
-		}
 	}
 
 	// Every check Generate makes before computing, so that the header and
@@ -324,6 +313,33 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 // files, over an existing file only with --force.
 func (a *sampleArgs) saveOptions(modelPath, judgePath string) safefile.CreateOptions {
 	return safefile.CreateOptions{Force: a.force, Flag: "--save", Inputs: []string{modelPath, judgePath, a.remaskerPath}}
+}
+
+// wantsJudge says whether a quality metric uses a judge (auto uses the
+// shipped one when it is found).
+func wantsJudge(metric string) bool {
+	return metric == sampler.MetricAuto || metric == sampler.MetricJudge
+}
+
+// loadModels loads the language model and, where their paths are given,
+// the judge and the remasking model.
+func loadModels(ctx context.Context, be engine.Backend, modelPath, judgePath, remaskerPath string) (sampler.Models, error) {
+	var m sampler.Models
+	var err error
+	if m.LM, err = loadNet(ctx, be, "model", modelPath, model.LanguageModel); err != nil {
+		return m, err
+	}
+	if judgePath != "" {
+		if m.Judge, err = loadNet(ctx, be, "judge", judgePath, model.SequenceScorer); err != nil {
+			return m, err
+		}
+	}
+	if remaskerPath != "" {
+		if m.Remasker, err = loadNet(ctx, be, "remasking-model", remaskerPath, model.TokenClassifier); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
 }
 
 // modelPaths resolves the language model and judge files: the given paths,

@@ -120,19 +120,13 @@ func scoreCommand(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	wantJudge := a.metric == sampler.MetricAuto || a.metric == sampler.MetricJudge
-	modelPath, judgePath, err := c.modelPaths(a.modelPath, a.judgePath, wantJudge)
+	modelPath, judgePath, err := c.modelPaths(a.modelPath, a.judgePath, wantsJudge(a.metric))
 	if err != nil {
 		return err
 	}
-	var m sampler.Models
-	if m.LM, err = loadNet(ctx, be, "model", modelPath, model.LanguageModel); err != nil {
+	m, err := loadModels(ctx, be, modelPath, judgePath, "")
+	if err != nil {
 		return err
-	}
-	if judgePath != "" {
-		if m.Judge, err = loadNet(ctx, be, "judge", judgePath, model.SequenceScorer); err != nil {
-			return err
-		}
 	}
 	vocab := &m.LM.Model().Vocab
 	o := sampler.Defaults()

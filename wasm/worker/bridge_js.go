@@ -25,6 +25,8 @@ import (
 	"sync"
 	"syscall/js"
 	"time"
+
+	"github.com/remask/remask/internal/jsutil"
 )
 
 // serve handles serve(request, body): request is the fetch Request (its
@@ -34,33 +36,9 @@ import (
 // null at its end; cancel() ends the request (the client went away). The
 // promise resolves once the handler has written its status.
 func serve(h http.Handler, tick func() js.Value, jreq, jbody js.Value) js.Value {
-	ctx, cancelCtx := context.WithCancel(context.Background())
-	cancel := cancelCtx
 	// The abort listener is added here, synchronously, in the request's own
 	// turn of the event loop.
-	if sig := jreq.Get("signal"); sig.Truthy() {
-		if sig.Get("aborted").Bool() {
-			cancelCtx()
-		} else {
-			var onAbort js.Func
-			var once sync.Once
-			detach := func() {
-				once.Do(func() {
-					sig.Call("removeEventListener", "abort", onAbort)
-					onAbort.Release()
-				})
-			}
-			onAbort = js.FuncOf(func(js.Value, []js.Value) any {
-				cancelCtx()
-				return nil
-			})
-			sig.Call("addEventListener", "abort", onAbort)
-			cancel = func() {
-				cancelCtx()
-				detach()
-			}
-		}
-	}
+	ctx, cancel := jsutil.SignalContext(jreq.Get("signal"))
 	var body []byte
 	if jbody.Truthy() {
 		body = make([]byte, jbody.Get("byteLength").Int())
@@ -70,30 +48,26 @@ func serve(h http.Handler, tick func() js.Value, jreq, jbody js.Value) js.Value 
 	req, err := http.NewRequestWithContext(ctx, method, jreq.Get("url").String(), bytes.NewReader(body))
 	if err != nil {
 		cancel()
-		return js.Global().Get("Promise").Call("reject", errorf("%v", err))
+		return js.Global().Get("Promise").Call("reject", jsutil.Errorf("%v", err))
 	}
 	req.RemoteAddr = "worker"
-	entries := js.Global().Get("Array").Call("from", jreq.Get("headers").Call("entries"))
-	for i := 0; i < entries.Length(); i++ {
-		kv := entries.Index(i)
-		req.Header.Add(kv.Index(0).String(), kv.Index(1).String())
-	}
+	jsutil.AddHeaders(req.Header, jreq.Get("headers"))
 	if cf := jreq.Get("headers").Call("get", "cf-connecting-ip"); cf.Type() == js.TypeString {
 		req.RemoteAddr = cf.String()
 	}
 
 	pr, pw := io.Pipe()
-	w := &responseWriter{ctx: ctx, tick: tick, header: http.Header{}, status: http.StatusOK, pipe: pw, ready: make(chan struct{})}
-	return promise(func() (any, error) {
+	w := &responseWriter{ResponseWriter: jsutil.NewResponseWriter(pw), ctx: ctx, tick: tick}
+	return jsutil.Promise(func() (any, error) {
 		go func() {
 			defer func() {
-				w.markReady()
+				w.MarkReady()
 				w.stopTimer()
 				pw.Close()
 			}()
 			h.ServeHTTP(w, req)
 		}()
-		<-w.ready
+		<-w.Ready
 		return head(w, pr, cancel), nil
 	})
 }
@@ -101,15 +75,15 @@ func serve(h http.Handler, tick func() js.Value, jreq, jbody js.Value) js.Value 
 // head is the object serve's promise resolves to.
 func head(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc) js.Value {
 	headers := js.Global().Get("Array").New()
-	for k, vs := range w.header {
+	for k, vs := range w.Header() {
 		for _, v := range vs {
 			headers.Call("push", js.ValueOf([]any{k, v}))
 		}
 	}
 	o := js.Global().Get("Object").New()
-	o.Set("status", w.status)
+	o.Set("status", w.Status)
 	o.Set("headers", headers)
-	if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
+	if w.Status == http.StatusNoContent || w.Status == http.StatusNotModified {
 		pr.Close()
 		cancel()
 		o.Set("nobody", true)
@@ -126,7 +100,7 @@ func head(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc) js.Va
 	}
 	buf := make([]byte, 64<<10)
 	read = js.FuncOf(func(js.Value, []js.Value) any {
-		return promise(func() (any, error) {
+		return jsutil.Promise(func() (any, error) {
 			n, err := pr.Read(buf)
 			if n > 0 {
 				u8 := js.Global().Get("Uint8Array").New(n)
@@ -157,49 +131,28 @@ func head(w *responseWriter, pr *io.PipeReader, cancel context.CancelFunc) js.Va
 // errClientGone ends a handler's writes after the client went away.
 var errClientGone = errors.New("the client went away")
 
-// responseWriter is an http.ResponseWriter, http.Flusher and write-deadline
-// setter whose body goes into a pipe that read() drains.
+// responseWriter is jsutil.ResponseWriter (an http.ResponseWriter and
+// http.Flusher whose body goes into a pipe that read() drains) that yields
+// to the event loop after each write and sets write deadlines.
 type responseWriter struct {
-	ctx     context.Context
-	tick    func() js.Value // a promise that resolves in the next macrotask
-	header  http.Header
-	status  int
-	wrote   bool
-	pipe    *io.PipeWriter
-	ready   chan struct{}
-	onceRdy sync.Once
+	*jsutil.ResponseWriter
+	ctx  context.Context
+	tick func() js.Value // a promise that resolves in the next macrotask
 
 	mu    sync.Mutex
 	timer *time.Timer
 }
 
-func (w *responseWriter) Header() http.Header { return w.header }
-
-func (w *responseWriter) WriteHeader(status int) {
-	if !w.wrote {
-		w.status = status
-		w.wrote = true
-	}
-}
-
 func (w *responseWriter) Write(p []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	w.markReady()
-	n, err := w.pipe.Write(p)
+	n, err := w.ResponseWriter.Write(p)
 	if err == nil && w.tick != nil {
 		// Go returns to the event loop only when every goroutine waits, so a
 		// generation would compute its next iteration before the isolate
 		// could see that the client went away. Waiting for one macrotask
 		// here lets the abort (or the stream's cancel) in first.
-		await(w.ctx, w.tick())
+		jsutil.Await(w.ctx, w.tick())
 	}
 	return n, err
-}
-
-// Flush sends the status and headers now; written bytes are never buffered.
-func (w *responseWriter) Flush() {
-	w.WriteHeader(http.StatusOK)
-	w.markReady()
 }
 
 // SetWriteDeadline (used through http.ResponseController) ends the body
@@ -213,35 +166,9 @@ func (w *responseWriter) SetWriteDeadline(t time.Time) error {
 		w.timer = nil
 	}
 	if !t.IsZero() {
-		w.timer = time.AfterFunc(time.Until(t), func() { w.pipe.CloseWithError(os.ErrDeadlineExceeded) })
+		w.timer = time.AfterFunc(time.Until(t), func() { w.Pipe.CloseWithError(os.ErrDeadlineExceeded) })
 	}
 	return nil
 }
 
 func (w *responseWriter) stopTimer() { w.SetWriteDeadline(time.Time{}) }
-
-func (w *responseWriter) markReady() { w.onceRdy.Do(func() { close(w.ready) }) }
-
-// promise runs f in a goroutine and returns a JavaScript promise of its result.
-func promise(f func() (any, error)) js.Value {
-	var executor js.Func
-	executor = js.FuncOf(func(_ js.Value, args []js.Value) any {
-		executor.Release()
-		resolve, reject := args[0], args[1]
-		go func() {
-			v, err := f()
-			if err != nil {
-				var je *jsError
-				if errors.As(err, &je) {
-					reject.Invoke(je.v)
-					return
-				}
-				reject.Invoke(errorf("%v", err))
-				return
-			}
-			resolve.Invoke(v)
-		}()
-		return nil
-	})
-	return js.Global().Get("Promise").New(executor)
-}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/remask/remask/engine/api"
 	"github.com/remask/remask/engine/cpu"
+	"github.com/remask/remask/internal/jsutil"
 )
 
 func main() {
@@ -62,7 +63,7 @@ func main() {
 	binding.Set("maxBodyBytes", cfg.MaxBodyBytes)
 	binding.Set("serve", js.FuncOf(func(_ js.Value, args []js.Value) any {
 		if len(args) != 2 {
-			return js.Global().Get("Promise").Call("reject", errorf("serve takes a Request and its body, got %d arguments", len(args)))
+			return js.Global().Get("Promise").Call("reject", jsutil.Errorf("serve takes a Request and its body, got %d arguments", len(args)))
 		}
 		return serve(h, tick, args[0], args[1])
 	}))
