@@ -39,6 +39,8 @@ var wgslEnums = []struct {
 	{"select.wgsl", "CNT_TOTAL", CountTotal},
 	{"select.wgsl", "CNT_MIN_WRONG", CountMinWrong},
 	{"select.wgsl", "CNT_ROWS", CountRows},
+	{"select.wgsl", "ERR_SCORE", ErrScore},
+	{"sample.wgsl", "ERR_DRAW", ErrDraw},
 	// stats.wgsl's output layout.
 	{"stats.wgsl", "STATS_WORDS", StatsWords},
 	{"stats.wgsl", "STATS_SELF", StatsSelf},

@@ -5,6 +5,7 @@
 //   0 critic:     wrong = sigmoid(l), score = blend(l), l = AUX[p] the critic logit
 //   1 calibrated: w = max(TABLE[clamp(floor(100·sigmoid(l)), 0, 99)], 1e-6),
 //                 wrong = w, score = -(u2 / max((1-r)·w + r·u1, 1e-6))
+//                 (score = NaN for a NaN l)
 //   2 self:       q = softmax(LOGITS[p])[PRED[p]], wrong = 1 - q, score = blend(1 - q)
 //   3 random:     score = u (purpose RemaskRandom), wrong = NaN
 //   4 model:      c = AUX[p·stride + col] (a token classifier's class-1 logit),
@@ -85,6 +86,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       let u2 = rng_uniform(P.seed_lo, P.seed_hi, b, P.iteration, t, PURPOSE_REMASK_LUCK);
       let w2 = max((1.0 - r) * w + r * noise, 1e-6);
       score = -(u2 / w2);
+      if ((bitcast<u32>(AUX[p]) & 0x7fffffffu) > 0x7f800000u) {
+        score = AUX[p];  // a NaN logit stays NaN (the bucket would hide it from select.wgsl's check)
+      }
     }
     case STRATEGY_SELF: {
       let base = p * P.V;

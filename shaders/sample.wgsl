@@ -55,6 +55,7 @@ const MODE_FILL: u32 = 2u;
 const KEEP_UNMASKED: u32 = 0u;
 const KEEP_PROTECTED: u32 = 1u;
 const NONE: u32 = 0xffffffffu;  // no id (shaders.NoID)
+const ERR_DRAW: u32 = 0u;  // ERR's word for a failed draw (shaders.ErrDraw; select.wgsl owns ERR_SCORE)
 
 var<workgroup> PR: array<f32, MAXV>;  // probabilities of the row
 var<workgroup> RED: array<f32, WG>;   // reductions and the scan
@@ -225,7 +226,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       OUT[r] = id;
     } else if (id == NONE) {
       OUT[p] = P.mask;
-      atomicMin(&ERR[0], p);
+      atomicMin(&ERR[ERR_DRAW], p);
     } else {
       OUT[p] = id;
     }

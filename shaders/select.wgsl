@@ -9,6 +9,10 @@
 // in TOK, every other position takes the prediction. CNT gets the number
 // selected (total [0], per row [4 + b]) and the smallest wrongness among the
 // selected ([1], as an order-preserving key; NaN wrongness is skipped).
+// ERR[1] gets the smallest flat position p of a candidate whose value is
+// not finite (ratio mode: its score SW[p]; threshold mode: its score or its
+// wrongness SW[N + p]): damaged critic or remasking-model weights. The
+// selection still runs; the host reads ERR with its next read and fails.
 // CPU twin: internal/step Selection.Select (float64).
 
 struct Params {
@@ -29,6 +33,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> KEYS: array<u32>;         // (B, T) scratch
 @group(0) @binding(5) var<storage, read_write> TOK: array<u32>;          // (B, T) next input
 @group(0) @binding(6) var<storage, read_write> CNT: array<atomic<u32>>;  // [0] total, [1] min wrongness key, [4 + b] per row
+@group(0) @binding(7) var<storage, read_write> ERR: array<atomic<u32>>;  // [1]: smallest position with a non-finite value (sample.wgsl owns [0])
 
 const WG: u32 = 256u;
 
@@ -40,7 +45,9 @@ const SELECT_THRESHOLD: u32 = 1u;
 const CNT_TOTAL: u32 = 0u;
 const CNT_MIN_WRONG: u32 = 1u;
 const CNT_ROWS: u32 = 4u;
-const NONE: u32 = 0xffffffffu;  // CNT_MIN_WRONG before any selection (shaders.NoID)
+const NONE: u32 = 0xffffffffu;  // CNT_MIN_WRONG before any selection, ERR[ERR_SCORE] before a failure (shaders.NoID)
+// ERR's word for a non-finite score or wrongness (shaders.ErrScore).
+const ERR_SCORE: u32 = 1u;
 
 // topk begin
 // Selection on u32 keys for one workgroup of WG = 256 threads over a
@@ -71,6 +78,11 @@ fn key_f32(k: u32) -> f32 {
     return bitcast<f32>(k & 0x7fffffffu);
   }
   return bitcast<f32>(~k);
+}
+
+// finite: x is neither NaN nor ±Inf (exponent bits not all ones).
+fn finite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
 }
 
 fn tk_range(len: u32, t: u32) -> vec2<u32> {
@@ -191,18 +203,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let N = P.B * T;
   let base = b * T;
   let r = tk_range(T, t);
+  var bad = NONE;
   for (var i = r.x; i < r.y; i++) {
     let p = base + i;
     let cand = PRED[p] != P.mask && PROT[p] == 0u;
     var key = 0u;
     if (cand) {
+      var ok = finite(SW[p]);
       if (P.threshold == SELECT_THRESHOLD) {
+        ok = ok && finite(SW[N + p]);
         key = select(0u, 1u, SW[N + p] > P.thr);
       } else {
         key = f32_key(SW[p]);
       }
+      if (!ok) {
+        bad = min(bad, p);
+      }
     }
     KEYS[p] = key;
+  }
+  if (bad != NONE) {
+    atomicMin(&ERR[ERR_SCORE], bad);
   }
   if (P.threshold == SELECT_THRESHOLD) {
     let n = tk_count(base, T, t);

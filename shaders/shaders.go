@@ -170,6 +170,15 @@ const (
 	CountRows     = 4
 )
 
+// The loop's error words (ERR in sample.wgsl and select.wgsl), each the
+// smallest flat position that failed, NoID when none did: ErrDraw is
+// sample.wgsl's draw with no finite probability, ErrScore select.wgsl's
+// candidate with a non-finite score or wrongness (ERR_SCORE).
+const (
+	ErrDraw  = 0
+	ErrScore = 1
+)
+
 // WaveParams mirrors wave.wgsl's Params.
 type WaveParams struct {
 	B, T, V, Mask uint32

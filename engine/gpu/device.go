@@ -105,6 +105,15 @@ func (d *device) pipeline(file string, consts map[string]string, kinds []bindKin
 	if pl, ok := d.pipes[key.String()]; ok {
 		return pl, nil
 	}
+	storage := 0
+	for _, k := range kinds {
+		if k != bindUniform {
+			storage++
+		}
+	}
+	if storage > int(required.MaxStorageBuffersPerShaderStage) {
+		return nil, fmt.Errorf("gpu: %s binds %d storage buffers, more than the %d that Open requires of an adapter (raise required.MaxStorageBuffersPerShaderStage)", file, storage, required.MaxStorageBuffersPerShaderStage)
+	}
 	src, err := shaders.Source(file, consts)
 	if err != nil {
 		return nil, err

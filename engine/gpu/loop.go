@@ -23,7 +23,7 @@ import (
 
 var (
 	remaskKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRW}
-	selectKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRW, bindRW}
+	selectKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRW, bindRW, bindRW}
 	waveKinds      = []bindKind{bindUniform, bindRead, bindRead, bindRW, bindRW, bindRW, bindRead}
 	waveArgsKinds  = []bindKind{bindUniform, bindRead, bindRW}
 	samplerInKinds = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRead, bindRW}
@@ -41,6 +41,7 @@ const (
 	maxChunkWaves = 256
 	cntWords      = shaders.CountRows // CNT header: total, min wrongness key, unused, unused
 	noID          = shaders.NoID
+	errBytes      = 4 * (shaders.ErrScore + 1) // ERR's words read back: ErrDraw, ErrScore
 )
 
 // samplerTables are the per-model parts of the sampler head's first layer
@@ -110,7 +111,7 @@ type Loop struct {
 	scores          *buffer // (2·B·T) remask scores, then the wrongness
 	keys            *buffer // (B·T) selection scratch of select.wgsl, wave.wgsl, stats.wgsl
 	cnt             *buffer // select.wgsl's counters (CNT)
-	errWord         *buffer // sample.wgsl's smallest failed position (ERR)
+	errWord         *buffer // ERR: sample.wgsl's smallest failed position, select.wgsl's smallest non-finite score
 	table           *buffer // (100) calibration table
 	stats           *buffer // (B·8) stats.wgsl's output
 	// sampler-head waves
@@ -135,7 +136,7 @@ type Loop struct {
 // largest (stagingBytes).
 type readLayout struct {
 	counters uint64 // select.wgsl's CNT (cntWords + B words)
-	errWord  uint64 // sample.wgsl's ERR word
+	errWord  uint64 // ERR's words ErrDraw and ErrScore (errBytes)
 	pred     uint64 // the prediction (B·T ids)
 	tokens   uint64 // the next input (B·T ids)
 	wrong    uint64 // the wrongness (B·T floats)
@@ -173,7 +174,7 @@ func stepRead(B, N int, counters, want, wrong bool) readLayout {
 func waveRead(chunk int) readLayout {
 	var r readLayout
 	r.waves = r.place(8 * uint64(chunk))
-	r.errWord = r.place(4)
+	r.errWord = r.place(errBytes)
 	return r
 }
 
@@ -181,7 +182,7 @@ func waveRead(chunk int) readLayout {
 func tokensRead(N int) readLayout {
 	var r readLayout
 	r.tokens = r.place(4 * uint64(N))
-	r.errWord = r.place(4)
+	r.errWord = r.place(errBytes)
 	return r
 }
 
@@ -345,7 +346,7 @@ func (l *Loop) alloc() error {
 	}{
 		{l.tok, u32Bytes(ids)}, {l.pred, u32Bytes(ids)}, {l.prot, u32Bytes(prot)},
 		{l.exclN, u32Bytes(excludeWords(l.s.ExcludeNaive))}, {l.exclS, u32Bytes(excludeWords(l.s.ExcludeSampler))},
-		{l.table, f32Bytes(table)}, {l.errWord, u32Bytes([]uint32{noID, 0, 0, 0})},
+		{l.table, f32Bytes(table)}, {l.errWord, u32Bytes([]uint32{noID, noID, 0, 0})},
 	} {
 		if err := d.p.write(w.b, 0, w.data); err != nil {
 			return err
@@ -586,7 +587,7 @@ func (l *Loop) remaskOps(o *ops, it int, ratio float64) (scored bool) {
 	}
 	pl, err = d.pipeline("select.wgsl", nil, selectKinds)
 	o.add(op{name: "remask select", pl: pl, params: shaders.Bytes(sp),
-		binds: []binding{whole(l.pred), whole(l.prot), whole(l.scores), whole(l.keys), whole(l.tok), whole(l.cnt)}, wg: d.grid(uint64(l.B))}, err)
+		binds: []binding{whole(l.pred), whole(l.prot), whole(l.scores), whole(l.keys), whole(l.tok), whole(l.cnt), whole(l.errWord)}, wg: d.grid(uint64(l.B))}, err)
 	return true
 }
 
@@ -686,7 +687,7 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 	N4 := 4 * uint64(l.N)
 	if readCnt {
 		o.copyAt(l.cnt, 0, l.staging, at.counters, 4*uint64(cntWords+l.B))
-		o.copyAt(l.errWord, 0, l.staging, at.errWord, 4)
+		o.copyAt(l.errWord, 0, l.staging, at.errWord, errBytes)
 	}
 	if want {
 		o.copyAt(l.pred, 0, l.staging, at.pred, N4)
@@ -765,7 +766,7 @@ func (l *Loop) runWaves(ctx context.Context, it int, o *ops, st *engine.LoopStep
 		l.waveOps(o, it, w0, chunk)
 		at := waveRead(chunk)
 		o.copyAt(l.waveCounts, 0, l.staging, at.waves, 8*uint64(chunk))
-		o.copyAt(l.errWord, 0, l.staging, at.errWord, 4)
+		o.copyAt(l.errWord, 0, l.staging, at.errWord, errBytes)
 		st.Dispatches += dispatches(o)
 		if err := l.submit(ctx, o); err != nil {
 			return err
@@ -793,13 +794,28 @@ func (l *Loop) runWaves(ctx context.Context, it int, o *ops, st *engine.LoopStep
 	}
 }
 
-// checkErr turns the error word into the CPU backend's error.
+// checkErr turns the error words into the CPU backend's errors: b holds
+// ERR's first errBytes bytes. A failed draw (ErrDraw) is reported before a
+// non-finite remasking score (ErrScore). it < 0: the iteration is unknown.
 func (l *Loop) checkErr(b []byte, it int) error {
-	p := binary.LittleEndian.Uint32(b)
-	if p == noID {
-		return nil
+	in := ""
+	if it >= 0 {
+		in = fmt.Sprintf(" in iteration %d", it)
 	}
-	return fmt.Errorf("%s gave no finite probability to any allowed token at sample %d, position %d in iteration %d (NaN or -inf logits, or every id excluded): the model file is probably damaged", l.n.m.Name(), int(p)/l.T, int(p)%l.T, it)
+	if p := binary.LittleEndian.Uint32(b[4*shaders.ErrDraw:]); p != noID {
+		return fmt.Errorf("%s gave no finite probability to any allowed token at sample %d, position %d%s (NaN or -inf logits, or every id excluded): the model file is probably damaged", l.n.m.Name(), int(p)/l.T, int(p)%l.T, in)
+	}
+	if p := binary.LittleEndian.Uint32(b[4*shaders.ErrScore:]); p != noID {
+		name, head := l.n.m.Name(), "critic head"
+		switch l.s.Strategy {
+		case step.Model:
+			name, head = l.rm.m.Name(), "remasking model"
+		case step.Self:
+			head = "LM head (self-confidence remasking)"
+		}
+		return fmt.Errorf("%s: the %s gave a non-finite remasking score at sample %d, position %d%s: the model file is probably damaged (NaN or infinite weights); convert the checkpoint again", name, head, int(p)/l.T, int(p)%l.T, in)
+	}
+	return nil
 }
 
 // keyF32 inverts select.wgsl's f32_key, the order-preserving map of an f32
@@ -819,7 +835,7 @@ func (l *Loop) Tokens(ctx context.Context) ([]int32, error) {
 	o := &ops{}
 	at := tokensRead(l.N)
 	o.copyAt(l.tok, 0, l.staging, at.tokens, 4*uint64(l.N))
-	o.copyAt(l.errWord, 0, l.staging, at.errWord, 4)
+	o.copyAt(l.errWord, 0, l.staging, at.errWord, errBytes)
 	if err := l.submit(ctx, o); err != nil {
 		return nil, err
 	}

@@ -168,7 +168,7 @@ func BenchmarkSamplingKernels(b *testing.B) {
 				sp.Threshold, sp.Thr = 1, 0.5
 			}
 			o := op{name: "remask select", pl: pipe("select.wgsl", selectKinds), params: shaders.Bytes(sp),
-				binds: []binding{whole(predB), whole(protB), whole(swIn), whole(keys), whole(tokB), whole(cnt)}, wg: d.grid(B)}
+				binds: []binding{whole(predB), whole(protB), whole(swIn), whole(keys), whole(tokB), whole(cnt), whole(errw)}, wg: d.grid(B)}
 			lkBench(b, d, []op{o}, N)
 		}
 	}

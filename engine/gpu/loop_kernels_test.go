@@ -38,6 +38,7 @@ var loopKernelCases = []kernelCase{
 	{name: "select", shapes: rowsOf(4, 1, 7, 97, 255, 257, 1024, 4099), check: checkSelectRandom},
 	{name: "select/signed-zero", shapes: rowsOf(1, 16, 257), check: checkSelectSignedZero},
 	{name: "select/nan-wrongness", shapes: rowsOf(2, 300), check: checkSelectNaN},
+	{name: "select/nan-score", shapes: rowsOf(3, 1, 300), check: checkSelectNaNScore},
 	{name: "remask", shapes: []shape{{1, 1}, {3, 37}, {2, 64}, {5, 97}}, tol: 1e-5, check: checkRemask},
 	{name: "wave", shapes: rowsOf(6, 1, 7, 50, 257, 1000), check: checkWaveVariants},
 	{name: "wave/bootstrap", shapes: rowsOf(4, 1, 50, 1000), check: checkWaveBootstrap},
@@ -74,10 +75,15 @@ func runSelect(k *kernelRun, in selectInput, how step.Selection, mask uint32) {
 	cntInit := make([]uint32, cntWords+B)
 	cntInit[shaders.CountMinWrong] = noID
 	cnt := k.out(cntWords+B, cntInit)
+	// ERR: sample.wgsl's word (ErrDraw) must stay as it was.
+	const drawWord = 0x13579bdf
+	errInit := []uint32{drawWord, drawWord, noID, noID}
+	errInit[shaders.ErrScore] = noID
+	errW := k.out(len(errInit), errInit)
 	o := op{name: "remask select", pl: k.pipeline("select.wgsl", selectKinds), params: shaders.Bytes(sp),
-		binds: []binding{k.in(in.pred), k.in(in.prot), k.inF(in.sw), keys.bind(), tok.bind(), cnt.bind()}, wg: k.d.grid(uint64(B))}
-	got := k.exec([]op{o}, tok, cnt, keys)
-	gTok, gCnt := got[0], got[1]
+		binds: []binding{k.in(in.pred), k.in(in.prot), k.inF(in.sw), keys.bind(), tok.bind(), cnt.bind(), errW.bind()}, wg: k.d.grid(uint64(B))}
+	got := k.exec([]op{o}, tok, cnt, keys, errW)
+	gTok, gCnt, gErr := got[0], got[1], got[3]
 
 	score, wrong := f64(in.sw[:N]), f64(in.sw[N:])
 	rows, _, total := how.Select(B, T, int32(mask), int32s(in.pred), bools(in.prot), score, wrong)
@@ -96,6 +102,24 @@ func runSelect(k *kernelRun, in selectInput, how step.Selection, mask uint32) {
 		}
 	}
 	what := fmt.Sprintf("k %d, threshold %v (%v)", how.K, how.Threshold, how.Thr)
+	// ERR[ErrScore]: the smallest candidate position whose score (or, in
+	// threshold mode, score or wrongness) is not finite.
+	wErr := append([]uint32(nil), errInit...)
+	nonFinite := func(x float32) bool { return math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) }
+	for p := 0; p < N; p++ {
+		if in.pred[p] == mask || in.prot[p] != 0 {
+			continue
+		}
+		if nonFinite(in.sw[p]) || how.Threshold && nonFinite(in.sw[N+p]) {
+			wErr[shaders.ErrScore] = uint32(p)
+			break
+		}
+	}
+	for i := range wErr {
+		if gErr[i] != wErr[i] {
+			k.Errorf("%s: ERR[%d] = %#x, want %#x (ERR[%d]: the first candidate with a non-finite value; the others untouched)", what, i, gErr[i], wErr[i], shaders.ErrScore)
+		}
+	}
 	for p := range wTok {
 		if gTok[p] != wTok[p] {
 			k.Fatalf("%s: TOK[%d] (row %d, position %d) = %d, want %d (pred %d, protected %d, score %v, wrongness %v; row selects %d)",
@@ -213,6 +237,44 @@ func checkSelectNaN(k *kernelRun, s shape) {
 	}
 	runSelect(k, in, step.Selection{K: s.T / 3}, 65)
 	runSelect(k, in, step.Selection{Threshold: true, Thr: -1}, 65)
+}
+
+// checkSelectNaNScore: a NaN score (damaged critic weights) at one
+// candidate of the last row, NaN and Inf scores before it only at
+// non-candidates ([MASK] predictions, protected positions): ERR[ErrScore]
+// must name exactly that candidate (runSelect checks the word), in ratio
+// and threshold mode; then a NaN wrongness alone, which only threshold
+// mode reads.
+func checkSelectNaNScore(k *kernelRun, s shape) {
+	const mask = 65
+	B, T, N := s.B, s.T, s.B*s.T
+	nan := float32(math.NaN())
+	in := selectInput{B: B, T: T, pred: make([]uint32, N), prot: make([]uint32, N), sw: make([]float32, 2*N)}
+	for p := 0; p < N; p++ {
+		in.pred[p] = uint32(k.r.IntN(mask))
+		in.sw[p] = float32(k.r.Float64())
+		in.sw[N+p] = float32(k.r.Float64())
+	}
+	bad := (B-1)*T + T/2
+	for p := (B - 1) * T; p < bad; p++ {
+		switch p % 3 {
+		case 0:
+			in.pred[p], in.sw[p] = mask, nan
+		case 1:
+			in.prot[p], in.sw[p] = 1, float32(math.Inf(1))
+		default:
+			in.pred[p], in.sw[N+p] = mask, nan
+		}
+	}
+	in.sw[bad] = nan
+	if bad+1 < N {
+		in.sw[bad+1] = float32(math.Inf(-1))
+	}
+	runSelect(k, in, step.Selection{K: T / 3}, mask)
+	runSelect(k, in, step.Selection{Threshold: true, Thr: 0.5}, mask)
+	in.sw[bad], in.sw[N+bad] = 0.25, nan
+	runSelect(k, in, step.Selection{K: T / 3}, mask)
+	runSelect(k, in, step.Selection{Threshold: true, Thr: 0.5}, mask)
 }
 
 // ---------------------------------------------------------------- remask

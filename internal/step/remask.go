@@ -67,6 +67,9 @@ func (s *Scoring) Scores(pred []int32, score, wrong []float64) error {
 			u1 := float64(rng.Uniform(s.Seed, b, it, t, rng.RemaskNoise))
 			u2 := float64(rng.Uniform(s.Seed, b, it, t, rng.RemaskLuck))
 			score[p], wrong[p] = CalibratedScore(s.Table, CalibratedBucket(float64(s.Critic[p])), rc, u1, u2)
+			if math.IsNaN(float64(s.Critic[p])) {
+				score[p] = math.NaN() // as remask.wgsl: damaged weights stay visible
+			}
 		}
 	case Self:
 		// Mostly remasks freshly filled tokens.
