@@ -47,7 +47,25 @@
     seed_placement: 'Text placement', unknown_chars: 'Unknown characters', compat: 'Compat', masking_ratios: 'Masking ratios',
     seed_text: 'Your text', template: 'Your text', placeholder: 'Hole character', seed: 'Seed', judge: 'Judge', model: 'Language model',
     remasking_model: 'Remasking model', url: 'Model URL', id: 'Model URL',
+    ordering: 'Ordering', order_temperature: 'Order temperature', unmask_schedule: 'Unmask schedule', confidence_threshold: 'Confidence threshold',
+    block_length: 'Block length', early_commit_gap: 'Early commit gap',
   };
+  // The unmask method's own fields (sent with method unmask only: the API
+  // refuses them with another), and the diffusion fields it has no use for
+  // (unmask never re-masks: the API refuses them set with unmask).
+  const UNMASK_FIELDS = ['ordering', 'order_temperature', 'unmask_schedule', 'confidence_threshold', 'block_length', 'early_commit_gap'];
+  const REMASK_ONLY = ['remasking', 'randomness_strength', 'schedule_mode'];
+  const isUnmask = () => opt('method').value === 'unmask';
+  // syncMethod shows the fields of the chosen method and hides the others.
+  function syncMethod() {
+    const u = isUnmask();
+    $('unmask-opts').hidden = !u;
+    for (const k of REMASK_ONLY) opt(k).closest('label').hidden = u;
+    $('remasker').closest('label').hidden = u;
+    const ot = opt('order_temperature');
+    ot.disabled = opt('ordering').value === 'random';
+    ot.title = ot.disabled ? 'The random ordering has no scores to add noise to: pick another ordering to use it.' : '';
+  }
   const fieldEl = (f) => ({ seed: $('o-seed'), seed_text: $('prompt'), template: $('prompt'), judge: $('judge'), model: $('model'), remasking_model: $('remasker'), url: $('model-url'), id: $('model-url') })[f] || opt(f);
   // webMessage turns an API error into a sentence for this page: no CLI
   // flags, a URL named once, the field by its label here.
@@ -117,6 +135,7 @@
     const size = s.size || s.preset;
     if (size && document.querySelector(`input[name=size][value="${size}"]`)) document.querySelector(`input[name=size][value="${size}"]`).checked = true;
     else syncSize();
+    syncMethod();
     plan();
     return notes;
   }
@@ -199,17 +218,30 @@
       if (x > max) bad(k, `${LABELS[k]} ${raw} is too large: it must be at most ${max}.`);
       return x;
     };
+    const unmask = s.method === 'unmask';
     const r = {
       model: s.model || undefined, judge: s.judge, method: s.method, num_samples: num('num_samples', { int: true, min: 1 }),
-      temperature: num('temperature', { min: 0, gt: true }), top_p: num('top_p', { min: 0, gt: true, max: 1 }), schedule_mode: s.schedule_mode,
-      start_ratio: num('start_ratio', { min: 0, max: 1 }), end_ratio: num('end_ratio', { min: 0, max: 1 }), randomness_strength: num('randomness_strength', { min: 0, max: 1 }),
-      remasking: s.remasking, quality_metric: s.quality_metric, seed_placement: s.seed_placement, unknown_chars: s.unknown_chars,
+      temperature: num('temperature', { min: 0, gt: true }), top_p: num('top_p', { min: 0, gt: true, max: 1 }),
+      start_ratio: num('start_ratio', { min: 0, max: 1 }), end_ratio: num('end_ratio', { min: 0, max: 1 }),
+      quality_metric: s.quality_metric, seed_placement: s.seed_placement, unknown_chars: s.unknown_chars,
       disable_sampler: s.disable_sampler, compat: s.compat.trim(),
     };
+    if (unmask) {
+      // The API's rules (engine/sampler/options.go validateUnmask).
+      r.ordering = s.ordering;
+      if (s.ordering !== 'random') r.order_temperature = num('order_temperature', { min: 0 });
+      r.unmask_schedule = s.unmask_schedule;
+      r.confidence_threshold = num('confidence_threshold', { min: 0, max: 1 });
+      r.block_length = num('block_length', { int: true, min: 0 });
+      r.early_commit_gap = num('early_commit_gap', { min: 0, max: 1 });
+      if (s.masking_ratios.trim() && s.unmask_schedule !== 'ratio') bad('masking_ratios', 'Masking ratios are the ratio schedule\'s list: set Unmask schedule to ratio, or empty Masking ratios.');
+    } else {
+      Object.assign(r, { schedule_mode: s.schedule_mode, randomness_strength: num('randomness_strength', { min: 0, max: 1 }), remasking: s.remasking });
+    }
     if (Array.from(s.placeholder).length !== 1) bad('placeholder', `The hole character must be exactly one character (it is “${s.placeholder}”).`);
     r.placeholder = s.placeholder;
     if (s.sampler_neighbors) r.sampler_neighbors = s.sampler_neighbors;
-    if (s.remasking_model) r.remasking_model = s.remasking_model;
+    if (s.remasking_model && !unmask) r.remasking_model = s.remasking_model;
     if (s.masking_ratios.trim()) {
       r.masking_ratios = s.masking_ratios.split(/[\s,;]+/).filter(Boolean).map((t, i) => {
         const x = Number(t);
@@ -231,6 +263,12 @@
         if (n >= len) bad('sequence_length', `Your text has ${n} characters and Length is ${len}: make Length larger than your text so there is room to continue, or put ${holeChar()} where the model should write.`);
         r.seed_text = text;
       }
+    }
+    if (unmask && r.block_length > 0) {
+      // Every block needs a step (engine/sampler/unmask.go).
+      const blocks = r.block_length >= len ? 1 : Math.ceil(len / r.block_length);
+      const steps = r.masking_ratios ? r.masking_ratios.length : r.iterations;
+      if (steps < blocks) bad('block_length', `Block length ${r.block_length} cuts ${len} characters into ${blocks} blocks, and every block needs a pass: use at least ${blocks} passes or a longer Block length.`);
     }
     if (r.num_samples * len > maxTokens) bad('num_samples', `${r.num_samples} samples × ${len} characters is ${r.num_samples * len} characters; this engine takes at most ${maxTokens} per run. Lower Samples or Length.`);
     const seed = num('seed', { int: true, min: 0, max: Number.MAX_SAFE_INTEGER, optional: true });
@@ -276,7 +314,9 @@
     clamp('sequence_length', 1, Math.max(1, Math.floor(maxTokens / ns)), true);
     clamp('temperature', 0.01, 10);
     clamp('top_p', 0.01, 1);
-    for (const k of ['start_ratio', 'end_ratio', 'randomness_strength']) clamp(k, 0, 1);
+    for (const k of ['start_ratio', 'end_ratio', 'randomness_strength', 'confidence_threshold', 'early_commit_gap']) clamp(k, 0, 1);
+    clamp('order_temperature', 0, 100);
+    clamp('block_length', 0, 1 << 20, true);
     clamp('seed', 0, Number.MAX_SAFE_INTEGER, true);
     notes.push(...applyState(s));
     ui.notices.push(...notes);
@@ -387,7 +427,7 @@
     return m.kind === 'sequence_scorer' ? 'a judge' : m.kind === 'token_classifier' ? 'a remasking model' : 'a language model';
   }
   // runIds are the shipped models the form's next run needs.
-  const runIds = () => [$('model').value, $('judge').value, $('remasker').value].filter((id) => id && id !== 'none' && manifestModel(id));
+  const runIds = () => [$('model').value, $('judge').value, isUnmask() ? '' : $('remasker').value].filter((id) => id && id !== 'none' && manifestModel(id));
   async function refreshCached() {
     const gen = ++ui.cacheGen;
     const have = await cachedSet();
@@ -635,6 +675,7 @@
     judge: ['judge score', '0 to 1, higher is better', 'The judge model’s estimate that the text is human-written (1 − its machine-written score). Real held-out text scores about 0.86.'],
     self: ['self-confidence', 'log-probability, ≤ 0, higher is better', 'Mean log-probability the model gives its own final characters: near 0 means it is sure of every character.'],
     critic: ['critic mean', '0 to 1, lower is better', 'The model’s own mean probability that a character is wrong.'],
+    steps: ['steps', 'passes this sample took', 'Method unmask: the steps this sample ran; a confidence threshold, blocks or an early commit make it adaptive, up to Passes.'],
     pct: ['critic p10 / p50 / p90', '0 to 1, lower is better', 'The 10th, 50th and 90th percentiles of the critic’s per-character wrongness.'],
   };
   function metrics() {
@@ -648,10 +689,12 @@
       wrap.setAttribute('role', 'region');
       wrap.setAttribute('aria-label', `Quality table${run.label ? ' (' + run.label + ')' : ''}`);
       const th = (k) => `<th scope="col" title="${METRIC_HELP[k][2]}">${METRIC_HELP[k][0]}<small>${METRIC_HELP[k][1]}</small></th>`;
+      // Method unmask reports each sample's own step count (adaptive).
+      const steps = d.samples.some((s) => Number.isInteger(s.steps));
       const rows = d.samples
-        .map((s, i) => `<tr><th scope="row">${i + 1}</th><td>${fmt(s.judge_score)}</td><td>${fmt(s.self_confidence)}</td><td>${s.critic ? fmt(s.critic.mean) : '–'}</td><td>${s.critic ? `${fmt(s.critic.p10)} / ${fmt(s.critic.p50)} / ${fmt(s.critic.p90)}` : '–'}</td></tr>`)
+        .map((s, i) => `<tr><th scope="row">${i + 1}</th><td>${fmt(s.judge_score)}</td><td>${fmt(s.self_confidence)}</td><td>${s.critic ? fmt(s.critic.mean) : '–'}</td><td>${s.critic ? `${fmt(s.critic.p10)} / ${fmt(s.critic.p50)} / ${fmt(s.critic.p90)}` : '–'}</td>${steps ? `<td class="steps">${Number.isInteger(s.steps) ? s.steps : '–'}</td>` : ''}</tr>`)
         .join('');
-      wrap.innerHTML = `<table><caption>Quality${run.label ? ' (' + run.label + ')' : ''}: hover a heading for its meaning</caption><thead><tr><th scope="col">sample</th>${th('judge')}${th('self')}${th('critic')}${th('pct')}</tr></thead><tbody>${rows}</tbody></table>`;
+      wrap.innerHTML = `<table><caption>Quality${run.label ? ' (' + run.label + ')' : ''}: hover a heading for its meaning</caption><thead><tr><th scope="col">sample</th>${th('judge')}${th('self')}${th('critic')}${th('pct')}${steps ? th('steps') : ''}</tr></thead><tbody>${rows}</tbody></table>`;
       const p = Object.assign(document.createElement('p'), { className: 'hint' });
       p.textContent = `${d.iterations_run} passes in ${secs(d.seconds)}${timingLine(d)} · ${rate(d.tokens_per_second)} characters/s · first text ${secs(run.ttft / 1000)} after the click · ${d.backend} · seed ${d.seed} · model ${d.model}, judge ${d.judge || 'none'}, re-masking ${d.strategy || '–'}, metric ${d.metric}${d.warnings.length ? ' · ' + d.warnings.join('; ') : ''}`;
       el.append(wrap, p);
@@ -1067,6 +1110,10 @@
     $('remasker').addEventListener('change', refreshCached);
     $('judge').addEventListener('change', refreshCached);
     opt('remasking').addEventListener('change', refreshCached);
+    for (const k of ['method', 'ordering']) opt(k).addEventListener('change', () => {
+      syncMethod();
+      refreshCached();
+    });
     $('model-switch').addEventListener('click', () => {
       if (ui.state === 'running' || !$('model-switch').dataset.to) return;
       useModel($('model-switch').dataset.to);

@@ -91,6 +91,14 @@ func browserInfo(kind string, maxTokens int) map[string]any {
 	opts["compat"] = ""
 	opts["sampler_neighbors"] = ""
 	opts["masking_ratios"] = []float64{}
+	// The unmask method's fields are omitted from the JSON at their zero
+	// values; the page gets them named, as the engine reads the zero value.
+	opts["ordering"] = sampler.OrderConfidence
+	opts["unmask_schedule"] = sampler.UnmaskLinear
+	opts["order_temperature"] = d.OrderTemperature
+	opts["confidence_threshold"] = d.ConfidenceThreshold
+	opts["block_length"] = d.BlockLength
+	opts["early_commit_gap"] = d.EarlyCommitGap
 	return map[string]any{
 		"defaults":        map[string]any{"num_samples": sizes.NumSamples, "sequence_length": sizes.SequenceLength, "iterations": sizes.Iterations},
 		"option_defaults": opts,

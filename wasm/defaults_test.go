@@ -125,5 +125,14 @@ func TestBrowserInfo(t *testing.T) {
 			od["sequence_length"] != float64(def.SequenceLength) || od["start_ratio"] != d.StartRatio {
 			t.Errorf("%s option_defaults = %v", kind, od)
 		}
+		// The unmask fields the page shows: named, and valid with method unmask.
+		u := d
+		u.Method = sampler.Unmask
+		u.Ordering, _ = od["ordering"].(string)
+		u.UnmaskSchedule, _ = od["unmask_schedule"].(string)
+		if err := u.Validate(); err != nil || u.Ordering == "" || u.UnmaskSchedule == "" ||
+			od["order_temperature"] != 0.0 || od["confidence_threshold"] != 0.0 || od["block_length"] != 0.0 || od["early_commit_gap"] != 0.0 {
+			t.Errorf("%s unmask option_defaults = %v (%v)", kind, od, err)
+		}
 	}
 }

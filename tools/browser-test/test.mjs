@@ -47,7 +47,10 @@ async function shot(page, name, what, opts = {}) {
   shots.push(`site/test-results/${name}: ${what}`);
 }
 // section runs one part; an exception fails it without hiding the others.
+// ONLY=text runs only the sections whose name contains it (while working on
+// one; the full run, as build.sh runs it, has no ONLY).
 async function section(name, f) {
+  if (process.env.ONLY && !name.includes(process.env.ONLY)) return console.log(`--- ${name}: left out (ONLY=${process.env.ONLY})`);
   console.log(`--- ${name}`);
   try {
     await f();
@@ -61,6 +64,8 @@ function nativeCPU(o) {
   const key = JSON.stringify(o);
   if (!nativeCache.has(key)) {
     const extra = o.remasking_model ? ['--remasking', 'model', '--remasking-model', `models/${o.remasking_model}.safetensors`] : [];
+    if (o.method) extra.push('--method', o.method);
+    if (o.ordering) extra.push('--ordering', o.ordering);
     const out = execFileSync(path.join(ROOT, 'bin/remask'), ['sample', '--backend', 'cpu', '--json', '--model', `models/${o.model || 'shakespeare'}.safetensors`,
       '--num-samples', String(o.num_samples), '--sequence-length', String(o.sequence_length), '--iterations', String(o.iterations),
       '--seed', String(o.seed), '--quality-metric', o.quality_metric, ...extra], { cwd: ROOT, encoding: 'utf8' });
@@ -536,6 +541,84 @@ async function main() {
         check(/Samples 0 is too small/.test(await page.textContent('#gen-status')), '#11 Ctrl+Enter in the text box generates (here: refused, Samples 0)', await page.textContent('#gen-status'));
         await page.click('#reset');
         await shot(page, '5-validation.png', 'a refused request: the message under Generate and the field marked');
+      });
+
+      await section('16.8 method unmask under Advanced: fields, validation, a run with steps, share link', async () => {
+        const UNMASK = ['ordering', 'order_temperature', 'unmask_schedule', 'confidence_threshold', 'block_length', 'early_commit_gap'];
+        const DIFFUSION_ONLY = ['remasking', 'randomness_strength', 'schedule_mode'];
+        await visit(page, srv.url + shareHash({ ...SMALL, sequence_length: 48 }));
+        await page.evaluate(() => (document.getElementById('advanced').open = true));
+        const shown = (keys) => page.evaluate((keys) => Object.fromEntries(keys.map((k) => [k, !!document.querySelector(`[data-o=${k}]`).offsetParent])), keys);
+        const body = async () => {
+          await page.evaluate(() => {
+            const d = document.getElementById('api-snippet');
+            d.open = false;
+            d.open = true;
+          });
+          await page.waitForFunction(() => /-d '/.test(document.getElementById('snippet').textContent));
+          return JSON.parse(/-d '(.*)'\s*$/.exec(await page.textContent('#snippet'))[1]);
+        };
+        let vis = { ...(await shown(UNMASK)), ...(await shown(DIFFUSION_ONLY)) };
+        check(UNMASK.every((k) => !vis[k]) && DIFFUSION_ONLY.every((k) => vis[k]), '16.8 with method diffusion the unmask fields are hidden, re-masking/randomness/schedule shown', JSON.stringify(vis));
+        let b = await body();
+        check(b.method === 'diffusion' && UNMASK.every((k) => !(k in b)), '16.8 a diffusion request carries no unmask field', Object.keys(b).join(','));
+        await page.selectOption('[data-o=method]', 'unmask');
+        vis = { ...(await shown(UNMASK)), ...(await shown(DIFFUSION_ONLY)) };
+        check(UNMASK.every((k) => vis[k]) && DIFFUSION_ONLY.every((k) => !vis[k]), '16.8 selecting unmask shows its six fields and hides re-masking, randomness and schedule', JSON.stringify(vis));
+        const defs = await page.evaluate((keys) => ({ form: Object.fromEntries(keys.map((k) => [k, document.querySelector(`[data-o=${k}]`).value])), engine: Object.fromEntries(keys.map((k) => [k, window.remask.engine.option_defaults[k]])) }), UNMASK);
+        check(UNMASK.every((k) => defs.engine[k] !== undefined && String(defs.engine[k]) === defs.form[k]), '16.8 the unmask fields start at the engine\'s defaults (option_defaults)', JSON.stringify(defs));
+        const help = await page.evaluate((keys) => keys.map((k) => document.querySelector(`[data-o=${k}]`).closest('label').title), UNMASK);
+        check(help.every((t) => t.length > 30), '16.8 every unmask field has a line of help', JSON.stringify(help.map((t) => t.slice(0, 40))));
+        await page.selectOption('[data-o=ordering]', 'random');
+        check(await page.isDisabled('[data-o=order_temperature]'), '16.8 order temperature is disabled with the random ordering');
+        await page.selectOption('[data-o=ordering]', 'confidence');
+        check(!(await page.isDisabled('[data-o=order_temperature]')), '16.8 and enabled again with confidence');
+        // A bad value is refused in the page, the field named, marked and focused.
+        await page.fill('[data-o=confidence_threshold]', '2');
+        let r = await generate(page, 10000);
+        const focused = await page.evaluate(() => document.activeElement && document.activeElement.dataset.o === 'confidence_threshold' && document.activeElement.getAttribute('aria-invalid') === 'true');
+        check(r.state === 'invalid' && /Confidence threshold 2 is too large/.test(r.status) && focused, '16.8 confidence threshold 2 is refused in the page, the field named and focused', r.status);
+        await page.fill('[data-o=confidence_threshold]', '0');
+        await page.fill('[data-o=block_length]', '5');
+        r = await generate(page, 10000);
+        check(r.state === 'invalid' && /Block length 5/.test(r.status) && /at least 10 passes/.test(r.status), '16.8 more blocks than passes is refused in the page (the API\'s rule)', r.status);
+        await page.fill('[data-o=block_length]', '0');
+        await page.fill('[data-o=order_temperature]', '-1');
+        r = await generate(page, 10000);
+        check(r.state === 'invalid' && /Order temperature -1 is too small/.test(r.status), '16.8 a negative order temperature is refused in the page', r.status);
+        await page.fill('[data-o=order_temperature]', '0');
+        b = await body();
+        check(b.method === 'unmask' && b.ordering === 'confidence' && UNMASK.every((k) => k in b) && DIFFUSION_ONLY.every((k) => !(k in b)) && !('remasking_model' in b), '16.8 an unmask request carries its fields and none of the re-masking ones', JSON.stringify(b));
+        // A small run on the in-page CPU engine: 1x48, 4 passes, confidence ordering.
+        const t0 = Date.now();
+        r = await generate(page, 240000);
+        check(r.state === 'done' && r.done && r.done.samples.length === 1 && Array.from(r.done.samples[0].text).length === 48, '16.8 a 1x48 unmask run (4 passes, confidence) completes on the CPU engine', (r.done && JSON.stringify(r.done.samples[0].text)) || r.error || r.status);
+        const steps = r.done && r.done.samples[0].steps;
+        check(Number.isInteger(steps) && steps >= 1 && steps <= 4, '16.8 the done event reports the sample\'s steps', `steps ${steps}`);
+        const nat = nativeCPU({ ...SMALL, sequence_length: 48, method: 'unmask', ordering: 'confidence' }).samples[0];
+        check(r.done && r.done.samples[0].text === nat.text && steps === nat.steps, '16.8 the page\'s unmask text and steps equal the native CPU backend\'s', `page ${JSON.stringify(r.done && r.done.samples[0].text)} (${steps} steps), native ${JSON.stringify(nat.text)} (${nat.steps} steps)`);
+        const cell = await page.evaluate(() => Array.from(document.querySelectorAll('#metrics th[title]')).some((th) => /^steps/.test(th.textContent)) && (document.querySelector('#metrics td.steps') || {}).textContent);
+        check(cell === String(steps), '16.8 the quality table shows each sample\'s steps', `cell ${cell}, done ${steps}`);
+        measure('1x48 unmask run, 4 passes, CPU engine, click to done', `${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        await axe(page, 'method unmask after a run');
+        // A share link restores the unmask fields.
+        await page.selectOption('[data-o=ordering]', 'margin');
+        await page.selectOption('[data-o=unmask_schedule]', 'cosine');
+        await page.fill('[data-o=confidence_threshold]', '0.9');
+        await page.fill('[data-o=block_length]', '16');
+        await page.fill('[data-o=early_commit_gap]', '0.5');
+        await page.fill('[data-o=order_temperature]', '0.3');
+        await page.click('#share');
+        const link = await page.evaluate(() => navigator.clipboard.readText());
+        await visit(page, link);
+        const back = await page.evaluate((keys) => ({ method: document.querySelector('[data-o=method]').value, shown: !document.getElementById('unmask-opts').hidden, ...Object.fromEntries(keys.map((k) => [k, document.querySelector(`[data-o=${k}]`).value])) }), UNMASK);
+        check(back.method === 'unmask' && back.shown && back.ordering === 'margin' && back.unmask_schedule === 'cosine' && back.confidence_threshold === '0.9' && back.block_length === '16' && back.early_commit_gap === '0.5' && back.order_temperature === '0.3', '16.8 a share link restores method unmask and its fields', JSON.stringify(back));
+        await visit(page, srv.url + shareHash({ method: 'unmask', confidence_threshold: 7, block_length: -3 }));
+        const note = await page.textContent('#gen-status');
+        check(/Confidence threshold 7 in the link is out of range; it is now 1/.test(note) && /Block length -3/.test(note), '16.8 out-of-range unmask values in a link are clamped, with a notice', note);
+        await page.evaluate(() => (document.getElementById('advanced').open = true));
+        await page.click('#reset');
+        check((await page.inputValue('[data-o=method]')) === 'diffusion' && (await page.evaluate(() => document.getElementById('unmask-opts').hidden)), '16.8 Reset goes back to diffusion and hides the unmask fields');
       });
 
       await section('models: URLs, cache, errors', async () => {
