@@ -31,6 +31,18 @@ const (
 	recordBytesPerStep = 16 // one position of one iteration in --save records
 )
 
+// NetBytes estimates the activation bytes one network of configuration c
+// keeps for bt positions (its trunk: trunkFloatsPerEmbd float32s of n_embd
+// each), or false when that overflows. MemoryNeed counts it for every
+// network; servers use it for each model's share of a request.
+func NetBytes(c *model.Config, bt int) (int64, bool) {
+	per, ok := checked.Mul64(int64(c.NEmbd), 4*trunkFloatsPerEmbd)
+	if !ok {
+		return 0, false
+	}
+	return checked.Mul64(per, int64(bt))
+}
+
 // MemoryNeed estimates the peak bytes of a generation of B rows of T tokens
 // with the given networks (judge and remasker may be nil): every network's
 // trunk activations, the logits twice (the backend's and the host's copy),
