@@ -42,8 +42,7 @@ func (g *generation) diffusion(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ev := Event{Iteration: it, Iterations: g.N, Masked: g.countMasked(g.tokens), Total: len(g.tokens),
-			Ratio: math.NaN(), MinWrongness: math.NaN()}
+		ev := g.hostEvent(it)
 		copy(pred, g.tokens)
 		g.wrong = nil
 		if err := g.predict(ctx, it, pred); err != nil {
@@ -173,6 +172,24 @@ func (g *generation) sampleNaive(it int, pred []int32) error {
 	return nil
 }
 
+// hostEvent is the event of host-loop iteration it, before its prediction.
+func (g *generation) hostEvent(it int) Event {
+	return Event{Iteration: it, Iterations: g.N, Masked: g.countMasked(g.tokens), Total: len(g.tokens),
+		Ratio: math.NaN(), MinWrongness: math.NaN()}
+}
+
+// lmLogits runs the language model on the current tokens into g.logits,
+// timed as forward.
+func (g *generation) lmLogits(ctx context.Context) error {
+	return timed(&g.res.Timings.Forward, func() error {
+		h, err := g.lm.Encode(ctx, g.tokens, g.B, g.T)
+		if err != nil {
+			return err
+		}
+		return g.lm.Logits(ctx, h, g.logits)
+	})
+}
+
 // multinomial resamples every unprotected position each iteration from the
 // full distribution (no top-p, no remasking; sampler-spec 4.9).
 func (g *generation) multinomial(ctx context.Context) error {
@@ -181,19 +198,11 @@ func (g *generation) multinomial(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ev := Event{Iteration: it, Iterations: g.N, Masked: g.countMasked(g.tokens), Total: len(g.tokens),
-			Ratio: math.NaN(), MinWrongness: math.NaN()}
-		err := timed(&g.res.Timings.Forward, func() error {
-			h, err := g.lm.Encode(ctx, g.tokens, g.B, g.T)
-			if err != nil {
-				return err
-			}
-			return g.lm.Logits(ctx, h, g.logits)
-		})
-		if err != nil {
+		ev := g.hostEvent(it)
+		if err := g.lmLogits(ctx); err != nil {
 			return err
 		}
-		err = timed(&g.res.Timings.Sampling, func() error {
+		err := timed(&g.res.Timings.Sampling, func() error {
 			for p := range next {
 				if g.protected[p] {
 					next[p] = g.tokens[p]

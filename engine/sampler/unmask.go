@@ -3,7 +3,6 @@ package sampler
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/remask/remask/engine/rng"
 	"github.com/remask/remask/internal/step"
@@ -113,21 +112,13 @@ func (g *generation) unmask(ctx context.Context) error {
 		if !anyActive {
 			break
 		}
-		ev := Event{Iteration: it, Iterations: g.N, Masked: g.countMasked(g.tokens), Total: len(g.tokens),
-			Ratio: math.NaN(), MinWrongness: math.NaN()}
-		err := timed(&g.res.Timings.Forward, func() error {
-			h, err := g.lm.Encode(ctx, g.tokens, g.B, g.T)
-			if err != nil {
-				return err
-			}
-			return g.lm.Logits(ctx, h, g.logits)
-		})
-		if err != nil {
+		ev := g.hostEvent(it)
+		if err := g.lmLogits(ctx); err != nil {
 			return err
 		}
 		copy(pred, g.tokens)
 		sel := make([][]int, g.B)
-		err = timed(&g.res.Timings.Sampling, func() error {
+		err := timed(&g.res.Timings.Sampling, func() error {
 			for b := range rows {
 				sel[b] = []int{}
 				if !active[b] {
