@@ -271,21 +271,8 @@ func (n *Net) checkLoop(s *engine.LoopSpec) error {
 func (l *Loop) alloc() error {
 	d, n := l.n.d, l.n
 	N := uint64(l.N)
-	var err error
-	mk := func(what string, bytes uint64, u bufUsage) *buffer {
-		if err != nil {
-			return nil
-		}
-		if err = d.checkBuffer(what, bytes); err != nil {
-			return nil
-		}
-		var b *buffer
-		b, err = d.p.newBuffer(what, bytes, u)
-		if err == nil {
-			l.bufs = append(l.bufs, b)
-		}
-		return b
-	}
+	al := allocator{d: d}
+	mk := al.buffer
 	l.tok = mk("loop tokens (B·T ids)", 4*N, usageStorage)
 	l.pred = mk("loop prediction (B·T ids)", 4*N, usageStorage)
 	l.prot = mk("loop protected flags (B·T)", 4*N, usageStorage)
@@ -307,9 +294,11 @@ func (l *Loop) alloc() error {
 		l.fill = mk("loop bootstrap fill table", 4*(N+1), usageStorage)
 	}
 	l.staging = mk("loop staging", stagingBytes(l.B, l.N), usageStaging)
-	if err != nil {
-		return fmt.Errorf("gpu: loop: %w", err)
+	l.bufs = append(l.bufs, al.made...) // released by Close, also after an error
+	if al.err != nil {
+		return fmt.Errorf("gpu: loop: %w", al.err)
 	}
+	var err error
 	if l.s.UseSampler {
 		if err := n.ensureSampler(l.N); err != nil {
 			return fmt.Errorf("gpu: loop: %w", err)
