@@ -178,28 +178,7 @@ func TestMatmulSweep(t *testing.T) {
 						t.Fatal(err)
 					}
 					got := run(t, d, []op{o}, out)
-					want := make([]float64, s.M*s.N)
-					for i := 0; i < s.M; i++ {
-						for j := 0; j < s.N; j++ {
-							var acc float64
-							for k := 0; k < s.K; k++ {
-								acc += float64(a[i*s.K+k]) * float64(w[j*s.K+k])
-							}
-							if v.bias {
-								acc += float64(bias[j])
-							}
-							switch v.act {
-							case shaders.ActGELU:
-								acc = geluF64(acc)
-							case shaders.ActSiLU:
-								acc = acc / (1 + math.Exp(-acc))
-							}
-							if v.accu {
-								acc += float64(init[i*s.N+j])
-							}
-							want[i*s.N+j] = acc
-						}
-					}
+					want := matmulRef(s.M, s.N, s.K, a, w, bias, init, v.bias, v.accu, v.act)
 					checkClose(t, name, got, want, 2e-5*math.Sqrt(float64(s.K)), 1e-5)
 				})
 			}
@@ -524,6 +503,35 @@ func f16(v float32) (float32, bool) {
 	return model.Float16ToFloat32(h), ok
 }
 
+// matmulRef is the float64 oracle of the matmul kernels: out (M, N) =
+// act(a (M, K) · w (N, K)ᵀ + bias) [+ init], the epilogue in the kernels'
+// order.
+func matmulRef(M, N, K int, a, w, bias, init []float32, hasBias, accumulate bool, act int) []float64 {
+	want := make([]float64, M*N)
+	for i := 0; i < M; i++ {
+		for j := 0; j < N; j++ {
+			var acc float64
+			for k := 0; k < K; k++ {
+				acc += float64(a[i*K+k]) * float64(w[j*K+k])
+			}
+			if hasBias {
+				acc += float64(bias[j])
+			}
+			switch act {
+			case shaders.ActGELU:
+				acc = geluF64(acc)
+			case shaders.ActSiLU:
+				acc = acc / (1 + math.Exp(-acc))
+			}
+			if accumulate {
+				acc += float64(init[i*N+j])
+			}
+			want[i*N+j] = acc
+		}
+	}
+	return want
+}
+
 func geluF64(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
 
 // TestAttentionSplitSweep checks the key-split attention (AttentionUnrolled
@@ -630,28 +638,7 @@ func TestMatmulSplitSweep(t *testing.T) {
 				}
 				run(t, d, ops[:1], rec) // the partials stay inside their range
 				got := run(t, d, ops, out)
-				want := make([]float64, s.M*s.N)
-				for i := 0; i < s.M; i++ {
-					for j := 0; j < s.N; j++ {
-						var acc float64
-						for k := 0; k < s.K; k++ {
-							acc += float64(a[i*s.K+k]) * float64(w[j*s.K+k])
-						}
-						if v.bias {
-							acc += float64(bias[j])
-						}
-						switch v.act {
-						case shaders.ActGELU:
-							acc = geluF64(acc)
-						case shaders.ActSiLU:
-							acc = acc / (1 + math.Exp(-acc))
-						}
-						if v.accu {
-							acc += float64(init[i*s.N+j])
-						}
-						want[i*s.N+j] = acc
-					}
-				}
+				want := matmulRef(s.M, s.N, s.K, a, w, bias, init, v.bias, v.accu, v.act)
 				checkClose(t, name, got, want, 2e-5*math.Sqrt(float64(s.K)), 1e-5)
 			})
 		}
