@@ -35,8 +35,7 @@ inputs: the question is whether the classifier finds the mistakes better.
 from __future__ import annotations
 
 import os
-import time
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -45,9 +44,10 @@ import torch.nn.functional as F
 from . import data as D
 from . import rmfile
 from .model import GPT, GPTConfig, ModelMode
-from .train_common import (Clock, Log, Runtime, Trunk, environment, load_checkpoint, lr_at,
-                           make_adamw, plain_config, save_checkpoint, seed_everything, sync,
-                           update_metrics, use_fused_attention, config_from_model_args)
+from .train_common import (Clock, Log, Runtime, Trunk, Validator, environment, load_checkpoint,
+                           make_adamw, plain_config, save_checkpoint, seed_everything,
+                           train_loop, update_metrics, use_fused_attention,
+                           config_from_model_args)
 from .train_lm import VAL_SEED, gumbel_argmax
 
 TEMPERATURE_RANGE = (0.7, 1.0)
@@ -220,74 +220,27 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
         f"max_iters {args.classifier_max_iters}, fused attention {fused}, compiled {trunk.compiled}",
         {"event": "start", "stage": "classifier", "params": n_params})
 
-    history: List[dict] = []
-
-    def validate(it: int) -> dict:
-        t = time.time()
-        res = evaluate(clf, eval_trunk, sets, B, runtime)
-        dt = time.time() - t
-        history.append({"iter": it, "seconds": round(dt, 3), "val": res})
-        log(f"val  iter {it:5d}  " + " | ".join(
+    def val_line(it: int, res: dict) -> str:
+        return f"val  iter {it:5d}  " + " | ".join(
             f"{k}: bce {v['bce']:.4f} acc {v['accuracy']:.4f} auc {v['auc']:.4f}"
             + (f" (critic auc {v['critic_auc']:.4f})" if v["critic_auc"] is not None else "")
-            for k, v in res.items()) + f"  ({dt:.1f}s)", {"event": "val", "iter": it, "val": res})
-        return res
+            for k, v in res.items())
 
-    t_val = time.time()
-    validate(0)
-    reserve = 1.5 * (time.time() - t_val) + 10.0
-    max_iters = args.classifier_max_iters
-    if args.val_interval > 0:
-        val_marks = set(range(args.val_interval, max_iters, args.val_interval))
-    else:
-        val_marks = {int(max_iters * f) for f in (0.25, 0.5, 0.75)} - {0}
-
-    clf.train()
-    it, tokens = 0, 0
-    stopped_by = "max_iters"
-    acc, n_acc = 0.0, 0
-    last_loss = None
-    t_interval = t_loop = time.time()
-    while it < max_iters:
-        if clock.left() < reserve:
-            stopped_by = "max_seconds"
-            log(f"classifier: time budget reached at iter {it} ({clock.elapsed():.0f}s)",
-                {"event": "time_budget", "iter": it})
-            break
-        lr = lr_at(it, max_iters, args.classifier_lr, args.classifier_warmup_iters,
-                   args.classifier_lr * args.min_lr_ratio)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
+    def loss_at(it: int) -> torch.Tensor:
         k = it % len(lms)
         inp, right = corrupt(lms[k], lm_trunks[k], train.sample(rng, B), runtime)
         with runtime.autocast():
             logits = clf.lm_logits(trunk(inp))
-        loss = class_losses(logits, right)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if args.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(clf.parameters(), args.grad_clip)
-        optimizer.step()
-        acc = acc + loss.detach()
-        n_acc += 1
-        tokens += B * T
-        it += 1
-        if it % args.log_interval == 0 or it == max_iters:
-            last_loss = float(acc) / n_acc
-            dt = time.time() - t_interval
-            log(f"classifier iter {it:5d}  loss {last_loss:.5f}  lr {lr:.2e}  "
-                f"{n_acc * B * T / dt / 1e3:.0f}k tok/s  {clock.elapsed():.0f}s",
-                {"event": "train", "iter": it, "losses": {"bce2": last_loss}, "lr": lr,
-                 "elapsed": clock.elapsed()})
-            acc, n_acc = 0.0, 0
-            t_interval = time.time()
-        if it in val_marks and it < max_iters:
-            validate(it)
-            t_interval = time.time()
+        return class_losses(logits, right)
 
-    sync(runtime)
-    train_seconds = time.time() - t_loop
-    final = validate(it)
+    max_iters = args.classifier_max_iters
+    res = train_loop("classifier", clf, optimizer, loss_at,
+                     Validator(lambda: evaluate(clf, eval_trunk, sets, B, runtime), val_line, log),
+                     args, max_iters=max_iters, lr=args.classifier_lr,
+                     warmup_iters=args.classifier_warmup_iters, tokens_per_step=B * T,
+                     loss_label="loss", loss_key="bce2", rate_in_record=False,
+                     runtime=runtime, clock=clock, log=log)
+    it, final = res.iters, res.final
 
     meta = D.lm_meta(vocab, T, B)
     config = plain_config(vars(args))
@@ -304,16 +257,14 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
     log(f"classifier: wrote {path} ({size / 1e6:.1f} MB); iter {it}, {clock.elapsed():.0f}s",
         {"event": "saved", "path": path, "bytes": size})
 
-    metrics = {
-        "command": args.command_line, "seed": seed, "iters": it, "max_iters": max_iters,
-        "stopped_by": stopped_by, "batch_size": B, "block_size": T, "tokens_seen": tokens,
-        "train_seconds": round(train_seconds, 2), "wall_seconds": round(clock.elapsed(), 2),
-        "final_loss": last_loss, "val": final, "val_history": history, "params": n_params,
+    metrics = res.metrics(args, seed, max_iters, B, T, clock)
+    metrics.update({
+        "params": n_params,
         "init": init, "corrupt_lms": lm_paths, "temperature_range": list(TEMPERATURE_RANGE),
         "shape": [clf.config.n_layer, clf.config.n_head, clf.config.n_embd],
         "compiled": trunk.compiled, "fused_attention": fused,
         "device": str(runtime.device), "gpu_name": runtime.gpu_name, "smoke": bool(args.smoke),
-    }
+    })
     metrics.update(environment())
     update_metrics(os.path.join(args.out, "metrics.json"), "classifier", metrics)
     return metrics

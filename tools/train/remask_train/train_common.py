@@ -20,7 +20,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -208,6 +208,128 @@ class Clock:
 def sync(runtime: Runtime) -> None:
     if runtime.device.type == "cuda":
         torch.cuda.synchronize(runtime.device)
+
+
+# ---- the training loop ---------------------------------------------------------------
+
+
+class Validator:
+    """Runs a stage's evaluation, times it, keeps its history and logs its line.
+
+    evaluate() -> results; line(it, results) -> the text logged before "  (N.Ns)".
+    Each call appends {"iter", "seconds", "val"} to history (metrics' val_history).
+    """
+
+    def __init__(self, evaluate: Callable[[], Any], line: Callable[[int, Any], str], log: "Log"):
+        self.evaluate = evaluate
+        self.line = line
+        self.log = log
+        self.history: List[dict] = []
+
+    def __call__(self, it: int) -> Any:
+        t = time.time()
+        res = self.evaluate()
+        dt = time.time() - t
+        self.history.append({"iter": it, "seconds": round(dt, 3), "val": res})
+        self.log(self.line(it, res) + f"  ({dt:.1f}s)", {"event": "val", "iter": it, "val": res})
+        return res
+
+
+def val_marks(val_interval: int, max_iters: int, after: int = 0) -> set:
+    """The iterations after which to validate: every val_interval, or (0) at 1/4, 1/2
+    and 3/4 of max_iters, those after `after`."""
+    if val_interval > 0:
+        return set(range(val_interval, max_iters, val_interval))
+    return {m for m in (int(max_iters * f) for f in (0.25, 0.5, 0.75)) if m > after}
+
+
+@dataclass
+class LoopResult:
+    iters: int
+    tokens: int
+    stopped_by: str            # "max_iters" or "max_seconds"
+    last_loss: Optional[float]  # the mean loss of the last logged interval
+    train_seconds: float
+    final: Any                 # the final validation's results
+    history: List[dict]        # every validation, the first at iter 0
+
+    def metrics(self, args, seed: int, max_iters: int, batch_size: int, block_size: int,
+                clock: Clock) -> dict:
+        """The metrics keys every single-loss stage writes (the stage adds its own)."""
+        return {
+            "command": args.command_line, "seed": seed, "iters": self.iters,
+            "max_iters": max_iters, "stopped_by": self.stopped_by,
+            "batch_size": batch_size, "block_size": block_size, "tokens_seen": self.tokens,
+            "train_seconds": round(self.train_seconds, 2),
+            "wall_seconds": round(clock.elapsed(), 2),
+            "final_loss": self.last_loss, "val": self.final, "val_history": self.history,
+        }
+
+
+def train_loop(stage: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               loss_at: Callable[[int], torch.Tensor], validator: Validator, args, *,
+               max_iters: int, lr: float, warmup_iters: int, tokens_per_step: int,
+               loss_label: str, loss_key: str, rate_in_record: bool,
+               runtime: Runtime, clock: Clock, log: "Log") -> LoopResult:
+    """The loop of a stage with one loss and a fixed max_iters (judge, classifier).
+
+    Validates at iteration 0 and keeps 1.5x its time + 10 s in reserve for the final
+    validation and checkpoint; stops at max_iters or when the clock's budget left
+    falls under the reserve. Each iteration sets the scheduled lr (warmup then
+    cosine to lr * args.min_lr_ratio), takes loss_at(it), steps the optimiser with
+    args.grad_clip, logs the mean loss every args.log_interval iterations and at the
+    end, validates at val_marks(args.val_interval, ...) and once more at the end.
+    """
+    t_val = time.time()
+    validator(0)
+    reserve = 1.5 * (time.time() - t_val) + 10.0
+    marks = val_marks(args.val_interval, max_iters)
+
+    model.train()
+    it, tokens = 0, 0
+    stopped_by = "max_iters"
+    acc, n_acc = 0.0, 0
+    last_loss = None
+    t_interval = t_loop = time.time()
+    while it < max_iters:
+        if clock.left() < reserve:
+            stopped_by = "max_seconds"
+            log(f"{stage}: time budget reached at iter {it} ({clock.elapsed():.0f}s)",
+                {"event": "time_budget", "iter": it})
+            break
+        it_lr = lr_at(it, max_iters, lr, warmup_iters, lr * args.min_lr_ratio)
+        for g in optimizer.param_groups:
+            g["lr"] = it_lr
+        loss = loss_at(it)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if args.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        acc = acc + loss.detach()
+        n_acc += 1
+        tokens += tokens_per_step
+        it += 1
+        if it % args.log_interval == 0 or it == max_iters:
+            last_loss = float(acc) / n_acc
+            dt = time.time() - t_interval
+            tps = n_acc * tokens_per_step / dt
+            log(f"{stage} iter {it:5d}  {loss_label} {last_loss:.5f}  lr {it_lr:.2e}  "
+                f"{tps / 1e3:.0f}k tok/s  {clock.elapsed():.0f}s",
+                {"event": "train", "iter": it, "losses": {loss_key: last_loss}, "lr": it_lr,
+                 **({"tokens_per_s": tps} if rate_in_record else {}),
+                 "elapsed": clock.elapsed()})
+            acc, n_acc = 0.0, 0
+            t_interval = time.time()
+        if it in marks and it < max_iters:
+            validator(it)
+            t_interval = time.time()
+
+    sync(runtime)
+    train_seconds = time.time() - t_loop
+    final = validator(it)
+    return LoopResult(iters=it, tokens=tokens, stopped_by=stopped_by, last_loss=last_loss,
+                      train_seconds=train_seconds, final=final, history=validator.history)
 
 
 # ---- checkpoints ---------------------------------------------------------------------

@@ -24,8 +24,7 @@ cls_embedding start at the mean of the LM's wte rows.
 from __future__ import annotations
 
 import os
-import time
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -33,9 +32,10 @@ import torch.nn.functional as F
 
 from . import data as D
 from .model import GPT, GPTConfig, ModelMode
-from .train_common import (Clock, Log, Runtime, Trunk, config_from_model_args, environment,
-                           load_checkpoint, lr_at, make_adamw, plain_config, save_checkpoint,
-                           seed_everything, sync, update_metrics, use_fused_attention)
+from .train_common import (Clock, Log, Runtime, Trunk, Validator, config_from_model_args,
+                           environment, load_checkpoint, make_adamw, plain_config,
+                           save_checkpoint, seed_everything, train_loop, update_metrics,
+                           use_fused_attention)
 from .train_lm import VAL_SEED, gumbel_argmax
 
 
@@ -182,72 +182,25 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
         f"max_iters {args.judge_max_iters}, fused attention {fused}, compiled {trunk.compiled}",
         {"event": "start", "stage": "judge", "params": n_params})
 
-    history: List[dict] = []
+    def val_line(it: int, res: dict) -> str:
+        return (f"val  iter {it:5d}  judge mse {res['mse']:.5f}  corr {res['correlation']:.4f}  "
+                f"(baseline mse {res['baseline_mse']:.5f}, real text -> "
+                f"{res['mean_pred_real_text']})")
 
-    def validate(it: int) -> dict:
-        t = time.time()
-        res = evaluate(judge, eval_trunk, v_in, v_y, B, runtime)
-        dt = time.time() - t
-        history.append({"iter": it, "seconds": round(dt, 3), "val": res})
-        log(f"val  iter {it:5d}  judge mse {res['mse']:.5f}  corr {res['correlation']:.4f}  "
-            f"(baseline mse {res['baseline_mse']:.5f}, real text -> {res['mean_pred_real_text']})"
-            f"  ({dt:.1f}s)", {"event": "val", "iter": it, "val": res})
-        return res
-
-    t_val = time.time()
-    validate(0)
-    reserve = 1.5 * (time.time() - t_val) + 10.0
-    max_iters = args.judge_max_iters
-    if args.val_interval > 0:
-        val_marks = set(range(args.val_interval, max_iters, args.val_interval))
-    else:
-        val_marks = {int(max_iters * f) for f in (0.25, 0.5, 0.75)} - {0}
-
-    judge.train()
-    it, tokens = 0, 0
-    stopped_by = "max_iters"
-    acc, n_acc = 0.0, 0
-    last_loss = None
-    t_interval = t_loop = time.time()
-    while it < max_iters:
-        if clock.left() < reserve:
-            stopped_by = "max_seconds"
-            log(f"judge: time budget reached at iter {it} ({clock.elapsed():.0f}s)",
-                {"event": "time_budget", "iter": it})
-            break
-        lr = lr_at(it, max_iters, args.judge_lr, args.judge_warmup_iters,
-                   args.judge_lr * args.min_lr_ratio)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
+    def loss_at(it: int) -> torch.Tensor:
         inp, y, _ = corrupt(lm, lm_trunk, train.sample(rng, B), runtime, args.judge_real_frac,
                             ratio_range, vocab.cls_id)
-        loss = F.mse_loss(judge_scores(judge, trunk, inp, runtime), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if args.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(judge.parameters(), args.grad_clip)
-        optimizer.step()
-        acc = acc + loss.detach()
-        n_acc += 1
-        tokens += B * T
-        it += 1
-        if it % args.log_interval == 0 or it == max_iters:
-            last_loss = float(acc) / n_acc
-            dt = time.time() - t_interval
-            tps = n_acc * B * T / dt
-            log(f"judge iter {it:5d}  mse {last_loss:.5f}  lr {lr:.2e}  {tps / 1e3:.0f}k tok/s  "
-                f"{clock.elapsed():.0f}s",
-                {"event": "train", "iter": it, "losses": {"mse": last_loss}, "lr": lr,
-                 "tokens_per_s": tps, "elapsed": clock.elapsed()})
-            acc, n_acc = 0.0, 0
-            t_interval = time.time()
-        if it in val_marks and it < max_iters:
-            validate(it)
-            t_interval = time.time()
+        return F.mse_loss(judge_scores(judge, trunk, inp, runtime), y)
 
-    sync(runtime)
-    train_seconds = time.time() - t_loop
-    final = validate(it)
+    max_iters = args.judge_max_iters
+    res = train_loop("judge", judge, optimizer, loss_at,
+                     Validator(lambda: evaluate(judge, eval_trunk, v_in, v_y, B, runtime),
+                               val_line, log),
+                     args, max_iters=max_iters, lr=args.judge_lr,
+                     warmup_iters=args.judge_warmup_iters, tokens_per_step=B * T,
+                     loss_label="mse", loss_key="mse", rate_in_record=True,
+                     runtime=runtime, clock=clock, log=log)
+    it, final = res.iters, res.final
 
     jmeta = D.judge_meta(vocab, T, B)
     config = plain_config(vars(args))
@@ -265,28 +218,17 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
         f"corr {final['correlation']:.4f}, {clock.elapsed():.0f}s",
         {"event": "saved", "path": path, "bytes": size})
 
-    metrics = {
-        "command": args.command_line,
-        "seed": seed,
-        "iters": it,
-        "max_iters": max_iters,
-        "stopped_by": stopped_by,
-        "batch_size": B, "block_size": T,
-        "tokens_seen": tokens,
-        "train_seconds": round(train_seconds, 2),
-        "wall_seconds": round(clock.elapsed(), 2),
-        "final_loss": last_loss,
-        "val": final,
+    metrics = res.metrics(args, seed, max_iters, B, T, clock)
+    metrics.update({
         "val_mse": final["mse"],
         "val_correlation": final["correlation"],
-        "val_history": history,
         "params": n_params,
         "lm_checkpoint": lm_path,
         "lm_iter_num": lm_ckpt.get("iter_num"),
         "compiled": trunk.compiled, "fused_attention": fused,
         "device": str(runtime.device), "gpu_name": runtime.gpu_name,
         "smoke": bool(args.smoke),
-    }
+    })
     metrics.update(environment())
     update_metrics(os.path.join(args.out, "metrics.json"), "judge", metrics)
     return metrics

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -34,9 +34,9 @@ import torch.nn.functional as F
 
 from . import data as D
 from .model import GPT, GPTConfig, ModelMode
-from .train_common import (Clock, Log, Runtime, Trunk, environment, lr_at, make_adamw,
-                           plain_config, save_checkpoint, seed_everything, sync,
-                           update_metrics, use_fused_attention, write_pickle)
+from .train_common import (Clock, Log, Runtime, Trunk, Validator, environment, lr_at,
+                           make_adamw, plain_config, save_checkpoint, seed_everything, sync,
+                           update_metrics, use_fused_attention, val_marks, write_pickle)
 
 VAL_SEED = 1234            # fixed for every run, so val numbers compare across runs
 VAL_RATIOS = (0.15, 0.5, 0.9)
@@ -290,25 +290,12 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
         f"train windows {len(train.starts)}, val windows {windows.shape[0]}",
         {"event": "start", "stage": "lm", "params": n_params, "max_iters": args.max_iters})
 
-    val_history: List[dict] = []
-
-    def validate(it: int) -> Dict[str, dict]:
-        t = time.time()
-        res = evaluate(model, eval_trunk, windows, B, runtime, args.neighbor_keep)
-        dt = time.time() - t
-        val_history.append({"iter": it, "seconds": round(dt, 3), "val": res})
-        log(val_line(it, res) + f"  ({dt:.1f}s)", {"event": "val", "iter": it, "val": res})
-        return res
-
+    validate = Validator(
+        lambda: evaluate(model, eval_trunk, windows, B, runtime, args.neighbor_keep), val_line, log)
     t_val = time.time()
     validate(0)
     planner.reserve = 1.5 * (time.time() - t_val) + 10.0
-    def marks(max_iters: int, after: int):
-        if args.val_interval > 0:
-            return set(range(args.val_interval, max_iters, args.val_interval))
-        return {m for m in (int(max_iters * f) for f in (0.25, 0.5, 0.75)) if m > after}
-
-    val_marks = marks(args.max_iters, 0)
+    marks = val_marks(args.val_interval, args.max_iters)
 
     model.train()
     it = 0
@@ -371,14 +358,14 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
                 if new is not None:
                     if it < cfg.start_critic_iteration:
                         cfg.start_critic_iteration, cfg.end_critic_iteration = planner.critic_marks(new)
-                    val_marks = marks(new, it)
+                    marks = val_marks(args.val_interval, new, it)
                     log(f"lm: projected past the time budget: max_iters {planner.shortened_from}"
                         f" -> {new}, critic {cfg.start_critic_iteration}->{cfg.end_critic_iteration}",
                         {"event": "shorten", "iter": it, "max_iters": new})
             acc = {}
             n_in_interval = n_critic_in_interval = 0
             t_interval = time.time()
-        if it in val_marks and it < planner.max_iters:
+        if it in marks and it < planner.max_iters:
             validate(it)
             t_interval = time.time()
 
@@ -422,7 +409,7 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
         "critic_iterations": [cfg.start_critic_iteration, cfg.end_critic_iteration],
         "final_losses": {k: last.get(k) for k in ("loss", "lm", "critic", "sampler")},
         "val": final_val,
-        "val_history": val_history,
+        "val_history": validate.history,
         "best_val_loss": best_val_loss,
         "compiled": trunk.compiled, "fused_attention": fused,
         "device": str(runtime.device), "gpu_name": runtime.gpu_name,
