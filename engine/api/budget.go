@@ -36,9 +36,10 @@ func (s *Server) checkMemory(j *job, length int) *apiError {
 	ok = ok && good
 	if ok && j.opts.Stream {
 		ev, good := checked.Mul64(eventBytesPerBT, int64(bt))
-		if total, good = checked.Add64(total, ev); !good {
-			ok = false
+		if good {
+			total, good = checked.Add64(total, ev)
 		}
+		ok = good
 	}
 	if ok {
 		for i, m := range j.models {
