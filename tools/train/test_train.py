@@ -323,6 +323,174 @@ class PartsTest(unittest.TestCase):
         self.assertTrue(torch.allclose(y, train_judge.judge_target(frac)))
 
 
+def lm_run(out: str, *extra: str) -> None:
+    train.main(["--stage", "lm", "--smoke", "--out", out, "--device", "cpu", *extra])
+
+
+def tensors_equal(a, b) -> bool:
+    """Nested dicts/lists of tensors and plain values, compared bit for bit."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and set(a) == set(b) and all(tensors_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(tensors_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+class SplitRunTest(unittest.TestCase):
+    """--stop-after-seconds / --stop-at-iter / --resume, --dropout and --keep-best.
+
+    On the CPU a smoke run repeats bit for bit (fixed seeds, deterministic kernels),
+    so a run stopped twice and resumed must write exactly the checkpoints of the run
+    that was not stopped. (On CUDA, where some kernels are nondeterministic, the same
+    holds only up to rounding.)"""
+
+    OPTS = ["--dropout", "0.1", "--keep-best", "--val-interval", "8"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="remask-train-split-")
+        cls.whole = os.path.join(cls.tmp, "whole")
+        cls.split = os.path.join(cls.tmp, "split")
+        cls.plain = os.path.join(cls.tmp, "plain")
+        lm_run(cls.whole, *cls.OPTS)
+        resume = os.path.join(cls.split, "resume.pt")
+        # Part 1 stops at the first iteration boundary (iteration 0, after the first
+        # validation); part 2 stops after iteration 10 (inside the critic's ramp, 6->12,
+        # between validations and log lines); part 3 finishes.
+        lm_run(cls.split, *cls.OPTS, "--stop-after-seconds", "1e-6")
+        cls.resume_after_part1 = os.path.isfile(resume)
+        lm_run(cls.split, *cls.OPTS, "--resume", resume, "--stop-at-iter", "10")
+        cls.part2 = load_checkpoint(resume)
+        lm_run(cls.split, *cls.OPTS, "--resume", resume)
+        lm_run(cls.plain)   # dropout 0, the default
+        cls.m = {}
+        for name in ("whole", "split", "plain"):
+            with open(os.path.join(getattr(cls, name), "metrics.json"), encoding="utf-8") as f:
+                cls.m[name] = json.load(f)["lm"]
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def ckpt(self, run: str, name: str = "ckpt.pt") -> dict:
+        return load_checkpoint(os.path.join(getattr(self, run), name))
+
+    def test_stopped_and_resumed_equals_uninterrupted(self):
+        self.assertTrue(self.resume_after_part1)
+        self.assertEqual(self.part2["iter"], 10)
+        for name in ("ckpt.pt", "best.pt"):
+            a, b = self.ckpt("whole", name), self.ckpt("split", name)
+            self.assertTrue(tensors_equal(a["model"], b["model"]), name)
+            self.assertTrue(tensors_equal(a["optimizer"], b["optimizer"]), name)
+            self.assertEqual((a["iter_num"], a["best_val_loss"]), (b["iter_num"], b["best_val_loss"]))
+            self.assertEqual(pickle.dumps(a["model_args"]), pickle.dumps(b["model_args"]))
+            per_process = {"out", "command_line"}  # stop/resume options are not stored at all
+            for k in ("stop_at_iter", "stop_after_seconds", "resume"):
+                self.assertNotIn(k, b["config"])
+            self.assertEqual({k: v for k, v in a["config"].items() if k not in per_process},
+                             {k: v for k, v in b["config"].items() if k not in per_process})
+        self.assertTrue(self.ckpt("split")["optimizer"]["state"])
+        w, s = self.m["whole"], self.m["split"]
+        self.assertEqual(w["val"], s["val"])
+        self.assertEqual([h["val"] for h in w["val_history"]], [h["val"] for h in s["val_history"]])
+        self.assertEqual(w["final_losses"], s["final_losses"])
+        self.assertEqual((w["iters"], w["tokens_seen"]), (s["iters"], s["tokens_seen"]))
+        self.assertEqual([p["iters"] for p in s["parts"]], [[0, 0], [0, 10], [10, 32]])
+        self.assertEqual([p["stopped_by"] for p in s["parts"]],
+                         ["stop_after_seconds", "stop_at_iter", "max_iters"])
+        self.assertTrue(s["finished"])
+        self.assertIsNone(s["shortened_from"])
+        # The spent resume file is removed once the run is finished.
+        self.assertFalse(os.path.exists(os.path.join(self.split, "resume.pt")))
+
+        def train_records(run):
+            with open(os.path.join(getattr(self, run), "train_log.jsonl"), encoding="utf-8") as f:
+                return [(r["iter"], r["losses"], r["lr"]) for r in map(json.loads, f)
+                        if r.get("event") == "train"]
+        self.assertEqual(train_records("whole"), train_records("split"))
+
+    def test_resume_refuses_another_run(self):
+        out = os.path.join(self.tmp, "refuse")
+        lm_run(out, *self.OPTS, "--stop-at-iter", "2")
+        resume = os.path.join(out, "resume.pt")
+        with self.assertRaises(SystemExit) as e:
+            lm_run(out, *self.OPTS, "--resume", resume, "--lr", "0.01")
+        self.assertIn("--lr 0.01", str(e.exception))
+        with self.assertRaises(SystemExit) as e:
+            lm_run(out, "--resume", os.path.join(self.whole, "ckpt.pt"))
+        self.assertIn("not a resume file", str(e.exception))
+        with self.assertRaises(SystemExit) as e:
+            lm_run(out, *self.OPTS, "--resume", resume, "--stop-at-iter", "2")
+        self.assertIn("already at iteration 2", str(e.exception))
+
+    def test_stop_options_only_for_the_lm_stage(self):
+        for extra in (["--dropout", "0.1"], ["--resume", "x.pt"], ["--stop-at-iter", "3"],
+                      ["--keep-best", "--val-interval", "4"]):
+            with self.assertRaises(SystemExit):
+                train.parse_args(["--stage", "all", "--smoke", *extra])
+        with self.assertRaises(SystemExit):
+            train.parse_args(["--stage", "lm", "--smoke", "--keep-best"])  # no --val-interval
+
+    def test_dropout(self):
+        plain, drop = self.m["plain"], self.m["whole"]
+        self.assertEqual(self.ckpt("plain")["model_args"]["dropout"], 0.0)
+        self.assertEqual(self.ckpt("whole")["model_args"]["dropout"], 0.1)
+        # The same initial weights, and validation without dropout: the same val at iter 0.
+        self.assertEqual(plain["val_history"][0]["val"], drop["val_history"][0]["val"])
+        # Dropout changes training.
+        self.assertNotEqual(plain["val"], drop["val"])
+        self.assertFalse(tensors_equal(self.ckpt("plain")["model"], self.ckpt("whole")["model"]))
+
+    def test_dropout_only_in_training(self):
+        runtime = setup_runtime("cpu")
+        idx = torch.randint(0, 67, (2, 16), generator=torch.Generator().manual_seed(3))
+        for p in (0.0, 0.3):
+            torch.manual_seed(0)
+            cfg = GPTConfig(n_layer=2, n_head=2, n_embd=16, block_size=16, bias=False,
+                            vocab_size=67, dropout=p, attention_type="bidirectional",
+                            position_encoding="rotary", mask_token_id=65)
+            model = GPT(cfg)
+            trunk = Trunk(model, runtime, compile_blocks=False)
+            with torch.no_grad():
+                model.eval()
+                e1, e2 = trunk(idx), trunk(idx)
+                model.train()
+                t1, t2 = trunk(idx), trunk(idx)
+            self.assertTrue(torch.equal(e1, e2), p)       # validation is deterministic
+            if p == 0.0:
+                self.assertTrue(torch.equal(t1, e1))      # dropout 0: training = eval, bit for bit
+            else:
+                self.assertFalse(torch.equal(t1, t2))     # dropout > 0 draws new masks
+                self.assertFalse(torch.equal(t1, e1))
+
+    def test_keep_best(self):
+        m = self.m["whole"]
+        history = m["val_history"]
+        scores = [train_lm.mean_lm_ce(h["val"]) for h in history]
+        i = min(range(len(scores)), key=lambda j: (scores[j], j))   # the first best
+        self.assertEqual([h["iter"] for h in history], [0, 8, 16, 24, 32])
+        self.assertEqual(m["best"]["iter"], history[i]["iter"])
+        self.assertEqual(m["best"]["mean_val_lm_ce"], scores[i])
+        best = self.ckpt("whole", "best.pt")
+        self.assertEqual(set(best), CKPT_KEYS)
+        self.assertEqual(best["optimizer"], {})
+        self.assertEqual(best["iter_num"], history[i]["iter"])
+        # best.pt holds the weights that scored it: validate them again.
+        model = GPT(config_from_model_args(best["model_args"]))
+        model.load_state_dict(best["model"], strict=True)
+        runtime = setup_runtime("cpu")
+        corpus = D.load_corpus(train.DATA)
+        val = D.Split(corpus.val_ids, 64, corpus.newline_id, runtime.device)
+        res = train_lm.evaluate(model, Trunk(model, runtime, compile_blocks=False),
+                                train_lm.val_windows(val, 8), 8, runtime, 0.5)
+        self.assertEqual(train_lm.mean_lm_ce(res), scores[i])
+        self.assertFalse(os.path.exists(os.path.join(self.plain, "best.pt")))
+        self.assertNotIn("best", self.m["plain"])
+
+
+
 class ClassifierStageTest(unittest.TestCase):
     """`--stage classifier --smoke`: the remasking model (token classifier) from a smoke LM."""
 

@@ -109,6 +109,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--weight-decay", type=float, default=0.1, help="on 2-D weights only")
     g.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.99])
     g.add_argument("--grad-clip", type=float, default=1.0, help="0 disables")
+    g.add_argument("--dropout", type=float, default=0.0,
+                   help="LM stage: dropout on the embeddings, attention weights and residual "
+                        "branches, in training only (validation and inference run without it)")
     g.add_argument("--compile", dest="compile", action="store_true", default=True,
                    help="torch.compile the transformer blocks (CUDA, PyTorch 2.x only)")
     g.add_argument("--no-compile", dest="compile", action="store_false")
@@ -145,6 +148,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--val-interval", type=int, default=0,
                    help="validate every N iterations (0: at 25%%, 50%% and 75%% of the run)")
     g.add_argument("--log-interval", type=int)
+    g.add_argument("--keep-best", action="store_true",
+                   help="LM stage: at each validation, write OUT/best.pt (no optimizer) when the "
+                        "mean val masked CE over the ratios 0.15/0.5/0.9 improves; needs --val-interval")
+    g = ap.add_argument_group("a run in several processes (LM stage)")
+    g.add_argument("--stop-at-iter", type=int, default=None, metavar="N",
+                   help="end this process after iteration N, writing OUT/resume.pt; the schedule "
+                        "stays that of --max-iters")
+    g.add_argument("--stop-after-seconds", type=float, default=None, metavar="S",
+                   help="end this process at the first iteration boundary S seconds after it "
+                        "started, writing OUT/resume.pt; the schedule stays that of --max-iters")
+    g.add_argument("--resume", default=None, metavar="FILE",
+                   help="continue the run stopped in FILE (OUT/resume.pt); give the stopped "
+                        "run's options again (they are checked)")
     g.add_argument("--save-optimizer", dest="save_optimizer", action="store_true", default=True,
                    help="store the AdamW state under 'optimizer' (3x the weights' size)")
     g.add_argument("--no-save-optimizer", dest="save_optimizer", action="store_false",
@@ -161,6 +177,24 @@ def parse_args(argv=None) -> argparse.Namespace:
                 "classifier_warmup_iters", "classifier_val_windows"):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
+    if args.stage != "lm":
+        given = [name for name, value in (("--dropout", args.dropout != 0.0),
+                                          ("--keep-best", args.keep_best),
+                                          ("--stop-at-iter", args.stop_at_iter is not None),
+                                          ("--stop-after-seconds", args.stop_after_seconds is not None),
+                                          ("--resume", args.resume is not None)) if value]
+        if given:
+            ap.error(f"{', '.join(given)}: only for --stage lm (a stopped LM writes no ckpt.pt "
+                     "for a later stage to read)")
+    if not 0.0 <= args.dropout < 1.0:
+        ap.error(f"--dropout {args.dropout}: want 0 <= P < 1")
+    if args.keep_best and args.val_interval <= 0:
+        ap.error("--keep-best needs --val-interval N > 0 (validating at 25/50/75% of the run "
+                 "is too coarse to pick the best iteration)")
+    if args.stop_at_iter is not None and args.stop_at_iter < 1:
+        ap.error(f"--stop-at-iter {args.stop_at_iter}: want N >= 1")
+    if args.stop_after_seconds is not None and args.stop_after_seconds <= 0:
+        ap.error(f"--stop-after-seconds {args.stop_after_seconds}: want S > 0")
     args.preset_name = args.preset
     args.preset = preset
     words = sys.argv if argv is None else ["tools/train/train.py"] + list(argv)

@@ -106,7 +106,9 @@ def _sdpa_attention_forward(self: SelfAttention, x: torch.Tensor, rope) -> torch
         # the fused kernel sees one dtype.
         q = apply_rotary(q, cos, sin).to(v.dtype)
         k = apply_rotary(k, cos, sin).to(v.dtype)
-    y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, H, T, d)
+    # Attention dropout as model.py's attn_dropout does it, in training only.
+    p = self.attn_dropout.p if self.training else 0.0
+    y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)  # (B, H, T, d)
     y = y.transpose(1, 2).contiguous().view(B, T, C)
     return self.resid_dropout(self.c_proj(y))
 
@@ -117,8 +119,6 @@ def use_fused_attention(model: GPT, runtime: Runtime) -> bool:
     Only the instances' forward changes; parameters and state_dict names do not."""
     if not (runtime.sdpa_available and runtime.device.type == "cuda"):
         return False
-    if model.config.dropout != 0.0:
-        raise ValueError("fused attention here assumes dropout 0")
     for m in model.modules():
         if isinstance(m, SelfAttention):
             m.forward = _sdpa_attention_forward.__get__(m, SelfAttention)
@@ -419,6 +419,30 @@ def load_checkpoint(path: str) -> dict:
     if "weights_only" in inspect.signature(torch.load).parameters:
         kwargs["weights_only"] = False  # the pickled enum is not a plain tensor
     return torch.load(path, **kwargs)
+
+
+def rng_states(runtime: Runtime, sampler: np.random.Generator) -> dict:
+    """Every random stream of a training process: python's, numpy's global state, torch's
+    CPU generator, the CUDA generator of the runtime's device, and the data sampler's."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": (torch.cuda.get_rng_state(runtime.device) if runtime.device.type == "cuda"
+                 else None),
+        "sampler": sampler.bit_generator.state,
+    }
+
+
+def set_rng_states(states: dict, runtime: Runtime, sampler: np.random.Generator) -> None:
+    """The inverse of rng_states. A CPU run's state has no CUDA generator: resuming it on
+    CUDA leaves that generator as seeded (and the reverse ignores the stored one)."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states.get("cuda") is not None and runtime.device.type == "cuda":
+        torch.cuda.set_rng_state(states["cuda"], runtime.device)
+    sampler.bit_generator.state = states["sampler"]
 
 
 def write_pickle(path: str, obj) -> None:

@@ -24,6 +24,7 @@ modifiers and no stage-based masking; the windows are never padded.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Dict, Optional
@@ -34,8 +35,9 @@ import torch.nn.functional as F
 
 from . import data as D
 from .model import GPT, GPTConfig, ModelMode
-from .train_common import (Clock, Log, Runtime, Trunk, Validator, environment, lr_at,
-                           make_adamw, plain_config, save_checkpoint, seed_everything, sync,
+from .train_common import (Clock, Log, Runtime, Trunk, Validator, _to_cpu, environment,
+                           load_checkpoint, lr_at, make_adamw, model_args_for, plain_config,
+                           rng_states, save_checkpoint, seed_everything, set_rng_states, sync,
                            update_metrics, use_fused_attention, val_marks, write_pickle)
 
 VAL_SEED = 1234            # fixed for every run, so val numbers compare across runs
@@ -251,11 +253,74 @@ def flops_per_token(cfg: GPTConfig, n_trunk_params: int, T: int) -> float:
     return 6 * n_trunk_params + 12 * cfg.n_layer * T * cfg.n_embd
 
 
+# The options that define a run: a resumed process must be given the same values
+# (train.py's command line of part 1 plus --resume). The stop options, --max-seconds,
+# --out, --device, --compile and --save-optimizer are per process.
+RUN_KEYS = ("seed", "preset", "n_layer", "n_head", "n_embd", "block_size", "batch_size",
+            "lr", "min_lr_ratio", "warmup_iters", "weight_decay", "betas", "grad_clip",
+            "critic_start", "critic_end", "neighbor_keep", "val_windows", "val_interval",
+            "max_iters", "dropout", "keep_best", "log_interval")
+# Per-process options kept out of checkpoint['config'], so that a run stopped and
+# resumed writes the same checkpoint as one that was not.
+PROCESS_KEYS = ("stop_after_seconds", "stop_at_iter", "resume")
+RESUME_FORMAT = "remask-train-resume/1"
+
+
+def run_settings(args) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in ((k, getattr(args, k)) for k in RUN_KEYS)}
+
+
+def load_resume(path: str, args, data_sha256: str) -> dict:
+    """The state of resume.pt, after checking that it continues this very run."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"--resume {path}: no such file (a stopped LM run writes OUT/resume.pt)")
+    state = load_checkpoint(path)
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+        raise SystemExit(f"--resume {path}: not a resume file of this trainer "
+                         f"(format {state.get('format') if isinstance(state, dict) else None!r}, "
+                         f"want {RESUME_FORMAT!r}); ckpt.pt and best.pt cannot be resumed")
+    stored, now = state["run"], run_settings(args)
+    diff = [f"--{k.replace('_', '-')} {now[k]!r} (the stopped run: {stored.get(k)!r})"
+            for k in RUN_KEYS if now[k] != stored.get(k)]
+    if diff:
+        raise SystemExit(f"--resume {path}: this command does not continue that run: "
+                         + "; ".join(diff) + ". Repeat part 1's options, adding --resume.")
+    if state["data_sha256"] != data_sha256:
+        raise SystemExit(f"--resume {path}: --data {args.data} is not the text the run "
+                         "started on (its SHA-256 differs)")
+    return state
+
+
+def file_sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def mean_lm_ce(val: Dict[str, dict]) -> float:
+    """The keep-best score: the LM's val masked CE averaged over the three ratios."""
+    return sum(v["lm_ce"] for v in val.values()) / len(val)
+
+
 def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
-    """Train the LM stage and write ckpt.pt, meta.pkl and the 'lm' section of metrics.json."""
+    """Train the LM stage and write ckpt.pt, meta.pkl and the 'lm' section of metrics.json.
+
+    A stop point (--stop-at-iter, --stop-after-seconds) ends the process early with
+    OUT/resume.pt instead of ckpt.pt; --resume continues from such a file. Such a
+    split run keeps its schedule (max_iters, critic marks, validation marks): the
+    planner never shortens it, and --max-seconds, per process, then stops it
+    resumably like a stop point. --keep-best writes OUT/best.pt at each new best
+    mean val masked CE.
+    """
     seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
     corpus = D.load_corpus(args.data)
+    data_sha = file_sha256(args.data)
+    resume = load_resume(args.resume, args, data_sha) if args.resume else None
+    split = resume is not None or args.stop_at_iter is not None or args.stop_after_seconds is not None
+    if args.stop_at_iter is not None and resume is not None and args.stop_at_iter <= resume["iter"]:
+        raise SystemExit(f"--stop-at-iter {args.stop_at_iter}: the resumed run is already at "
+                         f"iteration {resume['iter']}")
     vocab = corpus.vocab
     T, B = args.block_size, args.batch_size
     train = D.Split(corpus.train_ids, T, corpus.newline_id, runtime.device)
@@ -266,7 +331,7 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
     c_start, c_end = planner.critic_marks(args.max_iters)
     cfg = GPTConfig(
         n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=T,
-        bias=False, vocab_size=vocab.size, dropout=0.0,
+        bias=False, vocab_size=vocab.size, dropout=args.dropout,
         attention_type="bidirectional", position_encoding="rotary",
         mode=ModelMode.LANGUAGE_MODEL, add_critic_head=True, add_sampler_head=True,
         sampler_min_neighbors_ratio=0.01, mask_token_id=vocab.mask_id, pad_token_id=vocab.pad_id,
@@ -284,30 +349,88 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
     fpt = flops_per_token(cfg, n_trunk, T)
     log(f"lm: {n_params / 1e6:.2f}M parameters ({n_trunk / 1e6:.2f}M in the blocks), "
         f"vocab {vocab.size}, batch {B}x{T}, max_iters {args.max_iters}, "
-        f"critic {c_start}->{c_end}, device {runtime.device}"
+        f"critic {c_start}->{c_end}, dropout {args.dropout:g}, device {runtime.device}"
         f"{' (' + runtime.gpu_name + ')' if runtime.gpu_name else ''}, "
         f"fused attention {fused}, compiled {trunk.compiled}, "
         f"train windows {len(train.starts)}, val windows {windows.shape[0]}",
         {"event": "start", "stage": "lm", "params": n_params, "max_iters": args.max_iters})
 
+    meta = D.lm_meta(vocab, T, B)
+    os.makedirs(args.out, exist_ok=True)
+
+    def ckpt_config() -> dict:
+        config = plain_config({k: v for k, v in vars(args).items() if k not in PROCESS_KEYS})
+        config.update({
+            "dataset": "char_diffusion", "init_from": "scratch", "model_mode": "language_model",
+            "trainer": "tools/train/train.py", "max_iters": planner.max_iters,
+            "sampler_neighbors": "embeddings",  # remask extension: trained with real neighbours
+            "meta": meta,
+        })
+        return config
+
     validate = Validator(
         lambda: evaluate(model, eval_trunk, windows, B, runtime, args.neighbor_keep), val_line, log)
-    t_val = time.time()
-    validate(0)
-    planner.reserve = 1.5 * (time.time() - t_val) + 10.0
-    marks = val_marks(args.val_interval, args.max_iters)
+    best = {"score": None, "iter": None, "val": None}
+    best_path = os.path.join(args.out, "best.pt")
+
+    def after_validation(it: int, res: Dict[str, dict]) -> None:
+        """--keep-best: write best.pt (no optimizer) when the mean val masked CE improves."""
+        if not args.keep_best:
+            return
+        score = mean_lm_ce(res)
+        if best["score"] is not None and not score < best["score"]:
+            return
+        best.update(score=score, iter=it, val=res)
+        size = save_checkpoint(best_path, model, None, it, score, ckpt_config())
+        log(f"lm: best so far at iter {it} (mean val masked CE {score:.4f}): wrote {best_path} "
+            f"({size / 1e6:.1f} MB)", {"event": "best", "iter": it, "score": score})
 
     model.train()
     it = 0
-    stopped_by = "max_iters"
-    sums = {"loss": 0.0, "lm": 0.0, "sampler": 0.0, "critic": 0.0}
-    n_in_interval, n_critic_in_interval = 0, 0
+    tokens = 0
+    train_seconds_before = 0.0
+    parts = []
+    last = {}
     acc: Dict[str, torch.Tensor] = {}
+    n_in_interval, n_critic_in_interval = 0, 0
+    if resume is None:
+        t_val = time.time()
+        after_validation(0, validate(0))
+        val_seconds = time.time() - t_val
+    else:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        it, tokens = resume["iter"], resume["tokens"]
+        planner.max_iters = resume["max_iters"]
+        cfg.start_critic_iteration, cfg.end_critic_iteration = resume["critic_marks"]
+        planner.plain, planner.critic = resume["planner"]["plain"], resume["planner"]["critic"]
+        validate.history = resume["val_history"]
+        best.update(resume["best"])
+        train_seconds_before = resume["train_seconds"]
+        parts = resume["parts"]
+        last = resume["last"]
+        acc = {k: v.to(runtime.device) for k, v in resume["acc"].items()}
+        n_in_interval, n_critic_in_interval = resume["n_in_interval"]
+        val_seconds = resume["val_seconds"]
+        set_rng_states(resume["rng"], runtime, rng)
+        log(f"lm: resumed {args.resume} at iter {it} of {planner.max_iters} "
+            f"(part {len(parts) + 1}; critic {cfg.start_critic_iteration}->"
+            f"{cfg.end_critic_iteration}; best so far: iter {best['iter']})",
+            {"event": "resume", "iter": it, "path": args.resume})
+    planner.reserve = 1.5 * val_seconds + 10.0
+    marks = val_marks(args.val_interval, planner.max_iters)
+    it_start = it
+
+    stopped_by = "max_iters"
     t_interval = time.time()
     t_loop = time.time()
-    tokens = 0
-    last = {}
     while it < planner.max_iters:
+        if args.stop_at_iter is not None and it >= args.stop_at_iter:
+            stopped_by = "stop_at_iter"
+            break
+        if args.stop_after_seconds is not None and clock.elapsed() >= args.stop_after_seconds:
+            stopped_by = "stop_after_seconds"
+            break
         if clock.left() < planner.reserve:
             stopped_by = "max_seconds"
             log(f"lm: time budget reached at iter {it} ({clock.elapsed():.0f}s)",
@@ -351,10 +474,10 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
                 f"{flops / 1e12:.1f} TFLOP/s  {clock.elapsed():.0f}s",
                 {"event": "train", "iter": it, "losses": vals, "alpha": alpha, "lr": lr,
                  "tokens_per_s": tps, "elapsed": clock.elapsed()})
-            # The first interval holds compilation and warm-up: not a rate.
-            if it > args.log_interval and n_critic_in_interval in (0, n_in_interval):
+            # The first interval of a process holds compilation and warm-up: not a rate.
+            if it > it_start + args.log_interval and n_critic_in_interval in (0, n_in_interval):
                 planner.observe(dt / n_in_interval, critic=n_critic_in_interval > 0)
-                new = planner.check(it, cfg)
+                new = None if split else planner.check(it, cfg)
                 if new is not None:
                     if it < cfg.start_critic_iteration:
                         cfg.start_critic_iteration, cfg.end_critic_iteration = planner.critic_marks(new)
@@ -366,31 +489,15 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
             n_in_interval = n_critic_in_interval = 0
             t_interval = time.time()
         if it in marks and it < planner.max_iters:
-            validate(it)
+            after_validation(it, validate(it))
             t_interval = time.time()
 
     sync(runtime)
-    train_seconds = time.time() - t_loop
-    final_val = validate(it)
-    best_val_loss = sum(v["lm_ce"] for v in final_val.values()) / len(final_val)
-
-    meta = D.lm_meta(vocab, T, B)
-    config = plain_config(vars(args))
-    config.update({
-        "dataset": "char_diffusion", "init_from": "scratch", "model_mode": "language_model",
-        "trainer": "tools/train/train.py", "max_iters": planner.max_iters,
-        "sampler_neighbors": "embeddings",  # remask extension: trained with real neighbours
-        "meta": meta,
-    })
-    os.makedirs(args.out, exist_ok=True)
-    ckpt_path = os.path.join(args.out, "ckpt.pt")
-    size = save_checkpoint(ckpt_path, model, optimizer if args.save_optimizer else None,
-                           it, best_val_loss, config)
-    write_pickle(os.path.join(args.out, "meta.pkl"), meta)
-    log(f"lm: wrote {ckpt_path} ({size / 1e6:.1f} MB), meta.pkl; iter {it}, "
-        f"best_val_loss {best_val_loss:.4f}, {clock.elapsed():.0f}s",
-        {"event": "saved", "path": ckpt_path, "bytes": size})
-
+    train_seconds = train_seconds_before + time.time() - t_loop
+    part = {"iters": [it_start, it], "stopped_by": stopped_by,
+            "wall_seconds": round(clock.elapsed(), 2),
+            "train_seconds": round(time.time() - t_loop, 2), "command": args.command_line}
+    parts = parts + [part]
     metrics = {
         "command": args.command_line,
         "seed": args.seed,
@@ -399,22 +506,79 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
         "max_iters_final": planner.max_iters,
         "shortened_from": planner.shortened_from,
         "stopped_by": stopped_by,
+        "finished": False,
         "batch_size": B, "block_size": T,
+        "dropout": args.dropout,
         "tokens_seen": tokens,
         "train_seconds": round(train_seconds, 2),
-        "wall_seconds": round(clock.elapsed(), 2),
+        "wall_seconds": round(sum(p["wall_seconds"] for p in parts), 2),
         "tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1),
         "params": n_params,
         "flops_per_token_one_pass": fpt,
         "critic_iterations": [cfg.start_critic_iteration, cfg.end_critic_iteration],
         "final_losses": {k: last.get(k) for k in ("loss", "lm", "critic", "sampler")},
-        "val": final_val,
         "val_history": validate.history,
-        "best_val_loss": best_val_loss,
+        "parts": parts,
         "compiled": trunk.compiled, "fused_attention": fused,
         "device": str(runtime.device), "gpu_name": runtime.gpu_name,
         "smoke": bool(args.smoke),
     }
+    if args.keep_best:
+        metrics["best"] = {"iter": best["iter"], "mean_val_lm_ce": best["score"],
+                           "val": best["val"], "path": "best.pt"}
     metrics.update(environment())
-    update_metrics(os.path.join(args.out, "metrics.json"), "lm", metrics)
+    metrics_path = os.path.join(args.out, "metrics.json")
+
+    if split and it < planner.max_iters:
+        # A split run that has not reached max_iters: save everything needed to go on.
+        resume_path = os.path.join(args.out, "resume.pt")
+        memo: Dict[tuple, torch.Tensor] = {}
+        state = {
+            "format": RESUME_FORMAT, "run": run_settings(args), "data_sha256": data_sha,
+            "model": _to_cpu(model.state_dict(), memo),
+            "optimizer": _to_cpu(optimizer.state_dict(), memo),
+            "model_args": model_args_for(cfg),
+            "iter": it, "tokens": tokens, "max_iters": planner.max_iters,
+            "critic_marks": [cfg.start_critic_iteration, cfg.end_critic_iteration],
+            "planner": {"plain": planner.plain, "critic": planner.critic},
+            "val_history": validate.history, "val_seconds": val_seconds, "best": dict(best),
+            "train_seconds": train_seconds, "parts": parts, "last": last,
+            "acc": _to_cpu(acc, {}), "n_in_interval": [n_in_interval, n_critic_in_interval],
+            "rng": rng_states(runtime, rng),
+        }
+        tmp = resume_path + ".tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, resume_path)
+        size = os.path.getsize(resume_path)
+        log(f"lm: stopped ({stopped_by}) at iter {it} of {planner.max_iters}: wrote {resume_path} "
+            f"({size / 1e6:.1f} MB); continue with the same options and --resume {resume_path}; "
+            f"{clock.elapsed():.0f}s",
+            {"event": "stopped", "iter": it, "stopped_by": stopped_by, "path": resume_path,
+             "bytes": size})
+        metrics["resume"] = resume_path
+        update_metrics(metrics_path, "lm", metrics)
+        write_pickle(os.path.join(args.out, "meta.pkl"), meta)
+        return metrics
+
+    final_val = validate(it)
+    after_validation(it, final_val)
+    best_val_loss = mean_lm_ce(final_val)
+    ckpt_path = os.path.join(args.out, "ckpt.pt")
+    size = save_checkpoint(ckpt_path, model, optimizer if args.save_optimizer else None,
+                           it, best_val_loss, ckpt_config())
+    write_pickle(os.path.join(args.out, "meta.pkl"), meta)
+    log(f"lm: wrote {ckpt_path} ({size / 1e6:.1f} MB), meta.pkl; iter {it}, "
+        f"best_val_loss {best_val_loss:.4f}, {clock.elapsed():.0f}s",
+        {"event": "saved", "path": ckpt_path, "bytes": size})
+
+    own_resume = os.path.join(args.out, "resume.pt")
+    if args.resume and os.path.isfile(own_resume) and os.path.samefile(args.resume, own_resume):
+        os.remove(own_resume)  # spent: resuming it again would only redo the later parts
+        log(f"lm: removed the spent {own_resume}", {"event": "removed", "path": own_resume})
+    metrics.update({"finished": True, "val": final_val, "val_history": validate.history,
+                    "best_val_loss": best_val_loss})
+    if args.keep_best:
+        metrics["best"] = {"iter": best["iter"], "mean_val_lm_ce": best["score"],
+                           "val": best["val"], "path": "best.pt"}
+    update_metrics(metrics_path, "lm", metrics)
     return metrics
