@@ -422,6 +422,7 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
     it_start = it
 
     stopped_by = "max_iters"
+    projected = False
     t_interval = time.time()
     t_loop = time.time()
     while it < planner.max_iters:
@@ -478,6 +479,16 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
             if it > it_start + args.log_interval and n_critic_in_interval in (0, n_in_interval):
                 planner.observe(dt / n_in_interval, critic=n_critic_in_interval > 0)
                 new = None if split else planner.check(it, cfg)
+                if split and not projected:
+                    projected = True  # once a process: where this speed takes the run
+                    end = clock.elapsed() + planner.remaining_cost(it, planner.max_iters, cfg,
+                                                                   it >= cfg.start_critic_iteration)
+                    log(f"lm: at the speed measured, max_iters {planner.max_iters} would be "
+                        f"reached at ~{end:.0f}s of this process (--max-seconds "
+                        f"{clock.max_seconds:g}, reserve {planner.reserve:.0f}s"
+                        + (f", --stop-after-seconds {args.stop_after_seconds:g}"
+                           if args.stop_after_seconds is not None else "") + ")",
+                        {"event": "projection", "iter": it, "seconds": end})
                 if new is not None:
                     if it < cfg.start_critic_iteration:
                         cfg.start_critic_iteration, cfg.end_critic_iteration = planner.critic_marks(new)
