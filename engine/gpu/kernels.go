@@ -116,8 +116,8 @@ func (t matmulTile) loop() matmulTile {
 }
 
 // shmax is the device's maxComputeWorkgroupStorageSize (at least 16384:
-// checkLimits refuses less).
-func (d *device) shmax() int { return int(d.p.limits().MaxComputeWorkgroupStorageSize) }
+// checkLimits refuses less), from caps.
+func (d *device) shmax() int { return d.caps.shmax }
 
 // chooseTile picks 128x128 (8x8 per thread, BK 8) where that still gives
 // at least 256 workgroups, else 64x64 where that gives at least 128 (about
@@ -355,8 +355,8 @@ func (d *device) attention(name string, B, T, C, H int, causal bool, qkv, out bi
 	if err != nil {
 		return op{}, err
 	}
-	if B*H > int(d.p.limits().MaxComputeWorkgroupsPerDimension) {
-		return op{}, &LimitError{Limit: "maxComputeWorkgroupsPerDimension", Have: uint64(d.p.limits().MaxComputeWorkgroupsPerDimension), Want: uint64(B * H), What: "attention (batch x heads workgroups)", Adapter: d.p.info().Name}
+	if B*H > d.caps.groupsDim {
+		return op{}, d.attnGroupsError(B, H)
 	}
 	file := "attention.wgsl"
 	if !d.noUnrolled && D%4 == 0 && BC%4 == 0 {
@@ -442,8 +442,8 @@ func (d *device) attentionTiled(name string, B, T, C, H int, causal bool, qkv, o
 	if C != 64*H || T < 1 || d.shmax() < shaders.AttentionTiledShared {
 		return op{}, fmt.Errorf("gpu: %s: the tiled attention kernel needs head size 64 (C = %d, H = %d) and %d bytes of workgroup memory (the device has %d)", name, C, H, shaders.AttentionTiledShared, d.shmax())
 	}
-	if B*H > int(d.p.limits().MaxComputeWorkgroupsPerDimension) {
-		return op{}, &LimitError{Limit: "maxComputeWorkgroupsPerDimension", Have: uint64(d.p.limits().MaxComputeWorkgroupsPerDimension), Want: uint64(B * H), What: "attention (batch x heads workgroups)", Adapter: d.p.info().Name}
+	if B*H > d.caps.groupsDim {
+		return op{}, d.attnGroupsError(B, H)
 	}
 	pl, err := d.pipeline(shaders.AttentionTiled, nil, attnKinds)
 	if err != nil {
@@ -468,8 +468,8 @@ func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv, r
 	if D%4 != 0 || KS < BC || KS%BC != 0 || S < 1 || S*KS < T || (S-1)*KS >= T {
 		return nil, fmt.Errorf("gpu: %s: key split S=%d KS=%d does not cover T=%d in tiles of %d (head size %d must be a multiple of 4)", name, S, KS, T, BC, D)
 	}
-	if B*H > int(d.p.limits().MaxComputeWorkgroupsPerDimension) {
-		return nil, &LimitError{Limit: "maxComputeWorkgroupsPerDimension", Have: uint64(d.p.limits().MaxComputeWorkgroupsPerDimension), Want: uint64(B * H), What: "attention (batch x heads workgroups)", Adapter: d.p.info().Name}
+	if B*H > d.caps.groupsDim {
+		return nil, d.attnGroupsError(B, H)
 	}
 	pl, err := d.pipeline(shaders.AttentionUnrolled, map[string]string{"D": itoU(D), "BR": itoU(BR), "BC": itoU(BC), "KS": itoU(KS)}, attnKinds)
 	if err != nil {
@@ -490,6 +490,13 @@ func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv, r
 		{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, rec}, wg: [3]uint32{uint32(ceilDiv(T, BR)), uint32(B * H), uint32(S)}},
 		{name: name + " combine", pl: cpl, params: shaders.Bytes(cp), binds: []binding{rec, out}, wg: d.grid(uint64(ceilDiv(n, 256)))},
 	}, nil
+}
+
+// attnGroupsError is the error of an attention whose B·H workgroups exceed
+// maxComputeWorkgroupsPerDimension.
+func (d *device) attnGroupsError(B, H int) error {
+	return d.caps.limitError("maxComputeWorkgroupsPerDimension", uint64(d.caps.groupsDim), uint64(d.caps.adapter.MaxComputeWorkgroupsPerDimension), uint64(B*H),
+		"attention (batch x heads workgroups)", d.p.info().Name, "use a smaller batch")
 }
 
 func itoU(v int) string { return shaders.UintLiteral(v) }
