@@ -33,6 +33,7 @@ type device struct {
 	// footprints are the footprint of every pipeline made (by key), for
 	// the tests that check them against the limits.
 	footprints map[string]shaders.Footprint
+	maxBinding uint64 // the largest storage binding bound (checkBindings)
 }
 
 // caps are the device's granted limits and features as the kernels use
@@ -108,7 +109,7 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 	}
 	if d.attnTiled && d.shmax() < shaders.AttentionTiledShared {
 		p.release()
-		return nil, fmt.Errorf("gpu: attention \"tiled\" needs %d bytes of workgroup memory; this device has %d (leave Options.Attention empty)", shaders.AttentionTiledShared, d.shmax())
+		return nil, fmt.Errorf("gpu: attention \"tiled\" needs %d bytes of workgroup memory; this device has %d (maxComputeWorkgroupStorageSize; the adapter has %d): leave Options.Attention empty, or open the device with the adapter's limits", shaders.AttentionTiledShared, d.shmax(), d.caps.adapter.MaxComputeWorkgroupStorageSize)
 	}
 	if d.dummy, err = p.newBuffer("dummy", 16, usageStorage); err != nil {
 		p.release()
@@ -225,6 +226,25 @@ func (d *device) checkBuffer(what string, size uint64) error {
 	}
 	if size > lim.MaxStorageBufferBindingSize {
 		return d.caps.limitError("maxStorageBufferBindingSize", lim.MaxStorageBufferBindingSize, al.MaxStorageBufferBindingSize, size, what, d.p.info().Name, smaller)
+	}
+	return nil
+}
+
+// checkBindings refuses storage bindings the device cannot bind (larger
+// than maxStorageBufferBindingSize, or at an offset that is not a multiple
+// of minStorageBufferOffsetAlignment) with an error naming the limit, and
+// records the largest binding (maxBinding) for the tests.
+func (d *device) checkBindings(name string, bs []binding) error {
+	lim := d.caps.lim
+	for i, b := range bs {
+		if b.size > lim.MaxStorageBufferBindingSize {
+			return d.caps.limitError("maxStorageBufferBindingSize", lim.MaxStorageBufferBindingSize, d.caps.adapter.MaxStorageBufferBindingSize, b.size,
+				fmt.Sprintf("%s (binding %d, %s)", name, i+1, b.buf.label), d.p.info().Name, "use a smaller batch or sequence (fewer positions B·T)")
+		}
+		if a := uint64(lim.MinStorageBufferOffsetAlignment); a > 0 && b.off%a != 0 {
+			return fmt.Errorf("gpu: %s: binding %d (%s) at offset %d, not a multiple of the device's minStorageBufferOffsetAlignment %d", name, i+1, b.buf.label, b.off, a)
+		}
+		d.maxBinding = max(d.maxBinding, b.size)
 	}
 	return nil
 }
@@ -372,6 +392,9 @@ func (pr *program) record(rec *recorder, ops []op) error {
 		}
 		bg, ok := pr.bgs[key.String()]
 		if !ok {
+			if err := pr.d.checkBindings(o.name, o.binds); err != nil {
+				return err
+			}
 			all := make([]binding, 0, len(o.binds)+1)
 			all = append(all, binding{buf: pr.uni, off: uint64(i) * pr.slot, size: uint64(len(o.params))})
 			all = append(all, o.binds...)
