@@ -159,6 +159,9 @@ func (d *device) pipeline(file string, consts map[string]string, kinds []bindKin
 	for _, k := range keys {
 		fmt.Fprintf(&key, " %s=%s", k, consts[k])
 	}
+	if d.caps.subgroups {
+		key.WriteString(" +subgroups") // the variant where the file has one (below)
+	}
 	if pl, ok := d.pipes[key.String()]; ok {
 		return pl, nil
 	}
@@ -174,6 +177,12 @@ func (d *device) pipeline(file string, consts map[string]string, kinds []bindKin
 	src, err := shaders.Source(file, consts)
 	if err != nil {
 		return nil, err
+	}
+	if d.caps.subgroups && shaders.HasSubgroupVariant(src) {
+		// The reductions through subgroup operations (shaders/subgroups.wgsl).
+		if src, err = shaders.SubgroupVariant(src); err != nil {
+			return nil, err
+		}
 	}
 	fp, err := d.checkKernel(key.String(), src, storage)
 	if err != nil {
