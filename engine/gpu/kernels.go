@@ -185,6 +185,9 @@ func (d *device) matmulTiled(name string, t matmulTile, M, N, K int, a binding, 
 	if M < 1 || N < 1 || K < 1 {
 		return op{}, fmt.Errorf("gpu: %s: matmul shape M=%d N=%d K=%d", name, M, N, K)
 	}
+	if err := d.checkGroups(name+" (matmul workgroups in x or y)", ceilDiv(N, t.BN), ceilDiv(M, t.BM)); err != nil {
+		return op{}, err
+	}
 	var pl *pipeline
 	var err error
 	if !d.noUnrolled && t.unrollsWithin(N, K, d.shmax()) {
@@ -490,6 +493,18 @@ func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv, r
 		{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, rec}, wg: [3]uint32{uint32(ceilDiv(T, BR)), uint32(B * H), uint32(S)}},
 		{name: name + " combine", pl: cpl, params: shaders.Bytes(cp), binds: []binding{rec, out}, wg: d.grid(uint64(ceilDiv(n, 256)))},
 	}, nil
+}
+
+// checkGroups refuses a dispatch of more than maxComputeWorkgroupsPerDimension
+// workgroups in one dimension.
+func (d *device) checkGroups(what string, counts ...int) error {
+	for _, n := range counts {
+		if n > d.caps.groupsDim {
+			return d.caps.limitError("maxComputeWorkgroupsPerDimension", uint64(d.caps.groupsDim), uint64(d.caps.adapter.MaxComputeWorkgroupsPerDimension), uint64(n),
+				what, d.p.info().Name, "use a smaller batch or sequence (fewer positions B·T)")
+		}
+	}
+	return nil
 }
 
 // attnGroupsError is the error of an attention whose B·H workgroups exceed

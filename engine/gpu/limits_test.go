@@ -193,3 +193,21 @@ func TestOptionsLimitsCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestMatmulGridLimit: a matmul whose rows need more workgroups than
+// maxComputeWorkgroupsPerDimension is refused with a *LimitError when its
+// op is built, before any dispatch.
+func TestMatmulGridLimit(t *testing.T) {
+	d := testDefaultBackend(t).d
+	w := wbuf{b: d.dummy}
+	M := 1 << 24 // 131072 row tiles of 128, 524288 of 32
+	_, err := d.matmul("huge", M, 64, 64, whole(d.dummy), w, nil, whole(d.dummyRW), 0, false)
+	var le *LimitError
+	if !errors.As(err, &le) || le.Limit != "maxComputeWorkgroupsPerDimension" {
+		t.Fatalf("matmul of %d rows: %v, want a *LimitError for maxComputeWorkgroupsPerDimension", M, err)
+	}
+	t.Logf("refused: %v", err)
+	if _, err := d.matmul("fits", 4096, 64, 64, whole(d.dummy), w, nil, whole(d.dummyRW), 0, false); err != nil {
+		t.Errorf("matmul of 4096 rows: %v", err)
+	}
+}
