@@ -96,8 +96,17 @@ func (t matmulTile) unrolledConsts(wdtype, shmax int) map[string]string {
 // unrolls reports whether the generated kernel can run (N, K) with t within
 // WebGPU's default 16 KiB of workgroup memory.
 func (t matmulTile) unrolls(N, K int) bool {
-	return t.unrollsWithin(N, K, shaders.DefaultWorkgroupStorage)
+	return t.unrollsWithin(N, K, floorShared)
 }
+
+// floorShared is the workgroup memory every device has (Open requires it:
+// required.MaxComputeWorkgroupStorageSize, WebGPU's default). The automatic
+// tiles (chooseTile), matmul.wgsl's BK and attention's key tile are sized
+// within it, so they are the same on every device and so are the sums
+// they make; what a device has beyond it (caps.shmax) is used by the
+// tilings that need it (Options.MatmulTile, the tiled attention), each
+// checked against the device.
+var floorShared = int(required.MaxComputeWorkgroupStorageSize)
 
 // unrollsWithin is unrolls on a device with shmax bytes of workgroup memory.
 func (t matmulTile) unrollsWithin(N, K, shmax int) bool {
@@ -109,7 +118,7 @@ func (t matmulTile) unrollsWithin(N, K, shmax int) bool {
 // has no double-buffered form.
 func (t matmulTile) loop() matmulTile {
 	t.DB = false
-	for t.BK > 1 && 4*t.BK*(t.BM+4+t.BN+4) > 16384 {
+	for t.BK > 1 && 4*t.BK*(t.BM+4+t.BN+4) > floorShared {
 		t.BK /= 2
 	}
 	return t
@@ -345,7 +354,7 @@ func attnTiles(D int) (BR, BC int, err error) {
 		return 0, 0, fmt.Errorf("gpu: head size %d is not supported by the attention kernel (1 to 256)", D)
 	}
 	BC = 32
-	for BC > 1 && 2*BC*D*4 > 16384 {
+	for BC > 1 && 2*BC*D*4 > floorShared {
 		BC /= 2
 	}
 	return 64, BC, nil

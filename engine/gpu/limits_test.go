@@ -10,6 +10,7 @@ import (
 	"github.com/remask/remask/engine/cpu"
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/internal/enginetest"
+	"github.com/remask/remask/shaders"
 )
 
 // The GPU suite's representative parts again on a device requested with
@@ -209,5 +210,19 @@ func TestMatmulGridLimit(t *testing.T) {
 	t.Logf("refused: %v", err)
 	if _, err := d.matmul("fits", 4096, 64, 64, whole(d.dummy), w, nil, whole(d.dummyRW), 0, false); err != nil {
 		t.Errorf("matmul of 4096 rows: %v", err)
+	}
+}
+
+// TestRequiredWithinSpecDefaults: what Open requires of an adapter is at
+// most the spec's defaults (so every conformant adapter qualifies), and the
+// copies of the default workgroup memory agree.
+func TestRequiredWithinSpecDefaults(t *testing.T) {
+	r, s := required, SpecDefaults
+	if r.MaxComputeWorkgroupStorageSize > s.MaxComputeWorkgroupStorageSize || r.MaxComputeInvocationsPerWorkgroup > s.MaxComputeInvocationsPerWorkgroup ||
+		r.MaxComputeWorkgroupSizeX > s.MaxComputeWorkgroupSizeX || r.MaxStorageBuffersPerShaderStage > s.MaxStorageBuffersPerShaderStage {
+		t.Errorf("required %+v exceeds the spec defaults %+v", r, s)
+	}
+	if int(s.MaxComputeWorkgroupStorageSize) != shaders.DefaultWorkgroupStorage || floorShared != shaders.DefaultWorkgroupStorage {
+		t.Errorf("default workgroup memory: SpecDefaults %d, shaders.DefaultWorkgroupStorage %d, floorShared %d", s.MaxComputeWorkgroupStorageSize, shaders.DefaultWorkgroupStorage, floorShared)
 	}
 }
