@@ -230,11 +230,16 @@ func (d *device) checkKernel(name, src string, storage int) (shaders.Footprint, 
 func (d *device) checkBuffer(what string, size uint64) error {
 	lim, al := d.caps.lim, d.caps.adapter
 	const smaller = "use a smaller batch or sequence (fewer positions B·T), or a smaller model"
+	// The adapter's limits are the fix only where they admit both.
+	alBuf, alBind := al.MaxBufferSize, al.MaxStorageBufferBindingSize
+	if size > alBuf || size > alBind {
+		alBuf, alBind = 0, 0
+	}
 	if size > lim.MaxBufferSize {
-		return d.caps.limitError("maxBufferSize", lim.MaxBufferSize, al.MaxBufferSize, size, what, d.p.info().Name, smaller)
+		return d.caps.limitError("maxBufferSize", lim.MaxBufferSize, alBuf, size, what, d.p.info().Name, smaller)
 	}
 	if size > lim.MaxStorageBufferBindingSize {
-		return d.caps.limitError("maxStorageBufferBindingSize", lim.MaxStorageBufferBindingSize, al.MaxStorageBufferBindingSize, size, what, d.p.info().Name, smaller)
+		return d.caps.limitError("maxStorageBufferBindingSize", lim.MaxStorageBufferBindingSize, alBind, size, what, d.p.info().Name, smaller)
 	}
 	return nil
 }
