@@ -52,6 +52,9 @@ func TestDefaultLimitsGranted(t *testing.T) {
 	if c.shmax != 16384 || c.invoc != 256 || c.wgSize != [3]int{256, 256, 64} || c.storageMax != 8 || !c.defaults {
 		t.Errorf("caps %+v do not hold the default limits", c)
 	}
+	if !strings.Contains(be.Name(), "default limits") || strings.Contains(testBackend(t).Name(), "default limits") {
+		t.Errorf("backend names %q (default limits) and %q (adapter limits) do not say which limits they have", be.Name(), testBackend(t).Name())
+	}
 	t.Logf("adapter %s offers %+v; the default-limits device has %+v", be.Info().Name, al, got)
 }
 
