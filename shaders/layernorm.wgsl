@@ -1,7 +1,8 @@
 // layernorm.wgsl: Y = (X - mean) / sqrt(var + eps) · w + b per row of C
 // features, biased variance (F.layer_norm). One workgroup per row; the
-// statistics are two tree reductions in workgroup memory (mean first, then
-// the centred sum of squares, as the CPU twin does in float64).
+// statistics are two reductions (mean first, then the centred sum of
+// squares, as the CPU twin does in float64): trees in workgroup memory, or
+// subgroupAdd where the device has subgroups (subgroups.wgsl's reduce_sum).
 // CPU twin: engine/cpu layerNorm(). Y must not alias X.
 
 struct Params {
@@ -19,17 +20,23 @@ struct Params {
 
 const WG: u32 = 128u;
 
-var<workgroup> red: array<f32, WG>;
+var<workgroup> RED: array<f32, WG>;
 
-fn reduce(li: u32) -> f32 {
+// reduce_sum begin
+fn reduce_sum(v: f32, t: u32) -> f32 {
+  RED[t] = v;
+  workgroupBarrier();
   for (var off = WG / 2u; off > 0u; off >>= 1u) {
-    if (li < off) {
-      red[li] += red[li + off];
+    if (t < off) {
+      RED[t] += RED[t + off];
     }
     workgroupBarrier();
   }
-  return red[0];
+  let out = RED[0];
+  workgroupBarrier();
+  return out;
 }
+// reduce_sum end
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -43,18 +50,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   for (var c = li; c < P.C; c += WG) {
     s += X[base + c];
   }
-  red[li] = s;
-  workgroupBarrier();
-  let mean = reduce(li) / f32(P.C);
-  workgroupBarrier();
+  let mean = reduce_sum(s, li) / f32(P.C);
   var ss = 0.0;
   for (var c = li; c < P.C; c += WG) {
     let d = X[base + c] - mean;
     ss += d * d;
   }
-  red[li] = ss;
-  workgroupBarrier();
-  let rstd = 1.0 / sqrt(reduce(li) / f32(P.C) + P.eps);
+  let rstd = 1.0 / sqrt(reduce_sum(ss, li) / f32(P.C) + P.eps);
   for (var c = li; c < P.C; c += WG) {
     var y = (X[base + c] - mean) * rstd * LW[c];
     if (P.has_bias == 1u) {

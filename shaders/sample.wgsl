@@ -68,6 +68,9 @@ fn excluded(i: u32) -> bool {
   return ((EXCL[i >> 5u] >> (i & 31u)) & 1u) == 1u;
 }
 
+// The row's maximum and total: trees in workgroup memory, or
+// subgroups.wgsl's blocks of the same names where the device has subgroups.
+// reduce_max begin
 fn reduce_max(v: f32, t: u32) -> f32 {
   RED[t] = v;
   workgroupBarrier();
@@ -81,7 +84,9 @@ fn reduce_max(v: f32, t: u32) -> f32 {
   workgroupBarrier();
   return out;
 }
+// reduce_max end
 
+// reduce_sum begin
 fn reduce_sum(v: f32, t: u32) -> f32 {
   RED[t] = v;
   workgroupBarrier();
@@ -95,6 +100,7 @@ fn reduce_sum(v: f32, t: u32) -> f32 {
   workgroupBarrier();
   return out;
 }
+// reduce_sum end
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {

@@ -24,7 +24,7 @@ func TestParamsMatch(t *testing.T) {
 		}
 	}
 	for _, file := range Files() {
-		if !seen[file] {
+		if !seen[file] && file != SubgroupsFile { // blocks for other kernels, no kernel of its own
 			t.Errorf("%s is embedded but not listed in Families", file)
 		}
 	}
@@ -92,6 +92,9 @@ func TestNaga(t *testing.T) {
 	dir := t.TempDir()
 	for _, file := range Files() {
 		p := writeRaw(t, dir, file)
+		if file == SubgroupsFile {
+			p = writeNaga(t, dir, p) // naga does not parse `enable subgroups;` yet
+		}
 		out, err := exec.Command(naga, p).CombinedOutput()
 		if err != nil {
 			t.Errorf("naga %s: %v\n%s", file, err, out)

@@ -7,6 +7,7 @@ package main
 //	globalThis.context = {binding: {}}   // syumai/workers' runtime context
 //	globalThis.remaskHost = {
 //	    backend: "auto" | "gpu" | "cpu",  // which backend to open
+//	    limits: "adapter" | "default",    // optional: gpu.Options.Limits
 //	    models: [{id, source}, ...],      // the library (sources: URLs relative to the site)
 //	    openModel(source) -> Promise<{body: ReadableStream, size: number}>,
 //	}
@@ -42,7 +43,11 @@ func main() {
 	if b := host.Get("backend"); b.Type() == js.TypeString {
 		want = b.String()
 	}
-	be, info := openBackend(want)
+	var gopts gpu.Options
+	if l := host.Get("limits"); l.Type() == js.TypeString {
+		gopts.Limits = l.String()
+	}
+	be, info := openBackend(want, gopts)
 
 	var sources []api.ModelSource
 	if ms := host.Get("models"); ms.Truthy() {
@@ -85,10 +90,10 @@ func main() {
 // backend and says why. auto also leaves a software adapter (SwiftShader,
 // llvmpipe, WARP) for the CPU engine, which is faster on the same cores;
 // "gpu" takes any adapter.
-func openBackend(want string) (engine.Backend, map[string]any) {
+func openBackend(want string, gopts gpu.Options) (engine.Backend, map[string]any) {
 	info := map[string]any{"requested": want}
 	if want != "cpu" {
-		g, err := gpu.New(context.Background(), gpu.Options{})
+		g, err := gpu.New(context.Background(), gopts)
 		if err == nil {
 			ai := g.Info()
 			if want == "auto" && softwareAdapter(ai.Name) {

@@ -27,17 +27,74 @@ type device struct {
 	// The other Options: matmulDB = MatmulDoubleBuffer, splitMM and
 	// splitAttn = Split's "mm" and "attn", attnTiled = Attention "tiled".
 	matmulDB, splitMM, splitAttn, attnTiled bool
+	// caps are what the device granted, the one source of the kernels'
+	// limit-dependent choices.
+	caps caps
+	// footprints are the footprint of every pipeline made (by key), for
+	// the tests that check them against the limits.
+	footprints map[string]shaders.Footprint
+	maxBinding uint64 // the largest storage binding bound (checkBindings)
+}
+
+// caps are the device's granted limits and features as the kernels use
+// them, computed once when the device opens. Every choice that depends on
+// a limit reads it here (never a constant, never the adapter's limits):
+// matmul tiles and their SHMAX (shmax), the tiled attention (shmax), the
+// grid split (groupsPerDim), and the checks that refuse a pipeline or a
+// buffer beyond a limit with a *LimitError instead of a validation error.
+type caps struct {
+	lim        Limits // the device's (granted) limits
+	adapter    Limits // the adapter's: what Options.Limits "adapter" would grant
+	defaults   bool   // Options.Limits "default"
+	shmax      int    // maxComputeWorkgroupStorageSize
+	invoc      int    // maxComputeInvocationsPerWorkgroup
+	wgSize     [3]int // maxComputeWorkgroupSize{X,Y,Z}
+	storageMax int    // maxStorageBuffersPerShaderStage
+	groupsDim  int    // maxComputeWorkgroupsPerDimension
+	subgroups  bool   // the device has the subgroups feature and Options.Subgroups allows it
+}
+
+func newCaps(p *platform, opts Options) caps {
+	l := p.limits()
+	c := caps{lim: l, adapter: p.adapterLimits(), defaults: opts.defaultLimits(),
+		shmax: int(l.MaxComputeWorkgroupStorageSize), invoc: int(l.MaxComputeInvocationsPerWorkgroup),
+		wgSize:     [3]int{int(l.MaxComputeWorkgroupSizeX), int(l.MaxComputeWorkgroupSizeY), int(l.MaxComputeWorkgroupSizeZ)},
+		storageMax: int(l.MaxStorageBuffersPerShaderStage), groupsDim: int(l.MaxComputeWorkgroupsPerDimension),
+		subgroups: p.subgroups() && opts.Subgroups != "off"}
+	if c.groupsDim == 0 {
+		c.groupsDim = 65535
+	}
+	return c
+}
+
+// limitError is a *LimitError for what needing want of the limit name (its
+// value have), with the fix: a smaller job, or, where the adapter allows
+// more than the device was granted (Options.Limits "default"), the
+// adapter's limits.
+func (c caps) limitError(name string, have, adapterHas, want uint64, what, adapter, smaller string) *LimitError {
+	fix := smaller
+	if adapterHas >= want && adapterHas > have {
+		alt := fmt.Sprintf("the adapter allows %d: open the device with its limits (Options.Limits \"adapter\", --limits adapter)", adapterHas)
+		if fix == "" {
+			fix = alt
+		} else {
+			fix += ", or " + alt
+		}
+	} else if fix == "" {
+		fix = "use a device with a larger limit"
+	}
+	return &LimitError{Limit: name, Have: have, Want: want, What: what, Adapter: adapter, Fix: fix}
 }
 
 func openDevice(ctx context.Context, opts Options) (*device, error) {
 	if err := opts.Check(); err != nil {
 		return nil, err
 	}
-	p, err := openPlatform(ctx)
+	p, err := openPlatform(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	d := &device{p: p, pipes: map[string]*pipeline{},
+	d := &device{p: p, pipes: map[string]*pipeline{}, caps: newCaps(p, opts), footprints: map[string]shaders.Footprint{},
 		matmulDB:  opts.MatmulDoubleBuffer,
 		splitMM:   slices.Contains(opts.splits(), "mm"),
 		splitAttn: slices.Contains(opts.splits(), "attn"),
@@ -52,7 +109,7 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 	}
 	if d.attnTiled && d.shmax() < shaders.AttentionTiledShared {
 		p.release()
-		return nil, fmt.Errorf("gpu: attention \"tiled\" needs %d bytes of workgroup memory; this device has %d (leave Options.Attention empty)", shaders.AttentionTiledShared, d.shmax())
+		return nil, fmt.Errorf("gpu: attention \"tiled\" needs %d bytes of workgroup memory; this device has %d (maxComputeWorkgroupStorageSize; the adapter has %d): leave Options.Attention empty, or open the device with the adapter's limits", shaders.AttentionTiledShared, d.shmax(), d.caps.adapter.MaxComputeWorkgroupStorageSize)
 	}
 	if d.dummy, err = p.newBuffer("dummy", 16, usageStorage); err != nil {
 		p.release()
@@ -102,6 +159,9 @@ func (d *device) pipeline(file string, consts map[string]string, kinds []bindKin
 	for _, k := range keys {
 		fmt.Fprintf(&key, " %s=%s", k, consts[k])
 	}
+	if d.caps.subgroups {
+		key.WriteString(" +subgroups") // the variant where the file has one (below)
+	}
 	if pl, ok := d.pipes[key.String()]; ok {
 		return pl, nil
 	}
@@ -118,23 +178,87 @@ func (d *device) pipeline(file string, consts map[string]string, kinds []bindKin
 	if err != nil {
 		return nil, err
 	}
+	if d.caps.subgroups && shaders.HasSubgroupVariant(src) {
+		// The reductions through subgroup operations (shaders/subgroups.wgsl).
+		if src, err = shaders.SubgroupVariant(src); err != nil {
+			return nil, err
+		}
+	}
+	fp, err := d.checkKernel(key.String(), src, storage)
+	if err != nil {
+		return nil, err
+	}
 	pl, err := d.p.newPipeline(key.String(), src, "main", kinds)
 	if err != nil {
 		return nil, err
 	}
 	d.pipes[key.String()] = pl
+	d.footprints[key.String()] = fp
 	return pl, nil
+}
+
+// checkKernel refuses a kernel whose workgroup size, workgroup memory or
+// storage bindings exceed the device's limits (caps), naming the limit,
+// before the device would refuse it with a validation error.
+func (d *device) checkKernel(name, src string, storage int) (shaders.Footprint, error) {
+	fp, err := shaders.KernelFootprint(src)
+	if err != nil {
+		return fp, fmt.Errorf("gpu: %s: %w", name, err)
+	}
+	c, a := d.caps, d.caps.adapter
+	type lim struct {
+		name             string
+		have, adapt, use int
+	}
+	for _, l := range []lim{
+		{"maxComputeWorkgroupStorageSize", c.shmax, int(a.MaxComputeWorkgroupStorageSize), fp.SharedBytes},
+		{"maxComputeInvocationsPerWorkgroup", c.invoc, int(a.MaxComputeInvocationsPerWorkgroup), fp.Invocations()},
+		{"maxComputeWorkgroupSizeX", c.wgSize[0], int(a.MaxComputeWorkgroupSizeX), fp.WorkgroupSize[0]},
+		{"maxComputeWorkgroupSizeY", c.wgSize[1], int(a.MaxComputeWorkgroupSizeY), fp.WorkgroupSize[1]},
+		{"maxComputeWorkgroupSizeZ", c.wgSize[2], int(a.MaxComputeWorkgroupSizeZ), fp.WorkgroupSize[2]},
+		{"maxStorageBuffersPerShaderStage", c.storageMax, int(a.MaxStorageBuffersPerShaderStage), storage},
+	} {
+		if l.use > l.have {
+			return fp, c.limitError(l.name, uint64(l.have), uint64(l.adapt), uint64(l.use), "the kernel "+name, d.p.info().Name, "")
+		}
+	}
+	return fp, nil
 }
 
 // checkBuffer refuses a buffer the device cannot hold or bind, naming the
 // limit.
 func (d *device) checkBuffer(what string, size uint64) error {
-	lim := d.p.limits()
+	lim, al := d.caps.lim, d.caps.adapter
+	const smaller = "use a smaller batch or sequence (fewer positions B·T), or a smaller model"
+	// The adapter's limits are the fix only where they admit both.
+	alBuf, alBind := al.MaxBufferSize, al.MaxStorageBufferBindingSize
+	if size > alBuf || size > alBind {
+		alBuf, alBind = 0, 0
+	}
 	if size > lim.MaxBufferSize {
-		return &LimitError{Limit: "maxBufferSize", Have: lim.MaxBufferSize, Want: size, What: what, Adapter: d.p.info().Name}
+		return d.caps.limitError("maxBufferSize", lim.MaxBufferSize, alBuf, size, what, d.p.info().Name, smaller)
 	}
 	if size > lim.MaxStorageBufferBindingSize {
-		return &LimitError{Limit: "maxStorageBufferBindingSize", Have: lim.MaxStorageBufferBindingSize, Want: size, What: what, Adapter: d.p.info().Name}
+		return d.caps.limitError("maxStorageBufferBindingSize", lim.MaxStorageBufferBindingSize, alBind, size, what, d.p.info().Name, smaller)
+	}
+	return nil
+}
+
+// checkBindings refuses storage bindings the device cannot bind (larger
+// than maxStorageBufferBindingSize, or at an offset that is not a multiple
+// of minStorageBufferOffsetAlignment) with an error naming the limit, and
+// records the largest binding (maxBinding) for the tests.
+func (d *device) checkBindings(name string, bs []binding) error {
+	lim := d.caps.lim
+	for i, b := range bs {
+		if b.size > lim.MaxStorageBufferBindingSize {
+			return d.caps.limitError("maxStorageBufferBindingSize", lim.MaxStorageBufferBindingSize, d.caps.adapter.MaxStorageBufferBindingSize, b.size,
+				fmt.Sprintf("%s (binding %d, %s)", name, i+1, b.buf.label), d.p.info().Name, "use a smaller batch or sequence (fewer positions B·T)")
+		}
+		if a := uint64(lim.MinStorageBufferOffsetAlignment); a > 0 && b.off%a != 0 {
+			return fmt.Errorf("gpu: %s: binding %d (%s) at offset %d, not a multiple of the device's minStorageBufferOffsetAlignment %d", name, i+1, b.buf.label, b.off, a)
+		}
+		d.maxBinding = max(d.maxBinding, b.size)
 	}
 	return nil
 }
@@ -223,7 +347,7 @@ type program struct {
 }
 
 func newProgram(d *device, label string) *program {
-	slot := uint64(max(256, d.p.limits().MinUniformBufferOffsetAlignment))
+	slot := uint64(max(256, d.caps.lim.MinUniformBufferOffsetAlignment))
 	return &program{d: d, label: label, slot: slot, bgs: map[string]*bindGroup{}}
 }
 
@@ -282,6 +406,9 @@ func (pr *program) record(rec *recorder, ops []op) error {
 		}
 		bg, ok := pr.bgs[key.String()]
 		if !ok {
+			if err := pr.d.checkBindings(o.name, o.binds); err != nil {
+				return err
+			}
 			all := make([]binding, 0, len(o.binds)+1)
 			all = append(all, binding{buf: pr.uni, off: uint64(i) * pr.slot, size: uint64(len(o.params))})
 			all = append(all, o.binds...)
@@ -307,10 +434,7 @@ func (pr *program) record(rec *recorder, ops []op) error {
 // the kernels compute their index as x + y·(workgroups in x) and skip the
 // overshoot.
 func (d *device) grid(n uint64) [3]uint32 {
-	maxd := uint64(d.p.limits().MaxComputeWorkgroupsPerDimension)
-	if maxd == 0 {
-		maxd = 65535
-	}
+	maxd := uint64(d.caps.groupsDim)
 	if n == 0 {
 		n = 1
 	}

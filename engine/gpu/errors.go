@@ -20,10 +20,15 @@ type LimitError struct {
 	Have, Want uint64
 	What       string // what needs it, e.g. "activation fch (B·T·4C floats)"
 	Adapter    string
+	Fix        string // what to do instead, e.g. "use a smaller batch ..." ("" none known)
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("gpu: the adapter %q allows %s = %d, but %s needs %d", e.Adapter, e.Limit, e.Have, e.What, e.Want)
+	msg := fmt.Sprintf("gpu: the device (adapter %q) allows %s = %d, but %s needs %d", e.Adapter, e.Limit, e.Have, e.What, e.Want)
+	if e.Fix != "" {
+		msg += "; " + e.Fix
+	}
+	return msg
 }
 
 // ctxErr is engine.CheckCtx for the GPU backend (the device loop's checks).

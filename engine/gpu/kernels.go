@@ -96,8 +96,17 @@ func (t matmulTile) unrolledConsts(wdtype, shmax int) map[string]string {
 // unrolls reports whether the generated kernel can run (N, K) with t within
 // WebGPU's default 16 KiB of workgroup memory.
 func (t matmulTile) unrolls(N, K int) bool {
-	return t.unrollsWithin(N, K, shaders.DefaultWorkgroupStorage)
+	return t.unrollsWithin(N, K, floorShared)
 }
+
+// floorShared is the workgroup memory every device has (Open requires it:
+// required.MaxComputeWorkgroupStorageSize, WebGPU's default). The automatic
+// tiles (chooseTile), matmul.wgsl's BK and attention's key tile are sized
+// within it, so they are the same on every device and so are the sums
+// they make; what a device has beyond it (caps.shmax) is used by the
+// tilings that need it (Options.MatmulTile, the tiled attention), each
+// checked against the device.
+var floorShared = int(required.MaxComputeWorkgroupStorageSize)
 
 // unrollsWithin is unrolls on a device with shmax bytes of workgroup memory.
 func (t matmulTile) unrollsWithin(N, K, shmax int) bool {
@@ -109,15 +118,15 @@ func (t matmulTile) unrollsWithin(N, K, shmax int) bool {
 // has no double-buffered form.
 func (t matmulTile) loop() matmulTile {
 	t.DB = false
-	for t.BK > 1 && 4*t.BK*(t.BM+4+t.BN+4) > 16384 {
+	for t.BK > 1 && 4*t.BK*(t.BM+4+t.BN+4) > floorShared {
 		t.BK /= 2
 	}
 	return t
 }
 
 // shmax is the device's maxComputeWorkgroupStorageSize (at least 16384:
-// checkLimits refuses less).
-func (d *device) shmax() int { return int(d.p.limits().MaxComputeWorkgroupStorageSize) }
+// checkLimits refuses less), from caps.
+func (d *device) shmax() int { return d.caps.shmax }
 
 // chooseTile picks 128x128 (8x8 per thread, BK 8) where that still gives
 // at least 256 workgroups, else 64x64 where that gives at least 128 (about
@@ -184,6 +193,9 @@ func (d *device) matmul(name string, M, N, K int, a binding, w wbuf, bias *buffe
 func (d *device) matmulTiled(name string, t matmulTile, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool) (op, error) {
 	if M < 1 || N < 1 || K < 1 {
 		return op{}, fmt.Errorf("gpu: %s: matmul shape M=%d N=%d K=%d", name, M, N, K)
+	}
+	if err := d.checkGroups(name+" (matmul workgroups in x or y)", ceilDiv(N, t.BN), ceilDiv(M, t.BM)); err != nil {
+		return op{}, err
 	}
 	var pl *pipeline
 	var err error
@@ -342,7 +354,7 @@ func attnTiles(D int) (BR, BC int, err error) {
 		return 0, 0, fmt.Errorf("gpu: head size %d is not supported by the attention kernel (1 to 256)", D)
 	}
 	BC = 32
-	for BC > 1 && 2*BC*D*4 > 16384 {
+	for BC > 1 && 2*BC*D*4 > floorShared {
 		BC /= 2
 	}
 	return 64, BC, nil
@@ -355,8 +367,8 @@ func (d *device) attention(name string, B, T, C, H int, causal bool, qkv, out bi
 	if err != nil {
 		return op{}, err
 	}
-	if B*H > int(d.p.limits().MaxComputeWorkgroupsPerDimension) {
-		return op{}, &LimitError{Limit: "maxComputeWorkgroupsPerDimension", Have: uint64(d.p.limits().MaxComputeWorkgroupsPerDimension), Want: uint64(B * H), What: "attention (batch x heads workgroups)", Adapter: d.p.info().Name}
+	if B*H > d.caps.groupsDim {
+		return op{}, d.attnGroupsError(B, H)
 	}
 	file := "attention.wgsl"
 	if !d.noUnrolled && D%4 == 0 && BC%4 == 0 {
@@ -442,8 +454,8 @@ func (d *device) attentionTiled(name string, B, T, C, H int, causal bool, qkv, o
 	if C != 64*H || T < 1 || d.shmax() < shaders.AttentionTiledShared {
 		return op{}, fmt.Errorf("gpu: %s: the tiled attention kernel needs head size 64 (C = %d, H = %d) and %d bytes of workgroup memory (the device has %d)", name, C, H, shaders.AttentionTiledShared, d.shmax())
 	}
-	if B*H > int(d.p.limits().MaxComputeWorkgroupsPerDimension) {
-		return op{}, &LimitError{Limit: "maxComputeWorkgroupsPerDimension", Have: uint64(d.p.limits().MaxComputeWorkgroupsPerDimension), Want: uint64(B * H), What: "attention (batch x heads workgroups)", Adapter: d.p.info().Name}
+	if B*H > d.caps.groupsDim {
+		return op{}, d.attnGroupsError(B, H)
 	}
 	pl, err := d.pipeline(shaders.AttentionTiled, nil, attnKinds)
 	if err != nil {
@@ -468,8 +480,8 @@ func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv, r
 	if D%4 != 0 || KS < BC || KS%BC != 0 || S < 1 || S*KS < T || (S-1)*KS >= T {
 		return nil, fmt.Errorf("gpu: %s: key split S=%d KS=%d does not cover T=%d in tiles of %d (head size %d must be a multiple of 4)", name, S, KS, T, BC, D)
 	}
-	if B*H > int(d.p.limits().MaxComputeWorkgroupsPerDimension) {
-		return nil, &LimitError{Limit: "maxComputeWorkgroupsPerDimension", Have: uint64(d.p.limits().MaxComputeWorkgroupsPerDimension), Want: uint64(B * H), What: "attention (batch x heads workgroups)", Adapter: d.p.info().Name}
+	if B*H > d.caps.groupsDim {
+		return nil, d.attnGroupsError(B, H)
 	}
 	pl, err := d.pipeline(shaders.AttentionUnrolled, map[string]string{"D": itoU(D), "BR": itoU(BR), "BC": itoU(BC), "KS": itoU(KS)}, attnKinds)
 	if err != nil {
@@ -490,6 +502,25 @@ func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv, r
 		{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, rec}, wg: [3]uint32{uint32(ceilDiv(T, BR)), uint32(B * H), uint32(S)}},
 		{name: name + " combine", pl: cpl, params: shaders.Bytes(cp), binds: []binding{rec, out}, wg: d.grid(uint64(ceilDiv(n, 256)))},
 	}, nil
+}
+
+// checkGroups refuses a dispatch of more than maxComputeWorkgroupsPerDimension
+// workgroups in one dimension.
+func (d *device) checkGroups(what string, counts ...int) error {
+	for _, n := range counts {
+		if n > d.caps.groupsDim {
+			return d.caps.limitError("maxComputeWorkgroupsPerDimension", uint64(d.caps.groupsDim), uint64(d.caps.adapter.MaxComputeWorkgroupsPerDimension), uint64(n),
+				what, d.p.info().Name, "use a smaller batch or sequence (fewer positions B·T)")
+		}
+	}
+	return nil
+}
+
+// attnGroupsError is the error of an attention whose B·H workgroups exceed
+// maxComputeWorkgroupsPerDimension.
+func (d *device) attnGroupsError(B, H int) error {
+	return d.caps.limitError("maxComputeWorkgroupsPerDimension", uint64(d.caps.groupsDim), uint64(d.caps.adapter.MaxComputeWorkgroupsPerDimension), uint64(B*H),
+		"attention (batch x heads workgroups)", d.p.info().Name, "use a smaller batch")
 }
 
 func itoU(v int) string { return shaders.UintLiteral(v) }

@@ -236,8 +236,9 @@ func TestMatmulHalfWeights(t *testing.T) {
 	}
 }
 
-func TestLayerNormSweep(t *testing.T) {
-	d := testBackend(t).d
+func TestLayerNormSweep(t *testing.T) { layerNormSweep(t, testBackend(t).d) }
+
+func layerNormSweep(t *testing.T, d *device) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, s := range []struct{ N, C int }{{1, 1}, {1, 2}, {3, 7}, {5, 127}, {2, 128}, {7, 129}, {11, 384}, {48, 32}, {3, 1000}} {
 		for _, hasBias := range []bool{false, true} {

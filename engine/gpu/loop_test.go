@@ -67,8 +67,9 @@ func loadGolden(t *testing.T, name string) *model.Model {
 	return m
 }
 
-func TestDeviceLoopMatchesHost(t *testing.T) {
-	be := testBackend(t)
+func TestDeviceLoopMatchesHost(t *testing.T) { deviceLoopMatchesHost(t, testBackend(t)) }
+
+func deviceLoopMatchesHost(t *testing.T, be *Backend) {
 	cb := cpu.New(2)
 	load := func(m *model.Model) (engine.Net, engine.Net) {
 		g, err := be.Load(context.Background(), m)

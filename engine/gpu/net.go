@@ -52,7 +52,14 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 // Name implements engine.Backend.
 func (be *Backend) Name() string {
 	ai := be.d.p.info()
-	return fmt.Sprintf("webgpu: %s (%s)", ai.Name, ai.Backend)
+	how := ai.Backend
+	if be.d.caps.defaults {
+		how += ", default limits" // Options.Limits "default"
+	}
+	if be.d.caps.subgroups {
+		how += ", subgroups"
+	}
+	return fmt.Sprintf("webgpu: %s (%s)", ai.Name, how)
 }
 
 // Info describes the adapter.

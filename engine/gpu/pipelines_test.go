@@ -10,8 +10,10 @@ import (
 // matmul tiling x fast path x weight dtype, attention for every supported
 // head-size class, the rest) inside error scopes: wgpu-native validates each
 // WGSL module with naga, so this is the shader validation that CI runs.
-func TestPipelines(t *testing.T) {
-	d := testBackend(t).d
+func TestPipelines(t *testing.T) { pipelinesOn(t, testBackend(t)) }
+
+func pipelinesOn(t *testing.T, be *Backend) {
+	d := be.d
 	count := 0
 	try := func(file string, consts map[string]string, kinds []bindKind) {
 		t.Helper()

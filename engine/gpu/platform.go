@@ -12,8 +12,9 @@ import (
 // the small set of types and methods below, which both files implement with
 // the same names and signatures:
 //
-//	openPlatform(ctx) (*platform, error)
+//	openPlatform(ctx, opts) (*platform, error)
 //	(*platform) info() AdapterInfo, limits() Limits, lostErr() error, release()
+//	(*platform) adapterLimits() Limits, subgroups() bool
 //	(*platform) newBuffer(label, size, usage) (*buffer, error)
 //	(*platform) write(b, off, data) error
 //	(*platform) newPipeline(label, wgsl, entry, kinds) (*pipeline, error)
@@ -62,7 +63,29 @@ type Options struct {
 	// (shaders.AttentionTiled; head size 64 only: Load refuses other
 	// models, and New a device with too little workgroup memory).
 	Attention string
+	// Limits chooses the limits the device is requested with: "" or
+	// "adapter" the adapter's own maxima of the limits that grow with the
+	// model and the batch (buffer and binding sizes, workgroup memory and
+	// size), "default" none above the WebGPU spec's defaults (what any
+	// conformant adapter, a phone's included, grants). The kernels adapt
+	// to the granted limits either way (caps, device.go); a job that does
+	// not fit fails with a *LimitError naming the limit and the fix.
+	Limits string
+	// Subgroups chooses the subgroup reductions: "" or "auto" use them
+	// where the device offers the WebGPU `subgroups` feature (Dawn,
+	// browsers; wgpu-native v22 does not expose it), "off" never (the
+	// workgroup-memory reductions every device runs).
+	Subgroups string
 }
+
+// LimitsKinds are the values Options.Limits accepts.
+var LimitsKinds = []string{"adapter", "default"}
+
+// SubgroupsKinds are the values Options.Subgroups accepts.
+var SubgroupsKinds = []string{"auto", "off"}
+
+// defaultLimits reports whether o asks for the spec's default limits.
+func (o Options) defaultLimits() bool { return o.Limits == "default" }
 
 // SplitKinds are the split kernels Options.Split names ("none" alone turns
 // them all off).
@@ -111,6 +134,12 @@ func (o Options) Check() error {
 	if o.Attention != "" && !slices.Contains(AttentionKinds, o.Attention) {
 		return fmt.Errorf("gpu: attention %q is not an attention kernel (want %s)", o.Attention, strings.Join(AttentionKinds, " or "))
 	}
+	if o.Limits != "" && !slices.Contains(LimitsKinds, o.Limits) {
+		return fmt.Errorf("gpu: limits %q is not a limits choice (want %s)", o.Limits, strings.Join(LimitsKinds, " or "))
+	}
+	if o.Subgroups != "" && !slices.Contains(SubgroupsKinds, o.Subgroups) {
+		return fmt.Errorf("gpu: subgroups %q is not a subgroups choice (want %s)", o.Subgroups, strings.Join(SubgroupsKinds, " or "))
+	}
 	return nil
 }
 
@@ -151,6 +180,7 @@ type AdapterInfo struct {
 	AdapterType string // "discrete GPU", "cpu", ...
 	ShaderF16   bool   // the adapter offers shader-f16 (informational: no kernel uses f16 arithmetic, so remask does not request it)
 	Timestamps  bool   // the adapter offers the timestamp-query feature
+	Subgroups   bool   // the adapter offers the subgroups feature (requested unless Options.Subgroups is "off")
 }
 
 // Limits are the device limits remask depends on.
@@ -160,10 +190,29 @@ type Limits struct {
 	MaxComputeWorkgroupStorageSize    uint32
 	MaxComputeInvocationsPerWorkgroup uint32
 	MaxComputeWorkgroupSizeX          uint32
+	MaxComputeWorkgroupSizeY          uint32
+	MaxComputeWorkgroupSizeZ          uint32
 	MaxComputeWorkgroupsPerDimension  uint32
 	MaxStorageBuffersPerShaderStage   uint32
 	MinUniformBufferOffsetAlignment   uint32
 	MinStorageBufferOffsetAlignment   uint32
+}
+
+// SpecDefaults are the WebGPU spec's default limits (the ones above):
+// what a device requested with no limits gets, and what any conformant
+// adapter offers at least. Options.Limits "default" requests no more.
+var SpecDefaults = Limits{
+	MaxStorageBufferBindingSize:       128 << 20,
+	MaxBufferSize:                     256 << 20,
+	MaxComputeWorkgroupStorageSize:    16384,
+	MaxComputeInvocationsPerWorkgroup: 256,
+	MaxComputeWorkgroupSizeX:          256,
+	MaxComputeWorkgroupSizeY:          256,
+	MaxComputeWorkgroupSizeZ:          64,
+	MaxComputeWorkgroupsPerDimension:  65535,
+	MaxStorageBuffersPerShaderStage:   8,
+	MinUniformBufferOffsetAlignment:   256,
+	MinStorageBufferOffsetAlignment:   256,
 }
 
 // required are the limits every remask kernel needs, whatever the model:

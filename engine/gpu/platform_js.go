@@ -43,8 +43,10 @@ type bindGroup struct{ v js.Value }
 type platform struct {
 	adapter, dev, queue js.Value
 	ai                  AdapterInfo
-	lim                 Limits
-	ts                  bool // the device was created with timestamp-query
+	lim                 Limits // the device's (granted) limits
+	alim                Limits // the adapter's limits
+	ts                  bool   // the device was created with timestamp-query
+	sg                  bool   // the device was created with subgroups
 	ids                 atomic.Uint64
 	mu                  sync.Mutex
 	lost                error
@@ -71,6 +73,8 @@ func jsLimits(l js.Value) Limits {
 		MaxComputeWorkgroupStorageSize:    u32("maxComputeWorkgroupStorageSize"),
 		MaxComputeInvocationsPerWorkgroup: u32("maxComputeInvocationsPerWorkgroup"),
 		MaxComputeWorkgroupSizeX:          u32("maxComputeWorkgroupSizeX"),
+		MaxComputeWorkgroupSizeY:          u32("maxComputeWorkgroupSizeY"),
+		MaxComputeWorkgroupSizeZ:          u32("maxComputeWorkgroupSizeZ"),
 		MaxComputeWorkgroupsPerDimension:  u32("maxComputeWorkgroupsPerDimension"),
 		MaxStorageBuffersPerShaderStage:   u32("maxStorageBuffersPerShaderStage"),
 		MinUniformBufferOffsetAlignment:   u32("minUniformBufferOffsetAlignment"),
@@ -78,7 +82,7 @@ func jsLimits(l js.Value) Limits {
 	}
 }
 
-func openPlatform(ctx context.Context) (*platform, error) {
+func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 	gpu := js.Global().Get("navigator").Get("gpu")
 	if !gpu.Truthy() {
 		return nil, fmt.Errorf("gpu: %w: this browser has no navigator.gpu (WebGPU is off or unsupported)", ErrNoAdapter)
@@ -103,23 +107,34 @@ func openPlatform(ctx context.Context) (*platform, error) {
 	}
 	p.ai = AdapterInfo{Name: name, Backend: "browser",
 		ShaderF16:  adapter.Get("features").Call("has", "shader-f16").Bool(),
-		Timestamps: adapter.Get("features").Call("has", "timestamp-query").Bool()}
+		Timestamps: adapter.Get("features").Call("has", "timestamp-query").Bool(),
+		Subgroups:  adapter.Get("features").Call("has", "subgroups").Bool()}
 	have := jsLimits(adapter.Get("limits"))
+	p.alim = have
 	if err := checkLimits(have, name); err != nil {
 		return nil, err
 	}
-	req := map[string]any{
-		"maxStorageBufferBindingSize":       float64(have.MaxStorageBufferBindingSize),
-		"maxBufferSize":                     float64(have.MaxBufferSize),
-		"maxComputeWorkgroupStorageSize":    have.MaxComputeWorkgroupStorageSize,
-		"maxComputeInvocationsPerWorkgroup": have.MaxComputeInvocationsPerWorkgroup,
-		"maxComputeWorkgroupSizeX":          have.MaxComputeWorkgroupSizeX,
-		"maxStorageBuffersPerShaderStage":   have.MaxStorageBuffersPerShaderStage,
+	// Options.Limits "default": no requiredLimits, so the device gets the
+	// spec's defaults (SpecDefaults).
+	req := map[string]any{}
+	if !opts.defaultLimits() {
+		req = map[string]any{
+			"maxStorageBufferBindingSize":       float64(have.MaxStorageBufferBindingSize),
+			"maxBufferSize":                     float64(have.MaxBufferSize),
+			"maxComputeWorkgroupStorageSize":    have.MaxComputeWorkgroupStorageSize,
+			"maxComputeInvocationsPerWorkgroup": have.MaxComputeInvocationsPerWorkgroup,
+			"maxComputeWorkgroupSizeX":          have.MaxComputeWorkgroupSizeX,
+			"maxStorageBuffersPerShaderStage":   have.MaxStorageBuffersPerShaderStage,
+		}
 	}
 	features := []any{}
 	if p.ai.Timestamps {
 		features = append(features, "timestamp-query")
 		p.ts = true
+	}
+	if p.ai.Subgroups && opts.Subgroups != "off" {
+		features = append(features, "subgroups")
+		p.sg = true
 	}
 	dev, err := await(ctx, adapter.Call("requestDevice", map[string]any{"label": "remask", "requiredLimits": req, "requiredFeatures": features}))
 	if err != nil || !dev.Truthy() {
@@ -128,6 +143,7 @@ func openPlatform(ctx context.Context) (*platform, error) {
 	p.dev = dev
 	p.queue = dev.Get("queue")
 	p.lim = jsLimits(dev.Get("limits"))
+	p.sg = p.sg && dev.Get("features").Call("has", "subgroups").Bool()
 	lost := js.FuncOf(func(_ js.Value, args []js.Value) any {
 		msg := "no details"
 		if len(args) > 0 && args[0].Truthy() {
@@ -144,8 +160,13 @@ func openPlatform(ctx context.Context) (*platform, error) {
 	return p, nil
 }
 
-func (p *platform) info() AdapterInfo { return p.ai }
-func (p *platform) limits() Limits    { return p.lim }
+func (p *platform) info() AdapterInfo     { return p.ai }
+func (p *platform) limits() Limits        { return p.lim }
+func (p *platform) adapterLimits() Limits { return p.alim }
+
+// subgroups reports whether the device was created with the `subgroups`
+// feature (the WGSL `enable subgroups;` of Dawn and browsers).
+func (p *platform) subgroups() bool { return p.sg }
 
 func (p *platform) lostErr() error {
 	p.mu.Lock()

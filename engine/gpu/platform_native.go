@@ -111,8 +111,9 @@ type platform struct {
 	dev     *wgpu.Device
 	queue   *wgpu.Queue
 	ai      AdapterInfo
-	lim     Limits
-	ts      bool // the device was created with timestamp-query
+	lim     Limits // the device's (granted) limits
+	alim    Limits // the adapter's limits
+	ts      bool   // the device was created with timestamp-query
 
 	ids atomic.Uint64
 
@@ -124,7 +125,7 @@ type platform struct {
 // into wgpu-native's instance set-up were seen to fail in parallel tests.
 var openMu sync.Mutex
 
-func openPlatform(ctx context.Context) (*platform, error) {
+func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 	openMu.Lock()
 	defer openMu.Unlock()
 	wgpu.SetLogLevel(wgpu.LogLevelOff) // errors come back as values; the log would repeat them
@@ -177,17 +178,8 @@ func openPlatform(ctx context.Context) (*platform, error) {
 		Timestamps:  adapter.HasFeature(wgpu.FeatureNameTimestampQuery),
 	}
 	al := adapter.GetLimits().Limits
-	have := Limits{
-		MaxStorageBufferBindingSize:       al.MaxStorageBufferBindingSize,
-		MaxBufferSize:                     al.MaxBufferSize,
-		MaxComputeWorkgroupStorageSize:    al.MaxComputeWorkgroupStorageSize,
-		MaxComputeInvocationsPerWorkgroup: al.MaxComputeInvocationsPerWorkgroup,
-		MaxComputeWorkgroupSizeX:          al.MaxComputeWorkgroupSizeX,
-		MaxComputeWorkgroupsPerDimension:  al.MaxComputeWorkgroupsPerDimension,
-		MaxStorageBuffersPerShaderStage:   al.MaxStorageBuffersPerShaderStage,
-		MinUniformBufferOffsetAlignment:   al.MinUniformBufferOffsetAlignment,
-		MinStorageBufferOffsetAlignment:   al.MinStorageBufferOffsetAlignment,
-	}
+	have := nativeLimits(al)
+	p.alim = have
 	if err := checkLimits(have, p.ai.Name); err != nil {
 		p.release()
 		return nil, err
@@ -195,13 +187,18 @@ func openPlatform(ctx context.Context) (*platform, error) {
 	// Ask for the adapter's maxima of the limits that grow with the model
 	// and the batch; Net checks every buffer against them and names the
 	// limit when a model or a shape does not fit.
+	// With Options.Limits "default", nothing: wgpu.DefaultLimits leaves
+	// every limit undefined, which wgpu-native grants as the spec's
+	// default (SpecDefaults).
 	req := wgpu.DefaultLimits()
-	req.MaxStorageBufferBindingSize = al.MaxStorageBufferBindingSize
-	req.MaxBufferSize = al.MaxBufferSize
-	req.MaxComputeWorkgroupStorageSize = al.MaxComputeWorkgroupStorageSize
-	req.MaxComputeInvocationsPerWorkgroup = al.MaxComputeInvocationsPerWorkgroup
-	req.MaxComputeWorkgroupSizeX = al.MaxComputeWorkgroupSizeX
-	req.MaxStorageBuffersPerShaderStage = al.MaxStorageBuffersPerShaderStage
+	if !opts.defaultLimits() {
+		req.MaxStorageBufferBindingSize = al.MaxStorageBufferBindingSize
+		req.MaxBufferSize = al.MaxBufferSize
+		req.MaxComputeWorkgroupStorageSize = al.MaxComputeWorkgroupStorageSize
+		req.MaxComputeInvocationsPerWorkgroup = al.MaxComputeInvocationsPerWorkgroup
+		req.MaxComputeWorkgroupSizeX = al.MaxComputeWorkgroupSizeX
+		req.MaxStorageBuffersPerShaderStage = al.MaxStorageBuffersPerShaderStage
+	}
 	var features []wgpu.FeatureName
 	if p.ai.Timestamps {
 		features = append(features, wgpu.FeatureNameTimestampQuery)
@@ -224,18 +221,7 @@ func openPlatform(ctx context.Context) (*platform, error) {
 	}
 	p.dev = dev
 	p.queue = dev.GetQueue()
-	dl := dev.GetLimits().Limits
-	p.lim = Limits{
-		MaxStorageBufferBindingSize:       dl.MaxStorageBufferBindingSize,
-		MaxBufferSize:                     dl.MaxBufferSize,
-		MaxComputeWorkgroupStorageSize:    dl.MaxComputeWorkgroupStorageSize,
-		MaxComputeInvocationsPerWorkgroup: dl.MaxComputeInvocationsPerWorkgroup,
-		MaxComputeWorkgroupSizeX:          dl.MaxComputeWorkgroupSizeX,
-		MaxComputeWorkgroupsPerDimension:  dl.MaxComputeWorkgroupsPerDimension,
-		MaxStorageBuffersPerShaderStage:   dl.MaxStorageBuffersPerShaderStage,
-		MinUniformBufferOffsetAlignment:   dl.MinUniformBufferOffsetAlignment,
-		MinStorageBufferOffsetAlignment:   dl.MinStorageBufferOffsetAlignment,
-	}
+	p.lim = nativeLimits(dev.GetLimits().Limits)
 	if err := checkLimits(p.lim, p.ai.Name); err != nil {
 		p.release()
 		return nil, err
@@ -243,8 +229,33 @@ func openPlatform(ctx context.Context) (*platform, error) {
 	return p, nil
 }
 
-func (p *platform) info() AdapterInfo { return p.ai }
-func (p *platform) limits() Limits    { return p.lim }
+// nativeLimits are the Limits of wgpu-native's.
+func nativeLimits(l wgpu.Limits) Limits {
+	return Limits{
+		MaxStorageBufferBindingSize:       l.MaxStorageBufferBindingSize,
+		MaxBufferSize:                     l.MaxBufferSize,
+		MaxComputeWorkgroupStorageSize:    l.MaxComputeWorkgroupStorageSize,
+		MaxComputeInvocationsPerWorkgroup: l.MaxComputeInvocationsPerWorkgroup,
+		MaxComputeWorkgroupSizeX:          l.MaxComputeWorkgroupSizeX,
+		MaxComputeWorkgroupSizeY:          l.MaxComputeWorkgroupSizeY,
+		MaxComputeWorkgroupSizeZ:          l.MaxComputeWorkgroupSizeZ,
+		MaxComputeWorkgroupsPerDimension:  l.MaxComputeWorkgroupsPerDimension,
+		MaxStorageBuffersPerShaderStage:   l.MaxStorageBuffersPerShaderStage,
+		MinUniformBufferOffsetAlignment:   l.MinUniformBufferOffsetAlignment,
+		MinStorageBufferOffsetAlignment:   l.MinStorageBufferOffsetAlignment,
+	}
+}
+
+func (p *platform) info() AdapterInfo     { return p.ai }
+func (p *platform) limits() Limits        { return p.lim }
+func (p *platform) adapterLimits() Limits { return p.alim }
+
+// subgroups is false: wgpu-native v22 (the binding's) has no
+// WGPUFeatureName for wgpu's SUBGROUP feature (its wgpu.h ends at
+// ShaderEarlyDepthTest, and lavapipe's adapter enumerates none), so WGSL
+// subgroup operations cannot be enabled natively; they run through Dawn
+// (platform_js.go).
+func (p *platform) subgroups() bool { return false }
 
 // markLost records that the device is gone; every later call fails with it.
 func (p *platform) markLost(msg string) {

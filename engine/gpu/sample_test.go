@@ -220,8 +220,9 @@ func runSample(t *testing.T, d *device, c sampleCase, seed uint64) []uint32 {
 	return words(run(t, d, []op{o}, out))
 }
 
-func TestSampleTokensSweep(t *testing.T) {
-	d := testBackend(t).d
+func TestSampleTokensSweep(t *testing.T) { sampleTokensSweep(t, testBackend(t).d) }
+
+func sampleTokensSweep(t *testing.T, d *device) {
 	r := rand.New(rand.NewPCG(3, 11))
 	const T = 128
 	seed := uint64(0x9e3779b97f4a7c15)

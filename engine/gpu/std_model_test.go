@@ -174,6 +174,7 @@ func TestStandardModelVariants(t *testing.T) {
 		{"tiled", Options{Attention: "tiled", Split: []string{"none"}}, 16, 50},
 		{"tile 64x64x16x4x4db", Options{MatmulTile: "64x64x16x4x4db", Split: []string{"none"}}, 16, 50},
 		{"attention split at 1x256", Options{Split: []string{"attn"}}, 256, 56},
+		{"default limits", Options{Limits: "default"}, 16, 74},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			B, T := 1, c.T

@@ -24,6 +24,22 @@ func newBackend(ctx context.Context, name string, threads int) (be engine.Backen
 	return openBackend(ctx, name, threads, gpu.Options{})
 }
 
+// limitsHelp is the help of --limits (sample, bench, serve).
+const limitsHelp = "GPU backend: the device limits to request: adapter (the adapter's maxima) or default (none above the WebGPU spec's defaults, what a phone or an integrated GPU grants; the kernels adapt, docs/gpu.md)"
+
+// limitsOptions turns --limits into the GPU backend's options; naming
+// default with --backend cpu is an error (the CPU backend has no limits).
+func limitsOptions(limits, backend string) (gpu.Options, error) {
+	o := gpu.Options{Limits: limits}
+	if err := o.Check(); err != nil {
+		return gpu.Options{}, flagError("limits", "%q is not a limits choice; allowed: adapter, default", limits)
+	}
+	if backend == "cpu" && limits != "adapter" {
+		return gpu.Options{}, flagError("limits", "chooses the GPU device's limits; --backend cpu has none (use --backend gpu)")
+	}
+	return o, nil
+}
+
 // openBackend is newBackend with the GPU backend's options.
 func openBackend(ctx context.Context, name string, threads int, gopts gpu.Options) (be engine.Backend, note string, err error) {
 	if name == "gpu" || name == "auto" {

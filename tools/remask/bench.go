@@ -27,6 +27,7 @@ type benchArgs struct {
 	job       string
 	modelPath string
 	backend   string
+	limits    string
 	shapes    string
 	iters     int
 	threads   int
@@ -55,6 +56,7 @@ func benchFlags() (*flagSet, *benchArgs) {
 	fs.stringVar(&a.job, "job", "forward", "JOB", "what to time: forward (the trunk), standard (16 x 1024 x 15 generations) or small (1 x 256 x 15)")
 	fs.stringVar(&a.modelPath, "model", "", "FILE", "model file; default: the standard 6 x 384 shape with random weights")
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu")
+	fs.stringVar(&a.limits, "limits", "adapter", "WHICH", limitsHelp)
 	fs.stringVar(&a.shapes, "shapes", "16x1024,1x256", "BxT,...", "batch x length shapes to time")
 	fs.intVar(&a.iters, "iters", 10, "N", "timed forwards per shape (after one warm-up)")
 	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core")
@@ -341,7 +343,11 @@ func standardModel(seed uint64) (*model.Model, error) {
 // gpuOptions are the GPU kernel variants of the bench flags, each checked
 // with an error naming its flag.
 func (a *benchArgs) gpuOptions() (gpu.Options, error) {
-	o := gpu.Options{MatmulTile: a.matmulTile, MatmulDoubleBuffer: a.matmulDB, Split: a.split, Attention: a.attention}
+	lo, err := limitsOptions(a.limits, a.backend)
+	if err != nil {
+		return gpu.Options{}, err
+	}
+	o := gpu.Options{MatmulTile: a.matmulTile, MatmulDoubleBuffer: a.matmulDB, Split: a.split, Attention: a.attention, Limits: lo.Limits}
 	for _, c := range []struct {
 		flag string
 		o    gpu.Options
