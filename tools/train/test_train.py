@@ -338,6 +338,33 @@ def tensors_equal(a, b) -> bool:
     return a == b
 
 
+class InitWeightsTest(unittest.TestCase):
+    """--init-weights: a new run starts from an earlier run's weights (a checkpoint or its
+    remask/1 file), so its validation at iteration 0 equals the earlier run's final one;
+    a checkpoint of another shape is refused with the option's name."""
+
+    def test_init_weights(self):
+        tmp = tempfile.mkdtemp(prefix="remask-train-init-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        src, dst = os.path.join(tmp, "src"), os.path.join(tmp, "dst")
+        lm_run(src, "--no-save-optimizer")
+        lm_run(dst, "--init-weights", os.path.join(src, "ckpt.pt"), "--max-iters", "4")
+        with open(os.path.join(src, "metrics.json"), encoding="utf-8") as f:
+            final = json.load(f)["lm"]["val"]
+        with open(os.path.join(dst, "metrics.json"), encoding="utf-8") as f:
+            started = json.load(f)["lm"]["val_history"][0]
+        self.assertEqual(started["iter"], 0)
+        for ratio, res in final.items():
+            self.assertEqual(started["val"][ratio]["lm_ce"], res["lm_ce"], ratio)
+        cfg = load_checkpoint(os.path.join(dst, "ckpt.pt"))["config"]
+        self.assertEqual(cfg["init_from"], "weights")
+        self.assertEqual(cfg["init_weights"]["path"], os.path.join(src, "ckpt.pt"))
+        with self.assertRaises(SystemExit) as e:
+            lm_run(os.path.join(tmp, "bad"), "--init-weights", os.path.join(src, "ckpt.pt"),
+                   "--n-embd", "32")
+        self.assertIn("--init-weights", str(e.exception))
+
+
 class SplitRunTest(unittest.TestCase):
     """--stop-after-seconds / --stop-at-iter / --resume, --dropout and --keep-best.
 

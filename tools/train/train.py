@@ -161,6 +161,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--resume", default=None, metavar="FILE",
                    help="continue the run stopped in FILE (OUT/resume.pt); give the stopped "
                         "run's options again (they are checked)")
+    g.add_argument("--init-weights", default=None, metavar="FILE",
+                   help="LM stage: start from the weights of FILE (ckpt.pt or best.pt of a run of "
+                        "the same shape) with a fresh AdamW and a fresh schedule of --max-iters; "
+                        "for continuing a run whose resume.pt was lost")
     g.add_argument("--save-optimizer", dest="save_optimizer", action="store_true", default=True,
                    help="store the AdamW state under 'optimizer' (3x the weights' size)")
     g.add_argument("--no-save-optimizer", dest="save_optimizer", action="store_false",
@@ -182,10 +186,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                                           ("--keep-best", args.keep_best),
                                           ("--stop-at-iter", args.stop_at_iter is not None),
                                           ("--stop-after-seconds", args.stop_after_seconds is not None),
-                                          ("--resume", args.resume is not None)) if value]
+                                          ("--resume", args.resume is not None),
+                                          ("--init-weights", args.init_weights is not None)) if value]
         if given:
             ap.error(f"{', '.join(given)}: only for --stage lm (a stopped LM writes no ckpt.pt "
                      "for a later stage to read)")
+    if args.init_weights is not None and args.resume is not None:
+        ap.error("--init-weights and --resume: give one (--resume continues a run with its "
+                 "optimizer and schedule; --init-weights starts a new run from a checkpoint's weights)")
     if not 0.0 <= args.dropout < 1.0:
         ap.error(f"--dropout {args.dropout}: want 0 <= P < 1")
     if args.keep_best and args.val_interval <= 0:

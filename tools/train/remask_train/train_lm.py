@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
+from . import rmfile
 from .model import GPT, GPTConfig, ModelMode
 from .train_common import (Clock, Log, Runtime, Trunk, Validator, _to_cpu, environment,
                            load_checkpoint, lr_at, make_adamw, model_args_for, plain_config,
@@ -341,6 +342,26 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
     fused = use_fused_attention(model, runtime)
     trunk = Trunk(model, runtime, compile_blocks=args.compile)
     eval_trunk = Trunk(model, runtime, compile_blocks=False)
+    init_from, init_weights = "scratch", None
+    if args.init_weights is not None:
+        # A new run from an earlier run's weights (its optimizer state and schedule are not
+        # continued): the way on when a split run's resume.pt was lost. A remask/1 file (.safetensors,
+        # e.g. pack_result.sh's F16 best) or a checkpoint of this trainer.
+        if not os.path.isfile(args.init_weights):
+            raise SystemExit(f"--init-weights {args.init_weights}: no such file (give a ckpt.pt, a "
+                             "best.pt or a remask/1 .safetensors of an LM of the same shape)")
+        if args.init_weights.endswith(".safetensors"):
+            start_model, _ = rmfile.read_model(args.init_weights)
+            state, start_iter = start_model.state_dict(), None
+        else:
+            start = load_checkpoint(args.init_weights)
+            state, start_iter = start.get("model"), start.get("iter_num")
+        try:
+            model.load_state_dict(state)
+        except (TypeError, RuntimeError) as e:
+            raise SystemExit(f"--init-weights {args.init_weights}: its weights do not fit this "
+                             f"model ({e}); give the same --n-layer/--n-head/--n-embd/--block-size")
+        init_from, init_weights = "weights", {"path": args.init_weights, "iter": start_iter}
     optimizer = make_adamw(model, args.lr, args.weight_decay, args.betas, runtime)
 
     n_params = sum(p.numel() for p in model.parameters())
@@ -349,7 +370,7 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
     fpt = flops_per_token(cfg, n_trunk, T)
     log(f"lm: {n_params / 1e6:.2f}M parameters ({n_trunk / 1e6:.2f}M in the blocks), "
         f"vocab {vocab.size}, batch {B}x{T}, max_iters {args.max_iters}, "
-        f"critic {c_start}->{c_end}, dropout {args.dropout:g}, device {runtime.device}"
+        f"critic {c_start}->{c_end}, dropout {args.dropout:g}, init {args.init_weights or 'scratch'}, device {runtime.device}"
         f"{' (' + runtime.gpu_name + ')' if runtime.gpu_name else ''}, "
         f"fused attention {fused}, compiled {trunk.compiled}, "
         f"train windows {len(train.starts)}, val windows {windows.shape[0]}",
@@ -361,7 +382,8 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
     def ckpt_config() -> dict:
         config = plain_config({k: v for k, v in vars(args).items() if k not in PROCESS_KEYS})
         config.update({
-            "dataset": "char_diffusion", "init_from": "scratch", "model_mode": "language_model",
+            "dataset": "char_diffusion", "init_from": init_from, "init_weights": init_weights,
+            "model_mode": "language_model",
             "trainer": "tools/train/train.py", "max_iters": planner.max_iters,
             "sampler_neighbors": "embeddings",  # remask extension: trained with real neighbours
             "meta": meta,
