@@ -255,6 +255,29 @@ worker_test() {
 	node tools/worker-test/test.mjs
 }
 
+# package_test runs tools/package-test: the npm package packed (./build.sh
+# package), installed into an empty project with npm (the registry's webgpu
+# and typescript too), run in Node on the CPU engine and on Dawn (SwiftShader)
+# and in Chromium through examples/embed.html, each text against the native
+# CPU backend's. In CI it must run; elsewhere it is skipped, saying so, when
+# Node or npm is missing. Runs after browser_test (its Chromium, its
+# playwright-core and bin/remask).
+package_test() {
+	if [ "${CI:-}" != "true" ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
+		log "NOTE: the npm package tests were NOT run: they need node and npm"
+		log "      (apt-get install nodejs npm; CI=true ./build.sh test installs them and runs them)"
+		return 0
+	fi
+	if [ ! -d tools/browser-test/node_modules/playwright-core ]; then
+		log "npm ci (tools/browser-test: playwright-core, for the example page's test)"
+		(cd tools/browser-test && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+	fi
+	cmd_package
+	[ -x bin/remask ] || go build -o bin/remask ./tools/remask
+	log "package tests: node tools/package-test/test.mjs"
+	node tools/package-test/test.mjs
+}
+
 cmd_serve() {
 	cmd_build
 	local addr="${ADDR:-127.0.0.1:8080}"
@@ -384,6 +407,7 @@ cmd_test() {
 		log "      (install python3-torch and python3-numpy to run them; the Go tests do not need them, the goldens are committed)"
 	fi
 	browser_test
+	package_test
 	worker_test
 
 	log "all tests passed"
@@ -450,6 +474,8 @@ Commands:
                  (all packages but engine/gpu and tools/remask), the js/wasm build, 10s of every fuzz target,
                  the PyTorch tests of tools/train (when python3-torch is installed) and the browser
                  tests (Chromium + SwiftShader WebGPU; with CI=true they are installed and required)
+                 the npm package tests (tools/package-test: npm install of the packed tarball, Node on the CPU
+                 and on Dawn/SwiftShader, examples/embed.html in Chromium; with CI=true required)
                  and the Cloudflare Worker tests (workerd; with CI=true required)
   package        build the npm package (wasm/js, docs/js.md) and npm pack it into wasm/js/dist
   worker         build the Cloudflare Worker bundle (wasm/worker/dist; wrangler.toml, docs/edge.md)

@@ -210,7 +210,10 @@ export class Remask {
       this.close();
       fail(abortError(signal));
     };
-    if (signal) signal.addEventListener('abort', onAbort, { once: true });
+    if (signal) {
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort();
+    }
     try {
       await readyP;
     } finally {
@@ -329,6 +332,7 @@ export class Remask {
               ctl = c;
             },
             cancel() {
+              ctl = null; // the reader is gone: later chunks are dropped
               worker._post({ type: 'abort', id });
             },
           });
@@ -339,6 +343,7 @@ export class Remask {
         },
         end() {
           if (ctl) ctl.close();
+          ctl = null;
           req.signal.removeEventListener('abort', onAbort);
         },
         fail(err) {
