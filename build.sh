@@ -163,7 +163,7 @@ build_package() {
 	GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -w' -o "$PKG_DIR/remask.wasm" ./wasm
 	# Go 1.24 moved the glue from misc/wasm to lib/wasm.
 	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$PKG_DIR/"
-	cp "$(go env GOROOT)/LICENSE" "$PKG_DIR/LICENSE.go"
+	cp "$(go env GOROOT)/LICENSE" "$PKG_DIR/LICENSE-go"
 	cp LICENSE "$PKG_DIR/LICENSE"
 	cp "$PKG_SRC"/package.json "$PKG_SRC"/index.js "$PKG_SRC"/index.d.ts "$PKG_SRC"/engine-worker.js "$PKG_SRC"/README.md "$PKG_DIR/"
 }

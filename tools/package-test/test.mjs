@@ -112,8 +112,8 @@ async function main() {
     if (!r.ok) return;
     const installed = path.join(project, 'node_modules/remask');
     const files = readdirSync(installed).sort();
-    check(['LICENSE', 'LICENSE.go', 'README.md', 'engine-worker.js', 'index.d.ts', 'index.js', 'package.json', 'remask.wasm', 'wasm_exec.js'].every((f) => files.includes(f)), 'the package holds its JavaScript, types, the wasm, Go\'s glue and both licenses', files.join(' '));
-    check(/Copyright .* The Go Authors/.test(readFileSync(path.join(installed, 'wasm_exec.js'), 'utf8')) && /Google|Go Authors/.test(readFileSync(path.join(installed, 'LICENSE.go'), 'utf8')), 'wasm_exec.js ships with its license notice and Go\'s LICENSE');
+    check(['LICENSE', 'LICENSE-go', 'README.md', 'engine-worker.js', 'index.d.ts', 'index.js', 'package.json', 'remask.wasm', 'wasm_exec.js'].every((f) => files.includes(f)), 'the package holds its JavaScript, types, the wasm, Go\'s glue and both licenses', files.join(' '));
+    check(/Copyright .* The Go Authors/.test(readFileSync(path.join(installed, 'wasm_exec.js'), 'utf8')) && /Google|Go Authors/.test(readFileSync(path.join(installed, 'LICENSE-go'), 'utf8')), 'wasm_exec.js ships with its license notice and Go\'s LICENSE');
 
     console.log('--- Node without the webgpu package');
     let c = consumer(project, 'no-webgpu');

@@ -68,6 +68,8 @@ export interface LoadOptions {
   /** The sha256 (hex) the file must have. */
   sha256?: string;
   onProgress?: (progress: { loaded: number; total: number | null }) => void;
+  /** Called while the load waits for a running generation to end; position 1 is next. */
+  onQueued?: (position: number) => void;
   signal?: AbortSignal;
 }
 

@@ -166,7 +166,9 @@ export class Remask {
       return { id: m.id, source: new URL(m.url, base).href, sha256: m.sha256 ? String(m.sha256).toLowerCase() : undefined };
     });
     const e = new Remask(onNotice);
-    await e._start({ backend, limits, base, models: lib, cache: cache === false ? null : typeof cache === 'string' ? cache : IN_BROWSER ? DEFAULT_CACHE : null, dawnFlags, workerURL, wasmURL, signal });
+    e._want = backend;
+    // The Go side's names (wasm/main_js.go): "gpu" takes any adapter, "auto" leaves a software one for the CPU engine.
+    await e._start({ backend: { auto: 'auto', webgpu: 'gpu', cpu: 'cpu' }[backend], limits, base, models: lib, cache: cache === false ? null : typeof cache === 'string' ? cache : IN_BROWSER ? DEFAULT_CACHE : null, dawnFlags, workerURL, wasmURL, signal });
     return e;
   }
 
@@ -241,12 +243,11 @@ export class Remask {
           runtime: IN_BROWSER ? 'browser' : 'node',
         };
         this.startup = { compileMs: m.compileMs, startMs: m.startMs };
-        const want = boot.start.backend;
-        if (want === 'webgpu' && !gpu) {
+        if (this._want === 'webgpu' && !gpu) {
           const Err = raw.gpu_problem === 'limits' ? AdapterTooSmallError : NoWebGPUError;
           const why = raw.gpu_error || 'no WebGPU adapter';
           this.close();
-          return boot.fail(new Err(`backend "webgpu" was asked for and cannot run: ${why}`, { details: { problem: raw.gpu_problem || 'no_adapter', adapter: raw.adapter || null } }));
+          return boot.fail(new Err(`backend "webgpu" was asked for and cannot run: ${why}`, { details: { problem: raw.gpu_problem || 'no_adapter', adapter: raw.adapter || null, reason: why } }));
         }
         return boot.ready(this.info);
       }
@@ -382,7 +383,7 @@ export class Remask {
    * the file's bytes (Uint8Array, ArrayBuffer, Blob/File). It resolves with
    * the model's listing (GET /v1/models' format).
    */
-  async loadModel(src, { id, sha256, onProgress, signal } = {}) {
+  async loadModel(src, { id, sha256, onProgress, onQueued, signal } = {}) {
     let body;
     let source = null;
     const want = sha256 ? String(sha256).toLowerCase() : undefined;
@@ -423,6 +424,7 @@ export class Remask {
       let info = null;
       for await (const ev of ndjson(resp)) {
         if (ev.event === 'progress' && onProgress) onProgress({ loaded: ev.bytes, total: ev.total === undefined ? null : ev.total });
+        else if (ev.event === 'queued' && onQueued) onQueued(ev.position);
         else if (ev.event === 'loaded') info = ev.model;
       }
       if (!info) throw new EngineError('loading the model ended without an answer');
