@@ -239,7 +239,7 @@ export class Remask {
           backendName: raw.backend,
           adapter: raw.adapter || null,
           fallbackReason: gpu ? null : raw.gpu_error || (raw.requested === 'cpu' ? 'backend "cpu" was asked for' : null),
-          limits: boot.start.limits || 'adapter',
+          limits: raw.limits || boot.start.limits || 'adapter',
           runtime: IN_BROWSER ? 'browser' : 'node',
         };
         this.startup = { compileMs: m.compileMs, startMs: m.startMs };
