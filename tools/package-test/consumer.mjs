@@ -74,7 +74,8 @@ if (mode === 'no-webgpu') {
   out('sha-mismatch', await caught(e.loadModel(bytes, { id: 'wrong-sum', sha256: wrong })));
   out('not-a-model', await caught(e.loadModel(new TextEncoder().encode('this is not a model'), { id: 'text' })));
   out('missing-file', await caught(e.loadModel('./no-such-file.safetensors')));
-  out('unknown-id', await caught(e.loadModel('no-such-model')));
+  out('unknown-id', await caught(textOf(e, 'no-such-model')));
+  out('by-id', (await e.loadModel(m.id)).id);
   out('bad-generate', await caught(textOf(e, m.id, { top_p: 2 })));
 
   // An abort in the middle of a generation: after the first iteration.

@@ -24,11 +24,13 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, stat
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { createHash } from 'node:crypto';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const HERE = path.join(ROOT, 'tools/package-test');
 const CI = process.env.CI === 'true';
 const MODEL = path.join(ROOT, 'models/shakespeare-small.safetensors');
+const MODEL_SHA256 = createHash('sha256').update(readFileSync(MODEL)).digest('hex');
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WEBGPU = 'webgpu@0.6.2';
@@ -136,7 +138,8 @@ async function main() {
     check(err(c['sha-mismatch'], 'ModelInvalidError', 'sha256_mismatch') && /sha256/.test(c['sha-mismatch'].message), 'a sha256 mismatch: ModelInvalidError (sha256_mismatch)', c['sha-mismatch'] && c['sha-mismatch'].message);
     check(err(c['not-a-model'], 'ModelInvalidError', 'invalid_model'), 'bytes that are not a model: ModelInvalidError (invalid_model)', c['not-a-model'] && c['not-a-model'].message);
     check(err(c['missing-file'], 'ModelNotFoundError', 'source_not_found'), 'a missing file: ModelNotFoundError (source_not_found)', c['missing-file'] && c['missing-file'].message);
-    check(err(c['unknown-id'], 'ModelNotFoundError', 'unknown_model'), 'an unknown library id: ModelNotFoundError (unknown_model)', c['unknown-id'] && c['unknown-id'].message);
+    check(err(c['unknown-id'], 'ModelNotFoundError', 'unknown_model'), 'generate with an unknown model id: ModelNotFoundError (unknown_model)', c['unknown-id'] && c['unknown-id'].message);
+    check(c['by-id'] === 'shakespeare-small', 'loadModel(id) of a loaded model answers at once', JSON.stringify(c['by-id']));
     check(err(c['bad-generate'], 'InvalidOptionError', 'invalid_option') && c['bad-generate'].field === 'top_p', 'generate({top_p: 2}): InvalidOptionError naming top_p', c['bad-generate'] && c['bad-generate'].message);
     check(c['generate-abort'] && c['generate-abort'].name === 'AbortError' && c['generate-abort'].iterations === 1, 'an abort mid-generation rejects with an AbortError and stops it', JSON.stringify(c['generate-abort']));
     check(err(c['load-abort'], 'AbortError'), 'an abort during a load rejects with an AbortError', JSON.stringify(c['load-abort']));
@@ -221,6 +224,43 @@ async function browser(project, installed, want) {
     check(got.state === 'done' && got.text.length === JOB.sequence_length, 'examples/embed.html generates text in Chromium', JSON.stringify(got));
     check(got.text === want, 'the example page\'s text EQUALS the native CPU backend\'s', JSON.stringify(got.text));
     check(errors.length === 0, 'no page error or console error', errors.join(' | '));
+
+    // The typed errors in a browser: the same module, through its own engine.
+    const typed = await page.evaluate(async (sum) => {
+      const { Remask, RemaskError } = await import(new URL('remask/index.js', location.href).href);
+      const caught = async (p) => {
+        try {
+          await p;
+          return { ok: true };
+        } catch (e) {
+          return { name: e.name, code: e.code, message: e.message, remask: e instanceof RemaskError };
+        }
+      };
+      const out = {};
+      // Chromium here runs without --enable-unsafe-webgpu: no adapter.
+      out.webgpu = await caught(Remask.create({ backend: 'webgpu' }));
+      const e = await Remask.create({ backend: 'cpu', cache: 'package-test' });
+      const bytes = await (await fetch('models/shakespeare-small.safetensors')).blob();
+      out.sha = await caught(e.loadModel(new File([bytes], 'mine.safetensors'), { sha256: '0'.repeat(64) }));
+      out.page = await caught(e.loadModel('embed.html'));
+      out.pageCached = !!(await (await caches.open('package-test')).match(new URL('embed.html', location.href).href));
+      const m = await e.loadModel('models/shakespeare-small.safetensors', { id: 'checked', sha256: sum });
+      out.modelCached = !!(await (await caches.open('package-test')).match(new URL('models/shakespeare-small.safetensors', location.href).href));
+      out.id = m.id;
+      const ctl = new AbortController();
+      const p = caught(e.loadModel('models/shakespeare-small.safetensors', { id: 'aborted', signal: ctl.signal }));
+      ctl.abort();
+      out.abort = await p;
+      e.close();
+      out.closed = await caught(e.fetch('/v1/health'));
+      return out;
+    }, MODEL_SHA256);
+    check(typed.webgpu.name === 'NoWebGPUError' && typed.webgpu.remask, "Chromium without WebGPU: backend 'webgpu' rejects with NoWebGPUError", JSON.stringify(typed.webgpu));
+    check(typed.sha.name === 'ModelInvalidError' && typed.sha.code === 'sha256_mismatch', 'Chromium: a dropped File with the wrong sha256: ModelInvalidError (sha256_mismatch)', typed.sha.message);
+    check(typed.page.name === 'ModelInvalidError' && typed.page.code === 'invalid_model' && !typed.pageCached, 'Chromium: a web page is not a model (ModelInvalidError) and is not cached', `${typed.page.message} (cached: ${typed.pageCached})`);
+    check(typed.id === 'checked' && typed.modelCached, 'Chromium: a model loaded with its sha256 is checked and cached in the Cache API', JSON.stringify({ id: typed.id, cached: typed.modelCached }));
+    check(typed.abort.name === 'AbortError', 'Chromium: an aborted load rejects with an AbortError', JSON.stringify(typed.abort));
+    check(typed.closed.name === 'EngineError', 'Chromium: after close(), requests fail with EngineError', JSON.stringify(typed.closed));
   } finally {
     await b.close();
     srv.kill('SIGTERM');

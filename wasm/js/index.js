@@ -166,6 +166,7 @@ export class Remask {
       return { id: m.id, source: new URL(m.url, base).href, sha256: m.sha256 ? String(m.sha256).toLowerCase() : undefined };
     });
     const e = new Remask(onNotice);
+    for (const m of lib) e._ids.add(m.id);
     e._want = backend;
     // The Go side's names (wasm/main_js.go): "gpu" takes any adapter, "auto" leaves a software one for the CPU engine.
     await e._start({ backend: { auto: 'auto', webgpu: 'gpu', cpu: 'cpu' }[backend], limits, base, models: lib, cache: cache === false ? null : typeof cache === 'string' ? cache : IN_BROWSER ? DEFAULT_CACHE : null, dawnFlags, workerURL, wasmURL, signal });
@@ -176,6 +177,7 @@ export class Remask {
     this._pending = new Map();
     this._listeners = new Set(onNotice ? [onNotice] : []);
     this._invalid = new Map(); // source -> message: sha256 mismatches seen by the worker
+    this._ids = new Set(); // the ids loadModel takes as ids: the library's and those loaded
     this._nextId = 1;
     this._busy = 0;
     this._closed = false;
@@ -379,8 +381,8 @@ export class Remask {
 
   /**
    * loadModel puts a model on the engine: a URL (http(s); in Node also a
-   * file path or file: URL), the id of a model given to create's models, or
-   * the file's bytes (Uint8Array, ArrayBuffer, Blob/File). It resolves with
+   * file path or file: URL), the id of a model given to create's models or
+   * loaded before, or the file's bytes (Uint8Array, ArrayBuffer, Blob/File). It resolves with
    * the model's listing (GET /v1/models' format).
    */
   async loadModel(src, { id, sha256, onProgress, onQueued, signal } = {}) {
@@ -399,8 +401,8 @@ export class Remask {
       body = { path: source };
     } else if (typeof src === 'string' || src instanceof URL) {
       const s = String(src);
-      if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(s) && !/\.safetensors$/.test(s)) {
-        body = { id: s }; // a library id
+      if (this._ids.has(s)) {
+        body = { id: s }; // a model of the library (create's models) or one loaded before
       } else {
         const base = IN_BROWSER ? pageBase() : await nodeBase();
         let url;
@@ -428,6 +430,7 @@ export class Remask {
         else if (ev.event === 'loaded') info = ev.model;
       }
       if (!info) throw new EngineError('loading the model ended without an answer');
+      this._ids.add(info.id);
       if (body.url) this._post({ type: 'keep', source: body.url }); // it parsed as a model: it may be cached now
       return info;
     } catch (e) {
