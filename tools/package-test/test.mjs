@@ -261,10 +261,45 @@ async function browser(project, installed, want) {
     check(typed.id === 'checked' && typed.modelCached, 'Chromium: a model loaded with its sha256 is checked and cached in the Cache API', JSON.stringify({ id: typed.id, cached: typed.modelCached }));
     check(typed.abort.name === 'AbortError', 'Chromium: an aborted load rejects with an AbortError', JSON.stringify(typed.abort));
     check(typed.closed.name === 'EngineError', 'Chromium: after close(), requests fail with EngineError', JSON.stringify(typed.closed));
+
+    // The package from another origin (a CDN): the page imports it from there.
+    const cdn = await cdnServer(installed);
+    try {
+      const fromCdn = await page.evaluate(async ({ base, job }) => {
+        const { Remask } = await import(base + '/index.js');
+        const e = await Remask.create({ backend: 'cpu' });
+        const m = await e.loadModel('models/shakespeare-small.safetensors');
+        let text = null;
+        for await (const ev of e.generate({ ...job, model: m.id })) if (ev.event === 'done') text = ev.samples[0].text;
+        e.close();
+        return text;
+      }, { base: cdn.url, job: JOB });
+      check(fromCdn === want, 'Chromium: the package imported from another origin (CORS, like a CDN) generates the same text', JSON.stringify(fromCdn));
+    } finally {
+      cdn.close();
+    }
   } finally {
     await b.close();
     srv.kill('SIGTERM');
   }
+}
+
+// cdnServer serves a folder on another port (another origin) with CORS, as
+// a CDN serves npm packages.
+async function cdnServer(dir) {
+  const { createServer } = await import('node:http');
+  const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.ts': 'text/plain' };
+  const srv = createServer((req, res) => {
+    const file = path.join(dir, path.normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, ''));
+    if (!file.startsWith(dir + path.sep) || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404, { 'Access-Control-Allow-Origin': '*' });
+      return res.end();
+    }
+    res.writeHead(200, { 'Content-Type': types[path.extname(file)] || 'application/octet-stream', 'Access-Control-Allow-Origin': '*' });
+    res.end(readFileSync(file));
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${srv.address().port}`, close: () => srv.close() };
 }
 
 try {

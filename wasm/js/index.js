@@ -194,7 +194,11 @@ export class Remask {
     this._failStart = fail;
     const onMsg = (m) => this._onMessage(m, { ready, fail, start: { type: 'start', ...start, wasm } });
     if (IN_BROWSER) {
-      this._worker = new Worker(wURL, { type: 'module', name: 'remask' });
+      // A worker script must come from the page's origin: from elsewhere (a
+      // CDN) a same-origin blob: module imports it (the CDN must allow CORS).
+      const same = typeof location === 'undefined' || wURL.origin === location.origin || wURL.protocol === 'blob:';
+      const script = same ? wURL : URL.createObjectURL(new Blob([`import ${JSON.stringify(wURL.href)};\n`], { type: 'text/javascript' }));
+      this._worker = new Worker(script, { type: 'module', name: 'remask' });
       this._worker.onmessage = (ev) => onMsg(ev.data);
       this._worker.onerror = (ev) => {
         ev.preventDefault && ev.preventDefault();
