@@ -99,6 +99,15 @@ async function main() {
   measured.tarball_bytes = statSync(tgz).size;
   console.log(`package: ${tgz} (${measured.tarball_bytes} bytes)`);
   if (!existsSync(path.join(ROOT, 'bin/remask'))) throw new Error('bin/remask is missing: run ./build.sh build first');
+  // The API's error codes that index.js maps to its classes must be codes of
+  // docs/api.md's Errors table (a renamed or misspelt code fails here).
+  const apiCodes = new Set([...readFileSync(path.join(ROOT, 'docs/api.md'), 'utf8').matchAll(/^\| \d{3} \| `([a-z_]+)` \|/gm)].map((m) => m[1]));
+  const src = readFileSync(path.join(ROOT, 'wasm/js/index.js'), 'utf8');
+  const mapped = [...src.matchAll(/^const (?:OPTION|NOT_FOUND)_CODES = new Set\(\[([^\]]*)\]\);$/gm)].flatMap((m) => [...m[1].matchAll(/'([a-z_]+)'/g)].map((x) => x[1]));
+  mapped.push(...[...src.matchAll(/if \(code === '([a-z_]+)'\)/g)].map((m) => m[1]));
+  const unknown = mapped.filter((c) => !apiCodes.has(c));
+  check(apiCodes.size >= 25 && mapped.length >= 10 && unknown.length === 0, 'every API error code index.js maps is one of docs/api.md\'s', `${mapped.length} mapped of ${apiCodes.size}; not in api.md: ${JSON.stringify(unknown)}`);
+
   const want = native(JOB);
   console.log(`native CPU reference (shakespeare-small, seed ${JOB.seed}, ${JOB.num_samples} x ${JOB.sequence_length}, ${JOB.iterations} iterations): ${JSON.stringify(want)}`);
 
