@@ -160,6 +160,8 @@ export class Remask {
     const known = new Set(['backend', 'limits', 'workerURL', 'wasmURL', 'models', 'cache', 'dawnFlags', 'signal', 'onNotice']);
     for (const k of Object.keys(options)) if (!known.has(k)) throw new InvalidOptionError(`unknown option ${JSON.stringify(k)} of Remask.create; the options are ${[...known].join(', ')}`, { field: k });
     if (signal && signal.aborted) throw abortError(signal);
+    if (!Array.isArray(models)) throw new InvalidOptionError('models is an array of {id, url, sha256?}', { field: 'models' });
+    if (!Array.isArray(dawnFlags) || dawnFlags.some((f) => typeof f !== 'string')) throw new InvalidOptionError('dawnFlags is an array of strings, e.g. ["enable-dawn-features=allow_unsafe_apis"]', { field: 'dawnFlags' });
     const base = IN_BROWSER ? pageBase() : await nodeBase();
     const lib = models.map((m) => {
       if (!m || typeof m.id !== 'string' || typeof m.url !== 'string') throw new InvalidOptionError('each of models is {id, url, sha256?}', { field: 'models' });
