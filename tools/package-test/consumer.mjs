@@ -99,7 +99,39 @@ if (mode === 'no-webgpu') {
   const health = await h.json();
   out('health', { status: h.status, backend: health.backend, running: health.queue && health.queue.running });
   out('text-again', await textOf(e, m.id));
-  e.close();
+
+  // An abort while queued: a second generation waits behind a long one.
+  const long = new AbortController();
+  let firstIteration;
+  const started = new Promise((r) => (firstIteration = r));
+  const a = caught(
+    (async () => {
+      for await (const ev of e.generate({ ...JOB, model: m.id, iterations: 200 }, { signal: long.signal })) if (ev.event === 'iteration') firstIteration();
+    })()
+  );
+  await started;
+  const qctl = new AbortController();
+  const seen = [];
+  const queued = await caught(
+    (async () => {
+      for await (const ev of e.generate({ ...JOB, model: m.id }, { signal: qctl.signal })) {
+        seen.push(ev.event);
+        if (ev.event === 'queued') qctl.abort();
+      }
+    })()
+  );
+  out('queue-abort', { ...queued, seen });
+  long.abort();
+  await a;
+
+  // close() during a generation: the pending iteration rejects, nothing hangs.
+  let n = 0;
+  const closing = await caught(
+    (async () => {
+      for await (const ev of e.generate({ ...JOB, model: m.id, iterations: 200 })) if (ev.event === 'iteration' && ++n === 1) e.close();
+    })()
+  );
+  out('close-during', { ...closing, iterations: n });
   out('after-close', await caught(e.fetch('/v1/health')));
 }
 out('exit', true);

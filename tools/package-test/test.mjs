@@ -154,6 +154,8 @@ async function main() {
     check(err(c['load-abort'], 'AbortError'), 'an abort during a load rejects with an AbortError', JSON.stringify(c['load-abort']));
     check(c.health && c.health.status === 200 && c.health.backend === 'cpu' && c.health.running === false, 'engine.fetch(/v1/health) after the aborts: nothing left running', JSON.stringify(c.health));
     check(c['text-again'] && c['text-again'].text === want, 'the engine generates the same text after the aborts', c['text-again'] && JSON.stringify(c['text-again'].text));
+    check(c['queue-abort'] && c['queue-abort'].name === 'AbortError' && JSON.stringify(c['queue-abort'].seen) === '["queued"]', 'an abort while queued behind another generation rejects with an AbortError', JSON.stringify(c['queue-abort']));
+    check(err(c['close-during'], 'EngineError') && c['close-during'].iterations === 1, 'close() during a generation rejects the pending iteration with EngineError (no hang)', JSON.stringify(c['close-during']));
     check(err(c['after-close'], 'EngineError'), 'after close(), requests fail with EngineError', JSON.stringify(c['after-close']));
     check(c.exit === true && c.status === 0, 'the CPU run ends and the process exits', `status ${c.status} ${c.signal || ''} ${c.stderr}`);
     measured.node_cpu_ms = c.ms;
