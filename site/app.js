@@ -1001,7 +1001,7 @@
     }
     const where = remask.server || location.origin;
     $('snippet').textContent = body
-      ? `// in this page (or any page that loads remask.js):\nconst r = await remask.fetch('/v1/generate', { method: 'POST', headers: { 'Content-Type': 'application/json' },\n  body: JSON.stringify(${JSON.stringify(body)}) });\nconsole.log((await r.json()).samples.map((s) => s.text));\n\n# a remask serve:\ncurl -s ${where}/v1/generate -H 'Content-Type: application/json' -d '${JSON.stringify(body).replace(/'/g, "'\\''")}'`
+      ? `// in this page; in your own page or in Node, the remask npm package's engine.fetch takes the same call (docs/js.md):\nconst r = await remask.fetch('/v1/generate', { method: 'POST', headers: { 'Content-Type': 'application/json' },\n  body: JSON.stringify(${JSON.stringify(body)}) });\nconsole.log((await r.json()).samples.map((s) => s.text));\n\n# a remask serve:\ncurl -s ${where}/v1/generate -H 'Content-Type: application/json' -d '${JSON.stringify(body).replace(/'/g, "'\\''")}'`
       : 'Fix the settings first (see the message under Generate).';
   }
 
