@@ -40,7 +40,8 @@ if (mode === 'no-webgpu') {
   out('create-webgpu', await caught(Remask.create({ backend: 'webgpu' })));
   const e = await Remask.create({ backend: 'auto' });
   out('auto-info', { backend: e.info.backend, fallbackReason: e.info.fallbackReason, runtime: e.info.runtime });
-  e.close();
+  // Left open on purpose: an idle engine must not keep the process alive.
+  out('idle-health', (await e.fetch('/v1/health')).status);
 } else if (mode === 'webgpu') {
   const t0 = performance.now();
   const e = await Remask.create({ backend: 'webgpu' });
