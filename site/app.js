@@ -1135,7 +1135,7 @@
     remask.on((m) => {
       if (m.type === 'model-source') {
         ui.sources = (ui.sources || []).concat([m]);
-        $('cache-status').textContent = { cache: `${m.source}: from the cache (no download)`, network: `${m.source}: downloading`, memory: `${m.source.replace(/^memory\/\d+\//, '')}: from your file` }[m.from];
+        $('cache-status').textContent = { cache: `${m.source}: from the cache (no download)`, network: `${m.source}: downloading`, memory: `${m.source}: from your file` }[m.from];
       } else if (m.type === 'cached') {
         $('cache-status').textContent = `${m.source}: checked and cached (${MB(m.bytes)} MB); the next visit will not download it.`;
         refreshCached();

@@ -180,6 +180,7 @@ export class Remask {
     this._listeners = new Set(onNotice ? [onNotice] : []);
     this._invalid = new Map(); // source -> message: sha256 mismatches seen by the worker
     this._ids = new Set(); // the ids loadModel takes as ids: the library's and those loaded
+    this._inMemory = new Set(); // the sources of the bytes being loaded
     this._nextId = 1;
     this._busy = 0;
     this._closed = false;
@@ -399,7 +400,10 @@ export class Remask {
     if (isBytes(src)) {
       const n = this._nextId++;
       const name = typeof File !== 'undefined' && src instanceof File && src.name ? src.name.replace(/[^A-Za-z0-9._-]/g, '_') : `model-${n}.safetensors`;
-      source = `memory/${n}/${name}`;
+      // The source is the file's name (what the engine's messages name), made
+      // unique among the bytes being loaded at the same time.
+      source = this._inMemory.has(name) ? `${n}-${name}` : name;
+      this._inMemory.add(source);
       let blob = src instanceof Blob ? src : new Blob([src]);
       // Node's worker_threads do not take a Blob: its bytes travel instead.
       if (!IN_BROWSER) blob = await blob.arrayBuffer();
@@ -444,7 +448,7 @@ export class Remask {
       if (source && this._invalid.has(source)) throw new ModelInvalidError(this._invalid.get(source), { code: 'sha256_mismatch', cause: e });
       throw e;
     } finally {
-      if (body.path && source && source.startsWith('memory/')) this._post({ type: 'forget', source });
+      if (source && this._inMemory.delete(source)) this._post({ type: 'forget', source });
     }
   }
 
