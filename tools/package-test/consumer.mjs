@@ -50,6 +50,11 @@ if (mode === 'no-webgpu') {
   const t1 = performance.now();
   out('text', { ...(await textOf(e, m.id)), ms: Math.round(performance.now() - t1) });
   e.close();
+  // The WebGPU spec's default limits (what every adapter has): remaskHost.limits.
+  const d = await Remask.create({ backend: 'webgpu', limits: 'default' });
+  const md = await d.loadModel(model);
+  out('default-limits', { ...(await textOf(d, md.id)), limits: d.info.limits, engine: d.info.backend });
+  d.close();
 } else if (mode === 'cpu') {
   out('bad-backend', await caught(Remask.create({ backend: 'gpu' })));
   out('bad-option', await caught(Remask.create({ backen: 'cpu' })));

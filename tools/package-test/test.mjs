@@ -177,6 +177,8 @@ async function main() {
         check(c.info && c.info.backend === 'webgpu' && /swiftshader/i.test(c.info.adapter || ''), "backend 'webgpu' runs Dawn on SwiftShader", JSON.stringify(c.info) || c.stderr);
         check(c.text && JSON.stringify(c.text.events) === JSON.stringify(['start', 'iteration', 'iteration', 'iteration', 'done']) && /^webgpu/.test(c.text.backend), 'Dawn: generate yields start, iterations, done on the webgpu backend', JSON.stringify(c.text && { events: c.text.events, backend: c.text.backend }));
         check(c.text && c.text.text === want, 'Node Dawn (SwiftShader): the text EQUALS the native CPU backend\'s', c.text && JSON.stringify(c.text.text));
+        const dl = c['default-limits'];
+        check(dl && dl.limits === 'default' && dl.engine === 'webgpu' && /^webgpu/.test(dl.backend) && dl.text === want, "Dawn with limits: 'default' (the WebGPU spec's defaults): the text EQUALS the native CPU backend's", JSON.stringify(dl));
         check(c.exit === true && c.status === 0, 'the Dawn run ends and the process exits', `status ${c.status} ${c.signal || ''} ${c.stderr}`);
         measured.node_dawn_ms = c.ms;
         if (c.text) measured.node_dawn_generate_ms = c.text.ms;
