@@ -145,27 +145,57 @@ cmd_build() {
 	check_go
 	log "go build -o bin/remask ./tools/remask"
 	go build -o bin/remask ./tools/remask
+	build_package
 	build_site
+}
+
+PKG_SRC=wasm/js
+PKG_DIST=wasm/js/dist
+PKG_DIR=$PKG_DIST/package
+
+# build_package stages the npm package (wasm/js: docs/js.md) in
+# $PKG_DIR: its JavaScript, the wasm engine, and Go's wasm glue with Go's
+# license (wasm_exec.js is Go's, under Go's BSD license).
+build_package() {
+	log "package: GOOS=js GOARCH=wasm go build -o $PKG_DIR/remask.wasm ./wasm"
+	rm -rf "$PKG_DIST"
+	mkdir -p "$PKG_DIR"
+	GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -w' -o "$PKG_DIR/remask.wasm" ./wasm
+	# Go 1.24 moved the glue from misc/wasm to lib/wasm.
+	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$PKG_DIR/"
+	cp "$(go env GOROOT)/LICENSE" "$PKG_DIR/LICENSE-go"
+	cp LICENSE "$PKG_DIR/LICENSE"
+	cp "$PKG_SRC"/package.json "$PKG_SRC"/index.js "$PKG_SRC"/index.d.ts "$PKG_SRC"/engine-worker.js "$PKG_SRC"/README.md "$PKG_DIR/"
+}
+
+# cmd_package builds the package and packs it with npm pack into
+# $PKG_DIST/remask-VERSION.tgz.
+cmd_package() {
+	check_go
+	command -v npm >/dev/null 2>&1 || die "npm is needed to pack the package (apt-get install nodejs npm)"
+	build_package
+	log "npm pack $PKG_DIR"
+	local tgz
+	tgz="$(cd "$PKG_DIST" && npm pack ./package --pack-destination . --loglevel=error | tail -n 1)"
+	log "package: $PKG_DIST/$tgz ($(wc -c <"$PKG_DIST/$tgz") bytes)"
 }
 
 # build_site builds the demo site into site/dist: the wasm engine (and its
 # gzip, which remask serve sends to browsers that accept it), Go's wasm glue,
 # the static files, the shipped models and manifest.json (their sha256).
 build_site() {
-	log "site: GOOS=js GOARCH=wasm go build -o $SITE_DIST/remask.wasm ./wasm"
+	log "site: $SITE_DIST, the engine from the package ($PKG_DIR -> $SITE_DIST/remask/)"
 	rm -rf "$SITE_DIST"
 	mkdir -p "$SITE_DIST/models"
-	GOOS=js GOARCH=wasm go build -trimpath -ldflags='-s -w' -o "$SITE_DIST/remask.wasm" ./wasm
-	gzip -9 -n -k -f "$SITE_DIST/remask.wasm"
-	# Go 1.24 moved the glue from misc/wasm to lib/wasm.
-	cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$SITE_DIST/"
+	cp -r "$PKG_DIR" "$SITE_DIST/remask"
+	gzip -9 -n -k -f "$SITE_DIST/remask/remask.wasm"
 	cp site/index.html site/style.css site/*.js "$SITE_DIST/"
 	local m
 	for m in models/*.safetensors; do
 		ln -f "$m" "$SITE_DIST/models/" 2>/dev/null || cp "$m" "$SITE_DIST/models/"
 	done
-	go run ./tools/sitemanifest -o "$SITE_DIST/manifest.json" -wasm "$SITE_DIST/remask.wasm" "$SITE_DIST"/models/*.safetensors
-	log "site: $SITE_DIST (remask.wasm $(wc -c <"$SITE_DIST/remask.wasm") bytes, gzip $(wc -c <"$SITE_DIST/remask.wasm.gz") bytes)"
+	go run ./tools/sitemanifest -o "$SITE_DIST/manifest.json" -wasm "$SITE_DIST/remask/remask.wasm" "$SITE_DIST"/models/*.safetensors
+	log "site: $SITE_DIST (remask.wasm $(wc -c <"$SITE_DIST/remask/remask.wasm") bytes, gzip $(wc -c <"$SITE_DIST/remask/remask.wasm.gz") bytes)"
 }
 
 WORKER_DIST=wasm/worker/dist
@@ -223,6 +253,29 @@ worker_test() {
 	go build -o bin/remask ./tools/remask
 	log "worker tests: node tools/worker-test/test.mjs"
 	node tools/worker-test/test.mjs
+}
+
+# package_test runs tools/package-test: the npm package packed (./build.sh
+# package), installed into an empty project with npm (the registry's webgpu
+# and typescript too), run in Node on the CPU engine and on Dawn (SwiftShader)
+# and in Chromium through examples/embed.html, each text against the native
+# CPU backend's. In CI it must run; elsewhere it is skipped, saying so, when
+# Node or npm is missing. Runs after browser_test (its Chromium, its
+# playwright-core and bin/remask).
+package_test() {
+	if [ "${CI:-}" != "true" ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
+		log "NOTE: the npm package tests were NOT run: they need node and npm"
+		log "      (apt-get install nodejs npm; CI=true ./build.sh test installs them and runs them)"
+		return 0
+	fi
+	if [ ! -d tools/browser-test/node_modules/playwright-core ]; then
+		log "npm ci (tools/browser-test: playwright-core, for the example page's test)"
+		(cd tools/browser-test && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+	fi
+	cmd_package
+	[ -x bin/remask ] || go build -o bin/remask ./tools/remask
+	log "package tests: node tools/package-test/test.mjs"
+	node tools/package-test/test.mjs
 }
 
 cmd_serve() {
@@ -354,6 +407,7 @@ cmd_test() {
 		log "      (install python3-torch and python3-numpy to run them; the Go tests do not need them, the goldens are committed)"
 	fi
 	browser_test
+	package_test
 	worker_test
 
 	log "all tests passed"
@@ -420,7 +474,10 @@ Commands:
                  (all packages but engine/gpu and tools/remask), the js/wasm build, 10s of every fuzz target,
                  the PyTorch tests of tools/train (when python3-torch is installed) and the browser
                  tests (Chromium + SwiftShader WebGPU; with CI=true they are installed and required)
+                 the npm package tests (tools/package-test: npm install of the packed tarball, Node on the CPU
+                 and on Dawn/SwiftShader, examples/embed.html in Chromium; with CI=true required)
                  and the Cloudflare Worker tests (workerd; with CI=true required)
+  package        build the npm package (wasm/js, docs/js.md) and npm pack it into wasm/js/dist
   worker         build the Cloudflare Worker bundle (wasm/worker/dist; wrangler.toml, docs/edge.md)
   goldens        regenerate testdata/golden with PyTorch (tools/train/make_fixtures.py)
   fuzz [seconds] run every fuzz target (func Fuzz... in the repository) for longer (default 60 seconds each)
@@ -438,6 +495,7 @@ main() {
 	run) cmd_run "$@" ;;
 	test) cmd_test "$@" ;;
 	worker) cmd_worker "$@" ;;
+	package) cmd_package "$@" ;;
 	goldens) cmd_goldens "$@" ;;
 	fuzz) cmd_fuzz "$@" ;;
 	help | -h | --help) cmd_help ;;

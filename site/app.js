@@ -1,5 +1,7 @@
 // app.js: the demo page. Everything it runs goes through window.remask.fetch
-// (remask.js): the same API calls reach the in-page engine or a remote server.
+// (remask.js): the same API calls reach the in-page engine or a remote server;
+// the in-page engine loads models through the package's loadModel
+// (remask.local: the remask npm package, docs/js.md).
 // The option defaults and the size presets come from the engine
 // (remask.engine: wasm/defaults.go), never from a copy here.
 'use strict';
@@ -354,6 +356,15 @@
   // load puts a model on the engine; body is a POST /v1/models body. report
   // gets (bytes, total, fromCache). It returns the model's listing.
   async function load(body, signal, report) {
+    if (!remask.server) {
+      // The in-page engine: the package's loadModel (downloads, the cache,
+      // the manifest's sha256, a dropped file's bytes).
+      await (signal ? waitAbortable(remask.ready, signal) : remask.ready);
+      const src = body.file || body.url || body.id;
+      const info = await remask.local.loadModel(src, { id: body.file || body.url ? body.id : undefined, signal, onProgress: (p) => report && report(p.loaded, p.total), onQueued: (n) => report && report(-1, n) });
+      ui.loaded.add(info.id);
+      return info;
+    }
     const resp = await post('/v1/models', body, signal);
     if (!resp.ok) throw await apiError(resp);
     let info = null;
@@ -365,7 +376,6 @@
     });
     if (!info) throw new Error('loading the model ended without an answer');
     ui.loaded.add(info.id);
-    if (body.url) remask.keep(body.url); // it parsed as a model: the worker may cache it now
     return info;
   }
   const modelLine = (info) => `${info.id}: ${info.kind.replace('_', ' ')}, ${info.n_layer} layers, ${MB(info.parameters)} M parameters, ${info.dtype}, context ${info.block_size} characters.`;
@@ -991,7 +1001,7 @@
     }
     const where = remask.server || location.origin;
     $('snippet').textContent = body
-      ? `// in this page (or any page that loads remask.js):\nconst r = await remask.fetch('/v1/generate', { method: 'POST', headers: { 'Content-Type': 'application/json' },\n  body: JSON.stringify(${JSON.stringify(body)}) });\nconsole.log((await r.json()).samples.map((s) => s.text));\n\n# a remask serve:\ncurl -s ${where}/v1/generate -H 'Content-Type: application/json' -d '${JSON.stringify(body).replace(/'/g, "'\\''")}'`
+      ? `// in this page; in your own page or in Node, the remask npm package's engine.fetch takes the same call (docs/js.md):\nconst r = await remask.fetch('/v1/generate', { method: 'POST', headers: { 'Content-Type': 'application/json' },\n  body: JSON.stringify(${JSON.stringify(body)}) });\nconsole.log((await r.json()).samples.map((s) => s.text));\n\n# a remask serve:\ncurl -s ${where}/v1/generate -H 'Content-Type: application/json' -d '${JSON.stringify(body).replace(/'/g, "'\\''")}'`
       : 'Fix the settings first (see the message under Generate).';
   }
 
@@ -1093,7 +1103,7 @@
     const takeFile = (f) => {
       if (!f) return;
       if (remask.server) return setStatus($('model-status'), 'Dropped files load into the in-page engine only; choose “Run on: automatic” first.', 'error');
-      loadFrom({ path: remask.dropFile(f), id: freeId(idOf(f.name)) }, f.name);
+      loadFrom({ file: f, id: freeId(idOf(f.name)) }, f.name);
     };
     drop.addEventListener('click', () => $('file').click());
     drop.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && (e.preventDefault(), $('file').click()));
@@ -1125,7 +1135,7 @@
     remask.on((m) => {
       if (m.type === 'model-source') {
         ui.sources = (ui.sources || []).concat([m]);
-        $('cache-status').textContent = { cache: `${m.source}: from the cache (no download)`, network: `${m.source}: downloading`, file: `${m.source}: from your file` }[m.from];
+        $('cache-status').textContent = { cache: `${m.source}: from the cache (no download)`, network: `${m.source}: downloading`, memory: `${m.source}: from your file` }[m.from];
       } else if (m.type === 'cached') {
         $('cache-status').textContent = `${m.source}: checked and cached (${MB(m.bytes)} MB); the next visit will not download it.`;
         refreshCached();

@@ -2,10 +2,10 @@
 // files are answered from the network when it is reachable (so a new build is
 // picked up at once; the HTTP cache still avoids re-downloads) and from this
 // cache when it is not. Model files are cached by the engine's worker
-// (worker.js, Cache API "remask-models-v1"), not here.
+// (the package's remask/engine-worker.js, Cache API "remask-models-v1"), not here.
 'use strict';
-const SHELL = 'remask-shell-v1';
-const FILES = ['./', 'index.html', 'style.css', 'app.js', 'remask.js', 'worker.js', 'wasm_exec.js', 'remask.wasm', 'manifest.json'];
+const SHELL = 'remask-shell-v2';
+const FILES = ['./', 'index.html', 'style.css', 'app.js', 'remask.js', 'remask/index.js', 'remask/engine-worker.js', 'remask/wasm_exec.js', 'remask/remask.wasm', 'manifest.json'];
 
 self.addEventListener('install', (e) => {
   e.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES)).then(() => self.skipWaiting()));

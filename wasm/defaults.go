@@ -1,5 +1,5 @@
 // Command wasm is remask's in-browser engine: engine/api's handler compiled
-// with GOOS=js GOARCH=wasm, run in a Web Worker by site/worker.js as one
+// with GOOS=js GOARCH=wasm, run in a worker by wasm/js/engine-worker.js as one
 // long-lived Go instance that keeps the WebGPU device and the loaded weights
 // across requests. docs/browser.md describes the page, the worker protocol
 // and the tests.

@@ -13,7 +13,7 @@ import (
 )
 
 // hostLoader is the api.Loader of the browser: it asks the worker's
-// openModel(source) (site/worker.js) for the file, which fetches it (or takes
+// openModel(source) (wasm/js/engine-worker.js) for the file, which fetches it (or takes
 // it from the Cache API, or from a file the user dropped on the page) and
 // verifies it against the site's manifest, and reads the answer's
 // ReadableStream. A source the host does not find (HTTP 404) wraps

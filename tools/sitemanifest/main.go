@@ -3,9 +3,9 @@
 // title and first sentence of the card stored in the file, for the model
 // picker), the default, light and remasking model ids, and a build id. The
 // page's worker checks every downloaded model against its sha256 before it
-// caches it (site/worker.js). ./build.sh build runs it; docs/browser.md.
+// caches it (the package's worker, wasm/js/engine-worker.js). ./build.sh build runs it; docs/browser.md.
 //
-//	sitemanifest -o site/dist/manifest.json -wasm site/dist/remask.wasm site/dist/models/*.safetensors
+//	sitemanifest -o site/dist/manifest.json -wasm site/dist/remask/remask.wasm site/dist/models/*.safetensors
 //
 // Model files are named relative to the manifest's folder.
 package main
