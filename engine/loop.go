@@ -56,9 +56,31 @@ type LoopSpec struct {
 	Calibration        []float64 // 100 entries, calibrated strategy
 	Remasker           Net       // token classifier of step.Model, on the same device
 
+	// Unmask is the unmask method's plan (nil: diffusion or multinomial);
+	// Ratios, Strategy and the sampler-head fields are then unused.
+	Unmask *UnmaskSpec
+
 	// Profile asks for GPU time per stage (timestamp queries where the
 	// adapter has them); reading them waits for every submission.
 	Profile bool
+}
+
+// UnmaskSpec is the unmask method (docs/sampling.md "Method unmask"),
+// resolved by engine/sampler: the ordering and its Gumbel temperature, the
+// blocks, the Fast-dLLM threshold and Prophet's gap, and the schedule as a
+// table. LoopSpec.Iterations are the steps the blocks share.
+type UnmaskSpec struct {
+	Ordering            step.Ordering
+	OrderTemperature    float64 // 0: no Gumbel noise
+	ConfidenceThreshold float64 // 0: none
+	EarlyCommitGap      float64 // 0: none
+	Blocks              int     // >= 1, at most Iterations
+	BlockLength         int     // positions per block (T when Blocks is 1)
+	// Left[b·Iterations + off(j) + s] is how many of block j's [MASK]
+	// positions of row b the schedule leaves masked after the block's step
+	// s (step.StillMasked with the block's initial [MASK] count), where
+	// off(j) is the sum of step.BlockSteps of the blocks before j.
+	Left []int
 }
 
 // LoopStep is what one iteration reports. Pred, Selected and Wrongness are
@@ -72,7 +94,8 @@ type LoopStep struct {
 	Remasked     []int
 	Scored       bool    // the remask ran (false: last iteration, or k <= 0 in ratio mode)
 	MinWrongness float64 // smallest wrongness among the selected, NaN if none
-	EarlyStop    bool    // threshold mode selected nothing in the whole batch
+	EarlyStop    bool    // threshold mode selected nothing in the whole batch; unmask: no row has a [MASK] left
+	Steps        []int   // unmask: the steps each row has taken so far (Result's per-sample steps)
 	Waves        int     // sampler-head waves this iteration ran
 	// Submits, Dispatches and ReadBytes count this iteration's device work.
 	Submits, Dispatches int

@@ -10,7 +10,9 @@
 // one id has all the mass), NEG = sum q ln q over ids with mass, and the
 // ordering's score: confidence P1, margin P1 - P2, entropy NEG, random u,
 // u = Uniform(seed, sample, iteration, position, OrderNoise) from
-// rng.wgsl's Philox block. With an order temperature tau > 0 the key is
+// rng.wgsl's Philox block; every score but u rounded to 1/1024
+// (round_score: near-ties that float rounding would decide become ties,
+// which unmask.wgsl gives to the lower position). With an order temperature tau > 0 the key is
 // score / tau - ln(-ln u) (Gumbel-top-k; u = 0 gives
 // the lowest f32, where the host has -inf: both order it last), else the
 // score. CERT[3r] = key, CERT[3r + 1] = P1, CERT[3r + 2] = P1 - P2.
@@ -108,6 +110,18 @@ fn ln_acc(x: f32) -> f32 {
   return 2.0 * z * s;
 }
 
+// round_score rounds a score to 1/1024, halves away from zero (step.RoundScore,
+// Go's math.Round; wave.wgsl's boot_key does the same): a - floor(a) is
+// exact in f32, while floor(a + 0.5) is not.
+fn round_score(x: f32) -> f32 {
+  let a = abs(x) * 1024.0;
+  var r = floor(a);
+  if (a - r >= 0.5) {
+    r += 1.0;
+  }
+  return sign(x) * r / 1024.0;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let r = wid.x + wid.y * nwg.x;
@@ -202,13 +216,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let q1 = p1 / kept;
   let q2 = p2 / kept;
   let u = rng_uniform(P.seed_lo, P.seed_hi, r / P.T, P.iteration, r % P.T, PURPOSE_ORDER_NOISE);
-  var score = q1;
+  var score = round_score(q1);
   switch P.ordering {
     case ORDER_MARGIN: {
-      score = q1 - q2;
+      score = round_score(q1 - q2);
     }
     case ORDER_ENTROPY: {
-      score = nent;
+      score = round_score(nent);
     }
     case ORDER_RANDOM: {
       score = u;

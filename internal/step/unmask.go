@@ -75,17 +75,29 @@ func Certain(p []float64, total float64) Certainty {
 func (c Certainty) Gap() float64 { return c.P1 - c.P2 }
 
 // Score is the ordering score of a position with certainty c; u is the
-// position's OrderNoise uniform (used by OrderRandom).
+// position's OrderNoise uniform (used by OrderRandom, as it is). The
+// confidence, margin and entropy scores are rounded to 1/1024 (RoundScore).
 func (o Ordering) Score(c Certainty, u float64) float64 {
 	switch o {
 	case OrderMargin:
-		return c.Gap()
+		return RoundScore(c.Gap())
 	case OrderEntropy:
-		return c.NegEntropy
+		return RoundScore(c.NegEntropy)
 	case OrderRandom:
 		return u
 	}
-	return c.P1
+	return RoundScore(c.P1)
+}
+
+// RoundScore rounds an ordering score to a multiple of 1/1024 (halves away
+// from zero, Go's math.Round), as BootstrapConfidence rounds the bootstrap's
+// max logits and for the same reason: on an all-[MASK] row of a model
+// without absolute positions every position has the same distribution up
+// to float rounding (~1e-7), so unrounded scores would rank by rounding
+// noise, differently per backend and per loop (float64 host, f32 device).
+// Rounded, they tie, and ties go to the lower position.
+func RoundScore(x float64) float64 {
+	return math.Round(x*1024) / 1024
 }
 
 // GumbelKey is the ordering key with Gumbel noise at temperature temp:

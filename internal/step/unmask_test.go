@@ -39,10 +39,24 @@ func TestOrderingScoreAndKey(t *testing.T) {
 	for _, x := range []struct {
 		o    Ordering
 		want float64
-	}{{OrderConfidence, .6}, {OrderMargin, .6 - .4}, {OrderEntropy, -0.673}, {OrderRandom, 0.25}} {
-		if got := x.o.Score(c, 0.25); !approx(got, x.want, 1e-12) {
+	}{{OrderConfidence, 614.0 / 1024}, {OrderMargin, 205.0 / 1024}, {OrderEntropy, -689.0 / 1024}, {OrderRandom, 0.25}} {
+		// Rounded to 1/1024: 614.4, 204.8 and -689.152 (halves away from zero).
+		if got := x.o.Score(c, 0.25); got != x.want {
 			t.Fatalf("%v: score %v, want %v", x.o, got, x.want)
 		}
+	}
+	// Near-ties become ties (then the lower position wins); halves round
+	// away from zero; the random ordering's u is not rounded.
+	for _, x := range []struct{ in, want float64 }{
+		{0.5 + 1e-7, 0.5}, {0.5 - 1e-7, 0.5}, {1.5 / 1024, 2.0 / 1024}, {-1.5 / 1024, -2.0 / 1024},
+		{0.49999 / 1024, 0}, {1, 1}, {0, 0},
+	} {
+		if got := RoundScore(x.in); got != x.want {
+			t.Errorf("RoundScore(%v) = %v, want %v", x.in, got, x.want)
+		}
+	}
+	if got := OrderRandom.Score(c, 0.1234567); got != 0.1234567 {
+		t.Errorf("random score %v, want u", got)
 	}
 	// GumbelKey: score/temp - ln(-ln u).
 	for _, x := range []struct {
