@@ -76,10 +76,12 @@ type UnmaskSpec struct {
 	EarlyCommitGap      float64 // 0: none
 	Blocks              int     // >= 1, at most Iterations
 	BlockLength         int     // positions per block (T when Blocks is 1)
-	// Left[b·Iterations + off(j) + s] is how many of block j's [MASK]
+	// Left[b·T + j·BlockLength + s] is how many of block j's [MASK]
 	// positions of row b the schedule leaves masked after the block's step
-	// s (step.StillMasked with the block's initial [MASK] count), where
-	// off(j) is the sum of step.BlockSteps of the blocks before j.
+	// s (step.StillMasked with the block's initial [MASK] count m0), for s
+	// < min(its steps, m0); 0 in the other slots. A block never takes more
+	// than m0 steps (each commits at least one position), so (B, T) holds
+	// every step whatever the number of iterations.
 	Left []int
 }
 

@@ -207,7 +207,7 @@ type UnmaskParams struct {
 	T, B, Mask uint32
 	Blocks     uint32
 	BlockLen   uint32
-	Iterations uint32
+	Pad0       uint32
 	Tau, Gap   float32
 }
 

@@ -8,17 +8,17 @@
 //    changes (no step).
 // 2. Early commit (Prophet, P.gap > 0): when every [MASK] position of the
 //    row has P1 - P2 >= gap, every one of them takes its draw.
-// 3. Otherwise, with m the [MASK] positions of the current block j and
-//    left = LEFT[b·iterations + off(j) + step] (the schedule's positions
-//    left masked after this step, computed by the host: step.StillMasked),
+// 3. Otherwise, with m the [MASK] positions of the current block j (its
+//    positions [t0, t1)) and left = LEFT[b·T + t0 + step] (the schedule's
+//    positions left masked after this step, computed by the host:
+//    step.StillMasked; a block takes at most t1 - t0 steps, as each commits
+//    at least one position, so its steps fit in its positions' slots),
 //    k = min(max(m - left, 1), m) positions take their draw: the k largest
 //    keys (select.wgsl's exact radix select, ties to the lower position),
 //    together with every one whose P1 >= tau when tau > 0 (Fast-dLLM).
 //    Every other position keeps its token ([MASK] stays [MASK]).
 // 4. step and steps count up; CNT[CNT_ROWS + b] = steps, and CNT[CNT_TOTAL]
 //    counts the rows that still have a [MASK] (the host stops at 0).
-// The steps of block j: off(j) = j·(N / nb) + min(j, N mod nb), N / nb plus
-// one for j < N mod nb (step.BlockSteps).
 // CPU twin: engine/sampler's unmask loop (step.EarlyCommit, CommitCount,
 // SelectCommits), float64.
 
@@ -28,7 +28,7 @@ struct Params {
   mask: u32,        // the [MASK] id
   blocks: u32,      // nb >= 1
   block_len: u32,   // positions per block (T when nb = 1)
-  iterations: u32,  // N, the steps shared by the blocks
+  pad0: u32,
   tau: f32,         // confidence threshold, 0: none
   gap: f32,         // early-commit gap, 0: none
 }
@@ -36,7 +36,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> PRED: array<u32>;               // (B, T) draws at [MASK] positions
 @group(0) @binding(2) var<storage, read> CERT: array<f32>;               // (B·T, 3) key, P1, P1 - P2
-@group(0) @binding(3) var<storage, read> LEFT: array<u32>;               // (B, iterations) schedule
+@group(0) @binding(3) var<storage, read> LEFT: array<u32>;               // (B, T) schedule: block j's steps from its first position
 @group(0) @binding(4) var<storage, read_write> KEYS: array<u32>;         // (B, T) scratch
 @group(0) @binding(5) var<storage, read_write> TOK: array<u32>;          // (B, T) tokens: this step's input, the next step's input
 @group(0) @binding(6) var<storage, read_write> ST: array<u32>;           // (B, 4) block, step, steps, unused
@@ -150,18 +150,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
   } else {
     // 3. The schedule's k and the radix select over the block.
-    let N = P.iterations;
-    let per = N / P.blocks;
-    let rem = N % P.blocks;
-    let off = block * per + min(block, rem);
-    let left = LEFT[b * N + off + stp];
+    let t0 = block * P.block_len;
+    let len = min(t0 + P.block_len, T) - t0;
+    let left = LEFT[base + t0 + min(stp, len - 1u)];
     var k = 1u;
     if (m > left) {
       k = m - left;
     }
     k = min(k, m);
-    let t0 = block * P.block_len;
-    let len = min(t0 + P.block_len, T) - t0;
     let seg = base + t0;
     let br = tk_range(len, t);
     for (var i = br.x; i < br.y; i++) {

@@ -7,7 +7,6 @@ import (
 	"math"
 
 	"github.com/remask/remask/engine"
-	"github.com/remask/remask/internal/checked"
 	"github.com/remask/remask/internal/step"
 	"github.com/remask/remask/shaders"
 )
@@ -31,16 +30,15 @@ var (
 // checkUnmask refuses an unmask plan this device cannot run.
 func checkUnmask(s *engine.LoopSpec) error {
 	u := s.Unmask
-	nl, ok := checked.Mul(s.B, s.Iterations)
 	switch {
 	case s.Multinomial || s.UseSampler:
 		return fmt.Errorf("gpu: loop: the unmask method draws from the LM head only (multinomial %v, sampler head %v)", s.Multinomial, s.UseSampler)
 	case u.Ordering < 0 || int(u.Ordering) >= len(step.OrderingNames()):
 		return fmt.Errorf("gpu: loop: unknown ordering %v", u.Ordering)
-	case u.Blocks < 1 || u.Blocks > s.Iterations || u.BlockLength < 1 || u.Blocks > math.MaxUint32:
+	case u.Blocks < 1 || u.Blocks > s.Iterations || u.BlockLength < 1 || u.Blocks > s.T || (u.Blocks-1)*u.BlockLength >= s.T:
 		return fmt.Errorf("gpu: loop: %d blocks of %d positions for %d iterations", u.Blocks, u.BlockLength, s.Iterations)
-	case !ok || len(u.Left) != nl || s.Iterations > math.MaxUint32:
-		return fmt.Errorf("gpu: loop: an unmask schedule of %d entries for %d rows x %d iterations", len(u.Left), s.B, s.Iterations)
+	case len(u.Left) != s.B*s.T:
+		return fmt.Errorf("gpu: loop: an unmask schedule of %d entries for %d rows x %d positions", len(u.Left), s.B, s.T)
 	case !(u.OrderTemperature >= 0) || math.IsInf(u.OrderTemperature, 1) || !(u.ConfidenceThreshold >= 0) || !(u.EarlyCommitGap >= 0):
 		return fmt.Errorf("gpu: loop: order temperature %v, confidence threshold %v, early commit gap %v", u.OrderTemperature, u.ConfidenceThreshold, u.EarlyCommitGap)
 	}
@@ -57,7 +55,7 @@ func checkUnmask(s *engine.LoopSpec) error {
 func (l *Loop) allocUnmask(al *allocator) {
 	N, B := uint64(l.N), uint64(l.B)
 	l.ucert = al.words("loop unmask certainty (3·B·T)", shaders.CertainWords*N)
-	l.uleft = al.words("loop unmask schedule (B·iterations)", B*uint64(l.s.Iterations))
+	l.uleft = al.words("loop unmask schedule (B·T)", N)
 	l.ustate = al.words("loop unmask row state (4·B)", shaders.UnmaskStateWords*B)
 }
 
@@ -91,13 +89,13 @@ func (d *device) certainOp(n, V, T, it int, temperature, topP float64, seed uint
 }
 
 // unmaskParams is unmask.wgsl's uniform for B rows of T positions.
-func unmaskParams(B, T int, mask uint32, u *engine.UnmaskSpec, iterations int) shaders.UnmaskParams {
+func unmaskParams(B, T int, mask uint32, u *engine.UnmaskSpec) shaders.UnmaskParams {
 	L := u.BlockLength
 	if u.Blocks == 1 {
 		L = T
 	}
 	return shaders.UnmaskParams{T: uint32(T), B: uint32(B), Mask: mask, Blocks: uint32(u.Blocks), BlockLen: uint32(L),
-		Iterations: uint32(iterations), Tau: float32(u.ConfidenceThreshold), Gap: float32(u.EarlyCommitGap)}
+		Tau: float32(u.ConfidenceThreshold), Gap: float32(u.EarlyCommitGap)}
 }
 
 // unmaskOp is unmask.wgsl: one step of every row.
@@ -126,7 +124,7 @@ func (l *Loop) unmaskStep(ctx context.Context, it int, want bool) (*engine.LoopS
 	o.stage = "unmask select"
 	o.add(d.certainOp(l.N, n.V, l.T, it, s.Temperature, s.TopP, s.Seed, uint32(s.Mask), s.Unmask.Ordering, s.Unmask.OrderTemperature,
 		whole(a.out), whole(l.tok), whole(l.exclN), whole(l.ucert)))
-	o.add(d.unmaskOp(unmaskParams(l.B, l.T, uint32(s.Mask), s.Unmask, s.Iterations),
+	o.add(d.unmaskOp(unmaskParams(l.B, l.T, uint32(s.Mask), s.Unmask),
 		whole(l.pred), whole(l.ucert), whole(l.uleft), whole(l.keys), whole(l.tok), whole(l.ustate), whole(l.cnt)))
 	o.stage = ""
 	at := stepRead(l.B, l.N, true, want, false)

@@ -199,7 +199,7 @@ func TestLoopRefusesBadUnmask(t *testing.T) {
 		}
 		s := &engine.LoopSpec{B: B, T: T, Tokens: toks, Protected: make([]bool, B*T), Mask: toks[0], Iterations: N,
 			Temperature: 1, TopP: 1, SamplerTopP: 1, ExcludeNaive: make([]bool, V), ExcludeSampler: make([]bool, V),
-			Unmask: &engine.UnmaskSpec{Blocks: 1, BlockLength: T, Left: make([]int, B*N)}}
+			Unmask: &engine.UnmaskSpec{Blocks: 1, BlockLength: T, Left: make([]int, B*T)}}
 		mod(s)
 		return s
 	}
@@ -213,6 +213,7 @@ func TestLoopRefusesBadUnmask(t *testing.T) {
 		"schedule-size":  func(s *engine.LoopSpec) { s.Unmask.Left = s.Unmask.Left[1:] },
 		"schedule-value": func(s *engine.LoopSpec) { s.Unmask.Left[0] = T + 1 },
 		"blocks":         func(s *engine.LoopSpec) { s.Unmask.Blocks = N + 1 },
+		"block-length":   func(s *engine.LoopSpec) { s.Unmask.Blocks, s.Unmask.BlockLength = 2, T },
 		"sampler-head":   func(s *engine.LoopSpec) { s.UseSampler = true },
 		"gap":            func(s *engine.LoopSpec) { s.Unmask.EarlyCommitGap = -1 },
 	} {
@@ -327,7 +328,7 @@ func unmaskRef(B, T int, p shaders.UnmaskParams, pred, tok []uint32, cert []floa
 	next = append([]uint32(nil), tok...)
 	st = append([]uint32(nil), state...)
 	cnt = make([]uint32, cntWords+B)
-	N, nb, L := int(p.Iterations), int(p.Blocks), int(p.BlockLen)
+	nb, L := int(p.Blocks), int(p.BlockLen)
 	for b := 0; b < B; b++ {
 		row := next[b*T : (b+1)*T]
 		block, stp, steps := int(st[4*b]), int(st[4*b+1]), int(st[4*b+2])
@@ -371,11 +372,8 @@ func unmaskRef(B, T int, p shaders.UnmaskParams, pred, tok []uint32, cert []floa
 					conf = append(conf, float64(cert[3*(b*T+t)+shaders.CertainP1]))
 				}
 			}
-			off := 0
-			for j := 0; j < block; j++ {
-				off += step.BlockSteps(N, nb, j)
-			}
-			k := step.CommitCount(len(cands), int(left[b*N+off+stp]))
+			// A block's step s < its positions (the kernel clamps it there).
+			k := step.CommitCount(len(cands), int(left[b*T+t0+min(stp, t1-t0-1)]))
 			commit = step.SelectCommits(cands, keys, conf, k, float64(p.Tau))
 		}
 		for _, t := range commit {
@@ -406,7 +404,7 @@ func checkUnmaskCommit(k *kernelRun, s shape) {
 			tok, pred := make([]uint32, B*T), make([]uint32, B*T)
 			cert := make([]float32, 3*B*T)
 			state := make([]uint32, 4*B)
-			left := make([]uint32, B*N)
+			left := make([]uint32, B*T)
 			for b := 0; b < B; b++ {
 				block := r.IntN(nb + 1) // nb: the row is done
 				if b == 0 {
@@ -430,17 +428,17 @@ func checkUnmaskCommit(k *kernelRun, s shape) {
 				}
 				if block < nb {
 					state[4*b] = uint32(block)
-					state[4*b+1] = uint32(r.IntN(step.BlockSteps(N, nb, block)))
+					state[4*b+1] = uint32(r.IntN(min(step.BlockSteps(N, nb, block), min((block+1)*L, T)-block*L)))
 				} else {
 					state[4*b] = uint32(r.IntN(nb))
 				}
 				state[4*b+2] = uint32(r.IntN(20))
-				for i := range left[b*N : (b+1)*N] {
-					left[b*N+i] = uint32(r.IntN(T + 1))
+				for i := range left[b*T : (b+1)*T] {
+					left[b*T+i] = uint32(r.IntN(T + 1))
 				}
 			}
 			u := &engine.UnmaskSpec{Blocks: nb, BlockLength: L, ConfidenceThreshold: float64(v.tau), EarlyCommitGap: float64(v.gap)}
-			p := unmaskParams(B, T, mask, u, N)
+			p := unmaskParams(B, T, mask, u)
 			keys, tokB, stB := k.out(B*T, nil), k.out(B*T, tok), k.out(4*B, state)
 			cnt := k.out(cntWords+B, make([]uint32, cntWords+B))
 			o, err := k.d.unmaskOp(p, k.in(pred), k.inF(cert), k.in(left), keys.bind(), tokB.bind(), stB.bind(), cnt.bind())

@@ -109,20 +109,18 @@ func (g *generation) unmaskSpec() *engine.UnmaskSpec {
 	o := &g.o
 	u := &engine.UnmaskSpec{Ordering: g.ordering, OrderTemperature: o.OrderTemperature,
 		ConfidenceThreshold: o.ConfidenceThreshold, EarlyCommitGap: o.EarlyCommitGap,
-		Blocks: g.numBlocks, BlockLength: g.T, Left: make([]int, g.B*g.N)}
+		Blocks: g.numBlocks, BlockLength: g.T, Left: make([]int, g.B*g.T)}
 	if g.numBlocks > 1 {
 		u.BlockLength = o.BlockLength
 	}
 	for b := 0; b < g.B; b++ {
-		off := b * g.N
 		for j := 0; j < g.numBlocks; j++ {
 			t0, t1 := g.blockRange(j)
 			m0 := g.maskedIn(b, t0, t1)
 			S := step.BlockSteps(g.N, g.numBlocks, j)
-			for s := 0; s < S; s++ {
-				u.Left[off+s] = g.unmaskLeft(j, m0, s)
+			for s := 0; s < min(S, m0); s++ {
+				u.Left[b*g.T+t0+s] = g.unmaskLeft(j, m0, s)
 			}
-			off += S
 		}
 	}
 	return u

@@ -338,7 +338,7 @@ func (l *loopFake) NewLoop(ctx context.Context, s *engine.LoopSpec) (engine.Loop
 // 1 with one placeholder); Options.HostLoop keeps it on the host.
 func TestUnmaskUsesDeviceLoop(t *testing.T) {
 	lf := &loopFake{fakeNet: unmaskFake(unmaskDists)}
-	o := unmaskOpts(0, 5)
+	o := unmaskOpts(0, 8)
 	v := lf.m.Vocab.Tokens
 	o.Template = "__" + v[1] + "_" + v[2] + v[1] + "__"
 	o.Ordering, o.OrderTemperature, o.UnmaskSchedule = OrderMargin, 0.5, UnmaskCosine
@@ -355,11 +355,14 @@ func TestUnmaskUsesDeviceLoop(t *testing.T) {
 		u.Blocks != 3 || u.BlockLength != 3 {
 		t.Fatalf("spec: %+v", *u)
 	}
-	// Blocks [0,3) [3,6) [6,8) with 2, 1, 2 placeholders; 5 steps: 2, 2, 1.
-	// Cosine: floor(m0·cos(π/2·(s+1)/S)), 0 after the last step.
-	want := []int{1, 0, 0, 0, 0}
+	// Blocks [0,3) [3,6) [6,8) with 2, 1, 2 placeholders; 8 steps: 3, 3, 2.
+	// Cosine: floor(m0·cos(π/2·(s+1)/S)), 0 after the last step; a block's
+	// steps from its first position's slot, at most m0 of them: block 0
+	// floor(2·cos(π/6)) = 1, floor(2·cos(π/3)) = 1; block 1 floor(cos(π/6))
+	// = 0; block 2 floor(2·cos(π/4)) = 1, then 0.
+	want := []int{1, 1, 0, 0, 0, 0, 1, 0}
 	for b := 0; b < 2; b++ {
-		if got := u.Left[b*5 : b*5+5]; fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := u.Left[b*8 : b*8+8]; fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("row %d: schedule %v, want %v", b, got, want)
 		}
 	}
