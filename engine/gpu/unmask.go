@@ -35,7 +35,7 @@ func checkUnmask(s *engine.LoopSpec) error {
 		return fmt.Errorf("gpu: loop: the unmask method draws from the LM head only (multinomial %v, sampler head %v)", s.Multinomial, s.UseSampler)
 	case u.Ordering < 0 || int(u.Ordering) >= len(step.OrderingNames()):
 		return fmt.Errorf("gpu: loop: unknown ordering %v", u.Ordering)
-	case u.Blocks < 1 || u.Blocks > s.Iterations || u.BlockLength < 1 || u.Blocks > s.T || (u.Blocks-1)*u.BlockLength >= s.T:
+	case u.Blocks < 1 || u.Blocks > s.Iterations || u.BlockLength < 1 || u.Blocks != step.Blocks(s.T, u.BlockLength):
 		return fmt.Errorf("gpu: loop: %d blocks of %d positions for %d iterations", u.Blocks, u.BlockLength, s.Iterations)
 	case len(u.Left) != s.B*s.T:
 		return fmt.Errorf("gpu: loop: an unmask schedule of %d entries for %d rows x %d positions", len(u.Left), s.B, s.T)
