@@ -11,8 +11,8 @@
 // ordering's score: confidence P1, margin P1 - P2, entropy NEG, random u,
 // u = Uniform(seed, sample, iteration, position, OrderNoise) from
 // rng.wgsl's Philox block; every score but u rounded to 1/1024
-// (round_score: near-ties that float rounding would decide become ties,
-// which unmask.wgsl gives to the lower position). With an order temperature tau > 0 the key is
+// (round_score: near-ties that float rounding would decide become ties)
+// plus u's top 11 bits times 2^-21 (step.TieBreak: ties in a random order). With an order temperature tau > 0 the key is
 // score / tau - ln(-ln u) (Gumbel-top-k; u = 0 gives
 // the lowest f32, where the host has -inf: both order it last), else the
 // score. CERT[3r] = key, CERT[3r + 1] = P1, CERT[3r + 2] = P1 - P2.
@@ -216,13 +216,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let q1 = p1 / kept;
   let q2 = p2 / kept;
   let u = rng_uniform(P.seed_lo, P.seed_hi, r / P.T, P.iteration, r % P.T, PURPOSE_ORDER_NOISE);
-  var score = round_score(q1);
+  // Ties of the rounded scores by u (step.TieBreak): its top 11 bits times
+  // 2^-21, below one 1/1024 step; the sum is exact in f32 for |score| < 8.
+  let tie = floor(u * 2048.0) / 2097152.0;
+  var score = round_score(q1) + tie;
   switch P.ordering {
     case ORDER_MARGIN: {
-      score = round_score(q1 - q2);
+      score = round_score(q1 - q2) + tie;
     }
     case ORDER_ENTROPY: {
-      score = round_score(nent);
+      score = round_score(nent) + tie;
     }
     case ORDER_RANDOM: {
       score = u;
