@@ -56,9 +56,33 @@ type LoopSpec struct {
 	Calibration        []float64 // 100 entries, calibrated strategy
 	Remasker           Net       // token classifier of step.Model, on the same device
 
+	// Unmask is the unmask method's plan (nil: diffusion or multinomial);
+	// Ratios, Strategy and the sampler-head fields are then unused.
+	Unmask *UnmaskSpec
+
 	// Profile asks for GPU time per stage (timestamp queries where the
 	// adapter has them); reading them waits for every submission.
 	Profile bool
+}
+
+// UnmaskSpec is the unmask method (docs/sampling.md "Method unmask"),
+// resolved by engine/sampler: the ordering and its Gumbel temperature, the
+// blocks, the Fast-dLLM threshold and Prophet's gap, and the schedule as a
+// table. LoopSpec.Iterations are the steps the blocks share.
+type UnmaskSpec struct {
+	Ordering            step.Ordering
+	OrderTemperature    float64 // 0: no Gumbel noise
+	ConfidenceThreshold float64 // 0: none
+	EarlyCommitGap      float64 // 0: none
+	Blocks              int     // >= 1, at most Iterations
+	BlockLength         int     // positions per block (T when Blocks is 1)
+	// Left[b·T + j·BlockLength + s] is how many of block j's [MASK]
+	// positions of row b the schedule leaves masked after the block's step
+	// s (step.StillMasked with the block's initial [MASK] count m0), for s
+	// < min(its steps, m0); 0 in the other slots. A block never takes more
+	// than m0 steps (each commits at least one position), so (B, T) holds
+	// every step whatever the number of iterations.
+	Left []int
 }
 
 // LoopStep is what one iteration reports. Pred, Selected and Wrongness are
@@ -72,7 +96,8 @@ type LoopStep struct {
 	Remasked     []int
 	Scored       bool    // the remask ran (false: last iteration, or k <= 0 in ratio mode)
 	MinWrongness float64 // smallest wrongness among the selected, NaN if none
-	EarlyStop    bool    // threshold mode selected nothing in the whole batch
+	EarlyStop    bool    // threshold mode selected nothing in the whole batch; unmask: no row has a [MASK] left
+	Steps        []int   // unmask: the steps each row has taken so far (Result's per-sample steps)
 	Waves        int     // sampler-head waves this iteration ran
 	// Submits, Dispatches and ReadBytes count this iteration's device work.
 	Submits, Dispatches int

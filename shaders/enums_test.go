@@ -41,6 +41,25 @@ var wgslEnums = []struct {
 	{"select.wgsl", "CNT_ROWS", CountRows},
 	{"select.wgsl", "ERR_SCORE", ErrScore},
 	{"sample.wgsl", "ERR_DRAW", ErrDraw},
+	// The unmask method: orderings (CertainParams.Ordering =
+	// uint32(step.Ordering)), the order noise stream, certain.wgsl's output
+	// as unmask.wgsl reads it, unmask.wgsl's state and counters.
+	{"certain.wgsl", "ORDER_CONFIDENCE", uint64(step.OrderConfidence)},
+	{"certain.wgsl", "ORDER_MARGIN", uint64(step.OrderMargin)},
+	{"certain.wgsl", "ORDER_ENTROPY", uint64(step.OrderEntropy)},
+	{"certain.wgsl", "ORDER_RANDOM", uint64(step.OrderRandom)},
+	{"certain.wgsl", "PURPOSE_ORDER_NOISE", uint64(rng.OrderNoise)},
+	{"certain.wgsl", "CERT_WORDS", CertainWords},
+	{"certain.wgsl", "CERT_KEY", CertainKey},
+	{"certain.wgsl", "CERT_P1", CertainP1},
+	{"certain.wgsl", "CERT_GAP", CertainGap},
+	{"unmask.wgsl", "CERT_WORDS", CertainWords},
+	{"unmask.wgsl", "CERT_KEY", CertainKey},
+	{"unmask.wgsl", "CERT_P1", CertainP1},
+	{"unmask.wgsl", "CERT_GAP", CertainGap},
+	{"unmask.wgsl", "STATE_WORDS", UnmaskStateWords},
+	{"unmask.wgsl", "CNT_TOTAL", CountTotal},
+	{"unmask.wgsl", "CNT_ROWS", CountRows},
 	// stats.wgsl's output layout.
 	{"stats.wgsl", "STATS_WORDS", StatsWords},
 	{"stats.wgsl", "STATS_SELF", StatsSelf},
@@ -77,6 +96,10 @@ func TestEnumsMatchWGSL(t *testing.T) {
 	// Every strategy internal/step knows has its WGSL constant.
 	if n := len(step.Strategies); n != 5 {
 		t.Errorf("internal/step has %d strategies; add the new ones to remask.wgsl and wgslEnums", n)
+	}
+	// Every ordering of the unmask method has its certain.wgsl constant.
+	if n := len(step.OrderingNames()); n != 4 {
+		t.Errorf("internal/step has %d orderings; add the new ones to certain.wgsl and wgslEnums", n)
 	}
 }
 

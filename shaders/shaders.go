@@ -179,6 +179,41 @@ const (
 	ErrScore = 1
 )
 
+// CertainParams mirrors certain.wgsl's Params.
+type CertainParams struct {
+	V, N, T        uint32
+	Iteration      uint32
+	Temperature    float32
+	TopP           float32
+	SeedLo, SeedHi uint32
+	Mask           uint32
+	Ordering       uint32 // internal/step's Ordering (certain.wgsl's ORDER_*)
+	OrderTemp      float32
+	Pad0           uint32
+}
+
+// certain.wgsl's output per position (CERT_*, read by unmask.wgsl):
+// CertainWords floats, the ordering key, the top-1 probability and the
+// top-1/top-2 gap.
+const (
+	CertainWords = 3
+	CertainKey   = 0
+	CertainP1    = 1
+	CertainGap   = 2
+)
+
+// UnmaskParams mirrors unmask.wgsl's Params.
+type UnmaskParams struct {
+	T, B, Mask uint32
+	Blocks     uint32
+	BlockLen   uint32
+	Pad0       uint32
+	Tau, Gap   float32
+}
+
+// UnmaskStateWords is unmask.wgsl's state per row (block, step, steps, unused).
+const UnmaskStateWords = 4
+
 // WaveParams mirrors wave.wgsl's Params.
 type WaveParams struct {
 	B, T, V, Mask uint32
@@ -253,6 +288,8 @@ func Families() []Family {
 		{"waveargs.wgsl", "main", reflect.TypeFor[WaveArgsParams]()},
 		{"sampler_in.wgsl", "main", reflect.TypeFor[SamplerInParams]()},
 		{"stats.wgsl", "main", reflect.TypeFor[StatsParams]()},
+		{"certain.wgsl", "main", reflect.TypeFor[CertainParams]()},
+		{"unmask.wgsl", "main", reflect.TypeFor[UnmaskParams]()},
 	}
 }
 

@@ -114,6 +114,8 @@ type Loop struct {
 	errWord         *buffer // ERR: sample.wgsl's smallest failed position, select.wgsl's smallest non-finite score
 	table           *buffer // (100) calibration table
 	stats           *buffer // (B·8) stats.wgsl's output
+	// the unmask method (unmask.go)
+	ucert, uleft, ustate *buffer // certain.wgsl's output, the schedule, the rows' state
 	// sampler-head waves
 	tabs       *samplerTables
 	hW0        *buffer // (B·T, C) h times the middle third of W0
@@ -238,14 +240,19 @@ func (n *Net) checkLoop(s *engine.LoopSpec) error {
 		return fmt.Errorf("gpu: loop: vocabulary size %d exceeds the sampling kernel's %d; use the host loop (--backend cpu)", n.V, sampleMaxV)
 	case len(s.ExcludeNaive) != n.V || len(s.ExcludeSampler) != n.V:
 		return fmt.Errorf("gpu: loop: exclusion sets of %d and %d ids for a vocabulary of %d", len(s.ExcludeNaive), len(s.ExcludeSampler), n.V)
-	case s.Iterations < 1 || (!s.Multinomial && len(s.Ratios) != s.Iterations-1):
+	case s.Iterations < 1 || (!s.Multinomial && s.Unmask == nil && len(s.Ratios) != s.Iterations-1):
 		return fmt.Errorf("gpu: loop: %d iterations with %d schedule ratios", s.Iterations, len(s.Ratios))
 	case s.UseSampler && n.sampler == nil:
 		return fmt.Errorf("gpu: loop: %s has no sampler head", n.m.Name())
 	case s.UseSampler && n.C > 1024:
 		return fmt.Errorf("gpu: loop: n_embd %d exceeds the sampler kernel's 1024", n.C)
 	}
-	remask := !s.Multinomial // the multinomial method never remasks: Strategy is unused
+	if s.Unmask != nil {
+		if err := checkUnmask(s); err != nil {
+			return err
+		}
+	}
+	remask := !s.Multinomial && s.Unmask == nil // the multinomial and unmask methods never remask: Strategy is unused
 	switch {
 	case remask && !s.Strategy.Valid():
 		return fmt.Errorf("gpu: loop: unknown remasking strategy %v", s.Strategy)
@@ -293,6 +300,9 @@ func (l *Loop) alloc() error {
 		l.args = mk("loop wave dispatch arguments", 4*waveArgsWords*maxChunkWaves, usageIndirect)
 		l.fill = mk("loop bootstrap fill table", 4*(N+1), usageStorage)
 	}
+	if l.s.Unmask != nil {
+		l.allocUnmask(&al)
+	}
 	l.staging = mk("loop staging", stagingBytes(l.B, l.N), usageStaging)
 	l.bufs = append(l.bufs, al.made...) // released by Close, also after an error
 	if al.err != nil {
@@ -338,6 +348,11 @@ func (l *Loop) alloc() error {
 		{l.table, f32Bytes(table)}, {l.errWord, u32Bytes([]uint32{noID, noID, 0, 0})},
 	} {
 		if err := d.p.write(w.b, 0, w.data); err != nil {
+			return err
+		}
+	}
+	if l.s.Unmask != nil {
+		if err := l.uploadUnmask(); err != nil {
 			return err
 		}
 	}
@@ -441,7 +456,7 @@ func (l *Loop) draw(it int, w loopDraw) (op, error) {
 
 // critic reports whether the strategy reads the critic head.
 func (l *Loop) critic() bool {
-	return !l.s.Multinomial && (l.s.Strategy == step.Critic || l.s.Strategy == step.Calibrated)
+	return !l.s.Multinomial && l.s.Unmask == nil && (l.s.Strategy == step.Critic || l.s.Strategy == step.Calibrated)
 }
 
 // predictOps records the trunk on tok and the naive draw (all of the
@@ -644,6 +659,9 @@ func dispatches(o *ops) int {
 func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, error) {
 	if err := ctxErr(ctx, "loop step"); err != nil {
 		return nil, err
+	}
+	if l.s.Unmask != nil {
+		return l.unmaskStep(ctx, it, want)
 	}
 	s := &l.s
 	st := &engine.LoopStep{MinWrongness: math.NaN()}

@@ -18,9 +18,7 @@ import (
 
 // loopNet returns the LM as a LoopNet when the device loop applies.
 func (g *generation) loopNet() engine.LoopNet {
-	if g.o.HostLoop || g.o.Method == Unmask {
-		// The device loop has no unmask kernels: the host loop runs the
-		// unmask method over the device's networks (docs/sampling.md).
+	if g.o.HostLoop {
 		return nil
 	}
 	ln, ok := g.lm.(engine.LoopNet)
@@ -49,6 +47,9 @@ func (g *generation) loopSpec() *engine.LoopSpec {
 	if g.useSampler {
 		s.MinNeighborsRatio = g.cfg.Sampler.MinNeighborsRatio
 	}
+	if o.Method == Unmask {
+		s.Unmask = g.unmaskSpec()
+	}
 	if o.Method == Diffusion {
 		for it := 0; it < g.N-1; it++ {
 			s.Ratios = append(s.Ratios, o.scheduleRatio(it+1))
@@ -74,7 +75,12 @@ func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start tim
 	work := &DeviceWork{}
 	g.res.Device = work
 	want := g.observe != nil || g.o.Record
-	for it := 0; it < g.N; it++ {
+	unmask := g.o.Method == Unmask
+	n := g.N
+	if unmask && g.countMasked(g.tokens) == 0 {
+		n = 0 // nothing to commit: no step, as the host loop
+	}
+	for it := 0; it < n; it++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -100,6 +106,9 @@ func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start tim
 		if want {
 			g.deviceEvent(it, &ev, st, remasks)
 		}
+		for b, s := range st.Steps {
+			g.res.Samples[b].Steps = s
+		}
 		if st.EarlyStop {
 			break
 		}
@@ -107,6 +116,13 @@ func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start tim
 	toks, err := loop.Tokens(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if unmask {
+		for b := 0; b < g.B; b++ {
+			if g.countMasked(g.row(toks, b)) > 0 {
+				return nil, fmt.Errorf("sampler: unmask: sample %d still has masked positions after %d steps on the device (a bug)", b, g.N)
+			}
+		}
 	}
 	g.tokens = toks
 	g.res.Seconds = time.Since(start).Seconds()
@@ -135,7 +151,8 @@ func (g *generation) deviceEvent(it int, ev *Event, st *engine.LoopStep, remasks
 		return
 	}
 	var sel [][]int
-	if remasks && st.Scored && !st.EarlyStop {
+	if g.o.Method == Unmask || remasks && st.Scored && !st.EarlyStop {
+		// unmask: every drawn position left [MASK] is reported as remasked.
 		sel = make([][]int, g.B)
 		for b := range sel {
 			sel[b] = []int{}

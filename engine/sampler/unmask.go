@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/rng"
 	"github.com/remask/remask/internal/step"
 )
@@ -14,7 +15,8 @@ import (
 // the ordering's top k of the row's current block (k from the schedule),
 // with every position whose top-1 probability reaches the confidence
 // threshold, or all remaining positions of the row when Prophet's gap test
-// passes. It runs on the host loop on every backend.
+// passes. The device loop runs the same steps (engine/gpu unmask.go) from
+// unmaskSpec.
 
 // planUnmask resolves the unmask options against the sequence.
 func (g *generation) planUnmask(warn func(string, ...any)) error {
@@ -89,6 +91,41 @@ func (g *generation) advance(b int, r *unmaskRow) bool {
 	return false
 }
 
+// unmaskLeft is how many of block j's m0 masked positions the schedule
+// leaves masked after the block's step s.
+func (g *generation) unmaskLeft(j, m0, s int) int {
+	o := &g.o
+	S := step.BlockSteps(g.N, g.numBlocks, j)
+	return g.schedule.StillMasked(m0, S, s, func(i int) float64 {
+		return step.ForkRatio(o.StartRatio, o.EndRatio, o.MaskingRatios, i, S)
+	})
+}
+
+// unmaskSpec is the unmask method for the device loop. The schedule is a
+// table per row: a block's masked count at its first step is its count in
+// the initial tokens, since only the current block's positions are
+// committed before it (an early commit finishes the row).
+func (g *generation) unmaskSpec() *engine.UnmaskSpec {
+	o := &g.o
+	u := &engine.UnmaskSpec{Ordering: g.ordering, OrderTemperature: o.OrderTemperature,
+		ConfidenceThreshold: o.ConfidenceThreshold, EarlyCommitGap: o.EarlyCommitGap,
+		Blocks: g.numBlocks, BlockLength: g.T, Left: make([]int, g.B*g.T)}
+	if g.numBlocks > 1 {
+		u.BlockLength = o.BlockLength
+	}
+	for b := 0; b < g.B; b++ {
+		for j := 0; j < g.numBlocks; j++ {
+			t0, t1 := g.blockRange(j)
+			m0 := g.maskedIn(b, t0, t1)
+			S := step.BlockSteps(g.N, g.numBlocks, j)
+			for s := 0; s < min(S, m0); s++ {
+				u.Left[b*g.T+t0+s] = g.unmaskLeft(j, m0, s)
+			}
+		}
+	}
+	return u
+}
+
 func (g *generation) unmask(ctx context.Context) error {
 	o := &g.o
 	rows := make([]unmaskRow, g.B)
@@ -154,10 +191,7 @@ func (g *generation) unmask(ctx context.Context) error {
 				if step.EarlyCommit(gaps, o.EarlyCommitGap) {
 					commit = rest
 				} else {
-					left := g.schedule.StillMasked(r.m0, step.BlockSteps(g.N, g.numBlocks, r.block), r.step,
-						func(i int) float64 {
-							return step.ForkRatio(o.StartRatio, o.EndRatio, o.MaskingRatios, i, step.BlockSteps(g.N, g.numBlocks, r.block))
-						})
+					left := g.unmaskLeft(r.block, r.m0, r.step)
 					k := step.CommitCount(len(cands), left)
 					commit = step.SelectCommits(cands, keys, conf, k, o.ConfidenceThreshold)
 				}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/rng"
+	"github.com/remask/remask/internal/step"
 )
 
 // plogits returns V logits whose softmax over ids a..h is p (ln p, -inf for
@@ -315,32 +316,60 @@ func TestUnmaskDeterminismAndBatch(t *testing.T) {
 	}
 }
 
-// loopFake is a LoopNet whose device loop records that it was asked.
+// loopFake is a LoopNet whose device loop records the spec it was asked for.
 type loopFake struct {
 	*fakeNet
 	asked int
+	spec  *engine.LoopSpec
 }
 
 var errNoDevice = errors.New("fake device loop")
 
 func (l *loopFake) NewLoop(ctx context.Context, s *engine.LoopSpec) (engine.Loop, error) {
 	l.asked++
+	l.spec = s
 	return nil, errNoDevice
 }
 
-// TestUnmaskRunsOnHostLoop: a backend with a device loop is never asked to
-// run the unmask method (its kernels have no unmask step); the host loop
-// runs it over the backend's networks. The same backend is asked for diffusion.
-func TestUnmaskRunsOnHostLoop(t *testing.T) {
+// TestUnmaskUsesDeviceLoop: a backend with a device loop is asked to run
+// the unmask method (engine/gpu TestDeviceLoopUnmask runs it), with the
+// options resolved into LoopSpec.Unmask and the schedule as the host loop
+// computes it (blocks of 3 over a template whose fixed text leaves block
+// 1 with one placeholder); Options.HostLoop keeps it on the host.
+func TestUnmaskUsesDeviceLoop(t *testing.T) {
 	lf := &loopFake{fakeNet: unmaskFake(unmaskDists)}
-	o := unmaskOpts(4, 4)
-	res := generate(t, Models{LM: lf}, o, nil)
-	if lf.asked != 0 || res.Loop != "host" {
-		t.Fatalf("device loop asked %d times, loop %q", lf.asked, res.Loop)
-	}
-	o.Method = Diffusion
+	o := unmaskOpts(0, 8)
+	v := lf.m.Vocab.Tokens
+	o.Template = "__" + v[1] + "_" + v[2] + v[1] + "__"
+	o.Ordering, o.OrderTemperature, o.UnmaskSchedule = OrderMargin, 0.5, UnmaskCosine
+	o.ConfidenceThreshold, o.BlockLength, o.EarlyCommitGap = 0.9, 3, 0.25
+	o.NumSamples = 2
 	if _, err := Generate(context.Background(), Models{LM: lf}, o, nil); !errors.Is(err, errNoDevice) || lf.asked != 1 {
-		t.Fatalf("diffusion: err %v, asked %d (the fake must be a LoopNet)", err, lf.asked)
+		t.Fatalf("unmask: err %v, asked %d (the fake must be a LoopNet)", err, lf.asked)
+	}
+	u := lf.spec.Unmask
+	if u == nil || lf.spec.UseSampler || lf.spec.Multinomial {
+		t.Fatalf("spec: unmask %v, sampler head %v, multinomial %v", u, lf.spec.UseSampler, lf.spec.Multinomial)
+	}
+	if u.Ordering != step.OrderMargin || u.OrderTemperature != 0.5 || u.ConfidenceThreshold != 0.9 || u.EarlyCommitGap != 0.25 ||
+		u.Blocks != 3 || u.BlockLength != 3 {
+		t.Fatalf("spec: %+v", *u)
+	}
+	// Blocks [0,3) [3,6) [6,8) with 2, 1, 2 placeholders; 8 steps: 3, 3, 2.
+	// Cosine: floor(m0·cos(π/2·(s+1)/S)), 0 after the last step; a block's
+	// steps from its first position's slot, at most m0 of them: block 0
+	// floor(2·cos(π/6)) = 1, floor(2·cos(π/3)) = 1; block 1 floor(cos(π/6))
+	// = 0; block 2 floor(2·cos(π/4)) = 1, then 0.
+	want := []int{1, 1, 0, 0, 0, 0, 1, 0}
+	for b := 0; b < 2; b++ {
+		if got := u.Left[b*8 : b*8+8]; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("row %d: schedule %v, want %v", b, got, want)
+		}
+	}
+	o.HostLoop = true
+	res := generate(t, Models{LM: lf}, o, nil)
+	if lf.asked != 1 || res.Loop != "host" {
+		t.Fatalf("host loop: device loop asked %d times, loop %q", lf.asked, res.Loop)
 	}
 }
 

@@ -75,17 +75,42 @@ func Certain(p []float64, total float64) Certainty {
 func (c Certainty) Gap() float64 { return c.P1 - c.P2 }
 
 // Score is the ordering score of a position with certainty c; u is the
-// position's OrderNoise uniform (used by OrderRandom).
+// position's OrderNoise uniform (OrderRandom's score as it is). The
+// confidence, margin and entropy scores are rounded to 1/1024 (RoundScore)
+// and their ties broken by u (TieBreak).
 func (o Ordering) Score(c Certainty, u float64) float64 {
 	switch o {
 	case OrderMargin:
-		return c.Gap()
+		return RoundScore(c.Gap()) + TieBreak(u)
 	case OrderEntropy:
-		return c.NegEntropy
+		return RoundScore(c.NegEntropy) + TieBreak(u)
 	case OrderRandom:
 		return u
 	}
-	return c.P1
+	return RoundScore(c.P1) + TieBreak(u)
+}
+
+// TieBreak is what an ordering adds to a rounded score so that equal
+// rounded scores rank in a random order (the position's OrderNoise draw)
+// rather than left to right: the top 11 bits of u times 2^-21, in [0,
+// 2^-10), less than one step of RoundScore, so it never reorders different
+// rounded scores. The sum is exact in float64 and, for |score| < 8 (every
+// score of a vocabulary up to e^8 ids), in f32, so the device ranks alike;
+// equal sums (the same 11 bits) go to the lower position.
+func TieBreak(u float64) float64 {
+	return math.Floor(u*2048) / (1 << 21)
+}
+
+// RoundScore rounds an ordering score to a multiple of 1/1024 (halves away
+// from zero, Go's math.Round), as BootstrapConfidence rounds the bootstrap's
+// max logits and for the same reason: on an all-[MASK] row of a model
+// without absolute positions every position has the same distribution up
+// to float rounding (~1e-7), so unrounded scores would rank by rounding
+// noise, differently per backend and per loop (float64 host, f32 device).
+// Rounded, they tie, and TieBreak orders them by a random draw that both
+// loops compute exactly.
+func RoundScore(x float64) float64 {
+	return math.Round(x*1024) / 1024
 }
 
 // GumbelKey is the ordering key with Gumbel noise at temperature temp:

@@ -39,9 +39,40 @@ func TestOrderingScoreAndKey(t *testing.T) {
 	for _, x := range []struct {
 		o    Ordering
 		want float64
-	}{{OrderConfidence, .6}, {OrderMargin, .6 - .4}, {OrderEntropy, -0.673}, {OrderRandom, 0.25}} {
-		if got := x.o.Score(c, 0.25); !approx(got, x.want, 1e-12) {
+	}{{OrderConfidence, 614.0/1024 + 512.0/(1<<21)}, {OrderMargin, 205.0/1024 + 512.0/(1<<21)}, {OrderEntropy, -689.0/1024 + 512.0/(1<<21)}, {OrderRandom, 0.25}} {
+		// Rounded to 1/1024: 614.4, 204.8 and -689.152 (halves away from
+		// zero), plus TieBreak(0.25) = floor(0.25·2048)·2^-21.
+		if got := x.o.Score(c, 0.25); got != x.want {
 			t.Fatalf("%v: score %v, want %v", x.o, got, x.want)
+		}
+	}
+	// Near-ties become ties (then the lower position wins); halves round
+	// away from zero; the random ordering's u is not rounded.
+	for _, x := range []struct{ in, want float64 }{
+		{0.5 + 1e-7, 0.5}, {0.5 - 1e-7, 0.5}, {1.5 / 1024, 2.0 / 1024}, {-1.5 / 1024, -2.0 / 1024},
+		{0.49999 / 1024, 0}, {1, 1}, {0, 0},
+	} {
+		if got := RoundScore(x.in); got != x.want {
+			t.Errorf("RoundScore(%v) = %v, want %v", x.in, got, x.want)
+		}
+	}
+	if got := OrderRandom.Score(c, 0.1234567); got != 0.1234567 {
+		t.Errorf("random score %v, want u", got)
+	}
+	// TieBreak: u's top 11 bits times 2^-21, below one 1/1024 step, and
+	// exact in f32 added to a rounded score of magnitude < 8.
+	for _, x := range []struct{ u, want float64 }{
+		{0, 0}, {0.5, 1024.0 / (1 << 21)}, {1 - 1.0/(1<<24), 2047.0 / (1 << 21)}, {1.0 / 2048, 1.0 / (1 << 21)}, {1.0/2048 - 1.0/(1<<24), 0},
+	} {
+		if got := TieBreak(x.u); got != x.want {
+			t.Errorf("TieBreak(%v) = %v, want %v", x.u, got, x.want)
+		}
+	}
+	for _, s := range []float64{-6.9990234375, -0.5, 0, 614.0 / 1024, 1} {
+		for _, u := range []float64{0.25, 1 - 1.0/(1<<24), 0.999} {
+			if x := s + TieBreak(u); float64(float32(x)) != x || !(x >= s && x < s+1.0/1024) {
+				t.Errorf("score %v + TieBreak(%v) = %v: not exact in f32 or not within the step", s, u, x)
+			}
 		}
 	}
 	// GumbelKey: score/temp - ln(-ln u).
