@@ -27,13 +27,16 @@ type device struct {
 	// The other Options: matmulDB = MatmulDoubleBuffer, splitMM and
 	// splitAttn = Split's "mm" and "attn", attnTiled = Attention "tiled".
 	matmulDB, splitMM, splitAttn, attnTiled bool
+	// f16: the trunk's matmuls run their f16 variants (Options.Precision
+	// "f16", checked by checkF16).
+	f16 bool
 }
 
 func openDevice(ctx context.Context, opts Options) (*device, error) {
 	if err := opts.Check(); err != nil {
 		return nil, err
 	}
-	p, err := openPlatform(ctx)
+	p, err := openPlatform(ctx, opts.Precision == "f16")
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +66,35 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 		p.release()
 		return nil, err
 	}
+	if opts.Precision == "f16" {
+		if err := d.checkF16(); err != nil {
+			d.close()
+			return nil, err
+		}
+		d.f16 = true
+	}
 	return d, nil
+}
+
+// checkF16 reports whether the device can run Options.Precision "f16": the
+// adapter must offer shader-f16 (the device was then created with it) and
+// the platform's shader compiler must accept f16 WGSL, which it checks by
+// creating the f16 matmul pipeline the trunk uses most. wgpu-native v22
+// (cogentcore/webgpu v0.23.0) offers the feature on Vulkan adapters but its
+// WGSL front end (naga 22) has no f16 type: the pipeline is refused with
+// naga's message ("expected global item ... found 'enable'"), and New with
+// it (docs/gpu.md, "Precision").
+func (d *device) checkF16() error {
+	ai := d.p.info()
+	if !ai.ShaderF16 || !d.p.f16 {
+		return fmt.Errorf("gpu: precision f16 needs the adapter feature shader-f16, which the adapter %q (%s) does not offer; use precision f32 (or auto)", ai.Name, ai.Backend)
+	}
+	c := tile128.unrolledConsts(shaders.WeightF16, d.shmax())
+	c["F16"] = "1u"
+	if _, err := d.pipeline(shaders.MatmulUnrolled, c, matmulKinds); err != nil {
+		return fmt.Errorf("gpu: precision f16: the adapter %q offers shader-f16, but this build's shader compiler refused the f16 matmul kernel (%s), so f16 cannot run here; use precision f32 (or auto): %w", ai.Name, f16CompilerNote, err)
+	}
+	return nil
 }
 
 // close waits (at most closeWait) for submitted work, then releases the

@@ -12,7 +12,7 @@ import (
 // the small set of types and methods below, which both files implement with
 // the same names and signatures:
 //
-//	openPlatform(ctx) (*platform, error)
+//	openPlatform(ctx, f16) (*platform, error)
 //	(*platform) info() AdapterInfo, limits() Limits, lostErr() error, release()
 //	(*platform) newBuffer(label, size, usage) (*buffer, error)
 //	(*platform) write(b, off, data) error
@@ -62,7 +62,21 @@ type Options struct {
 	// (shaders.AttentionTiled; head size 64 only: Load refuses other
 	// models, and New a device with too little workgroup memory).
 	Attention string
+	// Precision is the arithmetic of the trunk's matmuls: "f32", "f16" or
+	// "auto" ("" = "auto"). "f16" runs the f16 variants of the generated
+	// matmul (shaders.MatmulUnrolled with F16: operands as f16 in workgroup
+	// memory, f16 products summed in f16 within one K tile, f32 across K
+	// tiles and in the epilogue; LayerNorm, attention, softmax, the
+	// residual stream and every head stay f32) and needs the adapter
+	// feature shader-f16 and a shader compiler that accepts f16 WGSL: New
+	// refuses "f16" without either, naming which (docs/gpu.md, "Precision").
+	// "auto" is f32: f16 is to be chosen automatically only where it was
+	// measured to pay, and it has not been measured on a GPU yet.
+	Precision string
 }
+
+// Precisions are the values Options.Precision accepts.
+var Precisions = []string{"auto", "f32", "f16"}
 
 // SplitKinds are the split kernels Options.Split names ("none" alone turns
 // them all off).
@@ -111,6 +125,9 @@ func (o Options) Check() error {
 	if o.Attention != "" && !slices.Contains(AttentionKinds, o.Attention) {
 		return fmt.Errorf("gpu: attention %q is not an attention kernel (want %s)", o.Attention, strings.Join(AttentionKinds, " or "))
 	}
+	if o.Precision != "" && !slices.Contains(Precisions, o.Precision) {
+		return fmt.Errorf("gpu: precision %q is not a precision (want %s)", o.Precision, strings.Join(Precisions, ", "))
+	}
 	return nil
 }
 
@@ -149,7 +166,7 @@ type AdapterInfo struct {
 	Vendor      string
 	Backend     string // "vulkan", "metal", "webgpu" (browser), ...
 	AdapterType string // "discrete GPU", "cpu", ...
-	ShaderF16   bool   // the adapter offers shader-f16 (informational: no kernel uses f16 arithmetic, so remask does not request it)
+	ShaderF16   bool   // the adapter offers shader-f16 (requested only for Options.Precision "f16")
 	Timestamps  bool   // the adapter offers the timestamp-query feature
 }
 

@@ -45,6 +45,7 @@ type platform struct {
 	ai                  AdapterInfo
 	lim                 Limits
 	ts                  bool // the device was created with timestamp-query
+	f16                 bool // the device was created with shader-f16
 	ids                 atomic.Uint64
 	mu                  sync.Mutex
 	lost                error
@@ -78,7 +79,7 @@ func jsLimits(l js.Value) Limits {
 	}
 }
 
-func openPlatform(ctx context.Context) (*platform, error) {
+func openPlatform(ctx context.Context, f16 bool) (*platform, error) {
 	gpu := js.Global().Get("navigator").Get("gpu")
 	if !gpu.Truthy() {
 		return nil, fmt.Errorf("gpu: %w: this browser has no navigator.gpu (WebGPU is off or unsupported)", ErrNoAdapter)
@@ -120,6 +121,10 @@ func openPlatform(ctx context.Context) (*platform, error) {
 	if p.ai.Timestamps {
 		features = append(features, "timestamp-query")
 		p.ts = true
+	}
+	if f16 && p.ai.ShaderF16 {
+		features = append(features, "shader-f16")
+		p.f16 = true
 	}
 	dev, err := await(ctx, adapter.Call("requestDevice", map[string]any{"label": "remask", "requiredLimits": req, "requiredFeatures": features}))
 	if err != nil || !dev.Truthy() {
@@ -437,3 +442,7 @@ func (p *platform) wait(ctx context.Context) error {
 	}
 	return p.lostErr()
 }
+
+// f16CompilerNote names the shader compiler of this build for the error of
+// an f16 kernel it refuses (device.checkF16).
+const f16CompilerNote = "the browser's WebGPU implementation"
