@@ -60,6 +60,15 @@ func (be *Backend) Name() string {
 	return fmt.Sprintf("webgpu: %s (%s)", ai.Name, ai.Backend)
 }
 
+// F16LogitBound bounds |logit - the CPU backend's logit| of a forward in
+// precision f16, where engine/gpu's TestPrecisionF16 and remask bench's
+// validation hold it: the f16 roundings (2^-11 relative) of the inputs of
+// 4·n_layer matmuls, O(1) LayerNorm outputs, carried through an O(1)
+// residual stream to the LM head; a NaN or a wrong kernel is orders of
+// magnitude off. An estimate, not yet measured on a GPU (docs/gpu.md,
+// "Precision").
+const F16LogitBound = 0.05
+
 // Precision is the arithmetic of the trunk's matmuls: "f16" with
 // Options.Precision "f16", else "f32" ("auto" is f32: see Options).
 func (be *Backend) Precision() string {

@@ -39,6 +39,7 @@ type sampleArgs struct {
 	remaskerPath string
 	backend      string
 	threads      int
+	precision    string
 	maxMemory    string
 
 	verbose    bool
@@ -69,6 +70,7 @@ func sampleFlags() (*flagSet, *sampleArgs) {
 	fs.showDefault("remasking-model", "none")
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu; auto = WebGPU on a hardware adapter, else cpu (saying which); gpu = any WebGPU adapter, software ones included")
 	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 to 1024")
+	fs.stringVar(&a.precision, "precision", "auto", "P", precisionHelp)
 	fs.stringVar(&a.maxMemory, "max-memory", "auto", "SIZE", maxMemoryHelp)
 
 	fs.group("Sampling")
@@ -202,7 +204,11 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	be, backendNote, err := newBackend(ctx, a.backend, a.threads)
+	gopts, err := precisionOptions(a.backend, a.precision)
+	if err != nil {
+		return err
+	}
+	be, backendNote, err := openBackend(ctx, a.backend, a.threads, gopts)
 	if err != nil {
 		return err
 	}

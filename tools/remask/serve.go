@@ -30,6 +30,7 @@ type serveArgs struct {
 	site        string
 	backend     string
 	threads     int
+	precision   string
 	maxTokens   int
 	maxQueue    int
 	maxWork     int64
@@ -67,6 +68,7 @@ func serveFlags() (*flagSet, *serveArgs) {
 	fs.showDefault("site", defaultSiteDir+" if it exists, else no site")
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto (WebGPU with a hardware adapter, else the CPU), cpu or gpu")
 	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
+	fs.stringVar(&a.precision, "precision", "auto", "P", precisionHelp)
 	fs.group("Limits")
 	fs.intVar(&a.maxTokens, "max-tokens", api.DefaultMaxTokens, "N", "most num_samples x sequence_length per request; 1 or more")
 	fs.int64Var(&a.maxWork, "max-work", api.DefaultMaxWork, "N", "most num_samples x sequence_length x iterations per request; 1 or more")
@@ -169,7 +171,11 @@ func serveCommand(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 
-	be, note, err := newBackend(ctx, a.backend, a.threads)
+	gopts, err := precisionOptions(a.backend, a.precision)
+	if err != nil {
+		return err
+	}
+	be, note, err := openBackend(ctx, a.backend, a.threads, gopts)
 	if err != nil {
 		return err
 	}
