@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -163,6 +164,51 @@ func TestBenchPrecisionF16(t *testing.T) {
 		rep := decodeBench(t, out)
 		if rep.Precision != "f16" || !strings.HasSuffix(rep.Backend, ", f16)") || rep.Validation == nil || rep.Validation.Bound != gpu.F16LogitBound || rep.Validation.MaxAbs > gpu.F16LogitBound {
 			t.Errorf("--backend %s --precision f16: %+v, validation %+v", backend, rep, rep.Validation)
+		}
+	}
+}
+
+// TestBenchTextAgreement runs the text comparison of --precision f16
+// (textAgreement) on a generation made in f32 on the same adapter: the
+// device loop is deterministic for a seed, so every character must agree.
+// It covers the comparison's plumbing on lavapipe, where f16 itself is
+// refused (TestBenchPrecisionF16).
+func TestBenchTextAgreement(t *testing.T) {
+	g, err := gpu.New(t.Context(), gpu.Options{})
+	if err != nil {
+		if errors.Is(err, gpu.ErrNoAdapter) && os.Getenv("CI") != "true" {
+			t.Skipf("no WebGPU adapter (required in CI): %v", err)
+		}
+		t.Fatal(err)
+	}
+	defer g.Close()
+	m, err := loadModel("model", goldenPath("lm_rope_bidir_bias.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := g.Load(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := loopJob{name: "tiny", B: 2, T: 16, N: 2}
+	var results []loopResult
+	for _, v := range []loopVariant{{Sampler: true, Loop: "device"}, {Sampler: false, Compat: "critic-on-input", Loop: "device"}} {
+		r, err := benchLoop(t.Context(), net, job, v, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len([]rune(r.text)) != job.B*job.T {
+			t.Fatalf("%+v: text %q, want %d characters", v, r.text, job.B*job.T)
+		}
+		results = append(results, r)
+	}
+	c := &cli{stdout: io.Discard, stderr: io.Discard}
+	if err := textAgreement(t.Context(), c, &benchArgs{}, gpu.Options{}, m, job, results); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		if r.TextAgreementF32 == nil || *r.TextAgreementF32 != 1 {
+			t.Errorf("%+v: agreement of an f32 generation with itself = %v, want 1", r.loopVariant, r.TextAgreementF32)
 		}
 	}
 }
