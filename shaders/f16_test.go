@@ -78,8 +78,32 @@ func TestF16Variants(t *testing.T) {
 			t.Errorf("%v: F16 = 0 does not give the f32 kernel (errors %v, %v)", c, err1, err2)
 		}
 	}
-	if _, err := Source(MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "1u", "F16": "2u"}); err == nil {
-		t.Errorf("F16 = 2 was accepted")
+	if _, err := Source(MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "1u", "F16": "3u"}); err == nil {
+		t.Errorf("F16 = 3 was accepted")
 	}
-	t.Logf("naga and tint validated %d f16 variants of %s", len(f16Variants()), MatmulUnrolled)
+	// F16 = 2: the same arithmetic emulated in f32 (engine/gpu's
+	// TestF16Emulated runs it on lavapipe): no f16 type, every f16 result
+	// rounded through q16/q16v.
+	for i, c := range f16Variants() {
+		c["F16"] = "2u"
+		src, err := Source(MatmulUnrolled, c)
+		if err != nil {
+			t.Fatalf("%v: %v", c, err)
+		}
+		if strings.Contains(src, "enable f16") || strings.Contains(src, "<f16>") || !strings.Contains(src, "h_0_0 = q16v(fma(") ||
+			!strings.Contains(src, "[ac0] = q16(pa0.x);") || !strings.Contains(src, "c_0_0 += vec4<f32>(h_0_0);") {
+			t.Errorf("%v: the emulated kernel does not round every f16 result, or uses f16 types", c)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("f16emu_%d.wgsl", i))
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(naga, p).CombinedOutput(); err != nil {
+			t.Errorf("naga %s %v: %v\n%s", MatmulUnrolled, c, err, out)
+		}
+		if out, err := exec.Command(tint, "--format", "wgsl", "-o", os.DevNull, p).CombinedOutput(); err != nil {
+			t.Errorf("tint %s %v: %v\n%s", MatmulUnrolled, c, err, out)
+		}
+	}
+	t.Logf("naga and tint validated %d f16 variants of %s and as many emulated ones", len(f16Variants()), MatmulUnrolled)
 }

@@ -59,7 +59,10 @@ import (
 // terms); engine/gpu's f16 tests hold the kernel and its CPU model to it.
 // The generated text with F16 = 0 is byte-identical to the generator's
 // before F16 existed (shaders' TestF16Variants pins that F16 = 0 changes
-// nothing).
+// nothing). F16 = 2 is the F16 form's arithmetic emulated in f32 (f32
+// types, every f16 result rounded through pack2x16float/unpack2x16float):
+// for tests on adapters, or builds, without f16 (engine/gpu's
+// TestF16Emulated), not for speed.
 const MatmulUnrolled = "matmul_unrolled.wgsl"
 
 // MatmulTiling is one tiling of the matmul kernels.
@@ -136,8 +139,8 @@ func unrolledSource(consts map[string]string) (string, error) {
 	if db := vals["DB"]; db != 0 && db != 1 {
 		return "", fmt.Errorf("shaders: %s: DB = %d, want 0 or 1", MatmulUnrolled, db)
 	}
-	if f := vals["F16"]; f != 0 && f != 1 {
-		return "", fmt.Errorf("shaders: %s: F16 = %d, want 0 or 1", MatmulUnrolled, f)
+	if f := vals["F16"]; f < 0 || f > 2 {
+		return "", fmt.Errorf("shaders: %s: F16 = %d, want 0, 1 or 2", MatmulUnrolled, f)
 	}
 	shmax := DefaultWorkgroupStorage
 	if v, ok := vals["SHMAX"]; ok {
@@ -167,10 +170,12 @@ func unrolledSource(consts map[string]string) (string, error) {
 	if params == "" {
 		return "", fmt.Errorf("shaders: matmul.wgsl has no struct Params")
 	}
-	return genUnrolled(t, db, ks, wd, vals["F16"] == 1, params), nil
+	return genUnrolled(t, db, ks, wd, vals["F16"], params), nil
 }
 
-func genUnrolled(t MatmulTiling, db bool, ks, wd int, f16 bool, params string) string {
+// genUnrolled writes MatmulUnrolled; f16mode is the constant F16 (0, 1, 2).
+func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) string {
+	f16, emu := f16mode == 1, f16mode == 2 // the F16 form, in f16 or emulated in f32
 	wgx, wgy := t.BN/t.TN, t.BM/t.TM
 	nt := wgx * wgy
 	la, lw := t.BM*t.BK/4/nt, t.BN*t.BK/4/nt // vec4 loads per thread per tile
@@ -187,6 +192,11 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd int, f16 bool, params string) s
 		p("// K tile, f32 across K tiles and in the epilogue (see MatmulUnrolled).")
 		p("enable f16;")
 		sh, conv = "f16", "f16"
+	}
+	if emu {
+		p("// F16 = 2: the F16 form's arithmetic emulated in f32, every f16 result rounded")
+		p("// through pack2x16float (tests on adapters without shader-f16; see MatmulUnrolled).")
+		conv = "q16"
 	}
 	p("")
 	p("%s", params)
@@ -240,6 +250,17 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd int, f16 bool, params string) s
 	}
 	p("}")
 	p("")
+	if emu {
+		p("// q16 and q16v round to an f16 value (F16 = 2).")
+		p("fn q16(x: f32) -> f32 {")
+		p("  return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x;")
+		p("}")
+		p("")
+		p("fn q16v(v: vec4<f32>) -> vec4<f32> {")
+		p("  return vec4<f32>(unpack2x16float(pack2x16float(v.xy)), unpack2x16float(pack2x16float(v.zw)));")
+		p("}")
+		p("")
+	}
 	p("// erf4 and activate4: matmul.wgsl's erf_approx and activate on vec4s.")
 	p("%s", erf4WGSL)
 	p("")
@@ -298,7 +319,7 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd int, f16 bool, params string) s
 	// converts each component (the A tile of the F16 form: f32 -> f16).
 	store := func(indent, arr, pre, reg, base string, n, rows int) {
 		cv := ""
-		if arr == "As" {
+		if arr == "As" || emu && wd != WeightF16 {
 			cv = conv
 		}
 		for j := 0; j < n; j++ {
@@ -322,12 +343,17 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd int, f16 bool, params string) s
 	multiply := func(abase, wbase string) {
 		// acc is the accumulator the k steps add into: c_r_c, or in the
 		// F16 form h_r_c, f16 sums of this K tile added to c_r_c after it.
-		acc, splat := "c", "vec4<f32>"
-		if f16 {
-			acc, splat = "h", "vec4<f16>"
+		acc, splat, round := "c", "vec4<f32>", ""
+		if f16 || emu {
+			acc = "h"
+			if f16 {
+				splat = "vec4<f16>"
+			} else {
+				round = "q16v"
+			}
 			for r := 0; r < t.TM; r++ {
 				for c := 0; c < t.TN/4; c++ {
-					p("    var h_%d_%d = vec4<f16>(0.0);", r, c)
+					p("    var h_%d_%d = %s(0.0);", r, c, splat)
 				}
 			}
 		}
@@ -341,12 +367,16 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd int, f16 bool, params string) s
 			}
 			for r := 0; r < t.TM; r++ {
 				for c := 0; c < t.TN/4; c++ {
-					p("      %s_%d_%d = fma(%s(a%d.%c), b%d, %s_%d_%d);", acc, r, c, splat, r/4, "xyzw"[r%4], c, acc, r, c)
+					e := fmt.Sprintf("fma(%s(a%d.%c), b%d, %s_%d_%d)", splat, r/4, "xyzw"[r%4], c, acc, r, c)
+					if round != "" {
+						e = round + "(" + e + ")"
+					}
+					p("      %s_%d_%d = %s;", acc, r, c, e)
 				}
 			}
 			p("    }")
 		}
-		if f16 {
+		if f16 || emu {
 			for r := 0; r < t.TM; r++ {
 				for c := 0; c < t.TN/4; c++ {
 					p("    c_%d_%d += vec4<f32>(h_%d_%d);", r, c, r, c)

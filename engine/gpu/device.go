@@ -28,8 +28,11 @@ type device struct {
 	// splitAttn = Split's "mm" and "attn", attnTiled = Attention "tiled".
 	matmulDB, splitMM, splitAttn, attnTiled bool
 	// f16: the trunk's matmuls run their f16 variants (Options.Precision
-	// "f16", checked by checkF16).
-	f16 bool
+	// "f16", checked by checkF16). f16Emulate (tests only, with f16 set by
+	// hand on any device) runs them as the F16 form's arithmetic emulated
+	// in f32 (shaders.MatmulUnrolled F16 = 2), so that the f16 path's
+	// numerics and plumbing run where f16 WGSL cannot be compiled.
+	f16, f16Emulate bool
 }
 
 func openDevice(ctx context.Context, opts Options) (*device, error) {
