@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -34,6 +35,12 @@ type device struct {
 	// the tests that check them against the limits.
 	footprints map[string]shaders.Footprint
 	maxBinding uint64 // the largest storage binding bound (checkBindings)
+	// f16: the trunk's matmuls run their f16 variants (Options.Precision
+	// "f16", checked by checkF16). f16Emulate (tests only, with f16 set by
+	// hand on any device) runs them as the F16 form's arithmetic emulated
+	// in f32 (shaders.MatmulUnrolled F16 = 2), so that the f16 path's
+	// numerics and plumbing run where f16 WGSL cannot be compiled.
+	f16, f16Emulate bool
 }
 
 // caps are the device's granted limits and features as the kernels use
@@ -120,7 +127,45 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 		p.release()
 		return nil, err
 	}
+	if opts.Precision == "f16" {
+		if err := d.checkF16(); err != nil {
+			d.close()
+			return nil, err
+		}
+		d.f16 = true
+	}
 	return d, nil
+}
+
+// checkF16 reports whether the device can run Options.Precision "f16": the
+// adapter must offer shader-f16 (the device was then created with it) and
+// the platform's shader compiler must accept f16 WGSL, which it checks by
+// creating the f16 matmul pipeline the trunk uses most: the tile of the
+// standard model's largest trunk matmul (tileFor: tile128, its
+// double-buffered form with Options.MatmulDoubleBuffer, or
+// Options.MatmulTile, which openDevice checked against the granted
+// workgroup memory), with SHMAX the granted workgroup memory (caps.shmax,
+// Options.Limits), its footprint checked against the granted limits by
+// pipeline like every kernel's (a *LimitError is returned as such).
+// wgpu-native v22 (cogentcore/webgpu v0.23.0) offers the feature on Vulkan
+// adapters but its WGSL front end (naga 22) has no f16 type: the pipeline
+// is refused with naga's message ("expected global item ... found
+// 'enable'"), and New with it (docs/gpu.md, "Precision").
+func (d *device) checkF16() error {
+	ai := d.p.info()
+	if !ai.ShaderF16 || !d.p.f16 {
+		return fmt.Errorf("gpu: precision f16 needs the adapter feature shader-f16, which the adapter %q (%s) does not offer; use precision f32 (or auto)", ai.Name, ai.Backend)
+	}
+	t := d.tileFor(16*1024, 4*384, 384) // mlp.c_fc of the 16 x 1024 forward of the standard model (C = 384)
+	c := t.unrolledConsts(shaders.WeightF16, d.shmax())
+	c["F16"] = "1u"
+	if _, err := d.pipeline(shaders.MatmulUnrolled, c, matmulKinds); err != nil {
+		if le := (*LimitError)(nil); errors.As(err, &le) {
+			return fmt.Errorf("gpu: precision f16: %w", err) // the device's limits, not the compiler
+		}
+		return fmt.Errorf("gpu: precision f16: the adapter %q offers shader-f16, but this build's shader compiler refused the f16 matmul kernel (%s), so f16 cannot run here; use precision f32 (or auto): %w", ai.Name, f16CompilerNote, err)
+	}
+	return nil
 }
 
 // close waits (at most closeWait) for submitted work, then releases the

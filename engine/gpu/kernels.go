@@ -17,6 +17,22 @@ import (
 type wbuf struct {
 	b     *buffer
 	dtype int // shaders.WeightF32, WeightF16 or WeightBF16
+	// half: matmuls with this matrix run the F16 form of the generated
+	// kernel (Options.Precision "f16": the trunk's four matrices per block).
+	half bool
+}
+
+// f16Consts adds the F16 constant of shaders.MatmulUnrolled to c when w is
+// multiplied in f16: 1, or 2 (the f16 arithmetic emulated in f32) on a
+// device with f16Emulate.
+func (d *device) f16Consts(w wbuf, c map[string]string) map[string]string {
+	switch {
+	case w.half && d.f16Emulate:
+		c["F16"] = "2u"
+	case w.half:
+		c["F16"] = "1u"
+	}
+	return c
 }
 
 var (
@@ -200,7 +216,7 @@ func (d *device) matmulTiled(name string, t matmulTile, M, N, K int, a binding, 
 	var pl *pipeline
 	var err error
 	if !d.noUnrolled && t.unrollsWithin(N, K, d.shmax()) {
-		pl, err = d.pipeline(shaders.MatmulUnrolled, t.unrolledConsts(w.dtype, d.shmax()), matmulKinds)
+		pl, err = d.pipeline(shaders.MatmulUnrolled, d.f16Consts(w, t.unrolledConsts(w.dtype, d.shmax())), matmulKinds)
 	} else {
 		t = t.loop()
 		fast := M%t.BM == 0 && N%t.BN == 0 && K%t.BK == 0
@@ -275,7 +291,7 @@ func (d *device) matmulSplit(name string, t matmulTile, S, M, N, K int, a bindin
 	if M < 1 || N < 1 || K < 1 || S < 2 || K%(S*t.BK) != 0 || !t.unrollsWithin(N, K, d.shmax()) {
 		return nil, fmt.Errorf("gpu: %s: matmul M=%d N=%d K=%d cannot be split %d ways with tile %v (N %% BN and K %% (S·BK) must be 0)", name, M, N, K, S, t)
 	}
-	c := t.unrolledConsts(w.dtype, d.shmax())
+	c := d.f16Consts(w, t.unrolledConsts(w.dtype, d.shmax()))
 	c["KSPLIT"] = itoU(S)
 	pl, err := d.pipeline(shaders.MatmulUnrolled, c, matmulKinds)
 	if err != nil {

@@ -745,7 +745,7 @@ func TestMatmulTileOption(t *testing.T) {
 // bad value and the accepted ones; the zero Options are the defaults.
 func TestOptionsCheck(t *testing.T) {
 	good := []Options{{}, {Split: []string{"mm"}}, {Split: []string{"attn", "mm"}}, {Attention: "auto"}, {Attention: "tiled"},
-		{MatmulDoubleBuffer: true}, {MatmulTile: "32x32x16x4x4db"}}
+		{MatmulDoubleBuffer: true}, {MatmulTile: "32x32x16x4x4db"}, {Precision: "auto"}, {Precision: "f32"}, {Precision: "f16"}}
 	for _, o := range good {
 		if err := o.Check(); err != nil {
 			t.Errorf("%+v: %v", o, err)
@@ -761,6 +761,7 @@ func TestOptionsCheck(t *testing.T) {
 		{Options{Split: []string{""}}, `split "" is not`},
 		{Options{Attention: "flash"}, `attention "flash" is not an attention kernel (want auto or tiled)`},
 		{Options{MatmulTile: "64x64x16x4x4dbl"}, `matmul tile "64x64x16x4x4dbl" is not BMxBNxBKxTMxTN[db]`},
+		{Options{Precision: "fp16"}, `precision "fp16" is not a precision (want auto, f32, f16)`},
 	} {
 		err := c.o.Check()
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -49,7 +49,9 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 	return &Backend{d: d}, nil
 }
 
-// Name implements engine.Backend.
+// Name implements engine.Backend. With Options.Precision "f16" it says so
+// ("webgpu: NAME (vulkan, f16)"), so every header and API answer that
+// names the backend names the precision; f32, the default, adds nothing.
 func (be *Backend) Name() string {
 	ai := be.d.p.info()
 	how := ai.Backend
@@ -59,7 +61,29 @@ func (be *Backend) Name() string {
 	if be.d.caps.subgroups {
 		how += ", subgroups"
 	}
+	if be.d.f16 {
+		how += ", f16" // Options.Precision "f16"
+	}
 	return fmt.Sprintf("webgpu: %s (%s)", ai.Name, how)
+}
+
+// F16LogitBound bounds |logit - the CPU backend's logit| of a forward in
+// precision f16, where engine/gpu's TestPrecisionF16 and remask bench's
+// validation hold it: the f16 roundings (2^-11 relative) of the inputs of
+// 4·n_layer matmuls, O(1) LayerNorm outputs, carried through an O(1)
+// residual stream to the LM head; a NaN or a wrong kernel is orders of
+// magnitude off. Measured with the f16 arithmetic emulated in f32 on
+// lavapipe (TestF16Emulated, golden lm_rope_bidir_bias at 2 x 32): 0.010
+// to 0.016; not yet measured with real f16 (docs/gpu.md, "Precision").
+const F16LogitBound = 0.05
+
+// Precision is the arithmetic of the trunk's matmuls: "f16" with
+// Options.Precision "f16", else "f32" ("auto" is f32: see Options).
+func (be *Backend) Precision() string {
+	if be.d.f16 {
+		return "f16"
+	}
+	return "f32"
 }
 
 // Info describes the adapter.
@@ -183,6 +207,29 @@ func (n *Net) uploadMatrix(what string, data []float32, dtype int) (wbuf, error)
 	return wbuf{b: b, dtype: dtype}, n.d.p.write(b, 0, buf)
 }
 
+// uploadHalf uploads a trunk matrix for the f16 matmuls (Options.Precision
+// "f16") as halves: an F16 file's as they are; F32 and BF16 values rounded
+// to the nearest half. A value beyond the half range (65504) is refused,
+// naming the tensor: such a model cannot run in f16.
+func (n *Net) uploadHalf(what string, data []float32, dtype int) (wbuf, error) {
+	if dtype == shaders.WeightF16 {
+		w, err := n.uploadMatrix(what, data, dtype)
+		w.half = true
+		return w, err
+	}
+	r := make([]float32, len(data))
+	for i, v := range data {
+		h, ok := model.Float32ToFloat16(v)
+		if !ok {
+			return wbuf{}, fmt.Errorf("gpu: %s: value %g at %d is beyond the float16 range (65504), so the model cannot run in precision f16; use precision f32", what, v, i)
+		}
+		r[i] = model.Float16ToFloat32(h)
+	}
+	w, err := n.uploadMatrix(what, r, shaders.WeightF16)
+	w.half = true
+	return w, err
+}
+
 func (be *Backend) load(ctx context.Context, m *model.Model) (*Net, error) {
 	if m == nil {
 		return nil, fmt.Errorf("gpu: load: model is nil")
@@ -250,6 +297,22 @@ func (n *Net) uploadAll(ctx context.Context, dtype int) error {
 		w, err = n.uploadMatrix(name, m.T(name).Data, dtype)
 		return w
 	}
+	// tmat is mat for the trunk's block matrices: with Options.Precision
+	// "f16" they are multiplied in f16 and stored as f16 (uploadHalf).
+	tmat := mat
+	if n.d.f16 {
+		tmat = func(name string) wbuf {
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err != nil {
+				return wbuf{}
+			}
+			var w wbuf
+			w, err = n.uploadHalf(name, m.T(name).Data, dtype)
+			return w
+		}
+	}
 	n.wte = mat("transformer.wte.weight")
 	switch cfg.PositionEncoding {
 	case model.Absolute:
@@ -271,11 +334,11 @@ func (n *Net) uploadAll(ctx context.Context, dtype int) error {
 		p := fmt.Sprintf("transformer.h.%d.", i)
 		n.layers = append(n.layers, gpuBlock{
 			ln1W: vec(p + "ln_1.weight"), ln1B: bias(p + "ln_1.bias"),
-			attnW: mat(p + "attn.c_attn.weight"), attnB: bias(p + "attn.c_attn.bias"),
-			attnProjW: mat(p + "attn.c_proj.weight"), attnProjB: bias(p + "attn.c_proj.bias"),
+			attnW: tmat(p + "attn.c_attn.weight"), attnB: bias(p + "attn.c_attn.bias"),
+			attnProjW: tmat(p + "attn.c_proj.weight"), attnProjB: bias(p + "attn.c_proj.bias"),
 			ln2W: vec(p + "ln_2.weight"), ln2B: bias(p + "ln_2.bias"),
-			fcW: mat(p + "mlp.c_fc.weight"), fcB: bias(p + "mlp.c_fc.bias"),
-			fcProjW: mat(p + "mlp.c_proj.weight"), fcProjB: bias(p + "mlp.c_proj.bias"),
+			fcW: tmat(p + "mlp.c_fc.weight"), fcB: bias(p + "mlp.c_fc.bias"),
+			fcProjW: tmat(p + "mlp.c_proj.weight"), fcProjB: bias(p + "mlp.c_proj.bias"),
 		})
 	}
 	n.lnfW = vec("transformer.ln_f.weight")

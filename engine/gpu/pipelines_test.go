@@ -26,6 +26,15 @@ func pipelinesOn(t *testing.T, be *Backend) {
 		for _, dt := range []int{shaders.WeightF32, shaders.WeightF16, shaders.WeightBF16} {
 			if tl.CheckUnrolledLimit(tl.DB, d.shmax()) == nil {
 				try(shaders.MatmulUnrolled, tl.unrolledConsts(dt, d.shmax()), matmulKinds)
+				if dt == shaders.WeightF16 {
+					// Options.Precision "f16"'s form (its weights are
+					// always f16), with its arithmetic emulated in f32
+					// (F16 = 2), which every adapter compiles: through
+					// pipeline's footprint checks like the rest.
+					c := tl.unrolledConsts(dt, d.shmax())
+					c["F16"] = "2u"
+					try(shaders.MatmulUnrolled, c, matmulKinds)
+				}
 			}
 			for _, fast := range []bool{false, true} {
 				try("matmul.wgsl", tl.loop().consts(fast, dt), matmulKinds)

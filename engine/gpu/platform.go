@@ -76,6 +76,17 @@ type Options struct {
 	// browsers; wgpu-native v22 does not expose it), "off" never (the
 	// workgroup-memory reductions every device runs).
 	Subgroups string
+	// Precision is the arithmetic of the trunk's matmuls: "f32", "f16" or
+	// "auto" ("" = "auto"). "f16" runs the f16 variants of the generated
+	// matmul (shaders.MatmulUnrolled with F16: operands as f16 in workgroup
+	// memory, f16 products summed in f16 within one K tile, f32 across K
+	// tiles and in the epilogue; LayerNorm, attention, softmax, the
+	// residual stream and every head stay f32) and needs the adapter
+	// feature shader-f16 and a shader compiler that accepts f16 WGSL: New
+	// refuses "f16" without either, naming which (docs/gpu.md, "Precision").
+	// "auto" is f32: f16 is to be chosen automatically only where it was
+	// measured to pay, and it has not been measured on a GPU yet.
+	Precision string
 }
 
 // LimitsKinds are the values Options.Limits accepts.
@@ -86,6 +97,9 @@ var SubgroupsKinds = []string{"auto", "off"}
 
 // defaultLimits reports whether o asks for the spec's default limits.
 func (o Options) defaultLimits() bool { return o.Limits == "default" }
+
+// Precisions are the values Options.Precision accepts.
+var Precisions = []string{"auto", "f32", "f16"}
 
 // SplitKinds are the split kernels Options.Split names ("none" alone turns
 // them all off).
@@ -140,6 +154,9 @@ func (o Options) Check() error {
 	if o.Subgroups != "" && !slices.Contains(SubgroupsKinds, o.Subgroups) {
 		return fmt.Errorf("gpu: subgroups %q is not a subgroups choice (want %s)", o.Subgroups, strings.Join(SubgroupsKinds, " or "))
 	}
+	if o.Precision != "" && !slices.Contains(Precisions, o.Precision) {
+		return fmt.Errorf("gpu: precision %q is not a precision (want %s)", o.Precision, strings.Join(Precisions, ", "))
+	}
 	return nil
 }
 
@@ -178,7 +195,7 @@ type AdapterInfo struct {
 	Vendor      string
 	Backend     string // "vulkan", "metal", "webgpu" (browser), ...
 	AdapterType string // "discrete GPU", "cpu", ...
-	ShaderF16   bool   // the adapter offers shader-f16 (informational: no kernel uses f16 arithmetic, so remask does not request it)
+	ShaderF16   bool   // the adapter offers shader-f16 (requested only for Options.Precision "f16")
 	Timestamps  bool   // the adapter offers the timestamp-query feature
 	Subgroups   bool   // the adapter offers the subgroups feature (requested unless Options.Subgroups is "off")
 }

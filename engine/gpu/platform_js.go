@@ -47,6 +47,7 @@ type platform struct {
 	alim                Limits // the adapter's limits
 	ts                  bool   // the device was created with timestamp-query
 	sg                  bool   // the device was created with subgroups
+	f16                 bool   // the device was created with shader-f16
 	ids                 atomic.Uint64
 	mu                  sync.Mutex
 	lost                error
@@ -82,6 +83,9 @@ func jsLimits(l js.Value) Limits {
 	}
 }
 
+// openPlatform requests the device with opts' limits and features: the
+// shader-f16 feature for Options.Precision "f16", where the adapter offers
+// it (platform.f16 says whether the device has it).
 func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 	gpu := js.Global().Get("navigator").Get("gpu")
 	if !gpu.Truthy() {
@@ -135,6 +139,10 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 	if p.ai.Subgroups && opts.Subgroups != "off" {
 		features = append(features, "subgroups")
 		p.sg = true
+	}
+	if opts.Precision == "f16" && p.ai.ShaderF16 {
+		features = append(features, "shader-f16")
+		p.f16 = true
 	}
 	dev, err := await(ctx, adapter.Call("requestDevice", map[string]any{"label": "remask", "requiredLimits": req, "requiredFeatures": features}))
 	if err != nil || !dev.Truthy() {
@@ -458,3 +466,7 @@ func (p *platform) wait(ctx context.Context) error {
 	}
 	return p.lostErr()
 }
+
+// f16CompilerNote names the shader compiler of this build for the error of
+// an f16 kernel it refuses (device.checkF16).
+const f16CompilerNote = "the browser's WebGPU implementation"

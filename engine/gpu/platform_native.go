@@ -114,6 +114,7 @@ type platform struct {
 	lim     Limits // the device's (granted) limits
 	alim    Limits // the adapter's limits
 	ts      bool   // the device was created with timestamp-query
+	f16     bool   // the device was created with shader-f16
 
 	ids atomic.Uint64
 
@@ -125,6 +126,9 @@ type platform struct {
 // into wgpu-native's instance set-up were seen to fail in parallel tests.
 var openMu sync.Mutex
 
+// openPlatform requests the device with opts' limits, and the shader-f16
+// feature for Options.Precision "f16" where the adapter offers it;
+// platform.f16 says whether the device has it.
 func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 	openMu.Lock()
 	defer openMu.Unlock()
@@ -203,6 +207,10 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 	if p.ai.Timestamps {
 		features = append(features, wgpu.FeatureNameTimestampQuery)
 		p.ts = true
+	}
+	if opts.Precision == "f16" && p.ai.ShaderF16 {
+		features = append(features, wgpu.FeatureNameShaderF16)
+		p.f16 = true
 	}
 	dev, err := adapter.RequestDevice(&wgpu.DeviceDescriptor{
 		Label:            "remask",
@@ -683,3 +691,7 @@ func (p *platform) wait(ctx context.Context) error {
 	p.queue.OnSubmittedWorkDone(func(wgpu.QueueWorkDoneStatus) { close(done) })
 	return p.pollUntil(ctx, done)
 }
+
+// f16CompilerNote names the shader compiler of this build for the error of
+// an f16 kernel it refuses (device.checkF16).
+const f16CompilerNote = "wgpu-native v22 through github.com/cogentcore/webgpu v0.23.0, whose naga parses no f16 WGSL: f16 needs wgpu 25 or later"

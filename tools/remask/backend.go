@@ -40,6 +40,37 @@ func limitsOptions(limits, backend string) (gpu.Options, error) {
 	return o, nil
 }
 
+// precisionHelp is the help of --precision (sample, bench, serve).
+const precisionHelp = "GPU backend arithmetic of the trunk's matmuls: auto | f32 | f16; auto = f32 (f16 is not chosen automatically until measured on a GPU); f16 needs an adapter with shader-f16 and a shader compiler with f16 (not this build's wgpu-native: docs/gpu.md, Precision) and never falls back"
+
+// precisionOptions checks --precision against --backend: f16 exists only
+// on the GPU backend.
+func precisionOptions(backend, precision string) (gpu.Options, error) {
+	o := gpu.Options{Precision: precision}
+	if err := o.Check(); err != nil {
+		return gpu.Options{}, flagError("precision", "%v", err)
+	}
+	if precision == "f16" && backend == "cpu" {
+		return gpu.Options{}, flagError("precision", "f16 runs on the GPU backend only; the CPU backend computes in f32 (use --backend gpu, or drop --precision)")
+	}
+	return o, nil
+}
+
+// deviceOptions are the GPU backend's options of --limits and
+// --precision (sample, bench, serve), each checked against --backend
+// with an error naming its flag.
+func deviceOptions(backend, limits, precision string) (gpu.Options, error) {
+	lo, err := limitsOptions(limits, backend)
+	if err != nil {
+		return gpu.Options{}, err
+	}
+	po, err := precisionOptions(backend, precision)
+	if err != nil {
+		return gpu.Options{}, err
+	}
+	return gpu.Options{Limits: lo.Limits, Precision: po.Precision}, nil
+}
+
 // openBackend is newBackend with the GPU backend's options.
 func openBackend(ctx context.Context, name string, threads int, gopts gpu.Options) (be engine.Backend, note string, err error) {
 	if name == "gpu" || name == "auto" {
@@ -64,10 +95,14 @@ func openBackend(ctx context.Context, name string, threads int, gopts gpu.Option
 		return g, "", nil
 	case "auto":
 		g, err := gpu.New(ctx, gopts)
+		if err != nil && gopts.Precision == "f16" {
+			// f16 was asked for: the CPU backend would silently be f32.
+			return nil, "", fmt.Errorf("--precision f16: %w", err)
+		}
 		if err != nil {
 			return cpu.New(threads), fmt.Sprintf("auto: no usable WebGPU adapter (%v)", err), nil
 		}
-		if ai := g.Info(); ai.AdapterType == "cpu" {
+		if ai := g.Info(); ai.AdapterType == "cpu" && gopts.Precision != "f16" {
 			g.Close()
 			return cpu.New(threads), fmt.Sprintf("auto: the WebGPU adapter %q is a CPU emulation; --backend gpu uses it anyway", ai.Name), nil
 		}

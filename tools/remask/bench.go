@@ -39,6 +39,7 @@ type benchArgs struct {
 	matmulDB   bool
 	split      []string
 	attention  string
+	precision  string
 	// sampling jobs (bench_loop.go)
 	batch, length, iterations int
 	reps                      int
@@ -66,6 +67,7 @@ func benchFlags() (*flagSet, *benchArgs) {
 	fs.boolVar(&a.matmulDB, "matmul-db", false, "GPU backend: run the automatically chosen matmul tiles double-buffered (tuning; off by default until measured)")
 	fs.listVar(&a.split, "split", "KINDS", "GPU backend: the split kernels: mm splits deep-K matmuls of small grids over K, attn splits attention of short sequences over keys, none turns both off; default both (measured faster at 1 x 256 on an H200, docs/performance.md)")
 	fs.stringVar(&a.attention, "attention", "auto", "auto|tiled", "GPU backend: the attention kernel; tiled is the tiled kernel for head size 64 (tuning; auto until measured)")
+	fs.stringVar(&a.precision, "precision", "auto", "P", precisionHelp)
 	fs.boolVar(&a.jsonOut, "json", false, "print JSON instead of a table")
 	fs.group("Sampling jobs (standard, small)")
 	fs.intVar(&a.reps, "reps", 3, "N", "timed generations per variant (after one warm-up); the median is reported")
@@ -80,6 +82,7 @@ func benchFlags() (*flagSet, *benchArgs) {
 // benchReport is what --json prints.
 type benchReport struct {
 	Backend    string           `json:"backend"`
+	Precision  string           `json:"precision"` // of the trunk's matmuls: f32, or f16 (--precision)
 	Model      string           `json:"model"`
 	Validation *benchValidation `json:"validation,omitempty"`
 	Results    []benchResult    `json:"results"`
@@ -109,6 +112,18 @@ type benchResult struct {
 
 // benchTol bounds the validation: the golden tests' bound.
 const benchTol = 2e-3
+
+// benchTolF16 bounds the validation of --precision f16 (gpu.F16LogitBound).
+const benchTolF16 = gpu.F16LogitBound
+
+// precisionOf is the precision be runs the trunk in ("f32" but for a GPU
+// backend opened with --precision f16).
+func precisionOf(be engine.Backend) string {
+	if g, ok := be.(*gpu.Backend); ok {
+		return g.Precision()
+	}
+	return "f32"
+}
 
 // syncer is a Net that can wait for its queued device work (the GPU's).
 type syncer interface{ Sync(context.Context) error }
@@ -177,9 +192,13 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep := benchReport{Backend: be.Name(), Model: m.Name()}
+	rep := benchReport{Backend: be.Name(), Precision: precisionOf(be), Model: m.Name()}
 	if len(vshape) == 1 {
-		v, err := benchValidate(ctx, net, vshape[0][0], vshape[0][1])
+		bound := benchTol
+		if rep.Precision == "f16" {
+			bound = benchTolF16
+		}
+		v, err := benchValidate(ctx, net, vshape[0][0], vshape[0][1], bound)
 		if err != nil {
 			return err
 		}
@@ -231,9 +250,9 @@ func benchTokens(net engine.Net, B, T int) []int32 {
 }
 
 // benchValidate compares net's logits at B x T with the CPU backend's and
-// fails when they differ by more than benchTol: a timing of wrong results
-// is worthless.
-func benchValidate(ctx context.Context, net engine.Net, B, T int) (*benchValidation, error) {
+// fails when they differ by more than bound (benchTol; benchTolF16 for
+// --precision f16): a timing of wrong results is worthless.
+func benchValidate(ctx context.Context, net engine.Net, B, T int, bound float64) (*benchValidation, error) {
 	m := net.Model()
 	tokens := benchTokens(net, B, T)
 	ref, err := cpu.New(0).Load(ctx, m)
@@ -257,7 +276,7 @@ func benchValidate(ctx context.Context, net engine.Net, B, T int) (*benchValidat
 	if err != nil {
 		return nil, fmt.Errorf("validation at %d x %d (CPU backend): %w", B, T, err)
 	}
-	v := &benchValidation{B: B, T: T, Bound: benchTol, Reference: "CPU backend"}
+	v := &benchValidation{B: B, T: T, Bound: bound, Reference: "CPU backend"}
 	for i := range got {
 		d := math.Abs(float64(got[i]) - float64(want[i]))
 		if math.IsNaN(d) {
@@ -267,8 +286,8 @@ func benchValidate(ctx context.Context, net engine.Net, B, T int) (*benchValidat
 			v.MaxAbs = d
 		}
 	}
-	if !(v.MaxAbs <= benchTol) {
-		return v, fmt.Errorf("validation at %d x %d: the logits differ from the CPU backend's by up to %g (bound %g); not timing a wrong forward", B, T, v.MaxAbs, benchTol)
+	if !(v.MaxAbs <= bound) {
+		return v, fmt.Errorf("validation at %d x %d: the logits differ from the CPU backend's by up to %g (bound %g); not timing a wrong forward", B, T, v.MaxAbs, bound)
 	}
 	return v, nil
 }
@@ -343,11 +362,11 @@ func standardModel(seed uint64) (*model.Model, error) {
 // gpuOptions are the GPU kernel variants of the bench flags, each checked
 // with an error naming its flag.
 func (a *benchArgs) gpuOptions() (gpu.Options, error) {
-	lo, err := limitsOptions(a.limits, a.backend)
+	do, err := deviceOptions(a.backend, a.limits, a.precision)
 	if err != nil {
 		return gpu.Options{}, err
 	}
-	o := gpu.Options{MatmulTile: a.matmulTile, MatmulDoubleBuffer: a.matmulDB, Split: a.split, Attention: a.attention, Limits: lo.Limits}
+	o := gpu.Options{MatmulTile: a.matmulTile, MatmulDoubleBuffer: a.matmulDB, Split: a.split, Attention: a.attention, Limits: do.Limits, Precision: do.Precision}
 	for _, c := range []struct {
 		flag string
 		o    gpu.Options

@@ -14,6 +14,7 @@ import (
 
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/gpu"
+	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
 )
 
@@ -65,14 +66,20 @@ type loopResult struct {
 	// BaselineRatio is Seconds over the PyTorch loop's seconds for the same
 	// sampler/compat variant, per PyTorch dtype.
 	BaselineRatio map[string]float64 `json:"ratio_to_pytorch,omitempty"`
+	// TextAgreementF32 (--precision f16 only) is the fraction of the
+	// generated characters that equal those of the same generation (same
+	// seed and options) in precision f32 on the same adapter.
+	TextAgreementF32 *float64 `json:"text_agreement_f32,omitempty"`
+	text             string   // the last rep's samples, concatenated
 }
 
 type loopReport struct {
-	Job      string          `json:"job"`
-	Backend  string          `json:"backend"`
-	Model    string          `json:"model"`
-	Results  []loopResult    `json:"results"`
-	Baseline json.RawMessage `json:"pytorch_baseline,omitempty"`
+	Job       string          `json:"job"`
+	Backend   string          `json:"backend"`
+	Precision string          `json:"precision"` // of the trunk's matmuls: f32, or f16 (--precision)
+	Model     string          `json:"model"`
+	Results   []loopResult    `json:"results"`
+	Baseline  json.RawMessage `json:"pytorch_baseline,omitempty"`
 	// BaselineError says why no baseline ran (never left out silently).
 	BaselineError string `json:"pytorch_baseline_error,omitempty"`
 	Command       string `json:"command"`
@@ -107,7 +114,7 @@ func runLoopBench(ctx context.Context, c *cli, a *benchArgs, gopts gpu.Options) 
 	if err != nil {
 		return err
 	}
-	rep := loopReport{Job: job.name, Backend: be.Name(), Model: m.Name(), Command: "remask " + strings.Join(os.Args[1:], " ")}
+	rep := loopReport{Job: job.name, Backend: be.Name(), Precision: precisionOf(be), Model: m.Name(), Command: "remask " + strings.Join(os.Args[1:], " ")}
 	loops := []string{"host"}
 	if _, ok := net.(engine.LoopNet); ok {
 		loops = []string{"device"}
@@ -132,6 +139,11 @@ func runLoopBench(ctx context.Context, c *cli, a *benchArgs, gopts gpu.Options) 
 			}
 		}
 	}
+	if rep.Precision == "f16" {
+		if err := textAgreement(ctx, c, a, gopts, m, job, rep.Results); err != nil {
+			return err
+		}
+	}
 	if a.baseline != "none" {
 		raw, err := runBaseline(ctx, a.baseline, path, job, a.reps)
 		if err != nil {
@@ -153,6 +165,9 @@ func runLoopBench(ctx context.Context, c *cli, a *benchArgs, gopts gpu.Options) 
 		if r.SubmitsPerIt > 0 {
 			fmt.Fprintf(c.stdout, "  %.1f submits/it  %.0f dispatches/it  %.0f B read/it  %d waves", r.SubmitsPerIt, r.DispatchPerIt, r.ReadPerIt, r.Waves)
 		}
+		if r.TextAgreementF32 != nil {
+			fmt.Fprintf(c.stdout, "  text = f32's on %.1f%%", 100**r.TextAgreementF32)
+		}
 		for _, k := range sortedKeys(r.BaselineRatio) {
 			fmt.Fprintf(c.stdout, "  %.2fx pytorch-%s", r.BaselineRatio[k], k)
 		}
@@ -173,9 +188,46 @@ func sortedKeys(m map[string]float64) []string {
 	return out
 }
 
-// benchLoop times one variant: a warm-up generation, then reps timed ones
-// (no observer: the fast path that reads back only what it must).
-func benchLoop(ctx context.Context, net engine.Net, job loopJob, v loopVariant, reps int) (loopResult, error) {
+// textAgreement sets TextAgreementF32 of every result: it opens the
+// adapter again in precision f32, runs each variant once with the same
+// options and seed, and compares the texts character by character.
+func textAgreement(ctx context.Context, c *cli, a *benchArgs, gopts gpu.Options, m *model.Model, job loopJob, results []loopResult) error {
+	fo := gopts
+	fo.Precision = "f32"
+	be, net, err := c.benchNet(ctx, &benchArgs{backend: "gpu", threads: a.threads}, m, fo)
+	if err != nil {
+		return fmt.Errorf("text agreement with f32: %w", err)
+	}
+	defer be.(*gpu.Backend).Close()
+	for i := range results {
+		r := &results[i]
+		res, err := sampler.Generate(ctx, sampler.Models{LM: net}, loopOptions(net, job, r.loopVariant), nil)
+		if err != nil {
+			return fmt.Errorf("text agreement with f32, %+v: %w", r.loopVariant, err)
+		}
+		x, y := []rune(r.text), []rune(samplesText(res))
+		same := 0
+		for k := range min(len(x), len(y)) {
+			if x[k] == y[k] {
+				same++
+			}
+		}
+		f := float64(same) / float64(max(len(x), len(y), 1))
+		r.TextAgreementF32 = &f
+	}
+	return nil
+}
+
+func samplesText(res *sampler.Result) string {
+	var s strings.Builder
+	for _, x := range res.Samples {
+		s.WriteString(x.Text)
+	}
+	return s.String()
+}
+
+// loopOptions are the sampler options of variant v of job.
+func loopOptions(net engine.Net, job loopJob, v loopVariant) sampler.Options {
 	o := sampler.Defaults()
 	o.NumSamples, o.SequenceLength, o.Iterations, o.Seed = job.B, job.T, job.N, 1
 	o.Remasking = sampler.RemaskCritic
@@ -185,6 +237,13 @@ func benchLoop(ctx context.Context, net engine.Net, job loopJob, v loopVariant, 
 	o.DisableSampler = !v.Sampler
 	o.Compat.CriticOnInput = v.Compat == "critic-on-input"
 	o.HostLoop = v.Loop == "host"
+	return o
+}
+
+// benchLoop times one variant: a warm-up generation, then reps timed ones
+// (no observer: the fast path that reads back only what it must).
+func benchLoop(ctx context.Context, net engine.Net, job loopJob, v loopVariant, reps int) (loopResult, error) {
+	o := loopOptions(net, job, v)
 	r := loopResult{loopVariant: v, Job: job.name, B: job.B, T: job.T, N: job.N, Reps: reps}
 	if _, err := sampler.Generate(ctx, sampler.Models{LM: net}, o, nil); err != nil {
 		return r, err
@@ -216,6 +275,7 @@ func benchLoop(ctx context.Context, net engine.Net, job loopJob, v loopVariant, 
 	sort.Float64s(secs)
 	r.Seconds, r.SecondsMin = secs[len(secs)/2], secs[0]
 	r.LoopSeconds = last.Seconds
+	r.text = samplesText(last)
 	r.TokensPerSec = float64(job.B*job.T) / r.Seconds
 	r.Timings = last.Timings
 	if d := last.Device; d != nil {

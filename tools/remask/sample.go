@@ -40,6 +40,7 @@ type sampleArgs struct {
 	backend      string
 	threads      int
 	limits       string
+	precision    string
 	maxMemory    string
 
 	verbose    bool
@@ -71,6 +72,7 @@ func sampleFlags() (*flagSet, *sampleArgs) {
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto | cpu | gpu; auto = WebGPU on a hardware adapter, else cpu (saying which); gpu = any WebGPU adapter, software ones included")
 	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 to 1024")
 	fs.stringVar(&a.limits, "limits", "adapter", "WHICH", limitsHelp)
+	fs.stringVar(&a.precision, "precision", "auto", "P", precisionHelp)
 	fs.stringVar(&a.maxMemory, "max-memory", "auto", "SIZE", maxMemoryHelp)
 
 	fs.group("Sampling")
@@ -204,7 +206,7 @@ func runSample(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	gopts, err := limitsOptions(a.limits, a.backend)
+	gopts, err := deviceOptions(a.backend, a.limits, a.precision)
 	if err != nil {
 		return err
 	}

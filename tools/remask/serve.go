@@ -31,6 +31,7 @@ type serveArgs struct {
 	backend     string
 	threads     int
 	limits      string
+	precision   string
 	maxTokens   int
 	maxQueue    int
 	maxWork     int64
@@ -69,6 +70,7 @@ func serveFlags() (*flagSet, *serveArgs) {
 	fs.stringVar(&a.backend, "backend", "auto", "NAME", "compute backend: auto (WebGPU with a hardware adapter, else the CPU), cpu or gpu")
 	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core, else 1 or more")
 	fs.stringVar(&a.limits, "limits", "adapter", "WHICH", limitsHelp)
+	fs.stringVar(&a.precision, "precision", "auto", "P", precisionHelp)
 	fs.group("Limits")
 	fs.intVar(&a.maxTokens, "max-tokens", api.DefaultMaxTokens, "N", "most num_samples x sequence_length per request; 1 or more")
 	fs.int64Var(&a.maxWork, "max-work", api.DefaultMaxWork, "N", "most num_samples x sequence_length x iterations per request; 1 or more")
@@ -171,7 +173,7 @@ func serveCommand(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 
-	gopts, err := limitsOptions(a.limits, a.backend)
+	gopts, err := deviceOptions(a.backend, a.limits, a.precision)
 	if err != nil {
 		return err
 	}
