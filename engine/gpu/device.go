@@ -27,6 +27,8 @@ type device struct {
 	// The other Options: matmulDB = MatmulDoubleBuffer, splitMM and
 	// splitAttn = Split's "mm" and "attn", attnTiled = Attention "tiled".
 	matmulDB, splitMM, splitAttn, attnTiled bool
+	// waveSlots is Options.WaveSlots (the default when 0).
+	waveSlots int
 }
 
 func openDevice(ctx context.Context, opts Options) (*device, error) {
@@ -41,7 +43,10 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 		matmulDB:  opts.MatmulDoubleBuffer,
 		splitMM:   slices.Contains(opts.splits(), "mm"),
 		splitAttn: slices.Contains(opts.splits(), "attn"),
-		attnTiled: opts.Attention == "tiled"}
+		attnTiled: opts.Attention == "tiled", waveSlots: opts.WaveSlots}
+	if d.waveSlots == 0 {
+		d.waveSlots = WaveSlots
+	}
 	if opts.MatmulTile != "" {
 		t, err := parseTile(opts.MatmulTile, d.shmax())
 		if err != nil {

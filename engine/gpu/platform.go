@@ -62,6 +62,13 @@ type Options struct {
 	// (shaders.AttentionTiled; head size 64 only: Load refuses other
 	// models, and New a device with too little workgroup memory).
 	Attention string
+	// WaveSlots bounds the sampler-head waves an iteration encodes without
+	// a read: an iteration whose schedule allows at most that many waves
+	// records them all (the ones past the device's plan are empty
+	// dispatches) and reads nothing back; one that allows more reads its
+	// wave count once, after the plan, and records exactly those. 0 is
+	// the default (WaveSlots); negative is refused.
+	WaveSlots int
 }
 
 // SplitKinds are the split kernels Options.Split names ("none" alone turns
@@ -107,6 +114,9 @@ func (o Options) Check() error {
 			return fmt.Errorf("gpu: split %q is named twice", k)
 		}
 		seen[k] = true
+	}
+	if o.WaveSlots < 0 {
+		return fmt.Errorf("gpu: wave slots %d is negative (0 is the default, %d)", o.WaveSlots, WaveSlots)
 	}
 	if o.Attention != "" && !slices.Contains(AttentionKinds, o.Attention) {
 		return fmt.Errorf("gpu: attention %q is not an attention kernel (want %s)", o.Attention, strings.Join(AttentionKinds, " or "))
