@@ -66,7 +66,15 @@ var wgslEnums = []struct {
 	{"waveplan.wgsl", "W_TOTAL", WaveTotal},
 	{"waveplan.wgsl", "W_OVER", WaveOver},
 	{"waveplan.wgsl", "W_LAST", WaveLast},
+	{"waveplan.wgsl", "W_TICKET", WaveTicket},
+	{"waveplan.wgsl", "W_CUR_N", WaveCurN},
+	{"waveplan.wgsl", "W_CUR_OFF", WaveCurOff},
 	{"waveplan.wgsl", "WS_CNT", WaveCounts},
+	{"waveplan.wgsl", "SLOT_WORDS", WaveSlotWords},
+	{"sampler_in.wgsl", "W_TICKET", WaveTicket},
+	{"sampler_in.wgsl", "W_CUR_N", WaveCurN},
+	{"sampler_in.wgsl", "W_CUR_OFF", WaveCurOff},
+	{"sampler_in.wgsl", "SLOT_WORDS", WaveSlotWords},
 	// "No id": sample.wgsl's failed draw, waveplan.wgsl's none and
 	// sampler_in.wgsl's missing neighbour.
 	{"sample.wgsl", "NONE", NoID},

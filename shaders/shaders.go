@@ -201,14 +201,20 @@ const (
 )
 
 // waveplan.wgsl's wave state words (WS): a header (W_*), then the count of
-// wave w at WaveCounts + w (w = 1 .. B·T), then two words per slot from
-// WaveSlotAt(N): the wave's count and its first index in the list.
+// wave w at WaveCounts + w (w = 1 .. B·T), then WaveSlotWords per slot
+// from WaveSlotAt(N): the wave's count, its first index in the list and
+// the workgroups sampler_in.wgsl launched for the slots before it.
 const (
 	WaveMax    = 0 // this iteration's last wave (reset by the scan)
 	WaveTotal  = 1 // waves run so far
 	WaveOver   = 2 // 0, or 1 + the first iteration whose waves exceeded the slots
 	WaveLast   = 3 // the latest iteration's wave count
-	WaveCounts = 4
+	WaveTicket = 4 // sampler_in.wgsl's workgroup tickets (reset by the scan)
+	WaveCurN   = 5 // the running wave's count (sampler_in.wgsl writes it for sample.wgsl)
+	WaveCurOff = 6 // the running wave's first index in the list
+	WaveCounts = 8
+	// WaveSlotWords is the words per slot: count, first, workgroups before, unused.
+	WaveSlotWords = 4
 	// WaveArgsWords is the indirect dispatch arguments per slot: five (x, y, z).
 	WaveArgsWords = 15
 )
@@ -217,15 +223,19 @@ const (
 func WaveSlotAt(n int) int { return WaveCounts + n + 1 }
 
 // WaveStateWords is the size of WS in words for n positions and up to n slots.
-func WaveStateWords(n int) int { return WaveSlotAt(n) + 2*n }
+func WaveStateWords(n int) int { return WaveSlotAt(n) + WaveSlotWords*n }
 
 // SamplerInParams mirrors sampler_in.wgsl's Params.
 type SamplerInParams struct {
-	C, V, T, Slot uint32
+	C, V, T       uint32
+	SlotAt        uint32 // WS's first slot word (WaveSlotAt)
 	HasBias       uint32
 	Eps           float32
 	Mask          uint32
 	Embeddings    uint32
+	Slots         uint32 // slots of this iteration
+	Pad0, Pad1    uint32
+	Pad2          uint32
 }
 
 // StatsParams mirrors stats.wgsl's Params.

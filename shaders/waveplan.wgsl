@@ -24,15 +24,18 @@
 // last wave).
 //
 // PHASE_SCAN, one workgroup: W = WS[W_MAX] waves; for every slot s <
-// P.slots (wave s + 1) the wave's count n_s (0 past W) and its first index
-// off_s in LIST (exclusive prefix sum) at WS[SLOT + 2s], WS[SLOT + 2s + 1],
-// and the workgroup counts of its five indirect dispatches at ARGS[15s ..]:
+// P.slots (wave s + 1) the record at WS[SLOT + 4s ..]: the wave's count n_s
+// (0 past W), its first index off_s in LIST (exclusive prefix sum) and the
+// workgroups that sampler_in.wgsl launches for the slots before it (its
+// workgroups find their slot by ticket, so that every slot's dispatches
+// are alike), and the workgroup counts of its five indirect dispatches at
+// ARGS[15s ..]:
 //   0: sampler_in.wgsl, one workgroup per row       2: layernorm, one per row
 //   1: the mlp.3 matmul, (nx1, ceil(n / bm1), 1)    3: the output matmul, (nx2, ceil(n / bm2), 1)
 //   4: sample.wgsl (scatter), one workgroup per row
 // ("one per row" spread over x and y as engine/gpu's grid() does; n = 0
-// gives empty dispatches). It then resets the wave counters for the next
-// iteration, adds min(W, slots) to WS[W_TOTAL], keeps W in WS[W_LAST] and,
+// gives empty dispatches). It then resets the wave counters and the
+// tickets for the next iteration, adds min(W, slots) to WS[W_TOTAL], keeps W in WS[W_LAST] and,
 // when W > P.slots (the host's bound was wrong), records the iteration + 1
 // in WS[W_OVER] (the host fails the generation at its next read).
 //
@@ -87,7 +90,11 @@ const W_MAX: u32 = 0u;    // this iteration's last wave, reset by the scan
 const W_TOTAL: u32 = 1u;  // waves run so far
 const W_OVER: u32 = 2u;   // 0, or 1 + the first iteration whose waves exceeded the slots
 const W_LAST: u32 = 3u;   // the latest iteration's wave count
-const WS_CNT: u32 = 4u;
+const W_TICKET: u32 = 4u; // sampler_in.wgsl's workgroup tickets
+const W_CUR_N: u32 = 5u;  // (sampler_in.wgsl's) the running wave's count
+const W_CUR_OFF: u32 = 6u;  // and its first index in LIST
+const WS_CNT: u32 = 8u;
+const SLOT_WORDS: u32 = 4u;  // per slot: count, first, workgroups before, unused
 
 // include: select.wgsl topk
 
@@ -291,13 +298,25 @@ fn put(s: u32, i: u32, x: u32, y: u32) {
   ARGS[o + 2u] = 1u;
 }
 
-fn grid(s: u32, i: u32, n: u32) {
+// grid writes engine/gpu's grid() of n workgroups and returns how many it
+// launches (x·y).
+fn grid(s: u32, i: u32, n: u32) -> u32 {
   if (n <= P.maxd) {
     put(s, i, n, 1u);
-    return;
+    return n;
   }
   let y = (n + P.maxd - 1u) / P.maxd;
-  put(s, i, (n + y - 1u) / y, y);
+  let x = (n + y - 1u) / y;
+  put(s, i, x, y);
+  return x * y;
+}
+
+fn launched(n: u32) -> u32 {
+  if (n <= P.maxd) {
+    return n;
+  }
+  let y = (n + P.maxd - 1u) / P.maxd;
+  return ((n + y - 1u) / y) * y;
 }
 
 fn scan(t: u32) {
@@ -308,16 +327,22 @@ fn scan(t: u32) {
   let len = max(S, W);
   let r = tk_range(len, t);
   var sum = 0u;
+  var wgs = 0u;
   for (var s = r.x; s < r.y; s++) {
     if (s < S && s < W) {
-      sum += atomicLoad(&WS[WS_CNT + s + 1u]);
+      let n = atomicLoad(&WS[WS_CNT + s + 1u]);
+      sum += n;
+      wgs += launched(n);
     }
   }
   TK_PART[t] = sum;
+  W_LO[t] = wgs;
   workgroupBarrier();
   var off = 0u;
+  var before = 0u;
   for (var j = 0u; j < t; j++) {
     off += TK_PART[j];
+    before += W_LO[j];
   }
   for (var s = r.x; s < r.y; s++) {
     var n = 0u;
@@ -326,10 +351,12 @@ fn scan(t: u32) {
       atomicStore(&WS[WS_CNT + s + 1u], 0u);
     }
     if (s < S) {
-      atomicStore(&WS[slot0 + 2u * s], n);
-      atomicStore(&WS[slot0 + 2u * s + 1u], off);
+      let rec = slot0 + SLOT_WORDS * s;
+      atomicStore(&WS[rec], n);
+      atomicStore(&WS[rec + 1u], off);
+      atomicStore(&WS[rec + 2u], before);
       off += n;
-      grid(s, 0u, n);
+      before += grid(s, 0u, n);
       put(s, 1u, select(0u, P.nx1, n > 0u), (n + P.bm1 - 1u) / P.bm1);
       grid(s, 2u, n);
       put(s, 3u, select(0u, P.nx2, n > 0u), (n + P.bm2 - 1u) / P.bm2);
@@ -339,6 +366,7 @@ fn scan(t: u32) {
   workgroupBarrier();
   if (t == 0u) {
     atomicStore(&WS[W_MAX], 0u);
+    atomicStore(&WS[W_TICKET], 0u);
     atomicStore(&WS[W_LAST], W);
     atomicAdd(&WS[W_TOTAL], min(W, S));
     if (W > S && atomicLoad(&WS[W_OVER]) == 0u) {
@@ -357,7 +385,7 @@ fn list(p: u32) {
     return;
   }
   let slot0 = WS_CNT + N + 1u;
-  LIST[atomicLoad(&WS[slot0 + 2u * (w - 1u) + 1u]) + KEYS[p]] = p;
+  LIST[atomicLoad(&WS[slot0 + SLOT_WORDS * (w - 1u) + 1u]) + KEYS[p]] = p;
 }
 
 @compute @workgroup_size(WG)

@@ -26,7 +26,7 @@ var (
 	remaskKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRW}
 	selectKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRW, bindRW, bindRW}
 	wavePlanKinds  = []bindKind{bindUniform, bindRead, bindRead, bindRW, bindRW, bindRead, bindRW, bindRW}
-	samplerInKinds = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRead, bindRW, bindRead}
+	samplerInKinds = []bindKind{bindUniform, bindRead, bindRW, bindRead, bindRead, bindRead, bindRW, bindRead}
 	statsKinds     = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRW}
 )
 
@@ -579,7 +579,9 @@ func (l *Loop) planOps(o *ops, it, slots int) {
 // slotOps records slots waves of iteration it: per wave five indirect
 // dispatches (sampler_in.wgsl, the mlp.3 matmul, the LayerNorm, the output
 // matmul, sample.wgsl scatter) whose workgroup counts the plan wrote; the
-// waves past the plan's are empty dispatches.
+// waves past the plan's are empty dispatches. Every wave's ops are the same
+// (sampler_in.wgsl finds its wave by ticket), so they share their params
+// and bind groups (program.record).
 func (l *Loop) slotOps(o *ops, it, slots int) {
 	if slots == 0 {
 		return
@@ -593,31 +595,28 @@ func (l *Loop) slotOps(o *ops, it, slots int) {
 	ln, errLN := d.layerNorm("sampler mlp.5", l.N, n.C, whole(a.szb), sp.ln2, sp.lb2, whole(a.sza), n.eps)
 	out, errOut := d.matmulTiled("sampler output_head", waveTile, l.N, n.V, n.C, whole(a.sza), sp.out, nil, whole(a.sout), shaders.ActNone, false)
 	plIn, errIn := d.pipeline("sampler_in.wgsl", nil, samplerInKinds)
-	sip := shaders.SamplerInParams{C: uint32(n.C), V: uint32(n.V), T: uint32(l.T), Eps: float32(n.eps), Mask: uint32(s.Mask)}
+	sip := shaders.SamplerInParams{C: uint32(n.C), V: uint32(n.V), T: uint32(l.T), SlotAt: uint32(shaders.WaveSlotAt(l.N)),
+		Eps: float32(n.eps), Mask: uint32(s.Mask), Slots: uint32(slots)}
 	if n.m.Config.Bias {
 		sip.HasBias = 1
 	}
 	if s.Embeddings {
 		sip.Embeddings = 1
 	}
-	inBinds := []binding{whole(l.list), whole(l.waveState), whole(l.hW0), whole(l.tabs.lr), whole(l.tabs.vec), whole(a.sza), whole(l.pred)}
-	slot0 := shaders.WaveSlotAt(l.N)
+	in := op{name: "sampler mlp.0-2", pl: plIn, params: shaders.Bytes(sip),
+		binds: []binding{whole(l.list), whole(l.waveState), whole(l.hW0), whole(l.tabs.lr), whole(l.tabs.vec), whole(a.sza), whole(l.pred)}}
+	draw, errDraw := l.draw(it, loopDraw{mode: shaders.SampleScatter, countAt: shaders.WaveCurN, logits: whole(a.sout),
+		pos: whole(l.list), excl: whole(l.exclS), out: whole(l.pred), aux: whole(l.waveState)})
 	for i := 0; i < slots; i++ {
 		at := uint64(i * shaders.WaveArgsWords)
-		indirect := func(k int, x op, err error) {
-			x.ind, x.indOff = l.args, 4*(at+uint64(3*k))
-			o.add(x, err)
+		for k, x := range []struct {
+			op  op
+			err error
+		}{{in, errIn}, {mm3, err3}, {ln, errLN}, {out, errOut}, {draw, errDraw}} {
+			y := x.op
+			y.ind, y.indOff = l.args, 4*(at+uint64(3*k))
+			o.add(y, x.err)
 		}
-		slot := slot0 + 2*i
-		p := sip
-		p.Slot = uint32(slot)
-		indirect(0, op{name: "sampler mlp.0-2", pl: plIn, params: shaders.Bytes(p), binds: inBinds}, errIn)
-		indirect(1, mm3, err3)
-		indirect(2, ln, errLN)
-		indirect(3, out, errOut)
-		x, err := l.draw(it, loopDraw{mode: shaders.SampleScatter, countAt: slot, logits: whole(a.sout),
-			pos: whole(l.list), excl: whole(l.exclS), out: whole(l.pred), aux: whole(l.waveState)})
-		indirect(4, x, err)
 	}
 }
 

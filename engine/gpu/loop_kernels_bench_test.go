@@ -199,9 +199,11 @@ func BenchmarkSamplingKernels(b *testing.B) {
 		for i := 0; i < N; i++ {
 			list[i] = uint32(i)
 		}
-		sip := shaders.SamplerInParams{C: C, V: V, T: T, Slot: 0, HasBias: 1, Eps: 1e-5, Mask: mask, Embeddings: 1}
+		sip := shaders.SamplerInParams{C: C, V: V, T: T, SlotAt: shaders.WaveCounts, Slots: 1, HasBias: 1, Eps: 1e-5, Mask: mask, Embeddings: 1}
+		ws := make([]uint32, shaders.WaveCounts+shaders.WaveSlotWords) // one slot of N rows
+		ws[shaders.WaveCounts] = N
 		o := op{name: "sampler mlp.0-2", pl: pipe("sampler_in.wgsl", samplerInKinds), params: shaders.Bytes(sip),
-			binds: []binding{whole(mk(N, list)), whole(mk(4, []uint32{N, 0, 0, 0})), whole(mk(N*C, f32(randVec(r, N*C, 1)))),
+			binds: []binding{whole(mk(N, list)), whole(mk(len(ws), ws)), whole(mk(N*C, f32(randVec(r, N*C, 1)))),
 				whole(mk(2*V*C, f32(randVec(r, 2*V*C, 1)))), whole(mk(3*C, f32(randVec(r, 3*C, 1)))), whole(mk(N*C, nil)), whole(mk(N, wavePred))}, wg: d.grid(N)}
 		lkBench(b, d, []op{o}, N)
 	})

@@ -454,9 +454,9 @@ func runWave(k *kernelRun, s *waveScenario) {
 	if W > S {
 		over = 1 // iteration 0 + 1
 	}
-	hdr := []uint32{0, 2 * uint32(min(W, S)), over, uint32(W)}
+	hdr := []uint32{0, 2 * uint32(min(W, S)), over, uint32(W), 0, 0, 0, 0} // tickets reset, no wave ran
 	if fmt.Sprint(gws[:shaders.WaveCounts]) != fmt.Sprint(hdr) {
-		k.Errorf("WS header (max, total, over, last) = %v, want %v (W = %d waves, %d slots)", gws[:shaders.WaveCounts], hdr, W, S)
+		k.Errorf("WS header (max, total, over, last, tickets, ...) = %v, want %v (W = %d waves, %d slots)", gws[:shaders.WaveCounts], hdr, W, S)
 	}
 	for w := 1; w <= N; w++ {
 		if c := gws[shaders.WaveCounts+w]; c != 0 {
@@ -464,7 +464,7 @@ func runWave(k *kernelRun, s *waveScenario) {
 		}
 	}
 	slot0 := shaders.WaveSlotAt(N)
-	off := 0
+	off, before := 0, 0
 	for sl := 0; sl < S; sl++ {
 		var want []int
 		if sl < W {
@@ -474,9 +474,10 @@ func runWave(k *kernelRun, s *waveScenario) {
 				}
 			}
 		}
-		n, first := int(gws[slot0+2*sl]), int(gws[slot0+2*sl+1])
-		if n != len(want) || first != off {
-			k.Fatalf("slot %d: (count, first) = (%d, %d), want (%d, %d)", sl, n, first, len(want), off)
+		rec := gws[slot0+shaders.WaveSlotWords*sl:]
+		n, first := int(rec[0]), int(rec[1])
+		if n != len(want) || first != off || int(rec[2]) != before {
+			k.Fatalf("slot %d: (count, first, workgroups before) = %v, want (%d, %d, %d)", sl, rec[:3], len(want), off, before)
 		}
 		gotPos := make([]int, n)
 		for i := range gotPos {
@@ -496,6 +497,7 @@ func runWave(k *kernelRun, s *waveScenario) {
 		if maxd == 65535 && n > 0 && grid != k.d.grid(uint64(n)) {
 			k.Fatalf("n = %d: this test's grid %v, engine/gpu grid() %v", n, grid, k.d.grid(uint64(n)))
 		}
+		before += int(grid[0] * grid[1])
 		mm := func(nx, bm int) [3]uint32 {
 			if n == 0 {
 				return [3]uint32{0, 0, 1}
@@ -700,13 +702,16 @@ func samplerInRef(m *model.Model, h []float32, pos int, left, right uint32) []fl
 // with more workgroups than rows (rows >= n must not write) and indirectly,
 // as the waves run it: a wave of n rows listed from offset first, with the
 // neighbours' ids read from the prediction (embeddings mode; none where
-// masked or outside the row) and without them (zeros mode). C = s.T.
+// masked or outside the row) and without them (zeros mode). The indirect
+// run is the second of three slots (the first launched 3 workgroups): its
+// workgroups must find it by ticket and publish its count and first index
+// for sample.wgsl. C = s.T.
 func checkSamplerIn(k *kernelRun, s shape) {
 	C := s.T
 	heads := map[int]int{64: 2, 200: 2, 1024: 8}[C]
 	bias := C != 64
 	d, r := k.d, k.r
-	const V, T, P, capN, n, first, slot, mask = 23, 8, 40, 48, 37, 5, 2, 21
+	const V, T, P, capN, n, first, mask = 23, 8, 40, 48, 37, 5, 21
 	cfg := model.Standard()
 	cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.BlockSize, cfg.VocabSize, cfg.Bias = 1, heads, C, 16, V, bias
 	m, err := model.Random(cfg, uint64(C), 0.1)
@@ -745,15 +750,22 @@ func checkSamplerIn(k *kernelRun, s shape) {
 		list[first+i] = uint32(r.IntN(P))
 	}
 	list[first], list[first+1] = 0, P-1 // row edges: no left, no right neighbour
-	listB, wsB, predB := k.in(list), k.in([]uint32{7, 7, n, first}), k.in(pred)
+	const at = shaders.WaveCounts + 3 // the first slot record
+	ws1 := make([]uint32, at+shaders.WaveSlotWords)
+	copy(ws1[at:], []uint32{n, first, 0, 0})
+	ws2 := make([]uint32, at+3*shaders.WaveSlotWords)
+	ws2[shaders.WaveTicket] = 3
+	copy(ws2[at:], []uint32{3, 0, 0, 0, n, first, 3, 0, 0, first + n, 3 + n, 0})
+	listB, predB := k.in(list), k.in(pred)
+	wsB1, wsB2 := k.out(len(ws1), ws1), k.out(len(ws2), ws2)
 	pl := k.pipeline("sampler_in.wgsl", samplerInKinds)
-	mkOp := func(y canaryBuf, embeddings bool) op {
-		sip := shaders.SamplerInParams{C: uint32(C), V: V, T: T, Slot: slot, Eps: float32(net.eps), HasBias: b2u(bias), Mask: mask, Embeddings: b2u(embeddings)}
+	mkOp := func(y, ws canaryBuf, slots uint32, embeddings bool) op {
+		sip := shaders.SamplerInParams{C: uint32(C), V: V, T: T, SlotAt: at, Slots: slots, Eps: float32(net.eps), HasBias: b2u(bias), Mask: mask, Embeddings: b2u(embeddings)}
 		return op{name: "sampler mlp.0-2", pl: pl, params: shaders.Bytes(sip),
-			binds: []binding{listB, wsB, whole(hW0), whole(tabs.lr), whole(tabs.vec), y.bind(), predB}}
+			binds: []binding{listB, ws.bind(), whole(hW0), whole(tabs.lr), whole(tabs.vec), y.bind(), predB}}
 	}
 	y1, y2 := k.out(capN*C, nil), k.out(capN*C, nil)
-	o1 := mkOp(y1, true)
+	o1 := mkOp(y1, wsB1, 1, true)
 	o1.wg = d.grid(capN + 5)
 	args, err := d.p.newBuffer("test wave args", 12, usageIndirect)
 	if err != nil {
@@ -763,9 +775,16 @@ func checkSamplerIn(k *kernelRun, s shape) {
 	if err := d.p.write(args, 0, u32Bytes([]uint32{n, 1, 1})); err != nil {
 		k.Fatal(err)
 	}
-	o2 := mkOp(y2, false)
+	o2 := mkOp(y2, wsB2, 3, false)
 	o2.ind = args
-	outs := k.exec([]op{mm, o1, o2}, y1, y2)
+	outs := k.exec([]op{mm, o1, o2}, y1, y2, wsB1, wsB2)
+	for j, ws := range outs[2:] {
+		want := []uint32{[]uint32{capN + 5, 3 + n}[j], n, first}
+		if got := ws[shaders.WaveTicket : shaders.WaveCurOff+1]; fmt.Sprint(got) != fmt.Sprint(want) {
+			k.Errorf("WS (tickets, running wave's count, first) = %v, want %v", got, want)
+		}
+	}
+	outs = outs[:2]
 	neighbour := func(q int, ok bool) uint32 {
 		if !ok || pred[q] == mask {
 			return noID
@@ -1143,10 +1162,12 @@ func TestLoopKernelsGrid2D(t *testing.T) {
 				list[i] = uint32(n - 1 - i)
 				pred[i] = uint32(k.r.IntN(V))
 			}
-			sip := shaders.SamplerInParams{C: uint32(C), V: V, T: uint32(n), Slot: 0, HasBias: 1, Eps: 1e-5, Mask: V, Embeddings: 1}
+			sip := shaders.SamplerInParams{C: uint32(C), V: V, T: uint32(n), SlotAt: shaders.WaveCounts, Slots: 1, HasBias: 1, Eps: 1e-5, Mask: V, Embeddings: 1}
+			ws := make([]uint32, shaders.WaveCounts+shaders.WaveSlotWords) // one slot: n rows from 0
+			ws[shaders.WaveCounts] = uint32(n)
 			y := k.out(n*C, nil)
 			o := op{name: "sampler mlp.0-2", pl: k.pipeline("sampler_in.wgsl", samplerInKinds), params: shaders.Bytes(sip),
-				binds: []binding{k.in(list), k.in([]uint32{uint32(n), 0}), k.inF(hw), k.inF(lr), k.inF(vec), y.bind(), k.in(pred)}, wg: k.d.grid(uint64(n))}
+				binds: []binding{k.in(list), k.in(ws), k.inF(hw), k.inF(lr), k.inF(vec), y.bind(), k.in(pred)}, wg: k.d.grid(uint64(n))}
 			got := asF32(k.exec([]op{o}, y)[0])
 			want := make([]float64, n*C)
 			z := make([]float64, C)
