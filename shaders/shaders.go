@@ -227,15 +227,15 @@ func WaveStateWords(n int) int { return WaveSlotAt(n) + WaveSlotWords*n }
 
 // SamplerInParams mirrors sampler_in.wgsl's Params.
 type SamplerInParams struct {
-	C, V, T       uint32
-	SlotAt        uint32 // WS's first slot word (WaveSlotAt)
-	HasBias       uint32
-	Eps           float32
-	Mask          uint32
-	Embeddings    uint32
-	Slots         uint32 // slots of this iteration
-	Pad0, Pad1    uint32
-	Pad2          uint32
+	C, V, T    uint32
+	SlotAt     uint32 // WS's first slot word (WaveSlotAt)
+	HasBias    uint32
+	Eps        float32
+	Mask       uint32
+	Embeddings uint32
+	Slots      uint32 // slots of this iteration
+	Pad0, Pad1 uint32
+	Pad2       uint32
 }
 
 // StatsParams mirrors stats.wgsl's Params.

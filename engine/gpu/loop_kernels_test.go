@@ -750,7 +750,7 @@ func checkSamplerIn(k *kernelRun, s shape) {
 		list[first+i] = uint32(r.IntN(P))
 	}
 	list[first], list[first+1] = 0, P-1 // row edges: no left, no right neighbour
-	const at = shaders.WaveCounts + 3 // the first slot record
+	const at = shaders.WaveCounts + 3   // the first slot record
 	ws1 := make([]uint32, at+shaders.WaveSlotWords)
 	copy(ws1[at:], []uint32{n, first, 0, 0})
 	ws2 := make([]uint32, at+3*shaders.WaveSlotWords)
