@@ -133,6 +133,15 @@ type Loop struct {
 	bufs       []*buffer
 	timer      *stageTimer
 	stageMs    map[string]float64
+	trunks     map[*Net]trunkCache // each net's trunk ops at (B, T), made once
+}
+
+// trunkCache is a net's trunk op list at the loop's (B, T), valid while the
+// net keeps the activation buffers it was made for (x: ensure replaces them
+// all together).
+type trunkCache struct {
+	x   *buffer
+	ops []op
 }
 
 // readLayout is where one read back from the device lands in the staging
@@ -416,12 +425,23 @@ func (o *ops) copyAt(src *buffer, srcOff uint64, dst *buffer, dstOff, size uint6
 func (l *Loop) trunk(o *ops, net *Net, src *buffer, lm, critic bool) {
 	N := l.N
 	o.copy(src, net.act.tokens, 4*uint64(N))
-	tr, err := net.trunkOps(l.B, l.T)
-	for _, x := range tr {
-		o.add(x, nil)
+	c, ok := l.trunks[net]
+	if !ok || c.x != net.act.x {
+		tr, err := net.trunkOps(l.B, l.T)
+		if err != nil {
+			if o.err == nil {
+				o.err = err
+			}
+			return
+		}
+		c = trunkCache{x: net.act.x, ops: tr}
+		if l.trunks == nil {
+			l.trunks = map[*Net]trunkCache{}
+		}
+		l.trunks[net] = c
 	}
-	if o.err == nil {
-		o.err = err
+	for _, x := range c.ops {
+		o.add(x, nil)
 	}
 	if lm {
 		o.add(net.d.matmul("lm_head", N, net.headN, net.C, whole(net.act.h), *net.head, nil, whole(net.act.out), shaders.ActNone, false))
