@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -117,10 +118,69 @@ func TestBenchGPUOptionFlags(t *testing.T) {
 		{[]string{"--backend", "cpu", "--split", "mm"}, "--split: selects a GPU kernel variant; --backend cpu has none"},
 		{[]string{"--backend", "cpu", "--matmul-db"}, "--matmul-db: selects a GPU kernel variant"},
 		{[]string{"--backend", "cpu", "--attention", "tiled"}, "--attention: selects a GPU kernel variant"},
+		{[]string{"--wave-slots", "-1"}, "--wave-slots: gpu: wave slots -1 is negative"},
+		{[]string{"--backend", "cpu", "--wave-slots", "4"}, "--wave-slots: selects a GPU kernel variant"},
 	} {
 		code, _, errOut := runCLI(t, "", append([]string{"bench", "--job", "forward", "--shapes", "1x8", "--validate", "none"}, c.args...)...)
 		if code != exitUsage || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d, %q; want a usage error with %q", c.args, code, errOut, c.want)
+		}
+	}
+}
+
+// TestBenchLoopGPUCounts: the generation jobs report the device work per
+// iteration for every variant, zeros included (issue 15): with ratio
+// remasking and no observer every iteration of the device loop is one
+// submission that reads nothing back, with the sampler head too (its waves
+// counted); --wave-slots 1 makes the sampler-head iterations read their
+// wave count (two submissions).
+func TestBenchLoopGPUCounts(t *testing.T) {
+	g, err := gpu.New(t.Context(), gpu.Options{})
+	if err != nil {
+		if errors.Is(err, gpu.ErrNoAdapter) && os.Getenv("CI") != "true" {
+			t.Skipf("no WebGPU adapter (required in CI): %v", err)
+		}
+		t.Fatal(err)
+	}
+	g.Close()
+	model := filepath.Join("..", "..", "testdata", "golden", "lm_rope_bidir_bias.safetensors")
+	for _, slots := range []string{"0", "1"} {
+		code, out, errOut := runCLI(t, "", "bench", "--job", "small", "--backend", "gpu", "--model", model, "--length", "24",
+			"--iterations", "3", "--reps", "1", "--wave-slots", slots, "--json")
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		var rep struct {
+			Results []map[string]any `json:"results"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if len(rep.Results) != 4 {
+			t.Fatalf("%d results, want 4 variants: %s", len(rep.Results), out)
+		}
+		for _, r := range rep.Results {
+			sub, okS := r["submits_per_iteration"].(float64)
+			disp, okD := r["dispatches_per_iteration"].(float64)
+			read, okR := r["read_bytes_per_iteration"].(float64)
+			waves, okW := r["waves"].(float64)
+			if !okS || !okD || !okR || !okW {
+				t.Fatalf("--wave-slots %s: a per-iteration count is missing: %v", slots, r)
+			}
+			t.Logf("--wave-slots %s, sampler %v, compat %q: %.2f submits, %.0f dispatches, %.0f bytes read per iteration, %.0f waves", slots, r["sampler"], r["compat"], sub, disp, read, waves)
+			sampler := r["sampler"] == true
+			if sampler != (waves > 0) {
+				t.Errorf("sampler %v: %v waves", sampler, waves)
+			}
+			if slots == "1" && sampler {
+				if sub <= 1 || read == 0 {
+					t.Errorf("--wave-slots 1: %.2f submits and %.0f bytes read per iteration; want the wave count read", sub, read)
+				}
+				continue
+			}
+			if sub != 1 || read != 0 || disp <= 0 {
+				t.Errorf("--wave-slots %s, sampler %v: %.2f submits, %.0f dispatches, %.0f bytes read per iteration; want 1 submit and nothing read", slots, sampler, sub, disp, read)
+			}
 		}
 	}
 }
