@@ -126,7 +126,6 @@ type Loop struct {
 	waveState  *buffer // waveplan.wgsl's WS: header, counts per wave, (count, first) per slot
 	args, fill *buffer // indirect dispatch arguments (B·T slots); bootstrap fill table
 	bm1, bm2   int
-	maxSlots   int // Options.WaveSlots
 	waves      int // sampler-head waves run, as of the latest read of WS's header
 	staging    *buffer
 	prog       *program
