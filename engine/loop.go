@@ -98,7 +98,6 @@ type LoopStep struct {
 	MinWrongness float64 // smallest wrongness among the selected, NaN if none
 	EarlyStop    bool    // threshold mode selected nothing in the whole batch; unmask: no row has a [MASK] left
 	Steps        []int   // unmask: the steps each row has taken so far (Result's per-sample steps)
-	Waves        int     // sampler-head waves this iteration ran
 	// Submits, Dispatches and ReadBytes count this iteration's device work.
 	Submits, Dispatches int
 	ReadBytes           int
@@ -123,6 +122,9 @@ type Loop interface {
 	// Metrics runs one trunk pass on the current tokens and returns the
 	// self-confidence and, when critic is set, the critic statistics.
 	Metrics(ctx context.Context, critic bool, pad int32) (*LoopMetrics, error)
+	// Waves is the number of sampler-head waves run so far, as of the
+	// latest read (after Tokens: the generation's).
+	Waves() int
 	// StagesMs is the GPU time per stage so far (with LoopSpec.Profile, on
 	// an adapter with timestamp queries), else nil.
 	StagesMs() map[string]float64

@@ -111,7 +111,7 @@ fn ln_acc(x: f32) -> f32 {
 }
 
 // round_score rounds a score to 1/1024, halves away from zero (step.RoundScore,
-// Go's math.Round; wave.wgsl's boot_key does the same): a - floor(a) is
+// Go's math.Round; waveplan.wgsl's boot_key does the same): a - floor(a) is
 // exact in f32, while floor(a + 0.5) is not.
 fn round_score(x: f32) -> f32 {
   let a = abs(x) * 1024.0;

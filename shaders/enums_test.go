@@ -77,11 +77,28 @@ var wgslEnums = []struct {
 	{"matmul.wgsl", "WEIGHT_F32", WeightF32},
 	{"matmul.wgsl", "WEIGHT_F16", WeightF16},
 	{"matmul.wgsl", "WEIGHT_BF16", WeightBF16},
-	// "No id": sample.wgsl's failed draw, wave.wgsl's and sampler_in.wgsl's
-	// missing neighbour.
+	// waveplan.wgsl's phases and wave state layout.
+	{"waveplan.wgsl", "PHASE_PLAN", WavePlan},
+	{"waveplan.wgsl", "PHASE_SCAN", WaveScan},
+	{"waveplan.wgsl", "PHASE_LIST", WaveList},
+	{"waveplan.wgsl", "W_MAX", WaveMax},
+	{"waveplan.wgsl", "W_TOTAL", WaveTotal},
+	{"waveplan.wgsl", "W_OVER", WaveOver},
+	{"waveplan.wgsl", "W_LAST", WaveLast},
+	{"waveplan.wgsl", "W_TICKET", WaveTicket},
+	{"waveplan.wgsl", "W_CUR_N", WaveCurN},
+	{"waveplan.wgsl", "W_CUR_OFF", WaveCurOff},
+	{"waveplan.wgsl", "WS_CNT", WaveCounts},
+	{"waveplan.wgsl", "SLOT_WORDS", WaveSlotWords},
+	{"sampler_in.wgsl", "W_TICKET", WaveTicket},
+	{"sampler_in.wgsl", "W_CUR_N", WaveCurN},
+	{"sampler_in.wgsl", "W_CUR_OFF", WaveCurOff},
+	{"sampler_in.wgsl", "SLOT_WORDS", WaveSlotWords},
+	// "No id": sample.wgsl's failed draw, waveplan.wgsl's none and
+	// sampler_in.wgsl's missing neighbour.
 	{"sample.wgsl", "NONE", NoID},
 	{"select.wgsl", "NONE", NoID},
-	{"wave.wgsl", "NONE", NoID},
+	{"waveplan.wgsl", "NONE", NoID},
 	{"sampler_in.wgsl", "NONE", NoID},
 }
 

@@ -8,8 +8,9 @@
 // position, Token) from rng.wgsl's Philox block, spliced in below by shaders.Raw (the
 // flat position p of a row is sample p / T, position p % T). All in f32.
 // Modes (P.mode, the MODE_* constants): 0 list: row r is position POS[r], OUT[r] gets the id (the tests);
-// 1 scatter: rows r < AUX[count_at] (a count written by wave.wgsl), row r is
-// position POS[r] and OUT[POS[r]] gets the id (the sampler-head waves);
+// 1 scatter: rows r < AUX[count_at] (a wave's count written by waveplan.wgsl),
+// row r is position POS[AUX[count_at + 1] + r] and OUT at that position gets
+// the id (the sampler-head waves);
 // 2 fill: row r is position r and POS holds the tokens; a kept position
 // copies its token to OUT, the others draw (keep = 0: kept where the token is
 // not [MASK], the naive path; keep = 1: kept where AUX[r] != 0, the
@@ -32,7 +33,7 @@ struct Params {
   mode: u32,         // MODE_LIST, MODE_SCATTER or MODE_FILL
   mask: u32,         // the [MASK] id
   keep: u32,         // fill: KEEP_UNMASKED (unmasked tokens) or KEEP_PROTECTED (where AUX[r] != 0)
-  count_at: u32,     // scatter: AUX[count_at] is the number of rows
+  count_at: u32,     // scatter: AUX[count_at] is the number of rows, AUX[count_at + 1] the first in POS
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -113,8 +114,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     return;
   }
   var p = r;
-  if (P.mode != MODE_FILL) {
+  if (P.mode == MODE_LIST) {
     p = POS[r];
+  } else if (P.mode == MODE_SCATTER) {
+    p = POS[AUX[P.count_at + 1u] + r];
   } else {
     let tok = POS[r];
     if ((P.keep == KEEP_UNMASKED && tok != P.mask) || (P.keep == KEEP_PROTECTED && AUX[r] != 0u)) {

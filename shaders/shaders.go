@@ -132,7 +132,7 @@ const (
 )
 
 // NoID marks "no id" or "no position" in the loop kernels' u32 words
-// (NONE in sample.wgsl, select.wgsl, wave.wgsl and sampler_in.wgsl).
+// (NONE in sample.wgsl, select.wgsl, waveplan.wgsl and sampler_in.wgsl).
 const NoID = 0xffffffff
 
 // RemaskParams mirrors remask.wgsl's Params.
@@ -214,31 +214,63 @@ type UnmaskParams struct {
 // UnmaskStateWords is unmask.wgsl's state per row (block, step, steps, unused).
 const UnmaskStateWords = 4
 
-// WaveParams mirrors wave.wgsl's Params.
-type WaveParams struct {
+// WavePlanParams mirrors waveplan.wgsl's Params.
+type WavePlanParams struct {
 	B, T, V, Mask uint32
-	Pad1          uint32
-	Embeddings    uint32
+	Phase         uint32 // WavePlan, WaveScan or WaveList
 	Global, All   uint32
-	Slot, Cap     uint32
-	Off, Pad0     uint32
+	Cap           uint32 // 1: the wave cap (at most T waves)
+	Slots         uint32 // waves encoded by the host
+	Iteration     uint32
+	Nx1, Bm1      uint32
+	Nx2, Bm2      uint32
+	Maxd          uint32
+	Pad0          uint32
 }
 
-// WaveArgsParams mirrors waveargs.wgsl's Params.
-type WaveArgsParams struct {
-	Slot, At uint32
-	Nx1, Bm1 uint32
-	Nx2, Bm2 uint32
-	Maxd     uint32
-	Pad0     uint32
-}
+// Phases of WavePlanParams.Phase (waveplan.wgsl's PHASE_*).
+const (
+	WavePlan = 0
+	WaveScan = 1
+	WaveList = 2
+)
+
+// waveplan.wgsl's wave state words (WS): a header (W_*), then the count of
+// wave w at WaveCounts + w (w = 1 .. B·T), then WaveSlotWords per slot
+// from WaveSlotAt(N): the wave's count, its first index in the list and
+// the workgroups sampler_in.wgsl launched for the slots before it.
+const (
+	WaveMax    = 0 // this iteration's last wave (reset by the scan)
+	WaveTotal  = 1 // waves run so far
+	WaveOver   = 2 // 0, or 1 + the first iteration whose waves exceeded the slots
+	WaveLast   = 3 // the latest iteration's wave count
+	WaveTicket = 4 // sampler_in.wgsl's workgroup tickets (reset by the scan)
+	WaveCurN   = 5 // the running wave's count (sampler_in.wgsl writes it for sample.wgsl)
+	WaveCurOff = 6 // the running wave's first index in the list
+	WaveCounts = 8
+	// WaveSlotWords is the words per slot: count, first, workgroups before, unused.
+	WaveSlotWords = 4
+	// WaveArgsWords is the indirect dispatch arguments per slot: five (x, y, z).
+	WaveArgsWords = 15
+)
+
+// WaveSlotAt is the first slot word of WS for B·T = n positions.
+func WaveSlotAt(n int) int { return WaveCounts + n + 1 }
+
+// WaveStateWords is the size of WS in words for n positions and up to n slots.
+func WaveStateWords(n int) int { return WaveSlotAt(n) + WaveSlotWords*n }
 
 // SamplerInParams mirrors sampler_in.wgsl's Params.
 type SamplerInParams struct {
-	C, V, Cap, Slot uint32
-	HasBias         uint32
-	Eps             float32
-	Pad0, Pad1      uint32
+	C, V, T    uint32
+	SlotAt     uint32 // WS's first slot word (WaveSlotAt)
+	HasBias    uint32
+	Eps        float32
+	Mask       uint32
+	Embeddings uint32
+	Slots      uint32 // slots of this iteration
+	Pad0, Pad1 uint32
+	Pad2       uint32
 }
 
 // StatsParams mirrors stats.wgsl's Params.
@@ -284,8 +316,7 @@ func Families() []Family {
 		{"sample.wgsl", "main", reflect.TypeFor[SampleParams]()},
 		{"remask.wgsl", "main", reflect.TypeFor[RemaskParams]()},
 		{"select.wgsl", "main", reflect.TypeFor[SelectParams]()},
-		{"wave.wgsl", "main", reflect.TypeFor[WaveParams]()},
-		{"waveargs.wgsl", "main", reflect.TypeFor[WaveArgsParams]()},
+		{"waveplan.wgsl", "main", reflect.TypeFor[WavePlanParams]()},
 		{"sampler_in.wgsl", "main", reflect.TypeFor[SamplerInParams]()},
 		{"stats.wgsl", "main", reflect.TypeFor[StatsParams]()},
 		{"certain.wgsl", "main", reflect.TypeFor[CertainParams]()},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +42,8 @@ type device struct {
 	// in f32 (shaders.MatmulUnrolled F16 = 2), so that the f16 path's
 	// numerics and plumbing run where f16 WGSL cannot be compiled.
 	f16, f16Emulate bool
+	// waveSlots is Options.WaveSlots (the default when 0).
+	waveSlots int
 }
 
 // caps are the device's granted limits and features as the kernels use
@@ -105,7 +108,10 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 		matmulDB:  opts.MatmulDoubleBuffer,
 		splitMM:   slices.Contains(opts.splits(), "mm"),
 		splitAttn: slices.Contains(opts.splits(), "attn"),
-		attnTiled: opts.Attention == "tiled"}
+		attnTiled: opts.Attention == "tiled", waveSlots: opts.WaveSlots}
+	if d.waveSlots == 0 {
+		d.waveSlots = WaveSlots
+	}
 	if opts.MatmulTile != "" {
 		t, err := parseTile(opts.MatmulTile, d.shmax())
 		if err != nil {
@@ -376,8 +382,10 @@ func copyBuf(src, dst *buffer, size uint64) op {
 }
 
 // program records lists of ops. It owns a uniform buffer with one
-// 256-byte-aligned slot of params per op and caches bind groups by what
-// they bind, so a forward at a known shape creates nothing.
+// 256-byte-aligned slot per distinct params of a list (ops with equal params,
+// such as the sampler-head waves' or a second trunk pass's, share one) and
+// caches bind groups by what they bind, so a forward at a known shape
+// creates nothing.
 type program struct {
 	d     *device
 	label string
@@ -412,10 +420,30 @@ func (pr *program) release() {
 
 // record writes the params of ops and records their dispatches into rec.
 func (pr *program) record(rec *recorder, ops []op) error {
-	if len(ops) > pr.slots {
+	// The params slot of each op: one per distinct params, in order of
+	// first use (so the slots of a list's fixed prefix do not move).
+	slotOf := make([]int, len(ops))
+	seen := make(map[string]int, len(ops))
+	var uniq [][]byte
+	for i, o := range ops {
+		if o.cp != nil {
+			continue
+		}
+		if len(o.params) > int(pr.slot) {
+			return fmt.Errorf("%s: params of %d bytes exceed the %d-byte slot", o.name, len(o.params), pr.slot)
+		}
+		u, ok := seen[string(o.params)]
+		if !ok {
+			u = len(uniq)
+			seen[string(o.params)] = u
+			uniq = append(uniq, o.params)
+		}
+		slotOf[i] = u
+	}
+	if len(uniq) > pr.slots {
 		pr.reset()
 		pr.uni.destroy()
-		n := max(len(ops), 2*pr.slots, 16)
+		n := max(len(uniq), 2*pr.slots, 16)
 		u, err := pr.d.p.newBuffer(pr.label+" params", uint64(n)*pr.slot, usageUniform)
 		if err != nil {
 			return err
@@ -423,16 +451,13 @@ func (pr *program) record(rec *recorder, ops []op) error {
 		pr.uni, pr.slots = u, n
 		pr.host = make([]byte, uint64(n)*pr.slot)
 	}
-	for i, o := range ops {
-		if len(o.params) > int(pr.slot) {
-			return fmt.Errorf("%s: params of %d bytes exceed the %d-byte slot", o.name, len(o.params), pr.slot)
-		}
-		copy(pr.host[uint64(i)*pr.slot:], o.params)
+	for u, p := range uniq {
+		copy(pr.host[uint64(u)*pr.slot:], p)
 	}
-	if err := pr.d.p.write(pr.uni, 0, pr.host[:uint64(len(ops))*pr.slot]); err != nil {
+	if err := pr.d.p.write(pr.uni, 0, pr.host[:uint64(len(uniq))*pr.slot]); err != nil {
 		return err
 	}
-	var key strings.Builder
+	var key []byte
 	cur := ""
 	for i, o := range ops {
 		if o.cp != nil {
@@ -444,24 +469,30 @@ func (pr *program) record(rec *recorder, ops []op) error {
 			pr.timer.begin(rec, o.stage)
 			cur = o.stage
 		}
-		key.Reset()
-		fmt.Fprintf(&key, "%d/%d", o.pl.id, i)
+		key = strconv.AppendUint(key[:0], o.pl.id, 10)
+		key = append(key, '/')
+		key = strconv.AppendInt(key, int64(slotOf[i]), 10)
 		for _, b := range o.binds {
-			fmt.Fprintf(&key, "/%d:%d:%d", b.buf.id, b.off, b.size)
+			key = append(key, '/')
+			key = strconv.AppendUint(key, b.buf.id, 10)
+			key = append(key, ':')
+			key = strconv.AppendUint(key, b.off, 10)
+			key = append(key, ':')
+			key = strconv.AppendUint(key, b.size, 10)
 		}
-		bg, ok := pr.bgs[key.String()]
+		bg, ok := pr.bgs[string(key)]
 		if !ok {
 			if err := pr.d.checkBindings(o.name, o.binds); err != nil {
 				return err
 			}
 			all := make([]binding, 0, len(o.binds)+1)
-			all = append(all, binding{buf: pr.uni, off: uint64(i) * pr.slot, size: uint64(len(o.params))})
+			all = append(all, binding{buf: pr.uni, off: uint64(slotOf[i]) * pr.slot, size: uint64(len(o.params))})
 			all = append(all, o.binds...)
 			var err error
 			if bg, err = pr.d.p.newBindGroup(o.pl, all); err != nil {
 				return fmt.Errorf("%s: %w", o.name, err)
 			}
-			pr.bgs[key.String()] = bg
+			pr.bgs[string(key)] = bg
 		}
 		if o.ind != nil {
 			rec.dispatchIndirect(o.pl, bg, o.ind, o.indOff)

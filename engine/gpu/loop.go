@@ -14,19 +14,19 @@ import (
 
 // The device loop (engine.LoopNet): one generation's state lives on the
 // device and each iteration is recorded as one op list: the trunk, the LM
-// head, the token draws (naive: one fill dispatch; sampler head: waves of
-// indirect dispatches sized by the device), the remasking scores, the
-// per-row selection and the next input. The host reads back only counters
-// (and, when asked, the iteration's tokens). engine/sampler's host loop,
+// head, the token draws (naive: one fill dispatch; sampler head: every wave
+// planned on the device at once, then a chain of indirect dispatches per
+// wave, as many as the schedule bounds), the remasking scores, the per-row
+// selection and the next input. The host reads back only counters (and,
+// when asked, the iteration's tokens). engine/sampler's host loop,
 // written with internal/step, is the CPU twin of every step (loop_test.go
 // compares the whole loop; loop_kernels_test.go each kernel with its step).
 
 var (
 	remaskKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRW}
 	selectKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRW, bindRW, bindRW}
-	waveKinds      = []bindKind{bindUniform, bindRead, bindRead, bindRW, bindRW, bindRW, bindRead}
-	waveArgsKinds  = []bindKind{bindUniform, bindRead, bindRW}
-	samplerInKinds = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRead, bindRW}
+	wavePlanKinds  = []bindKind{bindUniform, bindRead, bindRead, bindRW, bindRW, bindRead, bindRW, bindRW}
+	samplerInKinds = []bindKind{bindUniform, bindRead, bindRW, bindRead, bindRead, bindRead, bindRW, bindRead}
 	statsKinds     = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRW}
 )
 
@@ -36,12 +36,16 @@ var (
 // docs/performance.md).
 var waveTile = tile32
 
+// WaveSlots is the default of Options.WaveSlots: the largest number of
+// wave slots an iteration encodes without reading the wave count back
+// (docs/gpu.md, "The sampler-head waves").
+const WaveSlots = 1024
+
 const (
-	waveArgsWords = 15 // five (x, y, z) triples per wave
-	maxChunkWaves = 256
-	cntWords      = shaders.CountRows // CNT header: total, min wrongness key, unused, unused
-	noID          = shaders.NoID
-	errBytes      = 4 * (shaders.ErrScore + 1) // ERR's words read back: ErrDraw, ErrScore
+	cntWords     = shaders.CountRows      // CNT header: total, min wrongness key, unused, unused
+	waveHdrBytes = 4 * shaders.WaveCounts // WS's header words
+	noID         = shaders.NoID
+	errBytes     = 4 * (shaders.ErrScore + 1) // ERR's words read back: ErrDraw, ErrScore
 )
 
 // samplerTables are the per-model parts of the sampler head's first layer
@@ -109,7 +113,7 @@ type Loop struct {
 	exclN, exclS    *buffer // excluded ids: naive path, sampler-head path
 	crit            *buffer // (B·T) critic logits
 	scores          *buffer // (2·B·T) remask scores, then the wrongness
-	keys            *buffer // (B·T) selection scratch of select.wgsl, wave.wgsl, stats.wgsl
+	keys            *buffer // (B·T) selection scratch of select.wgsl, stats.wgsl
 	cnt             *buffer // select.wgsl's counters (CNT)
 	errWord         *buffer // ERR: sample.wgsl's smallest failed position, select.wgsl's smallest non-finite score
 	table           *buffer // (100) calibration table
@@ -119,16 +123,26 @@ type Loop struct {
 	// sampler-head waves
 	tabs       *samplerTables
 	hW0        *buffer // (B·T, C) h times the middle third of W0
-	list       *buffer // (3, B·T) wave positions, left and right ids
-	waveCounts *buffer // per wave of a chunk: listed, masked before it
-	args, fill *buffer // indirect dispatch arguments; bootstrap fill table
+	list       *buffer // (B·T) positions by wave (waveplan.wgsl)
+	waveScr    *buffer // (2, B·T) waveplan.wgsl's keys and ranks, then each position's wave
+	waveState  *buffer // waveplan.wgsl's WS: header, counts per wave, (count, first) per slot
+	args, fill *buffer // indirect dispatch arguments (B·T slots); bootstrap fill table
 	bm1, bm2   int
+	waves      int // sampler-head waves run, as of the latest read of WS's header
 	staging    *buffer
 	prog       *program
 	bufs       []*buffer
-	waveHint   int // waves of the previous iteration
 	timer      *stageTimer
 	stageMs    map[string]float64
+	trunks     map[*Net]trunkCache // each net's trunk ops at (B, T), made once
+}
+
+// trunkCache is a net's trunk op list at the loop's (B, T), valid while the
+// net keeps the activation buffers it was made for (x: ensure replaces them
+// all together).
+type trunkCache struct {
+	x   *buffer
+	ops []op
 }
 
 // readLayout is where one read back from the device lands in the staging
@@ -142,7 +156,7 @@ type readLayout struct {
 	pred     uint64 // the prediction (B·T ids)
 	tokens   uint64 // the next input (B·T ids)
 	wrong    uint64 // the wrongness (B·T floats)
-	waves    uint64 // a wave chunk's counters (listed, masked per wave)
+	waveHdr  uint64 // waveplan.wgsl's WS header (waveHdrBytes; sampler head only)
 	stats    uint64 // stats.wgsl's output (B rows of shaders.StatsWords)
 	size     uint64
 }
@@ -153,13 +167,17 @@ func (r *readLayout) place(n uint64) uint64 {
 	return off
 }
 
-// stepRead is Step's read: the counters and the error word (counters),
-// then the prediction, the next input and the wrongness (want, wrong).
-func stepRead(B, N int, counters, want, wrong bool) readLayout {
+// stepRead is Step's read: the counters, the error word and the wave
+// header (counters; the header with the sampler head: waves), then the
+// prediction, the next input and the wrongness (want, wrong).
+func stepRead(B, N int, counters, want, wrong, waves bool) readLayout {
 	var r readLayout
 	if counters {
 		r.counters = r.place(4 * uint64(cntWords+B))
 		r.errWord = r.place(16)
+		if waves {
+			r.waveHdr = r.place(waveHdrBytes)
+		}
 	}
 	if want {
 		r.pred = r.place(4 * uint64(N))
@@ -171,20 +189,25 @@ func stepRead(B, N int, counters, want, wrong bool) readLayout {
 	return r
 }
 
-// waveRead is runWaves' read of a chunk of waves: two counters per wave,
+// waveRead is the read of an iteration whose schedule bounds more waves
+// than Options.WaveSlots: the wave header (this iteration's wave count),
 // then the error word.
-func waveRead(chunk int) readLayout {
+func waveRead() readLayout {
 	var r readLayout
-	r.waves = r.place(8 * uint64(chunk))
+	r.waveHdr = r.place(waveHdrBytes)
 	r.errWord = r.place(errBytes)
 	return r
 }
 
-// tokensRead is Tokens' read: the tokens, then the error word.
-func tokensRead(N int) readLayout {
+// tokensRead is Tokens' read: the tokens, the error word and the wave
+// header (waves).
+func tokensRead(N int, waves bool) readLayout {
 	var r readLayout
 	r.tokens = r.place(4 * uint64(N))
 	r.errWord = r.place(errBytes)
+	if waves {
+		r.waveHdr = r.place(waveHdrBytes)
+	}
 	return r
 }
 
@@ -197,7 +220,7 @@ func statsRead(B int) readLayout {
 
 // stagingBytes is the size of the staging buffer: the largest read.
 func stagingBytes(B, N int) uint64 {
-	return max(stepRead(B, N, true, true, true).size, waveRead(maxChunkWaves).size, tokensRead(N).size, statsRead(B).size)
+	return max(stepRead(B, N, true, true, true, true).size, waveRead().size, tokensRead(N, true).size, statsRead(B).size)
 }
 
 // NewLoop implements engine.LoopNet.
@@ -295,9 +318,10 @@ func (l *Loop) alloc() error {
 	if l.s.UseSampler {
 		C := uint64(n.C)
 		l.hW0 = mk("loop h·W0 (B·T·C floats)", 4*N*C, usageStorage)
-		l.list = mk("loop wave list (3·B·T)", 12*N, usageStorage)
-		l.waveCounts = mk("loop wave counters", 8*maxChunkWaves, usageStorage)
-		l.args = mk("loop wave dispatch arguments", 4*waveArgsWords*maxChunkWaves, usageIndirect)
+		l.list = mk("loop wave list (B·T)", 4*N, usageStorage)
+		l.waveScr = mk("loop wave plan scratch (2·B·T)", 8*N, usageStorage)
+		l.waveState = mk("loop wave state", 4*uint64(shaders.WaveStateWords(l.N)), usageStorage)
+		l.args = mk("loop wave dispatch arguments (15·B·T)", 4*shaders.WaveArgsWords*N, usageIndirect)
 		l.fill = mk("loop bootstrap fill table", 4*(N+1), usageStorage)
 	}
 	if l.s.Unmask != nil {
@@ -363,7 +387,6 @@ func (l *Loop) alloc() error {
 			l.stageMs = map[string]float64{}
 		}
 	}
-	l.waveHint = min(l.T, 32)
 	return nil
 }
 
@@ -416,12 +439,23 @@ func (o *ops) copyAt(src *buffer, srcOff uint64, dst *buffer, dstOff, size uint6
 func (l *Loop) trunk(o *ops, net *Net, src *buffer, lm, critic bool) {
 	N := l.N
 	o.copy(src, net.act.tokens, 4*uint64(N))
-	tr, err := net.trunkOps(l.B, l.T)
-	for _, x := range tr {
-		o.add(x, nil)
+	c, ok := l.trunks[net]
+	if !ok || c.x != net.act.x {
+		tr, err := net.trunkOps(l.B, l.T)
+		if err != nil {
+			if o.err == nil {
+				o.err = err
+			}
+			return
+		}
+		c = trunkCache{x: net.act.x, ops: tr}
+		if l.trunks == nil {
+			l.trunks = map[*Net]trunkCache{}
+		}
+		l.trunks[net] = c
 	}
-	if o.err == nil {
-		o.err = err
+	for _, x := range c.ops {
+		o.add(x, nil)
 	}
 	if lm {
 		o.add(net.d.matmul("lm_head", N, net.headN, net.C, whole(net.act.h), *net.head, nil, whole(net.act.out), shaders.ActNone, false))
@@ -481,68 +515,139 @@ func (l *Loop) predictOps(o *ops, it int) {
 	}
 }
 
-// waveOps records waves [w0, w0+count) of iteration it; slot i of the
-// chunk's counters belongs to wave w0+i.
-func (l *Loop) waveOps(o *ops, it, w0, count int) {
+// waveBound is how many waves iteration it's fill can take at most, from
+// the schedule alone (docs/gpu.md, "The sampler-head waves"): every wave
+// fills at least one masked position of each row it touches, so a row takes
+// at most as many waves as it has masks: at iteration 0 the input's, later
+// at most the k the previous iteration's ratio selected (the prediction has
+// no mask left, so the next input's masks are the selected ones), the
+// whole row in threshold mode. Per row the bootstrap seeds a fully masked
+// row on the first wave, so the iteration takes at most the largest row's
+// masks (and at most T); with the global bootstrap rows wait for each
+// other, and the bound is the batch's masks (at most T with the wave cap,
+// where masks left by the cap join the next input: the whole cap then).
+// Zeros mode without the wave cap fills every mask in one wave.
+func (l *Loop) waveBound(it int) int {
+	s := &l.s
+	if !s.Embeddings && !s.WaveCap {
+		return 1
+	}
+	m := l.T // masks per row
+	switch {
+	case it == 0:
+		m = 0
+		for b := 0; b < l.B; b++ {
+			c := 0
+			for _, t := range s.Tokens[b*l.T : (b+1)*l.T] {
+				if t == s.Mask {
+					c++
+				}
+			}
+			m = max(m, c)
+		}
+	case s.GlobalBootstrap && s.WaveCap:
+		// leftover masks: the cap bounds it
+	default:
+		how, run := step.SelectionFor(l.T, s.Ratios[it-1], s.Threshold, s.Strategy)
+		switch {
+		case how.Threshold:
+		case run:
+			m = min(how.K, l.T)
+		default:
+			m = 0
+		}
+	}
+	if !s.GlobalBootstrap {
+		return m
+	}
+	w := min(l.B*m, l.N)
+	if s.WaveCap {
+		w = min(w, l.T)
+	}
+	return w
+}
+
+// planOps records waveplan.wgsl's three phases for iteration it: every
+// wave planned, the wave lists and the indirect arguments of slots waves.
+func (l *Loop) planOps(o *ops, it, slots int) {
+	s := &l.s
+	n, d := l.n, l.n.d
+	wp := shaders.WavePlanParams{B: uint32(l.B), T: uint32(l.T), V: uint32(n.V), Mask: uint32(s.Mask),
+		Slots: uint32(slots), Iteration: uint32(it),
+		Nx1: uint32(ceilDiv(n.C, waveTile.BN)), Bm1: uint32(l.bm1),
+		Nx2: uint32(ceilDiv(n.V, waveTile.BN)), Bm2: uint32(l.bm2),
+		Maxd: uint32(d.caps.groupsDim)} // the grid split's limit (caps, as d.grid)
+	if s.GlobalBootstrap {
+		wp.Global = 1
+	}
+	if !s.Embeddings && !s.WaveCap {
+		wp.All = 1 // zeros: one wave takes every mask
+	}
+	if s.WaveCap {
+		wp.Cap = 1
+	}
+	pl, err := d.pipeline("waveplan.wgsl", nil, wavePlanKinds)
+	binds := []binding{whole(l.pred), whole(n.act.out), whole(l.waveScr), whole(l.waveState), whole(l.fill), whole(l.args), whole(l.list)}
+	for _, ph := range []struct {
+		name  string
+		phase uint32
+		wg    [3]uint32
+	}{
+		{"wave plan", shaders.WavePlan, d.grid(uint64(l.B))},
+		{"wave scan", shaders.WaveScan, [3]uint32{1, 1, 1}},
+		{"wave list", shaders.WaveList, d.grid(uint64(ceilDiv(l.N, 256)))},
+	} {
+		p := wp
+		p.Phase = ph.phase
+		wg := ph.wg
+		if ph.phase == shaders.WavePlan && s.GlobalBootstrap {
+			wg = [3]uint32{1, 1, 1}
+		}
+		o.add(op{name: ph.name, pl: pl, params: shaders.Bytes(p), binds: binds, wg: wg}, err)
+	}
+}
+
+// slotOps records slots waves of iteration it: per wave five indirect
+// dispatches (sampler_in.wgsl, the mlp.3 matmul, the LayerNorm, the output
+// matmul, sample.wgsl scatter) whose workgroup counts the plan wrote; the
+// waves past the plan's are empty dispatches. Every wave's ops are the same
+// (sampler_in.wgsl finds its wave by ticket), so they share their params
+// and bind groups (program.record).
+func (l *Loop) slotOps(o *ops, it, slots int) {
+	if slots == 0 {
+		return
+	}
 	s := &l.s
 	n, d := l.n, l.n.d
 	a := &n.act
 	sp := n.sampler
-	global := s.GlobalBootstrap
-	all := !s.Embeddings && !s.WaveCap // zeros: one wave takes every mask
-	for i := 0; i < count; i++ {
-		slot := 2 * i
-		wp := shaders.WaveParams{B: uint32(l.B), T: uint32(l.T), V: uint32(n.V), Mask: uint32(s.Mask),
-			Slot: uint32(slot), Cap: uint32(l.N)}
-		if s.Embeddings {
-			wp.Embeddings = 1
+	// The ops that do not depend on the slot are made once.
+	mm3, err3 := d.matmulTiled("sampler mlp.3", waveTile, l.N, n.C, n.C, whole(a.sza), sp.w3, sp.b3, whole(a.szb), shaders.ActSiLU, false)
+	ln, errLN := d.layerNorm("sampler mlp.5", l.N, n.C, whole(a.szb), sp.ln2, sp.lb2, whole(a.sza), n.eps)
+	out, errOut := d.matmulTiled("sampler output_head", waveTile, l.N, n.V, n.C, whole(a.sza), sp.out, nil, whole(a.sout), shaders.ActNone, false)
+	plIn, errIn := d.pipeline("sampler_in.wgsl", nil, samplerInKinds)
+	sip := shaders.SamplerInParams{C: uint32(n.C), V: uint32(n.V), T: uint32(l.T), SlotAt: uint32(shaders.WaveSlotAt(l.N)),
+		Eps: float32(n.eps), Mask: uint32(s.Mask), Slots: uint32(slots)}
+	if n.m.Config.Bias {
+		sip.HasBias = 1
+	}
+	if s.Embeddings {
+		sip.Embeddings = 1
+	}
+	in := op{name: "sampler mlp.0-2", pl: plIn, params: shaders.Bytes(sip),
+		binds: []binding{whole(l.list), whole(l.waveState), whole(l.hW0), whole(l.tabs.lr), whole(l.tabs.vec), whole(a.sza), whole(l.pred)}}
+	draw, errDraw := l.draw(it, loopDraw{mode: shaders.SampleScatter, countAt: shaders.WaveCurN, logits: whole(a.sout),
+		pos: whole(l.list), excl: whole(l.exclS), out: whole(l.pred), aux: whole(l.waveState)})
+	for i := 0; i < slots; i++ {
+		at := uint64(i * shaders.WaveArgsWords)
+		for k, x := range []struct {
+			op  op
+			err error
+		}{{in, errIn}, {mm3, err3}, {ln, errLN}, {out, errOut}, {draw, errDraw}} {
+			y := x.op
+			y.ind, y.indOff = l.args, 4*(at+uint64(3*k))
+			o.add(y, x.err)
 		}
-		if global {
-			wp.Global = 1
-		}
-		if all {
-			wp.All = 1
-		}
-		if s.WaveCap && w0+i >= l.T {
-			wp.Off = 1
-		}
-		pl, err := d.pipeline("wave.wgsl", nil, waveKinds)
-		wg := d.grid(uint64(l.B))
-		if global {
-			wg = [3]uint32{1, 1, 1}
-		}
-		o.add(op{name: "wave plan", pl: pl, params: shaders.Bytes(wp),
-			binds: []binding{whole(l.pred), whole(a.out), whole(l.keys), whole(l.list), whole(l.waveCounts), whole(l.fill)}, wg: wg}, err)
-		at := uint64(i * waveArgsWords)
-		ap := shaders.WaveArgsParams{Slot: uint32(slot), At: uint32(at),
-			Nx1: uint32(ceilDiv(n.C, waveTile.BN)), Bm1: uint32(l.bm1),
-			Nx2: uint32(ceilDiv(n.V, waveTile.BN)), Bm2: uint32(l.bm2),
-			Maxd: d.p.limits().MaxComputeWorkgroupsPerDimension}
-		if ap.Maxd == 0 {
-			ap.Maxd = 65535
-		}
-		pl, err = d.pipeline("waveargs.wgsl", nil, waveArgsKinds)
-		o.add(op{name: "wave args", pl: pl, params: shaders.Bytes(ap), binds: []binding{whole(l.waveCounts), whole(l.args)}, wg: [3]uint32{1, 1, 1}}, err)
-		indirect := func(k int, x op, err error) {
-			x.ind, x.indOff = l.args, 4*(at+uint64(3*k))
-			o.add(x, err)
-		}
-		sip := shaders.SamplerInParams{C: uint32(n.C), V: uint32(n.V), Cap: uint32(l.N), Slot: uint32(slot), Eps: float32(n.eps)}
-		if n.m.Config.Bias {
-			sip.HasBias = 1
-		}
-		pl, err = d.pipeline("sampler_in.wgsl", nil, samplerInKinds)
-		indirect(0, op{name: "sampler mlp.0-2", pl: pl, params: shaders.Bytes(sip),
-			binds: []binding{whole(l.list), whole(l.waveCounts), whole(l.hW0), whole(l.tabs.lr), whole(l.tabs.vec), whole(a.sza)}}, err)
-		x, err := d.matmulTiled("sampler mlp.3", waveTile, l.N, n.C, n.C, whole(a.sza), sp.w3, sp.b3, whole(a.szb), shaders.ActSiLU, false)
-		indirect(1, x, err)
-		x, err = d.layerNorm("sampler mlp.5", l.N, n.C, whole(a.szb), sp.ln2, sp.lb2, whole(a.sza), n.eps)
-		indirect(2, x, err)
-		x, err = d.matmulTiled("sampler output_head", waveTile, l.N, n.V, n.C, whole(a.sza), sp.out, nil, whole(a.sout), shaders.ActNone, false)
-		indirect(3, x, err)
-		x, err = l.draw(it, loopDraw{mode: shaders.SampleScatter, countAt: slot, logits: whole(a.sout),
-			pos: binding{buf: l.list, size: 4 * uint64(l.N)}, excl: whole(l.exclS), out: whole(l.pred), aux: whole(l.waveCounts)})
-		indirect(4, x, err)
 	}
 }
 
@@ -669,11 +774,12 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 	submits0 := d.submits
 	o := &ops{}
 	l.predictOps(o, it)
-	if s.UseSampler && !s.Multinomial {
-		if err := l.runWaves(ctx, it, o, st); err != nil {
+	waves := s.UseSampler && !s.Multinomial
+	if waves {
+		var err error
+		if o, err = l.waveOps(ctx, it, o, st); err != nil {
 			return nil, err
 		}
-		o = &ops{}
 	}
 	remask := !s.Multinomial && it < s.Iterations-1
 	scored := false
@@ -690,11 +796,14 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 	}
 	threshold := remask && s.Threshold && s.Strategy != step.Random
 	readCnt := remask && (want || threshold)
-	at := stepRead(l.B, l.N, readCnt, want, scored)
+	at := stepRead(l.B, l.N, readCnt, want, scored, waves)
 	N4 := 4 * uint64(l.N)
 	if readCnt {
 		o.copyAt(l.cnt, 0, l.staging, at.counters, 4*uint64(cntWords+l.B))
 		o.copyAt(l.errWord, 0, l.staging, at.errWord, errBytes)
+		if waves {
+			o.copyAt(l.waveState, 0, l.staging, at.waveHdr, waveHdrBytes)
+		}
 	}
 	if want {
 		o.copyAt(l.pred, 0, l.staging, at.pred, N4)
@@ -720,6 +829,11 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 	if readCnt {
 		if err := l.checkErr(buf[at.errWord:], it); err != nil {
 			return nil, err
+		}
+		if waves {
+			if err := l.checkWaves(buf[at.waveHdr:]); err != nil {
+				return nil, err
+			}
 		}
 		st.Remasked = make([]int, l.B)
 		for b := range st.Remasked {
@@ -751,55 +865,56 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 	return st, nil
 }
 
-// runWaves records o (the trunk and what the waves need) with a chunk of
-// waves, submits, reads the chunk's counters and repeats with more waves
-// until the prediction has no mask left (or the wave cap stops it). Wave
-// slot i reports how many positions it listed and how many were masked
-// before it; every listed position is filled.
-func (l *Loop) runWaves(ctx context.Context, it int, o *ops, st *engine.LoopStep) error {
-	d := l.n.d
-	chunk := min(max(l.waveHint+l.waveHint/4+2, 4), maxChunkWaves)
-	for w0 := 0; ; w0 += chunk {
-		if err := ctxErr(ctx, "loop waves"); err != nil {
-			return err
-		}
-		if w0 > 0 {
-			o = &ops{stage: "sampling"}
-			chunk = min(2*chunk, maxChunkWaves)
-		}
-		if err := d.p.write(l.waveCounts, 0, make([]byte, 8*chunk)); err != nil {
-			return err
-		}
-		l.waveOps(o, it, w0, chunk)
-		at := waveRead(chunk)
-		o.copyAt(l.waveCounts, 0, l.staging, at.waves, 8*uint64(chunk))
-		o.copyAt(l.errWord, 0, l.staging, at.errWord, errBytes)
-		st.Dispatches += dispatches(o)
-		if err := l.submit(ctx, o); err != nil {
-			return err
-		}
-		buf, err := l.read(ctx, at.size)
-		if err != nil {
-			return err
-		}
-		st.ReadBytes += len(buf)
-		if err := l.checkErr(buf[at.errWord:], it); err != nil {
-			return err
-		}
-		for i := 0; i < chunk; i++ {
-			listed := binary.LittleEndian.Uint32(buf[at.waves+8*uint64(i):])
-			masked := binary.LittleEndian.Uint32(buf[at.waves+8*uint64(i)+4:])
-			if listed > 0 {
-				st.Waves++
-			}
-			capped := l.s.WaveCap && w0+i >= l.T
-			if masked == listed || capped {
-				l.waveHint = st.Waves
-				return nil
-			}
-		}
+// waveOps adds iteration it's waves to o, the trunk and what the waves
+// need: the plan and as many wave slots as the schedule allows
+// (waveBound), so that the iteration stays one submission that reads
+// nothing back. When that bound exceeds Options.WaveSlots it submits o with
+// the plan instead, reads the planned wave count (and the error word) and
+// returns a new op list with exactly those waves.
+func (l *Loop) waveOps(ctx context.Context, it int, o *ops, st *engine.LoopStep) (*ops, error) {
+	if bound := l.waveBound(it); bound <= l.n.d.waveSlots {
+		l.planOps(o, it, bound)
+		l.slotOps(o, it, bound)
+		return o, nil
 	}
+	l.planOps(o, it, l.N)
+	at := waveRead()
+	o.copyAt(l.waveState, 0, l.staging, at.waveHdr, waveHdrBytes)
+	o.copyAt(l.errWord, 0, l.staging, at.errWord, errBytes)
+	st.Dispatches += dispatches(o)
+	if err := l.submit(ctx, o); err != nil {
+		return nil, err
+	}
+	buf, err := l.read(ctx, at.size)
+	if err != nil {
+		return nil, err
+	}
+	st.ReadBytes += len(buf)
+	if err := l.checkErr(buf[at.errWord:], it); err != nil {
+		return nil, err
+	}
+	if err := l.checkWaves(buf[at.waveHdr:]); err != nil {
+		return nil, err
+	}
+	o = &ops{stage: "sampling"}
+	l.slotOps(o, it, int(binary.LittleEndian.Uint32(buf[at.waveHdr+4*shaders.WaveLast:])))
+	return o, nil
 }
+
+// checkWaves reads waveplan.wgsl's header (b holds its waveHdrBytes): the
+// waves run so far, and fails if an iteration planned more waves than the
+// slots it had (waveBound was wrong: a bug, not bad input).
+func (l *Loop) checkWaves(b []byte) error {
+	l.waves = int(binary.LittleEndian.Uint32(b[4*shaders.WaveTotal:]))
+	if it := binary.LittleEndian.Uint32(b[4*shaders.WaveOver:]); it != 0 {
+		return fmt.Errorf("gpu: loop: iteration %d planned more sampler-head waves than its schedule allows (%s); this is a bug: please report it, and use --backend cpu meanwhile", it-1, l.n.m.Name())
+	}
+	return nil
+}
+
+// Waves implements engine.Loop: the sampler-head waves run so far, as of
+// the latest read (Tokens reads it).
+func (l *Loop) Waves() int { return l.waves }
 
 // checkErr turns the error words into the CPU backend's errors: b holds
 // ERR's first errBytes bytes. A failed draw (ErrDraw) is reported before a
@@ -840,9 +955,13 @@ func keyF32(k uint32) float32 {
 // Tokens implements engine.Loop.
 func (l *Loop) Tokens(ctx context.Context) ([]int32, error) {
 	o := &ops{}
-	at := tokensRead(l.N)
+	waves := l.s.UseSampler && !l.s.Multinomial
+	at := tokensRead(l.N, waves)
 	o.copyAt(l.tok, 0, l.staging, at.tokens, 4*uint64(l.N))
 	o.copyAt(l.errWord, 0, l.staging, at.errWord, errBytes)
+	if waves {
+		o.copyAt(l.waveState, 0, l.staging, at.waveHdr, waveHdrBytes)
+	}
 	if err := l.submit(ctx, o); err != nil {
 		return nil, err
 	}
@@ -852,6 +971,11 @@ func (l *Loop) Tokens(ctx context.Context) ([]int32, error) {
 	}
 	if err := l.checkErr(buf[at.errWord:], -1); err != nil {
 		return nil, err
+	}
+	if waves {
+		if err := l.checkWaves(buf[at.waveHdr:]); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]int32, l.N)
 	for i := range out {

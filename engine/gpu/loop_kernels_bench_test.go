@@ -179,23 +179,32 @@ func BenchmarkSamplingKernels(b *testing.B) {
 		for i := range fill {
 			fill[i] = uint32(max(1, int(math.Floor(float64(i)*0.01))))
 		}
-		wc, zero, list := mk(8, nil), mk(8, make([]uint32, 8)), mk(3*N, nil)
-		wp := shaders.WaveParams{B: B, T: T, V: V, Mask: mask, Embeddings: 1, Cap: N}
-		o := op{name: "wave plan", pl: pipe("wave.wgsl", waveKinds), params: shaders.Bytes(wp),
-			binds: []binding{whole(mk(N, wavePred)), whole(logits), whole(keys), whole(list), whole(wc), whole(mk(N+1, fill))}, wg: d.grid(B)}
-		// The counters start at zero each time (loop.go writes them per chunk).
-		lkBench(b, d, []op{copyBuf(zero, wc, 32), o}, N)
+		ws := mk(shaders.WaveStateWords(N), nil)
+		binds := []binding{whole(mk(N, wavePred)), whole(logits), whole(mk(2*N, nil)), whole(ws), whole(mk(N+1, fill)),
+			whole(mk(shaders.WaveArgsWords*N, nil)), whole(mk(N, nil))}
+		var ops []op
+		// The three phases as planOps records them, T slots (the scan resets
+		// the counters for the next run).
+		for _, ph := range []struct {
+			phase uint32
+			wg    [3]uint32
+		}{{shaders.WavePlan, d.grid(B)}, {shaders.WaveScan, [3]uint32{1, 1, 1}}, {shaders.WaveList, d.grid(uint64(ceilDiv(N, 256)))}} {
+			wp := shaders.WavePlanParams{B: B, T: T, V: V, Mask: mask, Phase: ph.phase, Slots: T, Nx1: 12, Bm1: 32, Nx2: 3, Bm2: 32, Maxd: 65535}
+			ops = append(ops, op{name: "wave plan", pl: pipe("waveplan.wgsl", wavePlanKinds), params: shaders.Bytes(wp), binds: binds, wg: ph.wg})
+		}
+		lkBench(b, d, ops, N)
 	})
 	b.Run("sampler-in", func(b *testing.B) {
-		list := make([]uint32, 3*N)
+		list := make([]uint32, N)
 		for i := 0; i < N; i++ {
 			list[i] = uint32(i)
-			list[N+i], list[2*N+i] = uint32(r.IntN(V)), uint32(r.IntN(V))
 		}
-		sip := shaders.SamplerInParams{C: C, V: V, Cap: N, Slot: 0, HasBias: 1, Eps: 1e-5}
+		sip := shaders.SamplerInParams{C: C, V: V, T: T, SlotAt: shaders.WaveCounts, Slots: 1, HasBias: 1, Eps: 1e-5, Mask: mask, Embeddings: 1}
+		ws := make([]uint32, shaders.WaveCounts+shaders.WaveSlotWords) // one slot of N rows
+		ws[shaders.WaveCounts] = N
 		o := op{name: "sampler mlp.0-2", pl: pipe("sampler_in.wgsl", samplerInKinds), params: shaders.Bytes(sip),
-			binds: []binding{whole(mk(3*N, list)), whole(mk(4, []uint32{N, 0, 0, 0})), whole(mk(N*C, f32(randVec(r, N*C, 1)))),
-				whole(mk(2*V*C, f32(randVec(r, 2*V*C, 1)))), whole(mk(3*C, f32(randVec(r, 3*C, 1)))), whole(mk(N*C, nil))}, wg: d.grid(N)}
+			binds: []binding{whole(mk(N, list)), whole(mk(len(ws), ws)), whole(mk(N*C, f32(randVec(r, N*C, 1)))),
+				whole(mk(2*V*C, f32(randVec(r, 2*V*C, 1)))), whole(mk(3*C, f32(randVec(r, 3*C, 1)))), whole(mk(N*C, nil)), whole(mk(N, wavePred))}, wg: d.grid(N)}
 		lkBench(b, d, []op{o}, N)
 	})
 	b.Run("stats", func(b *testing.B) {

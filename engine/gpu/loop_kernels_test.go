@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sort"
 	"testing"
 
 	"github.com/remask/remask/engine/model"
@@ -14,10 +15,10 @@ import (
 
 // The device loop's own kernels (loop.go) against internal/step, one
 // harness entry each (loop_harness_test.go): select.wgsl, remask.wgsl,
-// wave.wgsl, stats.wgsl and sample.wgsl's fill and scatter modes against
-// the step the host loop runs; waveargs.wgsl against engine/gpu's grid()
-// and sampler_in.wgsl against a float64 oracle of the network (neither is a
-// sampling step). The ops are built as loop.go builds them (the same
+// waveplan.wgsl, stats.wgsl and sample.wgsl's fill and scatter modes
+// against the step the host loop runs (waveplan.wgsl's indirect arguments
+// against engine/gpu's grid() and matmul counts), and sampler_in.wgsl
+// against a float64 oracle of the network (not a sampling step). The ops are built as loop.go builds them (the same
 // pipelines, bind kinds and grids). loop_test.go compares the whole loop;
 // BenchmarkSamplingKernels (loop_kernels_bench_test.go) times each kernel.
 
@@ -44,8 +45,6 @@ var loopKernelCases = []kernelCase{
 	{name: "wave/bootstrap", shapes: rowsOf(4, 1, 50, 1000), check: checkWaveBootstrap},
 	{name: "wave/round-halves", shapes: rowsOf(5, 4), check: checkWaveRoundHalves},
 	{name: "wave/rounding-edges", shapes: rowsOf(4, 3), check: checkWaveRoundingEdges},
-	// B: the wave's listed positions n (T unused).
-	{name: "waveargs", shapes: []shape{{0, 0}, {1, 0}, {63, 0}, {64, 0}, {65, 0}, {65535, 0}, {70000, 0}}, check: checkWaveArgs},
 	// T: n_embd (bias on odd-looking widths).
 	{name: "sampler_in", shapes: []shape{{1, 64}, {1, 200}, {1, 1024}}, tol: 1e-4, check: checkSamplerIn},
 	{name: "stats", shapes: []shape{{8, 1}, {8, 7}, {8, 300}, {2, 1000}}, tol: 1e-4, check: checkStats},
@@ -385,78 +384,141 @@ type waveScenario struct {
 	step.Wave
 	pred   []uint32
 	logits []float32
-	off    bool // the wave cap is reached: list nothing
-	slot   int
+	cap    bool // the wave cap: at most T waves
+	slots  int  // waves encoded: the waves planned plus slots (< 0: too few)
+	maxd   int  // maxComputeWorkgroupsPerDimension (0: 65535)
 }
 
-// runWave runs one wave plan as waveOps builds it and compares the listed
-// set, the neighbour ids and the counters with step.Wave.Plan.
+// waveRef runs the host loop's fill with step.Wave.Plan, wave after wave
+// (engine/sampler's wavefront(), the wave cap included), and returns the
+// wave (1, 2, ...) of every position, 0 for none.
+func waveRef(s *waveScenario) (waves []int, W int) {
+	pred := int32s(s.pred)
+	waves = make([]int, len(pred))
+	for w := 1; ; w++ {
+		if s.cap && w > s.T {
+			return waves, W
+		}
+		pos, _, _, masked := s.Plan(pred, s.logits)
+		if masked == 0 {
+			return waves, W
+		}
+		for _, p := range pos {
+			waves[p] = w
+			pred[p] = s.Mask + 1 // filled: any id but the mask
+		}
+		W = w
+	}
+}
+
+// runWave runs waveplan.wgsl's three phases as planOps records them, twice
+// (the second iteration finds the counters the scan reset), and compares
+// each slot's count, list and indirect arguments and the header with the
+// host loop's waves (waveRef).
 func runWave(k *kernelRun, s *waveScenario) {
 	k.Helper()
 	N := s.B * s.T
+	ref, W := waveRef(s)
+	S := max(W+s.slots, 0)
+	maxd := s.maxd
+	if maxd == 0 {
+		maxd = 65535
+	}
 	fills := make([]uint32, N+1)
 	for i := range fills {
 		fills[i] = uint32(step.FillCount(i, s.Ratio))
 	}
-	wp := shaders.WaveParams{B: uint32(s.B), T: uint32(s.T), V: uint32(s.V), Mask: uint32(s.Mask), Slot: uint32(s.slot), Cap: uint32(N),
-		Embeddings: b2u(s.Embeddings), Global: b2u(s.Global), All: b2u(s.All), Off: b2u(s.off)}
-	const sentinel = 0x5e5e5e5e
-	keys, list, wc := k.out(N, nil), k.out(3*N, fill(3*N, sentinel)), k.out(8, make([]uint32, 8))
-	wg := k.d.grid(uint64(s.B))
-	if s.Global {
-		wg = [3]uint32{1, 1, 1}
-	}
-	o := op{name: "wave plan", pl: k.pipeline("wave.wgsl", waveKinds), params: shaders.Bytes(wp),
-		binds: []binding{k.in(s.pred), k.inF(s.logits), keys.bind(), list.bind(), wc.bind(), k.in(fills)}, wg: wg}
-	got := k.exec([]op{o}, list, wc, keys)
-	gl, gwc := got[0], got[1]
-
-	pos, left, right, masked := s.Plan(int32s(s.pred), s.logits)
-	if s.off {
-		pos = nil
-	}
-	want := map[int][2]uint32{}
-	for i, p := range pos {
-		want[int(p)] = [2]uint32{uint32(left[i]), uint32(right[i])}
-	}
-	n := int(gwc[s.slot])
-	for i, w := range gwc {
-		switch {
-		case i == s.slot && int(w) != len(want):
-			k.Errorf("WC[slot] = %d listed, want %d", w, len(want))
-		case i == s.slot+1 && int(w) != masked:
-			k.Errorf("WC[slot+1] = %d masked, want %d", w, masked)
-		case i != s.slot && i != s.slot+1 && w != 0:
-			k.Errorf("WC[%d] = %d, written (slot %d)", i, w, s.slot)
+	const nx1, bm1, nx2, bm2 = 12, 32, 3, 16
+	ws := k.out(shaders.WaveStateWords(N), make([]uint32, shaders.WaveStateWords(N)))
+	scr, args, list := k.out(2*N, nil), k.out(shaders.WaveArgsWords*N, nil), k.out(N, nil)
+	binds := []binding{k.in(s.pred), k.inF(s.logits), scr.bind(), ws.bind(), k.in(fills), args.bind(), list.bind()}
+	var ops []op
+	for it := 0; it < 2; it++ {
+		for _, ph := range []struct {
+			phase uint32
+			wg    [3]uint32
+		}{{shaders.WavePlan, k.d.grid(uint64(s.B))}, {shaders.WaveScan, [3]uint32{1, 1, 1}}, {shaders.WaveList, k.d.grid(uint64(ceilDiv(N, 256)))}} {
+			wp := shaders.WavePlanParams{B: uint32(s.B), T: uint32(s.T), V: uint32(s.V), Mask: uint32(s.Mask), Phase: ph.phase,
+				Global: b2u(s.Global), All: b2u(s.All), Cap: b2u(s.cap), Slots: uint32(S), Iteration: uint32(it),
+				Nx1: nx1, Bm1: bm1, Nx2: nx2, Bm2: bm2, Maxd: uint32(maxd)}
+			wg := ph.wg
+			if ph.phase == shaders.WavePlan && s.Global {
+				wg = [3]uint32{1, 1, 1}
+			}
+			ops = append(ops, op{name: "wave plan", pl: k.pipeline("waveplan.wgsl", wavePlanKinds), params: shaders.Bytes(wp), binds: binds, wg: wg})
 		}
 	}
-	if n > N {
-		k.Fatalf("WC[slot] = %d > capacity %d", n, N)
+	got := k.exec(ops, ws, args, list)
+	gws, gargs, gl := got[0], got[1], got[2]
+	over := uint32(0)
+	if W > S {
+		over = 1 // iteration 0 + 1
 	}
-	seen := map[int]bool{}
-	for i := 0; i < n; i++ {
-		p := int(gl[i])
-		lr, ok := want[p]
-		switch {
-		case !ok:
-			k.Errorf("listed position %d (row %d, t %d) is not in the wave (listed %d, want %d)", p, p/s.T, p%s.T, n, len(want))
-		case seen[p]:
-			k.Errorf("position %d listed twice", p)
-		case gl[N+i] != lr[0] || gl[2*N+i] != lr[1]:
-			k.Errorf("position %d: neighbours (%#x, %#x), want (%#x, %#x)", p, gl[N+i], gl[2*N+i], lr[0], lr[1])
-		}
-		seen[p] = true
+	hdr := []uint32{0, 2 * uint32(min(W, S)), over, uint32(W), 0, 0, 0, 0} // tickets reset, no wave ran
+	if fmt.Sprint(gws[:shaders.WaveCounts]) != fmt.Sprint(hdr) {
+		k.Errorf("WS header (max, total, over, last, tickets, ...) = %v, want %v (W = %d waves, %d slots)", gws[:shaders.WaveCounts], hdr, W, S)
 	}
-	for p := range want {
-		if !seen[p] {
-			k.Errorf("position %d (row %d, t %d) missing from the wave", p, p/s.T, p%s.T)
+	for w := 1; w <= N; w++ {
+		if c := gws[shaders.WaveCounts+w]; c != 0 {
+			k.Fatalf("wave %d's counter %d was not reset by the scan", w, c)
 		}
 	}
-	for i := n; i < N; i++ {
-		if gl[i] != sentinel || gl[N+i] != sentinel || gl[2*N+i] != sentinel {
-			k.Fatalf("LIST entry %d written past the count %d", i, n)
+	slot0 := shaders.WaveSlotAt(N)
+	off, before := 0, 0
+	for sl := 0; sl < S; sl++ {
+		var want []int
+		if sl < W {
+			for p, w := range ref {
+				if w == sl+1 {
+					want = append(want, p)
+				}
+			}
+		}
+		rec := gws[slot0+shaders.WaveSlotWords*sl:]
+		n, first := int(rec[0]), int(rec[1])
+		if n != len(want) || first != off || int(rec[2]) != before {
+			k.Fatalf("slot %d: (count, first, workgroups before) = %v, want (%d, %d, %d)", sl, rec[:3], len(want), off, before)
+		}
+		gotPos := make([]int, n)
+		for i := range gotPos {
+			gotPos[i] = int(gl[first+i])
+		}
+		sort.Ints(gotPos)
+		if fmt.Sprint(gotPos) != fmt.Sprint(want) {
+			k.Fatalf("wave %d lists %v, want %v", sl+1, gotPos, want)
+		}
+		off += n
+		// engine/gpu's grid(), with this maxd (0 workgroups: an empty dispatch).
+		grid := [3]uint32{uint32(n), 1, 1}
+		if n > maxd {
+			y := (n + maxd - 1) / maxd
+			grid = [3]uint32{uint32((n + y - 1) / y), uint32(y), 1}
+		}
+		if maxd == 65535 && n > 0 && grid != k.d.grid(uint64(n)) {
+			k.Fatalf("n = %d: this test's grid %v, engine/gpu grid() %v", n, grid, k.d.grid(uint64(n)))
+		}
+		before += int(grid[0] * grid[1])
+		mm := func(nx, bm int) [3]uint32 {
+			if n == 0 {
+				return [3]uint32{0, 0, 1}
+			}
+			return [3]uint32{uint32(nx), uint32(ceilDiv(n, bm)), 1}
+		}
+		var wantArgs []uint32
+		for _, g := range [][3]uint32{grid, mm(nx1, bm1), grid, mm(nx2, bm2), grid} {
+			wantArgs = append(wantArgs, g[:]...)
+		}
+		a := gargs[shaders.WaveArgsWords*sl : shaders.WaveArgsWords*(sl+1)]
+		if fmt.Sprint(a) != fmt.Sprint(wantArgs) {
+			k.Fatalf("slot %d (n = %d): ARGS = %v, want %v", sl, n, a, wantArgs)
 		}
 	}
+	for i := shaders.WaveArgsWords * S; i < len(gargs); i++ {
+		if gargs[i] != canary {
+			k.Fatalf("ARGS word %d written past the %d slots", i, S)
+		}
+	}
+	k.Logf("%d waves, %d slots", W, S)
 }
 
 const waveV, waveMask = 11, 9
@@ -507,23 +569,26 @@ func waveRows(k *kernelRun, B, T int, kinds []string, tied []bool) *waveScenario
 	return s
 }
 
-// checkWaveVariants: rows of every kind, with every switch of the plan.
+// checkWaveVariants: rows of every kind, with every switch of the plan,
+// more slots than waves (empty ones) and fewer (the overflow record).
 func checkWaveVariants(k *kernelRun, sh shape) {
 	base := waveRows(k, sh.B, sh.T, []string{"all", "rand", "none", "all", "runs", "one"}, []bool{false, false, false, true, false, false})
 	for _, v := range []struct {
 		name string
 		f    func(*waveScenario)
 	}{
-		{"per-row/embeddings", func(s *waveScenario) { s.Embeddings = true }},
-		{"per-row/zeros/slot2", func(s *waveScenario) { s.slot = 2 }},
-		{"per-row/ratio0.5", func(s *waveScenario) { s.Embeddings, s.Ratio = true, 0.5 }},
-		{"per-row/ratio1", func(s *waveScenario) { s.Embeddings, s.Ratio = true, 1 }},
-		{"global", func(s *waveScenario) { s.Embeddings, s.Global = true, true }},
+		{"per-row", func(s *waveScenario) {}},
+		{"per-row/empty-slots", func(s *waveScenario) { s.slots = 5 }},
+		{"per-row/maxd3", func(s *waveScenario) { s.maxd = 3 }},
+		{"per-row/ratio0.5", func(s *waveScenario) { s.Ratio = 0.5 }},
+		{"per-row/ratio1", func(s *waveScenario) { s.Ratio = 1 }},
+		{"per-row/cap", func(s *waveScenario) { s.cap = true }},
+		{"global", func(s *waveScenario) { s.Global = true }},
+		{"global/cap", func(s *waveScenario) { s.Global, s.cap = true, true }},
 		{"all", func(s *waveScenario) { s.All = true }},
-		{"off", func(s *waveScenario) { s.Embeddings, s.off, s.slot = true, true, 4 }},
-		{"global/off", func(s *waveScenario) { s.Global, s.off = true, true }},
+		{"too-few-slots", func(s *waveScenario) { s.slots = -1 }},
 		{"no-masks", func(s *waveScenario) {
-			s.Embeddings, s.pred = true, append([]uint32(nil), s.pred...)
+			s.pred = append([]uint32(nil), s.pred...)
 			for i := range s.pred {
 				s.pred[i] %= waveMask
 			}
@@ -544,8 +609,9 @@ func checkWaveBootstrap(k *kernelRun, sh shape) {
 		name string
 		f    func(*waveScenario)
 	}{
-		{"per-row", func(s *waveScenario) { s.Embeddings = true }},
-		{"global", func(s *waveScenario) { s.Embeddings, s.Global = true, true }},
+		{"per-row", func(s *waveScenario) {}},
+		{"global", func(s *waveScenario) { s.Global = true }},
+		{"global/cap", func(s *waveScenario) { s.Global, s.cap = true, true }},
 		{"global/ratio0.3", func(s *waveScenario) { s.Global, s.Ratio = true, 0.3 }},
 	} {
 		c := *base
@@ -583,61 +649,6 @@ func checkWaveRoundingEdges(k *kernelRun, sh shape) {
 		-0.3 / 1024, 0.3 / 1024, -1, // Go: -0 and +0, equal -> position 0
 	}}
 	runWave(k, s)
-}
-
-// ---------------------------------------------------------------- waveargs
-
-// checkWaveArgs: what waveargs.wgsl writes for n = s.B listed positions is
-// engine/gpu's grid() for the per-row dispatches (x = 0 when n = 0: an
-// empty dispatch) and the matmul workgroup counts of kernels.go for M = n
-// rows, at the device's grid limit and at 1000.
-func checkWaveArgs(k *kernelRun, s shape) {
-	n := s.B
-	devMax := uint64(k.d.p.limits().MaxComputeWorkgroupsPerDimension)
-	if devMax == 0 {
-		devMax = 65535
-	}
-	// The standard shape's tiles, as loop.go picks them (B·T = 16384, C = 384, V = 67).
-	const NBT, C, V = 16384, 384, 67
-	t1, t2 := chooseTile(NBT, C, C), chooseTile(NBT, V, C)
-	nx1, nx2 := ceilDiv(C, t1.BN), ceilDiv(V, t2.BN)
-	for _, maxd := range []uint64{devMax, 1000} {
-		grid := func() [3]uint32 {
-			switch {
-			case n == 0:
-				return [3]uint32{0, 1, 1}
-			case uint64(n) <= maxd:
-				return [3]uint32{uint32(n), 1, 1}
-			}
-			y := (uint64(n) + maxd - 1) / maxd
-			return [3]uint32{uint32((uint64(n) + y - 1) / y), uint32(y), 1}
-		}()
-		if maxd == devMax && n > 0 && grid != k.d.grid(uint64(n)) {
-			k.Fatalf("n = %d: this test's grid %v, engine/gpu grid() %v", n, grid, k.d.grid(uint64(n)))
-		}
-		mm := func(nx, bm int) [3]uint32 {
-			if n == 0 {
-				return [3]uint32{0, 0, 1}
-			}
-			return [3]uint32{uint32(nx), uint32(ceilDiv(n, bm)), 1}
-		}
-		var want []uint32
-		for _, g := range [][3]uint32{grid, mm(nx1, t1.BM), grid, mm(nx2, t2.BM), grid} {
-			want = append(want, g[:]...)
-		}
-		const slot, at = 2, 3 // counters at slot 2, the arguments three words in
-		wc := []uint32{0xabcdef, 0xabcdef, uint32(n), 0xabcdef}
-		args := k.out(waveArgsWords+at, nil)
-		ap := shaders.WaveArgsParams{Slot: slot, At: at, Nx1: uint32(nx1), Bm1: uint32(t1.BM), Nx2: uint32(nx2), Bm2: uint32(t2.BM), Maxd: uint32(maxd)}
-		o := op{name: "wave args", pl: k.pipeline("waveargs.wgsl", waveArgsKinds), params: shaders.Bytes(ap), binds: []binding{k.in(wc), args.bind()}, wg: [3]uint32{1, 1, 1}}
-		got := k.exec([]op{o}, args)[0]
-		if [3]uint32(got[:at]) != [3]uint32{canary, canary, canary} {
-			k.Errorf("maxd %d: ARGS before the wave's words written: %#x", maxd, got[:at])
-		}
-		if fmt.Sprint(got[at:]) != fmt.Sprint(want) {
-			k.Errorf("maxd %d, n = %d: ARGS = %v, want %v", maxd, n, got[at:], want)
-		}
-	}
 }
 
 // ---------------------------------------------------------------- sampler_in
@@ -688,14 +699,19 @@ func samplerInRef(m *model.Model, h []float32, pos int, left, right uint32) []fl
 }
 
 // checkSamplerIn runs sampler_in.wgsl on the tables loop.go makes, directly
-// with more workgroups than rows (rows >= n must not write) and indirectly
-// with waveargs.wgsl's counts, as the waves run it. C = s.T.
+// with more workgroups than rows (rows >= n must not write) and indirectly,
+// as the waves run it: a wave of n rows listed from offset first, with the
+// neighbours' ids read from the prediction (embeddings mode; none where
+// masked or outside the row) and without them (zeros mode). The indirect
+// run is the second of three slots (the first launched 3 workgroups): its
+// workgroups must find it by ticket and publish its count and first index
+// for sample.wgsl. C = s.T.
 func checkSamplerIn(k *kernelRun, s shape) {
 	C := s.T
 	heads := map[int]int{64: 2, 200: 2, 1024: 8}[C]
 	bias := C != 64
 	d, r := k.d, k.r
-	const V, P, capN, n, slot = 23, 40, 48, 37, 2
+	const V, T, P, capN, n, first, mask = 23, 8, 40, 48, 37, 5, 21
 	cfg := model.Standard()
 	cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.BlockSize, cfg.VocabSize, cfg.Bias = 1, heads, C, 16, V, bias
 	m, err := model.Random(cfg, uint64(C), 0.1)
@@ -722,43 +738,70 @@ func checkSamplerIn(k *kernelRun, s shape) {
 	if err != nil {
 		k.Fatal(err)
 	}
-	list := make([]uint32, 3*capN)
-	for i := 0; i < capN; i++ {
-		list[i] = uint32(r.IntN(P))
-		for _, j := range []int{1, 2} {
-			list[j*capN+i] = uint32(r.IntN(V))
-			if r.IntN(3) == 0 {
-				list[j*capN+i] = noID
-			}
+	pred := make([]uint32, P) // P / T = 5 rows of T
+	for i := range pred {
+		pred[i] = uint32(r.IntN(V))
+		if r.IntN(3) == 0 {
+			pred[i] = mask
 		}
 	}
-	list[capN], list[2*capN] = noID, noID // row 0: no neighbours
-	listB, wcB := k.in(list), k.in([]uint32{7, 7, n, 99})
-	sip := shaders.SamplerInParams{C: uint32(C), V: V, Cap: capN, Slot: slot, Eps: float32(net.eps), HasBias: b2u(bias)}
+	list := fill(first+capN, 0xdead)
+	for i := 0; i < capN; i++ {
+		list[first+i] = uint32(r.IntN(P))
+	}
+	list[first], list[first+1] = 0, P-1 // row edges: no left, no right neighbour
+	const at = shaders.WaveCounts + 3   // the first slot record
+	ws1 := make([]uint32, at+shaders.WaveSlotWords)
+	copy(ws1[at:], []uint32{n, first, 0, 0})
+	ws2 := make([]uint32, at+3*shaders.WaveSlotWords)
+	ws2[shaders.WaveTicket] = 3
+	copy(ws2[at:], []uint32{3, 0, 0, 0, n, first, 3, 0, 0, first + n, 3 + n, 0})
+	listB, predB := k.in(list), k.in(pred)
+	wsB1, wsB2 := k.out(len(ws1), ws1), k.out(len(ws2), ws2)
 	pl := k.pipeline("sampler_in.wgsl", samplerInKinds)
-	mkOp := func(y canaryBuf) op {
+	mkOp := func(y, ws canaryBuf, slots uint32, embeddings bool) op {
+		sip := shaders.SamplerInParams{C: uint32(C), V: V, T: T, SlotAt: at, Slots: slots, Eps: float32(net.eps), HasBias: b2u(bias), Mask: mask, Embeddings: b2u(embeddings)}
 		return op{name: "sampler mlp.0-2", pl: pl, params: shaders.Bytes(sip),
-			binds: []binding{listB, wcB, whole(hW0), whole(tabs.lr), whole(tabs.vec), y.bind()}}
+			binds: []binding{listB, ws.bind(), whole(hW0), whole(tabs.lr), whole(tabs.vec), y.bind(), predB}}
 	}
 	y1, y2 := k.out(capN*C, nil), k.out(capN*C, nil)
-	o1 := mkOp(y1)
+	o1 := mkOp(y1, wsB1, 1, true)
 	o1.wg = d.grid(capN + 5)
-	args, err := d.p.newBuffer("test wave args", 4*waveArgsWords, usageIndirect)
+	args, err := d.p.newBuffer("test wave args", 12, usageIndirect)
 	if err != nil {
 		k.Fatal(err)
 	}
 	defer args.destroy()
-	ap := shaders.WaveArgsParams{Slot: slot, Nx1: 1, Bm1: 64, Nx2: 1, Bm2: 64, Maxd: d.p.limits().MaxComputeWorkgroupsPerDimension}
-	o2 := mkOp(y2)
+	if err := d.p.write(args, 0, u32Bytes([]uint32{n, 1, 1})); err != nil {
+		k.Fatal(err)
+	}
+	o2 := mkOp(y2, wsB2, 3, false)
 	o2.ind = args
-	outs := k.exec([]op{mm, o1, {name: "wave args", pl: k.pipeline("waveargs.wgsl", waveArgsKinds), params: shaders.Bytes(ap),
-		binds: []binding{wcB, whole(args)}, wg: [3]uint32{1, 1, 1}}, o2}, y1, y2)
-	want := make([]float64, 0, n*C)
-	for i := 0; i < n; i++ {
-		want = append(want, samplerInRef(m, h, int(list[i]), list[capN+i], list[2*capN+i])...)
+	outs := k.exec([]op{mm, o1, o2}, y1, y2, wsB1, wsB2)
+	for j, ws := range outs[2:] {
+		want := []uint32{[]uint32{capN + 5, 3 + n}[j], n, first}
+		if got := ws[shaders.WaveTicket : shaders.WaveCurOff+1]; fmt.Sprint(got) != fmt.Sprint(want) {
+			k.Errorf("WS (tickets, running wave's count, first) = %v, want %v", got, want)
+		}
+	}
+	outs = outs[:2]
+	neighbour := func(q int, ok bool) uint32 {
+		if !ok || pred[q] == mask {
+			return noID
+		}
+		return pred[q]
 	}
 	for j, g := range outs {
-		checkClose(k.T, []string{"Y (direct)", "Y (indirect)"}[j], asF32(g[:n*C]), want, k.tol, k.tol)
+		want := make([]float64, 0, n*C)
+		for i := 0; i < n; i++ {
+			p := int(list[first+i])
+			left, right := uint32(noID), uint32(noID)
+			if j == 0 {
+				left, right = neighbour(p-1, p%T > 0), neighbour(p+1, p%T < T-1)
+			}
+			want = append(want, samplerInRef(m, h, p, left, right)...)
+		}
+		checkClose(k.T, []string{"Y (direct, embeddings)", "Y (indirect, zeros)"}[j], asF32(g[:n*C]), want, k.tol, k.tol)
 		for i := n * C; i < capN*C; i++ {
 			if g[i] != canary {
 				k.Fatalf("Y row %d (>= n = %d) written", i/C, n)
@@ -976,17 +1019,18 @@ func checkSampleFillScatter(k *kernelRun, s shape) {
 				k.Errorf("%s: ERR = %#x, want [%#x 0 0 0]", what, got[1], firstErr)
 			}
 		}
-		// Scatter: rows below the count (AUX[countAt]) write OUT[POS[row]].
-		const rows, count, countAt = 40, 25, 3
+		// Scatter: rows below the count (AUX[countAt]) write OUT at their
+		// position POS[first + row], first = AUX[countAt + 1].
+		const rows, count, countAt, first = 40, 25, 3, 6
 		perm := r.Perm(N)
-		pos := make([]uint32, rows)
-		for i := range pos {
-			pos[i] = uint32(perm[i])
+		pos := fill(first+rows, 0xdead)
+		for i := 0; i < rows; i++ {
+			pos[first+i] = uint32(perm[i])
 		}
 		logits := randVec(r, rows*V, 2)
 		out, errw := k.out(N, fill(N, 0x12345678)), k.out(4, []uint32{noID, 0, 0, 0})
 		td := tokenDraw{V: V, T: T, Iteration: it, Temperature: temperature, TopP: 0.9, Seed: c.seed, Mode: shaders.SampleScatter,
-			Mask: c.mask, CountAt: countAt, Aux: k.in([]uint32{0, 0, 0, count, 77}), Err: errw.bind()}
+			Mask: c.mask, CountAt: countAt, Aux: k.in([]uint32{0, 0, 0, count, first}), Err: errw.bind()}
 		o, err := k.d.sampleTokens(rows, td, k.inF(logits), k.in(pos), k.in(excludeWords(excl)), out.bind())
 		if err != nil {
 			k.Fatal(err)
@@ -995,7 +1039,7 @@ func checkSampleFillScatter(k *kernelRun, s shape) {
 		written := map[int]bool{}
 		firstErr := uint32(noID)
 		for i := 0; i < count; i++ {
-			p := int(pos[i])
+			p := int(pos[first+i])
 			written[p] = true
 			if allExcl {
 				firstErr = min(firstErr, uint32(p))
@@ -1113,23 +1157,31 @@ func TestLoopKernelsGrid2D(t *testing.T) {
 			n, C := s.B, s.T
 			const V = 5
 			hw, lr, vec := randVec(k.r, n*C, 1), randVec(k.r, 2*V*C, 1), randVec(k.r, 3*C, 1)
-			list := make([]uint32, 3*n)
+			list, pred := make([]uint32, n), make([]uint32, n) // one row of n positions, none masked
 			for i := 0; i < n; i++ {
 				list[i] = uint32(n - 1 - i)
-				list[n+i], list[2*n+i] = uint32(k.r.IntN(V)), uint32(k.r.IntN(V))
+				pred[i] = uint32(k.r.IntN(V))
 			}
-			sip := shaders.SamplerInParams{C: uint32(C), V: V, Cap: uint32(n), Slot: 0, HasBias: 1, Eps: 1e-5}
+			sip := shaders.SamplerInParams{C: uint32(C), V: V, T: uint32(n), SlotAt: shaders.WaveCounts, Slots: 1, HasBias: 1, Eps: 1e-5, Mask: V, Embeddings: 1}
+			ws := make([]uint32, shaders.WaveCounts+shaders.WaveSlotWords) // one slot: n rows from 0
+			ws[shaders.WaveCounts] = uint32(n)
 			y := k.out(n*C, nil)
 			o := op{name: "sampler mlp.0-2", pl: k.pipeline("sampler_in.wgsl", samplerInKinds), params: shaders.Bytes(sip),
-				binds: []binding{k.in(list), k.in([]uint32{uint32(n)}), k.inF(hw), k.inF(lr), k.inF(vec), y.bind()}, wg: k.d.grid(uint64(n))}
+				binds: []binding{k.in(list), k.in(ws), k.inF(hw), k.inF(lr), k.inF(vec), y.bind(), k.in(pred)}, wg: k.d.grid(uint64(n))}
 			got := asF32(k.exec([]op{o}, y)[0])
 			want := make([]float64, n*C)
 			z := make([]float64, C)
 			for i := 0; i < n; i++ {
-				pos, l, rt := int(list[i]), int(list[n+i]), int(list[2*n+i])
+				pos := int(list[i])
 				var mean, v float64
 				for c := 0; c < C; c++ {
-					x := float64(hw[pos*C+c]) + float64(lr[l*C+c]) + float64(lr[(V+rt)*C+c]) + float64(vec[c])
+					x := float64(hw[pos*C+c]) + float64(vec[c])
+					if pos > 0 {
+						x += float64(lr[int(pred[pos-1])*C+c])
+					}
+					if pos < n-1 {
+						x += float64(lr[(V+int(pred[pos+1]))*C+c])
+					}
 					z[c] = x / (1 + math.Exp(-x))
 					mean += z[c] / float64(C)
 				}

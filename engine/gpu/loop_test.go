@@ -311,3 +311,73 @@ func TestLoopRefusesUnknownStrategy(t *testing.T) {
 		t.Errorf("critic remasking without a critic: %v", err)
 	}
 }
+
+// TestDeviceLoopWaveSlots: the sampler-head waves without host round trips
+// (docs/gpu.md, "The sampler-head waves"). With the default
+// Options.WaveSlots every iteration is one submission and, with no observer
+// and ratio mode, reads nothing back (the tokens and the wave count are read
+// once, after the last iteration). With WaveSlots 1 the iterations whose
+// schedule allows more waves read their wave count once and record exactly
+// those: two submissions. Either way the text is the host loop's, per row
+// and with the global bootstrap (with and without the wave cap).
+func TestDeviceLoopWaveSlots(t *testing.T) {
+	emb := loadGolden(t, "lm_rope_bidir_bias.safetensors")
+	d7 := loadGolden(t, "lm_d7_bf16.safetensors")
+	one, err := New(context.Background(), Options{WaveSlots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	for _, be := range []*Backend{testBackend(t), one} {
+		slots := be.d.waveSlots
+		for _, c := range []struct {
+			name string
+			m    *model.Model
+			opts func(*sampler.Options)
+		}{
+			{"per-row", emb, func(o *sampler.Options) {}},
+			{"global-bootstrap", emb, func(o *sampler.Options) { o.Compat.GlobalBootstrap = true }},
+			{"global-bootstrap/wave-cap/zeros", d7, func(o *sampler.Options) {
+				o.Compat.GlobalBootstrap, o.Compat.WaveCap, o.Remasking = true, true, sampler.RemaskCritic
+			}},
+		} {
+			t.Run(fmt.Sprintf("slots%d/%s", slots, c.name), func(t *testing.T) {
+				net, err := be.Load(context.Background(), c.m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer net.(*Net).Close()
+				o := sampler.Defaults()
+				o.NumSamples, o.SequenceLength, o.Iterations, o.Seed = 3, 32, 5, 11
+				o.QualityMetric = sampler.MetricNode
+				c.opts(&o)
+				res, err := sampler.Generate(context.Background(), sampler.Models{LM: net}, o, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := res.Device
+				t.Logf("device: %d submits, %d dispatches, %d bytes read, %d waves in %d iterations", w.Submits, w.Dispatches, w.ReadBytes, w.Waves, res.IterationsRun)
+				if slots == WaveSlots && (w.Submits != res.IterationsRun || w.ReadBytes != 0) {
+					t.Errorf("%d submits and %d bytes read in %d iterations; want one submission each and nothing read", w.Submits, w.ReadBytes, res.IterationsRun)
+				}
+				if slots == 1 && w.Submits <= res.IterationsRun {
+					t.Errorf("%d submits in %d iterations with one wave slot; want a wave count read in some", w.Submits, res.IterationsRun)
+				}
+				if w.Waves == 0 {
+					t.Errorf("no waves counted")
+				}
+				ho := o
+				ho.HostLoop = true
+				want, err := sampler.Generate(context.Background(), sampler.Models{LM: net}, ho, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range want.Samples {
+					if a, b := want.Samples[i].Text, res.Samples[i].Text; a != b {
+						t.Errorf("sample %d: host loop %q, device loop %q", i, a, b)
+					}
+				}
+			})
+		}
+	}
+}

@@ -87,6 +87,13 @@ type Options struct {
 	// "auto" is f32: f16 is to be chosen automatically only where it was
 	// measured to pay, and it has not been measured on a GPU yet.
 	Precision string
+	// WaveSlots bounds the sampler-head waves an iteration encodes without
+	// a read: an iteration whose schedule allows at most that many waves
+	// records them all (the ones past the device's plan are empty
+	// dispatches) and reads nothing back; one that allows more reads its
+	// wave count once, after the plan, and records exactly those. 0 is
+	// the default (WaveSlots); negative is refused.
+	WaveSlots int
 }
 
 // LimitsKinds are the values Options.Limits accepts.
@@ -144,6 +151,9 @@ func (o Options) Check() error {
 			return fmt.Errorf("gpu: split %q is named twice", k)
 		}
 		seen[k] = true
+	}
+	if o.WaveSlots < 0 {
+		return fmt.Errorf("gpu: wave slots %d is negative (0 is the default, %d)", o.WaveSlots, WaveSlots)
 	}
 	if o.Attention != "" && !slices.Contains(AttentionKinds, o.Attention) {
 		return fmt.Errorf("gpu: attention %q is not an attention kernel (want %s)", o.Attention, strings.Join(AttentionKinds, " or "))

@@ -127,7 +127,7 @@ func (l *Loop) unmaskStep(ctx context.Context, it int, want bool) (*engine.LoopS
 	o.add(d.unmaskOp(unmaskParams(l.B, l.T, uint32(s.Mask), s.Unmask),
 		whole(l.pred), whole(l.ucert), whole(l.uleft), whole(l.keys), whole(l.tok), whole(l.ustate), whole(l.cnt)))
 	o.stage = ""
-	at := stepRead(l.B, l.N, true, want, false)
+	at := stepRead(l.B, l.N, true, want, false, false)
 	N4 := 4 * uint64(l.N)
 	o.copyAt(l.cnt, 0, l.staging, at.counters, 4*uint64(cntWords+l.B))
 	o.copyAt(l.errWord, 0, l.staging, at.errWord, errBytes)

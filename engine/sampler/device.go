@@ -95,7 +95,6 @@ func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start tim
 		work.Submits += st.Submits
 		work.Dispatches += st.Dispatches
 		work.ReadBytes += st.ReadBytes
-		work.Waves += st.Waves
 		g.res.IterationsRun = it + 1
 		remasks := g.o.Method == Diffusion && it < g.N-1
 		if remasks {
@@ -125,6 +124,7 @@ func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start tim
 		}
 	}
 	g.tokens = toks
+	work.Waves = loop.Waves()
 	g.res.Seconds = time.Since(start).Seconds()
 	g.res.Timings.Forward = g.res.Seconds // the device runs every stage; see Result.Device
 	if g.res.Seconds > 0 {

@@ -40,6 +40,7 @@ type benchArgs struct {
 	split      []string
 	attention  string
 	precision  string
+	waveSlots  int
 	// sampling jobs (bench_loop.go)
 	batch, length, iterations int
 	reps                      int
@@ -68,6 +69,7 @@ func benchFlags() (*flagSet, *benchArgs) {
 	fs.listVar(&a.split, "split", "KINDS", "GPU backend: the split kernels: mm splits deep-K matmuls of small grids over K, attn splits attention of short sequences over keys, none turns both off; default both (measured faster at 1 x 256 on an H200, docs/performance.md)")
 	fs.stringVar(&a.attention, "attention", "auto", "auto|tiled", "GPU backend: the attention kernel; tiled is the tiled kernel for head size 64 (tuning; auto until measured)")
 	fs.stringVar(&a.precision, "precision", "auto", "P", precisionHelp)
+	fs.intVar(&a.waveSlots, "wave-slots", 0, "N", "GPU backend, sampler head: iterations whose schedule allows at most N waves encode them all and read nothing back; others read their wave count once (0: the default, docs/gpu.md)")
 	fs.boolVar(&a.jsonOut, "json", false, "print JSON instead of a table")
 	fs.group("Sampling jobs (standard, small)")
 	fs.intVar(&a.reps, "reps", 3, "N", "timed generations per variant (after one warm-up); the median is reported")
@@ -366,7 +368,7 @@ func (a *benchArgs) gpuOptions() (gpu.Options, error) {
 	if err != nil {
 		return gpu.Options{}, err
 	}
-	o := gpu.Options{MatmulTile: a.matmulTile, MatmulDoubleBuffer: a.matmulDB, Split: a.split, Attention: a.attention, Limits: do.Limits, Precision: do.Precision}
+	o := gpu.Options{MatmulTile: a.matmulTile, MatmulDoubleBuffer: a.matmulDB, Split: a.split, Attention: a.attention, Limits: do.Limits, Precision: do.Precision, WaveSlots: a.waveSlots}
 	for _, c := range []struct {
 		flag string
 		o    gpu.Options
@@ -374,6 +376,7 @@ func (a *benchArgs) gpuOptions() (gpu.Options, error) {
 		{"matmul-tile", gpu.Options{MatmulTile: o.MatmulTile}},
 		{"split", gpu.Options{Split: o.Split}},
 		{"attention", gpu.Options{Attention: o.Attention}},
+		{"wave-slots", gpu.Options{WaveSlots: o.WaveSlots}},
 	} {
 		if err := c.o.Check(); err != nil {
 			return gpu.Options{}, flagError(c.flag, "%v", err)
@@ -383,7 +386,7 @@ func (a *benchArgs) gpuOptions() (gpu.Options, error) {
 		for _, f := range []struct {
 			flag string
 			set  bool
-		}{{"matmul-tile", o.MatmulTile != ""}, {"matmul-db", o.MatmulDoubleBuffer}, {"split", len(o.Split) > 0}, {"attention", o.Attention == "tiled"}} {
+		}{{"matmul-tile", o.MatmulTile != ""}, {"matmul-db", o.MatmulDoubleBuffer}, {"split", len(o.Split) > 0}, {"attention", o.Attention == "tiled"}, {"wave-slots", o.WaveSlots != 0}} {
 			if f.set {
 				return gpu.Options{}, flagError(f.flag, "selects a GPU kernel variant; --backend cpu has none (use --backend gpu)")
 			}

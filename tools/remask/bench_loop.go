@@ -48,19 +48,21 @@ type loopVariant struct {
 
 type loopResult struct {
 	loopVariant
-	Job           string             `json:"job"`
-	B             int                `json:"batch"`
-	T             int                `json:"length"`
-	N             int                `json:"iterations"`
-	Reps          int                `json:"reps"`
-	Seconds       float64            `json:"seconds"`     // median wall time of Generate, metrics included
-	SecondsMin    float64            `json:"seconds_min"` // fastest rep
-	LoopSeconds   float64            `json:"loop_seconds"`
-	TokensPerSec  float64            `json:"tokens_per_second"`
-	SubmitsPerIt  float64            `json:"submits_per_iteration,omitempty"`
-	DispatchPerIt float64            `json:"dispatches_per_iteration,omitempty"`
-	ReadPerIt     float64            `json:"read_bytes_per_iteration,omitempty"`
-	Waves         int                `json:"waves,omitempty"`
+	Job          string  `json:"job"`
+	B            int     `json:"batch"`
+	T            int     `json:"length"`
+	N            int     `json:"iterations"`
+	Reps         int     `json:"reps"`
+	Seconds      float64 `json:"seconds"`     // median wall time of Generate, metrics included
+	SecondsMin   float64 `json:"seconds_min"` // fastest rep
+	LoopSeconds  float64 `json:"loop_seconds"`
+	TokensPerSec float64 `json:"tokens_per_second"`
+	// The device loop's work per iteration (absent for the host loop; 0 is
+	// reported, e.g. no bytes read back).
+	SubmitsPerIt  *float64           `json:"submits_per_iteration,omitempty"`
+	DispatchPerIt *float64           `json:"dispatches_per_iteration,omitempty"`
+	ReadPerIt     *float64           `json:"read_bytes_per_iteration,omitempty"`
+	Waves         *int               `json:"waves,omitempty"`
 	StagesMs      map[string]float64 `json:"gpu_stage_ms,omitempty"`
 	Timings       sampler.Timings    `json:"host_timings"`
 	// BaselineRatio is Seconds over the PyTorch loop's seconds for the same
@@ -162,8 +164,8 @@ func runLoopBench(ctx context.Context, c *cli, a *benchArgs, gopts gpu.Options) 
 	fmt.Fprintf(c.stdout, "job %s (%d x %d x %d)\nbackend: %s\nmodel: %s\n", job.name, job.B, job.T, job.N, rep.Backend, rep.Model)
 	for _, r := range rep.Results {
 		fmt.Fprintf(c.stdout, "  sampler %-5v compat %-16q loop %-6s %8.4f s  %9.0f tok/s", r.Sampler, r.Compat, r.Loop, r.Seconds, r.TokensPerSec)
-		if r.SubmitsPerIt > 0 {
-			fmt.Fprintf(c.stdout, "  %.1f submits/it  %.0f dispatches/it  %.0f B read/it  %d waves", r.SubmitsPerIt, r.DispatchPerIt, r.ReadPerIt, r.Waves)
+		if r.SubmitsPerIt != nil {
+			fmt.Fprintf(c.stdout, "  %.1f submits/it  %.0f dispatches/it  %.0f B read/it  %d waves", *r.SubmitsPerIt, *r.DispatchPerIt, *r.ReadPerIt, *r.Waves)
 		}
 		if r.TextAgreementF32 != nil {
 			fmt.Fprintf(c.stdout, "  text = f32's on %.1f%%", 100**r.TextAgreementF32)
@@ -280,8 +282,8 @@ func benchLoop(ctx context.Context, net engine.Net, job loopJob, v loopVariant, 
 	r.Timings = last.Timings
 	if d := last.Device; d != nil {
 		it := float64(last.IterationsRun)
-		r.SubmitsPerIt, r.DispatchPerIt, r.ReadPerIt = float64(d.Submits)/it, float64(d.Dispatches)/it, float64(d.ReadBytes)/it
-		r.Waves = d.Waves
+		sub, disp, read, waves := float64(d.Submits)/it, float64(d.Dispatches)/it, float64(d.ReadBytes)/it, d.Waves
+		r.SubmitsPerIt, r.DispatchPerIt, r.ReadPerIt, r.Waves = &sub, &disp, &read, &waves
 	}
 	return r, nil
 }

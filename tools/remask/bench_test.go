@@ -123,6 +123,8 @@ func TestBenchGPUOptionFlags(t *testing.T) {
 		{[]string{"--backend", "cpu", "--attention", "tiled"}, "--attention: selects a GPU kernel variant"},
 		{[]string{"--precision", "fp16"}, `--precision: gpu: precision "fp16" is not a precision (want auto, f32, f16)`},
 		{[]string{"--backend", "cpu", "--precision", "f16"}, "--precision: f16 runs on the GPU backend only"},
+		{[]string{"--wave-slots", "-1"}, "--wave-slots: gpu: wave slots -1 is negative"},
+		{[]string{"--backend", "cpu", "--wave-slots", "4"}, "--wave-slots: selects a GPU kernel variant"},
 	} {
 		code, _, errOut := runCLI(t, "", append([]string{"bench", "--job", "forward", "--shapes", "1x8", "--validate", "none"}, c.args...)...)
 		if code != exitUsage || !strings.Contains(errOut, c.want) {
@@ -209,6 +211,63 @@ func TestBenchTextAgreement(t *testing.T) {
 	for _, r := range results {
 		if r.TextAgreementF32 == nil || *r.TextAgreementF32 != 1 {
 			t.Errorf("%+v: agreement of an f32 generation with itself = %v, want 1", r.loopVariant, r.TextAgreementF32)
+		}
+	}
+}
+
+// TestBenchLoopGPUCounts: the generation jobs report the device work per
+// iteration for every variant, zeros included (issue 15): with ratio
+// remasking and no observer every iteration of the device loop is one
+// submission that reads nothing back, with the sampler head too (its waves
+// counted); --wave-slots 1 makes the sampler-head iterations read their
+// wave count (two submissions).
+func TestBenchLoopGPUCounts(t *testing.T) {
+	g, err := gpu.New(t.Context(), gpu.Options{})
+	if err != nil {
+		if errors.Is(err, gpu.ErrNoAdapter) && os.Getenv("CI") != "true" {
+			t.Skipf("no WebGPU adapter (required in CI): %v", err)
+		}
+		t.Fatal(err)
+	}
+	g.Close()
+	model := goldenPath("lm_rope_bidir_bias.safetensors")
+	for _, slots := range []string{"0", "1"} {
+		code, out, errOut := runCLI(t, "", "bench", "--job", "small", "--backend", "gpu", "--model", model, "--length", "24",
+			"--iterations", "3", "--reps", "1", "--wave-slots", slots, "--json")
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		var rep struct {
+			Results []map[string]any `json:"results"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if len(rep.Results) != 4 {
+			t.Fatalf("%d results, want 4 variants: %s", len(rep.Results), out)
+		}
+		for _, r := range rep.Results {
+			sub, okS := r["submits_per_iteration"].(float64)
+			disp, okD := r["dispatches_per_iteration"].(float64)
+			read, okR := r["read_bytes_per_iteration"].(float64)
+			waves, okW := r["waves"].(float64)
+			if !okS || !okD || !okR || !okW {
+				t.Fatalf("--wave-slots %s: a per-iteration count is missing: %v", slots, r)
+			}
+			t.Logf("--wave-slots %s, sampler %v, compat %q: %.2f submits, %.0f dispatches, %.0f bytes read per iteration, %.0f waves", slots, r["sampler"], r["compat"], sub, disp, read, waves)
+			sampler := r["sampler"] == true
+			if sampler != (waves > 0) {
+				t.Errorf("sampler %v: %v waves", sampler, waves)
+			}
+			if slots == "1" && sampler {
+				if sub <= 1 || read == 0 {
+					t.Errorf("--wave-slots 1: %.2f submits and %.0f bytes read per iteration; want the wave count read", sub, read)
+				}
+				continue
+			}
+			if sub != 1 || read != 0 || disp <= 0 {
+				t.Errorf("--wave-slots %s, sampler %v: %.2f submits, %.0f dispatches, %.0f bytes read per iteration; want 1 submit and nothing read", slots, sampler, sub, disp, read)
+			}
 		}
 	}
 }
