@@ -105,6 +105,11 @@ func TestDeviceLoopUnmask(t *testing.T) {
 			host := generateRun(t, sampler.Models{LM: gn}, ho)
 			compareUnmask(t, "host loop on gpu", host, got, true)
 			compareUnmask(t, "cpu backend", generateRun(t, sampler.Models{LM: cn}, o), got, false)
+			// One submission per step (the counters' read included), and no
+			// sampler-head waves.
+			if w := got.res.Device; w.Submits != got.res.IterationsRun || w.Waves != 0 {
+				t.Errorf("%d submits and %d waves in %d steps; want one submission per step and no waves", w.Submits, w.Waves, got.res.IterationsRun)
+			}
 		})
 	}
 }
