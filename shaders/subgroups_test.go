@@ -88,7 +88,7 @@ func TestSubgroupVariants(t *testing.T) {
 					t.Logf("%s CLI not on PATH: skipped its half", tool)
 					continue
 				}
-				args := []string{p}
+				var args []string
 				if tool == "tint" {
 					args = []string{"--format", "wgsl", "-o", os.DevNull, p}
 				} else {
