@@ -358,7 +358,8 @@ class InitWeightsTest(unittest.TestCase):
             self.assertEqual(started["val"][ratio]["lm_ce"], res["lm_ce"], ratio)
         cfg = load_checkpoint(os.path.join(dst, "ckpt.pt"))["config"]
         self.assertEqual(cfg["init_from"], "weights")
-        self.assertEqual(cfg["init_weights"]["path"], os.path.join(src, "ckpt.pt"))
+        self.assertEqual(cfg["init_weights"], os.path.join(src, "ckpt.pt"))
+        self.assertEqual(cfg["init_weights_iter"], load_checkpoint(os.path.join(src, "ckpt.pt"))["iter_num"])
         with self.assertRaises(SystemExit) as e:
             lm_run(os.path.join(tmp, "bad"), "--init-weights", os.path.join(src, "ckpt.pt"),
                    "--n-embd", "32")

@@ -342,7 +342,7 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
     fused = use_fused_attention(model, runtime)
     trunk = Trunk(model, runtime, compile_blocks=args.compile)
     eval_trunk = Trunk(model, runtime, compile_blocks=False)
-    init_from, init_weights = "scratch", None
+    init_from, init_iter = "scratch", None
     if args.init_weights is not None:
         # A new run from an earlier run's weights (its optimizer state and schedule are not
         # continued): the way on when a split run's resume.pt was lost. A remask/1 file (.safetensors,
@@ -361,7 +361,7 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
         except (TypeError, RuntimeError) as e:
             raise SystemExit(f"--init-weights {args.init_weights}: its weights do not fit this "
                              f"model ({e}); give the same --n-layer/--n-head/--n-embd/--block-size")
-        init_from, init_weights = "weights", {"path": args.init_weights, "iter": start_iter}
+        init_from, init_iter = "weights", start_iter
     optimizer = make_adamw(model, args.lr, args.weight_decay, args.betas, runtime)
 
     n_params = sum(p.numel() for p in model.parameters())
@@ -382,12 +382,13 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
     def ckpt_config() -> dict:
         config = plain_config({k: v for k, v in vars(args).items() if k not in PROCESS_KEYS})
         config.update({
-            "dataset": "char_diffusion", "init_from": init_from, "init_weights": init_weights,
-            "model_mode": "language_model",
+            "dataset": "char_diffusion", "init_from": init_from, "model_mode": "language_model",
             "trainer": "tools/train/train.py", "max_iters": planner.max_iters,
             "sampler_neighbors": "embeddings",  # remask extension: trained with real neighbours
             "meta": meta,
         })
+        if init_iter is not None:  # (config["init_weights"] is --init-weights, from args)
+            config["init_weights_iter"] = int(init_iter)
         return config
 
     validate = Validator(
