@@ -45,7 +45,7 @@ func unmaskCases(v []string) []struct {
 			o.UnmaskSchedule, o.MaskingRatios, o.Iterations = sampler.UnmaskRatio, []float64{0.9, 0.6, 0.5, 0.2}, 4
 		}},
 		// Thresholds and gaps where the rows stop at different steps
-		// (measured: 13, 5 and 15 of 32 steps; 12, 3 and 20).
+		// (measured: 10, 14 and 14 of 32 steps; 21, 17 and 21).
 		{"threshold", func(o *sampler.Options) {
 			o.ConfidenceThreshold, o.Iterations, o.Temperature = 0.7, 32, 0.3
 		}},
