@@ -45,6 +45,7 @@ const emit = (o) => {
 const r3 = (x) => (x == null || !isFinite(x) ? null : Math.round(x * 1000) / 1000);
 const ratio = (a, b) => (a > 0 && b > 0 ? Math.round((a / b) * 100) / 100 : null);
 const f = (x, d = 3) => (x == null ? '-' : Number(x).toFixed(d));
+const u = (x, unit) => (x == null ? '-' : `${Number(x).toFixed(3)} ${unit}`);
 const fr = (x) => (x == null ? '-' : `${x.toFixed(2)}x`);
 
 const steps = jsonl('steps.jsonl');
@@ -111,7 +112,7 @@ for (const job of ['small', 'standard']) {
       }
     }
   }
-  if (pt && pt.runs) emit({ kind: 'pytorch', job, device: pt.device || pt.gpu || null, torch: pt.torch || pt.torch_version || null });
+  if (pt && pt.runs) emit({ kind: 'pytorch', job, device: pt.device_name || pt.device || null, torch: pt.torch_version || null });
 }
 const ad = jsonl('adapter.jsonl')[0];
 if (ad) {
@@ -133,15 +134,16 @@ if (adapters.dawn_adapter) {
 md.push('');
 md.push('| job | native (wgpu-native, Vulkan) | Dawn: remask CLI as js/wasm | Dawn: npm package | ratio CLI / package | PyTorch fp32 / TF32 / fp16 |');
 md.push('|---|---:|---:|---:|---:|---:|');
-for (const r of fwdRows) md.push(`| forward ${r.shape} | ${f(r.native_ms)} ms | ${f(r.dawn_cli_ms)} ms | - | ${fr(r.ratio)} / - | - |`);
+for (const r of fwdRows) md.push(`| forward ${r.shape} | ${u(r.native_ms, 'ms')} | ${u(r.dawn_cli_ms, 'ms')} | - | ${fr(r.ratio)} / - | - |`);
 for (const r of loopRows.filter((r) => r.compat === '')) {
-  const pt = ['fp32', 'tf32', 'fp16'].map((d) => f(r[`pytorch_${d}_s`])).join(' / ');
-  md.push(`| ${r.job} ${r.shape}, sampler ${r.sampler ? 'on' : 'off'} | ${f(r.native_s)} s | ${f(r.dawn_cli_s)} s | ${f(r.package_s)} s | ${fr(r.ratio_cli)} / ${fr(r.ratio_package)} | ${pt} s |`);
+  const pts = ['fp32', 'fp32_tf32', 'fp16'].map((d) => r[`pytorch_${d}_s`]);
+  const pt = pts.every((x) => x == null) ? '-' : pts.map((x) => f(x)).join(' / ') + ' s';
+  md.push(`| ${r.job} ${r.shape}, sampler ${r.sampler ? 'on' : 'off'} | ${u(r.native_s, 's')} | ${u(r.dawn_cli_s, 's')} | ${u(r.package_s, 's')} | ${fr(r.ratio_cli)} / ${fr(r.ratio_package)} | ${pt} |`);
 }
 const crit = loopRows.filter((r) => r.compat !== '');
 if (crit.length) {
   md.push('');
-  md.push('critic-on-input variants (CLI only): ' + crit.map((r) => `${r.job} sampler ${r.sampler ? 'on' : 'off'} ${f(r.native_s)} s native, ${f(r.dawn_cli_s)} s Dawn (${fr(r.ratio_cli)})`).join('; ') + '.');
+  md.push('critic-on-input variants (CLI only): ' + crit.map((r) => `${r.job} sampler ${r.sampler ? 'on' : 'off'} ${u(r.native_s, 's')} native, ${u(r.dawn_cli_s, 's')} Dawn (${fr(r.ratio_cli)})`).join('; ') + '.');
 }
 if (stageRows.length) {
   md.push('');
