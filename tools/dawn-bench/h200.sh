@@ -19,7 +19,7 @@
 #   bash tools/dawn-bench/h200.sh                       # on the GPU machine, repository root
 #   SMALL=1 DAWN_ICD=/usr/lib/chromium/vk_swiftshader_icd.json bash tools/dawn-bench/h200.sh
 #                                                       # a tiny run on a machine without GPU
-# BUDGET (seconds, default 230) bounds the whole run: each step's timeout is
+# BUDGET (seconds, default 225) bounds the whole run: each step's timeout is
 # the smaller of its own limit and what is left; a step that would get less
 # than 15 s is skipped (and says so); SCALE multiplies the steps' own limits
 # (default 1, with SMALL=1 8).
@@ -27,7 +27,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/tools/dawn-bench"
 CARRY=${CARRY:-$ROOT/.devcarry}
-BUDGET=${BUDGET:-230}
+BUDGET=${BUDGET:-225}
 SMALL=${SMALL:-0}
 W=${W:-/tmp/dawnbench}
 R=$W/results
