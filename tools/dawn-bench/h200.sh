@@ -128,6 +128,9 @@ step pkg-small 40 pkg-small.jsonl "${DAWN[@]}" "$NODE" "$W/pkgbench.mjs" "$M" sm
 step native-standard 45 native-standard.json "$W/bin/remask" bench --job standard --backend gpu --model "$M" "${ST[@]}" --json
 step pkg-standard 40 pkg-standard.jsonl "${DAWN[@]}" "$NODE" "$W/pkgbench.mjs" "$M" standard "${STP[@]}"
 step cli-standard 60 cli-standard.json "${CLI[@]}" bench --job standard --backend gpu --model "$M" "${ST[@]}" --json
+# Dawn only (wgpu-native cannot compile f16 shaders): the trunk in f16 where
+# the adapter has shader-f16 (a build without --precision fails this step alone).
+step cli-forward-f16 40 cli-forward-f16.json "${CLI[@]}" bench --job forward --backend gpu --precision f16 "${FWD[@]}" --json
 if [ "${PYTORCH:-1}" = 1 ] && [ "$SMALL" != 1 ]; then
 	step pytorch-small 40 pytorch-small.json "${PT[@]}" --job small --reps 5
 	step pytorch-standard 45 pytorch-standard.json "${PT[@]}" --job standard --reps 3

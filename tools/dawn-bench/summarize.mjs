@@ -76,6 +76,16 @@ for (const n of (nf && nf.results) || (cf && cf.results) || []) {
     stageRows.push(s);
   }
 }
+// Dawn with --precision f16 (the trunk's matmuls in f16; native has no f16).
+const hf = json('cli-forward-f16.json');
+for (const c of (hf && hf.results) || []) {
+  const shape = `${c.batch}x${c.length}`;
+  const row = fwdRows.find((r) => r.shape === shape);
+  const a = nf && nf.results.find((r) => r.batch === c.batch && r.length === c.length);
+  const o = { kind: 'forward_f16', shape, precision: hf.precision, dawn_f16_ms: r3(c.ms_per_forward), ratio_to_native_f32: ratio(c.ms_per_forward, a && a.ms_per_forward), validation: hf.validation };
+  emit(o);
+  if (row) row.dawn_f16_ms = o.dawn_f16_ms;
+}
 if (nf && nf.validation) emit({ kind: 'validation', side: 'native', ...nf.validation });
 if (cf && cf.validation) emit({ kind: 'validation', side: 'dawn_cli', ...cf.validation });
 
@@ -134,7 +144,7 @@ if (adapters.dawn_adapter) {
 md.push('');
 md.push('| job | native (wgpu-native, Vulkan) | Dawn: remask CLI as js/wasm | Dawn: npm package | ratio CLI / package | PyTorch fp32 / TF32 / fp16 |');
 md.push('|---|---:|---:|---:|---:|---:|');
-for (const r of fwdRows) md.push(`| forward ${r.shape} | ${u(r.native_ms, 'ms')} | ${u(r.dawn_cli_ms, 'ms')} | - | ${fr(r.ratio)} / - | - |`);
+for (const r of fwdRows) md.push(`| forward ${r.shape} | ${u(r.native_ms, 'ms')} | ${u(r.dawn_cli_ms, 'ms')}${r.dawn_f16_ms != null ? ` (f16: ${u(r.dawn_f16_ms, 'ms')})` : ''} | - | ${fr(r.ratio)} / - | - |`);
 for (const r of loopRows.filter((r) => r.compat === '')) {
   const pts = ['fp32', 'fp32_tf32', 'fp16'].map((d) => r[`pytorch_${d}_s`]);
   const pt = pts.every((x) => x == null) ? '-' : pts.map((x) => f(x)).join(' / ') + ' s';
