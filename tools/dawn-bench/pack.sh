@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# pack.sh: prepares the carry folder that h200.sh reads on a GPU machine
+# without network (default .devcarry/, ignored by git): it builds bin/remask
+# (native, stripped), the same CLI for js/wasm and the npm package
+# (./build.sh package), and copies Node (`command -v node`), Go's
+# wasm_exec_node.js + wasm_exec.js, the webgpu package's index.js,
+# package.json and linux-x64 dawn.node (from WEBGPU, an unpacked webgpu
+# package or its npm tarball), the model and the Vulkan loader's .debs
+# (GL_DEBS), xz-compressed, and prints the sizes.
+#
+#   tools/dawn-bench/pack.sh                 # the flagship model
+#   MODEL=models/shakespeare-small.safetensors tools/dawn-bench/pack.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+CARRY=${CARRY:-$ROOT/.devcarry}
+MODEL=${MODEL:-models/shakespeare.safetensors}
+WEBGPU=${WEBGPU:-/work/carry/webgpu-0.6.2.tgz}
+GL_DEBS=${GL_DEBS:-$ROOT/.gl}
+[ -d "$GL_DEBS" ] || GL_DEBS=/work/main/.gl
+[ -f "$MODEL" ] || { echo "pack.sh: $MODEL is missing (MODEL=path)"; exit 1; }
+mkdir -p "$CARRY/gl"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+echo "== building (native, js/wasm CLI, npm package)"
+go build -ldflags "-s -w" -o "$TMP/remask" ./tools/remask
+GOOS=js GOARCH=wasm go build -ldflags "-s -w" -o "$TMP/remask-cli.wasm" ./tools/remask
+./build.sh package >/dev/null
+tgz=$(ls wasm/js/dist/remask-*.tgz)
+[ "$(echo "$tgz" | wc -l)" = 1 ] || { echo "pack.sh: want one wasm/js/dist/remask-*.tgz, found: $tgz"; exit 1; }
+cp "$tgz" "$CARRY/remask-pkg.tgz"
+cp "$(go env GOROOT)/lib/wasm/wasm_exec_node.js" "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$CARRY/"
+
+echo "== webgpu from $WEBGPU"
+if [ -d "$WEBGPU" ]; then WG=$WEBGPU; else
+	mkdir -p "$TMP/wg" && tar xzf "$WEBGPU" -C "$TMP/wg" package/index.js package/package.json package/dist/linux-x64/dawn.node
+	WG=$TMP/wg/package
+fi
+tar cf "$CARRY/webgpu.tar" -C "$WG" index.js package.json
+cp "$WG/dist/linux-x64/dawn.node" "$TMP/dawn.node"
+cp "$(command -v node)" "$TMP/node"
+# Their symbols and debug info are a fifth of them; Node and Dawn run without.
+if command -v strip >/dev/null 2>&1; then strip "$TMP/node" "$TMP/dawn.node"; fi
+cp "$MODEL" "$TMP/model.safetensors"
+rm -f "$CARRY"/gl/*.deb
+cp "$GL_DEBS"/*.deb "$CARRY/gl/"
+
+echo "== xz (in parallel)"
+for f in node dawn.node remask remask-cli.wasm model.safetensors; do
+	xz -T1 -9 -c "$TMP/$f" >"$CARRY/$f.xz" &
+done
+wait
+(cd "$CARRY" && ls -l node.xz dawn.node.xz webgpu.tar remask.xz remask-cli.wasm.xz remask-pkg.tgz wasm_exec_node.js wasm_exec.js model.safetensors.xz gl)
+echo "== carry $CARRY: $(du -sb "$CARRY" | cut -f1) bytes ($(du -sh "$CARRY" | cut -f1)); model $MODEL; node $(node --version)"
