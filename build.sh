@@ -278,6 +278,29 @@ package_test() {
 	node tools/package-test/test.mjs
 }
 
+# dawn_go_test runs engine/gpu's tests of the subgroup reductions, the goldens
+# and the default-limits pipelines compiled to js/wasm under Node with Dawn
+# (webgpu@0.6.2) on Chromium's SwiftShader ICD (tools/dawn-go-test): the
+# browsers' WebGPU path, where the subgroup variants run (wgpu-native v22 has
+# none). REMASK_WANT_SUBGROUPS=1 makes TestSubgroupReductions fail when the
+# subgroup path did not run. Required in CI; elsewhere skipped, saying so,
+# without node/npm or Chromium's ICD.
+dawn_go_test() {
+	local icd=/usr/lib/chromium/vk_swiftshader_icd.json
+	if [ "${CI:-}" != "true" ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1 || [ ! -e "$icd" ]; }; then
+		log "NOTE: the Dawn (js/wasm) GPU tests were NOT run: they need node, npm and $icd (Debian's chromium)"
+		return 0
+	fi
+	[ -e "$icd" ] || die "CI: the Dawn GPU tests need Chromium's SwiftShader Vulkan ICD at $icd (apt-get install chromium)"
+	if [ ! -d tools/dawn-go-test/node_modules/webgpu ]; then
+		log "npm install webgpu@0.6.2 (tools/dawn-go-test: Dawn for Node)"
+		npm install --prefix tools/dawn-go-test --no-save --no-audit --no-fund --loglevel=error webgpu@0.6.2
+	fi
+	log "Dawn GPU tests: engine/gpu in js/wasm under Node + Dawn on SwiftShader (tools/dawn-go-test)"
+	REMASK_WANT_SUBGROUPS=1 VK_ICD_FILENAMES="$icd" WEBGPU_MODULE="$PWD/tools/dawn-go-test/node_modules/webgpu" \
+		tools/dawn-go-test/run.sh -test.run 'TestSubgroupReductions|TestGolden$|TestPipelinesDefaultLimits'
+}
+
 cmd_serve() {
 	cmd_build
 	local addr="${ADDR:-127.0.0.1:8080}"
@@ -408,6 +431,7 @@ cmd_test() {
 	fi
 	browser_test
 	package_test
+	dawn_go_test
 	worker_test
 
 	log "all tests passed"
@@ -475,7 +499,8 @@ Commands:
                  the PyTorch tests of tools/train (when python3-torch is installed) and the browser
                  tests (Chromium + SwiftShader WebGPU; with CI=true they are installed and required)
                  the npm package tests (tools/package-test: npm install of the packed tarball, Node on the CPU
-                 and on Dawn/SwiftShader, examples/embed.html in Chromium; with CI=true required)
+                 and on Dawn/SwiftShader, examples/embed.html in Chromium; with CI=true required), engine/gpu's
+                 subgroup, golden and default-limits tests in js/wasm under Node + Dawn (tools/dawn-go-test)
                  and the Cloudflare Worker tests (workerd; with CI=true required)
   package        build the npm package (wasm/js, docs/js.md) and npm pack it into wasm/js/dist
   worker         build the Cloudflare Worker bundle (wasm/worker/dist; wrangler.toml, docs/edge.md)

@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -26,6 +27,13 @@ func TestSubgroupReductions(t *testing.T) {
 	t.Logf("adapter %s: subgroups offered %v, used %v", info.Name, info.Subgroups, be.d.caps.subgroups)
 	if runtime.GOOS != "js" && (info.Subgroups || be.d.caps.subgroups) {
 		t.Errorf("wgpu-native reports subgroups (offered %v, used %v), which its v22 C API cannot enable", info.Subgroups, be.d.caps.subgroups)
+	}
+	// ./build.sh test runs this under Dawn on SwiftShader, which offers
+	// subgroups, and sets REMASK_WANT_SUBGROUPS=1 so that the subgroup path
+	// must run there: a Dawn that stopped offering them fails, not passes on
+	// the trees alone.
+	if os.Getenv("REMASK_WANT_SUBGROUPS") == "1" && !be.d.caps.subgroups {
+		t.Errorf("REMASK_WANT_SUBGROUPS=1 but the backend does not use subgroups (adapter %s offers them: %v)", info.Name, info.Subgroups)
 	}
 	if runtime.GOOS == "js" && info.Subgroups != be.d.caps.subgroups {
 		t.Errorf("the adapter offers subgroups %v but the default backend uses them %v", info.Subgroups, be.d.caps.subgroups)
