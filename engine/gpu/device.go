@@ -110,7 +110,7 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 		splitAttn: slices.Contains(opts.splits(), "attn"),
 		attnTiled: opts.Attention == "tiled", waveSlots: opts.WaveSlots}
 	if d.waveSlots == 0 {
-		d.waveSlots = WaveSlots
+		d.waveSlots = platformWaveSlots
 	}
 	if opts.MatmulTile != "" {
 		t, err := parseTile(opts.MatmulTile, d.shmax())

@@ -36,10 +36,19 @@ var (
 // docs/performance.md).
 var waveTile = tile32
 
-// WaveSlots is the default of Options.WaveSlots: the largest number of
-// wave slots an iteration encodes without reading the wave count back
-// (docs/gpu.md, "The sampler-head waves").
+// WaveSlots is the native default of Options.WaveSlots: the largest number
+// of wave slots an iteration encodes without reading the wave count back
+// (docs/gpu.md, "The sampler-head waves"). The js/wasm build's default is
+// BrowserWaveSlots (platformWaveSlots picks per build).
 const WaveSlots = 1024
+
+// BrowserWaveSlots is the js/wasm build's default of Options.WaveSlots.
+// There every recorded dispatch costs several calls from wasm into
+// JavaScript, so empty slots are dear: on an H200 through Dawn the small
+// job (1 x 256 x 15, sampler head) took 3.0 s with 1024 slots, 0.53 s with
+// 16 and 0.73 s with 64, where natively 1024 and 16 slots took 0.071 and
+// 0.078 s (docs/performance.md, "The browser engine on a real GPU").
+const BrowserWaveSlots = 16
 
 const (
 	cntWords     = shaders.CountRows      // CNT header: total, min wrongness key, unused, unused

@@ -92,7 +92,8 @@ type Options struct {
 	// records them all (the ones past the device's plan are empty
 	// dispatches) and reads nothing back; one that allows more reads its
 	// wave count once, after the plan, and records exactly those. 0 is
-	// the default (WaveSlots); negative is refused.
+	// the default (WaveSlots natively, BrowserWaveSlots in the js/wasm
+	// build); negative is refused.
 	WaveSlots int
 }
 

@@ -470,3 +470,6 @@ func (p *platform) wait(ctx context.Context) error {
 // f16CompilerNote names the shader compiler of this build for the error of
 // an f16 kernel it refuses (device.checkF16).
 const f16CompilerNote = "the browser's WebGPU implementation"
+
+// platformWaveSlots is Options.WaveSlots's default in the browser build.
+const platformWaveSlots = BrowserWaveSlots

@@ -694,4 +694,7 @@ func (p *platform) wait(ctx context.Context) error {
 
 // f16CompilerNote names the shader compiler of this build for the error of
 // an f16 kernel it refuses (device.checkF16).
+// platformWaveSlots is Options.WaveSlots's default in the native build.
+const platformWaveSlots = WaveSlots
+
 const f16CompilerNote = "wgpu-native v22 through github.com/cogentcore/webgpu v0.23.0, whose naga parses no f16 WGSL: f16 needs wgpu 25 or later"
