@@ -15,9 +15,16 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 CARRY=${CARRY:-$ROOT/.devcarry}
 MODEL=${MODEL:-models/shakespeare.safetensors}
-WEBGPU=${WEBGPU:-/work/carry/webgpu-0.6.2.tgz}
+WEBGPU=${WEBGPU:-$ROOT/tools/dawn-go-test/node_modules/webgpu}
 GL_DEBS=${GL_DEBS:-$ROOT/.gl}
-[ -d "$GL_DEBS" ] || GL_DEBS=/work/main/.gl
+if [ ! -e "$WEBGPU" ]; then
+	echo "pack.sh: $WEBGPU is missing: npm install --prefix tools/dawn-go-test --no-save webgpu@0.6.2 (./build.sh test does), or WEBGPU=an unpacked webgpu folder or its npm tarball"
+	exit 1
+fi
+if ! ls "$GL_DEBS"/*.deb >/dev/null 2>&1; then
+	echo "pack.sh: no .deb files in $GL_DEBS: put the Vulkan loader's amd64 packages there (apt-get download libvulkan1 libx11-6 libxext6 libxcb1 libxau6 libxdmcp6 libbsd0 libmd0), or GL_DEBS=that folder"
+	exit 1
+fi
 [ -f "$MODEL" ] || { echo "pack.sh: $MODEL is missing (MODEL=path)"; exit 1; }
 mkdir -p "$CARRY/gl"
 TMP=$(mktemp -d)
