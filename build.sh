@@ -280,7 +280,7 @@ package_test() {
 
 # dawn_go_test runs engine/gpu's tests of the subgroup reductions, the goldens
 # and the default-limits pipelines compiled to js/wasm under Node with Dawn
-# (webgpu@0.6.2) on Chromium's SwiftShader ICD (tools/dawn-go-test): the
+# (webgpu at the package's peer version) on Chromium's SwiftShader ICD (tools/dawn-go-test): the
 # browsers' WebGPU path, where the subgroup variants run (wgpu-native v22 has
 # none). REMASK_WANT_SUBGROUPS=1 makes TestSubgroupReductions fail when the
 # subgroup path did not run. Required in CI; elsewhere skipped, saying so,
@@ -292,9 +292,13 @@ dawn_go_test() {
 		return 0
 	fi
 	[ -e "$icd" ] || die "CI: the Dawn GPU tests need Chromium's SwiftShader Vulkan ICD at $icd (apt-get install chromium)"
-	if [ ! -d tools/dawn-go-test/node_modules/webgpu ]; then
-		log "npm install webgpu@0.6.2 (tools/dawn-go-test: Dawn for Node)"
-		npm install --prefix tools/dawn-go-test --no-save --no-audit --no-fund --loglevel=error webgpu@0.6.2
+	# The version: the package's peer dependency (wasm/js/package.json), as tools/package-test reads it.
+	local wg have
+	wg=$(node -p "require('./wasm/js/package.json').peerDependencies.webgpu.replace(/^[~^]/, '')")
+	have=$(node -p "try { require('./tools/dawn-go-test/node_modules/webgpu/package.json').version } catch (e) { '' }")
+	if [ "$have" != "$wg" ]; then
+		log "npm install webgpu@$wg (tools/dawn-go-test: Dawn for Node)"
+		npm install --prefix tools/dawn-go-test --no-save --no-audit --no-fund --loglevel=error "webgpu@$wg"
 	fi
 	log "Dawn GPU tests: engine/gpu in js/wasm under Node + Dawn on SwiftShader (tools/dawn-go-test)"
 	REMASK_WANT_SUBGROUPS=1 VK_ICD_FILENAMES="$icd" WEBGPU_MODULE="$PWD/tools/dawn-go-test/node_modules/webgpu" \

@@ -18,7 +18,7 @@ MODEL=${MODEL:-models/shakespeare.safetensors}
 WEBGPU=${WEBGPU:-$ROOT/tools/dawn-go-test/node_modules/webgpu}
 GL_DEBS=${GL_DEBS:-$ROOT/.gl}
 if [ ! -e "$WEBGPU" ]; then
-	echo "pack.sh: $WEBGPU is missing: npm install --prefix tools/dawn-go-test --no-save webgpu@0.6.2 (./build.sh test does), or WEBGPU=an unpacked webgpu folder or its npm tarball"
+	echo "pack.sh: $WEBGPU is missing: ./build.sh test installs it there (the version of wasm/js/package.json's peer dependency), or WEBGPU=an unpacked webgpu folder or its npm tarball"
 	exit 1
 fi
 if ! ls "$GL_DEBS"/*.deb >/dev/null 2>&1; then

@@ -33,7 +33,10 @@ const MODEL = path.join(ROOT, 'models/shakespeare-small.safetensors');
 const MODEL_SHA256 = createHash('sha256').update(readFileSync(MODEL)).digest('hex');
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const WEBGPU = 'webgpu@0.6.2';
+// The webgpu (Dawn) version tested: the package's own peer dependency
+// (wasm/js/package.json, the one place it is written; build.sh's Dawn Go tests
+// read it there too), pinned to its lowest version.
+const WEBGPU = 'webgpu@' + JSON.parse(readFileSync(path.join(ROOT, 'wasm/js/package.json'), 'utf8')).peerDependencies.webgpu.replace(/^[\^~]/, '');
 const TYPESCRIPT = 'typescript@5.9.3';
 // Small: the CPU engine is Go's wasm on one thread, Dawn runs on SwiftShader.
 const JOB = { num_samples: 1, sequence_length: 32, iterations: 3, seed: 1, judge: 'none', quality_metric: 'node' };
