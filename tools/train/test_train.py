@@ -364,6 +364,12 @@ class InitWeightsTest(unittest.TestCase):
             lm_run(os.path.join(tmp, "bad"), "--init-weights", os.path.join(src, "ckpt.pt"),
                    "--n-embd", "32")
         self.assertIn("--init-weights", str(e.exception))
+        junk = os.path.join(tmp, "junk.pt")
+        with open(junk, "w", encoding="utf-8") as f:
+            f.write("not a checkpoint\n")
+        with self.assertRaises(SystemExit) as e:
+            lm_run(os.path.join(tmp, "junk"), "--init-weights", junk)
+        self.assertIn("not a readable checkpoint", str(e.exception))
 
 
 class SplitRunTest(unittest.TestCase):

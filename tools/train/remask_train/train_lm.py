@@ -350,12 +350,17 @@ def run(args, runtime: Runtime, clock: Clock, log: Log) -> dict:
         if not os.path.isfile(args.init_weights):
             raise SystemExit(f"--init-weights {args.init_weights}: no such file (give a ckpt.pt, a "
                              "best.pt or a remask/1 .safetensors of an LM of the same shape)")
-        if args.init_weights.endswith(".safetensors"):
-            start_model, _ = rmfile.read_model(args.init_weights)
-            state, start_iter = start_model.state_dict(), None
-        else:
-            start = load_checkpoint(args.init_weights)
-            state, start_iter = start.get("model"), start.get("iter_num")
+        try:
+            if args.init_weights.endswith(".safetensors"):
+                start_model, _ = rmfile.read_model(args.init_weights)
+                state, start_iter = start_model.state_dict(), None
+            else:
+                start = load_checkpoint(args.init_weights)
+                state, start_iter = start.get("model"), start.get("iter_num")
+        except Exception as e:  # a file that is not a checkpoint: name it, no traceback
+            raise SystemExit(f"--init-weights {args.init_weights}: not a readable checkpoint or remask/1 "
+                             f"file ({type(e).__name__}: {e}); give a ckpt.pt, a best.pt or a .safetensors "
+                             "written by this trainer or remask convert")
         try:
             model.load_state_dict(state)
         except (TypeError, RuntimeError) as e:
