@@ -86,6 +86,31 @@ for (const c of (hf && hf.results) || []) {
   emit(o);
   if (row) row.dawn_f16_ms = o.dawn_f16_ms;
 }
+// PyTorch's forward of the same shapes (tools/train/bench_forward.py: one JSON
+// array of {mode, batch, length, ms_per_forward}).
+const pf = json('pytorch-forward.json');
+for (const row of fwdRows) {
+  for (const m of ['fp32', 'fp32_tf32', 'fp16_autocast']) {
+    const p = Array.isArray(pf) ? pf.find((x) => x.mode === m && `${x.batch}x${x.length}` === row.shape) : null;
+    if (!p) continue;
+    row[`pytorch_${m}_ms`] = r3(p.ms_per_forward);
+    emit({ kind: 'pytorch_forward', shape: row.shape, mode: m, ms: r3(p.ms_per_forward), tflops: r3(p.tflops), native_over_pytorch: ratio(row.native_ms, p.ms_per_forward), device: p.device_name });
+  }
+}
+// The native sweep (h200.sh's SWEEP): each variant's forward against the
+// defaults of the same run.
+const sweepRows = [];
+for (const sw of jsonl('sweep.jsonl')) {
+  const rep = json(`sweep-${sw.sweep}.json`);
+  if (!rep) errors.push(`sweep ${sw.sweep} (${sw.flags}): no result`);
+  for (const r of (rep && rep.results) || []) {
+    const shape = `${r.batch}x${r.length}`;
+    const base = nf && nf.results.find((b) => b.batch === r.batch && b.length === r.length);
+    const o = { kind: 'sweep', flags: sw.flags, shape, ms: r3(r.ms_per_forward), tflops: r3(r.tflops), dispatches: r.dispatches_per_forward, default_ms: r3(base && base.ms_per_forward), ratio_to_default: ratio(r.ms_per_forward, base && base.ms_per_forward) };
+    emit(o);
+    sweepRows.push(o);
+  }
+}
 if (nf && nf.validation) emit({ kind: 'validation', side: 'native', ...nf.validation });
 if (cf && cf.validation) emit({ kind: 'validation', side: 'dawn_cli', ...cf.validation });
 
@@ -144,7 +169,11 @@ if (adapters.dawn_adapter) {
 md.push('');
 md.push('| job | native (wgpu-native, Vulkan) | Dawn: remask CLI as js/wasm | Dawn: npm package | ratio CLI / package | PyTorch fp32 / TF32 / fp16 |');
 md.push('|---|---:|---:|---:|---:|---:|');
-for (const r of fwdRows) md.push(`| forward ${r.shape} | ${u(r.native_ms, 'ms')} | ${u(r.dawn_cli_ms, 'ms')}${r.dawn_f16_ms != null ? ` (f16: ${u(r.dawn_f16_ms, 'ms')})` : ''} | - | ${fr(r.ratio)} / - | - |`);
+for (const r of fwdRows) {
+  const pts = ['fp32', 'fp32_tf32', 'fp16_autocast'].map((d) => r[`pytorch_${d}_ms`]);
+  const pt = pts.every((x) => x == null) ? '-' : pts.map((x) => f(x)).join(' / ') + ' ms';
+  md.push(`| forward ${r.shape} | ${u(r.native_ms, 'ms')} | ${u(r.dawn_cli_ms, 'ms')}${r.dawn_f16_ms != null ? ` (f16: ${u(r.dawn_f16_ms, 'ms')})` : ''} | - | ${fr(r.ratio)} / - | ${pt} |`);
+}
 for (const r of loopRows.filter((r) => r.compat === '')) {
   const pts = ['fp32', 'fp32_tf32', 'fp16'].map((d) => r[`pytorch_${d}_s`]);
   const pt = pts.every((x) => x == null) ? '-' : pts.map((x) => f(x)).join(' / ') + ' s';
@@ -154,6 +183,12 @@ const crit = loopRows.filter((r) => r.compat !== '');
 if (crit.length) {
   md.push('');
   md.push('critic-on-input variants (CLI only): ' + crit.map((r) => `${r.job} sampler ${r.sampler ? 'on' : 'off'} ${u(r.native_s, 's')} native, ${u(r.dawn_cli_s, 's')} Dawn (${fr(r.ratio_cli)})`).join('; ') + '.');
+}
+if (sweepRows.length) {
+  md.push('');
+  md.push('| native forward variant (SWEEP) | shape | ms | TFLOP/s | dispatches | defaults ms | ratio to defaults |');
+  md.push('|---|---|---:|---:|---:|---:|---:|');
+  for (const r of sweepRows) md.push(`| \`${r.flags}\` | ${r.shape} | ${f(r.ms)} | ${f(r.tflops, 1)} | ${r.dispatches ?? '-'} | ${f(r.default_ms)} | ${fr(r.ratio_to_default)} |`);
 }
 if (stageRows.length) {
   md.push('');
