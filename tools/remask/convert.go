@@ -37,6 +37,8 @@ func convertFlags() (*flagSet, *convertArgs) {
 			"[SH] or the [D7] model.py) into a remask/1 model file. The vocabulary comes from the checkpoint's\n"+
 			"config['meta'], or from --meta. Untrained heads and a missing calibration table are reported as\n"+
 			"warnings on stderr; anything remask cannot run is an error naming it. docs/convert.md has the details.\n"+
+			"Given a remask/1 .safetensors file instead of CKPT.pt, it writes that model again with --dtype and\n"+
+			"--card (weights, vocabulary and provenance kept), e.g. to store a card measured after conversion.\n"+
 			"Flags may come before or after CKPT.pt.")
 	fs.stringVar(&a.output, "output", "", "FILE", "the remask/1 .safetensors file to write; replaced only once complete")
 	fs.showDefault("output", "none: required")
@@ -83,6 +85,9 @@ func convertCommand(ctx context.Context, c *cli, args []string) error {
 	if err := safefile.CheckOutput(a.output, out); err != nil {
 		return &usageError{msg: err.Error()}
 	}
+	if isModelFile(in) {
+		return a.rewrite(c, in, dtype, out)
+	}
 	opts, err := checkpointOptions(a.meta, a.calibration)
 	if err != nil {
 		return err
@@ -125,6 +130,57 @@ func convertCommand(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stderr, "remask convert: warning: %s\n", termsafe.EscapeText(w))
 	}
 	fmt.Fprintf(c.stdout, "wrote %s: %s\n", a.output, convertSummary(conv, dtype, size))
+	return nil
+}
+
+// isModelFile reports whether path starts like a safetensors file (an 8-byte
+// little-endian header length, then the header's "{"), not like a
+// checkpoint (a zip archive or a pickle). Unreadable files are no model
+// files: the checkpoint reader then names the problem.
+func isModelFile(path string) bool {
+	f, _, err := safefile.OpenRegular(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [9]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return false
+	}
+	return b[8] == '{' && b[7] == 0 && b[6] == 0
+}
+
+// rewrite is convert with a remask/1 file as input: the model is read and
+// checked as every command reads it, and written again with --dtype and, with
+// --card, a new card (e.g. a trained model whose card is measured after its
+// checkpoint was converted). Weights, vocabulary and provenance are kept;
+// f16 -> f16 and f32 -> f32 keep every bit. The checkpoint-only flags are
+// refused, not ignored.
+func (a *convertArgs) rewrite(c *cli, in, dtype string, out safefile.CreateOptions) error {
+	for _, f := range []struct{ name, val string }{{"meta", a.meta}, {"calibration", a.calibration}, {"sampler-neighbors", a.neighbors}} {
+		if f.val != "" {
+			return flagError(f.name, "applies to checkpoints; %s is already a remask/1 model file (its vocabulary, calibration and sampler neighbours are kept)", in)
+		}
+	}
+	m, err := model.Load(in)
+	if err != nil {
+		return err
+	}
+	if a.card != "" {
+		card, err := safefile.ReadFile(a.card, maxCardBytes)
+		if err != nil {
+			return flagError("card", "%v", err)
+		}
+		m.Card = string(card)
+	}
+	if err := model.SaveWith(a.output, m, dtype, out); err != nil {
+		return err
+	}
+	size := int64(-1)
+	if fi, err := os.Stat(a.output); err == nil {
+		size = fi.Size()
+	}
+	fmt.Fprintf(c.stdout, "wrote %s: the remask/1 model %s rewritten as %s (%s bytes)\n", a.output, termsafe.EscapeText(in), dtype, thousands(size))
 	return nil
 }
 

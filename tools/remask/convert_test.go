@@ -228,3 +228,67 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+// TestConvertRewritesModelFile: a remask/1 file as convert's input is
+// rewritten with --card (the card of a model measured after conversion) and
+// --dtype; the weights and everything else are kept bit for bit, and the
+// checkpoint-only flags are refused rather than ignored.
+func TestConvertRewritesModelFile(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.safetensors")
+	if code, _, stderr := runTool(t, runConvert, forkFixture("sh_lm.pt"), "-o", src, "--dtype", "f16"); code != exitOK {
+		t.Fatalf("convert: exit %d\n%s", code, stderr)
+	}
+	card := filepath.Join(dir, "card.md")
+	if err := os.WriteFile(card, []byte("# measured card\n\njudge 0.8\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.safetensors")
+	code, stdout, stderr := runTool(t, runConvert, src, "-o", out, "--dtype", "f16", "--card", card)
+	if code != exitOK || !strings.Contains(stdout, "rewritten as F16") {
+		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+	a, err := model.Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Card != "# measured card\n\njudge 0.8\n" {
+		t.Errorf("card %q", b.Card)
+	}
+	if a.Card == b.Card {
+		t.Error("the old card was kept")
+	}
+	a.Card = b.Card
+	var wa, wb bytes.Buffer
+	if err := model.Write(&wa, a, model.F16); err != nil {
+		t.Fatal(err)
+	}
+	if err := model.Write(&wb, b, model.F16); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(wa.Bytes(), wb.Bytes()) {
+		t.Error("rewriting changed more than the card")
+	}
+	fb, _ := os.ReadFile(out)
+	if !bytes.Equal(fb, wb.Bytes()) {
+		t.Error("the written file is not the model with its new card")
+	}
+	for _, tc := range []struct{ flag, val string }{{"--meta", forkFixture("meta.pkl")}, {"--calibration", forkFixture("calibration.json")}, {"--sampler-neighbors", "zeros"}} {
+		o := filepath.Join(dir, "x.safetensors")
+		code, _, stderr := runTool(t, runConvert, src, "-o", o, tc.flag, tc.val)
+		if code != exitUsage || !strings.Contains(stderr, "applies to checkpoints; "+src+" is already a remask/1 model file") {
+			t.Errorf("%s: exit %d, stderr %q", tc.flag, code, stderr)
+		}
+		if _, err := os.Stat(o); err == nil {
+			t.Errorf("%s: an output was written", tc.flag)
+		}
+	}
+	// The output is never the input.
+	if code, _, stderr := runTool(t, runConvert, src, "-o", src, "--force"); code != exitUsage || !strings.Contains(stderr, "is the checkpoint itself") {
+		t.Errorf("output = input: exit %d, stderr %q", code, stderr)
+	}
+}
