@@ -142,3 +142,25 @@ func TestAttentionRowsOption(t *testing.T) {
 		t.Errorf("a forced tile beyond the device: %v", err)
 	}
 }
+
+// TestAttentionRowsTileBeyondLimits: a forced tile that needs more
+// workgroup memory than a default-limits device has is refused at Load,
+// naming the tile, the bytes and the limit.
+func TestAttentionRowsTileBeyondLimits(t *testing.T) {
+	testBackend(t) // skips without an adapter (outside CI)
+	m, err := standardTestModel(11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, err := New(context.Background(), Options{Limits: "default", Attention: "rows", AttentionTile: "2x64x16x8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	_, err = be.Load(context.Background(), m)
+	if err == nil || !strings.Contains(err.Error(), "attention tile 2x64x16x8 needs 40960 bytes of workgroup memory at head size 64; the device has 16384 (maxComputeWorkgroupStorageSize)") {
+		t.Errorf("Load: %v, want the tile's workgroup memory named", err)
+	} else {
+		t.Logf("refused: %v", err)
+	}
+}

@@ -495,7 +495,7 @@ func (d *device) rowsTileFor(D int) (shaders.AttentionRowsTile, error) {
 	if d.rowsTile != nil {
 		t := *d.rowsTile
 		if err := t.CheckFor(D, d.shmax(), d.caps.invoc); err != nil {
-			return t, fmt.Errorf("gpu: attention \"rows\" (Options.AttentionTile): %w", err)
+			return t, fmt.Errorf("gpu: attention \"rows\" (Options.AttentionTile): %w: choose a tile that fits, or leave the tile empty", err)
 		}
 		return t, nil
 	}

@@ -175,7 +175,7 @@ func (o Options) Check() error {
 		return fmt.Errorf("gpu: wave slots %d is negative (0 is the default, %d)", o.WaveSlots, WaveSlots)
 	}
 	if o.Attention != "" && !slices.Contains(AttentionKinds, o.Attention) {
-		return fmt.Errorf("gpu: attention %q is not an attention kernel (want %s)", o.Attention, strings.Join(AttentionKinds, " or "))
+		return fmt.Errorf("gpu: attention %q is not an attention kernel (want %s)", o.Attention, strings.Join(AttentionKinds, ", "))
 	}
 	if o.AttentionTile != "" {
 		if o.Attention != "rows" {
