@@ -14,14 +14,16 @@ import (
 // FMA and the per-key overhead go:
 //
 //   - R query rows per thread (R >= 2: the workgroup's q, pre-scaled, sits
-//     transposed in workgroup memory, Qs[dq·BR + r] = q[row0 + r][4dq ..
+//     transposed in workgroup memory, Qs[dq][r] = q[row0 + r][4dq ..
 //     4dq+3], BR = R·WG, so a warp's q loads are consecutive vec4s), so
 //     each K or V vec4 read from workgroup memory feeds R rows: for a block
 //     of N keys a thread loads R q vec4s and N k vec4s per head vec4 for
 //     4·R·N FMAs, and one V vec4 for R. R = 1 keeps q in registers, as
 //     AttentionUnrolled does.
 //   - Scores of N keys at a time in registers (R·N scalars), one max and
-//     one rescale decision per N keys.
+//     one rescale decision per N keys; K and V are arrays of N-key
+//     blocks, so within a block every index is a constant (naga clamps
+//     each dynamic index into workgroup memory: one clamp per block).
 //   - exp2 with q pre-scaled by scale·log2(e): scores are in log2 units.
 //   - Lazy rescaling: a row's reference max m moves (and its accumulator
 //     and sum are rescaled) only when a block's max exceeds m + 8, so p =
@@ -172,34 +174,38 @@ func attentionRowsSource(consts map[string]string) (string, error) {
 	p("const TH: f32 = %d.0; // lazy rescale bound (log2 units)", attentionRowsThreshold)
 	p("")
 	if R > 1 {
-		p("var<workgroup> Qs: array<vec4<f32>, %d>; // Qs[dq*BR + r] = q[row0+r][4dq..4dq+3]·scale·log2e", BR*d4)
+		p("var<workgroup> Qs: array<array<vec4<f32>, %d>, %d>; // Qs[dq][r] = q[row0+r][4dq..4dq+3]·scale·log2e", BR, d4)
 	}
-	p("var<workgroup> Ks: array<vec4<f32>, %d>; // Ks[jj*D4 + dq] = k[j0+jj][4dq..4dq+3]", BC*d4)
-	p("var<workgroup> Vs: array<vec4<f32>, %d>;", BC*d4)
+	p("var<workgroup> Ks: array<array<vec4<f32>, %d>, %d>; // Ks[jj / N][(jj %% N)*D4 + dq] = k[j0+jj][4dq..4dq+3]", N*d4, BC/N)
+	p("var<workgroup> Vs: array<array<vec4<f32>, %d>, %d>;", N*d4, BC/N)
 	p("")
 	p("@compute @workgroup_size(WG)")
 	p("fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {")
 	p("  let b = wg.y / P.H;")
 	p("  let h = wg.y %% P.H;")
 	p("  // Causal: the last row block (the most keys) first.")
-	p("  var blk = wg.x;")
+	p("  var rblk = wg.x;")
 	p("  if (P.causal == 1u) {")
-	p("    blk = nwg.x - 1u - wg.x;")
+	p("    rblk = nwg.x - 1u - wg.x;")
 	p("  }")
-	p("  let row0 = blk * BR;")
+	p("  let row0 = rblk * BR;")
 	p("  let C4 = P.C / 4u;")
 	p("  let C3 = 3u * C4;")
 	p("  let rowbase = b * P.T;")
 	p("  let qs = P.scale * LOG2E;")
 	for r := 0; r < R; r++ {
 		p("  let i%d = row0 + %du + li;", r, r*WG)
+		p("  let lim%d = select(P.T, min(P.T, i%d + 1u), P.causal == 1u); // keys j < lim%d are visible", r, r, r)
+		if R > 1 {
+			p("  let qi%d = li + %du;", r, r*WG)
+		}
 	}
 	if R > 1 {
 		p("  // Stage q (rows past T read row T-1; their output is never written).")
 		p("  for (var e = li; e < BR * D4; e += WG) {")
 		p("    let rr = e / D4;")
 		p("    let dq = e %% D4;")
-		p("    Qs[dq * BR + rr] = QKV[(rowbase + min(row0 + rr, P.T - 1u)) * C3 + h * D4 + dq] * qs;")
+		p("    Qs[dq][rr] = QKV[(rowbase + min(row0 + rr, P.T - 1u)) * C3 + h * D4 + dq] * qs;")
 		p("  }")
 	} else {
 		p("  let qb = (rowbase + min(i0, P.T - 1u)) * C3 + h * D4;")
@@ -228,80 +234,84 @@ func attentionRowsSource(consts map[string]string) (string, error) {
 	p("        kv = QKV[kb + C4];")
 	p("        vv = QKV[kb + 2u * C4];")
 	p("      }")
-	p("      Ks[e] = kv;")
-	p("      Vs[e] = vv;")
+	p("      Ks[e / %du][e %% %du] = kv;", N*d4, N*d4)
+	p("      Vs[e / %du][e %% %du] = vv;", N*d4, N*d4)
 	p("    }")
 	p("    workgroupBarrier();")
-	p("    for (var jj = 0u; jj < BC; jj += %du) {", N)
-	p("      let kb = jj * D4;")
-	// Scores s{r}_{n} of the N keys.
-	for r := 0; r < R; r++ {
-		for n := 0; n < N; n++ {
-			p("      var s%d_%d = 0.0;", r, n)
-		}
-	}
-	for c := 0; c < d4; c++ {
-		p("      {")
-		if R > 1 {
-			for r := 0; r < R; r++ {
-				p("        let q%d = Qs[%du + li];", r, c*BR+r*WG)
+	// The key tile's blocks of N keys: Ks and Vs are arrays of blocks, so
+	// the block index is the only dynamic one (one bounds-check clamp per
+	// block, which naga adds to a dynamic index into workgroup memory)
+	// and every index within a block is a constant offset.
+	p("    for (var blk = 0u; blk < %du; blk++) {", BC/N)
+	{
+		// Scores s{r}_{n} of the N keys.
+		for r := 0; r < R; r++ {
+			for n := 0; n < N; n++ {
+				p("      var s%d_%d = 0.0;", r, n)
 			}
 		}
-		for n := 0; n < N; n++ {
-			p("        let k%d = Ks[kb + %du];", n, n*d4+c)
-			for r := 0; r < R; r++ {
-				q := fmt.Sprintf("q%d", r)
-				if R == 1 {
-					q = fmt.Sprintf("q0_%d", c)
-				}
-				p("        s%d_%d = fma(%s.w, k%d.w, fma(%s.z, k%d.z, fma(%s.y, k%d.y, fma(%s.x, k%d.x, s%d_%d))));", r, n, q, n, q, n, q, n, q, n, r, n)
-			}
-		}
-		p("      }")
-	}
-	p("      let j = j0 + jj;")
-	for r := 0; r < R; r++ {
-		p("      {")
-		p("        // row i%d: mask, block max, lazy rescale, probabilities", r)
-		p("        let lim = select(P.T, min(P.T, i%d + 1u), P.causal == 1u);", r)
-		for n := 0; n < N; n++ {
-			p("        let v%d = j + %du < lim;", n, n)
-			p("        s%d_%d = select(NEG, s%d_%d, v%d);", r, n, r, n, n)
-		}
-		mx := fmt.Sprintf("s%d_0", r)
-		for n := 1; n < N; n++ {
-			mx = fmt.Sprintf("max(%s, s%d_%d)", mx, r, n)
-		}
-		p("        let bm = %s;", mx)
-		p("        if (bm > m%d + TH) {", r)
-		p("          let corr = exp2(m%d - bm);", r)
-		p("          l%d *= corr;", r)
-		for c := 0; c < d4; c++ {
-			p("          o%d_%d *= corr;", r, c)
-		}
-		p("          m%d = bm;", r)
-		p("        }")
-		for n := 0; n < N; n++ {
-			p("        s%d_%d = select(0.0, exp2(s%d_%d - m%d), v%d);", r, n, r, n, r, n)
-		}
-		sum := fmt.Sprintf("s%d_0", r)
-		for n := 1; n < N; n++ {
-			sum = fmt.Sprintf("%s + s%d_%d", sum, r, n)
-		}
-		p("        l%d += %s;", r, sum)
-		p("      }")
-	}
-	for n := 0; n < N; n++ {
 		for c := 0; c < d4; c++ {
 			p("      {")
-			p("        let v = Vs[kb + %du];", n*d4+c)
-			for r := 0; r < R; r++ {
-				p("        o%d_%d = fma(vec4<f32>(s%d_%d), v, o%d_%d);", r, c, r, n, r, c)
+			if R > 1 {
+				for r := 0; r < R; r++ {
+					p("        let q%d = Qs[%du][qi%d];", r, c, r)
+				}
+			}
+			for n := 0; n < N; n++ {
+				p("        let k%d = Ks[blk][%du];", n, n*d4+c)
+				for r := 0; r < R; r++ {
+					q := fmt.Sprintf("q%d", r)
+					if R == 1 {
+						q = fmt.Sprintf("q0_%d", c)
+					}
+					p("        s%d_%d = fma(%s.w, k%d.w, fma(%s.z, k%d.z, fma(%s.y, k%d.y, fma(%s.x, k%d.x, s%d_%d))));", r, n, q, n, q, n, q, n, q, n, r, n)
+				}
 			}
 			p("      }")
 		}
+		p("      let j = j0 + blk * %du;", N)
+		for r := 0; r < R; r++ {
+			p("      {")
+			p("        // row i%d: mask, block max, lazy rescale, probabilities", r)
+			for n := 0; n < N; n++ {
+				p("        let v%d = j + %du < lim%d;", n, n, r)
+				p("        s%d_%d = select(NEG, s%d_%d, v%d);", r, n, r, n, n)
+			}
+			mx := fmt.Sprintf("s%d_0", r)
+			for n := 1; n < N; n++ {
+				mx = fmt.Sprintf("max(%s, s%d_%d)", mx, r, n)
+			}
+			p("        let bm = %s;", mx)
+			p("        if (bm > m%d + TH) {", r)
+			p("          let corr = exp2(m%d - bm);", r)
+			p("          l%d *= corr;", r)
+			for c := 0; c < d4; c++ {
+				p("          o%d_%d *= corr;", r, c)
+			}
+			p("          m%d = bm;", r)
+			p("        }")
+			for n := 0; n < N; n++ {
+				p("        s%d_%d = select(0.0, exp2(s%d_%d - m%d), v%d);", r, n, r, n, r, n)
+			}
+			sum := fmt.Sprintf("s%d_0", r)
+			for n := 1; n < N; n++ {
+				sum = fmt.Sprintf("%s + s%d_%d", sum, r, n)
+			}
+			p("        l%d += %s;", r, sum)
+			p("      }")
+		}
+		for n := 0; n < N; n++ {
+			for c := 0; c < d4; c++ {
+				p("      {")
+				p("        let v = Vs[blk][%du];", n*d4+c)
+				for r := 0; r < R; r++ {
+					p("        o%d_%d = fma(vec4<f32>(s%d_%d), v, o%d_%d);", r, c, r, n, r, c)
+				}
+				p("      }")
+			}
+		}
+		p("    }")
 	}
-	p("    }")
 	p("    workgroupBarrier();")
 	p("  }")
 	for r := 0; r < R; r++ {
