@@ -9,10 +9,51 @@ import (
 	"testing"
 )
 
+// sweepTiles are the tiles of the GPU sweep in docs/performance.md
+// ("Sweeping the rows attention": the words after "for T in" up to "; do"),
+// each checked to run head size 64 within 48 KiB of workgroup memory, so
+// that the sweep's one call cannot stop on a tile the generator refuses.
+func sweepTiles(t *testing.T) []AttentionRowsTile {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "performance.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	i := strings.Index(s, "#### Sweeping the rows attention")
+	if i < 0 {
+		t.Fatal("docs/performance.md has no section \"Sweeping the rows attention\"")
+	}
+	s = s[i:]
+	i = strings.Index(s, "for T in ")
+	j := strings.Index(s, "; do")
+	if i < 0 || j < i {
+		t.Fatal("docs/performance.md, \"Sweeping the rows attention\": no \"for T in ...; do\" loop")
+	}
+	var out []AttentionRowsTile
+	for _, w := range strings.Fields(s[i+len("for T in ") : j]) {
+		if w == "\\" {
+			continue
+		}
+		tile, err := ParseAttentionRowsTile(w)
+		if err != nil {
+			t.Fatalf("docs/performance.md sweep: %v", err)
+		}
+		if err := tile.CheckFor(64, 49152, 256); err != nil {
+			t.Errorf("docs/performance.md sweep: %v", err)
+		}
+		out = append(out, tile)
+	}
+	if len(out) < 2 {
+		t.Fatalf("docs/performance.md sweep: %d tiles", len(out))
+	}
+	return out
+}
+
 // rowsVariants are the AttentionRows tilings the shader tests compile: the
-// tiles of the H200 sweep (docs/performance.md) and odd ones (D = 4, 12,
-// 128; R = 3 and 4; N = 1; a key tile of one block).
-func rowsVariants() []struct {
+// tiles of the GPU sweep (sweepTiles) at head size 64 and odd ones (D = 4,
+// 12, 128; R = 3 and 4; N = 1; a key tile of one block).
+func rowsVariants(t *testing.T) []struct {
 	D int
 	T AttentionRowsTile
 } {
@@ -20,17 +61,17 @@ func rowsVariants() []struct {
 		D int
 		T AttentionRowsTile
 	}
-	return []v{
-		{64, AttentionRowsTile{1, 64, 32, 4}},
-		{64, AttentionRowsTile{1, 64, 32, 8}},
-		{64, AttentionRowsTile{2, 32, 16, 8}},
-		{64, AttentionRowsTile{2, 64, 16, 8}},
+	var out []v
+	for _, tile := range sweepTiles(t) {
+		out = append(out, v{64, tile})
+	}
+	return append(out, []v{
 		{64, AttentionRowsTile{2, 64, 32, 4}},
 		{64, AttentionRowsTile{2, 128, 16, 4}},
 		{4, AttentionRowsTile{3, 16, 8, 8}},
 		{12, AttentionRowsTile{4, 8, 4, 1}},
 		{128, AttentionRowsTile{2, 16, 8, 8}},
-	}
+	}...)
 }
 
 func rowsConsts(D int, t AttentionRowsTile) map[string]string {
@@ -43,7 +84,8 @@ func rowsConsts(D int, t AttentionRowsTile) map[string]string {
 // against AttentionRowsTile.Shared.
 func TestAttentionRowsValidate(t *testing.T) {
 	dir := t.TempDir()
-	for i, v := range rowsVariants() {
+	variants := rowsVariants(t)
+	for i, v := range variants {
 		src, err := Source(AttentionRows, rowsConsts(v.D, v.T))
 		if err != nil {
 			t.Fatalf("%d %s: %v", v.D, v.T, err)
@@ -78,13 +120,13 @@ func TestAttentionRowsValidate(t *testing.T) {
 			t.Logf("%s CLI not on PATH: skipped its half", name)
 			continue
 		}
-		for i, v := range rowsVariants() {
+		for i, v := range variants {
 			p := filepath.Join(dir, fmt.Sprintf("rows%d.wgsl", i))
 			if out, err := exec.Command(bin, append(tools[name], p)...).CombinedOutput(); err != nil {
 				t.Errorf("%s D=%d %s: %v\n%s", name, v.D, v.T, err, out)
 			}
 		}
-		t.Logf("%s validated %d variants of %s", name, len(rowsVariants()), AttentionRows)
+		t.Logf("%s validated %d variants of %s", name, len(variants), AttentionRows)
 	}
 }
 
