@@ -22,8 +22,9 @@ import (
 //     AttentionUnrolled does.
 //   - Scores of N keys at a time in registers (R·N scalars), one max and
 //     one rescale decision per N keys; K and V are arrays of N-key
-//     blocks, so within a block every index is a constant (naga clamps
-//     each dynamic index into workgroup memory: one clamp per block).
+//     blocks, so within a block every index is a constant (under wgpu's
+//     bounds-check policy naga clamps each dynamic index into workgroup
+//     memory, min(i, n - 1): here one clamp per block).
 //   - exp2 with q pre-scaled by scale·log2(e): scores are in log2 units.
 //   - Lazy rescaling: a row's reference max m moves (and its accumulator
 //     and sum are rescaled) only when a block's max exceeds m + 8, so p =
