@@ -41,31 +41,42 @@ const AttentionRows = "attention_rows.wgsl"
 
 // AttentionRowsTile is a tiling of AttentionRows: R query rows per thread,
 // WG threads per workgroup (BR = R·WG rows per workgroup), key tiles of BC
-// keys, N keys scored at a time.
+// keys, N keys scored at a time; PF prefetches the next key tile into
+// registers (the constant PF = 1: each thread issues its global loads of
+// tile t+1 before scoring tile t and stores them after the tile's closing
+// barrier, so their latency hides behind the arithmetic; 2·⌈BC·D/(4·WG)⌉
+// more vec4 registers a thread).
 type AttentionRowsTile struct {
 	R, WG, BC, N int
+	PF           bool
 }
 
-// String is the tile as "RxWGxBCxN".
+// String is the tile as "RxWGxBCxN", with the suffix "pf" for PF.
 func (t AttentionRowsTile) String() string {
-	return fmt.Sprintf("%dx%dx%dx%d", t.R, t.WG, t.BC, t.N)
+	s := fmt.Sprintf("%dx%dx%dx%d", t.R, t.WG, t.BC, t.N)
+	if t.PF {
+		s += "pf"
+	}
+	return s
 }
 
-// ParseAttentionRowsTile reads "RxWGxBCxN" (e.g. "2x64x16x8").
+// ParseAttentionRowsTile reads "RxWGxBCxN[pf]" (e.g. "2x64x16x8",
+// "2x64x16x8pf").
 func ParseAttentionRowsTile(s string) (AttentionRowsTile, error) {
-	parts := strings.Split(s, "x")
+	body, pf := strings.CutSuffix(s, "pf")
+	parts := strings.Split(body, "x")
 	if len(parts) != 4 {
-		return AttentionRowsTile{}, fmt.Errorf("shaders: attention tile %q is not RxWGxBCxN (e.g. 2x64x16x8)", s)
+		return AttentionRowsTile{}, fmt.Errorf("shaders: attention tile %q is not RxWGxBCxN[pf] (e.g. 2x64x16x8)", s)
 	}
 	var v [4]int
 	for i, p := range parts {
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 {
-			return AttentionRowsTile{}, fmt.Errorf("shaders: attention tile %q: %q is not a positive integer (want RxWGxBCxN, e.g. 2x64x16x8)", s, p)
+			return AttentionRowsTile{}, fmt.Errorf("shaders: attention tile %q: %q is not a positive integer (want RxWGxBCxN[pf], e.g. 2x64x16x8)", s, p)
 		}
 		v[i] = n
 	}
-	t := AttentionRowsTile{R: v[0], WG: v[1], BC: v[2], N: v[3]}
+	t := AttentionRowsTile{R: v[0], WG: v[1], BC: v[2], N: v[3], PF: pf}
 	return t, t.Check()
 }
 
@@ -124,7 +135,7 @@ func attentionRowsSource(consts map[string]string) (string, error) {
 	vals := map[string]int{}
 	for name, lit := range consts {
 		switch name {
-		case "D", "R", "WG", "BC", "N":
+		case "D", "R", "WG", "BC", "N", "PF":
 		default:
 			return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", AttentionRows, name)
 		}
@@ -136,10 +147,13 @@ func attentionRowsSource(consts map[string]string) (string, error) {
 	}
 	for _, name := range []string{"D", "R", "WG", "BC", "N"} {
 		if _, ok := vals[name]; !ok {
-			return "", fmt.Errorf("shaders: %s needs the constant %s (D, R, WG, BC, N)", AttentionRows, name)
+			return "", fmt.Errorf("shaders: %s needs the constant %s (D, R, WG, BC, N; PF optional)", AttentionRows, name)
 		}
 	}
-	t := AttentionRowsTile{R: vals["R"], WG: vals["WG"], BC: vals["BC"], N: vals["N"]}
+	if pf := vals["PF"]; pf != 0 && pf != 1 {
+		return "", fmt.Errorf("shaders: %s: PF = %d must be 0 or 1", AttentionRows, pf)
+	}
+	t := AttentionRowsTile{R: vals["R"], WG: vals["WG"], BC: vals["BC"], N: vals["N"], PF: vals["PF"] == 1}
 	D := vals["D"]
 	if err := t.CheckFor(D, 1<<30, 256); err != nil {
 		return "", err
@@ -225,20 +239,60 @@ func attentionRowsSource(consts map[string]string) (string, error) {
 	p("  if (P.causal == 1u) {")
 	p("    kend = min(P.T, row0 + BR);")
 	p("  }")
-	p("  for (var j0 = 0u; j0 < kend; j0 += BC) {")
-	p("    for (var e = li; e < BC * D4; e += WG) {")
-	p("      let j = j0 + e / D4;")
-	p("      var kv = vec4<f32>(0.0);")
-	p("      var vv = vec4<f32>(0.0);")
-	p("      if (j < P.T) {")
-	p("        let kb = (rowbase + j) * C3 + h * D4 + e %% D4;")
-	p("        kv = QKV[kb + C4];")
-	p("        vv = QKV[kb + 2u * C4];")
-	p("      }")
-	p("      Ks[e / %du][e %% %du] = kv;", N*d4, N*d4)
-	p("      Vs[e / %du][e %% %du] = vv;", N*d4, N*d4)
-	p("    }")
-	p("    workgroupBarrier();")
+	if !t.PF {
+		p("  for (var j0 = 0u; j0 < kend; j0 += BC) {")
+		p("    for (var e = li; e < BC * D4; e += WG) {")
+		p("      let j = j0 + e / D4;")
+		p("      var kv = vec4<f32>(0.0);")
+		p("      var vv = vec4<f32>(0.0);")
+		p("      if (j < P.T) {")
+		p("        let kb = (rowbase + j) * C3 + h * D4 + e %% D4;")
+		p("        kv = QKV[kb + C4];")
+		p("        vv = QKV[kb + 2u * C4];")
+		p("      }")
+		p("      Ks[e / %du][e %% %du] = kv;", N*d4, N*d4)
+		p("      Vs[e / %du][e %% %du] = vv;", N*d4, N*d4)
+		p("    }")
+		p("    workgroupBarrier();")
+	} else {
+		// Thread li stages elements e = li + k·WG, k < NL, of the tile.
+		NL := (BC*d4 + WG - 1) / WG
+		for k := 0; k < NL; k++ {
+			p("  var pk%d = vec4<f32>(0.0);", k)
+			p("  var pv%d = vec4<f32>(0.0);", k)
+		}
+		load := func(indent, j0 string) {
+			for k := 0; k < NL; k++ {
+				p("%s{", indent)
+				p("%s  let e = li + %du;", indent, k*WG)
+				p("%s  let j = %s + e / D4;", indent, j0)
+				p("%s  pk%d = vec4<f32>(0.0);", indent, k)
+				p("%s  pv%d = vec4<f32>(0.0);", indent, k)
+				p("%s  if (e < BC * D4 && j < P.T) {", indent)
+				p("%s    let kb = (rowbase + j) * C3 + h * D4 + e %% D4;", indent)
+				p("%s    pk%d = QKV[kb + C4];", indent, k)
+				p("%s    pv%d = QKV[kb + 2u * C4];", indent, k)
+				p("%s  }", indent)
+				p("%s}", indent)
+			}
+		}
+		p("  // Prefetch: tile 0 now, tile t+1 while tile t is scored.")
+		load("  ", "0u")
+		p("  for (var j0 = 0u; j0 < kend; j0 += BC) {")
+		for k := 0; k < NL; k++ {
+			p("    {")
+			p("      let e = li + %du;", k*WG)
+			p("      if (e < BC * D4) {")
+			p("        Ks[e / %du][e %% %du] = pk%d;", N*d4, N*d4, k)
+			p("        Vs[e / %du][e %% %du] = pv%d;", N*d4, N*d4, k)
+			p("      }")
+			p("    }")
+		}
+		p("    workgroupBarrier();")
+		p("    if (j0 + BC < kend) {")
+		load("      ", "(j0 + BC)")
+		p("    }")
+	}
 	// The key tile's blocks of N keys: Ks and Vs are arrays of blocks, so
 	// the block index is the only dynamic one (one bounds-check clamp per
 	// block, which naga adds to a dynamic index into workgroup memory)

@@ -66,16 +66,21 @@ func rowsVariants(t *testing.T) []struct {
 		out = append(out, v{64, tile})
 	}
 	return append(out, []v{
-		{64, AttentionRowsTile{2, 64, 32, 4}},
-		{64, AttentionRowsTile{2, 128, 16, 4}},
-		{4, AttentionRowsTile{3, 16, 8, 8}},
-		{12, AttentionRowsTile{4, 8, 4, 1}},
-		{128, AttentionRowsTile{2, 16, 8, 8}},
+		{64, AttentionRowsTile{2, 64, 32, 4, true}},
+		{64, AttentionRowsTile{2, 128, 16, 4, false}},
+		{4, AttentionRowsTile{3, 16, 8, 8, true}},
+		{12, AttentionRowsTile{4, 8, 4, 1, false}},
+		{12, AttentionRowsTile{4, 8, 4, 1, true}},
+		{128, AttentionRowsTile{2, 16, 8, 8, false}},
 	}...)
 }
 
 func rowsConsts(D int, t AttentionRowsTile) map[string]string {
-	return map[string]string{"D": UintLiteral(D), "R": UintLiteral(t.R), "WG": UintLiteral(t.WG), "BC": UintLiteral(t.BC), "N": UintLiteral(t.N)}
+	pf := 0
+	if t.PF {
+		pf = 1
+	}
+	return map[string]string{"D": UintLiteral(D), "R": UintLiteral(t.R), "WG": UintLiteral(t.WG), "BC": UintLiteral(t.BC), "N": UintLiteral(t.N), "PF": UintLiteral(pf)}
 }
 
 // TestAttentionRowsValidate validates every variant with the naga and Tint
@@ -134,17 +139,22 @@ func TestAttentionRowsValidate(t *testing.T) {
 // check, each error naming the problem.
 func TestAttentionRowsTile(t *testing.T) {
 	tile, err := ParseAttentionRowsTile("2x64x16x8")
-	if err != nil || tile != (AttentionRowsTile{2, 64, 16, 8}) || tile.String() != "2x64x16x8" {
+	if err != nil || tile != (AttentionRowsTile{2, 64, 16, 8, false}) || tile.String() != "2x64x16x8" {
 		t.Fatalf("2x64x16x8: %+v %v", tile, err)
+	}
+	if pf, err := ParseAttentionRowsTile("2x64x16x8pf"); err != nil || pf != (AttentionRowsTile{2, 64, 16, 8, true}) || pf.String() != "2x64x16x8pf" || pf.Shared(64) != tile.Shared(64) {
+		t.Errorf("2x64x16x8pf: %+v %v", pf, err)
 	}
 	if s := tile.Shared(64); s != (2*64*64+2*16*64)*4 {
 		t.Errorf("shared of 2x64x16x8 at D=64: %d", s)
 	}
-	if s := (AttentionRowsTile{1, 64, 32, 4}).Shared(64); s != DefaultWorkgroupStorage {
+	if s := (AttentionRowsTile{1, 64, 32, 4, false}).Shared(64); s != DefaultWorkgroupStorage {
 		t.Errorf("shared of 1x64x32x4 at D=64: %d, want %d (K and V tiles only)", s, DefaultWorkgroupStorage)
 	}
 	for _, c := range []struct{ in, want string }{
 		{"2x64x16", "is not RxWGxBCxN"},
+		{"2x64x16x8p", `"8p" is not a positive integer`},
+		{"2x64x16x8db", `"8db" is not a positive integer`},
 		{"2x64x16xa", `"a" is not a positive integer`},
 		{"0x64x16x8", `"0" is not a positive integer`},
 		{"5x64x16x8", "R = 5 rows per thread"},
@@ -170,6 +180,7 @@ func TestAttentionRowsTile(t *testing.T) {
 		{"D": "64u", "R": "2u", "WG": "64u", "BC": "16u", "N": "3u"}, // BC % N
 		{"D": "6u", "R": "2u", "WG": "64u", "BC": "16u", "N": "8u"},  // D % 4
 		{"D": "64u", "R": "2u", "WG": "64u", "BC": "16u", "N": "8u", "X": "1u"},
+		{"D": "64u", "R": "2u", "WG": "64u", "BC": "16u", "N": "8u", "PF": "2u"},
 	} {
 		if _, err := Source(AttentionRows, c); err == nil {
 			t.Errorf("%v was accepted", c)

@@ -13,14 +13,16 @@ import (
 // rowsTestTiles are the AttentionRows tiles TestAttentionRowsSweep runs:
 // the defaults (RowsTiles) where they fit the test device, and tiles of
 // every shape the sweep on a GPU uses (R = 1 and 2, N = 4 and 8, key tiles
-// of 16 and 32) plus odd ones (R = 3, a key tile of one block, WG = 8).
+// of 16 and 32, with and without the prefetch) plus odd ones (R = 3, a key
+// tile of one block, WG = 8, a tile of fewer elements than threads).
 var rowsTestTiles = []shaders.AttentionRowsTile{
 	{R: 1, WG: 64, BC: 32, N: 8},
-	{R: 1, WG: 64, BC: 32, N: 4},
+	{R: 1, WG: 64, BC: 32, N: 4, PF: true},
 	{R: 2, WG: 32, BC: 16, N: 8},
+	{R: 2, WG: 32, BC: 16, N: 8, PF: true},
 	{R: 2, WG: 64, BC: 16, N: 8},
 	{R: 2, WG: 16, BC: 32, N: 4},
-	{R: 3, WG: 8, BC: 8, N: 8},
+	{R: 3, WG: 8, BC: 8, N: 8, PF: true},
 	{R: 4, WG: 8, BC: 4, N: 1},
 }
 

@@ -535,7 +535,7 @@ func (d *device) attentionRowsWith(name string, t shaders.AttentionRowsTile, B, 
 	if B*H > d.caps.groupsDim {
 		return op{}, d.attnGroupsError(B, H)
 	}
-	consts := map[string]string{"D": itoU(D), "R": itoU(t.R), "WG": itoU(t.WG), "BC": itoU(t.BC), "N": itoU(t.N)}
+	consts := rowsConsts(D, t)
 	pl, err := d.pipeline(shaders.AttentionRows, consts, attnKinds)
 	if err != nil {
 		return op{}, err
@@ -545,6 +545,15 @@ func (d *device) attentionRowsWith(name string, t shaders.AttentionRowsTile, B, 
 		p.Causal = 1
 	}
 	return op{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, out}, wg: [3]uint32{uint32(ceilDiv(T, t.R*t.WG)), uint32(B * H), 1}}, nil
+}
+
+// rowsConsts are shaders.AttentionRows' constants for head size D and tile t.
+func rowsConsts(D int, t shaders.AttentionRowsTile) map[string]string {
+	pf := 0
+	if t.PF {
+		pf = 1
+	}
+	return map[string]string{"D": itoU(D), "R": itoU(t.R), "WG": itoU(t.WG), "BC": itoU(t.BC), "N": itoU(t.N), "PF": itoU(pf)}
 }
 
 // attentionSplit is the key-split attention with S splits of KS keys:

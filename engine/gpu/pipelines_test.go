@@ -60,7 +60,7 @@ func pipelinesOn(t *testing.T, be *Backend) {
 		}
 		for _, D := range []int{4, 32, 64, 128} {
 			if tl.CheckFor(D, d.shmax(), d.caps.invoc) == nil {
-				try(shaders.AttentionRows, map[string]string{"D": itou(D), "R": itou(tl.R), "WG": itou(tl.WG), "BC": itou(tl.BC), "N": itou(tl.N)}, attnKinds)
+				try(shaders.AttentionRows, rowsConsts(D, tl), attnKinds)
 			}
 		}
 	}

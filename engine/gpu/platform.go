@@ -67,9 +67,10 @@ type Options struct {
 	// the several-rows-per-thread kernel (shaders.AttentionRows; head
 	// sizes that are multiples of 4; opt-in until measured on a GPU).
 	Attention string
-	// AttentionTile forces the tiling of Attention "rows", "RxWGxBCxN"
+	// AttentionTile forces the tiling of Attention "rows", "RxWGxBCxN[pf]"
 	// (shaders.AttentionRowsTile: R query rows per thread, WG threads, key
-	// tiles of BC keys, N keys scored at a time; e.g. "2x64x16x8"). A
+	// tiles of BC keys, N keys scored at a time, pf: the next key tile
+	// prefetched into registers; e.g. "2x64x16x8", "1x64x32x8pf"). A
 	// tuning knob; "" picks the first of RowsTiles that fits the device's
 	// workgroup memory at the model's head size. New refuses a tile the
 	// generator cannot build or the device cannot run, and the option

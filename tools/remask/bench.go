@@ -69,7 +69,7 @@ func benchFlags() (*flagSet, *benchArgs) {
 	fs.boolVar(&a.matmulDB, "matmul-db", false, "GPU backend: run the automatically chosen matmul tiles double-buffered (tuning; off by default until measured)")
 	fs.listVar(&a.split, "split", "KINDS", "GPU backend: the split kernels: mm splits deep-K matmuls of small grids over K, attn splits attention of short sequences over keys, none turns both off; default both (measured faster at 1 x 256 on an H200, docs/performance.md)")
 	fs.stringVar(&a.attention, "attention", "auto", "auto|tiled|rows", "GPU backend: the attention kernel; tiled is the tiled kernel for head size 64, rows the several-rows-per-thread kernel (tuning; auto until measured)")
-	fs.stringVar(&a.attnTile, "attention-tile", "", "RxWGxBCxN", "GPU backend, --attention rows: force this tile (R query rows per thread, WG threads, key tiles of BC keys, N keys at a time; e.g. 2x64x16x8); default: the first that fits the device")
+	fs.stringVar(&a.attnTile, "attention-tile", "", "RxWGxBCxN[pf]", "GPU backend, --attention rows: force this tile (R query rows per thread, WG threads, key tiles of BC keys, N keys at a time; the suffix pf prefetches the next key tile into registers; e.g. 2x64x16x8, 1x64x32x8pf); default: the first that fits the device")
 	fs.stringVar(&a.precision, "precision", "auto", "P", precisionHelp)
 	fs.intVar(&a.waveSlots, "wave-slots", 0, "N", "GPU backend, sampler head: iterations whose schedule allows at most N waves encode them all and read nothing back; others read their wave count once (0: the default, docs/gpu.md)")
 	fs.boolVar(&a.jsonOut, "json", false, "print JSON instead of a table")
