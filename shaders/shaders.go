@@ -396,6 +396,8 @@ func Source(file string, consts map[string]string) (string, error) {
 		return matmulReduceSource(consts)
 	case AttentionTiled:
 		return attentionTiledSource(consts)
+	case AttentionRows:
+		return attentionRowsSource(consts)
 	}
 	src, err := Raw(file)
 	if err != nil {

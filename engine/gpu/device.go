@@ -29,6 +29,10 @@ type device struct {
 	// The other Options: matmulDB = MatmulDoubleBuffer, splitMM and
 	// splitAttn = Split's "mm" and "attn", attnTiled = Attention "tiled".
 	matmulDB, splitMM, splitAttn, attnTiled bool
+	// attnRows is Attention "rows"; rowsTile its forced tile
+	// (Options.AttentionTile; nil: the first of RowsTiles that fits).
+	attnRows bool
+	rowsTile *shaders.AttentionRowsTile
 	// caps are what the device granted, the one source of the kernels'
 	// limit-dependent choices.
 	caps caps
@@ -108,7 +112,7 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 		matmulDB:  opts.MatmulDoubleBuffer,
 		splitMM:   slices.Contains(opts.splits(), "mm"),
 		splitAttn: slices.Contains(opts.splits(), "attn"),
-		attnTiled: opts.Attention == "tiled", waveSlots: opts.WaveSlots}
+		attnTiled: opts.Attention == "tiled", attnRows: opts.Attention == "rows", waveSlots: opts.WaveSlots}
 	if d.waveSlots == 0 {
 		d.waveSlots = platformWaveSlots
 	}
@@ -123,6 +127,17 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 	if d.attnTiled && d.shmax() < shaders.AttentionTiledShared {
 		p.release()
 		return nil, fmt.Errorf("gpu: attention \"tiled\" needs %d bytes of workgroup memory; this device has %d (maxComputeWorkgroupStorageSize; the adapter has %d): leave Options.Attention empty, or open the device with the adapter's limits", shaders.AttentionTiledShared, d.shmax(), d.caps.adapter.MaxComputeWorkgroupStorageSize)
+	}
+	if opts.AttentionTile != "" {
+		t, err := shaders.ParseAttentionRowsTile(opts.AttentionTile)
+		if err == nil && t.WG > d.caps.invoc {
+			err = fmt.Errorf("shaders: attention tile %s needs %d invocations per workgroup; this device allows %d (maxComputeInvocationsPerWorkgroup)", t, t.WG, d.caps.invoc)
+		}
+		if err != nil {
+			p.release()
+			return nil, fmt.Errorf("gpu: %w", err)
+		}
+		d.rowsTile = &t
 	}
 	if d.dummy, err = p.newBuffer("dummy", 16, usageStorage); err != nil {
 		p.release()

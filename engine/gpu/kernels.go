@@ -451,6 +451,10 @@ func (d *device) attentionOps(name string, B, T, C, H int, causal bool, qkv bind
 			o, err := d.attentionTiled(name, B, T, C, H, causal, qkv, out)
 			return []op{o}, err
 		}
+		if d.attnRows && !d.noUnrolled {
+			o, err := d.attentionRows(name, B, T, C, H, causal, qkv, out)
+			return []op{o}, err
+		}
 		o, err := d.attention(name, B, T, C, H, causal, qkv, out)
 		return []op{o}, err
 	}
@@ -482,6 +486,74 @@ func (d *device) attentionTiled(name string, B, T, C, H int, causal bool, qkv, o
 		p.Causal = 1
 	}
 	return op{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, out}, wg: [3]uint32{uint32(ceilDiv(T, 32)), uint32(B * H), 1}}, nil
+}
+
+// rowsTileFor is the tile Attention "rows" runs at head size D on this
+// device: Options.AttentionTile, else the first of RowsTiles that fits.
+// The error names what does not fit.
+func (d *device) rowsTileFor(D int) (shaders.AttentionRowsTile, error) {
+	if d.rowsTile != nil {
+		t := *d.rowsTile
+		if err := t.CheckFor(D, d.shmax(), d.caps.invoc); err != nil {
+			return t, fmt.Errorf("gpu: attention \"rows\" (Options.AttentionTile): %w: choose a tile that fits, or leave the tile empty", err)
+		}
+		return t, nil
+	}
+	var errs []string
+	for _, s := range RowsTiles {
+		t, err := shaders.ParseAttentionRowsTile(s)
+		if err == nil {
+			err = t.CheckFor(D, d.shmax(), d.caps.invoc)
+		}
+		if err == nil {
+			return t, nil
+		}
+		errs = append(errs, err.Error())
+	}
+	return shaders.AttentionRowsTile{}, fmt.Errorf("gpu: attention \"rows\": no tile runs head size %d on this device (%s); leave Options.Attention empty", D, strings.Join(errs, "; "))
+}
+
+// attentionRows is attention through shaders.AttentionRows (Attention
+// "rows", opt-in until measured on a GPU).
+func (d *device) attentionRows(name string, B, T, C, H int, causal bool, qkv, out binding) (op, error) {
+	t, err := d.rowsTileFor(C / H)
+	if err != nil {
+		return op{}, fmt.Errorf("%w (%s)", err, name)
+	}
+	return d.attentionRowsWith(name, t, B, T, C, H, causal, qkv, out)
+}
+
+// attentionRowsWith is attentionRows with the tile t.
+func (d *device) attentionRowsWith(name string, t shaders.AttentionRowsTile, B, T, C, H int, causal bool, qkv, out binding) (op, error) {
+	D := C / H
+	if C != D*H || T < 1 {
+		return op{}, fmt.Errorf("gpu: %s: attention of T = %d, C = %d, H = %d (C must be a multiple of H, T at least 1)", name, T, C, H)
+	}
+	if err := t.CheckFor(D, d.shmax(), d.caps.invoc); err != nil {
+		return op{}, fmt.Errorf("gpu: %s: %w", name, err)
+	}
+	if B*H > d.caps.groupsDim {
+		return op{}, d.attnGroupsError(B, H)
+	}
+	consts := rowsConsts(D, t)
+	pl, err := d.pipeline(shaders.AttentionRows, consts, attnKinds)
+	if err != nil {
+		return op{}, err
+	}
+	p := shaders.AttentionParams{T: uint32(T), C: uint32(C), H: uint32(H), Scale: float32(1 / math.Sqrt(float64(D)))}
+	if causal {
+		p.Causal = 1
+	}
+	return op{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, out}, wg: [3]uint32{uint32(ceilDiv(T, t.R*t.WG)), uint32(B * H), 1}}, nil
+}
+
+// rowsConsts are shaders.AttentionRows' constants for head size D and tile t.
+func rowsConsts(D int, t shaders.AttentionRowsTile) map[string]string {
+	pf := 0
+	if t.PF {
+		pf = 1
+	}
+	return map[string]string{"D": itoU(D), "R": itoU(t.R), "WG": itoU(t.WG), "BC": itoU(t.BC), "N": itoU(t.N), "PF": itoU(pf)}
 }
 
 // attentionSplit is the key-split attention with S splits of KS keys:

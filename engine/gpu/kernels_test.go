@@ -759,7 +759,7 @@ func TestOptionsCheck(t *testing.T) {
 		{Options{Split: []string{"mm", "mm"}}, `split "mm" is named twice`},
 		{Options{Split: []string{"none", "mm"}}, `split "none" cannot be combined`},
 		{Options{Split: []string{""}}, `split "" is not`},
-		{Options{Attention: "flash"}, `attention "flash" is not an attention kernel (want auto or tiled)`},
+		{Options{Attention: "flash"}, `attention "flash" is not an attention kernel (want auto, tiled, rows)`},
 		{Options{MatmulTile: "64x64x16x4x4dbl"}, `matmul tile "64x64x16x4x4dbl" is not BMxBNxBKxTMxTN[db]`},
 		{Options{Precision: "fp16"}, `precision "fp16" is not a precision (want auto, f32, f16)`},
 	} {

@@ -246,6 +246,11 @@ func (be *Backend) load(ctx context.Context, m *model.Model) (*Net, error) {
 	if be.d.attnTiled && cfg.HeadSize() != 64 {
 		return nil, fmt.Errorf("gpu: load %s: attention \"tiled\" (Options.Attention) needs head size 64, the model's is %d; leave the option empty for this model", m.Name(), cfg.HeadSize())
 	}
+	if be.d.attnRows && !be.d.noUnrolled {
+		if _, err := be.d.rowsTileFor(cfg.HeadSize()); err != nil {
+			return nil, fmt.Errorf("gpu: load %s: %w", m.Name(), err)
+		}
+	}
 	dtype := shaders.WeightF32
 	switch m.DType {
 	case "F16":

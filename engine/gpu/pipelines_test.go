@@ -51,6 +51,19 @@ func pipelinesOn(t *testing.T, be *Backend) {
 			try(shaders.AttentionUnrolled, map[string]string{"D": itou(D), "BR": itou(BR), "BC": itou(BC)}, attnKinds)
 		}
 	}
+	// Attention "rows": the automatic tiles wherever they fit the device
+	// (the choice rowsTileFor makes).
+	for _, s := range RowsTiles {
+		tl, err := shaders.ParseAttentionRowsTile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, D := range []int{4, 32, 64, 128} {
+			if tl.CheckFor(D, d.shmax(), d.caps.invoc) == nil {
+				try(shaders.AttentionRows, rowsConsts(D, tl), attnKinds)
+			}
+		}
+	}
 	for _, dt := range []int{shaders.WeightF32, shaders.WeightF16, shaders.WeightBF16} {
 		try("embed.wgsl", map[string]string{"WDTYPE": itou(dt)}, embedKinds)
 		try("gather.wgsl", map[string]string{"WDTYPE": itou(dt)}, gatherKinds)

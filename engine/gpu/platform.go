@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/remask/remask/shaders"
 )
 
 // The platform layer: everything that differs between wgpu-native (cgo,
@@ -61,8 +63,19 @@ type Options struct {
 	// Attention picks the attention kernel where no split applies: "" or
 	// "auto" the one-row-per-thread kernel, "tiled" the tiled kernel
 	// (shaders.AttentionTiled; head size 64 only: Load refuses other
-	// models, and New a device with too little workgroup memory).
+	// models, and New a device with too little workgroup memory), "rows"
+	// the several-rows-per-thread kernel (shaders.AttentionRows; head
+	// sizes that are multiples of 4; opt-in until measured on a GPU).
 	Attention string
+	// AttentionTile forces the tiling of Attention "rows", "RxWGxBCxN[pf]"
+	// (shaders.AttentionRowsTile: R query rows per thread, WG threads, key
+	// tiles of BC keys, N keys scored at a time, pf: the next key tile
+	// prefetched into registers; e.g. "2x64x16x8", "1x64x32x8pf"). A
+	// tuning knob; "" picks the first of RowsTiles that fits the device's
+	// workgroup memory at the model's head size. New refuses a tile the
+	// generator cannot build or the device cannot run, and the option
+	// without Attention "rows".
+	AttentionTile string
 	// Limits chooses the limits the device is requested with: "" or
 	// "adapter" the adapter's own maxima of the limits that grow with the
 	// model and the batch (buffer and binding sizes, workgroup memory and
@@ -128,7 +141,13 @@ func (o Options) splits() []string {
 }
 
 // AttentionKinds are the values Options.Attention accepts.
-var AttentionKinds = []string{"auto", "tiled"}
+var AttentionKinds = []string{"auto", "tiled", "rows"}
+
+// RowsTiles are the tilings Attention "rows" tries in order when
+// Options.AttentionTile is empty: the first whose workgroup memory fits
+// the device at the model's head size runs (at head size 64 the first
+// needs 40 KiB, the second 16 KiB, WebGPU's default).
+var RowsTiles = []string{"2x64x16x8", "1x64x32x8"}
 
 // Check reports whether o is valid (New calls it before opening anything).
 func (o Options) Check() error {
@@ -157,7 +176,15 @@ func (o Options) Check() error {
 		return fmt.Errorf("gpu: wave slots %d is negative (0 is the default, %d)", o.WaveSlots, WaveSlots)
 	}
 	if o.Attention != "" && !slices.Contains(AttentionKinds, o.Attention) {
-		return fmt.Errorf("gpu: attention %q is not an attention kernel (want %s)", o.Attention, strings.Join(AttentionKinds, " or "))
+		return fmt.Errorf("gpu: attention %q is not an attention kernel (want %s)", o.Attention, strings.Join(AttentionKinds, ", "))
+	}
+	if o.AttentionTile != "" {
+		if o.Attention != "rows" {
+			return fmt.Errorf("gpu: attention tile %q applies to the attention kernel \"rows\" only (the attention kernel is %q): set Attention to rows or leave the tile empty", o.AttentionTile, o.Attention)
+		}
+		if _, err := shaders.ParseAttentionRowsTile(o.AttentionTile); err != nil {
+			return fmt.Errorf("gpu: %w", err)
+		}
 	}
 	if o.Limits != "" && !slices.Contains(LimitsKinds, o.Limits) {
 		return fmt.Errorf("gpu: limits %q is not a limits choice (want %s)", o.Limits, strings.Join(LimitsKinds, " or "))

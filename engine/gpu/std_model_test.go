@@ -174,6 +174,11 @@ func TestStandardModelVariants(t *testing.T) {
 		{"tiled", Options{Attention: "tiled", Split: []string{"none"}}, 16, 50},
 		{"tile 64x64x16x4x4db", Options{MatmulTile: "64x64x16x4x4db", Split: []string{"none"}}, 16, 50},
 		{"attention split at 1x256", Options{Split: []string{"attn"}}, 256, 56},
+		{"rows", Options{Attention: "rows", Split: []string{"none"}}, 16, 50},
+		{"rows 2x32x16x8 at 1x256", Options{Attention: "rows", AttentionTile: "2x32x16x8", Split: []string{"none"}}, 256, 50},
+		{"rows 1x64x32x4pf at 1x256", Options{Attention: "rows", AttentionTile: "1x64x32x4pf", Split: []string{"none"}}, 256, 50},
+		{"rows, default limits", Options{Attention: "rows", Limits: "default", Split: []string{"none"}}, 16, 50},
+		{"rows with the split (split at 1x256)", Options{Attention: "rows"}, 256, 68},
 		{"default limits", Options{Limits: "default"}, 16, 74},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -39,6 +39,7 @@ type benchArgs struct {
 	matmulDB   bool
 	split      []string
 	attention  string
+	attnTile   string
 	precision  string
 	waveSlots  int
 	// sampling jobs (bench_loop.go)
@@ -67,7 +68,8 @@ func benchFlags() (*flagSet, *benchArgs) {
 	fs.stringVar(&a.matmulTile, "matmul-tile", "", "BMxBNxBKxTMxTN[db]", "GPU backend: force this tiling of the generated matmul wherever it can run the shape; the suffix db double-buffers it (tuning; e.g. 128x64x16x8x4, 64x64x16x4x4db)")
 	fs.boolVar(&a.matmulDB, "matmul-db", false, "GPU backend: run the automatically chosen matmul tiles double-buffered (tuning; off by default until measured)")
 	fs.listVar(&a.split, "split", "KINDS", "GPU backend: the split kernels: mm splits deep-K matmuls of small grids over K, attn splits attention of short sequences over keys, none turns both off; default both (measured faster at 1 x 256 on an H200, docs/performance.md)")
-	fs.stringVar(&a.attention, "attention", "auto", "auto|tiled", "GPU backend: the attention kernel; tiled is the tiled kernel for head size 64 (tuning; auto until measured)")
+	fs.stringVar(&a.attention, "attention", "auto", "auto|tiled|rows", "GPU backend: the attention kernel; tiled is the tiled kernel for head size 64, rows the several-rows-per-thread kernel (tuning; auto until measured)")
+	fs.stringVar(&a.attnTile, "attention-tile", "", "RxWGxBCxN[pf]", "GPU backend, --attention rows: force this tile (R query rows per thread, WG threads, key tiles of BC keys, N keys at a time; the suffix pf prefetches the next key tile into registers; e.g. 2x64x16x8, 1x64x32x8pf); default: the first that fits the device")
 	fs.stringVar(&a.precision, "precision", "auto", "P", precisionHelp)
 	fs.intVar(&a.waveSlots, "wave-slots", 0, "N", "GPU backend, sampler head: iterations whose schedule allows at most N waves encode them all and read nothing back; others read their wave count once (0: the default, docs/gpu.md)")
 	fs.boolVar(&a.jsonOut, "json", false, "print JSON instead of a table")
@@ -368,7 +370,7 @@ func (a *benchArgs) gpuOptions() (gpu.Options, error) {
 	if err != nil {
 		return gpu.Options{}, err
 	}
-	o := gpu.Options{MatmulTile: a.matmulTile, MatmulDoubleBuffer: a.matmulDB, Split: a.split, Attention: a.attention, Limits: do.Limits, Precision: do.Precision, WaveSlots: a.waveSlots}
+	o := gpu.Options{MatmulTile: a.matmulTile, MatmulDoubleBuffer: a.matmulDB, Split: a.split, Attention: a.attention, AttentionTile: a.attnTile, Limits: do.Limits, Precision: do.Precision, WaveSlots: a.waveSlots}
 	for _, c := range []struct {
 		flag string
 		o    gpu.Options
@@ -376,6 +378,7 @@ func (a *benchArgs) gpuOptions() (gpu.Options, error) {
 		{"matmul-tile", gpu.Options{MatmulTile: o.MatmulTile}},
 		{"split", gpu.Options{Split: o.Split}},
 		{"attention", gpu.Options{Attention: o.Attention}},
+		{"attention-tile", gpu.Options{Attention: o.Attention, AttentionTile: o.AttentionTile}},
 		{"wave-slots", gpu.Options{WaveSlots: o.WaveSlots}},
 	} {
 		if err := c.o.Check(); err != nil {
@@ -386,7 +389,7 @@ func (a *benchArgs) gpuOptions() (gpu.Options, error) {
 		for _, f := range []struct {
 			flag string
 			set  bool
-		}{{"matmul-tile", o.MatmulTile != ""}, {"matmul-db", o.MatmulDoubleBuffer}, {"split", len(o.Split) > 0}, {"attention", o.Attention == "tiled"}, {"wave-slots", o.WaveSlots != 0}} {
+		}{{"matmul-tile", o.MatmulTile != ""}, {"matmul-db", o.MatmulDoubleBuffer}, {"split", len(o.Split) > 0}, {"attention", o.Attention != "auto" && o.Attention != ""}, {"attention-tile", o.AttentionTile != ""}, {"wave-slots", o.WaveSlots != 0}} {
 			if f.set {
 				return gpu.Options{}, flagError(f.flag, "selects a GPU kernel variant; --backend cpu has none (use --backend gpu)")
 			}

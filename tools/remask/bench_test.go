@@ -84,7 +84,7 @@ func TestBenchGPU(t *testing.T) {
 	for _, c := range []struct {
 		flags      []string
 		dispatches int
-	}{{nil, 74}, {[]string{"--split", "none"}, 50}, {[]string{"--split", "attn,mm", "--matmul-db", "--attention", "tiled"}, 74}} {
+	}{{nil, 74}, {[]string{"--split", "none"}, 50}, {[]string{"--split", "attn,mm", "--matmul-db", "--attention", "tiled"}, 74}, {[]string{"--split", "none", "--attention", "rows", "--attention-tile", "2x32x16x8"}, 50}} {
 		args := append([]string{"bench", "--job", "forward", "--backend", "gpu", "--shapes", "1x16", "--validate", "1x8", "--iters", "1", "--profile", "1", "--json"}, c.flags...)
 		code, out, errOut := runCLI(t, "", args...)
 		if code != exitOK {
@@ -117,10 +117,14 @@ func TestBenchGPUOptionFlags(t *testing.T) {
 	}{
 		{[]string{"--matmul-tile", "64x64"}, `--matmul-tile: gpu: matmul tile "64x64" is not BMxBNxBKxTMxTN[db]`},
 		{[]string{"--split", "attn,matmul"}, `--split: gpu: split "matmul" is not a split kernel kind (want attn or mm, or none)`},
-		{[]string{"--attention", "flash"}, `--attention: gpu: attention "flash" is not an attention kernel (want auto or tiled)`},
+		{[]string{"--attention", "flash"}, `--attention: gpu: attention "flash" is not an attention kernel (want auto, tiled, rows)`},
 		{[]string{"--backend", "cpu", "--split", "mm"}, "--split: selects a GPU kernel variant; --backend cpu has none"},
 		{[]string{"--backend", "cpu", "--matmul-db"}, "--matmul-db: selects a GPU kernel variant"},
 		{[]string{"--backend", "cpu", "--attention", "tiled"}, "--attention: selects a GPU kernel variant"},
+		{[]string{"--backend", "cpu", "--attention", "rows"}, "--attention: selects a GPU kernel variant"},
+		{[]string{"--attention-tile", "2x64x16x8"}, `--attention-tile: gpu: attention tile "2x64x16x8" applies to the attention kernel "rows" only`},
+		{[]string{"--attention", "rows", "--attention-tile", "2x64x16"}, `--attention-tile: gpu: shaders: attention tile "2x64x16" is not RxWGxBCxN`},
+		{[]string{"--attention", "rows", "--attention-tile", "2x64x16x3"}, `--attention-tile: gpu: shaders: attention tile 2x64x16x3: the key tile BC = 16 must be a multiple of N = 3`},
 		{[]string{"--precision", "fp16"}, `--precision: gpu: precision "fp16" is not a precision (want auto, f32, f16)`},
 		{[]string{"--backend", "cpu", "--precision", "f16"}, "--precision: f16 runs on the GPU backend only"},
 		{[]string{"--wave-slots", "-1"}, "--wave-slots: gpu: wave slots -1 is negative"},
