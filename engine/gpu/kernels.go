@@ -3,8 +3,8 @@ package gpu
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
-	"strings"
 
 	"github.com/remask/remask/shaders"
 )
@@ -85,6 +85,12 @@ func (t matmulTile) String() string {
 	if t.DB {
 		s += "db"
 	}
+	if t.Nest {
+		s += "n"
+	}
+	if t.WX != 0 {
+		s += fmt.Sprintf("w%d", t.WX)
+	}
 	return s
 }
 
@@ -106,6 +112,12 @@ func (t matmulTile) unrolledConsts(wdtype, shmax int) map[string]string {
 		c["DB"] = "1u"
 	}
 	c["SHMAX"] = fmt.Sprintf("%du", shmax)
+	if t.Nest {
+		c["NEST"] = "1u"
+	}
+	if t.WX != 0 {
+		c["WX"] = fmt.Sprintf("%du", t.WX)
+	}
 	return c
 }
 
@@ -163,23 +175,41 @@ func chooseTile(M, N, K int) matmulTile {
 	return tile32
 }
 
+// tileSyntax is Options.MatmulTile's grammar, for error messages.
+const tileSyntax = "BMxBNxBKxTMxTN[db][n][wX] (five whole numbers, e.g. 128x64x16x8x4; suffixes, each at most once and in this order: db double-buffered, n nested shared tiles, wX warp tiles X threads wide, e.g. 128x128x8x8x8nw8)"
+
+// tileRE splits Options.MatmulTile into the five numbers and the suffixes.
+var tileRE = regexp.MustCompile(`^([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)(db)?(n)?(?:w([0-9]+))?$`)
+
 // parseTile parses Options.MatmulTile, "BMxBNxBKxTMxTN" (e.g.
-// "128x64x16x8x4"), with the suffix "db" for the double-buffered form, and
-// checks that the generator can build it within shmax bytes of workgroup
-// memory.
+// "128x64x16x8x4"), with the suffixes "db" for the double-buffered form,
+// "n" for nested shared tiles (shaders.MatmulTiling.Nest) and "wX" for warp
+// tiles X threads wide (shaders.MatmulTiling.WX), and checks that the
+// generator can build it within shmax bytes of workgroup memory.
 func parseTile(s string, shmax int) (matmulTile, error) {
-	body, db := strings.CutSuffix(s, "db")
-	parts := strings.Split(body, "x")
-	v := make([]int, len(parts))
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || len(parts) != 5 {
-			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q is not BMxBNxBKxTMxTN[db] (five whole numbers, e.g. 128x64x16x8x4, or 64x64x16x4x4db double-buffered)", s)
+	m := tileRE.FindStringSubmatch(s)
+	if m == nil {
+		return matmulTile{}, fmt.Errorf("gpu: matmul tile %q is not %s", s, tileSyntax)
+	}
+	v := make([]int, 6)
+	for i, f := range []string{m[1], m[2], m[3], m[4], m[5], m[8]} {
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil { // only an overflow gets here
+			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q is not %s", s, tileSyntax)
 		}
 		v[i] = n
 	}
 	t := tiling(v[0], v[1], v[2], v[3], v[4])
-	t.DB = db
+	t.DB, t.Nest = m[6] != "", m[7] != ""
+	if m[8] != "" {
+		if v[5] == 0 {
+			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: warp width w0: want w1, w2, w4, w8, w16 or w32", s)
+		}
+		t.WX = v[5]
+	}
 	if err := t.CheckUnrolledLimit(t.DB, shmax); err != nil {
 		return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: %w", s, err)
 	}
