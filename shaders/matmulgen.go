@@ -75,7 +75,7 @@ type MatmulTiling struct {
 	// in the same order. Why: wgpu-native runs naga with its "Restrict"
 	// index policy on every array that is not a buffer, so each read of a
 	// workgroup array is clamped, min(index, length - 1); in the flat form
-	// every one of the 2·BK·(TM+TN)/4 reads of a K tile has its own clamped
+	// every one of the BK·(TM+TN)/4 reads of a K tile has its own clamped
 	// index (min(C + ty, 255) for C = 0, 16, 32, ...), computed in the loop
 	// or held in registers. Nested, every index but the thread's t is a
 	// constant (naga checks constants at compile time), so a K tile's reads
