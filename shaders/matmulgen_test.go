@@ -37,13 +37,13 @@ func genVariants() []struct {
 			v{MatmulUnrolled, mm(64, 64, 16, 4, 4, wd, 1, 1, 16384)},
 			v{MatmulUnrolled, mm(32, 32, 16, 4, 4, wd, 1, 4, 16384)},
 			v{MatmulUnrolled, mm(32, 32, 16, 4, 4, wd, 0, 8, 16384)})
-		for _, l := range []struct{ bm, bn, bk, tm, tn, db, ks, shmax, nest, wx int }{
-			{128, 128, 8, 8, 8, 0, 1, 16384, 1, 0}, {128, 128, 8, 8, 8, 0, 1, 16384, 1, 8}, {128, 128, 8, 8, 8, 0, 1, 16384, 0, 4},
-			{128, 128, 16, 8, 8, 1, 1, 32768, 1, 0}, {128, 128, 32, 8, 8, 0, 1, 32768, 1, 8}, {256, 128, 8, 16, 8, 0, 1, 16384, 1, 8},
-			{128, 64, 8, 16, 8, 0, 1, 16384, 1, 4}, {64, 128, 8, 8, 16, 0, 1, 16384, 1, 0}, {32, 32, 16, 4, 4, 1, 4, 16384, 1, 4},
+		for _, l := range []struct{ bm, bn, bk, tm, tn, db, ks, shmax, nest, wx, cl int }{
+			{128, 128, 8, 8, 8, 0, 1, 16384, 1, 0, 0}, {128, 128, 8, 8, 8, 0, 1, 16384, 1, 8, 2}, {128, 128, 8, 8, 8, 0, 1, 16384, 0, 4, 0},
+			{128, 128, 16, 8, 8, 1, 1, 32768, 1, 0, 4}, {128, 128, 32, 8, 8, 0, 1, 32768, 1, 8, 8}, {256, 128, 8, 16, 8, 0, 1, 16384, 1, 8, 0},
+			{128, 64, 8, 16, 8, 0, 1, 16384, 1, 4, 2}, {64, 128, 8, 8, 16, 0, 1, 16384, 1, 0, 0}, {32, 32, 16, 4, 4, 1, 4, 16384, 1, 4, 2},
 		} {
 			c := mm(l.bm, l.bn, l.bk, l.tm, l.tn, wd, l.db, l.ks, l.shmax)
-			c["NEST"], c["WX"] = UintLiteral(l.nest), UintLiteral(l.wx)
+			c["NEST"], c["WX"], c["CL"] = UintLiteral(l.nest), UintLiteral(l.wx), UintLiteral(l.cl)
 			out = append(out, v{MatmulUnrolled, c})
 		}
 		for _, f := range []int{1, 2} { // the F16 form, nested with warp tiles
@@ -157,6 +157,8 @@ func TestGeneratedShape(t *testing.T) {
 		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "DB": "2u"}},
 		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "KSPLIT": "0u"}},
 		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "NEST": "2u"}},
+		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "8u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "CL": "4u"}}, // CL > BK/4
+		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "CL": "3u"}},
 		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "WX": "3u"}},                       // not a power of 2
 		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "WX": "32u"}},                      // 32 x 1 > 16 threads wide
 		{MatmulUnrolled, map[string]string{"BM": "16u", "BN": "16u", "BK": "8u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "WX": "4u"}},                        // 16 threads

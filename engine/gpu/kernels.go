@@ -91,6 +91,9 @@ func (t matmulTile) String() string {
 	if t.WX != 0 {
 		s += fmt.Sprintf("w%d", t.WX)
 	}
+	if t.CL > 1 {
+		s += fmt.Sprintf("c%d", t.CL)
+	}
 	return s
 }
 
@@ -117,6 +120,9 @@ func (t matmulTile) unrolledConsts(wdtype, shmax int) map[string]string {
 	}
 	if t.WX != 0 {
 		c["WX"] = fmt.Sprintf("%du", t.WX)
+	}
+	if t.CL > 1 {
+		c["CL"] = fmt.Sprintf("%du", t.CL)
 	}
 	return c
 }
@@ -176,23 +182,24 @@ func chooseTile(M, N, K int) matmulTile {
 }
 
 // tileSyntax is Options.MatmulTile's grammar, for error messages.
-const tileSyntax = "BMxBNxBKxTMxTN[db][n][wX] (five whole numbers, e.g. 128x64x16x8x4; suffixes, each at most once and in this order: db double-buffered, n nested shared tiles, wX warp tiles X threads wide, e.g. 128x128x8x8x8nw8)"
+const tileSyntax = "BMxBNxBKxTMxTN[db][n][wX][cL] (five whole numbers, e.g. 128x64x16x8x4; suffixes, each at most once and in this order: db double-buffered, n nested shared tiles, wX warp tiles X threads wide, cL rows loaded by L invocations each, e.g. 128x128x8x8x8nw8c2)"
 
 // tileRE splits Options.MatmulTile into the five numbers and the suffixes.
-var tileRE = regexp.MustCompile(`^([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)(db)?(n)?(?:w([0-9]+))?$`)
+var tileRE = regexp.MustCompile(`^([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)(db)?(n)?(?:w([0-9]+))?(?:c([0-9]+))?$`)
 
 // parseTile parses Options.MatmulTile, "BMxBNxBKxTMxTN" (e.g.
 // "128x64x16x8x4"), with the suffixes "db" for the double-buffered form,
-// "n" for nested shared tiles (shaders.MatmulTiling.Nest) and "wX" for warp
-// tiles X threads wide (shaders.MatmulTiling.WX), and checks that the
+// "n" for nested shared tiles (shaders.MatmulTiling.Nest), "wX" for warp
+// tiles X threads wide (shaders.MatmulTiling.WX) and "cL" for rows loaded
+// by L invocations each (shaders.MatmulTiling.CL), and checks that the
 // generator can build it within shmax bytes of workgroup memory.
 func parseTile(s string, shmax int) (matmulTile, error) {
 	m := tileRE.FindStringSubmatch(s)
 	if m == nil {
 		return matmulTile{}, fmt.Errorf("gpu: matmul tile %q is not %s", s, tileSyntax)
 	}
-	v := make([]int, 6)
-	for i, f := range []string{m[1], m[2], m[3], m[4], m[5], m[8]} {
+	v := make([]int, 7)
+	for i, f := range []string{m[1], m[2], m[3], m[4], m[5], m[8], m[9]} {
 		if f == "" {
 			continue
 		}
@@ -209,6 +216,12 @@ func parseTile(s string, shmax int) (matmulTile, error) {
 			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: warp width w0: want w1, w2, w4, w8, w16 or w32", s)
 		}
 		t.WX = v[5]
+	}
+	if m[9] != "" {
+		if v[6] < 2 {
+			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: c%s: want c2, c4 or c8 (invocations per loaded row; c1 is the default, no suffix)", s, m[9])
+		}
+		t.CL = v[6]
 	}
 	if err := t.CheckUnrolledLimit(t.DB, shmax); err != nil {
 		return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: %w", s, err)

@@ -14,8 +14,9 @@ import (
 )
 
 // The Options.MatmulTile values docs/performance.md asks a GPU run to time
-// ("Matmul tilings to sweep"): the generated kernel's layouts (nested
-// shared tiles "n", warp tiles "wX", double buffering "db"), K tiles of 8
+// ("Matmul layouts for the H200 sweep"): the generated kernel's layouts
+// (nested shared tiles "n", warp tiles "wX", rows loaded by L invocations
+// "cL", double buffering "db"), K tiles of 8
 // to 32 and per-thread tiles of 8x8 to 16x8 at 16 x 1024, and the small
 // tiles with and without nesting at 1 x 256. TestMatmulLayoutSweep runs
 // every one against the CPU twin; TestMatmulTileSweepDocumented pins the docs'
@@ -23,7 +24,9 @@ import (
 var (
 	tileSweep16x1024 = []string{
 		"128x128x8x8x8", "128x128x8x8x8n", "128x128x8x8x8w8", "128x128x8x8x8nw8", "128x128x8x8x8nw4",
-		"128x128x16x8x8n", "128x128x16x8x8nw8", "128x128x32x8x8n", "128x128x8x8x8dbn", "128x128x16x8x8dbn",
+		"128x128x8x8x8c2", "128x128x8x8x8nc2", "128x128x8x8x8nw8c2",
+		"128x128x16x8x8n", "128x128x16x8x8nw8", "128x128x16x8x8nc4", "128x128x32x8x8n", "128x128x32x8x8nc4",
+		"128x128x8x8x8dbn", "128x128x16x8x8dbn",
 		"256x128x8x16x8n", "256x128x8x16x8nw8", "128x128x8x16x8n", "128x128x8x8x16n", "128x64x8x16x8n",
 		"64x128x8x8x16n", "128x256x8x8x16n",
 	}
@@ -92,10 +95,12 @@ func TestMatmulLayoutSweep(t *testing.T) {
 // tile.
 func TestMatmulTileSuffixes(t *testing.T) {
 	for s, want := range map[string]matmulTile{
-		"128x128x8x8x8n":     {MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true}},
-		"128x128x8x8x8w8":    {MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, WX: 8}},
-		"128x128x8x8x8dbnw4": {MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true, WX: 4}, DB: true},
-		"32x32x16x4x4dbnw4":  {MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, Nest: true, WX: 4}, DB: true},
+		"128x128x8x8x8n":      {MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true}},
+		"128x128x8x8x8w8":     {MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, WX: 8}},
+		"128x128x8x8x8dbnw4":  {MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true, WX: 4}, DB: true},
+		"32x32x16x4x4dbnw4":   {MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, Nest: true, WX: 4}, DB: true},
+		"128x128x16x8x8nw8c4": {MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, Nest: true, WX: 8, CL: 4}},
+		"64x64x16x4x4c2":      {MatmulTiling: shaders.MatmulTiling{BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, CL: 2}},
 	} {
 		got, err := parseTile(s, shaders.DefaultWorkgroupStorage)
 		if err != nil || got != want {
@@ -103,7 +108,12 @@ func TestMatmulTileSuffixes(t *testing.T) {
 		}
 	}
 	for s, msg := range map[string]string{
-		"128x128x8x8x8nn":     "is not BMxBNxBKxTMxTN[db][n][wX]",
+		"128x128x8x8x8nn":     "is not BMxBNxBKxTMxTN[db][n][wX][cL]",
+		"128x128x8x8x8c2n":    "is not BMxBNxBKxTMxTN[db][n][wX][cL]",
+		"128x128x8x8x8c1":     "c1: want c2, c4 or c8",
+		"128x128x8x8x8c4":     "CL = 4 invocations per loaded row must be 1, 2, 4 or 8 and divide BK/4 = 2",
+		"128x128x16x8x8c3":    "CL = 3",
+		"128x128x32x8x8c16":   "CL = 16",
 		"128x128x8x8x8ndb":    "is not BMxBNxBKxTMxTN[db][n][wX]",
 		"128x128x8x8x8w":      "is not BMxBNxBKxTMxTN[db][n][wX]",
 		"128x128x8x8x8w0":     "warp width w0",
@@ -131,14 +141,17 @@ func TestMatmulTileSuffixes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := tl.unrolledConsts(shaders.WeightF32, 16384); c["NEST"] != "1u" || c["WX"] != "8u" || c["DB"] != "1u" {
+	if c := tl.unrolledConsts(shaders.WeightF32, 16384); c["NEST"] != "1u" || c["WX"] != "8u" || c["DB"] != "1u" || c["CL"] != "" {
 		t.Errorf("unrolledConsts of %v = %v", tl, c)
 	}
-	if c := tile128.unrolledConsts(shaders.WeightF32, 16384); c["NEST"] != "" || c["WX"] != "" {
+	if c := tile128.unrolledConsts(shaders.WeightF32, 16384); c["NEST"] != "" || c["WX"] != "" || c["CL"] != "" {
 		t.Errorf("unrolledConsts of the default %v has layout constants: %v", tile128, c)
 	}
 	if got := tl.String(); got != "64x64x16/4x4dbnw8" {
 		t.Errorf("String() = %q", got)
+	}
+	if tl, err := parseTile("64x64x16x4x4c4", shaders.DefaultWorkgroupStorage); err != nil || tl.unrolledConsts(shaders.WeightF32, 16384)["CL"] != "4u" || tl.String() != "64x64x16/4x4c4" {
+		t.Errorf("parseTile(64x64x16x4x4c4) = %v, %v", tl, err)
 	}
 }
 

@@ -173,7 +173,7 @@ func TestStandardModelVariants(t *testing.T) {
 		{"split+db+tiled", Options{Split: []string{"mm", "attn"}, MatmulDoubleBuffer: true, Attention: "tiled"}, 16, 74},
 		{"tiled", Options{Attention: "tiled", Split: []string{"none"}}, 16, 50},
 		{"tile 64x64x16x4x4db", Options{MatmulTile: "64x64x16x4x4db", Split: []string{"none"}}, 16, 50},
-		{"tile 128x128x8x8x8nw8", Options{MatmulTile: "128x128x8x8x8nw8", Split: []string{"none"}}, 16, 50},
+		{"tile 128x128x8x8x8nw8c2", Options{MatmulTile: "128x128x8x8x8nw8c2", Split: []string{"none"}}, 16, 50},
 		{"tile 32x32x16x4x4dbnw4, split", Options{MatmulTile: "32x32x16x4x4dbnw4"}, 16, 74},
 		{"attention split at 1x256", Options{Split: []string{"attn"}}, 256, 56},
 		{"default limits", Options{Limits: "default"}, 16, 74},
