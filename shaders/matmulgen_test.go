@@ -41,6 +41,7 @@ func genVariants() []struct {
 			{128, 128, 8, 8, 8, 0, 1, 16384, 1, 0, 0}, {128, 128, 8, 8, 8, 0, 1, 16384, 1, 8, 2}, {128, 128, 8, 8, 8, 0, 1, 16384, 0, 4, 0},
 			{128, 128, 16, 8, 8, 1, 1, 32768, 1, 0, 4}, {128, 128, 32, 8, 8, 0, 1, 32768, 1, 8, 8}, {256, 128, 8, 16, 8, 0, 1, 16384, 1, 8, 0},
 			{128, 64, 8, 16, 8, 0, 1, 16384, 1, 4, 2}, {64, 128, 8, 8, 16, 0, 1, 16384, 1, 0, 0}, {32, 32, 16, 4, 4, 1, 4, 16384, 1, 4, 2},
+			{128, 192, 16, 8, 12, 0, 1, 32768, 1, 8, 2}, {192, 128, 16, 12, 8, 0, 1, 32768, 1, 0, 0},
 		} {
 			c := mm(l.bm, l.bn, l.bk, l.tm, l.tn, wd, l.db, l.ks, l.shmax)
 			c["NEST"], c["WX"], c["CL"] = UintLiteral(l.nest), UintLiteral(l.wx), UintLiteral(l.cl)
@@ -146,6 +147,21 @@ func TestGeneratedShape(t *testing.T) {
 		}
 		if !strings.Contains(src, "let tx = (warp % 2u) * 8u + lane % 8u;") || !strings.Contains(src, "let ty = (warp / 2u) * 4u + lane / 8u;") {
 			t.Errorf("DB=%s: WX = 8 did not arrange 16 x 16 threads as warps of 8 x 4", db)
+		}
+	}
+	// CL: consecutive invocations share a row, the k quad varies fastest.
+	for cl, want := range map[string][]string{
+		"0u": {"let am0 = ae0 % 128u;", "let ak0 = ae0 / 128u;"},
+		"2u": {"let am0 = (ae0 / 2u) % 128u;", "let ak0 = ae0 % 2u + 2u * (ae0 / 256u);", "let wm0 = (we0 / 2u) % 128u;"},
+	} {
+		src, err := Source(MatmulUnrolled, map[string]string{"BM": "128u", "BN": "128u", "BK": "8u", "TM": "8u", "TN": "8u", "WDTYPE": "0u", "CL": cl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(src, w) {
+				t.Errorf("CL=%s: no %q in the loader", cl, w)
+			}
 		}
 	}
 	bad := []struct {
