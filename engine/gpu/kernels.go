@@ -74,8 +74,12 @@ var (
 	tile32db  = tile32.db()
 	// tile128x16db needs 32 KiB: only where the device allows it.
 	tile128x16db = tiling(128, 128, 16, 8, 8).db()
+	// Two layouts of the generated kernel (Options.MatmulTile's suffixes
+	// n, wX and cL; docs/performance.md, "Matmul layouts"), knob values.
+	tile128nw8c2 = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true, WX: 8, CL: 2}}
+	tile32dbnw4  = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, Nest: true, WX: 4}, DB: true}
 	// matmulTiles are the tilings the tests cover.
-	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db}
+	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db, tile128nw8c2, tile32dbnw4}
 )
 
 func (t matmulTile) db() matmulTile { t.DB = true; return t }
