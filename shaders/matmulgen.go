@@ -11,7 +11,9 @@ import (
 // CPU twin), written out by Go for one tiling with every register-level loop
 // unrolled, so that no function-local array is indexed at run time. Source
 // accepts it like a file, with the constants BM BN BK TM TN WDTYPE and the
-// optional DB (0 or 1) and SHMAX.
+// optional DB (0 or 1), SHMAX, KSPLIT, F16 and the layout constants NEST,
+// WX and CL (MatmulTiling's Nest, WX and CL; unset, the layout described
+// here).
 //
 // Why: matmul.wgsl keeps its TM x TN accumulator block in
 // `array<array<f32, TN>, TM>` indexed by loop counters. naga emits those as
@@ -66,8 +68,10 @@ import (
 const MatmulUnrolled = "matmul_unrolled.wgsl"
 
 // MatmulTiling is one tiling of the matmul kernels, with the layout of
-// MatmulUnrolled's threads and shared tiles (Nest, WX; matmul.wgsl ignores
-// them).
+// MatmulUnrolled's threads, loaders and shared tiles (Nest, WX, CL; zero:
+// the layout MatmulUnrolled describes; matmul.wgsl ignores them). Every
+// layout computes each output with the same FMAs in the same order (k
+// ascending), so the results are the same bits.
 type MatmulTiling struct {
 	BM, BN, BK, TM, TN int
 	// Nest (constant NEST = 1): the shared tiles are nested arrays,

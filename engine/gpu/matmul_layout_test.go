@@ -38,7 +38,9 @@ var (
 // K % BK == 0) against the float64 twin: one row and one K tile, M off the
 // tile with an odd number of K tiles (the double-buffered halves
 // alternate), M one short of two row tiles with eight K tiles; every
-// epilogue; canaries around the output.
+// epilogue; canaries around the output; and bit for bit against the tile
+// of the same size without the layout suffixes (the same FMAs in the same
+// order).
 func TestMatmulLayoutSweep(t *testing.T) {
 	d := testBackend(t).d
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -79,6 +81,22 @@ func TestMatmulLayoutSweep(t *testing.T) {
 					got := run(t, d, []op{o}, out)
 					want := matmulRef(M, N, K, a, w, bias, init, v.bias, v.accu, v.act)
 					checkClose(t, name, got, want, 2e-5*math.Sqrt(float64(K)), 1e-5)
+					// Every layout makes the same FMAs in the same order
+					// as the plain tile of the same size: the same bits.
+					plain := tiling(tl.BM, tl.BN, tl.BK, tl.TM, tl.TN)
+					if plain == tl {
+						return
+					}
+					out2 := newCanaryBuf(t, d, M*N, init)
+					o2, err := d.matmulTiled("test", plain, M, N, K, whole(inBuf(t, d, a)), wbuf{b: inBuf(t, d, w)}, bb, out2.bind(), v.act, v.accu)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i, x := range run(t, d, []op{o2}, out2) {
+						if math.Float32bits(x) != math.Float32bits(got[i]) {
+							t.Fatalf("element %d: %v with %s, %v with the plain %v", i, got[i], s, x, plain)
+						}
+					}
 				})
 				ran++
 			}
