@@ -25,6 +25,11 @@ func TestKernelFootprint(t *testing.T) {
 		// 128x128 tiles, BK 8, double-buffered: 2·(8·128/4 + 8·128/4) vec4s.
 		{MatmulUnrolled, map[string]string{"BM": "128u", "BN": "128u", "BK": "8u", "TM": "8u", "TN": "8u", "WDTYPE": "0u", "DB": "1u", "KSPLIT": "1u", "SHMAX": "16384u"},
 			Footprint{[3]int{256, 1, 1}, MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8}.SharedBytes(true)}},
+		// The same as nested arrays (NEST), and 64 threads of 16x8 nested.
+		{MatmulUnrolled, map[string]string{"BM": "128u", "BN": "128u", "BK": "8u", "TM": "8u", "TN": "8u", "WDTYPE": "0u", "DB": "1u", "NEST": "1u", "WX": "8u"},
+			Footprint{[3]int{256, 1, 1}, MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8}.SharedBytes(true)}},
+		{MatmulUnrolled, map[string]string{"BM": "128u", "BN": "64u", "BK": "16u", "TM": "16u", "TN": "8u", "WDTYPE": "0u", "NEST": "1u", "SHMAX": "49152u"},
+			Footprint{[3]int{64, 1, 1}, 4 * 16 * (128 + 64)}},
 		{AttentionTiled, nil, Footprint{[3]int{64, 1, 1}, AttentionTiledShared}},
 	} {
 		src, err := Source(tc.file, tc.consts)

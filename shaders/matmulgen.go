@@ -11,7 +11,9 @@ import (
 // CPU twin), written out by Go for one tiling with every register-level loop
 // unrolled, so that no function-local array is indexed at run time. Source
 // accepts it like a file, with the constants BM BN BK TM TN WDTYPE and the
-// optional DB (0 or 1) and SHMAX.
+// optional DB (0 or 1), SHMAX, KSPLIT, F16 and the layout constants NEST,
+// WX and CL (MatmulTiling's Nest, WX and CL; unset, the layout described
+// here).
 //
 // Why: matmul.wgsl keeps its TM x TN accumulator block in
 // `array<array<f32, TN>, TM>` indexed by loop counters. naga emits those as
@@ -65,8 +67,50 @@ import (
 // TestF16Emulated), not for speed.
 const MatmulUnrolled = "matmul_unrolled.wgsl"
 
-// MatmulTiling is one tiling of the matmul kernels.
-type MatmulTiling struct{ BM, BN, BK, TM, TN int }
+// MatmulTiling is one tiling of the matmul kernels, with the layout of
+// MatmulUnrolled's threads, loaders and shared tiles (Nest, WX, CL; zero:
+// the layout MatmulUnrolled describes; matmul.wgsl ignores them). Every
+// layout computes each output with the same FMAs in the same order (k
+// ascending), so the results are the same bits.
+type MatmulTiling struct {
+	BM, BN, BK, TM, TN int
+	// Nest (constant NEST = 1): the shared tiles are nested arrays,
+	// As[k/4][k%4][g][t] instead of As[k·BM/4 + g·WGY + t], the same bytes
+	// in the same order. Why: wgpu-native runs naga with its "Restrict"
+	// index policy on every array that is not a buffer, so each read of a
+	// workgroup array is clamped, min(index, length - 1); in the flat form
+	// every one of the BK·(TM+TN)/4 reads of a K tile has its own clamped
+	// index (min(C + ty, 255) for C = 0, 16, 32, ...), computed in the loop
+	// or held in registers. Nested, every index but the thread's t is a
+	// constant (naga checks constants at compile time), so a K tile's reads
+	// share two clamped indices, min(ty, WGY-1) and min(tx, WGX-1), and the
+	// rest of each address is a constant offset.
+	Nest bool
+	// WX (constant WX; 0: unset) arranges the threads as warp tiles: each
+	// 32 consecutive invocations (a warp on NVIDIA) take a block of WX
+	// thread columns x 32/WX thread rows, instead of the row-major
+	// tx = li % WGX, ty = li / WGX (for WGX = 16: 16 x 2). A warp then reads
+	// 32/WX distinct vec4s of the A tile and WX of the W tile per k step:
+	// w8 reads 4 + 8 (64 + 128 bytes: one shared-memory wavefront each)
+	// where the row-major 128x128 tile reads 2 + 16 (the W read spans 256
+	// bytes, two wavefronts). Needs a multiple of 32 threads, WX | WGX and
+	// 32/WX | WGY.
+	WX int
+	// CL (constant CL; 0 or 1: unset) is how many consecutive invocations
+	// load one row of a tile from global memory, CL consecutive vec4s along
+	// K. Unset, invocation e loads row e % BM at k quad e / BM: a warp's
+	// vec4 loads touch 32 rows (32 cache lines, 16 bytes of each; the other
+	// k quads of those lines come in other instructions), and its
+	// transposed stores into the k-major shared tile hit 32 banks. With CL,
+	// a warp's load touches 32/CL rows with 16·CL contiguous bytes of each
+	// (CL = 2: whole 32-byte sectors; 8: whole 128-byte lines), and the CL
+	// invocations of a row store into the same bank of CL different k rows
+	// (a CL-way bank conflict, since a k row is BM floats, a multiple of
+	// 32). NVIDIA's L1 serves global and shared accesses through one data
+	// path, so fewer lines per load may pay for the conflicts. Needs
+	// CL | BK/4.
+	CL int
+}
 
 // DefaultWorkgroupStorage is WebGPU's default maxComputeWorkgroupStorageSize,
 // the budget of a tiling when the device's limit is not given.
@@ -82,6 +126,26 @@ func (t MatmulTiling) SharedBytes(db bool) int {
 		n *= 2
 	}
 	return n
+}
+
+// MaxMatmulRegisters bounds Registers: NVIDIA's compiler gives a thread at
+// most 255 registers and spills the rest to local memory, which would undo
+// the point of the generated kernel; the estimate leaves about 30 for
+// addresses, indices and loop state.
+const MaxMatmulRegisters = 224
+
+// Registers estimates the 32-bit registers a thread of t's f32 kernel keeps
+// live in its K loop: TM·TN accumulators, the 4·(la + lw) prefetched
+// components of the next K tile (la, lw: vec4 loads of A and W per thread
+// and tile) and one k step's operands (TM + TN). An estimate, not the
+// driver's count (no WebGPU API reports that).
+func (t MatmulTiling) Registers() int {
+	if t.TM <= 0 || t.TN <= 0 || t.BM < t.TM || t.BN < t.TN {
+		return 0 // not a tiling (CheckUnrolledLimit says why)
+	}
+	nt := (t.BM / t.TM) * (t.BN / t.TN)
+	la, lw := t.BM*t.BK/4/nt, t.BN*t.BK/4/nt
+	return t.TM*t.TN + 4*(la+lw) + t.TM + t.TN
 }
 
 // CheckUnrolled reports whether t can be generated as MatmulUnrolled
@@ -113,6 +177,23 @@ func (t MatmulTiling) CheckUnrolledLimit(db bool, shmax int) error {
 	if sh := t.SharedBytes(db); sh > shmax {
 		return fmt.Errorf("shaders: matmul tiling %+v: %d bytes of workgroup memory > the limit %d", t, sh, shmax)
 	}
+	if r := t.Registers(); r > MaxMatmulRegisters {
+		return fmt.Errorf("shaders: matmul tiling %+v: about %d registers per thread (%d accumulators, the prefetched K tile and one k step's operands) > %d: it would spill on NVIDIA (255 at most); use a smaller TM·TN or BK", t, r, t.TM*t.TN, MaxMatmulRegisters)
+	}
+	if t.CL < 0 || t.CL > 8 || t.CL > 1 && (t.CL&(t.CL-1) != 0 || (t.BK/4)%t.CL != 0) {
+		return fmt.Errorf("shaders: matmul tiling %+v: CL = %d invocations per loaded row must be 1, 2, 4 or 8 and divide BK/4 = %d", t, t.CL, t.BK/4)
+	}
+	if t.WX != 0 {
+		wgx, wgy := t.BN/t.TN, t.BM/t.TM
+		switch {
+		case t.WX < 0 || t.WX > 32 || 32%t.WX != 0:
+			return fmt.Errorf("shaders: matmul tiling %+v: warp width WX = %d must be 1, 2, 4, 8, 16 or 32", t, t.WX)
+		case nt%32 != 0:
+			return fmt.Errorf("shaders: matmul tiling %+v: warp tiles need a multiple of 32 threads, not %d", t, nt)
+		case wgx%t.WX != 0 || wgy%(32/t.WX) != 0:
+			return fmt.Errorf("shaders: matmul tiling %+v: a warp of %d x %d threads does not tile the %d x %d threads (WX must divide BN/TN = %d and 32/WX divide BM/TM = %d)", t, t.WX, 32/t.WX, wgx, wgy, wgx, wgy)
+		}
+	}
 	return nil
 }
 
@@ -121,7 +202,7 @@ func unrolledSource(consts map[string]string) (string, error) {
 	vals := map[string]int{}
 	for name, lit := range consts {
 		switch name {
-		case "BM", "BN", "BK", "TM", "TN", "WDTYPE", "DB", "SHMAX", "KSPLIT", "F16":
+		case "BM", "BN", "BK", "TM", "TN", "WDTYPE", "DB", "SHMAX", "KSPLIT", "F16", "NEST", "WX", "CL":
 		default:
 			return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", MatmulUnrolled, name)
 		}
@@ -146,7 +227,10 @@ func unrolledSource(consts map[string]string) (string, error) {
 	if v, ok := vals["SHMAX"]; ok {
 		shmax = v
 	}
-	t := MatmulTiling{vals["BM"], vals["BN"], vals["BK"], vals["TM"], vals["TN"]}
+	if n := vals["NEST"]; n != 0 && n != 1 {
+		return "", fmt.Errorf("shaders: %s: NEST = %d, want 0 or 1", MatmulUnrolled, n)
+	}
+	t := MatmulTiling{BM: vals["BM"], BN: vals["BN"], BK: vals["BK"], TM: vals["TM"], TN: vals["TN"], Nest: vals["NEST"] == 1, WX: vals["WX"], CL: vals["CL"]}
 	db := vals["DB"] == 1
 	ks := 1
 	if v, ok := vals["KSPLIT"]; ok {
@@ -157,6 +241,17 @@ func unrolledSource(consts map[string]string) (string, error) {
 	}
 	if err := t.CheckUnrolledLimit(db, shmax); err != nil {
 		return "", err
+	}
+	// The F16 form adds its per-tile sums: TM·TN halves (two to a
+	// register), or TM·TN f32s where emulated (F16 = 2).
+	if f := vals["F16"]; f != 0 {
+		r := t.Registers() + t.TM*t.TN
+		if f == 1 {
+			r = t.Registers() + t.TM*t.TN/2
+		}
+		if r > MaxMatmulRegisters {
+			return "", fmt.Errorf("shaders: %s: tiling %+v with F16 = %d needs about %d registers per thread > %d (see MaxMatmulRegisters)", MatmulUnrolled, t, f, r, MaxMatmulRegisters)
+		}
 	}
 	wd := vals["WDTYPE"]
 	if wd != WeightF32 && wd != WeightF16 && wd != WeightBF16 {
@@ -184,6 +279,9 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 
 	p("// %s: generated by shaders/matmulgen.go (see MatmulUnrolled there) from the", MatmulUnrolled)
 	p("// structure of matmul.wgsl. BM=%d BN=%d BK=%d TM=%d TN=%d DB=%v WDTYPE=%d.", t.BM, t.BN, t.BK, t.TM, t.TN, db, wd)
+	if t.Nest || t.WX != 0 || t.CL > 1 {
+		p("// Layout: NEST=%v WX=%d CL=%d (see MatmulTiling's Nest, WX and CL).", t.Nest, t.WX, t.CL)
+	}
 	// sh is the type of the shared tiles' vec4s; conv converts an A
 	// component (f32) to it.
 	sh, conv := "f32", ""
@@ -225,9 +323,28 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 		nbuf = 2
 	}
 	asLen, wsLen := t.BK*t.BM/4, t.BK*t.BN/4 // vec4s of one shared tile
-	p("// With DB, half h of As/Ws starts at h·%d / h·%d.", asLen, wsLen)
-	p("var<workgroup> As: array<vec4<%s>, %d>; // As[k*BM/4 + m/4][m%%4] = A[row0+m, k0+k]", sh, nbuf*asLen)
-	p("var<workgroup> Ws: array<vec4<%s>, %d>; // Ws[k*BN/4 + n/4][n%%4] = W[col0+n, k0+k]", sh, nbuf*wsLen)
+	if t.Nest {
+		// The flat layout's vec4s in the same order, as nested arrays
+		// [half][k/4][k%4][group][thread].
+		nest := func(groups, threads int) string {
+			ty := fmt.Sprintf("array<array<array<array<vec4<%s>, %d>, %d>, 4>, %d>", sh, threads, groups, t.BK/4)
+			if db {
+				ty = fmt.Sprintf("array<%s, 2>", ty)
+			}
+			return ty
+		}
+		half := ""
+		if db {
+			half = "[h]"
+		}
+		p("// Nested shared tiles (NEST): every index of a read but the thread's is a constant.")
+		p("var<workgroup> As: %s; // As%s[k/4][k%%4][g][t][c] = A[row0 + 4·(g·WGY + t) + c, k0 + k]", nest(t.TM/4, wgy), half)
+		p("var<workgroup> Ws: %s; // Ws%s[k/4][k%%4][g][t][c] = W[col0 + 4·(g·WGX + t) + c, k0 + k]", nest(t.TN/4, wgx), half)
+	} else {
+		p("// With DB, half h of As/Ws starts at h·%d / h·%d.", asLen, wsLen)
+		p("var<workgroup> As: array<vec4<%s>, %d>; // As[k*BM/4 + m/4][m%%4] = A[row0+m, k0+k]", sh, nbuf*asLen)
+		p("var<workgroup> Ws: array<vec4<%s>, %d>; // Ws[k*BN/4 + n/4][n%%4] = W[col0+n, k0+k]", sh, nbuf*wsLen)
+	}
 	p("")
 	p("// wload4 reads W[4i .. 4i+3] (element index) as %s.", sh)
 	p("fn wload4(i: u32) -> vec4<%s> {", sh)
@@ -276,8 +393,17 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 	p("")
 	p("@compute @workgroup_size(NT)")
 	p("fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {")
-	p("  let tx = li %% WGX;")
-	p("  let ty = li / WGX;")
+	if t.WX != 0 {
+		wy := 32 / t.WX
+		p("  // Warp tiles (WX = %d): invocations 32w .. 32w+31 take a block of %d x %d threads.", t.WX, t.WX, wy)
+		p("  let lane = li %% 32u;")
+		p("  let warp = li / 32u;")
+		p("  let tx = (warp %% %du) * %du + lane %% %du;", wgx/t.WX, t.WX, t.WX)
+		p("  let ty = (warp / %du) * %du + lane / %du;", wgx/t.WX, wy, t.WX)
+	} else {
+		p("  let tx = li %% WGX;")
+		p("  let ty = li / WGX;")
+	}
 	p("  let row0 = wg.y * BM;")
 	p("  let col0 = wg.x * BN;")
 	p("  let K4 = P.K / 4u;")
@@ -291,19 +417,30 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 		p("  let KC = P.K;")
 	}
 	p("  let mlast = P.M - 1u;")
-	// Loader coordinates: e = li + NT*j; tile row e % BM, k quad e / BM.
-	loader := func(pre string, n, rows int, rowExpr func(string) string) {
+	// Loader coordinates: e = li + NT*j; tile row e % BM, k quad e / BM,
+	// or with CL > 1 row (e / CL) % BM, k quad e % CL + CL·(e / (CL·BM)).
+	loader := func(pre string, n, rows, threads int, rowExpr func(string) string) {
 		for j := 0; j < n; j++ {
 			p("  let %se%d = li + %du;", pre, j, nt*j)
-			p("  let %sm%d = %se%d %% %du;", pre, j, pre, j, rows)
-			p("  let %sk%d = %se%d / %du;", pre, j, pre, j, rows)
+			if t.CL > 1 {
+				p("  let %sm%d = (%se%d / %du) %% %du;", pre, j, pre, j, t.CL, rows)
+				p("  let %sk%d = %se%d %% %du + %du * (%se%d / %du);", pre, j, pre, j, t.CL, t.CL, pre, j, t.CL*rows)
+			} else {
+				p("  let %sm%d = %se%d %% %du;", pre, j, pre, j, rows)
+				p("  let %sk%d = %se%d / %du;", pre, j, pre, j, rows)
+			}
 			p("  let %sg%d = %s * K4 + %sk%d%s; // vec4 index at k0 = 0", pre, j, rowExpr(fmt.Sprintf("%sm%d", pre, j)), pre, j, kz)
-			p("  let %ss%d = %sk%d * %du + %sm%d / 4u; // shared vec4 index of k row 4·k quad", pre, j, pre, j, 4*rows/4, pre, j)
+			if t.Nest {
+				p("  let %sq%d = %sm%d / %du; // the shared tile's group and thread of row m", pre, j, pre, j, 4*threads)
+				p("  let %st%d = (%sm%d / 4u) %% %du;", pre, j, pre, j, threads)
+			} else {
+				p("  let %ss%d = %sk%d * %du + %sm%d / 4u; // shared vec4 index of k row 4·k quad", pre, j, pre, j, 4*rows/4, pre, j)
+			}
 			p("  let %sc%d = %sm%d %% 4u;", pre, j, pre, j)
 		}
 	}
-	loader("a", la, t.BM, func(m string) string { return fmt.Sprintf("min(row0 + %s, mlast)", m) })
-	loader("w", lw, t.BN, func(m string) string { return fmt.Sprintf("(col0 + %s)", m) })
+	loader("a", la, t.BM, wgy, func(m string) string { return fmt.Sprintf("min(row0 + %s, mlast)", m) })
+	loader("w", lw, t.BN, wgx, func(m string) string { return fmt.Sprintf("(col0 + %s)", m) })
 	for r := 0; r < t.TM; r++ {
 		for c := 0; c < t.TN/4; c++ {
 			p("  var c_%d_%d = vec4<f32>(0.0);", r, c)
@@ -327,6 +464,15 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 				v := fmt.Sprintf("%s%d.%c", reg, j, comp)
 				if cv != "" {
 					v = cv + "(" + v + ")"
+				}
+				if t.Nest {
+					// base is the half's index ("" single-buffered).
+					h := ""
+					if base != "" {
+						h = "[" + base + "]"
+					}
+					p("%s%s%s[%sk%d][%d][%sq%d][%st%d][%sc%d] = %s;", indent, arr, h, pre, j, i, pre, j, pre, j, pre, j, v)
+					continue
 				}
 				p("%s%s[%s%ss%d + %du][%sc%d] = %s;", indent, arr, base, pre, j, i*rows/4, pre, j, v)
 			}
@@ -360,10 +506,18 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 		for k := 0; k < t.BK; k++ {
 			p("    {")
 			for g := 0; g < t.TM/4; g++ {
-				p("      let a%d = As[%s%du + ty];", g, abase, k*t.BM/4+g*wgy)
+				if t.Nest {
+					p("      let a%d = As%s[%d][%d][%d][ty];", g, abase, k/4, k%4, g)
+				} else {
+					p("      let a%d = As[%s%du + ty];", g, abase, k*t.BM/4+g*wgy)
+				}
 			}
 			for c := 0; c < t.TN/4; c++ {
-				p("      let b%d = Ws[%s%du + tx];", c, wbase, k*t.BN/4+c*wgx)
+				if t.Nest {
+					p("      let b%d = Ws%s[%d][%d][%d][tx];", c, wbase, k/4, k%4, c)
+				} else {
+					p("      let b%d = Ws[%s%du + tx];", c, wbase, k*t.BN/4+c*wgx)
+				}
 			}
 			for r := 0; r < t.TM; r++ {
 				for c := 0; c < t.TN/4; c++ {
@@ -402,8 +556,12 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 		// tile into the other half, one barrier. The stores of step i hit the
 		// half that step i-1 read, after step i-1's barrier; the reads of
 		// step i+1 see them after step i's.
-		store("  ", "As", "a", "pa", "", la, t.BM)
-		store("  ", "Ws", "w", "pw", "", lw, t.BN)
+		first := ""
+		if t.Nest {
+			first = "0u"
+		}
+		store("  ", "As", "a", "pa", first, la, t.BM)
+		store("  ", "Ws", "w", "pw", first, lw, t.BN)
 		p("  workgroupBarrier();")
 		p("  var cur = 0u;")
 		p("  for (var k0 = 0u; k0 < KC; k0 += BK) {")
@@ -412,15 +570,24 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 		p("    if (more) {")
 		prefetch("      ")
 		p("    }")
-		p("    let ab = cur * %du;", asLen)
-		p("    let wb = cur * %du;", wsLen)
-		multiply("ab + ", "wb + ")
-		p("    if (more) {")
-		p("      let an = %du - ab;", asLen)
-		p("      let wn = %du - wb;", wsLen)
-		store("      ", "As", "a", "pa", "an + ", la, t.BM)
-		store("      ", "Ws", "w", "pw", "wn + ", lw, t.BN)
-		p("    }")
+		if t.Nest {
+			multiply("[cur]", "[cur]")
+			p("    if (more) {")
+			p("      let nx = 1u - cur;")
+			store("      ", "As", "a", "pa", "nx", la, t.BM)
+			store("      ", "Ws", "w", "pw", "nx", lw, t.BN)
+			p("    }")
+		} else {
+			p("    let ab = cur * %du;", asLen)
+			p("    let wb = cur * %du;", wsLen)
+			multiply("ab + ", "wb + ")
+			p("    if (more) {")
+			p("      let an = %du - ab;", asLen)
+			p("      let wn = %du - wb;", wsLen)
+			store("      ", "As", "a", "pa", "an + ", la, t.BM)
+			store("      ", "Ws", "w", "pw", "wn + ", lw, t.BN)
+			p("    }")
+		}
 		p("    workgroupBarrier();")
 		p("    cur = 1u - cur;")
 		p("  }")

@@ -5,14 +5,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // genVariants are generated kernels beyond the plain unrolled matmul that
 // engine/gpu runs: double-buffered tiles (one of them over 16 KiB), K-split
-// matmuls and their reduce kernel, the key-split attention and its combine
-// kernel, and the tiled attention.
+// matmuls and their reduce kernel, the layouts of MatmulTiling (nested
+// shared tiles, warp tiles; with double buffering, a K split, per-thread
+// tiles of 16x8 and 8x16, and the F16 form), the key-split attention and
+// its combine kernel, and the tiled attention.
 func genVariants() []struct {
 	file   string
 	consts map[string]string
@@ -33,6 +37,21 @@ func genVariants() []struct {
 			v{MatmulUnrolled, mm(64, 64, 16, 4, 4, wd, 1, 1, 16384)},
 			v{MatmulUnrolled, mm(32, 32, 16, 4, 4, wd, 1, 4, 16384)},
 			v{MatmulUnrolled, mm(32, 32, 16, 4, 4, wd, 0, 8, 16384)})
+		for _, l := range []struct{ bm, bn, bk, tm, tn, db, ks, shmax, nest, wx, cl int }{
+			{128, 128, 8, 8, 8, 0, 1, 16384, 1, 0, 0}, {128, 128, 8, 8, 8, 0, 1, 16384, 1, 8, 2}, {128, 128, 8, 8, 8, 0, 1, 16384, 0, 4, 0},
+			{128, 128, 16, 8, 8, 1, 1, 32768, 1, 0, 4}, {128, 128, 32, 8, 8, 0, 1, 32768, 1, 8, 8}, {256, 128, 8, 16, 8, 0, 1, 16384, 1, 8, 0},
+			{128, 64, 8, 16, 8, 0, 1, 16384, 1, 4, 2}, {64, 128, 8, 8, 16, 0, 1, 16384, 1, 0, 0}, {32, 32, 16, 4, 4, 1, 4, 16384, 1, 4, 2},
+			{128, 192, 16, 8, 12, 0, 1, 32768, 1, 8, 2}, {192, 128, 16, 12, 8, 0, 1, 32768, 1, 0, 0},
+		} {
+			c := mm(l.bm, l.bn, l.bk, l.tm, l.tn, wd, l.db, l.ks, l.shmax)
+			c["NEST"], c["WX"], c["CL"] = UintLiteral(l.nest), UintLiteral(l.wx), UintLiteral(l.cl)
+			out = append(out, v{MatmulUnrolled, c})
+		}
+		for _, f := range []int{1, 2} { // the F16 form, nested with warp tiles
+			c := mm(128, 128, 8, 8, 8, wd, 1, 1, 16384)
+			c["NEST"], c["WX"], c["F16"] = "1u", "8u", UintLiteral(f)
+			out = append(out, v{MatmulUnrolled, c})
+		}
 	}
 	out = append(out,
 		v{MatmulReduce, map[string]string{"S": "4u"}},
@@ -102,6 +121,49 @@ func TestGeneratedShape(t *testing.T) {
 			t.Errorf("DB=%s: %d barriers in the K loop, want %d", db, n, want)
 		}
 	}
+	// Nested shared tiles: every read in the K loop indexes the tile with
+	// constants and the thread's ty or tx only (NestedSharedReads checks
+	// what naga makes of it); double-buffered, the half cur first.
+	for _, db := range []string{"0u", "1u"} {
+		src, err := Source(MatmulUnrolled, map[string]string{"BM": "128u", "BN": "128u", "BK": "8u", "TM": "8u", "TN": "8u", "WDTYPE": "0u", "DB": db, "NEST": "1u", "WX": "8u"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		loop := src[strings.Index(src, "for (var k0"):]
+		loop = loop[:strings.Index(loop, "let N4")]
+		half := map[string]string{"0u": "", "1u": "[cur]"}[db]
+		reads := regexp.MustCompile(`let [ab][0-9]+ = (As|Ws)([^;]*);`).FindAllStringSubmatch(loop, -1)
+		if len(reads) != 8*4 {
+			t.Errorf("DB=%s nested: %d shared reads in the K loop, want 32", db, len(reads))
+		}
+		for _, r := range reads {
+			if !regexp.MustCompile(`^` + regexp.QuoteMeta(half) + `\[[0-9]+\]\[[0-3]\]\[[0-9]+\]\[t[xy]\]$`).MatchString(r[2]) {
+				t.Errorf("DB=%s nested: read %s%s has an index that is neither a constant nor the thread's", db, r[1], r[2])
+			}
+		}
+		want := map[string]int{"0u": 2, "1u": 1}[db]
+		if n := strings.Count(loop, "workgroupBarrier()"); n != want {
+			t.Errorf("DB=%s nested: %d barriers in the K loop, want %d", db, n, want)
+		}
+		if !strings.Contains(src, "let tx = (warp % 2u) * 8u + lane % 8u;") || !strings.Contains(src, "let ty = (warp / 2u) * 4u + lane / 8u;") {
+			t.Errorf("DB=%s: WX = 8 did not arrange 16 x 16 threads as warps of 8 x 4", db)
+		}
+	}
+	// CL: consecutive invocations share a row, the k quad varies fastest.
+	for cl, want := range map[string][]string{
+		"0u": {"let am0 = ae0 % 128u;", "let ak0 = ae0 / 128u;"},
+		"2u": {"let am0 = (ae0 / 2u) % 128u;", "let ak0 = ae0 % 2u + 2u * (ae0 / 256u);", "let wm0 = (we0 / 2u) % 128u;"},
+	} {
+		src, err := Source(MatmulUnrolled, map[string]string{"BM": "128u", "BN": "128u", "BK": "8u", "TM": "8u", "TN": "8u", "WDTYPE": "0u", "CL": cl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(src, w) {
+				t.Errorf("CL=%s: no %q in the loader", cl, w)
+			}
+		}
+	}
 	bad := []struct {
 		file   string
 		consts map[string]string
@@ -110,6 +172,14 @@ func TestGeneratedShape(t *testing.T) {
 		{MatmulUnrolled, map[string]string{"BM": "128u", "BN": "128u", "BK": "16u", "TM": "8u", "TN": "8u", "WDTYPE": "0u", "DB": "1u", "SHMAX": "32767u"}}, // 32 KiB > limit
 		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "DB": "2u"}},
 		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "KSPLIT": "0u"}},
+		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "NEST": "2u"}},
+		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "8u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "CL": "4u"}}, // CL > BK/4
+		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "CL": "3u"}},
+		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "WX": "3u"}},                       // not a power of 2
+		{MatmulUnrolled, map[string]string{"BM": "64u", "BN": "64u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "WX": "32u"}},                      // 32 x 1 > 16 threads wide
+		{MatmulUnrolled, map[string]string{"BM": "16u", "BN": "16u", "BK": "8u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "WX": "4u"}},                        // 16 threads
+		{MatmulUnrolled, map[string]string{"BM": "128u", "BN": "64u", "BK": "32u", "TM": "16u", "TN": "8u", "WDTYPE": "0u", "SHMAX": "49152u"}},              // ~248 registers
+		{MatmulUnrolled, map[string]string{"BM": "128u", "BN": "64u", "BK": "16u", "TM": "16u", "TN": "8u", "WDTYPE": "0u", "SHMAX": "49152u", "F16": "2u"}}, // 200 + 128 registers
 		{MatmulReduce, map[string]string{"S": "0u"}},
 		{MatmulReduce, map[string]string{"S": "2u", "X": "1u"}},
 		{AttentionUnrolled, map[string]string{"D": "64u", "BR": "64u", "BC": "32u", "KS": "48u"}}, // KS % BC
@@ -120,6 +190,72 @@ func TestGeneratedShape(t *testing.T) {
 	for _, b := range bad {
 		if _, err := Source(b.file, b.consts); err == nil {
 			t.Errorf("%s %v was accepted", b.file, b.consts)
+		}
+	}
+}
+
+// TestNestedSharedReads checks the reason for MatmulTiling.Nest on what
+// the Vulkan driver is given: the kernel goes through naga's SPIR-V writer
+// with wgpu-hal's Vulkan bounds-check policies (index "Restrict" for every
+// array that is not a buffer, so workgroup arrays are clamped; buffers
+// "Unchecked", the driver's robust buffer access) and back to WGSL, where
+// each clamp reads min(index, length - 1). The K loop's shared reads of the
+// flat layout clamp BK·(TM+TN)/4 distinct indices per K tile (C + ty for
+// every constant C), the nested layout's two (ty and tx).
+func TestNestedSharedReads(t *testing.T) {
+	naga := validator(t, "naga", "the clamps naga writes into SPIR-V are not checked here")
+	dir := t.TempDir()
+	read := regexp.MustCompile(`let _e[0-9]+ = global(_[0-9]+)?\[(.*)\];$`)
+	clamp := regexp.MustCompile(`min\(([^()]*(\([^()]*\))?[^()]*), [0-9]+u\)`)
+	for _, c := range []struct {
+		bm, bn, bk, tm, tn int
+	}{{128, 128, 8, 8, 8}, {64, 64, 16, 4, 4}} {
+		for _, nest := range []string{"0u", "1u"} {
+			src, err := Source(MatmulUnrolled, map[string]string{"BM": UintLiteral(c.bm), "BN": UintLiteral(c.bn), "BK": UintLiteral(c.bk),
+				"TM": UintLiteral(c.tm), "TN": UintLiteral(c.tn), "WDTYPE": "0u", "NEST": nest})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, spv, back := filepath.Join(dir, "k.wgsl"), filepath.Join(dir, "k.spv"), filepath.Join(dir, "back.wgsl")
+			if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(naga, "--index-bounds-check-policy", "Restrict", "--buffer-bounds-check-policy", "Unchecked", in, spv).CombinedOutput(); err != nil {
+				t.Fatalf("naga to SPIR-V: %v\n%s", err, out)
+			}
+			if out, err := exec.Command(naga, spv, back).CombinedOutput(); err != nil {
+				t.Fatalf("naga from SPIR-V: %v\n%s", err, out)
+			}
+			b, err := os.ReadFile(back)
+			if err != nil {
+				t.Fatal(err)
+			}
+			distinct := map[string]bool{}
+			reads := 0
+			for _, line := range strings.Split(string(b), "\n") {
+				m := read.FindStringSubmatch(strings.TrimSpace(line))
+				if m == nil || !strings.Contains(m[2], "min(") {
+					continue // not a read of a workgroup array (buffer reads are not clamped)
+				}
+				reads++
+				for _, cm := range clamp.FindAllStringSubmatch(m[2], -1) {
+					distinct[cm[1]] = true
+				}
+			}
+			want := c.bk * (c.tm + c.tn) / 4
+			if nest == "1u" {
+				want = 2
+			}
+			keys := make([]string, 0, len(distinct))
+			for k := range distinct {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			t.Logf("%dx%dx%d/%dx%d NEST=%s: %d clamped shared reads, %d distinct clamped indices", c.bm, c.bn, c.bk, c.tm, c.tn, nest, reads, len(distinct))
+			if reads != c.bk*(c.tm+c.tn)/4 || len(distinct) != want {
+				t.Errorf("%dx%dx%d/%dx%d NEST=%s: %d clamped shared reads with %d distinct indices %v, want %d reads and %d indices",
+					c.bm, c.bn, c.bk, c.tm, c.tn, nest, reads, len(distinct), keys, c.bk*(c.tm+c.tn)/4, want)
+			}
 		}
 	}
 }

@@ -135,7 +135,8 @@ func TestNaga(t *testing.T) {
 // the tilings engine/gpu uses, each with every weight dtype.
 func unrolledVariants() []map[string]string {
 	var out []map[string]string
-	for _, t := range []MatmulTiling{{64, 64, 16, 4, 4}, {128, 128, 8, 8, 8}, {128, 128, 16, 8, 8}, {128, 64, 16, 8, 4}, {64, 128, 16, 4, 8}} {
+	for _, t := range [][5]int{{64, 64, 16, 4, 4}, {128, 128, 8, 8, 8}, {128, 128, 16, 8, 8}, {128, 64, 16, 8, 4}, {64, 128, 16, 4, 8}} {
+		t := MatmulTiling{BM: t[0], BN: t[1], BK: t[2], TM: t[3], TN: t[4]}
 		for _, wd := range []int{WeightF32, WeightF16, WeightBF16} {
 			out = append(out, map[string]string{"BM": UintLiteral(t.BM), "BN": UintLiteral(t.BN), "BK": UintLiteral(t.BK),
 				"TM": UintLiteral(t.TM), "TN": UintLiteral(t.TN), "WDTYPE": UintLiteral(wd)})

@@ -3,6 +3,7 @@ package gpu
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -74,8 +75,12 @@ var (
 	tile32db  = tile32.db()
 	// tile128x16db needs 32 KiB: only where the device allows it.
 	tile128x16db = tiling(128, 128, 16, 8, 8).db()
+	// Two layouts of the generated kernel (Options.MatmulTile's suffixes
+	// n, wX and cL; docs/performance.md, "Matmul layouts"), knob values.
+	tile128nw8c2 = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true, WX: 8, CL: 2}}
+	tile32dbnw4  = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, Nest: true, WX: 4}, DB: true}
 	// matmulTiles are the tilings the tests cover.
-	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db}
+	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db, tile128nw8c2, tile32dbnw4}
 )
 
 func (t matmulTile) db() matmulTile { t.DB = true; return t }
@@ -84,6 +89,15 @@ func (t matmulTile) String() string {
 	s := fmt.Sprintf("%dx%dx%d/%dx%d", t.BM, t.BN, t.BK, t.TM, t.TN)
 	if t.DB {
 		s += "db"
+	}
+	if t.Nest {
+		s += "n"
+	}
+	if t.WX != 0 {
+		s += fmt.Sprintf("w%d", t.WX)
+	}
+	if t.CL > 1 {
+		s += fmt.Sprintf("c%d", t.CL)
 	}
 	return s
 }
@@ -106,6 +120,15 @@ func (t matmulTile) unrolledConsts(wdtype, shmax int) map[string]string {
 		c["DB"] = "1u"
 	}
 	c["SHMAX"] = fmt.Sprintf("%du", shmax)
+	if t.Nest {
+		c["NEST"] = "1u"
+	}
+	if t.WX != 0 {
+		c["WX"] = fmt.Sprintf("%du", t.WX)
+	}
+	if t.CL > 1 {
+		c["CL"] = fmt.Sprintf("%du", t.CL)
+	}
 	return c
 }
 
@@ -163,23 +186,48 @@ func chooseTile(M, N, K int) matmulTile {
 	return tile32
 }
 
+// tileSyntax is Options.MatmulTile's grammar, for error messages.
+const tileSyntax = "BMxBNxBKxTMxTN[db][n][wX][cL] (five whole numbers, e.g. 128x64x16x8x4; suffixes, each at most once and in this order: db double-buffered, n nested shared tiles, wX warp tiles X threads wide, cL rows loaded by L invocations each, e.g. 128x128x8x8x8nw8c2)"
+
+// tileRE splits Options.MatmulTile into the five numbers and the suffixes.
+var tileRE = regexp.MustCompile(`^([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)(db)?(n)?(?:w([0-9]+))?(?:c([0-9]+))?$`)
+
 // parseTile parses Options.MatmulTile, "BMxBNxBKxTMxTN" (e.g.
-// "128x64x16x8x4"), with the suffix "db" for the double-buffered form, and
-// checks that the generator can build it within shmax bytes of workgroup
-// memory.
+// "128x64x16x8x4"), with the suffixes "db" for the double-buffered form,
+// "n" for nested shared tiles (shaders.MatmulTiling.Nest), "wX" for warp
+// tiles X threads wide (shaders.MatmulTiling.WX) and "cL" for rows loaded
+// by L invocations each (shaders.MatmulTiling.CL), and checks that the
+// generator can build it within shmax bytes of workgroup memory.
 func parseTile(s string, shmax int) (matmulTile, error) {
-	body, db := strings.CutSuffix(s, "db")
-	parts := strings.Split(body, "x")
-	v := make([]int, len(parts))
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || len(parts) != 5 {
-			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q is not BMxBNxBKxTMxTN[db] (five whole numbers, e.g. 128x64x16x8x4, or 64x64x16x4x4db double-buffered)", s)
+	m := tileRE.FindStringSubmatch(s)
+	if m == nil {
+		return matmulTile{}, fmt.Errorf("gpu: matmul tile %q is not %s", s, tileSyntax)
+	}
+	v := make([]int, 7)
+	for i, f := range []string{m[1], m[2], m[3], m[4], m[5], m[8], m[9]} {
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil { // only an overflow gets here
+			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q is not %s", s, tileSyntax)
 		}
 		v[i] = n
 	}
 	t := tiling(v[0], v[1], v[2], v[3], v[4])
-	t.DB = db
+	t.DB, t.Nest = m[6] != "", m[7] != ""
+	if m[8] != "" {
+		if v[5] == 0 {
+			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: warp width w0: want w1, w2, w4, w8, w16 or w32", s)
+		}
+		t.WX = v[5]
+	}
+	if m[9] != "" {
+		if v[6] < 2 {
+			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: c%s: want c2, c4 or c8 (invocations per loaded row; c1 is the default, no suffix)", s, m[9])
+		}
+		t.CL = v[6]
+	}
 	if err := t.CheckUnrolledLimit(t.DB, shmax); err != nil {
 		return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: %w", s, err)
 	}

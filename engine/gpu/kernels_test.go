@@ -616,6 +616,8 @@ func TestMatmulSplitSweep(t *testing.T) {
 	}{
 		{1, 32, 64, 2, tile32db}, {33, 64, 96, 3, tile32db}, {5, 32, 128, 8, tile32}, {70, 128, 192, 4, tile64db},
 		{131, 128, 48, 3, tile128db}, {17, 96, 1536, 6, tile32db},
+		// the layouts of the generated kernel (MatmulTile's suffixes n and wX)
+		{33, 64, 96, 3, layoutTile("32x32x16x4x4dbnw4")}, {70, 128, 192, 4, layoutTile("64x64x16x4x4nw8c2")}, {5, 32, 128, 8, layoutTile("32x32x16x4x4nc4")},
 	} {
 		for _, v := range []struct {
 			act        int
@@ -648,6 +650,15 @@ func TestMatmulSplitSweep(t *testing.T) {
 	if _, err := d.matmulSplit("test", tile32db, 3, 4, 32, 64, binding{}, wbuf{}, nil, binding{}, 0, false, binding{}); err == nil {
 		t.Error("K = 64 split 3 ways in tiles of 16 was accepted")
 	}
+}
+
+// layoutTile is parseTile for a tile a test names (within 16 KiB).
+func layoutTile(s string) matmulTile {
+	t, err := parseTile(s, shaders.DefaultWorkgroupStorage)
+	if err != nil {
+		panic(err)
+	}
+	return t
 }
 
 // TestKSplits: splits only small grids, into whole runs of K tiles.
@@ -745,7 +756,7 @@ func TestMatmulTileOption(t *testing.T) {
 // bad value and the accepted ones; the zero Options are the defaults.
 func TestOptionsCheck(t *testing.T) {
 	good := []Options{{}, {Split: []string{"mm"}}, {Split: []string{"attn", "mm"}}, {Attention: "auto"}, {Attention: "tiled"},
-		{MatmulDoubleBuffer: true}, {MatmulTile: "32x32x16x4x4db"}, {Precision: "auto"}, {Precision: "f32"}, {Precision: "f16"}}
+		{MatmulDoubleBuffer: true}, {MatmulTile: "32x32x16x4x4db"}, {MatmulTile: "128x128x8x8x8nw8"}, {MatmulTile: "64x64x16x4x4dbnw4c4"}, {Precision: "auto"}, {Precision: "f32"}, {Precision: "f16"}}
 	for _, o := range good {
 		if err := o.Check(); err != nil {
 			t.Errorf("%+v: %v", o, err)
@@ -761,6 +772,12 @@ func TestOptionsCheck(t *testing.T) {
 		{Options{Split: []string{""}}, `split "" is not`},
 		{Options{Attention: "flash"}, `attention "flash" is not an attention kernel (want auto, tiled, rows)`},
 		{Options{MatmulTile: "64x64x16x4x4dbl"}, `matmul tile "64x64x16x4x4dbl" is not BMxBNxBKxTMxTN[db]`},
+		{Options{MatmulTile: "128x128x8x8x8nwx"}, `matmul tile "128x128x8x8x8nwx" is not BMxBNxBKxTMxTN[db][n][wX][cL]`},
+		{Options{MatmulTile: "128x128x8x8x8w8n"}, `matmul tile "128x128x8x8x8w8n" is not BMxBNxBKxTMxTN[db][n][wX][cL]`},
+		{Options{MatmulTile: "128x128x8x8x8c4"}, `must be 1, 2, 4 or 8 and divide BK/4 = 2`},
+		{Options{MatmulTile: "128x128x8x8x8w12"}, `matmul tile "128x128x8x8x8w12": shaders: matmul tiling`},
+		{Options{MatmulTile: "128x128x8x8x8w32"}, `does not tile the 16 x 16 threads`},
+		{Options{MatmulTile: "128x64x32x16x8"}, `registers per thread`},
 		{Options{Precision: "fp16"}, `precision "fp16" is not a precision (want auto, f32, f16)`},
 	} {
 		err := c.o.Check()

@@ -43,12 +43,16 @@ import (
 // slower there, so they stay opt-in).
 type Options struct {
 	// MatmulTile forces one tiling of the generated matmul kernel,
-	// "BMxBNxBKxTMxTN" (e.g. "128x64x16x8x4"), with the suffix "db" for its
-	// double-buffered form (e.g. "64x64x16x4x4db"), on every matmul whose
-	// shape it can run; other shapes keep the automatic choice (chooseTile).
-	// A tuning knob; "" is the automatic choice. New refuses a value that
-	// is not a tiling the generator can build, or whose workgroup memory
-	// exceeds the device's.
+	// "BMxBNxBKxTMxTN" (e.g. "128x64x16x8x4"), with the suffixes, in this
+	// order, "db" for its double-buffered form (e.g. "64x64x16x4x4db"), "n"
+	// for nested shared tiles, "wX" for warp tiles X threads wide and "cL"
+	// for rows loaded by L invocations each (shaders.MatmulTiling's Nest,
+	// WX and CL; e.g. "128x128x8x8x8nw8c2"), on
+	// every matmul whose shape it can run; other shapes keep the automatic
+	// choice (chooseTile). A tuning knob; "" is the automatic choice. New
+	// refuses a value that is not a tiling the generator can build (the
+	// layout's constraints, a register estimate that would spill), or
+	// whose workgroup memory exceeds the device's.
 	MatmulTile string
 	// MatmulDoubleBuffer runs the automatically chosen tiles in their
 	// double-buffered form (one barrier per K tile instead of two, twice

@@ -173,6 +173,8 @@ func TestStandardModelVariants(t *testing.T) {
 		{"split+db+tiled", Options{Split: []string{"mm", "attn"}, MatmulDoubleBuffer: true, Attention: "tiled"}, 16, 74},
 		{"tiled", Options{Attention: "tiled", Split: []string{"none"}}, 16, 50},
 		{"tile 64x64x16x4x4db", Options{MatmulTile: "64x64x16x4x4db", Split: []string{"none"}}, 16, 50},
+		{"tile 128x128x8x8x8nw8c2", Options{MatmulTile: "128x128x8x8x8nw8c2", Split: []string{"none"}}, 16, 50},
+		{"tile 32x32x16x4x4dbnw4, split", Options{MatmulTile: "32x32x16x4x4dbnw4"}, 16, 74},
 		{"attention split at 1x256", Options{Split: []string{"attn"}}, 256, 56},
 		{"rows", Options{Attention: "rows", Split: []string{"none"}}, 16, 50},
 		{"rows 2x32x16x8 at 1x256", Options{Attention: "rows", AttentionTile: "2x32x16x8", Split: []string{"none"}}, 256, 50},

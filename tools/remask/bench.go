@@ -65,7 +65,7 @@ func benchFlags() (*flagSet, *benchArgs) {
 	fs.intVar(&a.threads, "threads", 0, "N", "CPU backend threads; 0 = one per CPU core")
 	fs.stringVar(&a.validate, "validate", "2x64", "BxT|none", "before timing, compare the backend's logits with the CPU backend's at this shape (bound 2e-3); none skips it")
 	fs.intVar(&a.profile, "profile", 0, "N", "GPU backend: also time every trunk kernel on its own, N dispatches of it in one submission (0: off)")
-	fs.stringVar(&a.matmulTile, "matmul-tile", "", "BMxBNxBKxTMxTN[db]", "GPU backend: force this tiling of the generated matmul wherever it can run the shape; the suffix db double-buffers it (tuning; e.g. 128x64x16x8x4, 64x64x16x4x4db)")
+	fs.stringVar(&a.matmulTile, "matmul-tile", "", "BMxBNxBKxTMxTN[db][n][wX][cL]", "GPU backend: force this tiling of the generated matmul wherever it can run the shape; suffixes: db double-buffers it, n nests its shared tiles, wX arranges its threads in warp tiles X wide, cL has L invocations load each row (tuning; e.g. 128x64x16x8x4, 64x64x16x4x4db, 128x128x8x8x8nw8c2)")
 	fs.boolVar(&a.matmulDB, "matmul-db", false, "GPU backend: run the automatically chosen matmul tiles double-buffered (tuning; off by default until measured)")
 	fs.listVar(&a.split, "split", "KINDS", "GPU backend: the split kernels: mm splits deep-K matmuls of small grids over K, attn splits attention of short sequences over keys, none turns both off; default both (measured faster at 1 x 256 on an H200, docs/performance.md)")
 	fs.stringVar(&a.attention, "attention", "auto", "auto|tiled|rows", "GPU backend: the attention kernel; tiled is the tiled kernel for head size 64, rows the several-rows-per-thread kernel (tuning; auto until measured)")
