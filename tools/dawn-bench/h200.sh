@@ -64,17 +64,9 @@ M=$W/model.safetensors
 echo "== unpacked in $(elapsed) s: $(du -sh "$W" | cut -f1) in $W; node $("$NODE" --version)"
 
 # Vulkan: the loader from the carried .debs when the machine has none; the
-# NVIDIA driver's ICD file (containers often lack its registration).
-if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
-	for f in "$CARRY"/gl/*.deb; do dpkg -x "$f" /; done
-	ldconfig
-	echo "== installed the Vulkan loader from $CARRY/gl"
-fi
-if [ -z "${VK_DRIVER_FILES:-}" ]; then
-	ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-	[ -e "$ICD" ] || ICD=$(find /usr /etc /usr/local/nvidia -name 'nvidia_icd*.json' 2>/dev/null | head -n 1)
-	if [ -n "$ICD" ]; then export VK_DRIVER_FILES=$ICD VK_ICD_FILENAMES=$ICD; fi
-fi
+# NVIDIA driver's ICD file.
+. "$HERE/vulkan-env.sh"
+vulkan_env "$CARRY/gl" || exit 2
 echo "== VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset} DAWN_ICD=${DAWN_ICD:-same}"
 command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$W}
