@@ -65,6 +65,12 @@ var<workgroup> LAST: atomic<u32>;     // 1 + the last id with mass, 0 if none
 
 // include: rng.wgsl philox
 
+// draw begin
+// The draw, shared with samplerwave.wgsl (which includes this block). The
+// including kernel declares WG, MAXV, NONE, PURPOSE_TOKEN, EXCL, PR, RED,
+// PICK and LAST as this file does, Params members V, T, iteration, top_p,
+// seed_lo and seed_hi, and includes rng.wgsl's philox block.
+
 fn excluded(i: u32) -> bool {
   return ((EXCL[i >> 5u] >> (i & 31u)) & 1u) == 1u;
 }
@@ -103,47 +109,26 @@ fn reduce_sum(v: f32, t: u32) -> f32 {
 }
 // reduce_sum end
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-  let r = wid.x + wid.y * nwg.x;
-  var n = P.n;
-  if (P.mode == MODE_SCATTER) {
-    n = min(n, AUX[P.count_at]);
-  }
-  if (r >= n) {
-    return;
-  }
-  var p = r;
-  if (P.mode == MODE_LIST) {
-    p = POS[r];
-  } else if (P.mode == MODE_SCATTER) {
-    p = POS[AUX[P.count_at + 1u] + r];
-  } else {
-    let tok = POS[r];
-    if ((P.keep == KEEP_UNMASKED && tok != P.mask) || (P.keep == KEEP_PROTECTED && AUX[r] != 0u)) {
-      if (t == 0u) {
-        OUT[r] = tok;
-      }
-      return;
-    }
-  }
+// draw_row draws the id of flat position p from PR[0 .. P.V), the row's
+// logits divided by the temperature, which thread t must be able to read
+// for its ids [t·ceil(V/WG), ...) (its own writes, or a barrier after the
+// writes); PR is overwritten. Every invocation calls it in uniform control
+// flow and gets the id: NONE when no id has probability > 0.
+fn draw_row(p: u32, t: u32) -> u32 {
   let V = P.V;
   let C = (V + WG - 1u) / WG;  // ids per thread, contiguous: [lo, hi)
   let lo = min(t * C, V);
   let hi = min(lo + C, V);
-  let base = r * V;
   if (t == 0u) {
     atomicStore(&PICK, NONE);
     atomicStore(&LAST, 0u);
   }
 
-  // Temperature and exclusion; the row maximum.
+  // Exclusion; the row maximum.
   var m = bitcast<f32>(0xff7fffffu);
   for (var i = lo; i < hi; i++) {
-    let x = LOGITS[base + i] / P.temperature;
-    PR[i] = x;
     if (!excluded(i)) {
-      m = max(m, x);
+      m = max(m, PR[i]);
     }
   }
   m = reduce_max(m, t);
@@ -226,11 +211,50 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
   }
   workgroupBarrier();
-  if (t == 0u) {
-    var id = atomicLoad(&PICK);
-    if (id == NONE) {
-      id = atomicLoad(&LAST) - 1u;  // rounding left none: the last id with mass (NONE if none)
+  var id = atomicLoad(&PICK);
+  if (id == NONE) {
+    id = atomicLoad(&LAST) - 1u;  // rounding left none: the last id with mass (NONE if none)
+  }
+  workgroupBarrier();  // PICK and LAST are read before a next draw resets them
+  return id;
+}
+// draw end
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let r = wid.x + wid.y * nwg.x;
+  var n = P.n;
+  if (P.mode == MODE_SCATTER) {
+    n = min(n, AUX[P.count_at]);
+  }
+  if (r >= n) {
+    return;
+  }
+  var p = r;
+  if (P.mode == MODE_LIST) {
+    p = POS[r];
+  } else if (P.mode == MODE_SCATTER) {
+    p = POS[AUX[P.count_at + 1u] + r];
+  } else {
+    let tok = POS[r];
+    if ((P.keep == KEEP_UNMASKED && tok != P.mask) || (P.keep == KEEP_PROTECTED && AUX[r] != 0u)) {
+      if (t == 0u) {
+        OUT[r] = tok;
+      }
+      return;
     }
+  }
+  // The row's logits divided by the temperature, each thread its own ids.
+  let V = P.V;
+  let C = (V + WG - 1u) / WG;
+  let lo = min(t * C, V);
+  let hi = min(lo + C, V);
+  let base = r * V;
+  for (var i = lo; i < hi; i++) {
+    PR[i] = LOGITS[base + i] / P.temperature;
+  }
+  let id = draw_row(p, t);
+  if (t == 0u) {
     if (P.mode == MODE_LIST) {
       OUT[r] = id;
     } else if (id == NONE) {
