@@ -18,12 +18,27 @@ import (
 // harness entry each (loop_harness_test.go): select.wgsl, remask.wgsl,
 // waveplan.wgsl, stats.wgsl and sample.wgsl's fill and scatter modes
 // against the step the host loop runs (waveplan.wgsl's indirect arguments
-// against engine/gpu's grid() and matmul counts), and sampler_in.wgsl
-// against a float64 oracle of the network (not a sampling step). The ops are built as loop.go builds them (the same
-// pipelines, bind kinds and grids). loop_test.go compares the whole loop;
-// BenchmarkSamplingKernels (loop_kernels_bench_test.go) times each kernel.
+// against engine/gpu's grid()), and samplerwave.wgsl against the sampler
+// head of the CPU backend, of the unfused GPU kernels and of a float64
+// oracle of its formula, and its draws against the host loop's. The ops
+// are built as loop.go builds them (the same pipelines, bind kinds and
+// grids). loop_test.go compares the whole loop; BenchmarkSamplingKernels
+// (loop_kernels_bench_test.go) times each kernel.
 
 func TestLoopKernels(t *testing.T) { runKernelCases(t, loopKernelCases) }
+
+// TestSamplerWaveLimits pins the sizes checkLoop and sampleTokens refuse
+// beyond to the kernels' workgroup arrays.
+func TestSamplerWaveLimits(t *testing.T) {
+	for _, c := range []struct {
+		file, name string
+		want       int
+	}{{"samplerwave.wgsl", "MAXC", samplerMaxC}, {"samplerwave.wgsl", "MAXV", sampleMaxV}, {"sample.wgsl", "MAXV", sampleMaxV}} {
+		if err := shaders.CheckConst(c.file, c.name, uint64(c.want)); err != nil {
+			t.Error(err)
+		}
+	}
+}
 
 // rowsOf is B rows of each T.
 func rowsOf(B int, Ts ...int) []shape {
@@ -1271,29 +1286,31 @@ func TestLoopKernelsGrid2D(t *testing.T) {
 			}
 		}},
 		// samplerwave.wgsl's own formula on random tables (samplerWaveRef,
-		// float64), one wave of every position of one row.
+		// float64): one wave of the even positions of one row of 2n, whose
+		// neighbours (the odd positions) are read from the prediction.
 		{name: "sampler-wave", shapes: []shape{{rows, 8}}, tol: 1e-4, check: func(k *kernelRun, s shape) {
 			n, C := s.B, s.T
 			const V = 5
-			hw, tab := randVec(k.r, n*C, 1), randVec(k.r, 2*V*C+C*C+C*V+6*C, 0.3)
-			list, pred := make([]uint32, n), make([]uint32, n) // one row of n positions, none masked
+			P := 2 * n
+			hw, tab := randVec(k.r, P*C, 1), randVec(k.r, 2*V*C+C*C+C*V+6*C, 0.3)
+			list, pred := make([]uint32, n), make([]uint32, P)
 			for i := 0; i < n; i++ {
-				list[i] = uint32(n - 1 - i)
-				pred[i] = uint32(k.r.IntN(V - 1))
+				list[i] = uint32(P - 2 - 2*i)
 			}
-			w := &samplerWaveRun{C: C, V: V, T: n, hw: k.inF(hw), tab: k.inF(tab), excl: k.in(excludeWords(make([]bool, V))),
+			for p := range pred {
+				pred[p] = uint32(k.r.IntN(V - 1))
+			}
+			w := &samplerWaveRun{C: C, V: V, T: P, hw: k.inF(hw), tab: k.inF(tab), excl: k.in(excludeWords(make([]bool, V))),
 				pred: pred, list: list, embeddings: true, temperature: 1, top: 1, eps: 1e-5, seed: 3, it: 1, mask: V - 1}
 			got, logits, _ := w.run(k)
-			c := &drawCheck{k: k, seed: 3, it: 1, T: n, mask: V - 1}
+			c := &drawCheck{k: k, seed: 3, it: 1, T: P, mask: V - 1}
 			for i := 0; i < n; i++ {
 				p := int(list[i])
-				left, right := -1, -1
+				left := -1
 				if p > 0 {
 					left = int(pred[p-1])
 				}
-				if p < n-1 {
-					right = int(pred[p+1])
-				}
+				right := int(pred[p+1])
 				checkClose(k.T, "logits", logits[i*V:(i+1)*V], samplerWaveRef(hw, tab, C, V, p, left, right, 1e-5), k.tol, k.tol)
 				c.check("wave", logits[i*V:(i+1)*V], make([]bool, V), 1, 1, p, got[p])
 			}
