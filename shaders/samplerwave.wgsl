@@ -69,6 +69,7 @@ struct Params {
 const WG: u32 = 256u;
 const MAXC: u32 = 1024u;
 const MAXV: u32 = 1024u;   // at most 32·WG (the draw's keep mask is one u32)
+const HLEN: u32 = 2048u;   // 2·MAXC: the two vectors of the head
 const NONE: u32 = 0xffffffffu;
 const PURPOSE_TOKEN: u32 = 2u;  // engine/rng Token
 const ERR_DRAW: u32 = 0u;
@@ -83,9 +84,11 @@ const LIST_POS: u32 = 0x3fffffffu;
 // DUMP_AT > 0 (tests only): also write each row's logits, as f32 bits, to
 // PRED[DUMP_AT + r·V ..].
 const DUMP_AT: u32 = 0u;
+// H's vectors.
+const X0: u32 = 0u;
+const Y0: u32 = MAXC;
 
-var<workgroup> X: array<f32, MAXC>;   // y1
-var<workgroup> Y: array<f32, MAXC>;   // y2
+var<workgroup> H: array<f32, HLEN>;  // y1 at X0, y2 at Y0
 var<workgroup> PR: array<f32, MAXV>;  // the logits / temperature, then probabilities
 var<workgroup> RED: array<f32, WG>;   // reductions and the scan
 var<workgroup> PICK: atomic<u32>;     // first id whose cumulative mass exceeds the target
@@ -130,6 +133,34 @@ fn silu(z: f32) -> f32 {
   return z / (1.0 + exp(-z));
 }
 
+// dot is sum over c < C of H[x + c] · TAB[w + c·s], summed in ascending c
+// (as the matmul kernels sum). Eight weights are loaded before they are
+// summed, so that a thread has eight loads in flight instead of one:
+// the waves are latency-bound (a few workgroups reading from L2).
+fn dot(x: u32, w: u32, s: u32) -> f32 {
+  let C = P.C;
+  var acc = 0.0;
+  var c = 0u;
+  for (; c + 8u <= C; c += 8u) {
+    let b = w + c * s;
+    let wa = vec4<f32>(TAB[b], TAB[b + s], TAB[b + 2u * s], TAB[b + 3u * s]);
+    let wb = vec4<f32>(TAB[b + 4u * s], TAB[b + 5u * s], TAB[b + 6u * s], TAB[b + 7u * s]);
+    let i = x + c;
+    acc += H[i] * wa.x;
+    acc += H[i + 1u] * wa.y;
+    acc += H[i + 2u] * wa.z;
+    acc += H[i + 3u] * wa.w;
+    acc += H[i + 4u] * wb.x;
+    acc += H[i + 5u] * wb.y;
+    acc += H[i + 6u] * wb.z;
+    acc += H[i + 7u] * wb.w;
+  }
+  for (; c < C; c++) {
+    acc += H[x + c] * TAB[w + c * s];
+  }
+  return acc;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
@@ -170,50 +201,43 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       z += TAB[lr + (V + right) * C + c];
     }
     z = silu(z + TAB[vec + c]);
-    X[c] = z;
+    H[X0 + c] = z;
     s += z;
   }
   let mean1 = reduce_sum(s, t) / f32(C);
   var q = 0.0;
   for (var c = t; c < C; c += WG) {
-    let d = X[c] - mean1;
+    let d = H[X0 + c] - mean1;
     q += d * d;
   }
   let rstd1 = 1.0 / sqrt(reduce_sum(q, t) / f32(C) + P.eps);
   for (var c = t; c < C; c += WG) {
-    X[c] = (X[c] - mean1) * rstd1 * TAB[vec + C + c] + TAB[vec + 2u * C + c];
+    H[X0 + c] = (H[X0 + c] - mean1) * rstd1 * TAB[vec + C + c] + TAB[vec + 2u * C + c];
   }
   workgroupBarrier();
 
   // mlp.3-5: y2 = LN2(SiLU(W3 · y1 + b3)), one output per thread.
   s = 0.0;
   for (var o = t; o < C; o += WG) {
-    var acc = 0.0;
-    for (var c = 0u; c < C; c++) {
-      acc += X[c] * TAB[w3 + c * C + o];
-    }
-    let z = silu(acc + TAB[vec + 3u * C + o]);
-    Y[o] = z;
+    let z = silu(dot(X0, w3 + o, C) + TAB[vec + 3u * C + o]);
+    H[Y0 + o] = z;
     s += z;
   }
   let mean2 = reduce_sum(s, t) / f32(C);
   q = 0.0;
   for (var o = t; o < C; o += WG) {
-    let d = Y[o] - mean2;
+    let d = H[Y0 + o] - mean2;
     q += d * d;
   }
   let rstd2 = 1.0 / sqrt(reduce_sum(q, t) / f32(C) + P.eps);
   for (var o = t; o < C; o += WG) {
-    Y[o] = (Y[o] - mean2) * rstd2 * TAB[vec + 4u * C + o] + TAB[vec + 5u * C + o];
+    H[Y0 + o] = (H[Y0 + o] - mean2) * rstd2 * TAB[vec + 4u * C + o] + TAB[vec + 5u * C + o];
   }
   workgroupBarrier();
 
   // output_head: the logits, divided by the temperature for the draw.
   for (var v = t; v < V; v += WG) {
-    var acc = 0.0;
-    for (var c = 0u; c < C; c++) {
-      acc += Y[c] * TAB[wo + c * V + v];
-    }
+    let acc = dot(Y0, wo + v, V);
     if (DUMP_AT > 0u) {
       PRED[DUMP_AT + r * V + v] = bitcast<u32>(acc);
     }

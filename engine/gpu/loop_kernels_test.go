@@ -33,7 +33,8 @@ func TestSamplerWaveLimits(t *testing.T) {
 	for _, c := range []struct {
 		file, name string
 		want       int
-	}{{"samplerwave.wgsl", "MAXC", samplerMaxC}, {"samplerwave.wgsl", "MAXV", sampleMaxV}, {"sample.wgsl", "MAXV", sampleMaxV}} {
+	}{{"samplerwave.wgsl", "MAXC", samplerMaxC}, {"samplerwave.wgsl", "HLEN", 2 * samplerMaxC},
+		{"samplerwave.wgsl", "MAXV", sampleMaxV}, {"sample.wgsl", "MAXV", sampleMaxV}} {
 		if err := shaders.CheckConst(c.file, c.name, uint64(c.want)); err != nil {
 			t.Error(err)
 		}
