@@ -45,7 +45,9 @@ const WaveSlots = 1024
 // JavaScript, so empty slots are dear: on an H200 through Dawn the small
 // job (1 x 256 x 15, sampler head) took 3.0 s with 1024 slots, 0.53 s with
 // 16 and 0.73 s with 64, where natively 1024 and 16 slots took 0.071 and
-// 0.078 s (docs/performance.md, "The browser engine on a real GPU").
+// 0.078 s (docs/performance.md, "The browser engine on a real GPU"), when a
+// slot was five dispatches; it is one since samplerwave.wgsl, which makes
+// an empty slot a fifth as dear (not measured on that GPU yet).
 const BrowserWaveSlots = 16
 
 const (
