@@ -29,7 +29,6 @@ var wgslEnums = []struct {
 	{"sample.wgsl", "PURPOSE_TOKEN", uint64(rng.Token)},
 	// sample.wgsl's modes and fill modes.
 	{"sample.wgsl", "MODE_LIST", SampleList},
-	{"sample.wgsl", "MODE_SCATTER", SampleScatter},
 	{"sample.wgsl", "MODE_FILL", SampleFill},
 	{"sample.wgsl", "KEEP_UNMASKED", KeepUnmasked},
 	{"sample.wgsl", "KEEP_PROTECTED", KeepProtected},

@@ -8,17 +8,16 @@
 // position, Token) from rng.wgsl's Philox block, spliced in below by shaders.Raw (the
 // flat position p of a row is sample p / T, position p % T). All in f32.
 // Modes (P.mode, the MODE_* constants): 0 list: row r is position POS[r], OUT[r] gets the id (the tests);
-// 1 scatter: rows r < AUX[count_at] (a wave's count written by waveplan.wgsl),
-// row r is position POS[AUX[count_at + 1] + r] and OUT at that position gets
-// the id (the sampler-head waves);
 // 2 fill: row r is position r and POS holds the tokens; a kept position
 // copies its token to OUT, the others draw (keep = 0: kept where the token is
 // not [MASK], the naive path; keep = 1: kept where AUX[r] != 0, the
 // protected positions of the multinomial method).
 // A row where no id has probability > 0 (every id excluded) gets
-// 0xffffffff in mode 0, where step.Pick returns -1; modes 1 and 2 write
-// [MASK] instead and record the smallest such position in ERR[0], which the
-// host turns into the CPU backend's error.
+// 0xffffffff in mode 0, where step.Pick returns -1; mode 2 writes [MASK]
+// instead and records the smallest such position in ERR[0], which the host
+// turns into the CPU backend's error. (Mode 1 was the scatter of the
+// sampler-head waves, whose draw samplerwave.wgsl now runs with this
+// file's draw block.)
 // CPU twin: internal/step Sampler.Draw (float64).
 
 struct Params {
@@ -30,10 +29,10 @@ struct Params {
   top_p: f32,        // (0, 1]; 1 disables the nucleus rule
   seed_lo: u32,
   seed_hi: u32,
-  mode: u32,         // MODE_LIST, MODE_SCATTER or MODE_FILL
+  mode: u32,         // MODE_LIST or MODE_FILL
   mask: u32,         // the [MASK] id
   keep: u32,         // fill: KEEP_UNMASKED (unmasked tokens) or KEEP_PROTECTED (where AUX[r] != 0)
-  count_at: u32,     // scatter: AUX[count_at] is the number of rows, AUX[count_at + 1] the first in POS
+  pad0: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -41,16 +40,15 @@ struct Params {
 @group(0) @binding(2) var<storage, read> POS: array<u32>;        // (n) flat positions
 @group(0) @binding(3) var<storage, read> EXCL: array<u32>;       // ceil(V/32) words, bit i%32 of word i/32 = id i excluded
 @group(0) @binding(4) var<storage, read_write> OUT: array<u32>;  // (n) drawn ids, or (B, T) in modes 1, 2
-@group(0) @binding(5) var<storage, read> AUX: array<u32>;        // scatter: counts; fill with keep 1: protected flags
+@group(0) @binding(5) var<storage, read> AUX: array<u32>;        // fill with keep 1: protected flags
 @group(0) @binding(6) var<storage, read_write> ERR: array<atomic<u32>>; // [0]: smallest failed position
 
 const WG: u32 = 256u;        // 64 for small vocabularies (>= MAXV / 32)
 const MAXV: u32 = 1024u;   // a multiple of WG, at most 4*WG (the keep mask below)
 const PURPOSE_TOKEN: u32 = 2u;  // engine/rng Token
 
-// Modes of P.mode (shaders.SampleList, SampleScatter, SampleFill).
+// Modes of P.mode (shaders.SampleList, SampleFill).
 const MODE_LIST: u32 = 0u;
-const MODE_SCATTER: u32 = 1u;
 const MODE_FILL: u32 = 2u;
 // Fill: which positions keep their token (shaders.KeepUnmasked, KeepProtected).
 const KEEP_UNMASKED: u32 = 0u;
@@ -223,18 +221,12 @@ fn draw_row(p: u32, t: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let r = wid.x + wid.y * nwg.x;
-  var n = P.n;
-  if (P.mode == MODE_SCATTER) {
-    n = min(n, AUX[P.count_at]);
-  }
-  if (r >= n) {
+  if (r >= P.n) {
     return;
   }
   var p = r;
   if (P.mode == MODE_LIST) {
     p = POS[r];
-  } else if (P.mode == MODE_SCATTER) {
-    p = POS[AUX[P.count_at + 1u] + r];
   } else {
     let tok = POS[r];
     if ((P.keep == KEEP_UNMASKED && tok != P.mask) || (P.keep == KEEP_PROTECTED && AUX[r] != 0u)) {

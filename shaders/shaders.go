@@ -111,17 +111,17 @@ type SampleParams struct {
 	Temperature    float32
 	TopP           float32
 	SeedLo, SeedHi uint32
-	Mode           uint32 // SampleList, SampleScatter or SampleFill
+	Mode           uint32 // SampleList or SampleFill
 	Mask           uint32
 	Keep           uint32 // fill: KeepUnmasked or KeepProtected
-	CountAt        uint32
+	Pad0           uint32
 }
 
-// Modes of SampleParams.Mode (sample.wgsl's MODE_*).
+// Modes of SampleParams.Mode (sample.wgsl's MODE_*; 1 was the sampler-head
+// waves' scatter, which samplerwave.wgsl replaced).
 const (
-	SampleList    = 0
-	SampleScatter = 1
-	SampleFill    = 2
+	SampleList = 0
+	SampleFill = 2
 )
 
 // Fill modes of SampleParams.Keep (sample.wgsl's KEEP_*): which positions

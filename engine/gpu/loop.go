@@ -495,26 +495,22 @@ func (l *Loop) trunk(o *ops, net *Net, src *buffer, lm, critic bool) {
 	}
 }
 
-// loopDraw is one token draw of the loop: sample.wgsl's mode (fill for the
-// naive and multinomial paths, scatter for a wave) and the buffers it reads
-// and writes; draw adds the options and the iteration.
+// loopDraw is one token draw of the loop: sample.wgsl's fill mode (the
+// naive and multinomial paths; the waves draw in samplerwave.wgsl) and the
+// buffers it reads and writes; draw adds the options and the iteration.
 type loopDraw struct {
 	mode, keep int // shaders.Sample*, shaders.Keep* (fill)
-	countAt    int // scatter: the wave's counter slot in aux
 	logits     binding
-	pos        binding // fill: the tokens; scatter: the wave list
+	pos        binding // fill: the tokens
 	excl       binding
 	out        binding
-	aux        binding // fill with KeepProtected: the flags; scatter: the wave counters
+	aux        binding // fill with KeepProtected: the flags
 }
 
 func (l *Loop) draw(it int, w loopDraw) (op, error) {
 	s := &l.s
 	t := tokenDraw{V: l.n.V, T: l.T, Iteration: it, Temperature: s.Temperature, TopP: s.TopP, Seed: s.Seed,
-		Mode: w.mode, Keep: w.keep, Mask: uint32(s.Mask), CountAt: w.countAt, Aux: w.aux, Err: whole(l.errWord)}
-	if w.mode == shaders.SampleScatter {
-		t.TopP = s.SamplerTopP
-	}
+		Mode: w.mode, Keep: w.keep, Mask: uint32(s.Mask), Aux: w.aux, Err: whole(l.errWord)}
 	return l.n.d.sampleTokens(l.N, t, w.logits, w.pos, w.excl, w.out)
 }
 

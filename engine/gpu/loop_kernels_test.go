@@ -16,7 +16,7 @@ import (
 
 // The device loop's own kernels (loop.go) against internal/step, one
 // harness entry each (loop_harness_test.go): select.wgsl, remask.wgsl,
-// waveplan.wgsl, stats.wgsl and sample.wgsl's fill and scatter modes
+// waveplan.wgsl, stats.wgsl and sample.wgsl's fill mode
 // against the step the host loop runs (waveplan.wgsl's indirect arguments
 // against engine/gpu's grid()), and samplerwave.wgsl against the sampler
 // head of the CPU backend, of the unfused GPU kernels and of a float64
@@ -66,7 +66,7 @@ var loopKernelCases = []kernelCase{
 	{name: "sampler-wave", shapes: []shape{{1, 64}, {3, 200}, {2, 1024}}, tol: 1e-4, check: checkSamplerWave},
 	{name: "stats", shapes: []shape{{8, 1}, {8, 7}, {8, 300}, {2, 1000}}, tol: 1e-4, check: checkStats},
 	// T: the vocabulary size V.
-	{name: "sample/fill-scatter", shapes: rowsOf(3, 5, 67, 300), check: checkSampleFillScatter},
+	{name: "sample/fill", shapes: rowsOf(3, 5, 67, 300), check: checkSampleFill},
 }
 
 // ---------------------------------------------------------------- select
@@ -1056,7 +1056,7 @@ func checkStats(k *kernelRun, s shape) {
 	runStats(k, B, T, V, tok, logits, crit, mask, pad, false)
 }
 
-// ---------------------------------------------------------------- sample (fill, scatter)
+// ---------------------------------------------------------------- sample (fill)
 
 // checkDraw compares one drawn id with step.Sampler's, as sample_test.go
 // does: a different id must be explained by rounding at a boundary.
@@ -1091,10 +1091,10 @@ func (c *drawCheck) check(what string, logits []float32, excl []bool, temperatur
 	}
 }
 
-// checkSampleFillScatter runs sample.wgsl's fill mode (keep unmasked and
-// keep protected) and scatter mode (a wave's count in AUX), with some ids
-// excluded and with every id excluded (the error word), for V = s.T.
-func checkSampleFillScatter(k *kernelRun, s shape) {
+// checkSampleFill runs sample.wgsl's fill mode (keep unmasked and keep
+// protected), with some ids excluded and with every id excluded (the error
+// word), for V = s.T.
+func checkSampleFill(k *kernelRun, s shape) {
 	V, B := s.T, s.B
 	const T, it, temperature = 50, 3, 0.8
 	N := B * T
@@ -1153,41 +1153,6 @@ func checkSampleFillScatter(k *kernelRun, s shape) {
 			if got[1][0] != firstErr || got[1][1] != 0 || got[1][2] != 0 || got[1][3] != 0 {
 				k.Errorf("%s: ERR = %#x, want [%#x 0 0 0]", what, got[1], firstErr)
 			}
-		}
-		// Scatter: rows below the count (AUX[countAt]) write OUT at their
-		// position POS[first + row], first = AUX[countAt + 1].
-		const rows, count, countAt, first = 40, 25, 3, 6
-		perm := r.Perm(N)
-		pos := fill(first+rows, 0xdead)
-		for i := 0; i < rows; i++ {
-			pos[first+i] = uint32(perm[i])
-		}
-		logits := randVec(r, rows*V, 2)
-		out, errw := k.out(N, fill(N, 0x12345678)), k.out(4, []uint32{noID, 0, 0, 0})
-		td := tokenDraw{V: V, T: T, Iteration: it, Temperature: temperature, TopP: 0.9, Seed: c.seed, Mode: shaders.SampleScatter,
-			Mask: c.mask, CountAt: countAt, Aux: k.in([]uint32{0, 0, 0, count, first}), Err: errw.bind()}
-		o, err := k.d.sampleTokens(rows, td, k.inF(logits), k.in(pos), k.in(excludeWords(excl)), out.bind())
-		if err != nil {
-			k.Fatal(err)
-		}
-		got := k.exec([]op{o}, out, errw)
-		written := map[int]bool{}
-		firstErr := uint32(noID)
-		for i := 0; i < count; i++ {
-			p := int(pos[first+i])
-			written[p] = true
-			if allExcl {
-				firstErr = min(firstErr, uint32(p))
-			}
-			c.check("scatter", logits[i*V:(i+1)*V], excl, temperature, 0.9, p, got[0][p])
-		}
-		for p := 0; p < N; p++ {
-			if !written[p] && got[0][p] != 0x12345678 {
-				k.Errorf("scatter: position %d written (%d) though no row below the count %d holds it", p, got[0][p], count)
-			}
-		}
-		if got[1][0] != firstErr {
-			k.Errorf("scatter: ERR[0] = %#x, want %#x", got[1][0], firstErr)
 		}
 	}
 	if float64(c.disagree) > 0.01*float64(c.total) {
