@@ -29,7 +29,6 @@ var wgslEnums = []struct {
 	{"sample.wgsl", "PURPOSE_TOKEN", uint64(rng.Token)},
 	// sample.wgsl's modes and fill modes.
 	{"sample.wgsl", "MODE_LIST", SampleList},
-	{"sample.wgsl", "MODE_SCATTER", SampleScatter},
 	{"sample.wgsl", "MODE_FILL", SampleFill},
 	{"sample.wgsl", "KEEP_UNMASKED", KeepUnmasked},
 	{"sample.wgsl", "KEEP_PROTECTED", KeepProtected},
@@ -86,20 +85,24 @@ var wgslEnums = []struct {
 	{"waveplan.wgsl", "W_OVER", WaveOver},
 	{"waveplan.wgsl", "W_LAST", WaveLast},
 	{"waveplan.wgsl", "W_TICKET", WaveTicket},
-	{"waveplan.wgsl", "W_CUR_N", WaveCurN},
-	{"waveplan.wgsl", "W_CUR_OFF", WaveCurOff},
 	{"waveplan.wgsl", "WS_CNT", WaveCounts},
 	{"waveplan.wgsl", "SLOT_WORDS", WaveSlotWords},
-	{"sampler_in.wgsl", "W_TICKET", WaveTicket},
-	{"sampler_in.wgsl", "W_CUR_N", WaveCurN},
-	{"sampler_in.wgsl", "W_CUR_OFF", WaveCurOff},
-	{"sampler_in.wgsl", "SLOT_WORDS", WaveSlotWords},
+	{"waveplan.wgsl", "LIST_LEFT", WaveListLeft},
+	{"waveplan.wgsl", "LIST_RIGHT", WaveListRight},
+	{"samplerwave.wgsl", "W_TICKET", WaveTicket},
+	{"samplerwave.wgsl", "SLOT_WORDS", WaveSlotWords},
+	{"samplerwave.wgsl", "LIST_LEFT", WaveListLeft},
+	{"samplerwave.wgsl", "LIST_RIGHT", WaveListRight},
+	{"samplerwave.wgsl", "LIST_POS", WaveListPos},
+	// samplerwave.wgsl's draw is sample.wgsl's (its block, spliced in).
+	{"samplerwave.wgsl", "PURPOSE_TOKEN", uint64(rng.Token)},
+	{"samplerwave.wgsl", "ERR_DRAW", ErrDraw},
 	// "No id": sample.wgsl's failed draw, waveplan.wgsl's none and
-	// sampler_in.wgsl's missing neighbour.
+	// samplerwave.wgsl's missing neighbour.
 	{"sample.wgsl", "NONE", NoID},
 	{"select.wgsl", "NONE", NoID},
 	{"waveplan.wgsl", "NONE", NoID},
-	{"sampler_in.wgsl", "NONE", NoID},
+	{"samplerwave.wgsl", "NONE", NoID},
 }
 
 // TestEnumsMatchWGSL checks every shared constant (wgslEnums) against the

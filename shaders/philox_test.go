@@ -84,8 +84,8 @@ func TestPhiloxCopies(t *testing.T) {
 		}
 	}
 	// The kernels known to draw: a file that stops drawing should say so here.
-	if got := strings.Join(users, " "); got != "certain.wgsl remask.wgsl sample.wgsl" {
-		t.Errorf("kernels drawing random numbers: %s, want certain.wgsl remask.wgsl sample.wgsl", got)
+	if got := strings.Join(users, " "); got != "certain.wgsl remask.wgsl sample.wgsl samplerwave.wgsl" {
+		t.Errorf("kernels drawing random numbers: %s, want certain.wgsl remask.wgsl sample.wgsl samplerwave.wgsl", got)
 	}
 }
 

@@ -8,17 +8,16 @@
 // position, Token) from rng.wgsl's Philox block, spliced in below by shaders.Raw (the
 // flat position p of a row is sample p / T, position p % T). All in f32.
 // Modes (P.mode, the MODE_* constants): 0 list: row r is position POS[r], OUT[r] gets the id (the tests);
-// 1 scatter: rows r < AUX[count_at] (a wave's count written by waveplan.wgsl),
-// row r is position POS[AUX[count_at + 1] + r] and OUT at that position gets
-// the id (the sampler-head waves);
 // 2 fill: row r is position r and POS holds the tokens; a kept position
 // copies its token to OUT, the others draw (keep = 0: kept where the token is
 // not [MASK], the naive path; keep = 1: kept where AUX[r] != 0, the
 // protected positions of the multinomial method).
 // A row where no id has probability > 0 (every id excluded) gets
-// 0xffffffff in mode 0, where step.Pick returns -1; modes 1 and 2 write
-// [MASK] instead and record the smallest such position in ERR[0], which the
-// host turns into the CPU backend's error.
+// 0xffffffff in mode 0, where step.Pick returns -1; mode 2 writes [MASK]
+// instead and records the smallest such position in ERR[0], which the host
+// turns into the CPU backend's error. (Mode 1 was the scatter of the
+// sampler-head waves, whose draw samplerwave.wgsl now runs with this
+// file's draw block.)
 // CPU twin: internal/step Sampler.Draw (float64).
 
 struct Params {
@@ -30,10 +29,10 @@ struct Params {
   top_p: f32,        // (0, 1]; 1 disables the nucleus rule
   seed_lo: u32,
   seed_hi: u32,
-  mode: u32,         // MODE_LIST, MODE_SCATTER or MODE_FILL
+  mode: u32,         // MODE_LIST or MODE_FILL
   mask: u32,         // the [MASK] id
   keep: u32,         // fill: KEEP_UNMASKED (unmasked tokens) or KEEP_PROTECTED (where AUX[r] != 0)
-  count_at: u32,     // scatter: AUX[count_at] is the number of rows, AUX[count_at + 1] the first in POS
+  pad0: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -41,16 +40,15 @@ struct Params {
 @group(0) @binding(2) var<storage, read> POS: array<u32>;        // (n) flat positions
 @group(0) @binding(3) var<storage, read> EXCL: array<u32>;       // ceil(V/32) words, bit i%32 of word i/32 = id i excluded
 @group(0) @binding(4) var<storage, read_write> OUT: array<u32>;  // (n) drawn ids, or (B, T) in modes 1, 2
-@group(0) @binding(5) var<storage, read> AUX: array<u32>;        // scatter: counts; fill with keep 1: protected flags
+@group(0) @binding(5) var<storage, read> AUX: array<u32>;        // fill with keep 1: protected flags
 @group(0) @binding(6) var<storage, read_write> ERR: array<atomic<u32>>; // [0]: smallest failed position
 
 const WG: u32 = 256u;        // 64 for small vocabularies (>= MAXV / 32)
 const MAXV: u32 = 1024u;   // a multiple of WG, at most 4*WG (the keep mask below)
 const PURPOSE_TOKEN: u32 = 2u;  // engine/rng Token
 
-// Modes of P.mode (shaders.SampleList, SampleScatter, SampleFill).
+// Modes of P.mode (shaders.SampleList, SampleFill).
 const MODE_LIST: u32 = 0u;
-const MODE_SCATTER: u32 = 1u;
 const MODE_FILL: u32 = 2u;
 // Fill: which positions keep their token (shaders.KeepUnmasked, KeepProtected).
 const KEEP_UNMASKED: u32 = 0u;
@@ -64,6 +62,12 @@ var<workgroup> PICK: atomic<u32>;     // first id whose cumulative mass exceeds 
 var<workgroup> LAST: atomic<u32>;     // 1 + the last id with mass, 0 if none
 
 // include: rng.wgsl philox
+
+// draw begin
+// The draw, shared with samplerwave.wgsl (which includes this block). The
+// including kernel declares WG, MAXV, NONE, PURPOSE_TOKEN, EXCL, PR, RED,
+// PICK and LAST as this file does, Params members V, T, iteration, top_p,
+// seed_lo and seed_hi, and includes rng.wgsl's philox block.
 
 fn excluded(i: u32) -> bool {
   return ((EXCL[i >> 5u] >> (i & 31u)) & 1u) == 1u;
@@ -103,47 +107,26 @@ fn reduce_sum(v: f32, t: u32) -> f32 {
 }
 // reduce_sum end
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-  let r = wid.x + wid.y * nwg.x;
-  var n = P.n;
-  if (P.mode == MODE_SCATTER) {
-    n = min(n, AUX[P.count_at]);
-  }
-  if (r >= n) {
-    return;
-  }
-  var p = r;
-  if (P.mode == MODE_LIST) {
-    p = POS[r];
-  } else if (P.mode == MODE_SCATTER) {
-    p = POS[AUX[P.count_at + 1u] + r];
-  } else {
-    let tok = POS[r];
-    if ((P.keep == KEEP_UNMASKED && tok != P.mask) || (P.keep == KEEP_PROTECTED && AUX[r] != 0u)) {
-      if (t == 0u) {
-        OUT[r] = tok;
-      }
-      return;
-    }
-  }
+// draw_row draws the id of flat position p from PR[0 .. P.V), the row's
+// logits divided by the temperature, which thread t must be able to read
+// for its ids [t·ceil(V/WG), ...) (its own writes, or a barrier after the
+// writes); PR is overwritten. Every invocation calls it in uniform control
+// flow and gets the id: NONE when no id has probability > 0.
+fn draw_row(p: u32, t: u32) -> u32 {
   let V = P.V;
   let C = (V + WG - 1u) / WG;  // ids per thread, contiguous: [lo, hi)
   let lo = min(t * C, V);
   let hi = min(lo + C, V);
-  let base = r * V;
   if (t == 0u) {
     atomicStore(&PICK, NONE);
     atomicStore(&LAST, 0u);
   }
 
-  // Temperature and exclusion; the row maximum.
+  // Exclusion; the row maximum.
   var m = bitcast<f32>(0xff7fffffu);
   for (var i = lo; i < hi; i++) {
-    let x = LOGITS[base + i] / P.temperature;
-    PR[i] = x;
     if (!excluded(i)) {
-      m = max(m, x);
+      m = max(m, PR[i]);
     }
   }
   m = reduce_max(m, t);
@@ -226,11 +209,44 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
   }
   workgroupBarrier();
-  if (t == 0u) {
-    var id = atomicLoad(&PICK);
-    if (id == NONE) {
-      id = atomicLoad(&LAST) - 1u;  // rounding left none: the last id with mass (NONE if none)
+  var id = atomicLoad(&PICK);
+  if (id == NONE) {
+    id = atomicLoad(&LAST) - 1u;  // rounding left none: the last id with mass (NONE if none)
+  }
+  workgroupBarrier();  // PICK and LAST are read before a next draw resets them
+  return id;
+}
+// draw end
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= P.n) {
+    return;
+  }
+  var p = r;
+  if (P.mode == MODE_LIST) {
+    p = POS[r];
+  } else {
+    let tok = POS[r];
+    if ((P.keep == KEEP_UNMASKED && tok != P.mask) || (P.keep == KEEP_PROTECTED && AUX[r] != 0u)) {
+      if (t == 0u) {
+        OUT[r] = tok;
+      }
+      return;
     }
+  }
+  // The row's logits divided by the temperature, each thread its own ids.
+  let V = P.V;
+  let C = (V + WG - 1u) / WG;
+  let lo = min(t * C, V);
+  let hi = min(lo + C, V);
+  let base = r * V;
+  for (var i = lo; i < hi; i++) {
+    PR[i] = LOGITS[base + i] / P.temperature;
+  }
+  let id = draw_row(p, t);
+  if (t == 0u) {
     if (P.mode == MODE_LIST) {
       OUT[r] = id;
     } else if (id == NONE) {

@@ -111,17 +111,17 @@ type SampleParams struct {
 	Temperature    float32
 	TopP           float32
 	SeedLo, SeedHi uint32
-	Mode           uint32 // SampleList, SampleScatter or SampleFill
+	Mode           uint32 // SampleList or SampleFill
 	Mask           uint32
 	Keep           uint32 // fill: KeepUnmasked or KeepProtected
-	CountAt        uint32
+	Pad0           uint32
 }
 
-// Modes of SampleParams.Mode (sample.wgsl's MODE_*).
+// Modes of SampleParams.Mode (sample.wgsl's MODE_*; 1 was the sampler-head
+// waves' scatter, which samplerwave.wgsl replaced).
 const (
-	SampleList    = 0
-	SampleScatter = 1
-	SampleFill    = 2
+	SampleList = 0
+	SampleFill = 2
 )
 
 // Fill modes of SampleParams.Keep (sample.wgsl's KEEP_*): which positions
@@ -222,8 +222,6 @@ type WavePlanParams struct {
 	Cap           uint32 // 1: the wave cap (at most T waves)
 	Slots         uint32 // waves encoded by the host
 	Iteration     uint32
-	Nx1, Bm1      uint32
-	Nx2, Bm2      uint32
 	Maxd          uint32
 	Pad0          uint32
 }
@@ -235,23 +233,32 @@ const (
 	WaveList = 2
 )
 
-// waveplan.wgsl's wave state words (WS): a header (W_*), then the count of
-// wave w at WaveCounts + w (w = 1 .. B·T), then WaveSlotWords per slot
-// from WaveSlotAt(N): the wave's count, its first index in the list and
-// the workgroups sampler_in.wgsl launched for the slots before it.
+// waveplan.wgsl's wave state words (WS): a header (W_*; words 5 to 7
+// unused), then the count of wave w at WaveCounts + w (w = 1 .. B·T), then
+// WaveSlotWords per slot from WaveSlotAt(N): the wave's count, its first
+// index in the list and the workgroups samplerwave.wgsl launched for the
+// slots before it.
 const (
 	WaveMax    = 0 // this iteration's last wave (reset by the scan)
 	WaveTotal  = 1 // waves run so far
 	WaveOver   = 2 // 0, or 1 + the first iteration whose waves exceeded the slots
 	WaveLast   = 3 // the latest iteration's wave count
-	WaveTicket = 4 // sampler_in.wgsl's workgroup tickets (reset by the scan)
-	WaveCurN   = 5 // the running wave's count (sampler_in.wgsl writes it for sample.wgsl)
-	WaveCurOff = 6 // the running wave's first index in the list
+	WaveTicket = 4 // samplerwave.wgsl's workgroup tickets (reset by the scan)
 	WaveCounts = 8
 	// WaveSlotWords is the words per slot: count, first, workgroups before, unused.
 	WaveSlotWords = 4
-	// WaveArgsWords is the indirect dispatch arguments per slot: five (x, y, z).
-	WaveArgsWords = 15
+	// WaveArgsWords is the indirect dispatch arguments per slot: one
+	// dispatch (x, y, z) of samplerwave.wgsl.
+	WaveArgsWords = 3
+)
+
+// waveplan.wgsl's list entries (LIST_*, read by samplerwave.wgsl): the
+// position in the low bits, and a flag each for a left and a right
+// neighbour in the same wave. Positions must be below WaveListPos + 1.
+const (
+	WaveListLeft  = 0x80000000
+	WaveListRight = 0x40000000
+	WaveListPos   = 0x3fffffff
 )
 
 // WaveSlotAt is the first slot word of WS for B·T = n positions.
@@ -260,17 +267,19 @@ func WaveSlotAt(n int) int { return WaveCounts + n + 1 }
 // WaveStateWords is the size of WS in words for n positions and up to n slots.
 func WaveStateWords(n int) int { return WaveSlotAt(n) + WaveSlotWords*n }
 
-// SamplerInParams mirrors sampler_in.wgsl's Params.
-type SamplerInParams struct {
-	C, V, T    uint32
-	SlotAt     uint32 // WS's first slot word (WaveSlotAt)
-	HasBias    uint32
-	Eps        float32
-	Mask       uint32
-	Embeddings uint32
-	Slots      uint32 // slots of this iteration
-	Pad0, Pad1 uint32
-	Pad2       uint32
+// SamplerWaveParams mirrors samplerwave.wgsl's Params.
+type SamplerWaveParams struct {
+	C, V, T          uint32
+	SlotAt           uint32 // WS's first slot word (WaveSlotAt)
+	Slots            uint32 // slots of this iteration
+	Eps              float32
+	Mask             uint32
+	Embeddings       uint32
+	Iteration        uint32
+	Temperature      float32
+	TopP             float32
+	SeedLo, SeedHi   uint32
+	Pad0, Pad1, Pad2 uint32
 }
 
 // StatsParams mirrors stats.wgsl's Params.
@@ -317,7 +326,7 @@ func Families() []Family {
 		{"remask.wgsl", "main", reflect.TypeFor[RemaskParams]()},
 		{"select.wgsl", "main", reflect.TypeFor[SelectParams]()},
 		{"waveplan.wgsl", "main", reflect.TypeFor[WavePlanParams]()},
-		{"sampler_in.wgsl", "main", reflect.TypeFor[SamplerInParams]()},
+		{"samplerwave.wgsl", "main", reflect.TypeFor[SamplerWaveParams]()},
 		{"stats.wgsl", "main", reflect.TypeFor[StatsParams]()},
 		{"certain.wgsl", "main", reflect.TypeFor[CertainParams]()},
 		{"unmask.wgsl", "main", reflect.TypeFor[UnmaskParams]()},
@@ -338,8 +347,10 @@ func Files() []string {
 // Raw returns a file's text as written, with every "// include: FILE NAME"
 // line replaced by FILE's block between its "// NAME begin" and "// NAME end"
 // lines (markers included), so that shared WGSL (rng.wgsl's Philox, the
-// weight loader of matmul.wgsl) is written once and every file still
-// validates on its own.
+// weight loader of matmul.wgsl, sample.wgsl's draw) is written once and
+// every file still validates on its own. FILE's own includes are spliced
+// first (one level: a block may not come from a file that includes a file
+// that includes).
 func Raw(file string) (string, error) {
 	return raw(file, 0)
 }
@@ -353,7 +364,7 @@ func raw(file string, depth int) (string, error) {
 	var ierr error
 	src = includeLine.ReplaceAllStringFunc(src, func(line string) string {
 		m := includeLine.FindStringSubmatch(line)
-		if depth > 0 {
+		if depth > 1 {
 			ierr = fmt.Errorf("shaders: %s: nested include of %s", file, m[1])
 			return line
 		}

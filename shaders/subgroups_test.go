@@ -10,9 +10,9 @@ import (
 )
 
 // subgroupFamilies are the kernels with a subgroup variant: the reductions
-// of the layer norm statistics and of the token draw's row maximum and
-// total.
-var subgroupFamilies = []string{"layernorm.wgsl", "sample.wgsl"}
+// of the layer norm statistics, of the token draw's row maximum and
+// total, and of the fused sampler-head wave (its LayerNorms and draw).
+var subgroupFamilies = []string{"layernorm.wgsl", "sample.wgsl", "samplerwave.wgsl"}
 
 // writeNaga writes the file at p without its `enable subgroups;` line
 // (naga, the CLI and wgpu-native's, rejects the directive but validates

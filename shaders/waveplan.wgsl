@@ -26,25 +26,24 @@
 // PHASE_SCAN, one workgroup: W = WS[W_MAX] waves; for every slot s <
 // P.slots (wave s + 1) the record at WS[SLOT + 4s ..]: the wave's count n_s
 // (0 past W), its first index off_s in LIST (exclusive prefix sum) and the
-// workgroups that sampler_in.wgsl launches for the slots before it (its
-// workgroups find their slot by ticket, so that every slot's dispatches
-// are alike), and the workgroup counts of its five indirect dispatches at
-// ARGS[15s ..]:
-//   0: sampler_in.wgsl, one workgroup per row       2: layernorm, one per row
-//   1: the mlp.3 matmul, (nx1, ceil(n / bm1), 1)    3: the output matmul, (nx2, ceil(n / bm2), 1)
-//   4: sample.wgsl (scatter), one workgroup per row
-// ("one per row" spread over x and y as engine/gpu's grid() does; n = 0
-// gives empty dispatches). It then resets the wave counters and the
-// tickets for the next iteration, adds min(W, slots) to WS[W_TOTAL], keeps W in WS[W_LAST] and,
-// when W > P.slots (the host's bound was wrong), records the iteration + 1
-// in WS[W_OVER] (the host fails the generation at its next read).
+// workgroups that samplerwave.wgsl launches for the slots before it (its
+// workgroups find their slot by ticket, so that every slot's dispatch is
+// alike), and the workgroup count of its indirect dispatch at ARGS[3s ..]:
+// samplerwave.wgsl, one workgroup per row, spread over x and y as
+// engine/gpu's grid() does (n = 0 gives an empty dispatch). It then resets
+// the wave counters and the tickets for the next iteration, adds min(W,
+// slots) to WS[W_TOTAL], keeps W in WS[W_LAST] and, when W > P.slots (the
+// host's bound was wrong), records the iteration + 1 in WS[W_OVER] (the
+// host fails the generation at its next read).
 //
-// PHASE_LIST, one thread per position: LIST[off_w + rank] = p for every
-// position of wave w <= slots, so wave s + 1's positions are LIST[off_s ..
-// off_s + n_s), in no particular order (what is drawn at a position does not
-// depend on the order).
+// PHASE_LIST, one thread per position: LIST[off_w + rank] = p | flags for
+// every position of wave w <= slots, so wave s + 1's positions are
+// LIST[off_s .. off_s + n_s) & LIST_POS, in no particular order (what is
+// drawn at a position does not depend on the order); the flags LIST_LEFT
+// and LIST_RIGHT mark a left or right neighbour in the row that is in the
+// same wave (samplerwave.wgsl treats it as masked).
 //
-// The neighbours' ids are not planned: sampler_in.wgsl reads them from the
+// The neighbours' ids are not planned: samplerwave.wgsl reads them from the
 // prediction when the wave runs, when exactly the earlier waves are filled.
 // CPU twin: internal/step Wave.Plan and Wave.Bootstrap, applied wave after
 // wave (engine/gpu's loop_kernels_test.go); the arguments: engine/gpu's
@@ -61,10 +60,6 @@ struct Params {
   cap: u32,         // 1: the wave cap (at most T waves)
   slots: u32,       // waves the host encoded (scan, list)
   iteration: u32,   // W_OVER's record
-  nx1: u32,         // scan: workgroups in x of the mlp.3 matmul
-  bm1: u32,         // scan: its rows per workgroup
-  nx2: u32,         // scan: workgroups in x of the output matmul
-  bm2: u32,
   maxd: u32,        // maxComputeWorkgroupsPerDimension
   pad0: u32,
 }
@@ -75,7 +70,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> KEYS: array<u32>;        // (2, B·T): keys and ranks, then waves
 @group(0) @binding(4) var<storage, read_write> WS: array<atomic<u32>>;  // wave state (the W_* header, CNT, SLOT)
 @group(0) @binding(5) var<storage, read> FILL: array<u32>;              // FILL[n] = max(1, floor(n · ratio)), from the host in float64
-@group(0) @binding(6) var<storage, read_write> ARGS: array<u32>;        // (slots, 15) indirect dispatch arguments
+@group(0) @binding(6) var<storage, read_write> ARGS: array<u32>;        // (slots, 3) indirect dispatch arguments
 @group(0) @binding(7) var<storage, read_write> LIST: array<u32>;        // (B·T) positions by wave; scratch while planning
 
 const WG: u32 = 256u;
@@ -90,11 +85,12 @@ const W_MAX: u32 = 0u;    // this iteration's last wave, reset by the scan
 const W_TOTAL: u32 = 1u;  // waves run so far
 const W_OVER: u32 = 2u;   // 0, or 1 + the first iteration whose waves exceeded the slots
 const W_LAST: u32 = 3u;   // the latest iteration's wave count
-const W_TICKET: u32 = 4u; // sampler_in.wgsl's workgroup tickets
-const W_CUR_N: u32 = 5u;  // (sampler_in.wgsl's) the running wave's count
-const W_CUR_OFF: u32 = 6u;  // and its first index in LIST
-const WS_CNT: u32 = 8u;
+const W_TICKET: u32 = 4u; // samplerwave.wgsl's workgroup tickets
+const WS_CNT: u32 = 8u;    // (words 5 to 7 are unused)
 const SLOT_WORDS: u32 = 4u;  // per slot: count, first, workgroups before, unused
+// LIST's flags (samplerwave.wgsl's, shaders.WaveList*).
+const LIST_LEFT: u32 = 0x80000000u;
+const LIST_RIGHT: u32 = 0x40000000u;
 
 // include: select.wgsl topk
 
@@ -291,23 +287,23 @@ fn plan(seg: u32, t: u32) {
   atomicMax(&WS[W_MAX], top);
 }
 
-fn put(s: u32, i: u32, x: u32, y: u32) {
-  let o = 15u * s + 3u * i;
+fn put(s: u32, x: u32, y: u32) {
+  let o = 3u * s;
   ARGS[o] = x;
   ARGS[o + 1u] = y;
   ARGS[o + 2u] = 1u;
 }
 
-// grid writes engine/gpu's grid() of n workgroups and returns how many it
-// launches (x·y).
-fn grid(s: u32, i: u32, n: u32) -> u32 {
+// grid writes engine/gpu's grid() of n workgroups as slot s's arguments and
+// returns how many it launches (x·y).
+fn grid(s: u32, n: u32) -> u32 {
   if (n <= P.maxd) {
-    put(s, i, n, 1u);
+    put(s, n, 1u);
     return n;
   }
   let y = (n + P.maxd - 1u) / P.maxd;
   let x = (n + y - 1u) / y;
-  put(s, i, x, y);
+  put(s, x, y);
   return x * y;
 }
 
@@ -356,11 +352,7 @@ fn scan(t: u32) {
       atomicStore(&WS[rec + 1u], off);
       atomicStore(&WS[rec + 2u], before);
       off += n;
-      before += grid(s, 0u, n);
-      put(s, 1u, select(0u, P.nx1, n > 0u), (n + P.bm1 - 1u) / P.bm1);
-      grid(s, 2u, n);
-      put(s, 3u, select(0u, P.nx2, n > 0u), (n + P.bm2 - 1u) / P.bm2);
-      grid(s, 4u, n);
+      before += grid(s, n);
     }
   }
   workgroupBarrier();
@@ -385,7 +377,15 @@ fn list(p: u32) {
     return;
   }
   let slot0 = WS_CNT + N + 1u;
-  LIST[atomicLoad(&WS[slot0 + SLOT_WORDS * (w - 1u) + 1u]) + KEYS[p]] = p;
+  let t = p % P.T;
+  var e = p;
+  if (t > 0u && KEYS[N + p - 1u] == w) {
+    e |= LIST_LEFT;
+  }
+  if (t + 1u < P.T && KEYS[N + p + 1u] == w) {
+    e |= LIST_RIGHT;
+  }
+  LIST[atomicLoad(&WS[slot0 + SLOT_WORDS * (w - 1u) + 1u]) + KEYS[p]] = e;
 }
 
 @compute @workgroup_size(WG)

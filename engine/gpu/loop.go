@@ -15,26 +15,24 @@ import (
 // The device loop (engine.LoopNet): one generation's state lives on the
 // device and each iteration is recorded as one op list: the trunk, the LM
 // head, the token draws (naive: one fill dispatch; sampler head: every wave
-// planned on the device at once, then a chain of indirect dispatches per
-// wave, as many as the schedule bounds), the remasking scores, the per-row
+// planned on the device at once, then one indirect dispatch per wave, as
+// many as the schedule bounds), the remasking scores, the per-row
 // selection and the next input. The host reads back only counters (and,
 // when asked, the iteration's tokens). engine/sampler's host loop,
 // written with internal/step, is the CPU twin of every step (loop_test.go
 // compares the whole loop; loop_kernels_test.go each kernel with its step).
 
 var (
-	remaskKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRW}
-	selectKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRW, bindRW, bindRW}
-	wavePlanKinds  = []bindKind{bindUniform, bindRead, bindRead, bindRW, bindRW, bindRead, bindRW, bindRW}
-	samplerInKinds = []bindKind{bindUniform, bindRead, bindRW, bindRead, bindRead, bindRead, bindRW, bindRead}
-	statsKinds     = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRW}
+	remaskKinds      = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRW}
+	selectKinds      = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRW, bindRW, bindRW}
+	wavePlanKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRW, bindRW, bindRead, bindRW, bindRW}
+	samplerWaveKinds = []bindKind{bindUniform, bindRead, bindRW, bindRead, bindRead, bindRW, bindRead, bindRW}
+	statsKinds       = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW, bindRW}
 )
 
-// waveTile is the matmul tile of the waves' sampler head: a wave has few
-// rows (about two per filled neighbour), and a 128-row tile made every wave
-// wait for one long workgroup (0.12 ms per wave on the H100 with 128x128,
-// docs/performance.md).
-var waveTile = tile32
+// samplerMaxC is the largest n_embd samplerwave.wgsl runs (its MAXC: two
+// vectors of the head in workgroup memory).
+const samplerMaxC = 1024
 
 // WaveSlots is the native default of Options.WaveSlots: the largest number
 // of wave slots an iteration encodes without reading the wave count back
@@ -47,7 +45,9 @@ const WaveSlots = 1024
 // JavaScript, so empty slots are dear: on an H200 through Dawn the small
 // job (1 x 256 x 15, sampler head) took 3.0 s with 1024 slots, 0.53 s with
 // 16 and 0.73 s with 64, where natively 1024 and 16 slots took 0.071 and
-// 0.078 s (docs/performance.md, "The browser engine on a real GPU").
+// 0.078 s (docs/performance.md, "The browser engine on a real GPU"), when a
+// slot was five dispatches; it is one since samplerwave.wgsl, which makes
+// an empty slot a fifth as dear (not measured on that GPU yet).
 const BrowserWaveSlots = 16
 
 const (
@@ -57,27 +57,28 @@ const (
 	errBytes     = 4 * (shaders.ErrScore + 1) // ERR's words read back: ErrDraw, ErrScore
 )
 
-// samplerTables are the per-model parts of the sampler head's first layer
-// split for the waves: W0's middle third (applied to h once per iteration)
-// and the outer thirds applied to every token's embedding (LR, (2V, C)).
+// samplerTables are the per-model tables of the sampler-head waves: W0's
+// middle third (applied to h once per iteration), and samplerwave.wgsl's
+// TAB: the outer thirds of W0 applied to every token's embedding (LR, (2V,
+// C)), W3ᵀ (C, C), WOᵀ (C, V) and the vectors (6, C): b0, LN1 weight and
+// bias, b3, LN2 weight and bias (zeros without bias), all f32 (values of an
+// F16 or BF16 file are exact in f32).
 type samplerTables struct {
 	w0h wbuf
-	lr  *buffer
-	vec *buffer // (3, C): b0, LayerNorm weight, LayerNorm bias
+	tab *buffer
 }
 
-func (n *Net) samplerTables() (*samplerTables, error) {
-	if n.stabs != nil {
-		return n.stabs, nil
-	}
-	m, C, V := n.m, n.C, n.V
+// samplerTab lays out samplerwave.wgsl's TAB from the model's weights.
+func samplerTab(m *model.Model) []float32 {
+	C, V := m.Config.NEmbd, m.Config.VocabSize
 	w0 := m.T("sampler_head.mlp.0.weight").Data // (C, 3C)
 	wte := m.T("transformer.wte.weight").Data   // (V, C)
-	mid := make([]float32, C*C)
-	lr := make([]float32, 2*V*C)
+	w3 := m.T("sampler_head.mlp.3.weight").Data // (C, C)
+	wo := m.T("sampler_head.output_head.weight").Data
+	tab := make([]float32, 2*V*C+C*C+C*V+6*C)
+	lr, w3t, wot, vec := tab[:2*V*C], tab[2*V*C:2*V*C+C*C], tab[2*V*C+C*C:2*V*C+C*C+C*V], tab[2*V*C+C*C+C*V:]
 	for o := 0; o < C; o++ {
 		row := w0[o*3*C : (o+1)*3*C]
-		copy(mid[o*C:(o+1)*C], row[C:2*C])
 		for v := 0; v < V; v++ {
 			e := wte[v*C : (v+1)*C]
 			var l, r float64
@@ -88,22 +89,42 @@ func (n *Net) samplerTables() (*samplerTables, error) {
 			lr[v*C+o] = float32(l)
 			lr[(V+v)*C+o] = float32(r)
 		}
+		for c := 0; c < C; c++ {
+			w3t[c*C+o] = w3[o*C+c]
+		}
 	}
-	vec := make([]float32, 3*C)
+	for v := 0; v < V; v++ {
+		for c := 0; c < C; c++ {
+			wot[c*V+v] = wo[v*C+c]
+		}
+	}
+	copy(vec[C:], m.T("sampler_head.mlp.2.weight").Data)
+	copy(vec[4*C:], m.T("sampler_head.mlp.5.weight").Data)
 	if m.Config.Bias {
 		copy(vec, m.T("sampler_head.mlp.0.bias").Data)
 		copy(vec[2*C:], m.T("sampler_head.mlp.2.bias").Data)
+		copy(vec[3*C:], m.T("sampler_head.mlp.3.bias").Data)
+		copy(vec[5*C:], m.T("sampler_head.mlp.5.bias").Data)
 	}
-	copy(vec[C:], m.T("sampler_head.mlp.2.weight").Data)
+	return tab
+}
+
+func (n *Net) samplerTables() (*samplerTables, error) {
+	if n.stabs != nil {
+		return n.stabs, nil
+	}
+	C := n.C
+	w0 := n.m.T("sampler_head.mlp.0.weight").Data // (C, 3C)
+	mid := make([]float32, C*C)
+	for o := 0; o < C; o++ {
+		copy(mid[o*C:(o+1)*C], w0[o*3*C+C:o*3*C+2*C])
+	}
 	t := &samplerTables{}
 	var err error
 	if t.w0h, err = n.uploadMatrix("sampler mlp.0 (h third)", mid, n.sampler.w0.dtype); err != nil {
 		return nil, err
 	}
-	if t.lr, err = n.upload("sampler mlp.0 (neighbour tables)", lr); err != nil {
-		return nil, err
-	}
-	if t.vec, err = n.upload("sampler mlp.0 bias and mlp.2", vec); err != nil {
+	if t.tab, err = n.upload("sampler head tables (samplerwave.wgsl)", samplerTab(n.m)); err != nil {
 		return nil, err
 	}
 	n.stabs = t
@@ -136,8 +157,7 @@ type Loop struct {
 	waveScr    *buffer // (2, B·T) waveplan.wgsl's keys and ranks, then each position's wave
 	waveState  *buffer // waveplan.wgsl's WS: header, counts per wave, (count, first) per slot
 	args, fill *buffer // indirect dispatch arguments (B·T slots); bootstrap fill table
-	bm1, bm2   int
-	waves      int // sampler-head waves run, as of the latest read of WS's header
+	waves      int     // sampler-head waves run, as of the latest read of WS's header
 	staging    *buffer
 	prog       *program
 	bufs       []*buffer
@@ -276,8 +296,10 @@ func (n *Net) checkLoop(s *engine.LoopSpec) error {
 		return fmt.Errorf("gpu: loop: %d iterations with %d schedule ratios", s.Iterations, len(s.Ratios))
 	case s.UseSampler && n.sampler == nil:
 		return fmt.Errorf("gpu: loop: %s has no sampler head", n.m.Name())
-	case s.UseSampler && n.C > 1024:
-		return fmt.Errorf("gpu: loop: n_embd %d exceeds the sampler kernel's 1024", n.C)
+	case s.UseSampler && n.C > samplerMaxC:
+		return fmt.Errorf("gpu: loop: n_embd %d exceeds the sampler kernel's %d; use the host loop (--backend cpu)", n.C, samplerMaxC)
+	case s.UseSampler && s.B*s.T > shaders.WaveListPos+1:
+		return fmt.Errorf("gpu: loop: %d x %d positions exceed the sampler-head waves' %d; use fewer samples", s.B, s.T, shaders.WaveListPos+1)
 	}
 	if s.Unmask != nil {
 		if err := checkUnmask(s); err != nil {
@@ -330,7 +352,7 @@ func (l *Loop) alloc() error {
 		l.list = mk("loop wave list (B·T)", 4*N, usageStorage)
 		l.waveScr = mk("loop wave plan scratch (2·B·T)", 8*N, usageStorage)
 		l.waveState = mk("loop wave state", 4*uint64(shaders.WaveStateWords(l.N)), usageStorage)
-		l.args = mk("loop wave dispatch arguments (15·B·T)", 4*shaders.WaveArgsWords*N, usageIndirect)
+		l.args = mk("loop wave dispatch arguments (3·B·T)", 4*shaders.WaveArgsWords*N, usageIndirect)
 		l.fill = mk("loop bootstrap fill table", 4*(N+1), usageStorage)
 	}
 	if l.s.Unmask != nil {
@@ -356,7 +378,6 @@ func (l *Loop) alloc() error {
 		if err := d.p.write(l.fill, 0, u32Bytes(fill)); err != nil {
 			return err
 		}
-		l.bm1, l.bm2 = waveTile.BM, waveTile.BM
 	}
 	ids := make([]uint32, l.N)
 	prot := make([]uint32, l.N)
@@ -474,26 +495,22 @@ func (l *Loop) trunk(o *ops, net *Net, src *buffer, lm, critic bool) {
 	}
 }
 
-// loopDraw is one token draw of the loop: sample.wgsl's mode (fill for the
-// naive and multinomial paths, scatter for a wave) and the buffers it reads
-// and writes; draw adds the options and the iteration.
+// loopDraw is one token draw of the loop: sample.wgsl's fill mode (the
+// naive and multinomial paths; the waves draw in samplerwave.wgsl) and the
+// buffers it reads and writes; draw adds the options and the iteration.
 type loopDraw struct {
 	mode, keep int // shaders.Sample*, shaders.Keep* (fill)
-	countAt    int // scatter: the wave's counter slot in aux
 	logits     binding
-	pos        binding // fill: the tokens; scatter: the wave list
+	pos        binding // fill: the tokens
 	excl       binding
 	out        binding
-	aux        binding // fill with KeepProtected: the flags; scatter: the wave counters
+	aux        binding // fill with KeepProtected: the flags
 }
 
 func (l *Loop) draw(it int, w loopDraw) (op, error) {
 	s := &l.s
 	t := tokenDraw{V: l.n.V, T: l.T, Iteration: it, Temperature: s.Temperature, TopP: s.TopP, Seed: s.Seed,
-		Mode: w.mode, Keep: w.keep, Mask: uint32(s.Mask), CountAt: w.countAt, Aux: w.aux, Err: whole(l.errWord)}
-	if w.mode == shaders.SampleScatter {
-		t.TopP = s.SamplerTopP
-	}
+		Mode: w.mode, Keep: w.keep, Mask: uint32(s.Mask), Aux: w.aux, Err: whole(l.errWord)}
 	return l.n.d.sampleTokens(l.N, t, w.logits, w.pos, w.excl, w.out)
 }
 
@@ -583,8 +600,6 @@ func (l *Loop) planOps(o *ops, it, slots int) {
 	n, d := l.n, l.n.d
 	wp := shaders.WavePlanParams{B: uint32(l.B), T: uint32(l.T), V: uint32(n.V), Mask: uint32(s.Mask),
 		Slots: uint32(slots), Iteration: uint32(it),
-		Nx1: uint32(ceilDiv(n.C, waveTile.BN)), Bm1: uint32(l.bm1),
-		Nx2: uint32(ceilDiv(n.V, waveTile.BN)), Bm2: uint32(l.bm2),
 		Maxd: uint32(d.caps.groupsDim)} // the grid split's limit (caps, as d.grid)
 	if s.GlobalBootstrap {
 		wp.Global = 1
@@ -616,48 +631,47 @@ func (l *Loop) planOps(o *ops, it, slots int) {
 	}
 }
 
-// slotOps records slots waves of iteration it: per wave five indirect
-// dispatches (sampler_in.wgsl, the mlp.3 matmul, the LayerNorm, the output
-// matmul, sample.wgsl scatter) whose workgroup counts the plan wrote; the
-// waves past the plan's are empty dispatches. Every wave's ops are the same
-// (sampler_in.wgsl finds its wave by ticket), so they share their params
-// and bind groups (program.record).
+// slotOps records slots waves of iteration it: per wave one indirect
+// dispatch of samplerwave.wgsl (the whole sampler head and the draw, one
+// workgroup per position) whose workgroup count the plan wrote; the waves
+// past the plan's are empty dispatches. Every wave's op is the same
+// (samplerwave.wgsl finds its wave by ticket), so they share their params
+// and bind group (program.record).
 func (l *Loop) slotOps(o *ops, it, slots int) {
 	if slots == 0 {
 		return
 	}
+	w, err := l.waveOp(it, slots)
+	for i := 0; i < slots; i++ {
+		y := w
+		y.ind, y.indOff = l.args, 4*uint64(i*shaders.WaveArgsWords)
+		o.add(y, err)
+	}
+}
+
+// waveOp is samplerwave.wgsl's op for the slots of iteration it (without
+// its indirect arguments).
+func (l *Loop) waveOp(it, slots int) (op, error) {
 	s := &l.s
 	n, d := l.n, l.n.d
-	a := &n.act
-	sp := n.sampler
-	// The ops that do not depend on the slot are made once.
-	mm3, err3 := d.matmulTiled("sampler mlp.3", waveTile, l.N, n.C, n.C, whole(a.sza), sp.w3, sp.b3, whole(a.szb), shaders.ActSiLU, false)
-	ln, errLN := d.layerNorm("sampler mlp.5", l.N, n.C, whole(a.szb), sp.ln2, sp.lb2, whole(a.sza), n.eps)
-	out, errOut := d.matmulTiled("sampler output_head", waveTile, l.N, n.V, n.C, whole(a.sza), sp.out, nil, whole(a.sout), shaders.ActNone, false)
-	plIn, errIn := d.pipeline("sampler_in.wgsl", nil, samplerInKinds)
-	sip := shaders.SamplerInParams{C: uint32(n.C), V: uint32(n.V), T: uint32(l.T), SlotAt: uint32(shaders.WaveSlotAt(l.N)),
-		Eps: float32(n.eps), Mask: uint32(s.Mask), Slots: uint32(slots)}
-	if n.m.Config.Bias {
-		sip.HasBias = 1
+	switch {
+	case !(s.Temperature > 0) || math.IsInf(s.Temperature, 1):
+		return op{}, fmt.Errorf("gpu: sampler wave: temperature %v must be > 0", s.Temperature)
+	case !(s.SamplerTopP > 0 && s.SamplerTopP <= 1):
+		return op{}, fmt.Errorf("gpu: sampler wave: top_p %v must be in (0, 1]", s.SamplerTopP)
 	}
+	pl, err := d.pipeline("samplerwave.wgsl", nil, samplerWaveKinds)
+	if err != nil {
+		return op{}, err
+	}
+	p := shaders.SamplerWaveParams{C: uint32(n.C), V: uint32(n.V), T: uint32(l.T), SlotAt: uint32(shaders.WaveSlotAt(l.N)),
+		Slots: uint32(slots), Eps: float32(n.eps), Mask: uint32(s.Mask), Iteration: uint32(it),
+		Temperature: float32(s.Temperature), TopP: float32(s.SamplerTopP), SeedLo: uint32(s.Seed), SeedHi: uint32(s.Seed >> 32)}
 	if s.Embeddings {
-		sip.Embeddings = 1
+		p.Embeddings = 1
 	}
-	in := op{name: "sampler mlp.0-2", pl: plIn, params: shaders.Bytes(sip),
-		binds: []binding{whole(l.list), whole(l.waveState), whole(l.hW0), whole(l.tabs.lr), whole(l.tabs.vec), whole(a.sza), whole(l.pred)}}
-	draw, errDraw := l.draw(it, loopDraw{mode: shaders.SampleScatter, countAt: shaders.WaveCurN, logits: whole(a.sout),
-		pos: whole(l.list), excl: whole(l.exclS), out: whole(l.pred), aux: whole(l.waveState)})
-	for i := 0; i < slots; i++ {
-		at := uint64(i * shaders.WaveArgsWords)
-		for k, x := range []struct {
-			op  op
-			err error
-		}{{in, errIn}, {mm3, err3}, {ln, errLN}, {out, errOut}, {draw, errDraw}} {
-			y := x.op
-			y.ind, y.indOff = l.args, 4*(at+uint64(3*k))
-			o.add(y, x.err)
-		}
-	}
+	return op{name: "sampler wave", pl: pl, params: shaders.Bytes(p),
+		binds: []binding{whole(l.list), whole(l.waveState), whole(l.hW0), whole(l.tabs.tab), whole(l.pred), whole(l.exclS), whole(l.errWord)}}, nil
 }
 
 // remaskOps records the scores, the selection and the next input of

@@ -189,23 +189,28 @@ func BenchmarkSamplingKernels(b *testing.B) {
 			phase uint32
 			wg    [3]uint32
 		}{{shaders.WavePlan, d.grid(B)}, {shaders.WaveScan, [3]uint32{1, 1, 1}}, {shaders.WaveList, d.grid(uint64(ceilDiv(N, 256)))}} {
-			wp := shaders.WavePlanParams{B: B, T: T, V: V, Mask: mask, Phase: ph.phase, Slots: T, Nx1: 12, Bm1: 32, Nx2: 3, Bm2: 32, Maxd: 65535}
+			wp := shaders.WavePlanParams{B: B, T: T, V: V, Mask: mask, Phase: ph.phase, Slots: T, Maxd: 65535}
 			ops = append(ops, op{name: "wave plan", pl: pipe("waveplan.wgsl", wavePlanKinds), params: shaders.Bytes(wp), binds: binds, wg: ph.wg})
 		}
 		lkBench(b, d, ops, N)
 	})
-	b.Run("sampler-in", func(b *testing.B) {
-		list := make([]uint32, N)
-		for i := 0; i < N; i++ {
-			list[i] = uint32(i)
+	// One wave of 256 positions (a wave is about two positions per masked
+	// run; the bootstrap of a row seeds FillCount of its masks at once).
+	b.Run("sampler-wave", func(b *testing.B) {
+		const n = 256
+		list := make([]uint32, n)
+		for i := range list {
+			list[i] = uint32(i * (N / n))
 		}
-		sip := shaders.SamplerInParams{C: C, V: V, T: T, SlotAt: shaders.WaveCounts, Slots: 1, HasBias: 1, Eps: 1e-5, Mask: mask, Embeddings: 1}
-		ws := make([]uint32, shaders.WaveCounts+shaders.WaveSlotWords) // one slot of N rows
-		ws[shaders.WaveCounts] = N
-		o := op{name: "sampler mlp.0-2", pl: pipe("sampler_in.wgsl", samplerInKinds), params: shaders.Bytes(sip),
-			binds: []binding{whole(mk(N, list)), whole(mk(len(ws), ws)), whole(mk(N*C, f32(randVec(r, N*C, 1)))),
-				whole(mk(2*V*C, f32(randVec(r, 2*V*C, 1)))), whole(mk(3*C, f32(randVec(r, 3*C, 1)))), whole(mk(N*C, nil)), whole(mk(N, wavePred))}, wg: d.grid(N)}
-		lkBench(b, d, []op{o}, N)
+		p := shaders.SamplerWaveParams{C: C, V: V, T: T, SlotAt: shaders.WaveCounts, Slots: 1, Eps: 1e-5, Mask: mask, Embeddings: 1,
+			Iteration: 1, Temperature: 0.8, TopP: 0.9, SeedLo: 42}
+		ws := make([]uint32, shaders.WaveCounts+shaders.WaveSlotWords) // one slot of n rows
+		ws[shaders.WaveCounts] = n
+		tab := randVec(r, 2*V*C+C*C+C*V+6*C, 0.05)
+		o := op{name: "sampler wave", pl: pipe("samplerwave.wgsl", samplerWaveKinds), params: shaders.Bytes(p),
+			binds: []binding{whole(mk(n, list)), whole(mk(len(ws), ws)), whole(mk(N*C, f32(randVec(r, N*C, 1)))),
+				whole(mk(len(tab), f32(tab))), whole(mk(N, wavePred)), whole(exclB), whole(errw)}, wg: d.grid(n)}
+		lkBench(b, d, []op{o}, n)
 	})
 	b.Run("stats", func(b *testing.B) {
 		sp := shaders.StatsParams{B: B, T: T, V: V, Mask: mask, Pad: uint32(V - 1), HasCritic: 1}

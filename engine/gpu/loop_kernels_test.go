@@ -7,6 +7,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/remask/remask/engine/cpu"
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/rng"
 	"github.com/remask/remask/internal/step"
@@ -15,14 +16,30 @@ import (
 
 // The device loop's own kernels (loop.go) against internal/step, one
 // harness entry each (loop_harness_test.go): select.wgsl, remask.wgsl,
-// waveplan.wgsl, stats.wgsl and sample.wgsl's fill and scatter modes
+// waveplan.wgsl, stats.wgsl and sample.wgsl's fill mode
 // against the step the host loop runs (waveplan.wgsl's indirect arguments
-// against engine/gpu's grid() and matmul counts), and sampler_in.wgsl
-// against a float64 oracle of the network (not a sampling step). The ops are built as loop.go builds them (the same
-// pipelines, bind kinds and grids). loop_test.go compares the whole loop;
-// BenchmarkSamplingKernels (loop_kernels_bench_test.go) times each kernel.
+// against engine/gpu's grid()), and samplerwave.wgsl against the sampler
+// head of the CPU backend, of the unfused GPU kernels and of a float64
+// oracle of its formula, and its draws against the host loop's. The ops
+// are built as loop.go builds them (the same pipelines, bind kinds and
+// grids). loop_test.go compares the whole loop; BenchmarkSamplingKernels
+// (loop_kernels_bench_test.go) times each kernel.
 
 func TestLoopKernels(t *testing.T) { runKernelCases(t, loopKernelCases) }
+
+// TestSamplerWaveLimits pins the sizes checkLoop and sampleTokens refuse
+// beyond to the kernels' workgroup arrays.
+func TestSamplerWaveLimits(t *testing.T) {
+	for _, c := range []struct {
+		file, name string
+		want       int
+	}{{"samplerwave.wgsl", "MAXC", samplerMaxC}, {"samplerwave.wgsl", "HLEN", 2 * samplerMaxC},
+		{"samplerwave.wgsl", "MAXV", sampleMaxV}, {"sample.wgsl", "MAXV", sampleMaxV}} {
+		if err := shaders.CheckConst(c.file, c.name, uint64(c.want)); err != nil {
+			t.Error(err)
+		}
+	}
+}
 
 // rowsOf is B rows of each T.
 func rowsOf(B int, Ts ...int) []shape {
@@ -45,11 +62,11 @@ var loopKernelCases = []kernelCase{
 	{name: "wave/bootstrap", shapes: rowsOf(4, 1, 50, 1000), check: checkWaveBootstrap},
 	{name: "wave/round-halves", shapes: rowsOf(5, 4), check: checkWaveRoundHalves},
 	{name: "wave/rounding-edges", shapes: rowsOf(4, 3), check: checkWaveRoundingEdges},
-	// T: n_embd (bias on odd-looking widths).
-	{name: "sampler_in", shapes: []shape{{1, 64}, {1, 200}, {1, 1024}}, tol: 1e-4, check: checkSamplerIn},
+	// B rows of 8 positions, T: n_embd (bias on odd-looking widths).
+	{name: "sampler-wave", shapes: []shape{{1, 64}, {3, 200}, {2, 1024}}, tol: 1e-4, check: checkSamplerWave},
 	{name: "stats", shapes: []shape{{8, 1}, {8, 7}, {8, 300}, {2, 1000}}, tol: 1e-4, check: checkStats},
 	// T: the vocabulary size V.
-	{name: "sample/fill-scatter", shapes: rowsOf(3, 5, 67, 300), check: checkSampleFillScatter},
+	{name: "sample/fill", shapes: rowsOf(3, 5, 67, 300), check: checkSampleFill},
 }
 
 // ---------------------------------------------------------------- select
@@ -428,7 +445,6 @@ func runWave(k *kernelRun, s *waveScenario) {
 	for i := range fills {
 		fills[i] = uint32(step.FillCount(i, s.Ratio))
 	}
-	const nx1, bm1, nx2, bm2 = 12, 32, 3, 16
 	ws := k.out(shaders.WaveStateWords(N), make([]uint32, shaders.WaveStateWords(N)))
 	scr, args, list := k.out(2*N, nil), k.out(shaders.WaveArgsWords*N, nil), k.out(N, nil)
 	binds := []binding{k.in(s.pred), k.inF(s.logits), scr.bind(), ws.bind(), k.in(fills), args.bind(), list.bind()}
@@ -440,7 +456,7 @@ func runWave(k *kernelRun, s *waveScenario) {
 		}{{shaders.WavePlan, k.d.grid(uint64(s.B))}, {shaders.WaveScan, [3]uint32{1, 1, 1}}, {shaders.WaveList, k.d.grid(uint64(ceilDiv(N, 256)))}} {
 			wp := shaders.WavePlanParams{B: uint32(s.B), T: uint32(s.T), V: uint32(s.V), Mask: uint32(s.Mask), Phase: ph.phase,
 				Global: b2u(s.Global), All: b2u(s.All), Cap: b2u(s.cap), Slots: uint32(S), Iteration: uint32(it),
-				Nx1: nx1, Bm1: bm1, Nx2: nx2, Bm2: bm2, Maxd: uint32(maxd)}
+				Maxd: uint32(maxd)}
 			wg := ph.wg
 			if ph.phase == shaders.WavePlan && s.Global {
 				wg = [3]uint32{1, 1, 1}
@@ -481,7 +497,15 @@ func runWave(k *kernelRun, s *waveScenario) {
 		}
 		gotPos := make([]int, n)
 		for i := range gotPos {
-			gotPos[i] = int(gl[first+i])
+			e := gl[first+i]
+			p := int(e & shaders.WaveListPos)
+			gotPos[i] = p
+			// The flags: a row neighbour in the same wave.
+			left := p%s.T > 0 && ref[p-1] == sl+1
+			right := p%s.T < s.T-1 && ref[p+1] == sl+1
+			if e&^shaders.WaveListPos != b2u(left)*shaders.WaveListLeft|b2u(right)*shaders.WaveListRight {
+				k.Fatalf("wave %d: list entry %#x of position %d: flags want left %v, right %v", sl+1, e, p, left, right)
+			}
 		}
 		sort.Ints(gotPos)
 		if fmt.Sprint(gotPos) != fmt.Sprint(want) {
@@ -498,16 +522,7 @@ func runWave(k *kernelRun, s *waveScenario) {
 			k.Fatalf("n = %d: this test's grid %v, engine/gpu grid() %v", n, grid, k.d.grid(uint64(n)))
 		}
 		before += int(grid[0] * grid[1])
-		mm := func(nx, bm int) [3]uint32 {
-			if n == 0 {
-				return [3]uint32{0, 0, 1}
-			}
-			return [3]uint32{uint32(nx), uint32(ceilDiv(n, bm)), 1}
-		}
-		var wantArgs []uint32
-		for _, g := range [][3]uint32{grid, mm(nx1, bm1), grid, mm(nx2, bm2), grid} {
-			wantArgs = append(wantArgs, g[:]...)
-		}
+		wantArgs := grid[:]
 		a := gargs[shaders.WaveArgsWords*sl : shaders.WaveArgsWords*(sl+1)]
 		if fmt.Sprint(a) != fmt.Sprint(wantArgs) {
 			k.Fatalf("slot %d (n = %d): ARGS = %v, want %v", sl, n, a, wantArgs)
@@ -651,162 +666,282 @@ func checkWaveRoundingEdges(k *kernelRun, sh shape) {
 	runWave(k, s)
 }
 
-// ---------------------------------------------------------------- sampler_in
+// ---------------------------------------------------------------- samplerwave
 
-// samplerInRef is mlp.0-mlp.2 of the sampler head in float64 from the
-// model's weights: LN(SiLU(W0·[wte[left] or 0, h, wte[right] or 0] + b0)).
-// A float64 oracle of the network, kept here: it is not a sampling step,
-// and the CPU backend runs the whole head in one piece (engine/cpu), with
-// no entry point for this part.
-func samplerInRef(m *model.Model, h []float32, pos int, left, right uint32) []float64 {
-	C := m.Config.NEmbd
-	w0 := m.T("sampler_head.mlp.0.weight").Data
-	wte := m.T("transformer.wte.weight").Data
-	lnw := m.T("sampler_head.mlp.2.weight").Data
-	z := make([]float64, C)
-	var mean float64
-	for o := 0; o < C; o++ {
-		row := w0[o*3*C : (o+1)*3*C]
-		var acc float64
+// samplerWaveRef is samplerwave.wgsl's formula in float64 on its tables
+// (hw: (·, C) rows; tab: loop.go's samplerTab layout): the logits of
+// position pos with neighbour ids left and right (-1: none).
+func samplerWaveRef(hw, tab []float32, C, V, pos, left, right int, eps float64) []float64 {
+	lr, w3, wo := tab, tab[2*V*C:], tab[2*V*C+C*C:]
+	vec := tab[2*V*C+C*C+C*V:]
+	ln := func(z []float64, w, b []float32) {
+		var mean, v float64
+		for _, x := range z {
+			mean += x / float64(len(z))
+		}
+		for _, x := range z {
+			v += (x - mean) * (x - mean) / float64(len(z))
+		}
+		for c := range z {
+			z[c] = (z[c]-mean)/math.Sqrt(v+eps)*float64(w[c]) + float64(b[c])
+		}
+	}
+	silu := func(x float64) float64 { return x / (1 + math.Exp(-x)) }
+	y1 := make([]float64, C)
+	for c := range y1 {
+		x := float64(hw[pos*C+c]) + float64(vec[c])
+		if left >= 0 {
+			x += float64(lr[left*C+c])
+		}
+		if right >= 0 {
+			x += float64(lr[(V+right)*C+c])
+		}
+		y1[c] = silu(x)
+	}
+	ln(y1, vec[C:2*C], vec[2*C:3*C])
+	y2 := make([]float64, C)
+	for o := range y2 {
+		acc := float64(vec[3*C+o])
 		for c := 0; c < C; c++ {
-			if left != noID {
-				acc += float64(row[c]) * float64(wte[int(left)*C+c])
-			}
-			acc += float64(row[C+c]) * float64(h[pos*C+c])
-			if right != noID {
-				acc += float64(row[2*C+c]) * float64(wte[int(right)*C+c])
-			}
+			acc += y1[c] * float64(w3[c*C+o])
 		}
-		if m.Config.Bias {
-			acc += float64(m.T("sampler_head.mlp.0.bias").Data[o])
-		}
-		z[o] = acc / (1 + math.Exp(-acc))
-		mean += z[o] / float64(C)
+		y2[o] = silu(acc)
 	}
-	var v float64
-	for _, x := range z {
-		v += (x - mean) * (x - mean) / float64(C)
-	}
-	rstd := 1 / math.Sqrt(v+m.Config.LayerNormEps)
-	y := make([]float64, C)
-	for o := range y {
-		y[o] = (z[o] - mean) * rstd * float64(lnw[o])
-		if m.Config.Bias {
-			y[o] += float64(m.T("sampler_head.mlp.2.bias").Data[o])
+	ln(y2, vec[4*C:5*C], vec[5*C:6*C])
+	out := make([]float64, V)
+	for v := range out {
+		for c := 0; c < C; c++ {
+			out[v] += y2[c] * float64(wo[c*V+v])
 		}
 	}
-	return y
+	return out
 }
 
-// checkSamplerIn runs sampler_in.wgsl on the tables loop.go makes, directly
-// with more workgroups than rows (rows >= n must not write) and indirectly,
-// as the waves run it: a wave of n rows listed from offset first, with the
-// neighbours' ids read from the prediction (embeddings mode; none where
-// masked or outside the row) and without them (zeros mode). The indirect
-// run is the second of three slots (the first launched 3 workgroups): its
-// workgroups must find it by ticket and publish its count and first index
-// for sample.wgsl. C = s.T.
-func checkSamplerIn(k *kernelRun, s shape) {
-	C := s.T
+// samplerWaveRun is one run of samplerwave.wgsl as slotOps records it: a
+// wave of len(list) rows (list entries with their LIST_* flags) at slot 1
+// of three, so that its workgroups must find it by ticket (slot 0 launched
+// 3 workgroups before it; slot 2 is empty), dispatched indirectly with the
+// plan's grid, and with DUMP_AT set so that each row's logits come back
+// too. pred is the prediction (P positions); the kernel writes the drawn
+// ids at the listed positions.
+type samplerWaveRun struct {
+	C, V, T          int
+	hw, tab, excl    binding
+	pred             []uint32
+	list             []uint32
+	embeddings       bool
+	temperature, top float64
+	eps              float64
+	seed             uint64
+	it               int
+	mask             uint32
+}
+
+// run returns the prediction after the wave, the logits of each row and ERR.
+func (w *samplerWaveRun) run(k *kernelRun) (pred []uint32, logits []float32, errw []uint32) {
+	k.Helper()
+	d := k.d
+	P, n := len(w.pred), len(w.list)
+	const first, before = 5, 3
+	list := append(fill(first, 0xdead), w.list...)
+	ws := make([]uint32, shaders.WaveCounts+3*shaders.WaveSlotWords)
+	ws[shaders.WaveTicket] = before
+	copy(ws[shaders.WaveCounts:], []uint32{before, 0, 0, 0, uint32(n), first, before, 0, 0, uint32(first + n), uint32(before + n), 0})
+	wsB := k.out(len(ws), ws)
+	capRows := n + 2 // rows >= n must not write their logits
+	predB := k.out(P+capRows*w.V, append(append([]uint32(nil), w.pred...), fill(capRows*w.V, 0x7fc00bad)...))
+	errB := k.out(4, []uint32{noID, noID, 0, 0})
+	p := shaders.SamplerWaveParams{C: uint32(w.C), V: uint32(w.V), T: uint32(w.T), SlotAt: shaders.WaveCounts, Slots: 3, Eps: float32(w.eps),
+		Mask: w.mask, Embeddings: b2u(w.embeddings), Iteration: uint32(w.it), Temperature: float32(w.temperature), TopP: float32(w.top),
+		SeedLo: uint32(w.seed), SeedHi: uint32(w.seed >> 32)}
+	pl, err := d.pipeline("samplerwave.wgsl", map[string]string{"DUMP_AT": shaders.UintLiteral(P)}, samplerWaveKinds)
+	if err != nil {
+		k.Fatal(err)
+	}
+	args, err := d.p.newBuffer("test wave args", 4*shaders.WaveArgsWords, usageIndirect)
+	if err != nil {
+		k.Fatal(err)
+	}
+	defer args.destroy()
+	g := d.grid(uint64(n))
+	if err := d.p.write(args, 0, u32Bytes(g[:])); err != nil {
+		k.Fatal(err)
+	}
+	o := op{name: "sampler wave", pl: pl, params: shaders.Bytes(p), ind: args,
+		binds: []binding{k.in(list), wsB.bind(), w.hw, w.tab, predB.bind(), w.excl, errB.bind()}}
+	got := k.exec([]op{o}, predB, wsB, errB)
+	if t := got[1][shaders.WaveTicket]; t != before+uint32(g[0]*g[1]) {
+		k.Errorf("WS tickets = %d after the wave, want %d", t, before+g[0]*g[1])
+	}
+	for i := P + n*w.V; i < len(got[0]); i++ {
+		if got[0][i] != 0x7fc00bad {
+			k.Fatalf("logits of row %d (>= n = %d) written", (i-P)/w.V, n)
+		}
+	}
+	listed := map[int]bool{}
+	for _, e := range w.list {
+		listed[int(e&shaders.WaveListPos)] = true
+	}
+	for q := 0; q < P; q++ {
+		if !listed[q] && got[0][q] != w.pred[q] {
+			k.Fatalf("position %d (not in the wave) written: %d, was %d", q, got[0][q], w.pred[q])
+		}
+	}
+	return got[0][:P], asF32(got[0][P : P+n*w.V]), got[2]
+}
+
+// neighbours are the neighbour ids of list entry e as samplerwave.wgsl must
+// use them (-1: none): none outside the row, in zeros mode, where masked or
+// where flagged as in the same wave.
+func (w *samplerWaveRun) neighbours(e uint32) (pos, left, right int32) {
+	p := int(e & shaders.WaveListPos)
+	nb := func(q int, inRow bool, flag uint32) int32 {
+		if !inRow || !w.embeddings || e&flag != 0 || w.pred[q] == w.mask {
+			return -1
+		}
+		return int32(w.pred[q])
+	}
+	return int32(p), nb(p-1, p%w.T > 0, shaders.WaveListLeft), nb(p+1, p%w.T < w.T-1, shaders.WaveListRight)
+}
+
+// checkSamplerWave runs samplerwave.wgsl, the fused sampler-head wave, on
+// a random model (n_embd C = s.T, odd vocabularies, with and without bias)
+// against its CPU twins: the logits of every row against engine/cpu's
+// SamplerLogits on the CPU backend's hidden state and against the unfused
+// GPU kernels' (heads.go SamplerLogits: mlp.0 as one matmul of [left, h,
+// right], the reductions in other orders: 1.4e-5 apart at C = 1024 on
+// lavapipe), both within k.tol, and every drawn id against internal/step's draw on the kernel's
+// own logits (drawCheck: a different id only at a rounding boundary). B =
+// s.B rows of 8 positions; waves: one position at the end of the last row
+// (embeddings), every masked position of the batch at once (runs of
+// adjacent masks in one wave: the LIST_* flags; nucleus and exclusions),
+// the same in zeros mode, and every id excluded (the error word).
+func checkSamplerWave(k *kernelRun, s shape) {
+	B, C := s.B, s.T
+	const T = 8
+	V := map[int]int{64: 23, 200: 300, 1024: 67}[C]
 	heads := map[int]int{64: 2, 200: 2, 1024: 8}[C]
 	bias := C != 64
-	d, r := k.d, k.r
-	const V, T, P, capN, n, first, mask = 23, 8, 40, 48, 37, 5, 21
+	P, mask := B*T, uint32(V-2)
+	ctx := context.Background()
 	cfg := model.Standard()
 	cfg.NLayer, cfg.NHead, cfg.NEmbd, cfg.BlockSize, cfg.VocabSize, cfg.Bias = 1, heads, C, 16, V, bias
 	m, err := model.Random(cfg, uint64(C), 0.1)
 	if err != nil {
 		k.Fatal(err)
 	}
-	en, err := testBackend(k.T).Load(context.Background(), m)
+	en, err := testBackend(k.T).Load(ctx, m)
 	if err != nil {
 		k.Fatal(err)
 	}
 	net := en.(*Net)
 	defer net.Close()
+	cn, err := cpu.New(1).Load(ctx, m)
+	if err != nil {
+		k.Fatal(err)
+	}
+	r := k.r
+	tokens := make([]int32, P)
+	for i := range tokens {
+		tokens[i] = int32(r.IntN(V))
+	}
+	hc, err := cn.Encode(ctx, tokens, B, T)
+	if err != nil {
+		k.Fatal(err)
+	}
+	hg, err := net.Encode(ctx, tokens, B, T)
+	if err != nil {
+		k.Fatal(err)
+	}
 	tabs, err := net.samplerTables()
 	if err != nil {
 		k.Fatal(err)
 	}
-	h := randVec(r, P*C, 1)
-	hW0, err := d.storage("test h·W0", uint64(4*P*C))
+	hw := k.out(P*C, nil)
+	mm, err := k.d.matmul("sampler mlp.0 (h)", P, C, C, whole(net.act.h), tabs.w0h, nil, hw.bind(), shaders.ActNone, false)
 	if err != nil {
 		k.Fatal(err)
 	}
-	defer hW0.destroy()
-	mm, err := d.matmul("sampler mlp.0 (h)", P, C, C, k.inF(h), tabs.w0h, nil, whole(hW0), shaders.ActNone, false)
-	if err != nil {
-		k.Fatal(err)
-	}
-	pred := make([]uint32, P) // P / T = 5 rows of T
+	k.exec([]op{mm}, hw)
+	pred := make([]uint32, P)
 	for i := range pred {
-		pred[i] = uint32(r.IntN(V))
-		if r.IntN(3) == 0 {
+		pred[i] = uint32(r.IntN(V - 2))
+		if r.IntN(3) == 0 || i == 0 || i == P-1 || i == T-1 {
 			pred[i] = mask
 		}
 	}
-	list := fill(first+capN, 0xdead)
-	for i := 0; i < capN; i++ {
-		list[first+i] = uint32(r.IntN(P))
-	}
-	list[first], list[first+1] = 0, P-1 // row edges: no left, no right neighbour
-	const at = shaders.WaveCounts + 3   // the first slot record
-	ws1 := make([]uint32, at+shaders.WaveSlotWords)
-	copy(ws1[at:], []uint32{n, first, 0, 0})
-	ws2 := make([]uint32, at+3*shaders.WaveSlotWords)
-	ws2[shaders.WaveTicket] = 3
-	copy(ws2[at:], []uint32{3, 0, 0, 0, n, first, 3, 0, 0, first + n, 3 + n, 0})
-	listB, predB := k.in(list), k.in(pred)
-	wsB1, wsB2 := k.out(len(ws1), ws1), k.out(len(ws2), ws2)
-	pl := k.pipeline("sampler_in.wgsl", samplerInKinds)
-	mkOp := func(y, ws canaryBuf, slots uint32, embeddings bool) op {
-		sip := shaders.SamplerInParams{C: uint32(C), V: V, T: T, SlotAt: at, Slots: slots, Eps: float32(net.eps), HasBias: b2u(bias), Mask: mask, Embeddings: b2u(embeddings)}
-		return op{name: "sampler mlp.0-2", pl: pl, params: shaders.Bytes(sip),
-			binds: []binding{listB, ws.bind(), whole(hW0), whole(tabs.lr), whole(tabs.vec), y.bind(), predB}}
-	}
-	y1, y2 := k.out(capN*C, nil), k.out(capN*C, nil)
-	o1 := mkOp(y1, wsB1, 1, true)
-	o1.wg = d.grid(capN + 5)
-	args, err := d.p.newBuffer("test wave args", 12, usageIndirect)
-	if err != nil {
-		k.Fatal(err)
-	}
-	defer args.destroy()
-	if err := d.p.write(args, 0, u32Bytes([]uint32{n, 1, 1})); err != nil {
-		k.Fatal(err)
-	}
-	o2 := mkOp(y2, wsB2, 3, false)
-	o2.ind = args
-	outs := k.exec([]op{mm, o1, o2}, y1, y2, wsB1, wsB2)
-	for j, ws := range outs[2:] {
-		want := []uint32{[]uint32{capN + 5, 3 + n}[j], n, first}
-		if got := ws[shaders.WaveTicket : shaders.WaveCurOff+1]; fmt.Sprint(got) != fmt.Sprint(want) {
-			k.Errorf("WS (tickets, running wave's count, first) = %v, want %v", got, want)
+	// The masked positions, flagged where a row neighbour is masked too.
+	var all []uint32
+	for p := 0; p < P; p++ {
+		if pred[p] != mask {
+			continue
 		}
-	}
-	outs = outs[:2]
-	neighbour := func(q int, ok bool) uint32 {
-		if !ok || pred[q] == mask {
-			return noID
+		e := uint32(p)
+		if p%T > 0 && pred[p-1] == mask {
+			e |= shaders.WaveListLeft
 		}
-		return pred[q]
+		if p%T < T-1 && pred[p+1] == mask {
+			e |= shaders.WaveListRight
+		}
+		all = append(all, e)
 	}
-	for j, g := range outs {
-		want := make([]float64, 0, n*C)
+	excl := make([]bool, V)
+	excl[mask], excl[V-1], excl[3] = true, true, true
+	allExcl := make([]bool, V)
+	for i := range allExcl {
+		allExcl[i] = true
+	}
+	// The last row's last position alone: its left neighbour is read from
+	// the prediction (masked or not), no right neighbour.
+	last := uint32(P - 1)
+	pred[P-2] = 7
+	c := &drawCheck{k: k, seed: 0x5eed0001, it: 4, T: T, mask: mask}
+	for _, sc := range []struct {
+		name       string
+		list       []uint32
+		embeddings bool
+		excl       []bool
+		temp, top  float64
+	}{
+		{"one position", []uint32{last}, true, excl, 1, 1},
+		{"every mask", all, true, excl, 0.8, 0.9},
+		{"every mask/zeros", all, false, excl, 1.3, 1},
+		{"every id excluded", all, true, allExcl, 1, 1},
+	} {
+		w := &samplerWaveRun{C: C, V: V, T: T, hw: hw.bind(), tab: whole(tabs.tab), excl: k.in(excludeWords(sc.excl)),
+			pred: pred, list: sc.list, embeddings: sc.embeddings, temperature: sc.temp, top: sc.top, eps: net.eps,
+			seed: c.seed, it: c.it, mask: mask}
+		gotPred, logits, errw := w.run(k)
+		n := len(sc.list)
+		pos, left, right := make([]int32, n), make([]int32, n), make([]int32, n)
+		for i, e := range sc.list {
+			pos[i], left[i], right[i] = w.neighbours(e)
+		}
+		want := make([]float32, n*V)
+		if err := cn.SamplerLogits(ctx, hc, pos, left, right, want); err != nil {
+			k.Fatal(err)
+		}
+		checkClose(k.T, sc.name+": logits against the CPU backend", logits, f64(want), k.tol, k.tol)
+		unfused := make([]float32, n*V)
+		if err := net.SamplerLogits(ctx, hg, pos, left, right, unfused); err != nil {
+			k.Fatal(err)
+		}
+		checkClose(k.T, sc.name+": logits against the unfused GPU kernels", logits, f64(unfused), k.tol, k.tol)
+		wantErr := uint32(noID)
 		for i := 0; i < n; i++ {
-			p := int(list[first+i])
-			left, right := uint32(noID), uint32(noID)
-			if j == 0 {
-				left, right = neighbour(p-1, p%T > 0), neighbour(p+1, p%T < T-1)
+			p := int(pos[i])
+			if sc.excl[0] && sc.excl[1] { // every id excluded
+				wantErr = min(wantErr, uint32(p))
 			}
-			want = append(want, samplerInRef(m, h, p, left, right)...)
+			c.check(sc.name, logits[i*V:(i+1)*V], sc.excl, sc.temp, sc.top, p, gotPred[p])
 		}
-		checkClose(k.T, []string{"Y (direct, embeddings)", "Y (indirect, zeros)"}[j], asF32(g[:n*C]), want, k.tol, k.tol)
-		for i := n * C; i < capN*C; i++ {
-			if g[i] != canary {
-				k.Fatalf("Y row %d (>= n = %d) written", i/C, n)
-			}
+		if errw[shaders.ErrDraw] != wantErr || errw[shaders.ErrScore] != noID {
+			k.Errorf("%s: ERR = %#x, want [%#x %#x ...]", sc.name, errw, wantErr, uint32(noID))
 		}
+		k.Logf("%s: %d positions", sc.name, n)
+	}
+	if float64(c.disagree) > 0.01*float64(c.total) {
+		k.Errorf("GPU and CPU ids differ on %d of %d draws", c.disagree, c.total)
 	}
 }
 
@@ -921,7 +1056,7 @@ func checkStats(k *kernelRun, s shape) {
 	runStats(k, B, T, V, tok, logits, crit, mask, pad, false)
 }
 
-// ---------------------------------------------------------------- sample (fill, scatter)
+// ---------------------------------------------------------------- sample (fill)
 
 // checkDraw compares one drawn id with step.Sampler's, as sample_test.go
 // does: a different id must be explained by rounding at a boundary.
@@ -956,10 +1091,10 @@ func (c *drawCheck) check(what string, logits []float32, excl []bool, temperatur
 	}
 }
 
-// checkSampleFillScatter runs sample.wgsl's fill mode (keep unmasked and
-// keep protected) and scatter mode (a wave's count in AUX), with some ids
-// excluded and with every id excluded (the error word), for V = s.T.
-func checkSampleFillScatter(k *kernelRun, s shape) {
+// checkSampleFill runs sample.wgsl's fill mode (keep unmasked and keep
+// protected), with some ids excluded and with every id excluded (the error
+// word), for V = s.T.
+func checkSampleFill(k *kernelRun, s shape) {
 	V, B := s.T, s.B
 	const T, it, temperature = 50, 3, 0.8
 	N := B * T
@@ -1018,41 +1153,6 @@ func checkSampleFillScatter(k *kernelRun, s shape) {
 			if got[1][0] != firstErr || got[1][1] != 0 || got[1][2] != 0 || got[1][3] != 0 {
 				k.Errorf("%s: ERR = %#x, want [%#x 0 0 0]", what, got[1], firstErr)
 			}
-		}
-		// Scatter: rows below the count (AUX[countAt]) write OUT at their
-		// position POS[first + row], first = AUX[countAt + 1].
-		const rows, count, countAt, first = 40, 25, 3, 6
-		perm := r.Perm(N)
-		pos := fill(first+rows, 0xdead)
-		for i := 0; i < rows; i++ {
-			pos[first+i] = uint32(perm[i])
-		}
-		logits := randVec(r, rows*V, 2)
-		out, errw := k.out(N, fill(N, 0x12345678)), k.out(4, []uint32{noID, 0, 0, 0})
-		td := tokenDraw{V: V, T: T, Iteration: it, Temperature: temperature, TopP: 0.9, Seed: c.seed, Mode: shaders.SampleScatter,
-			Mask: c.mask, CountAt: countAt, Aux: k.in([]uint32{0, 0, 0, count, first}), Err: errw.bind()}
-		o, err := k.d.sampleTokens(rows, td, k.inF(logits), k.in(pos), k.in(excludeWords(excl)), out.bind())
-		if err != nil {
-			k.Fatal(err)
-		}
-		got := k.exec([]op{o}, out, errw)
-		written := map[int]bool{}
-		firstErr := uint32(noID)
-		for i := 0; i < count; i++ {
-			p := int(pos[first+i])
-			written[p] = true
-			if allExcl {
-				firstErr = min(firstErr, uint32(p))
-			}
-			c.check("scatter", logits[i*V:(i+1)*V], excl, temperature, 0.9, p, got[0][p])
-		}
-		for p := 0; p < N; p++ {
-			if !written[p] && got[0][p] != 0x12345678 {
-				k.Errorf("scatter: position %d written (%d) though no row below the count %d holds it", p, got[0][p], count)
-			}
-		}
-		if got[1][0] != firstErr {
-			k.Errorf("scatter: ERR[0] = %#x, want %#x", got[1][0], firstErr)
 		}
 	}
 	if float64(c.disagree) > 0.01*float64(c.total) {
@@ -1151,48 +1251,35 @@ func TestLoopKernelsGrid2D(t *testing.T) {
 				c.check("fill", logits[p*V:(p+1)*V], excl, 1, 1, p, got[p])
 			}
 		}},
-		// sampler_in.wgsl's own formula: LN(SiLU(HW[pos] + LR[left] + LR[V + right] + b0)),
-		// a float64 oracle of the kernel (the tables are loop.go's).
-		{name: "sampler-in", shapes: []shape{{rows, 8}}, tol: 1e-4, check: func(k *kernelRun, s shape) {
+		// samplerwave.wgsl's own formula on random tables (samplerWaveRef,
+		// float64): one wave of the even positions of one row of 2n, whose
+		// neighbours (the odd positions) are read from the prediction.
+		{name: "sampler-wave", shapes: []shape{{rows, 8}}, tol: 1e-4, check: func(k *kernelRun, s shape) {
 			n, C := s.B, s.T
 			const V = 5
-			hw, lr, vec := randVec(k.r, n*C, 1), randVec(k.r, 2*V*C, 1), randVec(k.r, 3*C, 1)
-			list, pred := make([]uint32, n), make([]uint32, n) // one row of n positions, none masked
+			P := 2 * n
+			hw, tab := randVec(k.r, P*C, 1), randVec(k.r, 2*V*C+C*C+C*V+6*C, 0.3)
+			list, pred := make([]uint32, n), make([]uint32, P)
 			for i := 0; i < n; i++ {
-				list[i] = uint32(n - 1 - i)
-				pred[i] = uint32(k.r.IntN(V))
+				list[i] = uint32(P - 2 - 2*i)
 			}
-			sip := shaders.SamplerInParams{C: uint32(C), V: V, T: uint32(n), SlotAt: shaders.WaveCounts, Slots: 1, HasBias: 1, Eps: 1e-5, Mask: V, Embeddings: 1}
-			ws := make([]uint32, shaders.WaveCounts+shaders.WaveSlotWords) // one slot: n rows from 0
-			ws[shaders.WaveCounts] = uint32(n)
-			y := k.out(n*C, nil)
-			o := op{name: "sampler mlp.0-2", pl: k.pipeline("sampler_in.wgsl", samplerInKinds), params: shaders.Bytes(sip),
-				binds: []binding{k.in(list), k.in(ws), k.inF(hw), k.inF(lr), k.inF(vec), y.bind(), k.in(pred)}, wg: k.d.grid(uint64(n))}
-			got := asF32(k.exec([]op{o}, y)[0])
-			want := make([]float64, n*C)
-			z := make([]float64, C)
+			for p := range pred {
+				pred[p] = uint32(k.r.IntN(V - 1))
+			}
+			w := &samplerWaveRun{C: C, V: V, T: P, hw: k.inF(hw), tab: k.inF(tab), excl: k.in(excludeWords(make([]bool, V))),
+				pred: pred, list: list, embeddings: true, temperature: 1, top: 1, eps: 1e-5, seed: 3, it: 1, mask: V - 1}
+			got, logits, _ := w.run(k)
+			c := &drawCheck{k: k, seed: 3, it: 1, T: P, mask: V - 1}
 			for i := 0; i < n; i++ {
-				pos := int(list[i])
-				var mean, v float64
-				for c := 0; c < C; c++ {
-					x := float64(hw[pos*C+c]) + float64(vec[c])
-					if pos > 0 {
-						x += float64(lr[int(pred[pos-1])*C+c])
-					}
-					if pos < n-1 {
-						x += float64(lr[(V+int(pred[pos+1]))*C+c])
-					}
-					z[c] = x / (1 + math.Exp(-x))
-					mean += z[c] / float64(C)
+				p := int(list[i])
+				left := -1
+				if p > 0 {
+					left = int(pred[p-1])
 				}
-				for c := 0; c < C; c++ {
-					v += (z[c] - mean) * (z[c] - mean) / float64(C)
-				}
-				for c := 0; c < C; c++ {
-					want[i*C+c] = (z[c]-mean)/math.Sqrt(v+1e-5)*float64(vec[C+c]) + float64(vec[2*C+c])
-				}
+				right := int(pred[p+1])
+				checkClose(k.T, "logits", logits[i*V:(i+1)*V], samplerWaveRef(hw, tab, C, V, p, left, right, 1e-5), k.tol, k.tol)
+				c.check("wave", logits[i*V:(i+1)*V], make([]bool, V), 1, 1, p, got[p])
 			}
-			checkClose(k.T, "Y", got, want, k.tol, k.tol)
 		}},
 	})
 }

@@ -381,3 +381,43 @@ func TestDeviceLoopWaveSlots(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceLoopWaveDispatches pins the sampler-head waves' dispatches: an
+// iteration with the sampler head records the naive path's dispatches
+// with the fill draw swapped for h · W0, plus the plan's three and one per
+// wave slot (samplerwave.wgsl; five before issue 15's fusion), as many
+// slots as the schedule bounds (every position masked: T).
+func TestDeviceLoopWaveDispatches(t *testing.T) {
+	m := loadGolden(t, "lm_rope_bidir_bias.safetensors")
+	net, err := testBackend(t).Load(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.(*Net).Close()
+	const B, T = 2, 6
+	V := m.Config.VocabSize
+	dispatches := func(sampler bool) int {
+		toks := make([]int32, B*T)
+		for i := range toks {
+			toks[i] = int32(*m.Vocab.MaskTokenID)
+		}
+		s := &engine.LoopSpec{B: B, T: T, Tokens: toks, Protected: make([]bool, B*T), Mask: toks[0], Iterations: 2, Ratios: []float64{0.5},
+			Temperature: 1, TopP: 1, SamplerTopP: 1, ExcludeNaive: make([]bool, V), ExcludeSampler: make([]bool, V), Strategy: step.Critic,
+			UseSampler: sampler, Embeddings: true, MinNeighborsRatio: 0.1}
+		l, err := net.(*Net).NewLoop(context.Background(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		st, err := l.Step(context.Background(), 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Dispatches
+	}
+	naive, waves := dispatches(false), dispatches(true)
+	t.Logf("iteration 0 at %d x %d: %d dispatches with the naive draw, %d with the sampler head (%d wave slots)", B, T, naive, waves, T)
+	if want := naive + 3 + T; waves != want {
+		t.Errorf("%d dispatches with the sampler head, want %d: the naive path's %d + the plan's 3 + one per wave slot (%d)", waves, want, naive, T)
+	}
+}

@@ -69,6 +69,10 @@ func pipelinesOn(t *testing.T, be *Backend) {
 		try("gather.wgsl", map[string]string{"WDTYPE": itou(dt)}, gatherKinds)
 	}
 	try("layernorm.wgsl", nil, layerNormKinds)
+	// The draw (sample.wgsl's block) in both its kernels and workgroup sizes.
+	try("sample.wgsl", map[string]string{"WG": sampleWG(1)}, sampleKinds)
+	try("sample.wgsl", map[string]string{"WG": sampleWG(sampleMaxV)}, sampleKinds)
+	try("samplerwave.wgsl", nil, samplerWaveKinds)
 	try("rope.wgsl", nil, ropeKinds)
 	try("rowdot.wgsl", nil, rowDotKinds)
 	t.Logf("created %d pipelines on %s: wgpu-native's naga validated every WGSL variant", count, d.p.info().Name)

@@ -42,12 +42,11 @@ type tokenDraw struct {
 	Temperature float64 // > 0
 	TopP        float64 // (0, 1]
 	Seed        uint64
-	// Mode is shaders.SampleList (the default), SampleScatter or SampleFill
-	// (sample.wgsl says what each reads and writes); Mask, Keep, CountAt,
-	// Aux and Err are theirs.
-	Mode, Keep, CountAt int
-	Mask                uint32
-	Aux, Err            binding
+	// Mode is shaders.SampleList (the default) or SampleFill (sample.wgsl
+	// says what each reads and writes); Mask, Keep, Aux and Err are theirs.
+	Mode, Keep int
+	Mask       uint32
+	Aux, Err   binding
 }
 
 // sampleTokens draws one id per row of logits (n, V) as internal/step's
@@ -77,7 +76,7 @@ func (d *device) sampleTokens(n int, s tokenDraw, logits, positions, exclude, ou
 	p := shaders.SampleParams{V: uint32(s.V), N: uint32(n), T: uint32(s.T), Iteration: uint32(s.Iteration),
 		Temperature: float32(s.Temperature), TopP: float32(s.TopP),
 		SeedLo: uint32(s.Seed), SeedHi: uint32(s.Seed >> 32),
-		Mode: uint32(s.Mode), Mask: s.Mask, Keep: uint32(s.Keep), CountAt: uint32(s.CountAt)}
+		Mode: uint32(s.Mode), Mask: s.Mask, Keep: uint32(s.Keep)}
 	aux, errb := s.Aux, s.Err
 	if aux.buf == nil {
 		aux = whole(d.dummy)
