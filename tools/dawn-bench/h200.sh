@@ -12,7 +12,7 @@
 # then "SUMMARY {json}" lines and a Markdown table (summarize.mjs); the raw
 # outputs go to $OUT/dawnbench-raw.tar.gz when $OUT is set.
 #
-# SWEEP=FILE adds native forward variants (see below); PYTORCH=0 skips PyTorch.
+# BEST_FLAGS adds native runs with kernel flags (see below); PYTORCH=0 skips PyTorch.
 # Inputs: the carry folder (default .devcarry/, made by tools/dawn-bench/pack.sh):
 #   node.xz dawn.node.xz webgpu.tar remask.xz remask-cli.wasm.xz remask-pkg.tgz
 #   wasm_exec_node.js wasm_exec.js model.safetensors.xz gl/*.deb
@@ -114,37 +114,32 @@ PT=(python3 tools/train/bench_loop.py --model "$M" --dtype all --sampler both --
 
 step adapter 30 adapter.jsonl "${DAWN[@]}" "$NODE" "$W/adapter.mjs"
 step native-forward 40 native-forward.json "$W/bin/remask" bench --job forward --backend gpu "${FWD[@]}" --json
-# SWEEP=FILE: kernel variants to choose defaults from. Each line of FILE is a
-# set of `remask bench` flags (e.g. "--attention NAME" or "--matmul-tile
-# BMxBNxBKxTMxTN"); each is timed natively on the forward after a run with
-# the defaults, so that the summary gives each variant's ratio to the
-# defaults of the same run ("#" lines and empty lines are skipped).
-if [ -n "${SWEEP:-}" ]; then
-	[ -f "$SWEEP" ] || { echo "== dawn-bench: SWEEP=$SWEEP is not a file"; exit 2; }
-	i=0
-	while IFS= read -r flags; do
-		case $flags in '' | \#*) continue ;; esac
-		i=$((i + 1))
-		printf '{"sweep":%d,"flags":"%s"}\n' "$i" "$flags" >>"$R/sweep.jsonl"
-		# shellcheck disable=SC2086 # the flags are words
-		step "sweep-$i" 25 "sweep-$i.json" "$W/bin/remask" bench --job forward --backend gpu --shapes "${SWEEP_SHAPES:-16x1024,1x256}" --iters 10 --validate none --json $flags
-	done <"$SWEEP"
+# BEST_FLAGS: `remask bench` flags (kernel variants for the big shapes, e.g.
+# the winners of sweep.sh) timed natively beside the defaults: the forward
+# and the standard job (a forced --matmul-tile applies to every matmul, so the
+# 1 x 256 jobs would measure a tile meant for 16 x 1024).
+if [ -n "${BEST_FLAGS:-}" ]; then
+	read -r -a BF <<<"$BEST_FLAGS"
+	echo "$BEST_FLAGS" >"$R/best-flags.txt"
+	step native-forward-best 40 native-forward-best.json "$W/bin/remask" bench --job forward --backend gpu "${FWD[@]}" --json "${BF[@]}"
+	step native-standard-best 45 native-standard-best.json "$W/bin/remask" bench --job standard --backend gpu --model "$M" "${ST[@]}" --json "${BF[@]}"
 fi
 step cli-forward 60 cli-forward.json "${CLI[@]}" bench --job forward --backend gpu "${FWD[@]}" --json
 step native-small 30 native-small.json "$W/bin/remask" bench --job small --backend gpu --model "$M" "${SM[@]}" --json
 step cli-small 40 cli-small.json "${CLI[@]}" bench --job small --backend gpu --model "$M" "${SM[@]}" --json
 step pkg-small 40 pkg-small.jsonl "${DAWN[@]}" "$NODE" "$W/pkgbench.mjs" "$M" small "${SMP[@]}"
 step native-standard 45 native-standard.json "$W/bin/remask" bench --job standard --backend gpu --model "$M" "${ST[@]}" --json
-step pkg-standard 40 pkg-standard.jsonl "${DAWN[@]}" "$NODE" "$W/pkgbench.mjs" "$M" standard "${STP[@]}"
-step cli-standard 60 cli-standard.json "${CLI[@]}" bench --job standard --backend gpu --model "$M" "${ST[@]}" --json
-# Dawn only (wgpu-native cannot compile f16 shaders): the trunk in f16 where
-# the adapter has shader-f16 (a build without --precision fails this step alone).
-step cli-forward-f16 40 cli-forward-f16.json "${CLI[@]}" bench --job forward --backend gpu --precision f16 "${FWD[@]}" --json
+# PyTorch on the same GPU, before the Dawn standard jobs (the longest steps).
 if [ "${PYTORCH:-1}" = 1 ] && [ "$SMALL" != 1 ]; then
 	step pytorch-forward 60 pytorch-forward.json python3 tools/train/bench_forward.py --iters 20
 	step pytorch-small 40 pytorch-small.json "${PT[@]}" --job small --reps 5
 	step pytorch-standard 45 pytorch-standard.json "${PT[@]}" --job standard --reps 3
 fi
+step pkg-standard 40 pkg-standard.jsonl "${DAWN[@]}" "$NODE" "$W/pkgbench.mjs" "$M" standard "${STP[@]}"
+step cli-standard 60 cli-standard.json "${CLI[@]}" bench --job standard --backend gpu --model "$M" "${ST[@]}" --json
+# Dawn only (wgpu-native cannot compile f16 shaders): the trunk in f16 where
+# the adapter has shader-f16 (a build without --precision fails this step alone).
+step cli-forward-f16 40 cli-forward-f16.json "${CLI[@]}" bench --job forward --backend gpu --precision f16 "${FWD[@]}" --json
 echo "== done in $(elapsed) s"
 "$NODE" "$W/summarize.mjs" "$R"
 if [ -n "${OUT:-}" ]; then tar czf "$OUT/dawnbench-raw.tar.gz" -C "$W" results && echo "== raw outputs: \$OUT/dawnbench-raw.tar.gz"; fi

@@ -97,19 +97,24 @@ for (const row of fwdRows) {
     emit({ kind: 'pytorch_forward', shape: row.shape, mode: m, ms: r3(p.ms_per_forward), tflops: r3(p.tflops), native_over_pytorch: ratio(row.native_ms, p.ms_per_forward), device: p.device_name });
   }
 }
-// The native sweep (h200.sh's SWEEP): each variant's forward against the
-// defaults of the same run.
-const sweepRows = [];
-for (const sw of jsonl('sweep.jsonl')) {
-  const rep = json(`sweep-${sw.sweep}.json`);
-  if (!rep) errors.push(`sweep ${sw.sweep} (${sw.flags}): no result`);
-  for (const r of (rep && rep.results) || []) {
-    const shape = `${r.batch}x${r.length}`;
+// BEST_FLAGS: the native jobs again with kernel flags, against the defaults.
+const bestFlags = existsSync(path.join(dir, 'best-flags.txt')) ? readFileSync(path.join(dir, 'best-flags.txt'), 'utf8').trim() : null;
+const bestRows = [];
+if (bestFlags) {
+  const bf = json('native-forward-best.json');
+  for (const r of (bf && bf.results) || []) {
     const base = nf && nf.results.find((b) => b.batch === r.batch && b.length === r.length);
-    const o = { kind: 'sweep', flags: sw.flags, shape, ms: r3(r.ms_per_forward), tflops: r3(r.tflops), dispatches: r.dispatches_per_forward, default_ms: r3(base && base.ms_per_forward), ratio_to_default: ratio(r.ms_per_forward, base && base.ms_per_forward) };
-    emit(o);
-    sweepRows.push(o);
+    bestRows.push({ kind: 'best_flags', flags: bestFlags, job: `forward ${r.batch}x${r.length}`, value: r3(r.ms_per_forward), unit: 'ms', defaults: r3(base && base.ms_per_forward), ratio: ratio(r.ms_per_forward, base && base.ms_per_forward), tflops: r3(r.tflops), validation: bf.validation });
   }
+  for (const job of ['standard']) {
+    const b = json(`native-${job}-best.json`), d = json(`native-${job}.json`);
+    for (const r of (b && b.results) || []) {
+      if (r.loop !== 'device') continue;
+      const base = d && d.results.find((x) => x.loop === 'device' && x.sampler === r.sampler && x.compat === r.compat);
+      bestRows.push({ kind: 'best_flags', flags: bestFlags, job: `${job} sampler ${r.sampler ? 'on' : 'off'}${r.compat ? ' ' + r.compat : ''}`, value: r3(r.seconds), unit: 's', defaults: r3(base && base.seconds), ratio: ratio(r.seconds, base && base.seconds) });
+    }
+  }
+  for (const o of bestRows) emit(o);
 }
 if (nf && nf.validation) emit({ kind: 'validation', side: 'native', ...nf.validation });
 if (cf && cf.validation) emit({ kind: 'validation', side: 'dawn_cli', ...cf.validation });
@@ -184,11 +189,13 @@ if (crit.length) {
   md.push('');
   md.push('critic-on-input variants (CLI only): ' + crit.map((r) => `${r.job} sampler ${r.sampler ? 'on' : 'off'} ${u(r.native_s, 's')} native, ${u(r.dawn_cli_s, 's')} Dawn (${fr(r.ratio_cli)})`).join('; ') + '.');
 }
-if (sweepRows.length) {
+if (bestRows.length) {
   md.push('');
-  md.push('| native forward variant (SWEEP) | shape | ms | TFLOP/s | dispatches | defaults ms | ratio to defaults |');
-  md.push('|---|---|---:|---:|---:|---:|---:|');
-  for (const r of sweepRows) md.push(`| \`${r.flags}\` | ${r.shape} | ${f(r.ms)} | ${f(r.tflops, 1)} | ${r.dispatches ?? '-'} | ${f(r.default_ms)} | ${fr(r.ratio_to_default)} |`);
+  md.push(`Native with \`${bestFlags}\` against the defaults of the same run:`);
+  md.push('');
+  md.push('| job | with the flags | defaults | ratio |');
+  md.push('|---|---:|---:|---:|');
+  for (const r of bestRows) md.push(`| ${r.job} | ${u(r.value, r.unit)} | ${u(r.defaults, r.unit)} | ${fr(r.ratio)} |`);
 }
 if (stageRows.length) {
   md.push('');
