@@ -29,10 +29,12 @@ type device struct {
 	// The other Options: matmulDB = MatmulDoubleBuffer, splitMM and
 	// splitAttn = Split's "mm" and "attn", attnTiled = Attention "tiled".
 	matmulDB, splitMM, splitAttn, attnTiled bool
-	// attnRows is Attention "rows"; rowsTile its forced tile
+	// attnRows is Attention "rows"; attnAuto is Attention "" or "auto"
+	// (the rows kernel where one of RowsTiles fits, else the
+	// one-row-per-thread kernel); rowsTile the forced tile
 	// (Options.AttentionTile; nil: the first of RowsTiles that fits).
-	attnRows bool
-	rowsTile *shaders.AttentionRowsTile
+	attnRows, attnAuto bool
+	rowsTile           *shaders.AttentionRowsTile
 	// caps are what the device granted, the one source of the kernels'
 	// limit-dependent choices.
 	caps caps
@@ -112,7 +114,8 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 		matmulDB:  opts.MatmulDoubleBuffer,
 		splitMM:   slices.Contains(opts.splits(), "mm"),
 		splitAttn: slices.Contains(opts.splits(), "attn"),
-		attnTiled: opts.Attention == "tiled", attnRows: opts.Attention == "rows", waveSlots: opts.WaveSlots}
+		attnTiled: opts.Attention == "tiled", attnRows: opts.Attention == "rows",
+		attnAuto: opts.Attention == "" || opts.Attention == "auto", waveSlots: opts.WaveSlots}
 	if d.waveSlots == 0 {
 		d.waveSlots = platformWaveSlots
 	}

@@ -77,10 +77,15 @@ var (
 	tile128x16db = tiling(128, 128, 16, 8, 8).db()
 	// Two layouts of the generated kernel (Options.MatmulTile's suffixes
 	// n, wX and cL; docs/performance.md, "Matmul layouts"), knob values.
+	// tile128nc2 is tile128 with nested shared tiles and two invocations
+	// per loaded row: the same FMAs in the same order (bit for bit), 0.967x
+	// the 16 x 1024 forward of tile128 in the H200 sweep
+	// (docs/performance.md); chooseTile's big tile.
+	tile128nc2   = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true, CL: 2}}
 	tile128nw8c2 = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true, WX: 8, CL: 2}}
 	tile32dbnw4  = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, Nest: true, WX: 4}, DB: true}
 	// matmulTiles are the tilings the tests cover.
-	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db, tile128nw8c2, tile32dbnw4}
+	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db, tile128nw8c2, tile32dbnw4, tile128nc2}
 )
 
 func (t matmulTile) db() matmulTile { t.DB = true; return t }
@@ -167,7 +172,8 @@ func (t matmulTile) loop() matmulTile {
 // checkLimits refuses less), from caps.
 func (d *device) shmax() int { return d.caps.shmax }
 
-// chooseTile picks 128x128 (8x8 per thread, BK 8) where that still gives
+// chooseTile picks 128x128 (8x8 per thread, BK 8; nested shared tiles,
+// two invocations per loaded row: tile128nc2) where that still gives
 // at least 256 workgroups, else 64x64 where that gives at least 128 (about
 // one per streaming multiprocessor of a large GPU), else 32x32: on the H100
 // the 128x128 tile was the fastest for every trunk matmul of the 16 x 1024
@@ -178,8 +184,8 @@ func (d *device) shmax() int { return d.caps.shmax }
 func chooseTile(M, N, K int) matmulTile {
 	wgs := func(t matmulTile) int { return ceilDiv(M, t.BM) * ceilDiv(N, t.BN) }
 	switch {
-	case tile128.unrolls(N, K) && wgs(tile128) >= 256:
-		return tile128
+	case tile128nc2.unrolls(N, K) && wgs(tile128nc2) >= 256:
+		return tile128nc2
 	case wgs(tile64) >= 128 || !tile32.unrolls(N, K):
 		return tile64
 	}
@@ -503,6 +509,15 @@ func (d *device) attentionOps(name string, B, T, C, H int, causal bool, qkv bind
 			o, err := d.attentionRows(name, B, T, C, H, causal, qkv, out)
 			return []op{o}, err
 		}
+		if d.attnAuto && !d.noUnrolled {
+			// The default where a tile of RowsTiles fits the device at
+			// this head size: 0.84x the one-row-per-thread kernel's
+			// 16 x 1024 forward on the H200 (docs/performance.md).
+			if t, err := d.rowsTileFor(D); err == nil {
+				o, err := d.attentionRowsWith(name, t, B, T, C, H, causal, qkv, out)
+				return []op{o}, err
+			}
+		}
 		o, err := d.attention(name, B, T, C, H, causal, qkv, out)
 		return []op{o}, err
 	}
@@ -562,7 +577,7 @@ func (d *device) rowsTileFor(D int) (shaders.AttentionRowsTile, error) {
 }
 
 // attentionRows is attention through shaders.AttentionRows (Attention
-// "rows", opt-in until measured on a GPU).
+// "rows"; "auto" runs it too where a tile of RowsTiles fits).
 func (d *device) attentionRows(name string, B, T, C, H int, causal bool, qkv, out binding) (op, error) {
 	t, err := d.rowsTileFor(C / H)
 	if err != nil {

@@ -65,11 +65,12 @@ type Options struct {
 	// where a grid is small: short sequences and small batches).
 	Split []string
 	// Attention picks the attention kernel where no split applies: "" or
-	// "auto" the one-row-per-thread kernel, "tiled" the tiled kernel
+	// "auto" the several-rows-per-thread kernel where a tile of RowsTiles
+	// fits, else the one-row-per-thread kernel, "tiled" the tiled kernel
 	// (shaders.AttentionTiled; head size 64 only: Load refuses other
 	// models, and New a device with too little workgroup memory), "rows"
 	// the several-rows-per-thread kernel (shaders.AttentionRows; head
-	// sizes that are multiples of 4; opt-in until measured on a GPU).
+	// sizes that are multiples of 4; an error where no tile fits).
 	Attention string
 	// AttentionTile forces the tiling of Attention "rows", "RxWGxBCxN[pf]"
 	// (shaders.AttentionRowsTile: R query rows per thread, WG threads, key
@@ -147,11 +148,14 @@ func (o Options) splits() []string {
 // AttentionKinds are the values Options.Attention accepts.
 var AttentionKinds = []string{"auto", "tiled", "rows"}
 
-// RowsTiles are the tilings Attention "rows" tries in order when
-// Options.AttentionTile is empty: the first whose workgroup memory fits
-// the device at the model's head size runs (at head size 64 the first
-// needs 40 KiB, the second 16 KiB, WebGPU's default).
-var RowsTiles = []string{"2x64x16x8", "1x64x32x8"}
+// RowsTiles are the tilings Attention "rows" and "auto" try in order when
+// Options.AttentionTile is empty: the first whose workgroup memory and
+// invocations fit the device at the model's head size runs (at head size
+// 64 both need 16 KiB, WebGPU's default; 1x128x32x8 was the fastest tile
+// of the H200 sweep, 0.84x the one-row-per-thread kernel's 16 x 1024
+// forward, and 2x64x16x8 was 1.54x slower: docs/performance.md). Where
+// none fits, "auto" runs the one-row-per-thread kernel.
+var RowsTiles = []string{"1x128x32x8", "1x64x32x8"}
 
 // Check reports whether o is valid (New calls it before opening anything).
 func (o Options) Check() error {
