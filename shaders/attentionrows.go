@@ -132,18 +132,9 @@ const log2e = 1.4426950408889634
 const attentionRowsThreshold = 8
 
 func attentionRowsSource(consts map[string]string) (string, error) {
-	vals := map[string]int{}
-	for name, lit := range consts {
-		switch name {
-		case "D", "R", "WG", "BC", "N", "PF":
-		default:
-			return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", AttentionRows, name)
-		}
-		v, err := strconv.Atoi(strings.TrimSuffix(lit, "u"))
-		if err != nil {
-			return "", fmt.Errorf("shaders: %s: constant %s = %q is not a u32 literal", AttentionRows, name, lit)
-		}
-		vals[name] = v
+	vals, err := generatorConsts(AttentionRows, consts, "D", "R", "WG", "BC", "N", "PF")
+	if err != nil {
+		return "", err
 	}
 	for _, name := range []string{"D", "R", "WG", "BC", "N"} {
 		if _, ok := vals[name]; !ok {

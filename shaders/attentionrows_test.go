@@ -3,7 +3,6 @@ package shaders
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -115,23 +114,14 @@ func TestAttentionRowsValidate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tools := map[string][]string{"naga": nil, "tint": {"--format", "wgsl", "-o", os.DevNull}}
-	for _, name := range []string{"naga", "tint"} {
-		bin, err := exec.LookPath(name)
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s CLI not on PATH, and CI must validate the generated kernels with it", name)
-			}
-			t.Logf("%s CLI not on PATH: skipped its half", name)
-			continue
-		}
+	for _, val := range wgslValidators(t) {
 		for i, v := range variants {
 			p := filepath.Join(dir, fmt.Sprintf("rows%d.wgsl", i))
-			if out, err := exec.Command(bin, append(tools[name], p)...).CombinedOutput(); err != nil {
-				t.Errorf("%s D=%d %s: %v\n%s", name, v.D, v.T, err, out)
+			if out, err := val.run(p); err != nil {
+				t.Errorf("%s D=%d %s: %v\n%s", val.name, v.D, v.T, err, out)
 			}
 		}
-		t.Logf("%s validated %d variants of %s", name, len(variants), AttentionRows)
+		t.Logf("%s validated %d variants of %s", val.name, len(variants), AttentionRows)
 	}
 }
 

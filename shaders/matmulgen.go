@@ -2,6 +2,7 @@ package shaders
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -197,20 +198,29 @@ func (t MatmulTiling) CheckUnrolledLimit(db bool, shmax int) error {
 	return nil
 }
 
-// unrolledSource generates MatmulUnrolled for the given constants.
-func unrolledSource(consts map[string]string) (string, error) {
+// generatorConsts parses the constants a generated kernel was asked for:
+// each must be one of names and a u32 literal ("8" or "8u"). Which are
+// required, and their ranges, each generator checks itself.
+func generatorConsts(kernel string, consts map[string]string, names ...string) (map[string]int, error) {
 	vals := map[string]int{}
 	for name, lit := range consts {
-		switch name {
-		case "BM", "BN", "BK", "TM", "TN", "WDTYPE", "DB", "SHMAX", "KSPLIT", "F16", "NEST", "WX", "CL":
-		default:
-			return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", MatmulUnrolled, name)
+		if !slices.Contains(names, name) {
+			return nil, fmt.Errorf("shaders: %s declares no module-scope constant %s", kernel, name)
 		}
 		v, err := strconv.Atoi(strings.TrimSuffix(lit, "u"))
 		if err != nil {
-			return "", fmt.Errorf("shaders: %s: constant %s = %q is not a u32 literal", MatmulUnrolled, name, lit)
+			return nil, fmt.Errorf("shaders: %s: constant %s = %q is not a u32 literal", kernel, name, lit)
 		}
 		vals[name] = v
+	}
+	return vals, nil
+}
+
+// unrolledSource generates MatmulUnrolled for the given constants.
+func unrolledSource(consts map[string]string) (string, error) {
+	vals, err := generatorConsts(MatmulUnrolled, consts, "BM", "BN", "BK", "TM", "TN", "WDTYPE", "DB", "SHMAX", "KSPLIT", "F16", "NEST", "WX", "CL")
+	if err != nil {
+		return "", err
 	}
 	for _, name := range []string{"BM", "BN", "BK", "TM", "TN", "WDTYPE"} {
 		if _, ok := vals[name]; !ok {
@@ -664,16 +674,9 @@ const erf4WGSL = `fn erf4(x: vec4<f32>) -> vec4<f32> {
 const MatmulReduce = "matmul_reduce.wgsl"
 
 func matmulReduceSource(consts map[string]string) (string, error) {
-	vals := map[string]int{}
-	for name, lit := range consts {
-		if name != "S" {
-			return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", MatmulReduce, name)
-		}
-		v, err := strconv.Atoi(strings.TrimSuffix(lit, "u"))
-		if err != nil {
-			return "", fmt.Errorf("shaders: %s: constant %s = %q is not a u32 literal", MatmulReduce, name, lit)
-		}
-		vals[name] = v
+	vals, err := generatorConsts(MatmulReduce, consts, "S")
+	if err != nil {
+		return "", err
 	}
 	S, ok := vals["S"]
 	if !ok || S < 1 || S > 64 {
@@ -759,18 +762,9 @@ const AttentionUnrolled = "attention_unrolled.wgsl"
 const AttentionCombine = "attention_combine.wgsl"
 
 func attentionUnrolledSource(consts map[string]string) (string, error) {
-	vals := map[string]int{}
-	for name, lit := range consts {
-		switch name {
-		case "D", "BR", "BC", "KS":
-		default:
-			return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", AttentionUnrolled, name)
-		}
-		v, err := strconv.Atoi(strings.TrimSuffix(lit, "u"))
-		if err != nil {
-			return "", fmt.Errorf("shaders: %s: constant %s = %q is not a u32 literal", AttentionUnrolled, name, lit)
-		}
-		vals[name] = v
+	vals, err := generatorConsts(AttentionUnrolled, consts, "D", "BR", "BC", "KS")
+	if err != nil {
+		return "", err
 	}
 	D, BR, BC, KS := vals["D"], vals["BR"], vals["BC"], vals["KS"]
 	if D <= 0 || D%4 != 0 || BR <= 0 || BR > 256 || BC <= 0 || BC%4 != 0 || 2*BC*D*4 > 16384 {
@@ -903,18 +897,9 @@ func attentionUnrolledSource(consts map[string]string) (string, error) {
 
 // attentionCombineSource generates AttentionCombine for D and S.
 func attentionCombineSource(consts map[string]string) (string, error) {
-	vals := map[string]int{}
-	for name, lit := range consts {
-		switch name {
-		case "D", "S":
-		default:
-			return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", AttentionCombine, name)
-		}
-		v, err := strconv.Atoi(strings.TrimSuffix(lit, "u"))
-		if err != nil {
-			return "", fmt.Errorf("shaders: %s: constant %s = %q is not a u32 literal", AttentionCombine, name, lit)
-		}
-		vals[name] = v
+	vals, err := generatorConsts(AttentionCombine, consts, "D", "S")
+	if err != nil {
+		return "", err
 	}
 	D, S := vals["D"], vals["S"]
 	if D <= 0 || D%4 != 0 || S < 1 || S > 64 {

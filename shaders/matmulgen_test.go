@@ -62,22 +62,46 @@ func genVariants() []struct {
 	return out
 }
 
+// wgslValidator is a WGSL validator CLI (naga or Tint) and the arguments
+// before the file it checks.
+type wgslValidator struct {
+	name, bin string
+	args      []string
+}
+
+// run validates the WGSL file at path, returning the CLI's output.
+func (v wgslValidator) run(path string) ([]byte, error) {
+	return exec.Command(v.bin, append(slices.Clone(v.args), path)...).CombinedOutput()
+}
+
+// wgslValidators are the naga and Tint CLIs on PATH for the generated
+// kernels' tests: outside CI a missing one is logged and left out (its half
+// skipped); in CI it fails t.
+func wgslValidators(t *testing.T) []wgslValidator {
+	t.Helper()
+	var vs []wgslValidator
+	for _, v := range []wgslValidator{{name: "naga"}, {name: "tint", args: []string{"--format", "wgsl", "-o", os.DevNull}}} {
+		bin, err := exec.LookPath(v.name)
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s CLI not on PATH, and CI must validate the generated kernels with it", v.name)
+			}
+			t.Logf("%s CLI not on PATH: skipped its half", v.name)
+			continue
+		}
+		v.bin = bin
+		vs = append(vs, v)
+	}
+	return vs
+}
+
 // TestGeneratedValidate validates every variant of genVariants with the
 // naga and Tint CLIs where they are installed (outside CI a missing CLI
 // skips its half; engine/gpu's kernel tests compile every variant through
 // wgpu-native either way).
 func TestGeneratedValidate(t *testing.T) {
 	dir := t.TempDir()
-	tools := map[string][]string{"naga": nil, "tint": {"--format", "wgsl", "-o", os.DevNull}}
-	for _, name := range []string{"naga", "tint"} {
-		bin, err := exec.LookPath(name)
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s CLI not on PATH, and CI must validate the generated kernels with it", name)
-			}
-			t.Logf("%s CLI not on PATH: skipped its half", name)
-			continue
-		}
+	for _, v := range wgslValidators(t) {
 		for i, g := range genVariants() {
 			src, err := Source(g.file, g.consts)
 			if err != nil {
@@ -87,8 +111,8 @@ func TestGeneratedValidate(t *testing.T) {
 			if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if out, err := exec.Command(bin, append(tools[name], p)...).CombinedOutput(); err != nil {
-				t.Errorf("%s %s %v: %v\n%s", name, g.file, g.consts, err, out)
+			if out, err := v.run(p); err != nil {
+				t.Errorf("%s %s %v: %v\n%s", v.name, g.file, g.consts, err, out)
 			}
 		}
 	}

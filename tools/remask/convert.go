@@ -109,12 +109,8 @@ func convertCommand(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if a.card != "" {
-		card, err := safefile.ReadFile(a.card, maxCardBytes)
-		if err != nil {
-			return flagError("card", "%v", err)
-		}
-		conv.Model.Card = string(card)
+	if err := a.setCard(conv.Model); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -122,10 +118,7 @@ func convertCommand(ctx context.Context, c *cli, args []string) error {
 	if err := model.SaveWith(a.output, conv.Model, dtype, out); err != nil {
 		return err
 	}
-	size := int64(-1)
-	if fi, err := os.Stat(a.output); err == nil {
-		size = fi.Size()
-	}
+	size := fileSize(a.output)
 	for _, w := range conv.Warnings {
 		fmt.Fprintf(c.stderr, "remask convert: warning: %s\n", termsafe.EscapeText(w))
 	}
@@ -166,22 +159,36 @@ func (a *convertArgs) rewrite(c *cli, in, dtype string, out safefile.CreateOptio
 	if err != nil {
 		return err
 	}
-	if a.card != "" {
-		card, err := safefile.ReadFile(a.card, maxCardBytes)
-		if err != nil {
-			return flagError("card", "%v", err)
-		}
-		m.Card = string(card)
+	if err := a.setCard(m); err != nil {
+		return err
 	}
 	if err := model.SaveWith(a.output, m, dtype, out); err != nil {
 		return err
 	}
-	size := int64(-1)
-	if fi, err := os.Stat(a.output); err == nil {
-		size = fi.Size()
-	}
-	fmt.Fprintf(c.stdout, "wrote %s: the remask/1 model %s rewritten as %s (%s bytes)\n", a.output, termsafe.EscapeText(in), dtype, thousands(size))
+	fmt.Fprintf(c.stdout, "wrote %s: the remask/1 model %s rewritten as %s (%s bytes)\n", a.output, termsafe.EscapeText(in), dtype, thousands(fileSize(a.output)))
 	return nil
+}
+
+// setCard stores --card's file, when given, as m's card.
+func (a *convertArgs) setCard(m *model.Model) error {
+	if a.card == "" {
+		return nil
+	}
+	card, err := safefile.ReadFile(a.card, maxCardBytes)
+	if err != nil {
+		return flagError("card", "%v", err)
+	}
+	m.Card = string(card)
+	return nil
+}
+
+// fileSize is the size of the file written at path, or -1 if it cannot be
+// read back (the summary line then says so).
+func fileSize(path string) int64 {
+	if fi, err := os.Stat(path); err == nil {
+		return fi.Size()
+	}
+	return -1
 }
 
 // convertSummary is the one-line description of a conversion.
