@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -165,5 +166,28 @@ func TestAttentionRowsTileBeyondLimits(t *testing.T) {
 		t.Errorf("Load: %v, want the tile's workgroup memory named", err)
 	} else {
 		t.Logf("refused: %v", err)
+	}
+}
+
+// TestDefaultKernelsDocumented pins the docs' names of the default kernels'
+// tiles (chooseTile's big tile and the first of RowsTiles, which the H200
+// sweep chose) to the code: a change of either default fails here until
+// docs/gpu.md and docs/performance.md say it.
+func TestDefaultKernelsDocumented(t *testing.T) {
+	// The big tile in --matmul-tile's syntax, as the docs write it.
+	const bigName = "128x128x8x8x8nc2"
+	if parsed, err := parseTile(bigName, 16384); err != nil || parsed != chooseTile(16*1024, 1152, 384) {
+		t.Fatalf("the docs' big tile %s (%v, %v) is not chooseTile's %v", bigName, parsed, err, chooseTile(16*1024, 1152, 384))
+	}
+	for _, doc := range []string{"../../docs/gpu.md", "../../docs/performance.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{bigName, RowsTiles[0]} {
+			if !strings.Contains(string(b), "`"+name+"`") {
+				t.Errorf("%s does not name the default tile `%s`", doc, name)
+			}
+		}
 	}
 }
