@@ -12,7 +12,9 @@
 # then "SUMMARY {json}" lines and a Markdown table (summarize.mjs); the raw
 # outputs go to $OUT/dawnbench-raw.tar.gz when $OUT is set.
 #
-# BEST_FLAGS adds native runs with kernel flags (see below); PYTORCH=0 skips PyTorch.
+# BEST_FLAGS adds native runs with kernel flags (see below); PYTORCH=0 skips PyTorch;
+# WAVE_SLOTS="32 64" adds the small job on the Dawn CLI and natively with
+# --wave-slots N for each N (the browser's default is gpu.BrowserWaveSlots).
 # Inputs: the carry folder (default .devcarry/, made by tools/dawn-bench/pack.sh):
 #   node.xz dawn.node.xz webgpu.tar remask.xz remask-cli.wasm.xz remask-pkg.tgz
 #   wasm_exec_node.js wasm_exec.js model.safetensors.xz gl/*.deb
@@ -128,6 +130,12 @@ step cli-forward 60 cli-forward.json "${CLI[@]}" bench --job forward --backend g
 step native-small 30 native-small.json "$W/bin/remask" bench --job small --backend gpu --model "$M" "${SM[@]}" --json
 step cli-small 40 cli-small.json "${CLI[@]}" bench --job small --backend gpu --model "$M" "${SM[@]}" --json
 step pkg-small 40 pkg-small.jsonl "${DAWN[@]}" "$NODE" "$W/pkgbench.mjs" "$M" small "${SMP[@]}"
+# WAVE_SLOTS: the small job with other --wave-slots values, on Dawn (whose
+# js/wasm default, gpu.BrowserWaveSlots, they challenge) and natively.
+for n in ${WAVE_SLOTS:-}; do
+	step "cli-small-slots$n" 40 "cli-small-slots$n.json" "${CLI[@]}" bench --job small --backend gpu --model "$M" "${SM[@]}" --json --wave-slots "$n"
+	step "native-small-slots$n" 30 "native-small-slots$n.json" "$W/bin/remask" bench --job small --backend gpu --model "$M" "${SM[@]}" --json --wave-slots "$n"
+done
 step native-standard 45 native-standard.json "$W/bin/remask" bench --job standard --backend gpu --model "$M" "${ST[@]}" --json
 # PyTorch on the same GPU, before the Dawn standard jobs (the longest steps).
 if [ "${PYTORCH:-1}" = 1 ] && [ "$SMALL" != 1 ]; then

@@ -154,6 +154,26 @@ for (const job of ['small', 'standard']) {
   }
   if (pt && pt.runs) emit({ kind: 'pytorch', job, device: pt.device_name || pt.device || null, torch: pt.torch_version || null });
 }
+// WAVE_SLOTS: the small job's sampler-head generation with --wave-slots N,
+// against the same side's default run (native 1024 slots, js/wasm 16).
+const slotRows = [];
+{
+  const sampled = (rep) => rep && rep.results && rep.results.find((r) => r.sampler === true && r.compat === '' && r.loop === 'device');
+  const base = { native: sampled(json('native-small.json')), dawn_cli: sampled(json('cli-small.json')) };
+  const ns = new Set();
+  for (const s of steps) {
+    const m = /^(?:cli|native)-small-slots(\d+)$/.exec(s.step);
+    if (m) ns.add(Number(m[1]));
+  }
+  for (const n of [...ns].sort((a, b) => a - b)) {
+    for (const [side, file] of [['native', 'native'], ['dawn_cli', 'cli']]) {
+      const r = sampled(json(`${file}-small-slots${n}.json`));
+      const o = { kind: 'wave_slots', side, slots: n, s: r3(r && r.seconds), default_s: r3(base[side] && base[side].seconds), ratio_to_default: ratio(r && r.seconds, base[side] && base[side].seconds), dispatches_per_iteration: r && r.dispatches_per_iteration };
+      emit(o);
+      slotRows.push(o);
+    }
+  }
+}
 const ad = jsonl('adapter.jsonl')[0];
 if (ad) {
   if (ad.error) errors.push(`dawn adapter: ${ad.error}`);
@@ -196,6 +216,12 @@ if (bestRows.length) {
   md.push('| job | with the flags | defaults | ratio |');
   md.push('|---|---:|---:|---:|');
   for (const r of bestRows) md.push(`| ${r.job} | ${u(r.value, r.unit)} | ${u(r.defaults, r.unit)} | ${fr(r.ratio)} |`);
+}
+if (slotRows.length) {
+  md.push('');
+  md.push('| small job, sampler head, --wave-slots | side | s | default s | ratio |');
+  md.push('|---|---|---:|---:|---:|');
+  for (const r of slotRows) md.push(`| ${r.slots} | ${r.side} | ${f(r.s)} | ${f(r.default_s)} | ${fr(r.ratio_to_default)} |`);
 }
 if (stageRows.length) {
   md.push('');
