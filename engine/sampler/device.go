@@ -66,13 +66,14 @@ func (g *generation) loopSpec() *engine.LoopSpec {
 
 // runDevice is Generate on the device loop.
 func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start time.Time) (*Result, error) {
+	t0 := time.Now()
 	loop, err := ln.NewLoop(ctx, g.loopSpec())
 	if err != nil {
 		return nil, err
 	}
 	defer loop.Close()
 	g.res.Loop = "device"
-	work := &DeviceWork{}
+	work := &DeviceWork{HostMs: map[string]float64{"new loop": msSince(t0)}}
 	g.res.Device = work
 	want := g.observe != nil || g.o.Record
 	unmask := g.o.Method == Unmask
@@ -88,7 +89,9 @@ func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start tim
 		if want {
 			ev.Masked = g.countMasked(g.tokens)
 		}
+		t0 := time.Now()
 		st, err := loop.Step(ctx, it, want)
+		work.HostMs["steps"] += msSince(t0)
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +115,9 @@ func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start tim
 			break
 		}
 	}
+	t0 = time.Now()
 	toks, err := loop.Tokens(ctx)
+	work.HostMs["tokens"] = msSince(t0)
 	if err != nil {
 		return nil, err
 	}
@@ -130,11 +135,12 @@ func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start tim
 	if g.res.Seconds > 0 {
 		g.res.TokensPerSecond = float64(g.B*g.T) / g.res.Seconds
 	}
-	t0 := time.Now()
+	t0 = time.Now()
 	if err := g.deviceMetrics(ctx, loop); err != nil {
 		return nil, err
 	}
 	g.res.Timings.Metrics = time.Since(t0).Seconds()
+	work.HostMs["metrics"] = 1e3 * g.res.Timings.Metrics
 	work.StagesMs = loop.StagesMs()
 	g.finishSamples()
 	return &g.res, nil
@@ -207,3 +213,6 @@ func (g *generation) deviceMetrics(ctx context.Context, loop engine.Loop) error 
 	}
 	return nil
 }
+
+// msSince is the wall time since t0 in milliseconds.
+func msSince(t0 time.Time) float64 { return 1e3 * time.Since(t0).Seconds() }

@@ -76,6 +76,13 @@ type DeviceWork struct {
 	Waves      int `json:"waves"`
 	// StagesMs is GPU time per stage (timestamp queries), when the adapter has them.
 	StagesMs map[string]float64 `json:"gpu_stage_ms,omitempty"`
+	// HostMs is where the host's wall time of the generation went, in
+	// milliseconds: "new loop" (the loop's buffers and uploads), "steps"
+	// (recording and submitting the iterations, and any reads they make),
+	// "tokens" (waiting for the device to finish and reading the result) and
+	// "metrics". Steps far below the GPU's stage times mean the device, not
+	// the host, bounds the generation.
+	HostMs map[string]float64 `json:"host_ms,omitempty"`
 }
 
 // Event is reported once per iteration to an observer (the CLI's live view,

@@ -64,6 +64,7 @@ type loopResult struct {
 	ReadPerIt     *float64           `json:"read_bytes_per_iteration,omitempty"`
 	Waves         *int               `json:"waves,omitempty"`
 	StagesMs      map[string]float64 `json:"gpu_stage_ms,omitempty"`
+	HostMs        map[string]float64 `json:"device_host_ms,omitempty"` // the last rep's sampler.DeviceWork.HostMs
 	Timings       sampler.Timings    `json:"host_timings"`
 	// BaselineRatio is Seconds over the PyTorch loop's seconds for the same
 	// sampler/compat variant, per PyTorch dtype.
@@ -284,6 +285,7 @@ func benchLoop(ctx context.Context, net engine.Net, job loopJob, v loopVariant, 
 		it := float64(last.IterationsRun)
 		sub, disp, read, waves := float64(d.Submits)/it, float64(d.Dispatches)/it, float64(d.ReadBytes)/it, d.Waves
 		r.SubmitsPerIt, r.DispatchPerIt, r.ReadPerIt, r.Waves = &sub, &disp, &read, &waves
+		r.HostMs = d.HostMs
 	}
 	return r, nil
 }

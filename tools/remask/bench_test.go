@@ -259,6 +259,15 @@ func TestBenchLoopGPUCounts(t *testing.T) {
 				t.Fatalf("--wave-slots %s: a per-iteration count is missing: %v", slots, r)
 			}
 			t.Logf("--wave-slots %s, sampler %v, compat %q: %.2f submits, %.0f dispatches, %.0f bytes read per iteration, %.0f waves", slots, r["sampler"], r["compat"], sub, disp, read, waves)
+			// Where the host's time went: every phase, each within the
+			// generation's wall time.
+			host, _ := r["device_host_ms"].(map[string]any)
+			secs, _ := r["seconds"].(float64)
+			for _, k := range []string{"new loop", "steps", "tokens", "metrics"} {
+				if v, ok := host[k].(float64); !ok || v < 0 || v > 1e3*secs {
+					t.Errorf("device_host_ms[%q] = %v, want 0 to %.1f ms (the generation's wall time): %v", k, host[k], 1e3*secs, host)
+				}
+			}
 			sampler := r["sampler"] == true
 			if sampler != (waves > 0) {
 				t.Errorf("sampler %v: %v waves", sampler, waves)
