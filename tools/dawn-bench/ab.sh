@@ -52,10 +52,10 @@ def keyed(rep, job):
     out = {}
     for x in (rep or {}).get("results", []):
         if job == "forward":
-            out[f"forward {x['batch']}x{x['length']}"] = (x["ms_per_forward"], "ms", x.get("dispatches_per_forward"), None)
+            out[f"forward {x['batch']}x{x['length']}"] = (x["ms_per_forward"], "ms", x.get("dispatches_per_forward"), None, None)
         elif x.get("loop") == "device":
             k = f"{job} sampler {'on' if x['sampler'] else 'off'}{' ' + x['compat'] if x.get('compat') else ''}"
-            out[k] = (x["seconds"], "s", x.get("dispatches_per_iteration"), x.get("gpu_stage_ms"))
+            out[k] = (x["seconds"], "s", x.get("dispatches_per_iteration"), x.get("gpu_stage_ms"), x.get("device_host_ms"))
     return out
 rows = []
 for job in ["forward", "small", "standard"]:
@@ -72,7 +72,8 @@ for job in ["forward", "small", "standard"]:
         row = {"job": k, "unit": unit, "old": med["old"], "new": med["new"], "old_runs": vals["old"], "new_runs": vals["new"],
                "ratio_new_to_old": round(med["new"] / med["old"], 3) if med["old"] and med["new"] else None,
                "dispatches_old": first["old"] and first["old"][2], "dispatches_new": first["new"] and first["new"][2],
-               "stages_old_ms": first["old"] and first["old"][3], "stages_new_ms": first["new"] and first["new"][3]}
+               "stages_old_ms": first["old"] and first["old"][3], "stages_new_ms": first["new"] and first["new"][3],
+               "host_old_ms": first["old"] and first["old"][4], "host_new_ms": first["new"] and first["new"][4]}
         print("AB " + json.dumps(row))
         rows.append(row)
 f = lambda x: "-" if x is None else f"{x:.3f}"
@@ -86,4 +87,11 @@ if stage:
         so, sn = r["stages_old_ms"] or {}, r["stages_new_ms"] or {}
         for k in dict.fromkeys(list(so) + list(sn)):
             print(f"| {r['job']} | {k} | {f(so.get(k))} | {f(sn.get(k))} |")
+host = [r for r in rows if r["host_old_ms"] or r["host_new_ms"]]
+if host:
+    print("\n| job | host wall time (device_host_ms, first round) | old ms | new ms |\n|---|---|---:|---:|")
+    for r in host:
+        ho, hn = r["host_old_ms"] or {}, r["host_new_ms"] or {}
+        for k in dict.fromkeys(list(ho) + list(hn)):
+            print(f"| {r['job']} | {k} | {f(ho.get(k))} | {f(hn.get(k))} |")
 PY
