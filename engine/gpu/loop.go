@@ -164,6 +164,7 @@ type Loop struct {
 	timer      *stageTimer
 	stageMs    map[string]float64
 	trunks     map[*Net]trunkCache // each net's trunk ops at (B, T), made once
+	closed     bool                // Close ran (the buffers are parked or released)
 }
 
 // trunkCache is a net's trunk op list at the loop's (B, T), valid while the
@@ -264,15 +265,24 @@ func (n *Net) NewLoop(ctx context.Context, s *engine.LoopSpec) (engine.Loop, err
 	if err := n.ensure(N); err != nil {
 		return nil, fmt.Errorf("gpu: loop %d x %d: %w", s.B, s.T, err)
 	}
-	l := &Loop{n: n, s: *s, B: s.B, T: s.T, N: N}
+	var rm *Net
 	if s.Remasker != nil {
-		l.rm = s.Remasker.(*Net)
-		if err := l.rm.ensure(N); err != nil {
+		rm = s.Remasker.(*Net)
+		if err := rm.ensure(N); err != nil {
 			return nil, fmt.Errorf("gpu: loop: remasking model: %w", err)
 		}
 	}
+	if l := n.takeSpare(s); l != nil { // loopreuse.go
+		l.s, l.rm = *s, rm
+		if err := l.reuse(); err != nil {
+			l.destroy()
+			return nil, err
+		}
+		return l, nil
+	}
+	l := &Loop{n: n, rm: rm, s: *s, B: s.B, T: s.T, N: N}
 	if err := l.alloc(); err != nil {
-		l.Close()
+		l.destroy()
 		return nil, err
 	}
 	return l, nil
@@ -363,6 +373,16 @@ func (l *Loop) alloc() error {
 	if al.err != nil {
 		return fmt.Errorf("gpu: loop: %w", al.err)
 	}
+	l.prog = newProgram(d, "loop")
+	return l.init()
+}
+
+// init writes what a generation starts from into the loop's buffers (all
+// zero: new, or cleared by reuse): the input, the protected flags, the
+// exclusion sets, the calibration table, the error word and the bootstrap
+// fill table; and starts the stage timer (LoopSpec.Profile).
+func (l *Loop) init() error {
+	d, n := l.n.d, l.n
 	var err error
 	if l.s.UseSampler {
 		if err := n.ensureSampler(l.N); err != nil {
@@ -410,7 +430,6 @@ func (l *Loop) alloc() error {
 			return err
 		}
 	}
-	l.prog = newProgram(d, "loop")
 	if l.s.Profile {
 		if l.timer = newStageTimer(d, 64); l.timer != nil {
 			l.prog.timer = l.timer
@@ -420,8 +439,22 @@ func (l *Loop) alloc() error {
 	return nil
 }
 
-// Close implements engine.Loop.
+// Close implements engine.Loop: the loop's buffers are kept for the net's
+// next loop of the same shape (loopreuse.go), or released.
 func (l *Loop) Close() {
+	if l.closed {
+		return
+	}
+	l.closed = true
+	if l.n.park(l) {
+		return
+	}
+	l.destroy()
+}
+
+// destroy releases the loop's buffers, its params and its timer.
+func (l *Loop) destroy() {
+	l.closed = true
 	for _, b := range l.bufs {
 		b.destroy()
 	}

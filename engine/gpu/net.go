@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/model"
@@ -118,15 +119,19 @@ type gpuSampler struct {
 
 // Net is one model loaded on the WebGPU backend. It implements engine.Net.
 type Net struct {
-	be     *Backend
-	d      *device
-	m      *model.Model
-	C, H   int
-	V      int
-	headN  int
-	eps    float64
-	causal bool
-	clsID  int32
+	be *Backend
+	// spare is the last closed loop, its buffers kept for the next loop of
+	// the same shape (loopreuse.go); spareMu guards it.
+	spare   *Loop
+	spareMu sync.Mutex
+	d       *device
+	m       *model.Model
+	C, H    int
+	V       int
+	headN   int
+	eps     float64
+	causal  bool
+	clsID   int32
 
 	wte      wbuf
 	wpe, cls *buffer
@@ -390,8 +395,9 @@ func ropeTables(T, d int, base float64) (cos, sin []float32) {
 	return cos, sin
 }
 
-// Close releases the Net's buffers.
+// Close releases the Net's buffers (a parked loop's included).
 func (n *Net) Close() {
+	n.dropSpare()
 	for _, b := range n.weights {
 		b.destroy()
 	}

@@ -417,6 +417,12 @@ func (r *recorder) copy(src *buffer, srcOff uint64, dst *buffer, dstOff, size ui
 	r.enc.Call("copyBufferToBuffer", src.v, float64(srcOff), dst.v, float64(dstOff), float64(size))
 }
 
+// clear zeroes b on the device (its size is a multiple of 4: every buffer's).
+func (r *recorder) clear(b *buffer) {
+	r.endPass()
+	r.enc.Call("clearBuffer", b.v, 0, float64(b.size))
+}
+
 func (r *recorder) submit() error {
 	r.endPass()
 	if r.err != nil {

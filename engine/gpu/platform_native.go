@@ -581,6 +581,14 @@ func (r *recorder) copy(src *buffer, srcOff uint64, dst *buffer, dstOff, size ui
 	}
 }
 
+// clear zeroes b on the device (its size is a multiple of 4: every buffer's).
+func (r *recorder) clear(b *buffer) {
+	r.endPass()
+	if err := r.enc.ClearBuffer(b.h, 0, b.size); err != nil && r.err == nil {
+		r.err = err
+	}
+}
+
 // submit finishes the command buffer and submits it, inside error scopes.
 func (r *recorder) submit() error {
 	r.endPass()

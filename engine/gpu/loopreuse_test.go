@@ -1,0 +1,84 @@
+package gpu
+
+import (
+	"context"
+	"testing"
+
+	"github.com/remask/remask/engine/sampler"
+)
+
+// TestLoopReuse runs generations of two shapes and both sampler paths one
+// after another on one net, so that each takes the loop its predecessor
+// parked where the shape allows (loopreuse.go), and checks every result
+// against the same generation on a loop made new (the parked one dropped
+// first): texts, iterations, waves and dispatches. A reused loop that kept
+// any state of its predecessor (the wave state's counters, the tokens, the
+// error word) shows here as a different text or wave count.
+func TestLoopReuse(t *testing.T) {
+	be := testBackend(t)
+	m := loadGolden(t, "lm_rope_bidir_bias.safetensors")
+	loaded, err := be.Load(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := loaded.(*Net)
+	defer net.Close()
+	opts := func(seed uint64, sampler_ bool, T int, prompt string) sampler.Options {
+		o := sampler.Defaults()
+		o.NumSamples, o.SequenceLength, o.Iterations, o.Seed = 2, T, 5, seed
+		o.QualityMetric = sampler.MetricNode
+		o.DisableSampler = !sampler_
+		o.SeedText = prompt
+		return o
+	}
+	runs := []struct {
+		name  string
+		o     sampler.Options
+		reuse bool // takes the loop the run before parked
+	}{
+		{"A", opts(11, true, 32, ""), false},
+		{"B same shape, other seed and prompt", opts(5, true, 32, "ROMEO:"), true},
+		{"A again", opts(11, true, 32, ""), true},
+		{"C no sampler head", opts(11, false, 32, ""), false},
+		{"D other length", opts(3, false, 24, "a"), false},
+		{"D again", opts(3, false, 24, "a"), true},
+		{"C again after D", opts(11, false, 32, ""), false},
+	}
+	gen := func(o sampler.Options) *sampler.Result {
+		t.Helper()
+		res, err := sampler.Generate(context.Background(), sampler.Models{LM: net}, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for _, r := range runs {
+		before := net.spare
+		got := gen(r.o)
+		after := net.spare
+		if after == nil {
+			t.Fatalf("%s: no loop parked after the generation", r.name)
+		}
+		if reused := before != nil && after == before; reused != r.reuse {
+			t.Errorf("%s: reused the parked loop %v, want %v", r.name, reused, r.reuse)
+		}
+		net.dropSpare()
+		want := gen(r.o) // on a new loop
+		if net.spare == nil || net.spare == after {
+			t.Fatalf("%s: the reference generation did not make a new loop", r.name)
+		}
+		for i := range want.Samples {
+			if a, b := want.Samples[i].Text, got.Samples[i].Text; a != b {
+				t.Errorf("%s: sample %d: new loop %q, reused %q", r.name, i, a, b)
+			}
+		}
+		if w, g := want.Device, got.Device; w.Waves != g.Waves || w.Dispatches != g.Dispatches || want.IterationsRun != got.IterationsRun {
+			t.Errorf("%s: new loop %d waves, %d dispatches, %d iterations; reused %d, %d, %d", r.name, w.Waves, w.Dispatches, want.IterationsRun, g.Waves, g.Dispatches, got.IterationsRun)
+		}
+		t.Logf("%s: %q..., %d waves, %d dispatches", r.name, got.Samples[0].Text[:8], got.Device.Waves, got.Device.Dispatches)
+	}
+	net.Close()
+	if net.spare != nil {
+		t.Errorf("Net.Close left a loop parked")
+	}
+}
