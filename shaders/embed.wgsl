@@ -26,14 +26,10 @@ const WDTYPE: u32 = 0u;
 
 // include: matmul.wgsl wload
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= P.n) {
-    return;
-  }
-  let p = i / P.C;
-  let c = i % P.C;
+// embed_at begin
+// embed_at is element c of position p's input row: wte[id] (cls_embedding
+// for the CLS id) + wpe[p % T].
+fn embed_at(p: u32, c: u32) -> f32 {
   let id = TOK[p];
   var v: f32;
   if (P.has_cls == 1u && id == P.cls_id) {
@@ -44,5 +40,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (P.has_wpe == 1u) {
     v += WPE[(p % P.T) * P.C + c];
   }
-  X[i] = v;
+  return v;
+}
+// embed_at end
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= P.n) {
+    return;
+  }
+  X[i] = embed_at(i / P.C, i % P.C);
 }

@@ -553,7 +553,7 @@ func TestAttentionSplitSweep(t *testing.T) {
 				qkv := randVec(rng, s.B*s.T*3*s.C, 1)
 				out := newCanaryBuf(t, d, s.B*s.T*s.C, nil)
 				rec := newCanaryBuf(t, d, s.S*s.B*s.T*(s.C+4*s.H), nil)
-				ops, err := d.attentionSplit("test", s.B, s.T, s.C, s.H, causal, whole(inBuf(t, d, qkv)), rec.bind(), out.bind(), s.S, s.KS)
+				ops, err := d.attentionSplit("test", s.B, s.T, s.C, s.H, causal, whole(inBuf(t, d, qkv)), nil, rec.bind(), out.bind(), s.S, s.KS)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -568,7 +568,7 @@ func TestAttentionSplitSweep(t *testing.T) {
 	}
 	// A split that does not cover T, or splits with no key, is an error.
 	for _, bad := range [][2]int{{2, 16}, {4, 64}, {2, 24}} {
-		if _, err := d.attentionSplit("test", 1, 100, 64, 1, false, binding{}, binding{}, binding{}, bad[0], bad[1]); err == nil {
+		if _, err := d.attentionSplit("test", 1, 100, 64, 1, false, binding{}, nil, binding{}, binding{}, bad[0], bad[1]); err == nil {
 			t.Errorf("S=%d KS=%d for T=100 was accepted", bad[0], bad[1])
 		}
 	}
