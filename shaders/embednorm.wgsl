@@ -1,12 +1,12 @@
-// embednorm.wgsl: the trunk's input (embed.wgsl's embed_at) fused with the
-// first block's ln_1 (layernorm.wgsl's ln_row): per position,
+// embednorm.wgsl: the trunk's input fused with the first block's ln_1
+// (layernorm.wgsl's ln_row): per position,
 //   X = wte[id] (+ wpe[t]), CLS swapped for cls_embedding
 //   Y = LN(X) · LW (+ LB)
 // One workgroup per position: each invocation writes the features it then
 // normalizes (ln_row's c = li, li + WG, ...) and reads back only its own
-// writes, so no barrier is needed and the values are those of embed.wgsl
-// then layernorm.wgsl. Ids are checked by the host. CPU twin: engine/cpu
-// embed(), then layerNorm(). Y must not alias X.
+// writes, so no barrier is needed and y is layernorm.wgsl's of x (the
+// embedding has no kernel of its own). Ids are checked by the host.
+// CPU twin: engine/cpu embed(), then layerNorm(). Y must not alias X.
 
 struct Params {
   N: u32,        // positions B·T (rows)
@@ -36,7 +36,21 @@ var<workgroup> RED: array<f32, WG>;
 
 // include: matmul.wgsl wload
 
-// include: embed.wgsl embed_at
+// embed_at is element c of position p's input row (sampler-spec §1.2):
+// wte[id] (cls_embedding for the CLS id) + wpe[p % T].
+fn embed_at(p: u32, c: u32) -> f32 {
+  let id = TOK[p];
+  var v: f32;
+  if (P.has_cls == 1u && id == P.cls_id) {
+    v = CLS[c];
+  } else {
+    v = wload(id * P.C + c);
+  }
+  if (P.has_wpe == 1u) {
+    v += WPE[(p % P.T) * P.C + c];
+  }
+  return v;
+}
 
 // include: layernorm.wgsl reduce_sum
 

@@ -81,15 +81,6 @@ type EmbedNormParams struct {
 	Eps     float32
 }
 
-// EmbedParams mirrors embed.wgsl's Params.
-type EmbedParams struct {
-	N, T, C    uint32
-	ClsID      uint32
-	HasCls     uint32
-	HasWPE     uint32
-	Pad0, Pad1 uint32
-}
-
 // RopeParams mirrors rope.wgsl's Params.
 type RopeParams struct {
 	N, T, C, H uint32
@@ -336,7 +327,6 @@ func Families() []Family {
 	return []Family{
 		{"matmul.wgsl", "main", reflect.TypeFor[MatmulParams]()},
 		{"layernorm.wgsl", "main", reflect.TypeFor[LayerNormParams]()},
-		{"embed.wgsl", "main", reflect.TypeFor[EmbedParams]()},
 		{"addnorm.wgsl", "main", reflect.TypeFor[AddNormParams]()},
 		{"embednorm.wgsl", "main", reflect.TypeFor[EmbedNormParams]()},
 		{"rope.wgsl", "main", reflect.TypeFor[RopeParams]()},

@@ -39,7 +39,6 @@ func (d *device) f16Consts(w wbuf, c map[string]string) map[string]string {
 var (
 	matmulKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW}
 	layerNormKinds = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW}
-	embedKinds     = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRW}
 	ropeKinds      = []bindKind{bindUniform, bindRead, bindRead, bindRW}
 	attnKinds      = []bindKind{bindUniform, bindRead, bindRW}
 	attnRopeKinds  = []bindKind{bindUniform, bindRead, bindRW, bindRead, bindRead} // AttentionUnrolled with ROPE: + cos, sin
@@ -472,28 +471,10 @@ func (d *device) layerNorm(name string, N, C int, x binding, w, b *buffer, y bin
 	return op{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{x, whole(w), bb, y}, wg: d.grid(uint64(N))}, nil
 }
 
-// embed: x (B, T, C) = wte[tokens] (+ wpe[t]), CLS swapped for cls.
-func (d *device) embed(n, T, C int, tokens binding, wte wbuf, wpe, cls *buffer, clsID int32, x binding) (op, error) {
-	pl, err := d.pipeline("embed.wgsl", map[string]string{"WDTYPE": fmt.Sprintf("%du", wte.dtype)}, embedKinds)
-	if err != nil {
-		return op{}, err
-	}
-	p := shaders.EmbedParams{N: uint32(n), T: uint32(T), C: uint32(C)}
-	wb, cb := whole(d.dummy), whole(d.dummy)
-	if wpe != nil {
-		p.HasWPE = 1
-		wb = whole(wpe)
-	}
-	if cls != nil && clsID >= 0 {
-		p.HasCls, p.ClsID = 1, uint32(clsID)
-		cb = whole(cls)
-	}
-	return op{name: "embed", pl: pl, params: shaders.Bytes(p), binds: []binding{tokens, whole(wte.b), wb, cb, x}, wg: d.grid(uint64(ceilDiv(n, 256)))}, nil
-}
-
-// embedNorm: x (N = B·T, C) = embed's rows, y = LN(x) · lw + lb (shaders'
-// embednorm.wgsl: embed and the first LayerNorm in one dispatch per row,
-// the values of embed and layerNorm); wpe, cls and lb may be nil.
+// embedNorm: x (N = B·T, C) = wte[tokens] (+ wpe[t]), CLS swapped for
+// cls; y = LN(x) · lw + lb (shaders' embednorm.wgsl: the embedding and the
+// first LayerNorm in one dispatch, one workgroup per row; y is layerNorm's
+// of x). wpe, cls and lb may be nil.
 func (d *device) embedNorm(name string, N, T, C int, tokens binding, wte wbuf, wpe, cls *buffer, clsID int32, lw, lb *buffer, x, y binding, eps float64) (op, error) {
 	if N < 1 || T < 1 || C < 1 {
 		return op{}, fmt.Errorf("gpu: %s: embedding of N=%d T=%d C=%d", name, N, T, C)

@@ -68,7 +68,6 @@ func pipelinesOn(t *testing.T, be *Backend) {
 		}
 	}
 	for _, dt := range []int{shaders.WeightF32, shaders.WeightF16, shaders.WeightBF16} {
-		try("embed.wgsl", map[string]string{"WDTYPE": itou(dt)}, embedKinds)
 		try("gather.wgsl", map[string]string{"WDTYPE": itou(dt)}, gatherKinds)
 		try("embednorm.wgsl", map[string]string{"WDTYPE": itou(dt)}, embedNormKinds)
 	}
