@@ -69,7 +69,7 @@ var wgslEnums = []struct {
 	{"stats.wgsl", "STATS_CRITIC_P90", StatsCriticP90},
 	{"stats.wgsl", "STATS_CRITIC_COUNT", StatsCriticCount},
 	// matmul.wgsl's activations and weight dtypes (the wload block, spliced
-	// into embed.wgsl and gather.wgsl, carries the WEIGHT_* constants).
+	// into embednorm.wgsl and gather.wgsl, carries the WEIGHT_* constants).
 	{"matmul.wgsl", "ACT_NONE", ActNone},
 	{"matmul.wgsl", "ACT_GELU", ActGELU},
 	{"matmul.wgsl", "ACT_SILU", ActSiLU},

@@ -21,7 +21,7 @@ func TestKernelFootprint(t *testing.T) {
 		{"sample.wgsl", map[string]string{"WG": "64u"}, Footprint{[3]int{64, 1, 1}, 4096 + 256 + 16 + 16}},
 		// Ks and Vs: BC·D = 32·16 floats each.
 		{"attention.wgsl", nil, Footprint{[3]int{64, 1, 1}, 2 * 32 * 16 * 4}},
-		{"embed.wgsl", nil, Footprint{[3]int{256, 1, 1}, 0}},
+		{"embednorm.wgsl", nil, Footprint{[3]int{128, 1, 1}, 512}},
 		// 128x128 tiles, BK 8, double-buffered: 2·(8·128/4 + 8·128/4) vec4s.
 		{MatmulUnrolled, map[string]string{"BM": "128u", "BN": "128u", "BK": "8u", "TM": "8u", "TN": "8u", "WDTYPE": "0u", "DB": "1u", "KSPLIT": "1u", "SHMAX": "16384u"},
 			Footprint{[3]int{256, 1, 1}, MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8}.SharedBytes(true)}},

@@ -38,14 +38,14 @@ fn reduce_sum(v: f32, t: u32) -> f32 {
 }
 // reduce_sum end
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let row = wg.x + wg.y * nwg.x;
-  if (row >= P.N) {
-    return;
-  }
-  let base = row * P.C;
+// ln_row begin
+// ln_row writes the LayerNorm of the row of X at base into the same row of
+// Y. Every invocation of the workgroup calls it (workgroup-uniform control
+// flow) with its local_invocation_index li and takes the features c = li,
+// li + WG, ...: so a kernel that wrote those features of X itself (the
+// fused kernels, addnorm.wgsl and embednorm.wgsl) reads back its own
+// writes, and its sums are this file's, in this file's order.
+fn ln_row(base: u32, li: u32) {
   var s = 0.0;
   for (var c = li; c < P.C; c += WG) {
     s += X[base + c];
@@ -64,4 +64,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     Y[base + c] = y;
   }
+}
+// ln_row end
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let row = wg.x + wg.y * nwg.x;
+  if (row >= P.N) {
+    return;
+  }
+  ln_row(row * P.C, li);
 }

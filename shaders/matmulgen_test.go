@@ -57,6 +57,9 @@ func genVariants() []struct {
 		v{MatmulReduce, map[string]string{"S": "4u"}},
 		v{AttentionUnrolled, map[string]string{"D": "64u", "BR": "64u", "BC": "32u", "KS": "64u"}},
 		v{AttentionUnrolled, map[string]string{"D": "4u", "BR": "64u", "BC": "32u", "KS": "32u"}},
+		// the rope on the loads of q and k (the trunk's split attention)
+		v{AttentionUnrolled, map[string]string{"D": "64u", "BR": "64u", "BC": "32u", "KS": "32u", "ROPE": "1u"}},
+		v{AttentionUnrolled, map[string]string{"D": "8u", "BR": "64u", "BC": "32u", "ROPE": "1u"}},
 		v{AttentionCombine, map[string]string{"D": "64u", "S": "8u"}},
 		v{AttentionTiled, nil})
 	return out
@@ -206,7 +209,9 @@ func TestGeneratedShape(t *testing.T) {
 		{MatmulUnrolled, map[string]string{"BM": "128u", "BN": "64u", "BK": "16u", "TM": "16u", "TN": "8u", "WDTYPE": "0u", "SHMAX": "49152u", "F16": "2u"}}, // 200 + 128 registers
 		{MatmulReduce, map[string]string{"S": "0u"}},
 		{MatmulReduce, map[string]string{"S": "2u", "X": "1u"}},
-		{AttentionUnrolled, map[string]string{"D": "64u", "BR": "64u", "BC": "32u", "KS": "48u"}}, // KS % BC
+		{AttentionUnrolled, map[string]string{"D": "64u", "BR": "64u", "BC": "32u", "KS": "48u"}},  // KS % BC
+		{AttentionUnrolled, map[string]string{"D": "12u", "BR": "64u", "BC": "32u", "ROPE": "1u"}}, // D % 8
+		{AttentionUnrolled, map[string]string{"D": "64u", "BR": "64u", "BC": "32u", "ROPE": "2u"}},
 		{AttentionCombine, map[string]string{"D": "6u", "S": "2u"}},
 		{AttentionCombine, map[string]string{"D": "64u"}},
 		{AttentionTiled, map[string]string{"D": "64u"}},

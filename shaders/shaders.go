@@ -61,13 +61,24 @@ type LayerNormParams struct {
 	Eps     float32
 }
 
-// EmbedParams mirrors embed.wgsl's Params.
-type EmbedParams struct {
-	N, T, C    uint32
-	ClsID      uint32
-	HasCls     uint32
-	HasWPE     uint32
+// AddNormParams mirrors addnorm.wgsl's Params.
+type AddNormParams struct {
+	N, C       uint32
+	HasBias    uint32
+	Eps        float32
+	S          uint32
+	HasMBias   uint32
 	Pad0, Pad1 uint32
+}
+
+// EmbedNormParams mirrors embednorm.wgsl's Params.
+type EmbedNormParams struct {
+	N, T, C uint32
+	ClsID   uint32
+	HasCls  uint32
+	HasWPE  uint32
+	HasBias uint32
+	Eps     float32
 }
 
 // RopeParams mirrors rope.wgsl's Params.
@@ -316,7 +327,8 @@ func Families() []Family {
 	return []Family{
 		{"matmul.wgsl", "main", reflect.TypeFor[MatmulParams]()},
 		{"layernorm.wgsl", "main", reflect.TypeFor[LayerNormParams]()},
-		{"embed.wgsl", "main", reflect.TypeFor[EmbedParams]()},
+		{"addnorm.wgsl", "main", reflect.TypeFor[AddNormParams]()},
+		{"embednorm.wgsl", "main", reflect.TypeFor[EmbedNormParams]()},
 		{"rope.wgsl", "main", reflect.TypeFor[RopeParams]()},
 		{"attention.wgsl", "main", reflect.TypeFor[AttentionParams]()},
 		{"rowdot.wgsl", "main", reflect.TypeFor[RowDotParams]()},

@@ -202,3 +202,34 @@ func writeRaw(t *testing.T, dir, file string) string {
 	}
 	return p
 }
+
+// lnFamily reports whether file is layernorm.wgsl or one of the kernels
+// that include its ln_row (the fused LayerNorms).
+func lnFamily(file string) bool {
+	return file == "layernorm.wgsl" || file == "addnorm.wgsl" || file == "embednorm.wgsl"
+}
+
+// TestFusedNormWG: the fused LayerNorms (addnorm.wgsl, embednorm.wgsl)
+// include layernorm.wgsl's ln_row and reduce_sum, whose sums depend on the
+// workgroup size: their WG must be layernorm.wgsl's, so that a fused
+// LayerNorm gives the same bits as the unfused one.
+func TestFusedNormWG(t *testing.T) {
+	want, err := Const("layernorm.wgsl", "WG")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"addnorm.wgsl", "embednorm.wgsl"} {
+		if err := CheckConst(file, "WG", want); err != nil {
+			t.Error(err)
+		}
+		src, err := Raw(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, block := range []string{"// ln_row begin", "// reduce_sum begin"} {
+			if strings.Count(src, block) != 1 {
+				t.Errorf("%s holds %q %d times, want once", file, block, strings.Count(src, block))
+			}
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 // subgroupFamilies are the kernels with a subgroup variant: the reductions
 // of the layer norm statistics, of the token draw's row maximum and
 // total, and of the fused sampler-head wave (its LayerNorms and draw).
-var subgroupFamilies = []string{"layernorm.wgsl", "sample.wgsl", "samplerwave.wgsl"}
+var subgroupFamilies = []string{"layernorm.wgsl", "addnorm.wgsl", "embednorm.wgsl", "sample.wgsl", "samplerwave.wgsl"}
 
 // writeNaga writes the file at p without its `enable subgroups;` line
 // (naga, the CLI and wgpu-native's, rejects the directive but validates
@@ -57,7 +57,7 @@ func TestSubgroupVariants(t *testing.T) {
 		}
 		have = append(have, f.File)
 		for _, consts := range []map[string]string{nil, {"WG": "64u"}} {
-			if f.File == "layernorm.wgsl" && consts != nil {
+			if lnFamily(f.File) && consts != nil { // WG is layernorm.wgsl's (TestFusedNormWG)
 				continue
 			}
 			src, err := Source(f.File, consts)

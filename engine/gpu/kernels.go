@@ -39,9 +39,11 @@ func (d *device) f16Consts(w wbuf, c map[string]string) map[string]string {
 var (
 	matmulKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW}
 	layerNormKinds = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW}
-	embedKinds     = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRW}
 	ropeKinds      = []bindKind{bindUniform, bindRead, bindRead, bindRW}
 	attnKinds      = []bindKind{bindUniform, bindRead, bindRW}
+	attnRopeKinds  = []bindKind{bindUniform, bindRead, bindRW, bindRead, bindRead} // AttentionUnrolled with ROPE: + cos, sin
+	addNormKinds   = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRW, bindRW}
+	embedNormKinds = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRead, bindRead, bindRead, bindRW, bindRW}
 	rowDotKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRW}
 	gatherKinds    = []bindKind{bindUniform, bindRead, bindRead, bindRead, bindRW}
 )
@@ -330,24 +332,87 @@ func kSplits(t matmulTile, M, N, K int) int {
 // says so and the partials fit scratch (nil: never split).
 func (d *device) matmulOps(name string, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool, scratch *buffer) ([]op, error) {
 	t := d.tileFor(M, N, K)
-	if scratch != nil && d.splitMM && !d.noUnrolled && t.unrollsWithin(N, K, d.shmax()) && M >= 1 {
-		if S := kSplits(t, M, N, K); S > 1 && uint64(4*S*M*N) <= scratch.size {
-			return d.matmulSplit(name, t, S, M, N, K, a, w, bias, out, act, accumulate, whole(scratch))
-		}
+	if S := d.mmSplits(t, M, N, K, scratch); S > 1 {
+		return d.matmulSplit(name, t, S, M, N, K, a, w, bias, out, act, accumulate, whole(scratch))
 	}
 	o, err := d.matmulTiled(name, t, M, N, K, a, w, bias, out, act, accumulate)
 	return []op{o}, err
 }
 
+// mmSplits is the number of K splits matmulOps runs (M, N, K) with tile t
+// in: kSplits where Options.Split has "mm", the generated kernel runs the
+// shape and the partials fit scratch (nil: never split), else 1.
+func (d *device) mmSplits(t matmulTile, M, N, K int, scratch *buffer) int {
+	if scratch != nil && d.splitMM && !d.noUnrolled && t.unrollsWithin(N, K, d.shmax()) && M >= 1 {
+		if S := kSplits(t, M, N, K); S > 1 && uint64(4*S*M*N) <= scratch.size {
+			return S
+		}
+	}
+	return 1
+}
+
+// lnSpec is a LayerNorm that reads the residual stream: its op's name
+// ("h.0.ln_2"), its name in a fused op's (of the layer before: "ln_2",
+// "next ln_1"), weight, bias (nil: none) and output.
+type lnSpec struct {
+	name, fused string
+	w, b        *buffer
+	y           binding
+}
+
+// residualNormOps is the residual matmul x (M, N) += a (M, K) · wᵀ + bias
+// followed by ln's LayerNorm of x: where matmulOps would split it over K,
+// the K-split partial products and shaders' addnorm.wgsl (the reduce, the
+// residual add and the LayerNorm in one dispatch per row; named
+// "NAME reduce + " and ln.fused), else the matmul and layernorm.wgsl. The values are
+// those of matmulOps and layerNorm either way.
+func (d *device) residualNormOps(name string, M, N, K int, a binding, w wbuf, bias *buffer, x binding, ln lnSpec, eps float64, scratch *buffer) ([]op, error) {
+	t := d.tileFor(M, N, K)
+	if S := d.mmSplits(t, M, N, K, scratch); S > 1 {
+		rec := whole(scratch)
+		po, err := d.matmulPartials(name, t, S, M, N, K, a, w, rec)
+		if err != nil {
+			return nil, err
+		}
+		ao, err := d.addNorm(name+" reduce + "+ln.fused, M, N, S, rec, bias, x, ln.w, ln.b, ln.y, eps)
+		return []op{po, ao}, err
+	}
+	mo, err := d.matmulTiled(name, t, M, N, K, a, w, bias, x, shaders.ActNone, true)
+	if err != nil {
+		return nil, err
+	}
+	lo, err := d.layerNorm(ln.name, M, N, x, ln.w, ln.b, ln.y, eps)
+	return []op{mo, lo}, err
+}
+
+// addNorm: x (N, C) += Σ_z rec[z] (S partial products of (N, C), from
+// matmulPartials) + bias; y = LN(x) · lw + lb (shaders' addnorm.wgsl).
+// bias and lb may be nil.
+func (d *device) addNorm(name string, N, C, S int, rec binding, bias *buffer, x binding, lw, lb *buffer, y binding, eps float64) (op, error) {
+	if N < 1 || C < 1 || S < 1 {
+		return op{}, fmt.Errorf("gpu: %s: residual LayerNorm of N=%d C=%d with S=%d partials", name, N, C, S)
+	}
+	pl, err := d.pipeline("addnorm.wgsl", nil, addNormKinds)
+	if err != nil {
+		return op{}, err
+	}
+	p := shaders.AddNormParams{N: uint32(N), C: uint32(C), S: uint32(S), Eps: float32(eps)}
+	mb, bb := whole(d.dummy), whole(d.dummy)
+	if bias != nil {
+		p.HasMBias = 1
+		mb = whole(bias)
+	}
+	if lb != nil {
+		p.HasBias = 1
+		bb = whole(lb)
+	}
+	return op{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{rec, mb, whole(lw), bb, x, y}, wg: d.grid(uint64(N))}, nil
+}
+
 // matmulSplit runs (M, N, K) as S K-splits of tile t into rec (S·M·N
 // floats) and shaders.MatmulReduce into out.
 func (d *device) matmulSplit(name string, t matmulTile, S, M, N, K int, a binding, w wbuf, bias *buffer, out binding, act int, accumulate bool, rec binding) ([]op, error) {
-	if M < 1 || N < 1 || K < 1 || S < 2 || K%(S*t.BK) != 0 || !t.unrollsWithin(N, K, d.shmax()) {
-		return nil, fmt.Errorf("gpu: %s: matmul M=%d N=%d K=%d cannot be split %d ways with tile %v (N %% BN and K %% (S·BK) must be 0)", name, M, N, K, S, t)
-	}
-	c := d.f16Consts(w, t.unrolledConsts(w.dtype, d.shmax()))
-	c["KSPLIT"] = itoU(S)
-	pl, err := d.pipeline(shaders.MatmulUnrolled, c, matmulKinds)
+	po, err := d.matmulPartials(name, t, S, M, N, K, a, w, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -364,12 +429,31 @@ func (d *device) matmulSplit(name string, t matmulTile, S, M, N, K int, a bindin
 	if accumulate {
 		p.Accumulate = 1
 	}
-	return []op{
-		{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{a, whole(w.b), whole(d.dummy), rec},
-			wg: [3]uint32{uint32(ceilDiv(N, t.BN)), uint32(ceilDiv(M, t.BM)), uint32(S)}},
+	return []op{po,
 		{name: name + " reduce", pl: rpl, params: shaders.Bytes(p), binds: []binding{rec, whole(d.dummy), bb, out},
 			wg: d.grid(uint64(ceilDiv(M*N/4, 256)))},
 	}, nil
+}
+
+// matmulPartials is the first kernel of a K-split matmul: workgroup z of
+// S writes a (M, K) · w (N, K)ᵀ over its S-th of K to rows z·M .. z·M + M
+// - 1 of rec (S·M·N floats), no epilogue.
+func (d *device) matmulPartials(name string, t matmulTile, S, M, N, K int, a binding, w wbuf, rec binding) (op, error) {
+	if M < 1 || N < 1 || K < 1 || S < 2 || K%(S*t.BK) != 0 || !t.unrollsWithin(N, K, d.shmax()) {
+		return op{}, fmt.Errorf("gpu: %s: matmul M=%d N=%d K=%d cannot be split %d ways with tile %v (N %% BN and K %% (S·BK) must be 0)", name, M, N, K, S, t)
+	}
+	if err := d.checkGroups(name+" (matmul workgroups in x or y)", ceilDiv(N, t.BN), ceilDiv(M, t.BM)); err != nil {
+		return op{}, err
+	}
+	c := d.f16Consts(w, t.unrolledConsts(w.dtype, d.shmax()))
+	c["KSPLIT"] = itoU(S)
+	pl, err := d.pipeline(shaders.MatmulUnrolled, c, matmulKinds)
+	if err != nil {
+		return op{}, err
+	}
+	p := shaders.MatmulParams{M: uint32(M), N: uint32(N), K: uint32(K)}
+	return op{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{a, whole(w.b), whole(d.dummy), rec},
+		wg: [3]uint32{uint32(ceilDiv(N, t.BN)), uint32(ceilDiv(M, t.BM)), uint32(S)}}, nil
 }
 
 // layerNorm: y (N, C) = LN(x) · w + b; b may be nil.
@@ -387,14 +471,20 @@ func (d *device) layerNorm(name string, N, C int, x binding, w, b *buffer, y bin
 	return op{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{x, whole(w), bb, y}, wg: d.grid(uint64(N))}, nil
 }
 
-// embed: x (B, T, C) = wte[tokens] (+ wpe[t]), CLS swapped for cls.
-func (d *device) embed(n, T, C int, tokens binding, wte wbuf, wpe, cls *buffer, clsID int32, x binding) (op, error) {
-	pl, err := d.pipeline("embed.wgsl", map[string]string{"WDTYPE": fmt.Sprintf("%du", wte.dtype)}, embedKinds)
+// embedNorm: x (N = B·T, C) = wte[tokens] (+ wpe[t]), CLS swapped for
+// cls; y = LN(x) · lw + lb (shaders' embednorm.wgsl: the embedding and the
+// first LayerNorm in one dispatch, one workgroup per row; y is layerNorm's
+// of x). wpe, cls and lb may be nil.
+func (d *device) embedNorm(name string, N, T, C int, tokens binding, wte wbuf, wpe, cls *buffer, clsID int32, lw, lb *buffer, x, y binding, eps float64) (op, error) {
+	if N < 1 || T < 1 || C < 1 {
+		return op{}, fmt.Errorf("gpu: %s: embedding of N=%d T=%d C=%d", name, N, T, C)
+	}
+	pl, err := d.pipeline("embednorm.wgsl", map[string]string{"WDTYPE": fmt.Sprintf("%du", wte.dtype)}, embedNormKinds)
 	if err != nil {
 		return op{}, err
 	}
-	p := shaders.EmbedParams{N: uint32(n), T: uint32(T), C: uint32(C)}
-	wb, cb := whole(d.dummy), whole(d.dummy)
+	p := shaders.EmbedNormParams{N: uint32(N), T: uint32(T), C: uint32(C), Eps: float32(eps)}
+	wb, cb, bb := whole(d.dummy), whole(d.dummy), whole(d.dummy)
 	if wpe != nil {
 		p.HasWPE = 1
 		wb = whole(wpe)
@@ -403,7 +493,18 @@ func (d *device) embed(n, T, C int, tokens binding, wte wbuf, wpe, cls *buffer, 
 		p.HasCls, p.ClsID = 1, uint32(clsID)
 		cb = whole(cls)
 	}
-	return op{name: "embed", pl: pl, params: shaders.Bytes(p), binds: []binding{tokens, whole(wte.b), wb, cb, x}, wg: d.grid(uint64(ceilDiv(n, 256)))}, nil
+	if lb != nil {
+		p.HasBias = 1
+		bb = whole(lb)
+	}
+	return op{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{tokens, whole(wte.b), wb, cb, whole(lw), bb, x, y}, wg: d.grid(uint64(N))}, nil
+}
+
+// ropeSpec is the trunk's rotary embedding of one layer for attentionOps:
+// the name of its op where it runs on its own, and the tables.
+type ropeSpec struct {
+	name     string
+	cos, sin *buffer
 }
 
 // rope rotates q and k of qkv (B, T, 3C) in place.
@@ -493,14 +594,27 @@ func attnSplitRows(capBT, H, BR int) int {
 // "attn", attnSplits says so and the generated kernels apply (D % 4 == 0): then the partial records go to
 // scratch, which must hold S·B·T·(C + 4H) floats (attnSplitRows·(C + 4H)
 // for any shape of B·T <= the capacity it was sized for).
-func (d *device) attentionOps(name string, B, T, C, H int, causal bool, qkv binding, scratch *buffer, out binding) ([]op, error) {
+//
+// rope (nil: none) rotates q and k first: inside the split attention's
+// loads where D % 8 == 0 (AttentionUnrolled's ROPE), else as a rope
+// dispatch before the attention.
+func (d *device) attentionOps(name string, B, T, C, H int, causal bool, qkv binding, rope *ropeSpec, scratch *buffer, out binding) ([]op, error) {
 	D := C / H
 	BR, BC, err := attnTiles(D)
 	if err != nil {
 		return nil, err
 	}
 	S, KS := attnSplits(B, T, H, BR, BC)
-	if S < 2 || scratch == nil || !d.splitAttn || d.noUnrolled || D%4 != 0 || BC%4 != 0 || uint64(4*S*B*T*(C+4*H)) > scratch.size {
+	split := !(S < 2 || scratch == nil || !d.splitAttn || d.noUnrolled || D%4 != 0 || BC%4 != 0 || uint64(4*S*B*T*(C+4*H)) > scratch.size)
+	if rope != nil && !(split && D%8 == 0) {
+		ro, err := d.rope(rope.name, B, T, C, H, rope.cos, rope.sin, qkv)
+		if err != nil {
+			return nil, err
+		}
+		rest, err := d.attentionOps(name, B, T, C, H, causal, qkv, nil, scratch, out)
+		return append([]op{ro}, rest...), err
+	}
+	if !split {
 		if d.tiledAttention(D) {
 			o, err := d.attentionTiled(name, B, T, C, H, causal, qkv, out)
 			return []op{o}, err
@@ -521,7 +635,7 @@ func (d *device) attentionOps(name string, B, T, C, H int, causal bool, qkv bind
 		o, err := d.attention(name, B, T, C, H, causal, qkv, out)
 		return []op{o}, err
 	}
-	return d.attentionSplit(name, B, T, C, H, causal, qkv, whole(scratch), out, S, KS)
+	return d.attentionSplit(name, B, T, C, H, causal, qkv, rope, whole(scratch), out, S, KS)
 }
 
 // tiledAttention reports whether unsplit attention of head size D runs
@@ -621,8 +735,9 @@ func rowsConsts(D int, t shaders.AttentionRowsTile) map[string]string {
 
 // attentionSplit is the key-split attention with S splits of KS keys:
 // shaders.AttentionUnrolled with KS into rec, then shaders.AttentionCombine
-// into out.
-func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv, rec, out binding, S, KS int) ([]op, error) {
+// into out. rope (nil: none; head size D % 8 == 0) rotates q and k as
+// they are loaded (AttentionUnrolled's ROPE).
+func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv binding, rope *ropeSpec, rec, out binding, S, KS int) ([]op, error) {
 	D := C / H
 	BR, BC, err := attnTiles(D)
 	if err != nil {
@@ -631,10 +746,17 @@ func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv, r
 	if D%4 != 0 || KS < BC || KS%BC != 0 || S < 1 || S*KS < T || (S-1)*KS >= T {
 		return nil, fmt.Errorf("gpu: %s: key split S=%d KS=%d does not cover T=%d in tiles of %d (head size %d must be a multiple of 4)", name, S, KS, T, BC, D)
 	}
+	if rope != nil && D%8 != 0 {
+		return nil, fmt.Errorf("gpu: %s: the rope inside the attention needs head size D %% 8 == 0 (D = %d)", name, D)
+	}
 	if B*H > d.caps.groupsDim {
 		return nil, d.attnGroupsError(B, H)
 	}
-	pl, err := d.pipeline(shaders.AttentionUnrolled, map[string]string{"D": itoU(D), "BR": itoU(BR), "BC": itoU(BC), "KS": itoU(KS)}, attnKinds)
+	consts, kinds := map[string]string{"D": itoU(D), "BR": itoU(BR), "BC": itoU(BC), "KS": itoU(KS)}, attnKinds
+	if rope != nil {
+		consts["ROPE"], kinds = "1u", attnRopeKinds
+	}
+	pl, err := d.pipeline(shaders.AttentionUnrolled, consts, kinds)
 	if err != nil {
 		return nil, err
 	}
@@ -649,8 +771,12 @@ func (d *device) attentionSplit(name string, B, T, C, H int, causal bool, qkv, r
 	cp := p
 	cp.T = uint32(B * T)
 	n := B * T * C / 4
+	binds := []binding{qkv, rec}
+	if rope != nil {
+		binds = append(binds, whole(rope.cos), whole(rope.sin))
+	}
 	return []op{
-		{name: name, pl: pl, params: shaders.Bytes(p), binds: []binding{qkv, rec}, wg: [3]uint32{uint32(ceilDiv(T, BR)), uint32(B * H), uint32(S)}},
+		{name: name, pl: pl, params: shaders.Bytes(p), binds: binds, wg: [3]uint32{uint32(ceilDiv(T, BR)), uint32(B * H), uint32(S)}},
 		{name: name + " combine", pl: cpl, params: shaders.Bytes(cp), binds: []binding{rec, out}, wg: d.grid(uint64(ceilDiv(n, 256)))},
 	}, nil
 }

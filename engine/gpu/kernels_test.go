@@ -383,56 +383,6 @@ func TestRopeSweep(t *testing.T) {
 	}
 }
 
-func TestEmbedSweep(t *testing.T) {
-	d := testBackend(t).d
-	rng := rand.New(rand.NewPCG(11, 12))
-	for _, s := range []struct {
-		B, T, C, V int
-		wpe, cls   bool
-	}{{1, 1, 1, 2, false, false}, {2, 7, 5, 11, true, false}, {3, 13, 32, 67, true, true}, {1, 257, 3, 5, false, true}} {
-		name := fmt.Sprintf("B%d_T%d_C%d_V%d/wpe%v/cls%v", s.B, s.T, s.C, s.V, s.wpe, s.cls)
-		t.Run(name, func(t *testing.T) {
-			wte := randVec(rng, s.V*s.C, 1)
-			wpe := randVec(rng, s.T*s.C, 1)
-			cls := randVec(rng, s.C, 1)
-			ids := make([]int32, s.B*s.T)
-			tok := make([]float32, len(ids))
-			for i := range ids {
-				ids[i] = int32(rng.IntN(s.V))
-				tok[i] = math.Float32frombits(uint32(ids[i]))
-			}
-			clsID := int32(s.V - 1)
-			var wb, cb *buffer
-			if s.wpe {
-				wb = inBuf(t, d, wpe)
-			}
-			if s.cls {
-				cb = inBuf(t, d, cls)
-			}
-			out := newCanaryBuf(t, d, s.B*s.T*s.C, nil)
-			o, err := d.embed(s.B*s.T*s.C, s.T, s.C, whole(inBuf(t, d, tok)), wbuf{b: inBuf(t, d, wte)}, wb, cb, clsID, out.bind())
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := run(t, d, []op{o}, out)
-			want := make([]float64, len(got))
-			for p, id := range ids {
-				for c := 0; c < s.C; c++ {
-					v := float64(wte[int(id)*s.C+c])
-					if s.cls && id == clsID {
-						v = float64(cls[c])
-					}
-					if s.wpe {
-						v += float64(wpe[(p%s.T)*s.C+c])
-					}
-					want[p*s.C+c] = v
-				}
-			}
-			checkClose(t, name, got, want, 1e-6, 1e-6)
-		})
-	}
-}
-
 func TestRowDotAndGatherSweep(t *testing.T) {
 	d := testBackend(t).d
 	rng := rand.New(rand.NewPCG(13, 14))
@@ -553,7 +503,7 @@ func TestAttentionSplitSweep(t *testing.T) {
 				qkv := randVec(rng, s.B*s.T*3*s.C, 1)
 				out := newCanaryBuf(t, d, s.B*s.T*s.C, nil)
 				rec := newCanaryBuf(t, d, s.S*s.B*s.T*(s.C+4*s.H), nil)
-				ops, err := d.attentionSplit("test", s.B, s.T, s.C, s.H, causal, whole(inBuf(t, d, qkv)), rec.bind(), out.bind(), s.S, s.KS)
+				ops, err := d.attentionSplit("test", s.B, s.T, s.C, s.H, causal, whole(inBuf(t, d, qkv)), nil, rec.bind(), out.bind(), s.S, s.KS)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -568,7 +518,7 @@ func TestAttentionSplitSweep(t *testing.T) {
 	}
 	// A split that does not cover T, or splits with no key, is an error.
 	for _, bad := range [][2]int{{2, 16}, {4, 64}, {2, 24}} {
-		if _, err := d.attentionSplit("test", 1, 100, 64, 1, false, binding{}, binding{}, binding{}, bad[0], bad[1]); err == nil {
+		if _, err := d.attentionSplit("test", 1, 100, 64, 1, false, binding{}, nil, binding{}, binding{}, bad[0], bad[1]); err == nil {
 			t.Errorf("S=%d KS=%d for T=100 was accepted", bad[0], bad[1])
 		}
 	}

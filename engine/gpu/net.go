@@ -557,24 +557,38 @@ func (n *Net) trunkOps(B, T int) ([]op, error) {
 			addList(n.d.matmulOps(name, M, N, K, in, w, bias, out, act, accumulate, a.split))
 		}
 	}
-	add(n.d.embed(BT*C, T, C, whole(a.tokens), n.wte, n.wpe, n.cls, n.clsID, x))
+	// norm(l) is the LayerNorm that reads x after block l - 1 (l = 0: after
+	// the embedding): block l's ln_1, or ln_f after the last block. It runs
+	// fused with the kernel before it: embednorm.wgsl after the embedding,
+	// addnorm.wgsl after a K-split c_proj (residualNormOps).
+	norm := func(l int) lnSpec {
+		if l < len(n.layers) {
+			return lnSpec{name: fmt.Sprintf("h.%d.ln_1", l), fused: "next ln_1", w: n.layers[l].ln1W, b: n.layers[l].ln1B, y: ln}
+		}
+		return lnSpec{name: "ln_f", fused: "ln_f", w: n.lnfW, b: n.lnfB, y: whole(a.h)}
+	}
+	first := norm(0)
+	add(n.d.embedNorm("embed + "+first.name, BT, T, C, whole(a.tokens), n.wte, n.wpe, n.cls, n.clsID, first.w, first.b, x, first.y, n.eps))
 	for l := range n.layers {
 		w := &n.layers[l]
 		name := func(s string) string { return fmt.Sprintf("h.%d.%s", l, s) }
-		add(n.d.layerNorm(name("ln_1"), BT, C, x, w.ln1W, w.ln1B, ln, n.eps))
 		mm(name("attn.c_attn"), BT, 3*C, C, ln, w.attnW, w.attnB, qkv, shaders.ActNone, false)
+		var rope *ropeSpec
 		if n.cos != nil {
-			add(n.d.rope(name("rope"), B, T, C, H, n.cos, n.sin, qkv))
+			rope = &ropeSpec{name: name("rope"), cos: n.cos, sin: n.sin}
 		}
 		if o.err == nil {
-			addList(n.d.attentionOps(name("attention"), B, T, C, H, n.causal, qkv, a.split, atty))
+			addList(n.d.attentionOps(name("attention"), B, T, C, H, n.causal, qkv, rope, a.split, atty))
 		}
-		mm(name("attn.c_proj"), BT, C, C, atty, w.attnProjW, w.attnProjB, x, shaders.ActNone, true)
-		add(n.d.layerNorm(name("ln_2"), BT, C, x, w.ln2W, w.ln2B, ln, n.eps))
+		if o.err == nil {
+			addList(n.d.residualNormOps(name("attn.c_proj"), BT, C, C, atty, w.attnProjW, w.attnProjB, x,
+				lnSpec{name: name("ln_2"), fused: "ln_2", w: w.ln2W, b: w.ln2B, y: ln}, n.eps, a.split))
+		}
 		mm(name("mlp.c_fc"), BT, 4*C, C, ln, w.fcW, w.fcB, fch, shaders.ActGELU, false)
-		mm(name("mlp.c_proj"), BT, C, 4*C, fch, w.fcProjW, w.fcProjB, x, shaders.ActNone, true)
+		if o.err == nil {
+			addList(n.d.residualNormOps(name("mlp.c_proj"), BT, C, 4*C, fch, w.fcProjW, w.fcProjB, x, norm(l+1), n.eps, a.split))
+		}
 	}
-	add(n.d.layerNorm("ln_f", BT, C, x, n.lnfW, n.lnfB, whole(a.h), n.eps))
 	return o.list, o.err
 }
 

@@ -50,6 +50,9 @@ func pipelinesOn(t *testing.T, be *Backend) {
 		if D%4 == 0 {
 			try(shaders.AttentionUnrolled, map[string]string{"D": itou(D), "BR": itou(BR), "BC": itou(BC)}, attnKinds)
 		}
+		if D%8 == 0 { // the split attention with the rope on its loads
+			try(shaders.AttentionUnrolled, map[string]string{"D": itou(D), "BR": itou(BR), "BC": itou(BC), "KS": itou(BC), "ROPE": "1u"}, attnRopeKinds)
+		}
 	}
 	// Attention "rows": the automatic tiles wherever they fit the device
 	// (the choice rowsTileFor makes).
@@ -65,10 +68,11 @@ func pipelinesOn(t *testing.T, be *Backend) {
 		}
 	}
 	for _, dt := range []int{shaders.WeightF32, shaders.WeightF16, shaders.WeightBF16} {
-		try("embed.wgsl", map[string]string{"WDTYPE": itou(dt)}, embedKinds)
 		try("gather.wgsl", map[string]string{"WDTYPE": itou(dt)}, gatherKinds)
+		try("embednorm.wgsl", map[string]string{"WDTYPE": itou(dt)}, embedNormKinds)
 	}
 	try("layernorm.wgsl", nil, layerNormKinds)
+	try("addnorm.wgsl", nil, addNormKinds)
 	// The draw (sample.wgsl's block) in both its kernels and workgroup sizes.
 	try("sample.wgsl", map[string]string{"WG": sampleWG(1)}, sampleKinds)
 	try("sample.wgsl", map[string]string{"WG": sampleWG(sampleMaxV)}, sampleKinds)

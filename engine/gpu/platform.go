@@ -280,14 +280,15 @@ var SpecDefaults = Limits{
 
 // required are the limits every remask kernel needs, whatever the model:
 // the largest workgroup (256 invocations), the most storage bindings of one
-// kernel (7: select.wgsl's; device.pipeline refuses a kernel with more;
-// WebGPU's default is 8), and the workgroup memory of the biggest tile (attention with
+// kernel (8: embednorm.wgsl's, WebGPU's default, which every conformant
+// adapter offers; device.pipeline refuses a kernel with more), and the
+// workgroup memory of the biggest tile (attention with
 // BC·D = 2048 floats for K and V: 16 KiB, the WebGPU default).
 var required = Limits{
 	MaxComputeWorkgroupStorageSize:    16384,
 	MaxComputeInvocationsPerWorkgroup: 256,
 	MaxComputeWorkgroupSizeX:          256,
-	MaxStorageBuffersPerShaderStage:   7,
+	MaxStorageBuffersPerShaderStage:   8,
 }
 
 // checkLimits refuses an adapter below required, naming the limit.

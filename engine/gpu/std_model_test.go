@@ -140,11 +140,15 @@ func TestStandardModel2x128(t *testing.T) {
 // TestStandardModelVariants runs the standard model's forward at 1 x 16
 // (the shape where the split kernels apply: small grids, deep K, short
 // sequences) with each kernel variant of Options against engine/cpu, and
-// counts its dispatches: 50 without the splits (Split "none"), 74 with
-// them (the default) (a reduce after each of the 4 split
-// matmuls of a layer, 6 layers; the attention split does not apply at
-// T = 16 with 6 heads, see TestAttnSplits); at 1 x 256 the attention split
-// adds a combine a layer (56).
+// counts its dispatches. Without the splits (Split "none"): 49, the
+// embedding fused with h.0.ln_1 (embednorm.wgsl), then 8 a layer (c_attn,
+// rope, attention, c_proj, ln_2, c_fc, c_proj, the next ln_1 or ln_f).
+// With them (the default): 61, each of the 4 split matmuls of a layer
+// adds its partials dispatch, and the two c_proj reduces run fused with
+// the LayerNorm after them (addnorm.wgsl); the attention split does not
+// apply at T = 16 with 6 heads (TestAttnSplits). At 1 x 256 the attention
+// split adds a combine a layer and takes in the rope (49 with the matmul
+// split or without).
 func TestStandardModelVariants(t *testing.T) {
 	testBackend(t) // skips without an adapter (outside CI)
 	if testing.Short() {
@@ -166,22 +170,22 @@ func TestStandardModelVariants(t *testing.T) {
 		T          int
 		dispatches int
 	}{
-		{"default (split)", Options{}, 16, 74},
-		{"no split", Options{Split: []string{"none"}}, 16, 50},
-		{"split", Options{Split: []string{"attn", "mm"}}, 16, 74},
-		{"double-buffered", Options{MatmulDoubleBuffer: true, Split: []string{"none"}}, 16, 50},
-		{"split+db+tiled", Options{Split: []string{"mm", "attn"}, MatmulDoubleBuffer: true, Attention: "tiled"}, 16, 74},
-		{"tiled", Options{Attention: "tiled", Split: []string{"none"}}, 16, 50},
-		{"tile 64x64x16x4x4db", Options{MatmulTile: "64x64x16x4x4db", Split: []string{"none"}}, 16, 50},
-		{"tile 128x128x8x8x8nw8c2", Options{MatmulTile: "128x128x8x8x8nw8c2", Split: []string{"none"}}, 16, 50},
-		{"tile 32x32x16x4x4dbnw4, split", Options{MatmulTile: "32x32x16x4x4dbnw4"}, 16, 74},
-		{"attention split at 1x256", Options{Split: []string{"attn"}}, 256, 56},
-		{"rows", Options{Attention: "rows", Split: []string{"none"}}, 16, 50},
-		{"rows 2x32x16x8 at 1x256", Options{Attention: "rows", AttentionTile: "2x32x16x8", Split: []string{"none"}}, 256, 50},
-		{"rows 1x64x32x4pf at 1x256", Options{Attention: "rows", AttentionTile: "1x64x32x4pf", Split: []string{"none"}}, 256, 50},
-		{"rows, default limits", Options{Attention: "rows", Limits: "default", Split: []string{"none"}}, 16, 50},
-		{"rows with the split (split at 1x256)", Options{Attention: "rows"}, 256, 68},
-		{"default limits", Options{Limits: "default"}, 16, 74},
+		{"default (split)", Options{}, 16, 61},
+		{"no split", Options{Split: []string{"none"}}, 16, 49},
+		{"split", Options{Split: []string{"attn", "mm"}}, 16, 61},
+		{"double-buffered", Options{MatmulDoubleBuffer: true, Split: []string{"none"}}, 16, 49},
+		{"split+db+tiled", Options{Split: []string{"mm", "attn"}, MatmulDoubleBuffer: true, Attention: "tiled"}, 16, 61},
+		{"tiled", Options{Attention: "tiled", Split: []string{"none"}}, 16, 49},
+		{"tile 64x64x16x4x4db", Options{MatmulTile: "64x64x16x4x4db", Split: []string{"none"}}, 16, 49},
+		{"tile 128x128x8x8x8nw8c2", Options{MatmulTile: "128x128x8x8x8nw8c2", Split: []string{"none"}}, 16, 49},
+		{"tile 32x32x16x4x4dbnw4, split", Options{MatmulTile: "32x32x16x4x4dbnw4"}, 16, 61},
+		{"attention split at 1x256", Options{Split: []string{"attn"}}, 256, 49},
+		{"rows", Options{Attention: "rows", Split: []string{"none"}}, 16, 49},
+		{"rows 2x32x16x8 at 1x256", Options{Attention: "rows", AttentionTile: "2x32x16x8", Split: []string{"none"}}, 256, 49},
+		{"rows 1x64x32x4pf at 1x256", Options{Attention: "rows", AttentionTile: "1x64x32x4pf", Split: []string{"none"}}, 256, 49},
+		{"rows, default limits", Options{Attention: "rows", Limits: "default", Split: []string{"none"}}, 16, 49},
+		{"rows with the split (split at 1x256)", Options{Attention: "rows"}, 256, 49},
+		{"default limits", Options{Limits: "default"}, 16, 61},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			B, T := 1, c.T

@@ -236,7 +236,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		}
 		fmt.Fprintln(c.stdout, ")")
 		for _, k := range r.Profile {
-			fmt.Fprintf(c.stdout, "    %-22s %9.3f ms  grid %s\n", k.Name, k.Ms, k.Grid)
+			fmt.Fprintf(c.stdout, "    %-34s %9.3f ms  grid %s\n", k.Name, k.Ms, k.Grid)
 		}
 	}
 	return nil
