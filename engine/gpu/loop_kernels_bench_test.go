@@ -204,9 +204,11 @@ func BenchmarkSamplingKernels(b *testing.B) {
 		}
 		p := shaders.SamplerWaveParams{C: C, V: V, T: T, SlotAt: shaders.WaveCounts, Slots: 1, Eps: 1e-5, Mask: mask, Embeddings: 1,
 			Iteration: 1, Temperature: 0.8, TopP: 0.9, SeedLo: 42}
+		l := newSamplerLayout(C, V)
+		l.params(&p)
 		ws := make([]uint32, shaders.WaveCounts+shaders.WaveSlotWords) // one slot of n rows
 		ws[shaders.WaveCounts] = n
-		tab := randVec(r, 2*V*C+C*C+C*V+6*C, 0.05)
+		tab := randVec(r, l.size, 0.05)
 		o := op{name: "sampler wave", pl: pipe("samplerwave.wgsl", samplerWaveKinds), params: shaders.Bytes(p),
 			binds: []binding{whole(mk(n, list)), whole(mk(len(ws), ws)), whole(mk(N*C, f32(randVec(r, N*C, 1)))),
 				whole(mk(len(tab), f32(tab))), whole(mk(N, wavePred)), whole(exclB), whole(errw)}, wg: d.grid(n)}
