@@ -24,9 +24,9 @@
 // the bytes a workgroup keeps in flight: each of the two matrix-vector
 // products (mlp.3: C x C, the output head: V x C) gives every thread a
 // quad of 4 consecutive outputs and a chunk of the inputs (split: as many
-// chunks of a multiple of 8 inputs as the WG threads allow; C = 384: 96
-// quads x 2 chunks of 192 for mlp.3, 17 quads x 12 chunks of 32 for V =
-// 67), 8 vec4 loads in flight per thread (part), and the chunks' partial
+// chunks of a multiple of BATCH inputs as the WG threads allow; C = 384:
+// 96 quads x 2 chunks of 192 for mlp.3, 17 quads x 12 chunks of 32 for V =
+// 67), 16 vec4 loads in flight per thread (part), and the chunks' partial
 // sums meet in workgroup memory, added in ascending chunk order
 // (sum_parts): deterministic, but not the matmul kernels' single
 // ascending sum, so the logits match the CPU twin within a tolerance (the
@@ -81,6 +81,7 @@ struct Params {
 const WG: u32 = 256u;
 const MAXC: u32 = 1024u;   // at least 4·WG (matvec's partial sums)
 const MAXV: u32 = 1024u;   // at most 32·WG (the draw's keep mask is one u32)
+const BATCH: u32 = 16u;    // rows of a table that part loads before it sums them
 const HLEN: u32 = 2048u;   // 2·MAXC: the two vectors of the head
 const NONE: u32 = 0xffffffffu;
 const PURPOSE_TOKEN: u32 = 2u;  // engine/rng Token
@@ -160,10 +161,10 @@ fn tab(i: u32) -> f32 {
 
 // Split is how a matrix-vector product of C inputs and `outs` outputs
 // spreads over the workgroup: quads of 4 consecutive outputs (q = ceil(outs
-// / 4) of them) times chunks of `len` consecutive inputs (a multiple of 8:
-// the loads part keeps in flight), as many chunks as fit into WG threads
-// (at least one, and none empty: chunks = ceil(C / len)). Thread t works
-// on quad t % q and chunk t / q.
+// / 4) of them) times chunks of `len` consecutive inputs (a multiple of
+// BATCH, the loads part keeps in flight), as many chunks as fit into WG
+// threads (at least one, and none empty: chunks = ceil(C / len)). Thread t
+// works on quad t % q and chunk t / q.
 struct Split {
   q: u32,
   len: u32,
@@ -174,20 +175,20 @@ fn split(outs: u32) -> Split {
   let C = P.C;
   let q = (outs + 3u) / 4u;  // <= WG: outs <= MAXC, MAXV
   let k = max(WG / q, 1u);
-  let len = ((C + k - 1u) / k + 7u) / 8u * 8u;
+  let len = ((C + k - 1u) / k + BATCH - 1u) / BATCH * BATCH;
   return Split(q, len, (C + len - 1u) / len);
 }
 
 // part is sum over c in [lo, hi) of H[x + c] · TAB[w + c·n] (n vec4 per row
 // of the table, so that a quad of outputs is one 16-byte load), in
-// ascending c. Eight rows are loaded before they are summed (the last
-// batch loads row hi - 1 for the rows past hi and skips them), so that a
-// thread has eight loads in flight instead of one: a wave of a few
-// workgroups is bound by the latency of its loads from L2.
+// ascending c. BATCH = 16 rows are loaded before they are summed (the
+// last batch loads row hi - 1 in place of the rows past hi and skips
+// them), so that a thread keeps 16 loads (256 bytes) in flight: a wave of
+// a few workgroups is bound by the latency of its loads from L2.
 fn part(x: u32, w: u32, n: u32, lo: u32, hi: u32) -> vec4<f32> {
   var acc = vec4<f32>(0.0);
-  for (var c = lo; c < hi; c += 8u) {
-    let e = hi - 1u;
+  let e = hi - 1u;
+  for (var c = lo; c < hi; c += BATCH) {
     let a0 = TAB[w + c * n];
     let a1 = TAB[w + min(c + 1u, e) * n];
     let a2 = TAB[w + min(c + 2u, e) * n];
@@ -196,23 +197,60 @@ fn part(x: u32, w: u32, n: u32, lo: u32, hi: u32) -> vec4<f32> {
     let a5 = TAB[w + min(c + 5u, e) * n];
     let a6 = TAB[w + min(c + 6u, e) * n];
     let a7 = TAB[w + min(c + 7u, e) * n];
+    let a8 = TAB[w + min(c + 8u, e) * n];
+    let a9 = TAB[w + min(c + 9u, e) * n];
+    let a10 = TAB[w + min(c + 10u, e) * n];
+    let a11 = TAB[w + min(c + 11u, e) * n];
+    let a12 = TAB[w + min(c + 12u, e) * n];
+    let a13 = TAB[w + min(c + 13u, e) * n];
+    let a14 = TAB[w + min(c + 14u, e) * n];
+    let a15 = TAB[w + min(c + 15u, e) * n];
     let i = x + c;
     acc += H[i] * a0;
-    if (c + 8u <= hi) {
+    if (c + 1u < hi) {
       acc += H[i + 1u] * a1;
+    }
+    if (c + 2u < hi) {
       acc += H[i + 2u] * a2;
+    }
+    if (c + 3u < hi) {
       acc += H[i + 3u] * a3;
+    }
+    if (c + 4u < hi) {
       acc += H[i + 4u] * a4;
+    }
+    if (c + 5u < hi) {
       acc += H[i + 5u] * a5;
+    }
+    if (c + 6u < hi) {
       acc += H[i + 6u] * a6;
+    }
+    if (c + 7u < hi) {
       acc += H[i + 7u] * a7;
-    } else {
-      if (c + 1u < hi) { acc += H[i + 1u] * a1; }
-      if (c + 2u < hi) { acc += H[i + 2u] * a2; }
-      if (c + 3u < hi) { acc += H[i + 3u] * a3; }
-      if (c + 4u < hi) { acc += H[i + 4u] * a4; }
-      if (c + 5u < hi) { acc += H[i + 5u] * a5; }
-      if (c + 6u < hi) { acc += H[i + 6u] * a6; }
+    }
+    if (c + 8u < hi) {
+      acc += H[i + 8u] * a8;
+    }
+    if (c + 9u < hi) {
+      acc += H[i + 9u] * a9;
+    }
+    if (c + 10u < hi) {
+      acc += H[i + 10u] * a10;
+    }
+    if (c + 11u < hi) {
+      acc += H[i + 11u] * a11;
+    }
+    if (c + 12u < hi) {
+      acc += H[i + 12u] * a12;
+    }
+    if (c + 13u < hi) {
+      acc += H[i + 13u] * a13;
+    }
+    if (c + 14u < hi) {
+      acc += H[i + 14u] * a14;
+    }
+    if (c + 15u < hi) {
+      acc += H[i + 15u] * a15;
     }
   }
   return acc;

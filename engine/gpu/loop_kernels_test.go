@@ -65,13 +65,14 @@ var loopKernelCases = []kernelCase{
 	// B rows of 8 positions, T: n_embd (bias on odd-looking widths).
 	{name: "sampler-wave", shapes: []shape{{1, 64}, {2, 102}, {3, 200}, {2, 1024}}, tol: 1e-4, check: checkSamplerWave},
 	// B: the vocabulary size V, T: n_embd C; samplerwave.wgsl's split of
-	// the two products (quads of outputs x chunks of a multiple of 8
-	// inputs) on each: one input and one output (a chunk shorter than a
-	// batch of 8), the flagship 67 x 384 (mlp.3 96 quads x 2 chunks, the
-	// head 17 x 12), 67 x 192 (48 x 5, the last chunk shorter), C and V
-	// not multiples of 4 (padded rows), C = 1021 and V = 1024 (256 quads,
-	// one chunk, its last batch partial), and a head of one quad in 32
-	// chunks.
+	// the two products (quads of outputs x chunks of a multiple of BATCH =
+	// 16 inputs) on each: one input and one output (a chunk shorter than a
+	// batch), the flagship 67 x 384 (mlp.3: 96 quads x 2 chunks of 192,
+	// the head 17 x 12 of 32), 67 x 192 (48 x 4 of 48, 17 x 12 of 16), C
+	// and V not multiples of 4 (padded rows; 102: 7 chunks, the last of 6),
+	// C = 1021 and V = 1024 (256 quads, one chunk, its last batch partial),
+	// 37 x 1000 (21 chunks of the head, the last shorter) and a head of one
+	// quad in 16 chunks.
 	{name: "sampler-wave/split", shapes: []shape{{1, 1}, {5, 8}, {67, 384}, {67, 192}, {23, 102}, {300, 13}, {1024, 1021}, {37, 1000}, {2, 255}},
 		tol: 1e-4, check: checkSamplerWaveSplit},
 	{name: "stats", shapes: []shape{{8, 1}, {8, 7}, {8, 300}, {2, 1000}}, tol: 1e-4, check: checkStats},
