@@ -79,7 +79,8 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> ERR: array<atomic<u32>>; // [ERR_DRAW]: smallest failed position
 
 const WG: u32 = 256u;
-const MAXC: u32 = 1024u;   // at least 4·WG (matvec's partial sums)
+const MAXC: u32 = 1024u;   // at least 4·WG (matvec's partial sums), at most PER·WG
+const PER: u32 = 4u;       // the most elements of a C-vector one thread holds (in a vec4)
 const MAXV: u32 = 1024u;   // at most 32·WG (the draw's keep mask is one u32)
 const BATCH: u32 = 16u;    // rows of a table that part loads before it sums them
 const HLEN: u32 = 2048u;   // 2·MAXC: the two vectors of the head
@@ -291,6 +292,29 @@ fn sum_parts(o: u32, sp: Split) -> f32 {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
   let r = wg.x + wg.y * nwg.x;
+  let C = P.C;
+  let V = P.V;
+  let vec = P.vec_at;
+  // The thread's elements c = t + i·WG (i < PER) of the vectors, loaded
+  // before the wave is known, so that their loads overlap the ticket's and
+  // the wave's instead of costing a round trip each where they are used.
+  var b0 = vec4<f32>(0.0);
+  var g1 = vec4<f32>(0.0);
+  var e1 = vec4<f32>(0.0);
+  var b3 = vec4<f32>(0.0);
+  var g2 = vec4<f32>(0.0);
+  var e2 = vec4<f32>(0.0);
+  for (var i = 0u; i < PER; i++) {
+    let c = t + i * WG;
+    if (c < C) {
+      b0[i] = tab(vec + c);
+      g1[i] = tab(vec + C + c);
+      e1[i] = tab(vec + 2u * C + c);
+      b3[i] = tab(vec + 3u * C + c);
+      g2[i] = tab(vec + 4u * C + c);
+      e2[i] = tab(vec + 5u * C + c);
+    }
+  }
   if (t == 0u) {
     TICKET = atomicAdd(&WS[W_TICKET], 1u);
     WAVE = vec2<u32>(0u, 0u);
@@ -299,12 +323,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (r >= w.x) {
     return;
   }
-  let C = P.C;
-  let V = P.V;
   let lr = 0u;
-  let vec = P.vec_at;
   let e = LIST[w.y + r];
   let pos = e & LIST_POS;
+  var z = vec4<f32>(0.0);  // the thread's elements of the vector at hand
+  for (var i = 0u; i < PER; i++) {
+    let c = t + i * WG;
+    if (c < C) {
+      z[i] = HW[pos * C + c];
+    }
+  }
   let tp = pos % P.T;
   var left = NONE;
   var right = NONE;
@@ -317,27 +345,34 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
   // mlp.0-2: y1 = LN1(SiLU(HW[pos] + LR[left] + LR[V + right] + b0)).
   var s = 0.0;
-  for (var c = t; c < C; c += WG) {
-    var z = HW[pos * C + c];
-    if (left != NONE) {
-      z += tab(lr + left * C + c);
+  for (var i = 0u; i < PER; i++) {
+    let c = t + i * WG;
+    if (c < C) {
+      var y = z[i];
+      if (left != NONE) {
+        y += tab(lr + left * C + c);
+      }
+      if (right != NONE) {
+        y += tab(lr + (V + right) * C + c);
+      }
+      z[i] = silu(y + b0[i]);
+      s += z[i];
     }
-    if (right != NONE) {
-      z += tab(lr + (V + right) * C + c);
-    }
-    z = silu(z + tab(vec + c));
-    H[X0 + c] = z;
-    s += z;
   }
   let mean1 = reduce_sum(s, t) / f32(C);
   var q = 0.0;
-  for (var c = t; c < C; c += WG) {
-    let d = H[X0 + c] - mean1;
-    q += d * d;
+  for (var i = 0u; i < PER; i++) {
+    if (t + i * WG < C) {
+      let d = z[i] - mean1;
+      q += d * d;
+    }
   }
   let rstd1 = 1.0 / sqrt(reduce_sum(q, t) / f32(C) + P.eps);
-  for (var c = t; c < C; c += WG) {
-    H[X0 + c] = (H[X0 + c] - mean1) * rstd1 * tab(vec + C + c) + tab(vec + 2u * C + c);
+  for (var i = 0u; i < PER; i++) {
+    let c = t + i * WG;
+    if (c < C) {
+      H[X0 + c] = (z[i] - mean1) * rstd1 * g1[i] + e1[i];
+    }
   }
   workgroupBarrier();
 
@@ -346,20 +381,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let s3 = split(C);
   matvec(P.w3_at / 4u, s3, t);
   s = 0.0;
-  for (var o = t; o < C; o += WG) {
-    let z = silu(sum_parts(o, s3) + tab(vec + 3u * C + o));
-    H[X0 + o] = z;
-    s += z;
+  for (var i = 0u; i < PER; i++) {
+    let o = t + i * WG;
+    if (o < C) {
+      z[i] = silu(sum_parts(o, s3) + b3[i]);
+      s += z[i];
+    }
   }
   let mean2 = reduce_sum(s, t) / f32(C);
   q = 0.0;
-  for (var o = t; o < C; o += WG) {
-    let d = H[X0 + o] - mean2;
-    q += d * d;
+  for (var i = 0u; i < PER; i++) {
+    if (t + i * WG < C) {
+      let d = z[i] - mean2;
+      q += d * d;
+    }
   }
   let rstd2 = 1.0 / sqrt(reduce_sum(q, t) / f32(C) + P.eps);
-  for (var o = t; o < C; o += WG) {
-    H[X0 + o] = (H[X0 + o] - mean2) * rstd2 * tab(vec + 4u * C + o) + tab(vec + 5u * C + o);
+  for (var i = 0u; i < PER; i++) {
+    let o = t + i * WG;
+    if (o < C) {
+      H[X0 + o] = (z[i] - mean2) * rstd2 * g2[i] + e2[i];
+    }
   }
   workgroupBarrier();
 

@@ -39,6 +39,20 @@ func TestSamplerWaveLimits(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// samplerwave.wgsl's own sizes: a thread holds at most PER elements of
+	// a C-vector (PER·WG >= MAXC), and matvec's partial sums (4 floats a
+	// thread) fit into the half of H they use (MAXC >= 4·WG).
+	k := map[string]uint64{}
+	for _, name := range []string{"WG", "PER", "MAXC"} {
+		v, err := shaders.Const("samplerwave.wgsl", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k[name] = v
+	}
+	if k["PER"]*k["WG"] < k["MAXC"] || k["MAXC"] < 4*k["WG"] {
+		t.Errorf("samplerwave.wgsl: WG %d, PER %d, MAXC %d: want PER·WG >= MAXC >= 4·WG", k["WG"], k["PER"], k["MAXC"])
+	}
 }
 
 // rowsOf is B rows of each T.
