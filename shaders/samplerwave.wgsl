@@ -79,9 +79,9 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> ERR: array<atomic<u32>>; // [ERR_DRAW]: smallest failed position
 
 const WG: u32 = 256u;
-const MAXC: u32 = 1024u;   // at least 4·WG (matvec's partial sums), at most PER·WG
-const PER: u32 = 4u;       // the most elements of a C-vector one thread holds (in a vec4)
-const MAXV: u32 = 1024u;   // at most 32·WG (the draw's keep mask is one u32)
+const MAXC: u32 = 1024u;   // a multiple of WG, at least 4·WG (matvec's partial sums)
+const PER: u32 = MAXC / WG;  // the most elements of a C-vector one thread holds
+const MAXV: u32 = 1024u;   // at most 32·WG (the draw's keep mask is one u32), at most MAXC
 const BATCH: u32 = 16u;    // rows of a table that part loads before it sums them
 const HLEN: u32 = 2048u;   // 2·MAXC: the two vectors of the head
 const NONE: u32 = 0xffffffffu;
@@ -165,7 +165,7 @@ fn tab(i: u32) -> f32 {
 // / 4) of them) times chunks of `len` consecutive inputs (a multiple of
 // BATCH, the loads part keeps in flight), as many chunks as fit into WG
 // threads (at least one, and none empty: chunks = ceil(C / len)). Thread t
-// works on quad t % q and chunk t / q.
+// works on quad t % q and chunk t / q (matvec).
 struct Split {
   q: u32,
   len: u32,
@@ -174,7 +174,7 @@ struct Split {
 
 fn split(outs: u32) -> Split {
   let C = P.C;
-  let q = (outs + 3u) / 4u;  // <= WG: outs <= MAXC, MAXV
+  let q = (outs + 3u) / 4u;  // <= WG at the default WG (outs <= MAXC, MAXV)
   let k = max(WG / q, 1u);
   let len = ((C + k - 1u) / k + BATCH - 1u) / BATCH * BATCH;
   return Split(q, len, (C + len - 1u) / len);
@@ -257,18 +257,18 @@ fn part(x: u32, w: u32, n: u32, lo: u32, hi: u32) -> vec4<f32> {
   return acc;
 }
 
-// matvec stores thread t's partial sums of the product of y = H[X0 ..)
-// with the table at w (vec4 index; sp.q vec4 per row) in H[Y0 + 4t ..):
-// chunk k's partial sums of the outputs 4q .. 4q + 3 at H[Y0 + 4(k·sp.q +
-// q) ..] (at most 4·WG floats: MAXC >= 4·WG), which sum_parts adds up.
-// Every invocation calls it in uniform control flow; the partial sums are
+// matvec stores the partial sums of the product of y = H[X0 ..) with the
+// table at w (vec4 index; sp.q vec4 per row) in H[Y0 ..): item j = k·sp.q
+// + q (thread j, and j + WG, ... where WG < sp.q), chunk k's partial sums
+// of the outputs 4q .. 4q + 3, at H[Y0 + 4j ..] (at most 4·max(WG, MAXC /
+// 4, MAXV / 4) floats: MAXC >= 4·WG, MAXV), which sum_parts adds up. Every
+// invocation calls it in uniform control flow; the partial sums are
 // complete when it returns.
 fn matvec(w: u32, sp: Split, t: u32) {
-  let k = t / sp.q;
-  if (k < sp.chunks) {
-    let lo = k * sp.len;
-    let v = part(X0, w + t % sp.q, sp.q, lo, min(lo + sp.len, P.C));
-    let i = Y0 + 4u * t;
+  for (var j = t; j < sp.chunks * sp.q; j += WG) {
+    let lo = (j / sp.q) * sp.len;
+    let v = part(X0, w + j % sp.q, sp.q, lo, min(lo + sp.len, P.C));
+    let i = Y0 + 4u * j;
     H[i] = v.x;
     H[i + 1u] = v.y;
     H[i + 2u] = v.z;
@@ -298,12 +298,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   // The thread's elements c = t + i·WG (i < PER) of the vectors, loaded
   // before the wave is known, so that their loads overlap the ticket's and
   // the wave's instead of costing a round trip each where they are used.
-  var b0 = vec4<f32>(0.0);
-  var g1 = vec4<f32>(0.0);
-  var e1 = vec4<f32>(0.0);
-  var b3 = vec4<f32>(0.0);
-  var g2 = vec4<f32>(0.0);
-  var e2 = vec4<f32>(0.0);
+  var b0: array<f32, PER>;
+  var g1: array<f32, PER>;
+  var e1: array<f32, PER>;
+  var b3: array<f32, PER>;
+  var g2: array<f32, PER>;
+  var e2: array<f32, PER>;
   for (var i = 0u; i < PER; i++) {
     let c = t + i * WG;
     if (c < C) {
@@ -326,7 +326,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let lr = 0u;
   let e = LIST[w.y + r];
   let pos = e & LIST_POS;
-  var z = vec4<f32>(0.0);  // the thread's elements of the vector at hand
+  var z: array<f32, PER>;  // the thread's elements of the vector at hand
   for (var i = 0u; i < PER; i++) {
     let c = t + i * WG;
     if (c < C) {

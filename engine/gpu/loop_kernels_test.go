@@ -39,19 +39,19 @@ func TestSamplerWaveLimits(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	// samplerwave.wgsl's own sizes: a thread holds at most PER elements of
-	// a C-vector (PER·WG >= MAXC), and matvec's partial sums (4 floats a
-	// thread) fit into the half of H they use (MAXC >= 4·WG).
+	// samplerwave.wgsl's own sizes: a thread holds PER = MAXC / WG
+	// elements of a C-vector (WG divides MAXC), and matvec's partial sums
+	// (4 floats a thread) fit into the half of H they use (MAXC >= 4·WG).
 	k := map[string]uint64{}
-	for _, name := range []string{"WG", "PER", "MAXC"} {
+	for _, name := range []string{"WG", "MAXC"} {
 		v, err := shaders.Const("samplerwave.wgsl", name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		k[name] = v
 	}
-	if k["PER"]*k["WG"] < k["MAXC"] || k["MAXC"] < 4*k["WG"] {
-		t.Errorf("samplerwave.wgsl: WG %d, PER %d, MAXC %d: want PER·WG >= MAXC >= 4·WG", k["WG"], k["PER"], k["MAXC"])
+	if k["MAXC"]%k["WG"] != 0 || k["MAXC"] < 4*k["WG"] {
+		t.Errorf("samplerwave.wgsl: WG %d, MAXC %d: want MAXC a multiple of WG and >= 4·WG", k["WG"], k["MAXC"])
 	}
 }
 
@@ -760,6 +760,7 @@ type samplerWaveRun struct {
 	seed             uint64
 	it               int
 	mask             uint32
+	wg               int // the workgroup size, if not the kernel's default
 }
 
 // run returns the prediction after the wave, the logits of each row and ERR.
@@ -780,7 +781,11 @@ func (w *samplerWaveRun) run(k *kernelRun) (pred []uint32, logits []float32, err
 		Mask: w.mask, Embeddings: b2u(w.embeddings), Iteration: uint32(w.it), Temperature: float32(w.temperature), TopP: float32(w.top),
 		SeedLo: uint32(w.seed), SeedHi: uint32(w.seed >> 32)}
 	newSamplerLayout(w.C, w.V).params(&p)
-	pl, err := d.pipeline("samplerwave.wgsl", map[string]string{"DUMP_AT": shaders.UintLiteral(P)}, samplerWaveKinds)
+	consts := map[string]string{"DUMP_AT": shaders.UintLiteral(P)}
+	if w.wg > 0 {
+		consts["WG"] = shaders.UintLiteral(w.wg)
+	}
+	pl, err := d.pipeline("samplerwave.wgsl", consts, samplerWaveKinds)
 	if err != nil {
 		k.Fatal(err)
 	}
@@ -975,8 +980,16 @@ func checkSamplerWave(k *kernelRun, s shape) {
 // s.T and vocabulary s.B (three positions, neighbours read from the
 // prediction, one of them without a left neighbour) against its formula in
 // float64 (samplerWaveRef) within k.tol, and its draws against
-// internal/step's on the kernel's own logits.
+// internal/step's on the kernel's own logits; with the default workgroup
+// and with one of 64 threads (fewer threads than quads where C or V >
+// 256: matvec's items loop).
 func checkSamplerWaveSplit(k *kernelRun, s shape) {
+	for _, wg := range []int{0, 64} {
+		samplerWaveSplit(k, s, wg)
+	}
+}
+
+func samplerWaveSplit(k *kernelRun, s shape, wg int) {
 	C, V := s.T, s.B
 	const T, P = 8, 16
 	l := newSamplerLayout(C, V)
@@ -988,12 +1001,12 @@ func checkSamplerWaveSplit(k *kernelRun, s shape) {
 		pred[p] = uint32(k.r.IntN(V))
 	}
 	w := &samplerWaveRun{C: C, V: V, T: T, hw: k.inF(hw), tab: k.inF(tab), excl: k.in(excludeWords(make([]bool, V))),
-		pred: pred, list: list, embeddings: true, temperature: 1, top: 1, eps: 1e-5, seed: 11, it: 2, mask: mask}
+		pred: pred, list: list, embeddings: true, temperature: 1, top: 1, eps: 1e-5, seed: 11, it: 2, mask: mask, wg: wg}
 	got, logits, _ := w.run(k)
 	c := &drawCheck{k: k, seed: 11, it: 2, T: T, mask: mask}
 	for i, e := range list {
 		p, left, right := w.neighbours(e)
-		checkClose(k.T, fmt.Sprintf("C %d, V %d, position %d: logits", C, V, p), logits[i*V:(i+1)*V],
+		checkClose(k.T, fmt.Sprintf("C %d, V %d, WG %d, position %d: logits", C, V, wg, p), logits[i*V:(i+1)*V],
 			samplerWaveRef(hw, tab, C, V, int(p), int(left), int(right), 1e-5), k.tol, k.tol)
 		c.check("split", logits[i*V:(i+1)*V], make([]bool, V), 1, 1, int(p), got[p])
 	}
