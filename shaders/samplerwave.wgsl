@@ -30,8 +30,10 @@
 // sums meet in workgroup memory, added in ascending chunk order
 // (sum_parts): deterministic, but not the matmul kernels' single
 // ascending sum, so the logits match the CPU twin within a tolerance (the
-// kernel tests: 1e-4). The LayerNorms are layernorm.wgsl's (mean, then the
-// centred sum of squares).
+// kernel tests: 1e-4). The LayerNorms are layernorm.wgsl's formula (mean,
+// then the centred sum of squares; the sums by the draw block's
+// reductions), on vectors each thread loads into registers before the
+// wave is known.
 //
 // left and right are the neighbours' ids read from the prediction (embeddings
 // = 1; a masked neighbour, one outside the row, or zeros mode: none, which
