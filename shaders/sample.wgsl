@@ -73,19 +73,34 @@ fn excluded(i: u32) -> bool {
   return ((EXCL[i >> 5u] >> (i & 31u)) & 1u) == 1u;
 }
 
-// The row's maximum and total: trees in workgroup memory, or
-// subgroups.wgsl's blocks of the same names where the device has subgroups.
+// The row's maximum and total in workgroup memory, or subgroups.wgsl's
+// blocks of the same names where the device has subgroups: RG threads
+// each reduce WG / RG values (t, t + RG, ...), then every thread reduces
+// those RG results in ascending order. Four barriers instead of a tree's
+// ten: the sampler-head waves (samplerwave.wgsl, six reductions and the
+// scan below per position) run a few workgroups at a time, so their
+// barriers are on the critical path.
+const RG: u32 = 16u;  // divides WG
+
 // reduce_max begin
 fn reduce_max(v: f32, t: u32) -> f32 {
   RED[t] = v;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (t < s) {
-      RED[t] = max(RED[t], RED[t + s]);
+  var acc = bitcast<f32>(0xff7fffffu);
+  if (t < RG) {
+    for (var i = t; i < WG; i += RG) {
+      acc = max(acc, RED[i]);
     }
-    workgroupBarrier();
   }
-  let out = RED[0];
+  workgroupBarrier();
+  if (t < RG) {
+    RED[t] = acc;
+  }
+  workgroupBarrier();
+  var out = RED[0];
+  for (var i = 1u; i < RG; i++) {
+    out = max(out, RED[i]);
+  }
   workgroupBarrier();
   return out;
 }
@@ -95,13 +110,21 @@ fn reduce_max(v: f32, t: u32) -> f32 {
 fn reduce_sum(v: f32, t: u32) -> f32 {
   RED[t] = v;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (t < s) {
-      RED[t] = RED[t] + RED[t + s];
+  var acc = 0.0;
+  if (t < RG) {
+    for (var i = t; i < WG; i += RG) {
+      acc += RED[i];
     }
-    workgroupBarrier();
   }
-  let out = RED[0];
+  workgroupBarrier();
+  if (t < RG) {
+    RED[t] = acc;
+  }
+  workgroupBarrier();
+  var out = RED[0];
+  for (var i = 1u; i < RG; i++) {
+    out += RED[i];
+  }
   workgroupBarrier();
   return out;
 }
@@ -175,22 +198,35 @@ fn draw_row(p: u32, t: u32) -> u32 {
     s += PR[i];
   }
 
-  // Inclusive scan of the per-thread masses (ids ascending).
-  RED[t] = s;
+  // Scan of the per-thread masses (ids ascending), in two levels: RG
+  // threads each scan a run of WG / RG consecutive threads' masses in place
+  // (stored run-major, RED[i·RG + g] the mass of thread g·run + i, so that
+  // the RG threads read consecutive words), then thread t adds the totals
+  // of the runs before its own (every thread adds all RG totals in the
+  // same order: one kept mass).
+  let run = WG / RG;
+  let g = t / run;
+  RED[(t % run) * RG + g] = s;
   workgroupBarrier();
-  for (var off = 1u; off < WG; off = off << 1u) {
-    var v = RED[t];
-    if (t >= off) {
-      v += RED[t - off];
+  if (t < RG) {
+    var a = 0.0;
+    for (var i = 0u; i < run; i++) {
+      a += RED[i * RG + t];
+      RED[i * RG + t] = a;
     }
-    workgroupBarrier();
-    RED[t] = v;
-    workgroupBarrier();
   }
-  let kept = RED[WG - 1u];
-  var cum = 0.0;
-  if (t > 0u) {
-    cum = RED[t - 1u];
+  workgroupBarrier();
+  let last = (run - 1u) * RG;  // the runs' totals
+  var cum = 0.0;  // the mass of the ids before the thread's
+  for (var h = 0u; h < g; h++) {
+    cum += RED[last + h];
+  }
+  var kept = cum;
+  for (var h = g; h < RG; h++) {
+    kept += RED[last + h];
+  }
+  if (t % run > 0u) {
+    cum += RED[(t % run - 1u) * RG + g];
   }
 
   // Inverse CDF: the first id whose cumulative mass exceeds u * kept.

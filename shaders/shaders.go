@@ -280,17 +280,19 @@ func WaveStateWords(n int) int { return WaveSlotAt(n) + WaveSlotWords*n }
 
 // SamplerWaveParams mirrors samplerwave.wgsl's Params.
 type SamplerWaveParams struct {
-	C, V, T          uint32
-	SlotAt           uint32 // WS's first slot word (WaveSlotAt)
-	Slots            uint32 // slots of this iteration
-	Eps              float32
-	Mask             uint32
-	Embeddings       uint32
-	Iteration        uint32
-	Temperature      float32
-	TopP             float32
-	SeedLo, SeedHi   uint32
-	Pad0, Pad1, Pad2 uint32
+	C, V, T        uint32
+	SlotAt         uint32 // WS's first slot word (WaveSlotAt)
+	Slots          uint32 // slots of this iteration
+	Eps            float32
+	Mask           uint32
+	Embeddings     uint32
+	Iteration      uint32
+	Temperature    float32
+	TopP           float32
+	SeedLo, SeedHi uint32
+	W3At           uint32 // TAB's W3ᵀ, in floats (engine/gpu's samplerLayout)
+	WOAt           uint32 // TAB's WOᵀ
+	VecAt          uint32 // TAB's vectors
 }
 
 // StatsParams mirrors stats.wgsl's Params.

@@ -8,7 +8,8 @@ enable subgroups;
 // (Dawn and browsers; engine/gpu caps.subgroups), the marked block
 // everywhere else.
 //
-// Each function has the contract of the tree reduction it replaces: every
+// Each function has the contract of the workgroup-memory reduction it
+// replaces (a tree in layernorm.wgsl, two levels in sample.wgsl): every
 // invocation of the workgroup calls it with its value v and its
 // local_invocation_index t (in workgroup-uniform control flow), and every
 // invocation gets the reduction of the WG values; RED (WG floats) is free
@@ -17,7 +18,7 @@ enable subgroups;
 // subgroup reduces its own values, its first active invocation stores the
 // result at RED[t] (0 or the lowest float elsewhere), and then every
 // subgroup reduces all of RED, WG / (subgroup size) values per invocation.
-// Two barriers instead of the tree's log2(WG).
+// Two barriers instead of the tree's log2(WG) + 2 or the two levels' 4.
 
 const WG: u32 = 256u;  // the including kernel's
 var<workgroup> RED: array<f32, WG>;  // the including kernel's

@@ -59,13 +59,39 @@ const (
 
 // samplerTables are the per-model tables of the sampler-head waves: W0's
 // middle third (applied to h once per iteration), and samplerwave.wgsl's
-// TAB: the outer thirds of W0 applied to every token's embedding (LR, (2V,
-// C)), W3ᵀ (C, C), WOᵀ (C, V) and the vectors (6, C): b0, LN1 weight and
-// bias, b3, LN2 weight and bias (zeros without bias), all f32 (values of an
-// F16 or BF16 file are exact in f32).
+// TAB (samplerLayout), all f32 (values of an F16 or BF16 file are exact in
+// f32).
 type samplerTables struct {
 	w0h wbuf
 	tab *buffer
+}
+
+// samplerLayout is where samplerwave.wgsl's TAB keeps its tables, in
+// floats: the outer thirds of W0 applied to every token's embedding (LR,
+// (2V, C)) at 0, W3ᵀ (C rows of cq floats) at w3, WOᵀ (C rows of vq
+// floats) at wo, and the vectors (6, C) at vec: b0, LN1 weight and bias,
+// b3, LN2 weight and bias (zeros without bias). The kernel reads W3ᵀ and
+// WOᵀ as vec4, 4 outputs a load, so their rows are padded with zeros to a
+// multiple of 4 floats and start at a multiple of 4, and size (TAB's
+// length) is a multiple of 4 (a vec4 array's binding).
+type samplerLayout struct {
+	C, V              int
+	cq, vq            int // row lengths of W3ᵀ and WOᵀ: C and V rounded up to a multiple of 4
+	w3, wo, vec, size int
+}
+
+func newSamplerLayout(C, V int) samplerLayout {
+	l := samplerLayout{C: C, V: V, cq: 4 * ceilDiv(C, 4), vq: 4 * ceilDiv(V, 4)}
+	l.w3 = 4 * ceilDiv(2*V*C, 4)
+	l.wo = l.w3 + C*l.cq
+	l.vec = l.wo + C*l.vq
+	l.size = 4 * ceilDiv(l.vec+6*C, 4)
+	return l
+}
+
+// params sets p's table offsets.
+func (l samplerLayout) params(p *shaders.SamplerWaveParams) {
+	p.W3At, p.WOAt, p.VecAt = uint32(l.w3), uint32(l.wo), uint32(l.vec)
 }
 
 // samplerTab lays out samplerwave.wgsl's TAB from the model's weights.
@@ -75,8 +101,9 @@ func samplerTab(m *model.Model) []float32 {
 	wte := m.T("transformer.wte.weight").Data   // (V, C)
 	w3 := m.T("sampler_head.mlp.3.weight").Data // (C, C)
 	wo := m.T("sampler_head.output_head.weight").Data
-	tab := make([]float32, 2*V*C+C*C+C*V+6*C)
-	lr, w3t, wot, vec := tab[:2*V*C], tab[2*V*C:2*V*C+C*C], tab[2*V*C+C*C:2*V*C+C*C+C*V], tab[2*V*C+C*C+C*V:]
+	l := newSamplerLayout(C, V)
+	tab := make([]float32, l.size)
+	lr, w3t, wot, vec := tab[:2*V*C], tab[l.w3:l.wo], tab[l.wo:l.vec], tab[l.vec:l.vec+6*C]
 	for o := 0; o < C; o++ {
 		row := w0[o*3*C : (o+1)*3*C]
 		for v := 0; v < V; v++ {
@@ -90,12 +117,12 @@ func samplerTab(m *model.Model) []float32 {
 			lr[(V+v)*C+o] = float32(r)
 		}
 		for c := 0; c < C; c++ {
-			w3t[c*C+o] = w3[o*C+c]
+			w3t[c*l.cq+o] = w3[o*C+c]
 		}
 	}
 	for v := 0; v < V; v++ {
 		for c := 0; c < C; c++ {
-			wot[c*V+v] = wo[v*C+c]
+			wot[c*l.vq+v] = wo[v*C+c]
 		}
 	}
 	copy(vec[C:], m.T("sampler_head.mlp.2.weight").Data)
@@ -700,6 +727,7 @@ func (l *Loop) waveOp(it, slots int) (op, error) {
 	p := shaders.SamplerWaveParams{C: uint32(n.C), V: uint32(n.V), T: uint32(l.T), SlotAt: uint32(shaders.WaveSlotAt(l.N)),
 		Slots: uint32(slots), Eps: float32(n.eps), Mask: uint32(s.Mask), Iteration: uint32(it),
 		Temperature: float32(s.Temperature), TopP: float32(s.SamplerTopP), SeedLo: uint32(s.Seed), SeedHi: uint32(s.Seed >> 32)}
+	newSamplerLayout(n.C, n.V).params(&p)
 	if s.Embeddings {
 		p.Embeddings = 1
 	}

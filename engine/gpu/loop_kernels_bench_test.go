@@ -194,24 +194,44 @@ func BenchmarkSamplingKernels(b *testing.B) {
 		}
 		lkBench(b, d, ops, N)
 	})
-	// One wave of 256 positions (a wave is about two positions per masked
-	// run; the bootstrap of a row seeds FillCount of its masks at once).
-	b.Run("sampler-wave", func(b *testing.B) {
-		const n = 256
-		list := make([]uint32, n)
-		for i := range list {
-			list[i] = uint32(i * (N / n))
+	// One wave of n positions among slots slot records (its workgroups find
+	// it by ticket; the ticket is reset before each dispatch): 256 positions
+	// in one slot (a wave is about two positions per masked run; the
+	// bootstrap of a row seeds FillCount of its masks at once), and 9 in
+	// the first of 128 slots, the small job's average wave (418 waves of
+	// 3840 positions) and a slot count of its early iterations: few
+	// workgroups, so on a large GPU the time of one wave, not a throughput.
+	wave := func(n, slots int) func(b *testing.B) {
+		return func(b *testing.B) {
+			list := make([]uint32, n)
+			for i := range list {
+				list[i] = uint32(i * (N / n))
+			}
+			p := shaders.SamplerWaveParams{C: C, V: V, T: T, SlotAt: shaders.WaveCounts, Slots: uint32(slots), Eps: 1e-5, Mask: mask, Embeddings: 1,
+				Iteration: 1, Temperature: 0.8, TopP: 0.9, SeedLo: 42}
+			l := newSamplerLayout(C, V)
+			l.params(&p)
+			g := d.grid(uint64(n))
+			ws := make([]uint32, shaders.WaveCounts+shaders.WaveSlotWords*slots)
+			for s := 0; s < slots; s++ { // slot 0 holds the n positions, the others none
+				rec := ws[shaders.WaveCounts+shaders.WaveSlotWords*s:]
+				if s == 0 {
+					rec[0] = uint32(n)
+				} else {
+					rec[1], rec[2] = uint32(n), g[0]*g[1]
+				}
+			}
+			wsB := mk(len(ws), ws)
+			tab := randVec(r, l.size, 0.05)
+			reset := op{name: "ticket reset", cp: &copyOp{src: mk(1, []uint32{0}), dst: wsB, dstOff: 4 * shaders.WaveTicket, size: 4}}
+			o := op{name: "sampler wave", pl: pipe("samplerwave.wgsl", samplerWaveKinds), params: shaders.Bytes(p),
+				binds: []binding{whole(mk(n, list)), whole(wsB), whole(mk(N*C, f32(randVec(r, N*C, 1)))),
+					whole(mk(len(tab), f32(tab))), whole(mk(N, wavePred)), whole(exclB), whole(errw)}, wg: g}
+			lkBench(b, d, []op{reset, o}, n)
 		}
-		p := shaders.SamplerWaveParams{C: C, V: V, T: T, SlotAt: shaders.WaveCounts, Slots: 1, Eps: 1e-5, Mask: mask, Embeddings: 1,
-			Iteration: 1, Temperature: 0.8, TopP: 0.9, SeedLo: 42}
-		ws := make([]uint32, shaders.WaveCounts+shaders.WaveSlotWords) // one slot of n rows
-		ws[shaders.WaveCounts] = n
-		tab := randVec(r, 2*V*C+C*C+C*V+6*C, 0.05)
-		o := op{name: "sampler wave", pl: pipe("samplerwave.wgsl", samplerWaveKinds), params: shaders.Bytes(p),
-			binds: []binding{whole(mk(n, list)), whole(mk(len(ws), ws)), whole(mk(N*C, f32(randVec(r, N*C, 1)))),
-				whole(mk(len(tab), f32(tab))), whole(mk(N, wavePred)), whole(exclB), whole(errw)}, wg: d.grid(n)}
-		lkBench(b, d, []op{o}, n)
-	})
+	}
+	b.Run("sampler-wave", wave(256, 1))
+	b.Run("sampler-wave-9", wave(9, 128))
 	b.Run("stats", func(b *testing.B) {
 		sp := shaders.StatsParams{B: B, T: T, V: V, Mask: mask, Pad: uint32(V - 1), HasCritic: 1}
 		o := op{name: "stats", pl: pipe("stats.wgsl", statsKinds), params: shaders.Bytes(sp),

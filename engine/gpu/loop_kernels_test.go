@@ -39,6 +39,20 @@ func TestSamplerWaveLimits(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// samplerwave.wgsl's own sizes: a thread holds PER = MAXC / WG
+	// elements of a C-vector (WG divides MAXC), and matvec's partial sums
+	// (4 floats a thread) fit into the half of H they use (MAXC >= 4·WG).
+	k := map[string]uint64{}
+	for _, name := range []string{"WG", "MAXC"} {
+		v, err := shaders.Const("samplerwave.wgsl", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k[name] = v
+	}
+	if k["MAXC"]%k["WG"] != 0 || k["MAXC"] < 4*k["WG"] {
+		t.Errorf("samplerwave.wgsl: WG %d, MAXC %d: want MAXC a multiple of WG and >= 4·WG", k["WG"], k["MAXC"])
+	}
 }
 
 // rowsOf is B rows of each T.
@@ -63,7 +77,18 @@ var loopKernelCases = []kernelCase{
 	{name: "wave/round-halves", shapes: rowsOf(5, 4), check: checkWaveRoundHalves},
 	{name: "wave/rounding-edges", shapes: rowsOf(4, 3), check: checkWaveRoundingEdges},
 	// B rows of 8 positions, T: n_embd (bias on odd-looking widths).
-	{name: "sampler-wave", shapes: []shape{{1, 64}, {3, 200}, {2, 1024}}, tol: 1e-4, check: checkSamplerWave},
+	{name: "sampler-wave", shapes: []shape{{1, 64}, {2, 102}, {3, 200}, {2, 1024}}, tol: 1e-4, check: checkSamplerWave},
+	// B: the vocabulary size V, T: n_embd C; samplerwave.wgsl's split of
+	// the two products (quads of outputs x chunks of a multiple of BATCH =
+	// 16 inputs) on each: one input and one output (a chunk shorter than a
+	// batch), the flagship 67 x 384 (mlp.3: 96 quads x 2 chunks of 192,
+	// the head 17 x 12 of 32), 67 x 192 (48 x 4 of 48, 17 x 12 of 16), C
+	// and V not multiples of 4 (padded rows; 102: 7 chunks, the last of 6),
+	// C = 1021 and V = 1024 (256 quads, one chunk, its last batch partial),
+	// 37 x 1000 (21 chunks of the head, the last shorter) and a head of one
+	// quad in 16 chunks.
+	{name: "sampler-wave/split", shapes: []shape{{1, 1}, {5, 8}, {67, 384}, {67, 192}, {23, 102}, {300, 13}, {1024, 1021}, {37, 1000}, {2, 255}},
+		tol: 1e-4, check: checkSamplerWaveSplit},
 	{name: "stats", shapes: []shape{{8, 1}, {8, 7}, {8, 300}, {2, 1000}}, tol: 1e-4, check: checkStats},
 	// T: the vocabulary size V.
 	{name: "sample/fill", shapes: rowsOf(3, 5, 67, 300), check: checkSampleFill},
@@ -669,11 +694,11 @@ func checkWaveRoundingEdges(k *kernelRun, sh shape) {
 // ---------------------------------------------------------------- samplerwave
 
 // samplerWaveRef is samplerwave.wgsl's formula in float64 on its tables
-// (hw: (·, C) rows; tab: loop.go's samplerTab layout): the logits of
-// position pos with neighbour ids left and right (-1: none).
+// (hw: (·, C) rows; tab: loop.go's samplerLayout): the logits of position
+// pos with neighbour ids left and right (-1: none).
 func samplerWaveRef(hw, tab []float32, C, V, pos, left, right int, eps float64) []float64 {
-	lr, w3, wo := tab, tab[2*V*C:], tab[2*V*C+C*C:]
-	vec := tab[2*V*C+C*C+C*V:]
+	l := newSamplerLayout(C, V)
+	lr, w3, wo, vec := tab, tab[l.w3:], tab[l.wo:], tab[l.vec:]
 	ln := func(z []float64, w, b []float32) {
 		var mean, v float64
 		for _, x := range z {
@@ -703,7 +728,7 @@ func samplerWaveRef(hw, tab []float32, C, V, pos, left, right int, eps float64) 
 	for o := range y2 {
 		acc := float64(vec[3*C+o])
 		for c := 0; c < C; c++ {
-			acc += y1[c] * float64(w3[c*C+o])
+			acc += y1[c] * float64(w3[c*l.cq+o])
 		}
 		y2[o] = silu(acc)
 	}
@@ -711,7 +736,7 @@ func samplerWaveRef(hw, tab []float32, C, V, pos, left, right int, eps float64) 
 	out := make([]float64, V)
 	for v := range out {
 		for c := 0; c < C; c++ {
-			out[v] += y2[c] * float64(wo[c*V+v])
+			out[v] += y2[c] * float64(wo[c*l.vq+v])
 		}
 	}
 	return out
@@ -735,6 +760,7 @@ type samplerWaveRun struct {
 	seed             uint64
 	it               int
 	mask             uint32
+	wg               int // the workgroup size, if not the kernel's default
 }
 
 // run returns the prediction after the wave, the logits of each row and ERR.
@@ -754,7 +780,12 @@ func (w *samplerWaveRun) run(k *kernelRun) (pred []uint32, logits []float32, err
 	p := shaders.SamplerWaveParams{C: uint32(w.C), V: uint32(w.V), T: uint32(w.T), SlotAt: shaders.WaveCounts, Slots: 3, Eps: float32(w.eps),
 		Mask: w.mask, Embeddings: b2u(w.embeddings), Iteration: uint32(w.it), Temperature: float32(w.temperature), TopP: float32(w.top),
 		SeedLo: uint32(w.seed), SeedHi: uint32(w.seed >> 32)}
-	pl, err := d.pipeline("samplerwave.wgsl", map[string]string{"DUMP_AT": shaders.UintLiteral(P)}, samplerWaveKinds)
+	newSamplerLayout(w.C, w.V).params(&p)
+	consts := map[string]string{"DUMP_AT": shaders.UintLiteral(P)}
+	if w.wg > 0 {
+		consts["WG"] = shaders.UintLiteral(w.wg)
+	}
+	pl, err := d.pipeline("samplerwave.wgsl", consts, samplerWaveKinds)
 	if err != nil {
 		k.Fatal(err)
 	}
@@ -819,8 +850,8 @@ func (w *samplerWaveRun) neighbours(e uint32) (pos, left, right int32) {
 func checkSamplerWave(k *kernelRun, s shape) {
 	B, C := s.B, s.T
 	const T = 8
-	V := map[int]int{64: 23, 200: 300, 1024: 67}[C]
-	heads := map[int]int{64: 2, 200: 2, 1024: 8}[C]
+	V := map[int]int{64: 23, 102: 37, 200: 300, 1024: 67}[C]
+	heads := map[int]int{64: 2, 102: 3, 200: 2, 1024: 8}[C]
 	bias := C != 64
 	P, mask := B*T, uint32(V-2)
 	ctx := context.Background()
@@ -942,6 +973,42 @@ func checkSamplerWave(k *kernelRun, s shape) {
 	}
 	if float64(c.disagree) > 0.01*float64(c.total) {
 		k.Errorf("GPU and CPU ids differ on %d of %d draws", c.disagree, c.total)
+	}
+}
+
+// checkSamplerWaveSplit runs samplerwave.wgsl on random tables of n_embd
+// s.T and vocabulary s.B (three positions, neighbours read from the
+// prediction, one of them without a left neighbour) against its formula in
+// float64 (samplerWaveRef) within k.tol, and its draws against
+// internal/step's on the kernel's own logits; with the default workgroup
+// and with one of 64 threads (fewer threads than quads where C or V >
+// 256: matvec's items loop).
+func checkSamplerWaveSplit(k *kernelRun, s shape) {
+	for _, wg := range []int{0, 64} {
+		samplerWaveSplit(k, s, wg)
+	}
+}
+
+func samplerWaveSplit(k *kernelRun, s shape, wg int) {
+	C, V := s.T, s.B
+	const T, P = 8, 16
+	l := newSamplerLayout(C, V)
+	hw, tab := randVec(k.r, P*C, 1), randVec(k.r, l.size, 0.3)
+	list := []uint32{T, 5, P - 3}
+	pred := make([]uint32, P)
+	mask := uint32(V) // an id no row holds: V = 1 has no id to spare
+	for p := range pred {
+		pred[p] = uint32(k.r.IntN(V))
+	}
+	w := &samplerWaveRun{C: C, V: V, T: T, hw: k.inF(hw), tab: k.inF(tab), excl: k.in(excludeWords(make([]bool, V))),
+		pred: pred, list: list, embeddings: true, temperature: 1, top: 1, eps: 1e-5, seed: 11, it: 2, mask: mask, wg: wg}
+	got, logits, _ := w.run(k)
+	c := &drawCheck{k: k, seed: 11, it: 2, T: T, mask: mask}
+	for i, e := range list {
+		p, left, right := w.neighbours(e)
+		checkClose(k.T, fmt.Sprintf("C %d, V %d, WG %d, position %d: logits", C, V, wg, p), logits[i*V:(i+1)*V],
+			samplerWaveRef(hw, tab, C, V, int(p), int(left), int(right), 1e-5), k.tol, k.tol)
+		c.check("split", logits[i*V:(i+1)*V], make([]bool, V), 1, 1, int(p), got[p])
 	}
 }
 
@@ -1258,7 +1325,7 @@ func TestLoopKernelsGrid2D(t *testing.T) {
 			n, C := s.B, s.T
 			const V = 5
 			P := 2 * n
-			hw, tab := randVec(k.r, P*C, 1), randVec(k.r, 2*V*C+C*C+C*V+6*C, 0.3)
+			hw, tab := randVec(k.r, P*C, 1), randVec(k.r, newSamplerLayout(C, V).size, 0.3)
 			list, pred := make([]uint32, n), make([]uint32, P)
 			for i := 0; i < n; i++ {
 				list[i] = uint32(P - 2 - 2*i)
