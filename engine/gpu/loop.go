@@ -46,8 +46,9 @@ const WaveSlots = 1024
 // job (1 x 256 x 15, sampler head) took 3.0 s with 1024 slots, 0.53 s with
 // 16 and 0.73 s with 64, where natively 1024 and 16 slots took 0.071 and
 // 0.078 s (docs/performance.md, "The browser engine on a real GPU"), when a
-// slot was five dispatches; it is one since samplerwave.wgsl, which makes
-// an empty slot a fifth as dear (not measured on that GPU yet).
+// slot was five dispatches. With one dispatch per slot (samplerwave.wgsl)
+// 16 still wins on Dawn: 0.122 s against 0.133 (32), 0.138 (64) and 0.309
+// (256) (docs/performance.md, "the H200 measurement of session 6").
 const BrowserWaveSlots = 16
 
 const (
