@@ -48,7 +48,11 @@
 // slot whose earlier slots launched at most that many workgroups and whose
 // successor's more (slot record: n, off, workgroups before), every thread
 // testing a few records at once (wave). A slot past the planned waves is a
-// dispatch of zero workgroups.
+// dispatch of zero workgroups. With direct = 1 (Options.WaveDispatch
+// "direct") each slot is instead a direct dispatch of the batch's B·T
+// workgroups with its own params (slot), and runs that slot's wave: Dawn
+// validates every indirect dispatch with work of its own, which direct ones
+// do not need.
 // CPU twin: engine/cpu's sampler head (SamplerLogits) and internal/step
 // Sampler.Draw.
 
@@ -69,6 +73,10 @@ struct Params {
   w3_at: u32,       // TAB's W3ᵀ, in floats (a multiple of 4)
   wo_at: u32,       // TAB's WOᵀ, in floats (a multiple of 4)
   vec_at: u32,      // TAB's vectors, in floats
+  slot: u32,        // direct: this dispatch's slot
+  direct: u32,      // 1: a direct dispatch of a fixed grid runs slot's wave; 0: indirect, the wave by ticket
+  pad0: u32,
+  pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -317,11 +325,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       e2[i] = tab(vec + 5u * C + c);
     }
   }
-  if (t == 0u) {
-    TICKET = atomicAdd(&WS[W_TICKET], 1u);
-    WAVE = vec2<u32>(0u, 0u);
+  var w: vec2<u32>;
+  if (P.direct == 1u) {
+    // A direct dispatch (engine/gpu's Options.WaveDispatch "direct"): slot
+    // P.slot's wave, on a grid of the batch's positions; the workgroups
+    // past the wave's n return at once.
+    if (t == 0u) {
+      let rec = P.slot_at + SLOT_WORDS * P.slot;
+      WAVE = vec2<u32>(atomicLoad(&WS[rec]), atomicLoad(&WS[rec + 1u]));
+    }
+    w = workgroupUniformLoad(&WAVE);
+  } else {
+    if (t == 0u) {
+      TICKET = atomicAdd(&WS[W_TICKET], 1u);
+      WAVE = vec2<u32>(0u, 0u);
+    }
+    w = wave(workgroupUniformLoad(&TICKET), t);
   }
-  let w = wave(workgroupUniformLoad(&TICKET), t);
   if (r >= w.x) {
     return;
   }

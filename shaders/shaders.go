@@ -293,6 +293,9 @@ type SamplerWaveParams struct {
 	W3At           uint32 // TAB's W3ᵀ, in floats (engine/gpu's samplerLayout)
 	WOAt           uint32 // TAB's WOᵀ
 	VecAt          uint32 // TAB's vectors
+	Slot           uint32 // Direct: this dispatch's slot
+	Direct         uint32 // 1: a direct dispatch of a fixed grid runs slot Slot's wave; 0: an indirect one, the wave found by ticket
+	Pad0, Pad1     uint32
 }
 
 // StatsParams mirrors stats.wgsl's Params.

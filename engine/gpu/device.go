@@ -50,6 +50,8 @@ type device struct {
 	f16, f16Emulate bool
 	// waveSlots is Options.WaveSlots (the default when 0).
 	waveSlots int
+	// waveDirect is Options.WaveDispatch "direct".
+	waveDirect bool
 }
 
 // caps are the device's granted limits and features as the kernels use
@@ -115,7 +117,7 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 		splitMM:   slices.Contains(opts.splits(), "mm"),
 		splitAttn: slices.Contains(opts.splits(), "attn"),
 		attnTiled: opts.Attention == "tiled", attnRows: opts.Attention == "rows",
-		attnAuto: opts.Attention == "" || opts.Attention == "auto", waveSlots: opts.WaveSlots}
+		attnAuto: opts.Attention == "" || opts.Attention == "auto", waveSlots: opts.WaveSlots, waveDirect: opts.WaveDispatch == "direct"}
 	if d.waveSlots == 0 {
 		d.waveSlots = platformWaveSlots
 	}

@@ -702,7 +702,17 @@ func (l *Loop) slotOps(o *ops, it, slots int) {
 	if slots == 0 {
 		return
 	}
-	w, err := l.waveOp(it, slots)
+	if l.n.d.waveDirect {
+		// Options.WaveDispatch "direct": the slot in the params (so each
+		// slot has its own params and bind group), a grid of every position.
+		for i := 0; i < slots; i++ {
+			y, err := l.waveOp(it, slots, i)
+			y.wg = l.n.d.grid(uint64(l.N))
+			o.add(y, err)
+		}
+		return
+	}
+	w, err := l.waveOp(it, slots, -1)
 	for i := 0; i < slots; i++ {
 		y := w
 		y.ind, y.indOff = l.args, 4*uint64(i*shaders.WaveArgsWords)
@@ -711,8 +721,9 @@ func (l *Loop) slotOps(o *ops, it, slots int) {
 }
 
 // waveOp is samplerwave.wgsl's op for the slots of iteration it (without
-// its indirect arguments).
-func (l *Loop) waveOp(it, slots int) (op, error) {
+// its indirect arguments or its grid); slot >= 0 makes it slot's direct
+// dispatch (Options.WaveDispatch "direct").
+func (l *Loop) waveOp(it, slots, slot int) (op, error) {
 	s := &l.s
 	n, d := l.n, l.n.d
 	switch {
@@ -729,6 +740,9 @@ func (l *Loop) waveOp(it, slots int) (op, error) {
 		Slots: uint32(slots), Eps: float32(n.eps), Mask: uint32(s.Mask), Iteration: uint32(it),
 		Temperature: float32(s.Temperature), TopP: float32(s.SamplerTopP), SeedLo: uint32(s.Seed), SeedHi: uint32(s.Seed >> 32)}
 	newSamplerLayout(n.C, n.V).params(&p)
+	if slot >= 0 {
+		p.Slot, p.Direct = uint32(slot), 1
+	}
 	if s.Embeddings {
 		p.Embeddings = 1
 	}

@@ -328,7 +328,19 @@ func TestDeviceLoopWaveSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer one.Close()
-	for _, be := range []*Backend{testBackend(t), one} {
+	// Options.WaveDispatch "direct": every slot a direct dispatch with the
+	// slot in its params, alone and with one slot (the wave count read).
+	direct, err := New(context.Background(), Options{WaveDispatch: "direct"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	oneDirect, err := New(context.Background(), Options{WaveSlots: 1, WaveDispatch: "direct"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oneDirect.Close()
+	for _, be := range []*Backend{testBackend(t), one, direct, oneDirect} {
 		slots := be.d.waveSlots
 		for _, c := range []struct {
 			name string
@@ -341,7 +353,7 @@ func TestDeviceLoopWaveSlots(t *testing.T) {
 				o.Compat.GlobalBootstrap, o.Compat.WaveCap, o.Remasking = true, true, sampler.RemaskCritic
 			}},
 		} {
-			t.Run(fmt.Sprintf("slots%d/%s", slots, c.name), func(t *testing.T) {
+			t.Run(fmt.Sprintf("slots%d/direct=%v/%s", slots, be.d.waveDirect, c.name), func(t *testing.T) {
 				net, err := be.Load(context.Background(), c.m)
 				if err != nil {
 					t.Fatal(err)

@@ -113,7 +113,16 @@ type Options struct {
 	// the default (WaveSlots natively, BrowserWaveSlots in the js/wasm
 	// build); negative is refused.
 	WaveSlots int
+	// WaveDispatch is how a sampler-head wave slot is dispatched:
+	// "indirect" (the default, "" or "auto"): one indirect dispatch whose
+	// workgroup count the device's wave plan wrote; "direct": a direct
+	// dispatch of B·T workgroups, of which those past the wave's positions
+	// return at once (for runtimes where indirect dispatches are dear).
+	WaveDispatch string
 }
+
+// WaveDispatchKinds are the values Options.WaveDispatch accepts.
+var WaveDispatchKinds = []string{"auto", "indirect", "direct"}
 
 // LimitsKinds are the values Options.Limits accepts.
 var LimitsKinds = []string{"adapter", "default"}
@@ -182,6 +191,9 @@ func (o Options) Check() error {
 	}
 	if o.WaveSlots < 0 {
 		return fmt.Errorf("gpu: wave slots %d is negative (0 is the default, %d)", o.WaveSlots, WaveSlots)
+	}
+	if o.WaveDispatch != "" && !slices.Contains(WaveDispatchKinds, o.WaveDispatch) {
+		return fmt.Errorf("gpu: wave dispatch %q is not a dispatch kind (want %s)", o.WaveDispatch, strings.Join(WaveDispatchKinds, ", "))
 	}
 	if o.Attention != "" && !slices.Contains(AttentionKinds, o.Attention) {
 		return fmt.Errorf("gpu: attention %q is not an attention kernel (want %s)", o.Attention, strings.Join(AttentionKinds, ", "))

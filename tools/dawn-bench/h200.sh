@@ -13,8 +13,9 @@
 # outputs go to $OUT/dawnbench-raw.tar.gz when $OUT is set.
 #
 # BEST_FLAGS adds native runs with kernel flags (see below); PYTORCH=0 skips PyTorch;
-# WAVE_SLOTS="32 64" adds the small job on the Dawn CLI and natively with
-# --wave-slots N for each N (the browser's default is gpu.BrowserWaveSlots).
+# SMALL_VARIANTS="--wave-slots 32;--wave-dispatch direct" adds the small job on
+# the Dawn CLI and natively with each ';'-separated set of flags (e.g. the
+# browser's gpu.BrowserWaveSlots challenged).
 # Inputs: the carry folder (default .devcarry/, made by tools/dawn-bench/pack.sh):
 #   node.xz dawn.node.xz webgpu.tar remask.xz remask-cli.wasm.xz remask-pkg.tgz
 #   wasm_exec_node.js wasm_exec.js model.safetensors.xz gl/*.deb
@@ -130,11 +131,17 @@ step cli-forward 60 cli-forward.json "${CLI[@]}" bench --job forward --backend g
 step native-small 30 native-small.json "$W/bin/remask" bench --job small --backend gpu --model "$M" "${SM[@]}" --json
 step cli-small 40 cli-small.json "${CLI[@]}" bench --job small --backend gpu --model "$M" "${SM[@]}" --json
 step pkg-small 40 pkg-small.jsonl "${DAWN[@]}" "$NODE" "$W/pkgbench.mjs" "$M" small "${SMP[@]}"
-# WAVE_SLOTS: the small job with other --wave-slots values, on Dawn (whose
-# js/wasm default, gpu.BrowserWaveSlots, they challenge) and natively.
-for n in ${WAVE_SLOTS:-}; do
-	step "cli-small-slots$n" 40 "cli-small-slots$n.json" "${CLI[@]}" bench --job small --backend gpu --model "$M" "${SM[@]}" --json --wave-slots "$n"
-	step "native-small-slots$n" 30 "native-small-slots$n.json" "$W/bin/remask" bench --job small --backend gpu --model "$M" "${SM[@]}" --json --wave-slots "$n"
+# SMALL_VARIANTS: the small job with other flags, on Dawn and natively;
+# variants.tsv maps each variant's number to its flags (summarize.mjs).
+n=0
+IFS=';' read -r -a VARIANTS <<<"${SMALL_VARIANTS:-}"
+for v in "${VARIANTS[@]}"; do
+	[ -n "${v// /}" ] || continue
+	n=$((n + 1))
+	printf '%s\t%s\n' "$n" "$v" >>"$R/variants.tsv"
+	read -r -a VF <<<"$v"
+	step "cli-small-var$n" 40 "cli-small-var$n.json" "${CLI[@]}" bench --job small --backend gpu --model "$M" "${SM[@]}" --json "${VF[@]}"
+	step "native-small-var$n" 30 "native-small-var$n.json" "$W/bin/remask" bench --job small --backend gpu --model "$M" "${SM[@]}" --json "${VF[@]}"
 done
 step native-standard 45 native-standard.json "$W/bin/remask" bench --job standard --backend gpu --model "$M" "${ST[@]}" --json
 # PyTorch on the same GPU, before the Dawn standard jobs (the longest steps).

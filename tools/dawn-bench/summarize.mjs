@@ -154,21 +154,18 @@ for (const job of ['small', 'standard']) {
   }
   if (pt && pt.runs) emit({ kind: 'pytorch', job, device: pt.device_name || pt.device || null, torch: pt.torch_version || null });
 }
-// WAVE_SLOTS: the small job's sampler-head generation with --wave-slots N,
-// against the same side's default run (native 1024 slots, js/wasm 16).
+// SMALL_VARIANTS: the small job's sampler-head generation with other flags,
+// against the same side's default run (native 1024 wave slots, js/wasm 16).
 const slotRows = [];
 {
   const sampled = (rep) => rep && rep.results && rep.results.find((r) => r.sampler === true && r.compat === '' && r.loop === 'device');
   const base = { native: sampled(json('native-small.json')), dawn_cli: sampled(json('cli-small.json')) };
-  const ns = new Set();
-  for (const s of steps) {
-    const m = /^(?:cli|native)-small-slots(\d+)$/.exec(s.step);
-    if (m) ns.add(Number(m[1]));
-  }
-  for (const n of [...ns].sort((a, b) => a - b)) {
+  const vf = path.join(dir, 'variants.tsv');
+  const variants = existsSync(vf) ? readFileSync(vf, 'utf8').split('\n').filter((l) => l.includes('\t')).map((l) => l.split('\t')) : [];
+  for (const [n, flags] of variants) {
     for (const [side, file] of [['native', 'native'], ['dawn_cli', 'cli']]) {
-      const r = sampled(json(`${file}-small-slots${n}.json`));
-      const o = { kind: 'wave_slots', side, slots: n, s: r3(r && r.seconds), default_s: r3(base[side] && base[side].seconds), ratio_to_default: ratio(r && r.seconds, base[side] && base[side].seconds), dispatches_per_iteration: r && r.dispatches_per_iteration };
+      const r = sampled(json(`${file}-small-var${n}.json`));
+      const o = { kind: 'small_variant', side, flags, s: r3(r && r.seconds), default_s: r3(base[side] && base[side].seconds), ratio_to_default: ratio(r && r.seconds, base[side] && base[side].seconds), dispatches_per_iteration: r && r.dispatches_per_iteration, submits_per_iteration: r && r.submits_per_iteration, gpu_stage_ms: r && r.gpu_stage_ms, device_host_ms: r && r.device_host_ms };
       emit(o);
       slotRows.push(o);
     }
@@ -219,9 +216,9 @@ if (bestRows.length) {
 }
 if (slotRows.length) {
   md.push('');
-  md.push('| small job, sampler head, --wave-slots | side | s | default s | ratio |');
-  md.push('|---|---|---:|---:|---:|');
-  for (const r of slotRows) md.push(`| ${r.slots} | ${r.side} | ${f(r.s)} | ${f(r.default_s)} | ${fr(r.ratio_to_default)} |`);
+  md.push('| small job, sampler head, with | side | s | default s | ratio | GPU sampling ms | host steps ms |');
+  md.push('|---|---|---:|---:|---:|---:|---:|');
+  for (const r of slotRows) md.push(`| \`${r.flags}\` | ${r.side} | ${f(r.s)} | ${f(r.default_s)} | ${fr(r.ratio_to_default)} | ${f(r.gpu_stage_ms && r.gpu_stage_ms.sampling)} | ${f(r.device_host_ms && r.device_host_ms.steps)} |`);
 }
 if (stageRows.length) {
   md.push('');
