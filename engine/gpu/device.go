@@ -50,8 +50,11 @@ type device struct {
 	f16, f16Emulate bool
 	// waveSlots is Options.WaveSlots (the default when 0).
 	waveSlots int
-	// waveDirect is Options.WaveDispatch "direct".
-	waveDirect bool
+	// waveSlotsSet: Options.WaveSlots was given (not the default);
+	// waveDispatch is Options.WaveDispatch ("" for auto). A loop resolves
+	// both for its shape (Loop.waveMode).
+	waveSlotsSet bool
+	waveDispatch string
 }
 
 // caps are the device's granted limits and features as the kernels use
@@ -117,7 +120,7 @@ func openDevice(ctx context.Context, opts Options) (*device, error) {
 		splitMM:   slices.Contains(opts.splits(), "mm"),
 		splitAttn: slices.Contains(opts.splits(), "attn"),
 		attnTiled: opts.Attention == "tiled", attnRows: opts.Attention == "rows",
-		attnAuto: opts.Attention == "" || opts.Attention == "auto", waveSlots: opts.WaveSlots, waveDirect: opts.WaveDispatch == "direct"}
+		attnAuto: opts.Attention == "" || opts.Attention == "auto", waveSlots: opts.WaveSlots, waveSlotsSet: opts.WaveSlots != 0, waveDispatch: opts.WaveDispatch}
 	if d.waveSlots == 0 {
 		d.waveSlots = platformWaveSlots
 	}

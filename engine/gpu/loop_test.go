@@ -353,7 +353,7 @@ func TestDeviceLoopWaveSlots(t *testing.T) {
 				o.Compat.GlobalBootstrap, o.Compat.WaveCap, o.Remasking = true, true, sampler.RemaskCritic
 			}},
 		} {
-			t.Run(fmt.Sprintf("slots%d/direct=%v/%s", slots, be.d.waveDirect, c.name), func(t *testing.T) {
+			t.Run(fmt.Sprintf("slots%d/dispatch=%q/%s", slots, be.d.waveDispatch, c.name), func(t *testing.T) {
 				net, err := be.Load(context.Background(), c.m)
 				if err != nil {
 					t.Fatal(err)

@@ -82,3 +82,43 @@ func TestLoopReuse(t *testing.T) {
 		t.Errorf("Net.Close left a loop parked")
 	}
 }
+
+// TestWaveModeAuto pins how Options.WaveDispatch and WaveSlots resolve per
+// loop: natively auto is indirect with WaveSlots; in the js/wasm build a
+// loop of at most BrowserDirectPositions positions is direct, a larger one
+// indirect with BrowserWaveSlots, and a direct loop there has
+// BrowserDirectWaveSlots slots; an explicit dispatch or slot count wins.
+func TestWaveModeAuto(t *testing.T) {
+	for _, c := range []struct {
+		opts            Options
+		N               int
+		native, browser bool // direct, per build
+	}{
+		{Options{}, 256, false, true},
+		{Options{}, BrowserDirectPositions, false, true},
+		{Options{}, BrowserDirectPositions + 1, false, false},
+		{Options{WaveDispatch: "indirect"}, 256, false, false},
+		{Options{WaveDispatch: "direct"}, 4096, true, true},
+		{Options{WaveDispatch: "auto", WaveSlots: 7}, 256, false, true},
+	} {
+		d := &device{waveSlots: c.opts.WaveSlots, waveSlotsSet: c.opts.WaveSlots != 0, waveDispatch: c.opts.WaveDispatch}
+		if d.waveSlots == 0 {
+			d.waveSlots = platformWaveSlots
+		}
+		want := c.native
+		if platformDirectWaves {
+			want = c.browser
+		}
+		wantSlots := platformWaveSlots
+		switch {
+		case c.opts.WaveSlots != 0:
+			wantSlots = c.opts.WaveSlots
+		case want && platformDirectWaves:
+			wantSlots = BrowserDirectWaveSlots
+		}
+		l := &Loop{n: &Net{d: d}, N: c.N}
+		if slots, direct := l.waveMode(); slots != wantSlots || direct != want {
+			t.Errorf("%+v, %d positions: %d slots, direct %v; want %d, %v", c.opts, c.N, slots, direct, wantSlots, want)
+		}
+	}
+}

@@ -479,3 +479,7 @@ const f16CompilerNote = "the browser's WebGPU implementation"
 
 // platformWaveSlots is Options.WaveSlots's default in the browser build.
 const platformWaveSlots = BrowserWaveSlots
+
+// platformDirectWaves: Options.WaveDispatch auto dispatches small loops'
+// waves directly in the browser build (BrowserDirectPositions).
+const platformDirectWaves = true

@@ -705,4 +705,8 @@ func (p *platform) wait(ctx context.Context) error {
 // platformWaveSlots is Options.WaveSlots's default in the native build.
 const platformWaveSlots = WaveSlots
 
+// platformDirectWaves: natively Options.WaveDispatch auto is indirect
+// (direct dispatches measured slower on the H200: BrowserDirectPositions).
+const platformDirectWaves = false
+
 const f16CompilerNote = "wgpu-native v22 through github.com/cogentcore/webgpu v0.23.0, whose naga parses no f16 WGSL: f16 needs wgpu 25 or later"
