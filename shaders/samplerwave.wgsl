@@ -50,9 +50,9 @@
 // testing a few records at once (wave). A slot past the planned waves is a
 // dispatch of zero workgroups. With direct = 1 (Options.WaveDispatch
 // "direct") each slot is instead a direct dispatch of the batch's B·T
-// workgroups with its own params (slot), and runs that slot's wave: Dawn
-// validates every indirect dispatch with work of its own, which direct ones
-// do not need.
+// workgroups with its own params (slot), and runs that slot's wave: through
+// Dawn an indirect dispatch costs far more than a direct one (measured:
+// docs/gpu.md, "The sampler-head waves").
 // CPU twin: engine/cpu's sampler head (SamplerLogits) and internal/step
 // Sampler.Draw.
 

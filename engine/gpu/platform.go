@@ -110,8 +110,9 @@ type Options struct {
 	// records them all (the ones past the device's plan are empty
 	// dispatches) and reads nothing back; one that allows more reads its
 	// wave count once, after the plan, and records exactly those. 0 is
-	// the default (WaveSlots natively, BrowserWaveSlots in the js/wasm
-	// build); negative is refused.
+	// the default (WaveSlots natively; in the js/wasm build
+	// BrowserDirectWaveSlots for direct waves, else BrowserWaveSlots);
+	// negative is refused.
 	WaveSlots int
 	// WaveDispatch is how a sampler-head wave slot is dispatched:
 	// "indirect" (the default, "" or "auto"): one indirect dispatch whose
