@@ -149,13 +149,9 @@ func attentionRowsSource(consts map[string]string) (string, error) {
 	if err := t.CheckFor(D, 1<<30, 256); err != nil {
 		return "", err
 	}
-	raw, err := Raw("attention.wgsl")
+	params, err := paramsStruct("attention.wgsl")
 	if err != nil {
 		return "", err
-	}
-	params := structRE.FindString(raw)
-	if params == "" {
-		return "", fmt.Errorf("shaders: attention.wgsl has no struct Params")
 	}
 	R, WG, BC, N := t.R, t.WG, t.BC, t.N
 	BR := R * WG

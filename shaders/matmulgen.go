@@ -267,13 +267,9 @@ func unrolledSource(consts map[string]string) (string, error) {
 	if wd != WeightF32 && wd != WeightF16 && wd != WeightBF16 {
 		return "", fmt.Errorf("shaders: %s: unknown WDTYPE %d", MatmulUnrolled, wd)
 	}
-	raw, err := Raw("matmul.wgsl")
+	params, err := paramsStruct("matmul.wgsl")
 	if err != nil {
 		return "", err
-	}
-	params := structRE.FindString(raw)
-	if params == "" {
-		return "", fmt.Errorf("shaders: matmul.wgsl has no struct Params")
 	}
 	return genUnrolled(t, db, ks, wd, vals["F16"], params), nil
 }
@@ -682,13 +678,9 @@ func matmulReduceSource(consts map[string]string) (string, error) {
 	if !ok || S < 1 || S > 64 {
 		return "", fmt.Errorf("shaders: %s needs the constant S, 1 to 64", MatmulReduce)
 	}
-	raw, err := Raw("matmul.wgsl")
+	params, err := paramsStruct("matmul.wgsl")
 	if err != nil {
 		return "", err
-	}
-	params := structRE.FindString(raw)
-	if params == "" {
-		return "", fmt.Errorf("shaders: matmul.wgsl has no struct Params")
 	}
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...); b.WriteByte('\n') }
@@ -782,13 +774,9 @@ func attentionUnrolledSource(consts map[string]string) (string, error) {
 	if KS < 0 || KS%BC != 0 {
 		return "", fmt.Errorf("shaders: %s: KS = %d must be 0 (no split) or a multiple of BC = %d", AttentionUnrolled, KS, BC)
 	}
-	raw, err := Raw("attention.wgsl")
+	params, err := paramsStruct("attention.wgsl")
 	if err != nil {
 		return "", err
-	}
-	params := structRE.FindString(raw)
-	if params == "" {
-		return "", fmt.Errorf("shaders: attention.wgsl has no struct Params")
 	}
 	d4 := D / 4
 	var b strings.Builder
@@ -943,13 +931,9 @@ func attentionCombineSource(consts map[string]string) (string, error) {
 	if D <= 0 || D%4 != 0 || S < 1 || S > 64 {
 		return "", fmt.Errorf("shaders: %s: needs D %% 4 == 0 and 1 <= S <= 64 (got D=%d S=%d)", AttentionCombine, D, S)
 	}
-	raw, err := Raw("attention.wgsl")
+	params, err := paramsStruct("attention.wgsl")
 	if err != nil {
 		return "", err
-	}
-	params := structRE.FindString(raw)
-	if params == "" {
-		return "", fmt.Errorf("shaders: attention.wgsl has no struct Params")
 	}
 	d4 := D / 4
 	var b strings.Builder
@@ -1016,13 +1000,9 @@ func attentionTiledSource(consts map[string]string) (string, error) {
 	for name := range consts {
 		return "", fmt.Errorf("shaders: %s declares no module-scope constant %s", AttentionTiled, name)
 	}
-	raw, err := Raw("attention.wgsl")
+	params, err := paramsStruct("attention.wgsl")
 	if err != nil {
 		return "", err
-	}
-	params := structRE.FindString(raw)
-	if params == "" {
-		return "", fmt.Errorf("shaders: attention.wgsl has no struct Params")
 	}
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...); b.WriteByte('\n') }

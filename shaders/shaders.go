@@ -466,16 +466,28 @@ type Field struct{ Name, Type string }
 var structRE = regexp.MustCompile(`(?s)struct\s+Params\s*\{(.*?)\}`)
 var fieldRE = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([A-Za-z0-9_<>]+)\s*,?\s*$`)
 
+// paramsStruct is the `struct Params { ... }` declaration of a kernel file,
+// as written there: the generated kernels copy their sources' params, so
+// that one struct (pinned to its Go twin by TestParamsMatch) serves both.
+func paramsStruct(file string) (string, error) {
+	raw, err := Raw(file)
+	if err != nil {
+		return "", err
+	}
+	params := structRE.FindString(raw)
+	if params == "" {
+		return "", fmt.Errorf("shaders: %s has no struct Params", file)
+	}
+	return params, nil
+}
+
 // WGSLParams parses the `struct Params` of a kernel file.
 func WGSLParams(file string) ([]Field, error) {
-	src, err := Raw(file)
+	src, err := paramsStruct(file)
 	if err != nil {
 		return nil, err
 	}
 	m := structRE.FindStringSubmatch(src)
-	if m == nil {
-		return nil, fmt.Errorf("shaders: %s has no struct Params", file)
-	}
 	var out []Field
 	for _, line := range strings.Split(m[1], "\n") {
 		if i := strings.Index(line, "//"); i >= 0 {

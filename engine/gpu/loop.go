@@ -73,12 +73,6 @@ func (l *Loop) waveMode() (slots int, direct bool) {
 	return slots, direct
 }
 
-// waveSlots is waveMode's slots.
-func (l *Loop) waveSlots() int {
-	s, _ := l.waveMode()
-	return s
-}
-
 // BrowserWaveSlots is the js/wasm build's default of Options.WaveSlots.
 // There every recorded dispatch costs several calls from wasm into
 // JavaScript, so empty slots are dear: on an H200 through Dawn the small
@@ -519,8 +513,11 @@ func (l *Loop) Close() {
 	l.destroy()
 }
 
-// destroy releases the loop's buffers, its params and its timer.
+// destroy releases the loop's buffers, its params and its timer (nil: none).
 func (l *Loop) destroy() {
+	if l == nil {
+		return
+	}
 	l.closed = true
 	for _, b := range l.bufs {
 		b.destroy()
@@ -741,17 +738,20 @@ func (l *Loop) slotOps(o *ops, it, slots int) {
 	if slots == 0 {
 		return
 	}
+	w, p, err := l.waveOp(it, slots)
 	if _, direct := l.waveMode(); direct {
 		// Options.WaveDispatch "direct": the slot in the params (so each
 		// slot has its own params and bind group), a grid of every position.
+		grid := l.n.d.grid(uint64(l.N))
+		p.Direct = 1
 		for i := 0; i < slots; i++ {
-			y, err := l.waveOp(it, slots, i)
-			y.wg = l.n.d.grid(uint64(l.N))
+			y := w
+			p.Slot = uint32(i)
+			y.params, y.wg = shaders.Bytes(p), grid
 			o.add(y, err)
 		}
 		return
 	}
-	w, err := l.waveOp(it, slots, -1)
 	for i := 0; i < slots; i++ {
 		y := w
 		y.ind, y.indOff = l.args, 4*uint64(i*shaders.WaveArgsWords)
@@ -760,33 +760,31 @@ func (l *Loop) slotOps(o *ops, it, slots int) {
 }
 
 // waveOp is samplerwave.wgsl's op for the slots of iteration it (without
-// its indirect arguments or its grid); slot >= 0 makes it slot's direct
-// dispatch (Options.WaveDispatch "direct").
-func (l *Loop) waveOp(it, slots, slot int) (op, error) {
+// its indirect arguments or its grid) and its params, for the direct
+// dispatches' per-slot copies (Options.WaveDispatch "direct").
+func (l *Loop) waveOp(it, slots int) (op, shaders.SamplerWaveParams, error) {
 	s := &l.s
 	n, d := l.n, l.n.d
+	var p shaders.SamplerWaveParams
 	switch {
 	case !(s.Temperature > 0) || math.IsInf(s.Temperature, 1):
-		return op{}, fmt.Errorf("gpu: sampler wave: temperature %v must be > 0", s.Temperature)
+		return op{}, p, fmt.Errorf("gpu: sampler wave: temperature %v must be > 0", s.Temperature)
 	case !(s.SamplerTopP > 0 && s.SamplerTopP <= 1):
-		return op{}, fmt.Errorf("gpu: sampler wave: top_p %v must be in (0, 1]", s.SamplerTopP)
+		return op{}, p, fmt.Errorf("gpu: sampler wave: top_p %v must be in (0, 1]", s.SamplerTopP)
 	}
 	pl, err := d.pipeline("samplerwave.wgsl", nil, samplerWaveKinds)
 	if err != nil {
-		return op{}, err
+		return op{}, p, err
 	}
-	p := shaders.SamplerWaveParams{C: uint32(n.C), V: uint32(n.V), T: uint32(l.T), SlotAt: uint32(shaders.WaveSlotAt(l.N)),
+	p = shaders.SamplerWaveParams{C: uint32(n.C), V: uint32(n.V), T: uint32(l.T), SlotAt: uint32(shaders.WaveSlotAt(l.N)),
 		Slots: uint32(slots), Eps: float32(n.eps), Mask: uint32(s.Mask), Iteration: uint32(it),
 		Temperature: float32(s.Temperature), TopP: float32(s.SamplerTopP), SeedLo: uint32(s.Seed), SeedHi: uint32(s.Seed >> 32)}
 	newSamplerLayout(n.C, n.V).params(&p)
-	if slot >= 0 {
-		p.Slot, p.Direct = uint32(slot), 1
-	}
 	if s.Embeddings {
 		p.Embeddings = 1
 	}
 	return op{name: "sampler wave", pl: pl, params: shaders.Bytes(p),
-		binds: []binding{whole(l.list), whole(l.waveState), whole(l.hW0), whole(l.tabs.tab), whole(l.pred), whole(l.exclS), whole(l.errWord)}}, nil
+		binds: []binding{whole(l.list), whole(l.waveState), whole(l.hW0), whole(l.tabs.tab), whole(l.pred), whole(l.exclS), whole(l.errWord)}}, p, nil
 }
 
 // remaskOps records the scores, the selection and the next input of
@@ -1010,7 +1008,8 @@ func (l *Loop) Step(ctx context.Context, it int, want bool) (*engine.LoopStep, e
 // the plan instead, reads the planned wave count (and the error word) and
 // returns a new op list with exactly those waves.
 func (l *Loop) waveOps(ctx context.Context, it int, o *ops, st *engine.LoopStep) (*ops, error) {
-	if bound, slots := l.waveBound(it), l.waveSlots(); bound <= slots {
+	slots, _ := l.waveMode()
+	if bound := l.waveBound(it); bound <= slots {
 		l.planOps(o, it, bound)
 		l.slotOps(o, it, bound)
 		return o, nil

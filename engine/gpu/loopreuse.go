@@ -18,12 +18,11 @@ import (
 // parked: they are rare and their extra state is not worth the risk.
 
 // reusable says whether a loop made for s could serve spec t: the buffers'
-// sizes and roles depend only on these.
+// sizes and roles depend only on these (the exclusion sets' sizes are the
+// net's vocabulary's, checkLoop, so the same for every loop of a net).
 func reusable(s, t *engine.LoopSpec) bool {
 	return s.B == t.B && s.T == t.T && s.UseSampler == t.UseSampler &&
-		s.Unmask == nil && t.Unmask == nil && !s.Profile && !t.Profile &&
-		len(excludeWords(s.ExcludeNaive)) == len(excludeWords(t.ExcludeNaive)) &&
-		len(excludeWords(s.ExcludeSampler)) == len(excludeWords(t.ExcludeSampler))
+		s.Unmask == nil && t.Unmask == nil && !s.Profile && !t.Profile
 }
 
 // park keeps l's buffers for the net's next loop; false when l cannot be
@@ -32,14 +31,17 @@ func (n *Net) park(l *Loop) bool {
 	if l.prog == nil || l.timer != nil || l.s.Unmask != nil || l.s.Profile || n.weights == nil {
 		return false
 	}
+	n.swapSpare(l).destroy()
+	return true
+}
+
+// swapSpare parks l (nil: none) and returns the loop parked before.
+func (n *Net) swapSpare(l *Loop) *Loop {
 	n.spareMu.Lock()
+	defer n.spareMu.Unlock()
 	old := n.spare
 	n.spare = l
-	n.spareMu.Unlock()
-	if old != nil {
-		old.destroy()
-	}
-	return true
+	return old
 }
 
 // takeSpare returns the parked loop when it fits s (the caller resets it
@@ -56,15 +58,7 @@ func (n *Net) takeSpare(s *engine.LoopSpec) *Loop {
 }
 
 // dropSpare releases the parked loop.
-func (n *Net) dropSpare() {
-	n.spareMu.Lock()
-	l := n.spare
-	n.spare = nil
-	n.spareMu.Unlock()
-	if l != nil {
-		l.destroy()
-	}
-}
+func (n *Net) dropSpare() { n.swapSpare(nil).destroy() }
 
 // reuse resets a parked loop for its new spec (l.s, l.rm set): every buffer
 // but the staging one cleared on the device, in queue order after the

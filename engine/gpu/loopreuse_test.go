@@ -2,6 +2,9 @@ package gpu
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/remask/remask/engine/sampler"
@@ -119,6 +122,31 @@ func TestWaveModeAuto(t *testing.T) {
 		l := &Loop{n: &Net{d: d}, N: c.N}
 		if slots, direct := l.waveMode(); slots != wantSlots || direct != want {
 			t.Errorf("%+v, %d positions: %d slots, direct %v; want %d, %v", c.opts, c.N, slots, direct, wantSlots, want)
+		}
+	}
+}
+
+// TestWaveDispatchDocumented pins the wave dispatch defaults that
+// docs/gpu.md and docs/cli.md state to the constants (fails on drift).
+func TestWaveDispatchDocumented(t *testing.T) {
+	for doc, want := range map[string][]string{
+		"../../docs/gpu.md": {
+			fmt.Sprintf("`BrowserDirectPositions` = %d positions", BrowserDirectPositions),
+			fmt.Sprintf("`BrowserDirectWaveSlots` = %d slots", BrowserDirectWaveSlots),
+		},
+		"../../docs/cli.md": {
+			fmt.Sprintf("`direct` for at most %d positions", BrowserDirectPositions),
+			fmt.Sprintf("(= %d natively; in the js/wasm build %d for direct waves, else %d)", WaveSlots, BrowserDirectWaveSlots, BrowserWaveSlots),
+		},
+	} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s does not say %q", doc, w)
+			}
 		}
 	}
 }
