@@ -150,3 +150,49 @@ func TestWaveDispatchDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopReuseAfterCancel: a generation cancelled midway parks its loop in
+// whatever state it stopped; the next generation of that shape takes it and
+// must still give the text of a new loop.
+func TestLoopReuseAfterCancel(t *testing.T) {
+	be := testBackend(t)
+	loaded, err := be.Load(context.Background(), loadGolden(t, "lm_rope_bidir_bias.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := loaded.(*Net)
+	defer net.Close()
+	o := sampler.Defaults()
+	o.NumSamples, o.SequenceLength, o.Iterations, o.Seed = 2, 32, 5, 7
+	o.QualityMetric = sampler.MetricNode
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err = sampler.Generate(ctx, sampler.Models{LM: net}, o, func(ev *sampler.Event) {
+		if ev.Iteration == 1 {
+			cancel()
+		}
+	})
+	if err == nil {
+		t.Fatal("the cancelled generation returned no error")
+	}
+	parked := net.spare
+	if parked == nil {
+		t.Fatal("the cancelled generation parked no loop")
+	}
+	got, err := sampler.Generate(context.Background(), sampler.Models{LM: net}, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if net.spare != parked {
+		t.Fatal("the next generation did not reuse the cancelled one's loop")
+	}
+	net.dropSpare()
+	want, err := sampler.Generate(context.Background(), sampler.Models{LM: net}, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want.Samples {
+		if a, b := want.Samples[i].Text, got.Samples[i].Text; a != b {
+			t.Errorf("sample %d: new loop %q, reused after a cancel %q", i, a, b)
+		}
+	}
+}
