@@ -285,7 +285,8 @@ package_test() {
 # (webgpu at the package's peer version) on Chromium's SwiftShader ICD (tools/dawn-go-test): the
 # browsers' WebGPU path, where the subgroup variants run (wgpu-native v22 has
 # none). REMASK_WANT_SUBGROUPS=1 makes TestSubgroupReductions fail when the
-# subgroup path did not run. Required in CI; elsewhere skipped, saying so,
+# subgroup path did not run. Then the vkmask layer's test (tools/dawn-bench/vkmask).
+# Required in CI; elsewhere skipped, saying so,
 # without node/npm or Chromium's ICD.
 dawn_go_test() {
 	local icd=/usr/lib/chromium/vk_swiftshader_icd.json
@@ -305,6 +306,8 @@ dawn_go_test() {
 	log "Dawn GPU tests: engine/gpu in js/wasm under Node + Dawn on SwiftShader (tools/dawn-go-test)"
 	REMASK_WANT_SUBGROUPS=1 VK_ICD_FILENAMES="$icd" WEBGPU_MODULE="$PWD/tools/dawn-go-test/node_modules/webgpu" \
 		tools/dawn-go-test/run.sh -test.run 'TestSubgroupReductions|TestGolden$|TestPipelinesDefaultLimits|TestLoopKernels$/sampler-wave|TestWaveModeAuto'
+	log "vkmask: the measurement layer that lets Dawn offer shader-f16 on NVIDIA (tools/dawn-bench/vkmask/test.sh)"
+	VK_ICD_FILENAMES="$icd" WEBGPU_MODULE="$PWD/tools/dawn-go-test/node_modules/webgpu" tools/dawn-bench/vkmask/test.sh
 }
 
 cmd_serve() {

@@ -10,10 +10,18 @@
 #
 #   tools/dawn-bench/pack.sh                 # the flagship model
 #   MODEL=models/shakespeare-small.safetensors tools/dawn-bench/pack.sh
+#
+# `pack.sh f16` prepares f16.sh's carry instead (default .devf16/): Node,
+# dawn.node, the js/wasm CLI, engine/gpu's tests compiled to js/wasm
+# (gpu.test.wasm) and the vkmask layer (vkmask/build.sh); no native binary, no
+# npm package and no model (f16.sh reads the models from the tree), so that the
+# carry plus the tree stay under a lent machine's 64 MiB.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-CARRY=${CARRY:-$ROOT/.devcarry}
+MODE=${1:-all}
+case $MODE in all | f16) ;; *) echo "pack.sh: unknown mode $MODE (want: nothing, or f16)"; exit 2 ;; esac
+if [ "$MODE" = f16 ]; then CARRY=${CARRY:-$ROOT/.devf16}; else CARRY=${CARRY:-$ROOT/.devcarry}; fi
 MODEL=${MODEL:-models/shakespeare.safetensors}
 WEBGPU=${WEBGPU:-$ROOT/tools/dawn-go-test/node_modules/webgpu}
 GL_DEBS=${GL_DEBS:-$ROOT/.gl}
@@ -30,13 +38,23 @@ mkdir -p "$CARRY/gl"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-echo "== building (native, js/wasm CLI, npm package)"
-go build -ldflags "-s -w" -o "$TMP/remask" ./tools/remask
 GOOS=js GOARCH=wasm go build -ldflags "-s -w" -o "$TMP/remask-cli.wasm" ./tools/remask
-./build.sh package >/dev/null
-tgz=$(ls wasm/js/dist/remask-*.tgz)
-[ "$(echo "$tgz" | wc -l)" = 1 ] || { echo "pack.sh: want one wasm/js/dist/remask-*.tgz, found: $tgz"; exit 1; }
-cp "$tgz" "$CARRY/remask-pkg.tgz"
+FILES=(node dawn.node remask-cli.wasm)
+if [ "$MODE" = f16 ]; then
+	echo "== building (js/wasm CLI, engine/gpu tests in js/wasm, the vkmask layer)"
+	GOOS=js GOARCH=wasm go test -c -ldflags "-s -w" -o "$TMP/gpu.test.wasm" ./engine/gpu/
+	tools/dawn-bench/vkmask/build.sh "$CARRY/vkmask" >/dev/null
+	FILES+=(gpu.test.wasm)
+else
+	echo "== building (native, js/wasm CLI, npm package)"
+	go build -ldflags "-s -w" -o "$TMP/remask" ./tools/remask
+	./build.sh package >/dev/null
+	tgz=$(ls wasm/js/dist/remask-*.tgz)
+	[ "$(echo "$tgz" | wc -l)" = 1 ] || { echo "pack.sh: want one wasm/js/dist/remask-*.tgz, found: $tgz"; exit 1; }
+	cp "$tgz" "$CARRY/remask-pkg.tgz"
+	cp "$MODEL" "$TMP/model.safetensors"
+	FILES+=(remask model.safetensors)
+fi
 cp "$(go env GOROOT)/lib/wasm/wasm_exec_node.js" "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$CARRY/"
 
 echo "== webgpu from $WEBGPU"
@@ -49,14 +67,13 @@ cp "$WG/dist/linux-x64/dawn.node" "$TMP/dawn.node"
 cp "$(command -v node)" "$TMP/node"
 # Their symbols and debug info are a fifth of them; Node and Dawn run without.
 if command -v strip >/dev/null 2>&1; then strip "$TMP/node" "$TMP/dawn.node"; fi
-cp "$MODEL" "$TMP/model.safetensors"
 rm -f "$CARRY"/gl/*.deb
 cp "$GL_DEBS"/*.deb "$CARRY/gl/"
 
 echo "== xz (in parallel)"
-for f in node dawn.node remask remask-cli.wasm model.safetensors; do
+for f in "${FILES[@]}"; do
 	xz -T1 -9 -c "$TMP/$f" >"$CARRY/$f.xz" &
 done
 wait
-(cd "$CARRY" && ls -l node.xz dawn.node.xz webgpu.tar remask.xz remask-cli.wasm.xz remask-pkg.tgz wasm_exec_node.js wasm_exec.js model.safetensors.xz gl)
+(cd "$CARRY" && ls -lR)
 echo "== carry $CARRY: $(du -sb "$CARRY" | cut -f1) bytes ($(du -sh "$CARRY" | cut -f1)); model $MODEL; node $(node --version)"
