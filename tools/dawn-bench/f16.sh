@@ -11,7 +11,7 @@
 #      same command, alternately: the forward (16x1024, 1x256, validated
 #      against the CPU backend), its per-kernel profile, and the small and
 #      standard jobs; and f32 without the layer, to show the layer costs
-#      nothing.
+#      nothing; with F16_TILES, the 16 x 1024 forward with other tiles.
 # Inputs (CARRY, default .devf16/, made by `tools/dawn-bench/pack.sh f16`):
 #   node.xz dawn.node.xz webgpu.tar wasm_exec_node.js remask-cli.wasm.xz
 #   gpu.test.wasm.xz vkmask/{libvkmask.so,vkmask.json} gl/*.deb
@@ -108,6 +108,14 @@ step gotest 150 gotest.txt bash -c "cd engine/gpu && exec ${DAWN[*]} ${MASK[*]} 
 for r in $(seq 1 "$ROUNDS"); do
 	for p in f32 f16; do
 		step "forward-$p-$r" 60 "forward-$p-$r.json" "${DAWN[@]}" "${MASK[@]}" "${CLI[@]}" bench --job forward --backend gpu --precision "$p" "${FWD[@]}" --json
+	done
+done
+# F16_TILES="128x128x16x8x8nw8c2 ...": the 16 x 1024 forward with each tile
+# forced (--matmul-tile), f32 and f16 alternately (a forced tile applies to
+# every matmul it can run, so only 16 x 1024, where the default is 128x128).
+for tl in ${F16_TILES:-}; do
+	for p in f32 f16; do
+		step "tile-$tl-$p" 60 "tile-$tl-$p.json" "${DAWN[@]}" "${MASK[@]}" "${CLI[@]}" bench --job forward --backend gpu --precision "$p" --shapes "${TILE_SHAPE:-16x1024}" --iters 10 --validate 2x64 --matmul-tile "$tl" --json
 	done
 done
 step forward-f32-nomask 60 forward-f32-nomask.json "${DAWN[@]}" "${CLI[@]}" bench --job forward --backend gpu --precision f32 "${FWD[@]}" --json

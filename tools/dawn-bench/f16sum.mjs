@@ -24,7 +24,9 @@ for (const f of ['adapter.jsonl', 'adapter-mask.jsonl']) {
 const gt = read('gotest.txt');
 if (gt) {
   const lines = gt.split('\n');
-  out({ kind: 'gotest', verdicts: lines.filter((l) => /^\s*--- (PASS|FAIL|SKIP)/.test(l)).map((l) => l.trim()), final: lines.filter((l) => /^(PASS|FAIL|ok|FAIL\s)/.test(l)).slice(-2) });
+  const v = lines.filter((l) => /^\s*--- (PASS|FAIL|SKIP)/.test(l)).map((l) => l.trim());
+  const n = (w) => v.filter((l) => l.startsWith(`--- ${w}`)).length;
+  out({ kind: 'gotest', passed: n('PASS'), failed: n('FAIL'), skipped: n('SKIP'), top: v.filter((l) => !/^--- \w+: \S*\//.test(l)), not_passed: v.filter((l) => !l.startsWith('--- PASS')), final: lines.filter((l) => /^(PASS|FAIL|ok)\b/.test(l)).slice(-2) });
   for (const l of lines.filter((l) => /u·S|logit diff|text agreement|refused/.test(l))) out({ kind: 'gotest-log', line: l.trim().slice(0, 300) });
 }
 
@@ -48,6 +50,13 @@ for (const [shape, v] of Object.entries(byShape)) {
   }
   if (o.f32_ms && o.f16_ms) o.f16_over_f32 = r4(o.f16_ms / o.f32_ms);
   out(o);
+}
+
+for (const f of fs.readdirSync(R).filter((f) => /^tile-.*-(f32|f16)\.json$/.test(f)).sort()) {
+  const j = json(f);
+  const [, tile, p] = f.match(/^tile-(.*)-(f32|f16)\.json$/);
+  for (const r of (j && j.results) || []) out({ kind: 'tile', tile, precision: p, shape: `${r.batch}x${r.length}`, ms: r4(r.ms_per_forward), validation: j.validation && j.validation.max_abs_diff_logits });
+  if (!j) out({ kind: 'tile', tile, precision: p, error: (read(f.replace(/\.json$/, '.err')) || '').slice(-300) });
 }
 
 for (const p of ['f32', 'f16']) {
