@@ -11,7 +11,8 @@
 #      same command, alternately: the forward (16x1024, 1x256, validated
 #      against the CPU backend), its per-kernel profile, and the small and
 #      standard jobs; and f32 without the layer, to show the layer costs
-#      nothing; with F16_TILES, the 16 x 1024 forward with other tiles.
+#      nothing; with F16_TILES, the 16 x 1024 forward with other tiles
+#      (ONLY_TILES=1: the adapters and those alone).
 # Inputs (CARRY, default .devf16/, made by `tools/dawn-bench/pack.sh f16`):
 #   node.xz dawn.node.xz webgpu.tar wasm_exec_node.js remask-cli.wasm.xz
 #   gpu.test.wasm.xz vkmask/{libvkmask.so,vkmask.json} gl/*.deb
@@ -104,12 +105,14 @@ fi
 step adapter 30 adapter.jsonl "${DAWN[@]}" "$NODE" "$W/adapter.mjs"
 step adapter-mask 30 adapter-mask.jsonl "${DAWN[@]}" "${MASK[@]}" "$NODE" "$W/adapter.mjs"
 # The Go tests run in engine/gpu (their testdata paths are relative to it).
+if [ "${ONLY_TILES:-0}" != 1 ]; then
 step gotest 150 gotest.txt bash -c "cd engine/gpu && exec ${DAWN[*]} ${MASK[*]} REMASK_WANT_SUBGROUPS=1 '$NODE' --require '$W/preload.cjs' '$W/wasm_exec_node.js' '$W/bin/gpu.test.wasm' -test.run '$TESTS' -test.v"
 for r in $(seq 1 "$ROUNDS"); do
 	for p in f32 f16; do
 		step "forward-$p-$r" 60 "forward-$p-$r.json" "${DAWN[@]}" "${MASK[@]}" "${CLI[@]}" bench --job forward --backend gpu --precision "$p" "${FWD[@]}" --json
 	done
 done
+fi
 # F16_TILES="128x128x16x8x8nw8c2 ...": the 16 x 1024 forward with each tile
 # forced (--matmul-tile), f32 and f16 alternately (a forced tile applies to
 # every matmul it can run, so only 16 x 1024, where the default is 128x128).
@@ -118,6 +121,7 @@ for tl in ${F16_TILES:-}; do
 		step "tile-$tl-$p" 60 "tile-$tl-$p.json" "${DAWN[@]}" "${MASK[@]}" "${CLI[@]}" bench --job forward --backend gpu --precision "$p" --shapes "${TILE_SHAPE:-16x1024}" --iters 10 --validate 2x64 --matmul-tile "$tl" --json
 	done
 done
+if [ "${ONLY_TILES:-0}" != 1 ]; then
 step forward-f32-nomask 60 forward-f32-nomask.json "${DAWN[@]}" "${CLI[@]}" bench --job forward --backend gpu --precision f32 "${FWD[@]}" --json
 for p in f32 f16; do
 	step "profile-$p" 60 "profile-$p.json" "${DAWN[@]}" "${MASK[@]}" "${CLI[@]}" bench --job forward --backend gpu --precision "$p" "${PROF[@]}" --json
@@ -128,6 +132,7 @@ done
 for p in f32 f16; do
 	step "standard-$p" 90 "standard-$p.json" "${DAWN[@]}" "${MASK[@]}" "${CLI[@]}" bench --job standard --backend gpu --model "$M" --precision "$p" "${ST[@]}" --json
 done
+fi
 echo "== done in $(elapsed) s"
 grep -h 'vkmask:' "$R"/*.err 2>/dev/null | sort | uniq -c | head -n 3
 "$NODE" "$W/f16sum.mjs" "$R"
