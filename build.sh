@@ -281,7 +281,8 @@ package_test() {
 # dawn_go_test runs engine/gpu's tests of the subgroup reductions, the goldens,
 # the default-limits pipelines and the fused sampler-head wave (its subgroup
 # variant against the CPU backend) and the browser build's choice of wave
-# dispatch (TestWaveModeAuto) compiled to js/wasm under Node with Dawn
+# dispatch (TestWaveModeAuto), the batched recording of dispatches
+# (TestBatchedDispatches) compiled to js/wasm under Node with Dawn
 # (webgpu at the package's peer version) on Chromium's SwiftShader ICD (tools/dawn-go-test): the
 # browsers' WebGPU path, where the subgroup variants run (wgpu-native v22 has
 # none). REMASK_WANT_SUBGROUPS=1 makes TestSubgroupReductions fail when the
@@ -305,7 +306,7 @@ dawn_go_test() {
 	fi
 	log "Dawn GPU tests: engine/gpu in js/wasm under Node + Dawn on SwiftShader (tools/dawn-go-test)"
 	REMASK_WANT_SUBGROUPS=1 VK_ICD_FILENAMES="$icd" WEBGPU_MODULE="$PWD/tools/dawn-go-test/node_modules/webgpu" \
-		tools/dawn-go-test/run.sh -test.run 'TestSubgroupReductions|TestGolden$|TestPipelinesDefaultLimits|TestLoopKernels$/sampler-wave|TestWaveModeAuto'
+		tools/dawn-go-test/run.sh -test.run 'TestSubgroupReductions|TestGolden$|TestPipelinesDefaultLimits|TestLoopKernels$/sampler-wave|TestWaveModeAuto|TestBatchedDispatches'
 	log "vkmask: the measurement layer that lets Dawn offer shader-f16 on NVIDIA (tools/dawn-bench/vkmask/test.sh)"
 	VK_ICD_FILENAMES="$icd" WEBGPU_MODULE="$PWD/tools/dawn-go-test/node_modules/webgpu" tools/dawn-bench/vkmask/test.sh
 }

@@ -16,8 +16,10 @@ package gpu
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall/js"
@@ -30,15 +32,22 @@ type buffer struct {
 	size  uint64
 	id    uint64
 	label string
+	ri    uint32 // index in platform.reg (indirect arguments)
+	p     *platform
 }
 
 type pipeline struct {
 	v   js.Value
 	bgl js.Value
 	id  uint64
+	ri  uint32 // index in platform.reg
 }
 
-type bindGroup struct{ v js.Value }
+type bindGroup struct {
+	v  js.Value
+	ri uint32 // index in platform.reg
+	p  *platform
+}
 
 type platform struct {
 	adapter, dev, queue js.Value
@@ -51,6 +60,84 @@ type platform struct {
 	ids                 atomic.Uint64
 	mu                  sync.Mutex
 	lost                error
+
+	// The batched recording (see runPassSource): reg holds the pipelines,
+	// bind groups and indirect-argument buffers by index, runPass is the
+	// JavaScript function that records a pass's dispatches from cmds (a
+	// Uint8Array over which cmds32 is a Uint32Array view). runPass is
+	// undefined where the page forbids creating it (a Content Security
+	// Policy without 'unsafe-eval'); the recorder then calls the WebGPU
+	// methods one by one.
+	reg, runPass, cmds, cmds32 js.Value
+	regN                       uint32   // reg's length
+	regFree                    []uint32 // reg's unused indices
+	passCalls                  int      // runPass calls (tests: the batched path ran)
+
+	// pending are the error scopes' promises of submissions not yet
+	// checked (submit does not wait for them; read, wait and the next
+	// submits beyond maxPendingScopes do).
+	pending []pendingScope
+}
+
+// pendingScope is one submission's two popErrorScope promises.
+type pendingScope struct{ oom, validation js.Value }
+
+// maxPendingScopes bounds the unchecked submissions (their promises); at
+// the bound, submit waits for the oldest.
+const maxPendingScopes = 64
+
+// batchDispatches turns the batched recording on (tests turn it off to
+// compare).
+var batchDispatches = true
+
+// runPassSource records the dispatches of one compute pass from a command
+// array, in JavaScript: each dispatch is three WebGPU calls, and from Go
+// each call into JavaScript costs a few microseconds of syscall/js (argument
+// conversion, a reflection call), which at the small job's 230 dispatches an
+// iteration made the browser build's recording, not the GPU, its limit.
+// Command layout (u32 words, 6 per dispatch): kind (0 direct, 1 indirect),
+// pipeline, bind group (indices in reg), then x, y, z for a direct dispatch
+// or the argument buffer's index and the offset's low and high words.
+const runPassSource = `
+for (let i = 0; i < n; i += 6) {
+	pass.setPipeline(reg[cmds[i + 1]]);
+	pass.setBindGroup(0, reg[cmds[i + 2]]);
+	if (cmds[i] === 0) pass.dispatchWorkgroups(cmds[i + 3], cmds[i + 4], cmds[i + 5]);
+	else pass.dispatchWorkgroupsIndirect(reg[cmds[i + 3]], cmds[i + 4] + cmds[i + 5] * 4294967296);
+}`
+
+// initBatch creates the registry and runPass (left undefined where the
+// page's policy refuses new Function: the unbatched path then runs).
+func (p *platform) initBatch() {
+	p.reg = js.Global().Get("Array").New()
+	p.runPass = js.Undefined()
+	defer func() {
+		if recover() != nil { // a CSP without 'unsafe-eval': new Function throws
+			p.runPass = js.Undefined()
+		}
+	}()
+	p.runPass = js.Global().Get("Function").New("pass", "reg", "cmds", "n", runPassSource)
+}
+
+// register puts v in reg and returns its index.
+func (p *platform) register(v js.Value) uint32 {
+	var i uint32
+	if n := len(p.regFree); n > 0 {
+		i, p.regFree = p.regFree[n-1], p.regFree[:n-1]
+	} else {
+		i = p.regN
+		p.regN++
+	}
+	p.reg.SetIndex(int(i), v)
+	return i
+}
+
+// unregister drops reg's reference to an object that is gone.
+func (p *platform) unregister(i uint32) {
+	if p != nil && p.reg.Truthy() {
+		p.reg.SetIndex(int(i), js.Undefined())
+		p.regFree = append(p.regFree, i)
+	}
 }
 
 // await waits for a promise (jsutil.Await); a rejection becomes an error
@@ -165,6 +252,7 @@ func openPlatform(ctx context.Context, opts Options) (*platform, error) {
 		return nil
 	})
 	dev.Get("lost").Call("then", lost) // lives as long as the device
+	p.initBatch()
 	return p, nil
 }
 
@@ -236,13 +324,18 @@ func (p *platform) newBuffer(label string, size uint64, u bufUsage) (*buffer, er
 	if err != nil {
 		return nil, fmt.Errorf("gpu: create buffer %s (%d bytes): %w", label, size, err)
 	}
-	return &buffer{v: v, size: size, id: p.ids.Add(1), label: label}, nil
+	b := &buffer{v: v, size: size, id: p.ids.Add(1), label: label}
+	if u == usageIndirect {
+		b.p, b.ri = p, p.register(v)
+	}
+	return b, nil
 }
 
 func (b *buffer) destroy() {
 	if b != nil && b.v.Truthy() {
 		b.v.Call("destroy")
 		b.v = js.Undefined()
+		b.p.unregister(b.ri)
 	}
 }
 
@@ -285,6 +378,7 @@ func (p *platform) newPipeline(label, src, entry string, kinds []bindKind) (*pip
 	if err != nil {
 		return nil, fmt.Errorf("gpu: pipeline %s: %w", label, err)
 	}
+	pl.ri = p.register(pl.v)
 	return pl, nil
 }
 
@@ -300,10 +394,15 @@ func (p *platform) newBindGroup(pl *pipeline, bs []binding) (*bindGroup, error) 
 	if err != nil {
 		return nil, fmt.Errorf("gpu: bind group: %w", err)
 	}
-	return &bindGroup{v: g}, nil
+	return &bindGroup{v: g, ri: p.register(g), p: p}, nil
 }
 
-func (g *bindGroup) release() {}
+func (g *bindGroup) release() {
+	if g != nil && g.v.Truthy() {
+		g.p.unregister(g.ri)
+		g.v = js.Undefined()
+	}
+}
 
 type recorder struct {
 	p    *platform
@@ -311,6 +410,7 @@ type recorder struct {
 	pass js.Value
 	tw   *passTimestamps // the timestamp writes of the next pass (stage)
 	err  error
+	cmds []byte // the open pass's dispatches for runPass (runPassSource)
 }
 
 func (p *platform) newRecorder() (*recorder, error) {
@@ -320,9 +420,15 @@ func (p *platform) newRecorder() (*recorder, error) {
 	return &recorder{p: p, enc: p.dev.Call("createCommandEncoder", map[string]any{"label": "remask"})}, nil
 }
 
+func (r *recorder) batched() bool { return batchDispatches && r.p.runPass.Truthy() }
+
 func (r *recorder) dispatch(pl *pipeline, bg *bindGroup, x, y, z uint32) {
 	if !r.pass.Truthy() {
 		r.beginPass()
+	}
+	if r.batched() {
+		r.cmds = appendWords(r.cmds, 0, pl.ri, bg.ri, x, y, z)
+		return
 	}
 	r.pass.Call("setPipeline", pl.v)
 	r.pass.Call("setBindGroup", 0, bg.v)
@@ -334,9 +440,37 @@ func (r *recorder) dispatchIndirect(pl *pipeline, bg *bindGroup, args *buffer, o
 	if !r.pass.Truthy() {
 		r.beginPass()
 	}
+	if r.batched() && args.p != nil {
+		r.cmds = appendWords(r.cmds, 1, pl.ri, bg.ri, args.ri, uint32(off), uint32(off>>32))
+		return
+	}
 	r.pass.Call("setPipeline", pl.v)
 	r.pass.Call("setBindGroup", 0, bg.v)
 	r.pass.Call("dispatchWorkgroupsIndirect", args.v, float64(off))
+}
+
+func appendWords(b []byte, w ...uint32) []byte {
+	for _, x := range w {
+		b = binary.LittleEndian.AppendUint32(b, x)
+	}
+	return b
+}
+
+// flush records the batched dispatches into the open pass: one call of
+// runPass, the commands copied into a Uint8Array kept between calls.
+func (r *recorder) flush() {
+	if len(r.cmds) == 0 {
+		return
+	}
+	p := r.p
+	if !p.cmds.Truthy() || p.cmds.Get("length").Int() < len(r.cmds) {
+		p.cmds = js.Global().Get("Uint8Array").New(max(len(r.cmds), 4096))
+		p.cmds32 = js.Global().Get("Uint32Array").New(p.cmds.Get("buffer"))
+	}
+	js.CopyBytesToJS(p.cmds, r.cmds)
+	p.runPass.Invoke(r.pass, p.reg, p.cmds32, len(r.cmds)/4)
+	p.passCalls++
+	r.cmds = r.cmds[:0]
 }
 
 // beginPass begins the compute pass, with the timestamp writes of a pending
@@ -407,6 +541,7 @@ func (r *recorder) resolve(q *querySet, first, count int, dst *buffer, dstOff ui
 
 func (r *recorder) endPass() {
 	if r.pass.Truthy() {
+		r.flush()
 		r.pass.Call("end")
 		r.pass = js.Undefined()
 	}
@@ -428,21 +563,60 @@ func (r *recorder) submit() error {
 	if r.err != nil {
 		return fmt.Errorf("gpu: recording: %w", r.err)
 	}
-	err := r.p.scoped(func() {
-		cb := r.enc.Call("finish")
-		r.p.queue.Call("submit", []any{cb})
-	})
-	if err != nil {
-		return fmt.Errorf("gpu: submit: %w", err)
+	// The error scopes are pushed and popped around the submission as
+	// scoped does, but their promises are checked later (checkPending:
+	// by the next read or wait, or here beyond maxPendingScopes): waiting
+	// for them here would make every iteration wait for a round trip to
+	// the GPU process before recording the next.
+	p := r.p
+	p.dev.Call("pushErrorScope", "out-of-memory")
+	p.dev.Call("pushErrorScope", "validation")
+	cb := r.enc.Call("finish")
+	p.queue.Call("submit", []any{cb})
+	v := p.dev.Call("popErrorScope")
+	p.pending = append(p.pending, pendingScope{validation: v, oom: p.dev.Call("popErrorScope")})
+	if len(p.pending) > maxPendingScopes {
+		return p.checkPending(context.Background(), 1)
 	}
-	return nil
+	return p.lostErr()
+}
+
+// checkPending waits for the error scopes of the oldest n unchecked
+// submissions (all of them for n < 0) and returns the first error, as the
+// submission that caused it would have.
+func (p *platform) checkPending(ctx context.Context, n int) error {
+	if n < 0 || n > len(p.pending) {
+		n = len(p.pending)
+	}
+	// Taken off the list before the first wait, so that another
+	// goroutine's check does not wait for the same ones.
+	take := slices.Clone(p.pending[:n])
+	p.pending = slices.Delete(p.pending, 0, n)
+	var first error
+	for _, s := range take {
+		for _, pr := range []js.Value{s.validation, s.oom} {
+			e, err := await(ctx, pr)
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err() // cancelled: the scopes' verdicts no longer matter
+			}
+			if err == nil && e.Truthy() && first == nil {
+				first = fmt.Errorf("gpu: submit: %s", e.Get("message").String())
+			} else if err != nil && first == nil {
+				first = fmt.Errorf("gpu: submit: %w", err)
+			}
+		}
+	}
+	if first == nil {
+		first = p.lostErr()
+	}
+	return first
 }
 
 // read maps staging and copies len(dst) bytes out of it. Unlike the
 // binding's MapAsync, a rejected mapping (device lost, bad range) is an
 // error here.
 func (p *platform) read(ctx context.Context, staging *buffer, dst []byte) error {
-	if err := p.lostErr(); err != nil {
+	if err := p.checkPending(ctx, -1); err != nil {
 		return err
 	}
 	n := uint64(len(dst))
@@ -463,7 +637,7 @@ func (p *platform) read(ctx context.Context, staging *buffer, dst []byte) error 
 }
 
 func (p *platform) wait(ctx context.Context) error {
-	if err := p.lostErr(); err != nil {
+	if err := p.checkPending(ctx, -1); err != nil {
 		return err
 	}
 	_, err := await(ctx, p.queue.Call("onSubmittedWorkDone"))
