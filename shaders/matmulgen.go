@@ -70,9 +70,10 @@ const MatmulUnrolled = "matmul_unrolled.wgsl"
 
 // MatmulTiling is one tiling of the matmul kernels, with the layout of
 // MatmulUnrolled's threads, loaders and shared tiles (Nest, WX, CL; zero:
-// the layout MatmulUnrolled describes; matmul.wgsl ignores them). Every
-// layout computes each output with the same FMAs in the same order (k
-// ascending), so the results are the same bits.
+// the layout MatmulUnrolled describes; matmul.wgsl ignores them) and its
+// K slices inside the workgroup (KW). Every layout computes each output
+// with the same FMAs in the same order (k ascending), so the results are
+// the same bits; KW changes the order (see KW).
 type MatmulTiling struct {
 	BM, BN, BK, TM, TN int
 	// Nest (constant NEST = 1): the shared tiles are nested arrays,
