@@ -324,18 +324,24 @@ func TestGeneratedShape(t *testing.T) {
 // "Unchecked", the driver's robust buffer access) and back to WGSL, where
 // each clamp reads min(index, length - 1). The K loop's shared reads of the
 // flat layout clamp BK·(TM+TN)/4 distinct indices per K tile (C + ty for
-// every constant C), the nested layout's two (ty and tx).
+// every constant C), the nested layout's two (ty and tx); with sliced K
+// (KW, nested only) BK/KW·(TM+TN)/4 reads clamp three (the slice s, ty
+// and tx; the reduce's reads of its partial sums, one index each, are not
+// counted).
 func TestNestedSharedReads(t *testing.T) {
 	naga := validator(t, "naga", "the clamps naga writes into SPIR-V are not checked here")
 	dir := t.TempDir()
 	read := regexp.MustCompile(`let _e[0-9]+ = global(_[0-9]+)?\[(.*)\];$`)
 	clamp := regexp.MustCompile(`min\(([^()]*(\([^()]*\))?[^()]*), [0-9]+u\)`)
 	for _, c := range []struct {
-		bm, bn, bk, tm, tn int
-	}{{128, 128, 8, 8, 8}, {64, 64, 16, 4, 4}} {
+		bm, bn, bk, tm, tn, kw int
+	}{{128, 128, 8, 8, 8, 1}, {64, 64, 16, 4, 4, 1}, {32, 32, 16, 4, 4, 4}} {
 		for _, nest := range []string{"0u", "1u"} {
+			if c.kw > 1 && nest == "0u" {
+				continue
+			}
 			src, err := Source(MatmulUnrolled, map[string]string{"BM": UintLiteral(c.bm), "BN": UintLiteral(c.bn), "BK": UintLiteral(c.bk),
-				"TM": UintLiteral(c.tm), "TN": UintLiteral(c.tn), "WDTYPE": "0u", "NEST": nest})
+				"TM": UintLiteral(c.tm), "TN": UintLiteral(c.tn), "WDTYPE": "0u", "NEST": nest, "KW": UintLiteral(c.kw)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -360,24 +366,31 @@ func TestNestedSharedReads(t *testing.T) {
 				if m == nil || !strings.Contains(m[2], "min(") {
 					continue // not a read of a workgroup array (buffer reads are not clamped)
 				}
+				if c.kw > 1 && !strings.Contains(m[2], "][") {
+					continue // the sliced-K reduce's partial sums
+				}
 				reads++
 				for _, cm := range clamp.FindAllStringSubmatch(m[2], -1) {
 					distinct[cm[1]] = true
 				}
 			}
-			want := c.bk * (c.tm + c.tn) / 4
+			nreads := c.bk / c.kw * (c.tm + c.tn) / 4
+			want := nreads
 			if nest == "1u" {
 				want = 2
+				if c.kw > 1 {
+					want = 3
+				}
 			}
 			keys := make([]string, 0, len(distinct))
 			for k := range distinct {
 				keys = append(keys, k)
 			}
 			slices.Sort(keys)
-			t.Logf("%dx%dx%d/%dx%d NEST=%s: %d clamped shared reads, %d distinct clamped indices", c.bm, c.bn, c.bk, c.tm, c.tn, nest, reads, len(distinct))
-			if reads != c.bk*(c.tm+c.tn)/4 || len(distinct) != want {
-				t.Errorf("%dx%dx%d/%dx%d NEST=%s: %d clamped shared reads with %d distinct indices %v, want %d reads and %d indices",
-					c.bm, c.bn, c.bk, c.tm, c.tn, nest, reads, len(distinct), keys, c.bk*(c.tm+c.tn)/4, want)
+			t.Logf("%dx%dx%d/%dx%d NEST=%s KW=%d: %d clamped shared reads, %d distinct clamped indices", c.bm, c.bn, c.bk, c.tm, c.tn, nest, c.kw, reads, len(distinct))
+			if reads != nreads || len(distinct) != want {
+				t.Errorf("%dx%dx%d/%dx%d NEST=%s KW=%d: %d clamped shared reads with %d distinct indices %v, want %d reads and %d indices",
+					c.bm, c.bn, c.bk, c.tm, c.tn, nest, c.kw, reads, len(distinct), keys, nreads, want)
 			}
 		}
 	}
