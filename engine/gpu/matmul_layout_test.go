@@ -220,7 +220,7 @@ func TestMatmulTileSweepDocumented(t *testing.T) {
 
 // tileSlicedK are the sliced-K tilings (Options.MatmulTile's suffix kN,
 // shaders.MatmulTiling.KW) the tests run against the float64 twin: K
-// sliced 2, 3 and 4 ways; BK 16, 32 and 48; 4x4, 4x8, 8x8 and 4x12 per
+// sliced 2, 3 and 4 ways; BK 16, 32, 48 and 64; 4x4, 4x8, 8x8 and 4x12 per
 // thread; loads that split over the workgroup evenly, with a guarded round
 // of A or of W, and with both guarded rounds overlapping (24x24: 144
 // threads for 96 + 96 vec4s, groups of 36 threads that are not whole
@@ -229,7 +229,7 @@ func TestMatmulTileSweepDocumented(t *testing.T) {
 var tileSlicedK = []string{
 	"32x32x16x4x4k2", "32x32x16x4x4k4", "32x32x32x4x4k2", "32x32x32x4x4k4", "32x64x16x4x4k2", "64x32x16x4x4k2",
 	"32x32x16x4x4nk4", "32x32x16x4x4nw4k2", "32x32x16x4x4nw4k4", "32x32x16x4x4nw4c2k4", "32x32x32x4x4nw4k4", "32x64x16x4x4nw4k2", "64x32x16x4x4nw4k2",
-	"32x32x16x4x4dbk2", "32x32x16x4x4dbk4", "32x32x16x4x4dbnw4k4",
+	"32x32x16x4x4dbk2", "32x32x16x4x4dbk4", "32x32x16x4x4dbnw4k4", "32x32x32x4x4dbk4", "32x32x64x4x4k4",
 	"32x64x16x4x8k4", "64x64x16x8x8k2", "32x48x48x4x12k3", "24x24x16x4x4k4",
 }
 
