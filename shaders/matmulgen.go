@@ -129,7 +129,12 @@ type MatmulTiling struct {
 	// results differ from KW = 1 by rounding. Needs KW·NT <= 256,
 	// KW | BK/4 and KW | TM·TN/4 (the accumulator vec4s a thread hands
 	// out). Loads that do not split evenly over the KW·NT threads take one
-	// guarded round (A on the first threads, W on the last).
+	// guarded round (A on the first threads, W on the last). It composes
+	// with DB (the same one or two barriers per K tile), KSPLIT (a split's
+	// partial product is the sum of its slices), F16 (each group's per-tile
+	// f16 sums have BK/KW terms), WX (warp tiles within a group), CL and
+	// Nest (the nested tiles get a slice dimension, As[s][k/4 - s·Q]..., so
+	// a group's reads index with s, the thread and constants).
 	KW int
 }
 
@@ -140,9 +145,8 @@ const DefaultWorkgroupStorage = 16384
 // SharedBytes is the workgroup memory t's generated kernel declares; db:
 // the double-buffered form (DB = 1), two shared tiles, so that a K tile is
 // stored while the other is read and each K step needs one barrier instead
-// of two.
-// With KW > 1 the sliced-K reduce adds the partial sums of KW - 1 groups,
-// (KW - 1)·BM·BN floats.
+// of two. With KW > 1 the sliced-K reduce adds the partial sums of KW - 1
+// groups, (KW - 1)·BM·BN floats.
 func (t MatmulTiling) SharedBytes(db bool) int {
 	n := 4 * t.BK * (t.BM + t.BN)
 	if db {
