@@ -30,6 +30,12 @@ func TestKernelFootprint(t *testing.T) {
 			Footprint{[3]int{256, 1, 1}, MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8}.SharedBytes(true)}},
 		{MatmulUnrolled, map[string]string{"BM": "128u", "BN": "64u", "BK": "16u", "TM": "16u", "TN": "8u", "WDTYPE": "0u", "NEST": "1u", "SHMAX": "49152u"},
 			Footprint{[3]int{64, 1, 1}, 4 * 16 * (128 + 64)}},
+		// Sliced K: 4 groups of 64 threads; 32x32x16 tiles (4 KiB) and the
+		// partial sums of 3 groups (3·32·32 floats, 12 KiB).
+		{MatmulUnrolled, map[string]string{"BM": "32u", "BN": "32u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "KW": "4u"},
+			Footprint{[3]int{256, 1, 1}, 4*16*64 + 3*32*32*4}},
+		{MatmulUnrolled, map[string]string{"BM": "32u", "BN": "32u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u", "KW": "2u", "NEST": "1u", "DB": "1u"},
+			Footprint{[3]int{128, 1, 1}, MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, KW: 2}.SharedBytes(true)}},
 		{AttentionTiled, nil, Footprint{[3]int{64, 1, 1}, AttentionTiledShared}},
 	} {
 		src, err := Source(tc.file, tc.consts)

@@ -12,9 +12,9 @@ import (
 // CPU twin), written out by Go for one tiling with every register-level loop
 // unrolled, so that no function-local array is indexed at run time. Source
 // accepts it like a file, with the constants BM BN BK TM TN WDTYPE and the
-// optional DB (0 or 1), SHMAX, KSPLIT, F16 and the layout constants NEST,
+// optional DB (0 or 1), SHMAX, KSPLIT, F16, the layout constants NEST,
 // WX and CL (MatmulTiling's Nest, WX and CL; unset, the layout described
-// here).
+// here) and KW (MatmulTiling's KW, sliced K; unset, one slice).
 //
 // Why: matmul.wgsl keeps its TM x TN accumulator block in
 // `array<array<f32, TN>, TM>` indexed by loop counters. naga emits those as
@@ -70,9 +70,10 @@ const MatmulUnrolled = "matmul_unrolled.wgsl"
 
 // MatmulTiling is one tiling of the matmul kernels, with the layout of
 // MatmulUnrolled's threads, loaders and shared tiles (Nest, WX, CL; zero:
-// the layout MatmulUnrolled describes; matmul.wgsl ignores them). Every
-// layout computes each output with the same FMAs in the same order (k
-// ascending), so the results are the same bits.
+// the layout MatmulUnrolled describes; matmul.wgsl ignores them) and its
+// K slices inside the workgroup (KW). Every layout computes each output
+// with the same FMAs in the same order (k ascending), so the results are
+// the same bits; KW changes the order (see KW).
 type MatmulTiling struct {
 	BM, BN, BK, TM, TN int
 	// Nest (constant NEST = 1): the shared tiles are nested arrays,
@@ -111,6 +112,30 @@ type MatmulTiling struct {
 	// path, so fewer lines per load may pay for the conflicts. Needs
 	// CL | BK/4.
 	CL int
+	// KW (constant KW; 0 or 1: unset) slices K inside the workgroup
+	// ("sliced K"): the workgroup has KW groups of (BN/TN) x (BM/TM)
+	// threads, all KW·NT threads load each K tile, and group s multiplies
+	// only k quads [s·Q, s·Q + Q) of it (Q = BK/4/KW) into its threads' own
+	// TM x TN accumulators. After the K loop the groups add their partial
+	// sums through workgroup memory (an array of (KW-1)·BM·BN floats beside
+	// the tiles) in the fixed order s = 0, 1, ..., KW-1, group s finishing
+	// the s-th KW-th of every thread's accumulators: the reduce, the
+	// epilogue and the writes are spread over all KW·NT threads. Why: at
+	// small grids (1 x 256) a matmul has a few warps per SM, each walking
+	// every K tile in turn (latency-bound); KW multiplies the warps by KW
+	// with no extra dispatch and no extra global traffic, and divides a
+	// thread's k steps per K tile by KW. Unlike Nest, WX and CL it changes
+	// the order of the sums (KW partial sums, added at the end), so the
+	// results differ from KW = 1 by rounding. Needs KW·NT <= 256,
+	// KW | BK/4 and KW | TM·TN/4 (the accumulator vec4s a thread hands
+	// out). Loads that do not split evenly over the KW·NT threads take one
+	// guarded round (A on the first threads, W on the last). It composes
+	// with DB (the same one or two barriers per K tile), KSPLIT (a split's
+	// partial product is the sum of its slices), F16 (each group's per-tile
+	// f16 sums have BK/KW terms), WX (warp tiles within a group), CL and
+	// Nest (the nested tiles get a slice dimension, As[s][k/4 - s·Q]..., so
+	// a group's reads index with s, the thread and constants).
+	KW int
 }
 
 // DefaultWorkgroupStorage is WebGPU's default maxComputeWorkgroupStorageSize,
@@ -120,14 +145,32 @@ const DefaultWorkgroupStorage = 16384
 // SharedBytes is the workgroup memory t's generated kernel declares; db:
 // the double-buffered form (DB = 1), two shared tiles, so that a K tile is
 // stored while the other is read and each K step needs one barrier instead
-// of two.
+// of two. With KW > 1 the sliced-K reduce adds the partial sums of KW - 1
+// groups, (KW - 1)·BM·BN floats.
 func (t MatmulTiling) SharedBytes(db bool) int {
 	n := 4 * t.BK * (t.BM + t.BN)
 	if db {
 		n *= 2
 	}
-	return n
+	return n + t.reduceBytes()
 }
+
+// reduceBytes is the workgroup memory of the sliced-K reduce (KW > 1):
+// the partial sums of KW - 1 groups.
+func (t MatmulTiling) reduceBytes() int {
+	if t.KW <= 1 {
+		return 0
+	}
+	return 4 * (t.KW - 1) * t.BM * t.BN
+}
+
+// kw is the number of K slices: KW, or 1 where it is unset.
+func (t MatmulTiling) kw() int { return max(t.KW, 1) }
+
+// MaxMatmulInvocations bounds a generated matmul's workgroup (KW·NT
+// threads with sliced K): WebGPU's default maxComputeInvocationsPerWorkgroup,
+// which every device engine/gpu opens has.
+const MaxMatmulInvocations = 256
 
 // MaxMatmulRegisters bounds Registers: NVIDIA's compiler gives a thread at
 // most 255 registers and spills the rest to local memory, which would undo
@@ -138,16 +181,19 @@ const MaxMatmulRegisters = 224
 // Registers estimates the 32-bit registers a thread of t's f32 kernel keeps
 // live in its K loop: TM·TN accumulators, the 4·(la + lw) prefetched
 // components of the next K tile (la, lw: vec4 loads of A and W per thread
-// and tile) and one k step's operands (TM + TN). An estimate, not the
+// and tile, over the KW·NT threads of a sliced-K workgroup) and one k
+// step's operands (TM + TN). An estimate, not the
 // driver's count (no WebGPU API reports that).
 func (t MatmulTiling) Registers() int {
 	if t.TM <= 0 || t.TN <= 0 || t.BM < t.TM || t.BN < t.TN {
 		return 0 // not a tiling (CheckUnrolledLimit says why)
 	}
-	nt := (t.BM / t.TM) * (t.BN / t.TN)
-	la, lw := t.BM*t.BK/4/nt, t.BN*t.BK/4/nt
+	nt := (t.BM / t.TM) * (t.BN / t.TN) * t.kw()
+	la, lw := ceilDivInt(t.BM*t.BK/4, nt), ceilDivInt(t.BN*t.BK/4, nt)
 	return t.TM*t.TN + 4*(la+lw) + t.TM + t.TN
 }
+
+func ceilDivInt(a, b int) int { return (a + b - 1) / b }
 
 // CheckUnrolled reports whether t can be generated as MatmulUnrolled
 // (single-buffered) within the default 16 KiB of workgroup memory.
@@ -169,13 +215,28 @@ func (t MatmulTiling) CheckUnrolledLimit(db bool, shmax int) error {
 		return fmt.Errorf("shaders: matmul tiling %+v: TM must divide BM and TN divide BN", t)
 	}
 	nt := (t.BM / t.TM) * (t.BN / t.TN)
-	if nt > 256 {
-		return fmt.Errorf("shaders: matmul tiling %+v: %d threads > 256", t, nt)
+	if nt > MaxMatmulInvocations {
+		return fmt.Errorf("shaders: matmul tiling %+v: %d threads > %d", t, nt, MaxMatmulInvocations)
 	}
-	if (t.BM*t.BK/4)%nt != 0 || (t.BN*t.BK/4)%nt != 0 {
+	if t.KW < 0 {
+		return fmt.Errorf("shaders: matmul tiling %+v: KW = %d K slices must be at least 1", t, t.KW)
+	}
+	if kw := t.kw(); kw > 1 {
+		switch {
+		case kw*nt > MaxMatmulInvocations:
+			return fmt.Errorf("shaders: matmul tiling %+v: KW = %d K slices of %d threads are %d threads > %d (WebGPU's default maxComputeInvocationsPerWorkgroup): use fewer slices or a tile of fewer threads", t, kw, nt, kw*nt, MaxMatmulInvocations)
+		case (t.BK/4)%kw != 0:
+			return fmt.Errorf("shaders: matmul tiling %+v: KW = %d K slices must divide the BK/4 = %d k quads of a K tile", t, kw, t.BK/4)
+		case (t.TM*t.TN/4)%kw != 0:
+			return fmt.Errorf("shaders: matmul tiling %+v: KW = %d K slices must divide the TM·TN/4 = %d accumulator vec4s of a thread (each slice group finishes one KW-th of them)", t, kw, t.TM*t.TN/4)
+		}
+	} else if (t.BM*t.BK/4)%nt != 0 || (t.BN*t.BK/4)%nt != 0 {
 		return fmt.Errorf("shaders: matmul tiling %+v: the %d threads do not split the tile loads evenly", t, nt)
 	}
 	if sh := t.SharedBytes(db); sh > shmax {
+		if t.KW > 1 {
+			return fmt.Errorf("shaders: matmul tiling %+v: %d bytes of workgroup memory (%d of K tiles, %d of the KW = %d slices' partial sums) > the limit %d", t, sh, sh-t.reduceBytes(), t.reduceBytes(), t.KW, shmax)
+		}
 		return fmt.Errorf("shaders: matmul tiling %+v: %d bytes of workgroup memory > the limit %d", t, sh, shmax)
 	}
 	if r := t.Registers(); r > MaxMatmulRegisters {
@@ -218,7 +279,7 @@ func generatorConsts(kernel string, consts map[string]string, names ...string) (
 
 // unrolledSource generates MatmulUnrolled for the given constants.
 func unrolledSource(consts map[string]string) (string, error) {
-	vals, err := generatorConsts(MatmulUnrolled, consts, "BM", "BN", "BK", "TM", "TN", "WDTYPE", "DB", "SHMAX", "KSPLIT", "F16", "NEST", "WX", "CL")
+	vals, err := generatorConsts(MatmulUnrolled, consts, "BM", "BN", "BK", "TM", "TN", "WDTYPE", "DB", "SHMAX", "KSPLIT", "F16", "NEST", "WX", "CL", "KW")
 	if err != nil {
 		return "", err
 	}
@@ -240,7 +301,7 @@ func unrolledSource(consts map[string]string) (string, error) {
 	if n := vals["NEST"]; n != 0 && n != 1 {
 		return "", fmt.Errorf("shaders: %s: NEST = %d, want 0 or 1", MatmulUnrolled, n)
 	}
-	t := MatmulTiling{BM: vals["BM"], BN: vals["BN"], BK: vals["BK"], TM: vals["TM"], TN: vals["TN"], Nest: vals["NEST"] == 1, WX: vals["WX"], CL: vals["CL"]}
+	t := MatmulTiling{BM: vals["BM"], BN: vals["BN"], BK: vals["BK"], TM: vals["TM"], TN: vals["TN"], Nest: vals["NEST"] == 1, WX: vals["WX"], CL: vals["CL"], KW: vals["KW"]}
 	db := vals["DB"] == 1
 	ks := 1
 	if v, ok := vals["KSPLIT"]; ok {
@@ -278,8 +339,13 @@ func unrolledSource(consts map[string]string) (string, error) {
 func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) string {
 	f16, emu := f16mode == 1, f16mode == 2 // the F16 form, in f16 or emulated in f32
 	wgx, wgy := t.BN/t.TN, t.BM/t.TM
-	nt := wgx * wgy
-	la, lw := t.BM*t.BK/4/nt, t.BN*t.BK/4/nt // vec4 loads per thread per tile
+	nt := wgx * wgy // the threads of one K slice's group
+	kw := t.kw()
+	ntt := kw * nt     // the workgroup
+	q := t.BK / 4 / kw // k quads per slice of a K tile
+	// The tile loads: rounds of ntt vec4s; with sliced K a remainder round
+	// (guarded: A on the first threads, W on the last).
+	aRounds, wRounds := loadRounds(t.BM*t.BK/4, ntt, false), loadRounds(t.BN*t.BK/4, ntt, true)
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...); b.WriteByte('\n') }
 
@@ -287,6 +353,10 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 	p("// structure of matmul.wgsl. BM=%d BN=%d BK=%d TM=%d TN=%d DB=%v WDTYPE=%d.", t.BM, t.BN, t.BK, t.TM, t.TN, db, wd)
 	if t.Nest || t.WX != 0 || t.CL > 1 {
 		p("// Layout: NEST=%v WX=%d CL=%d (see MatmulTiling's Nest, WX and CL).", t.Nest, t.WX, t.CL)
+	}
+	if kw > 1 {
+		p("// Sliced K: KW=%d groups of NT threads, group s multiplies k quads [%d·s, %d·s + %d) of", kw, q, q, q)
+		p("// each K tile; the partial sums are added in workgroup memory (see MatmulTiling's KW).")
 	}
 	// sh is the type of the shared tiles' vec4s; conv converts an A
 	// component (f32) to it.
@@ -323,6 +393,9 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 	p("const WGX: u32 = %du;", wgx)
 	p("const WGY: u32 = %du;", wgy)
 	p("const NT: u32 = %du;", nt)
+	if kw > 1 {
+		p("const KW: u32 = %du;", kw)
+	}
 	p("")
 	nbuf := 1
 	if db {
@@ -334,6 +407,11 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 		// [half][k/4][k%4][group][thread].
 		nest := func(groups, threads int) string {
 			ty := fmt.Sprintf("array<array<array<array<vec4<%s>, %d>, %d>, 4>, %d>", sh, threads, groups, t.BK/4)
+			if kw > 1 {
+				// [slice][k/4 within the slice]: a slice's reads index
+				// the tile with s and constants.
+				ty = fmt.Sprintf("array<array<array<array<array<vec4<%s>, %d>, %d>, 4>, %d>, %d>", sh, threads, groups, q, kw)
+			}
 			if db {
 				ty = fmt.Sprintf("array<%s, 2>", ty)
 			}
@@ -343,13 +421,23 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 		if db {
 			half = "[h]"
 		}
+		kq := "[k/4]"
+		if kw > 1 {
+			kq = fmt.Sprintf("[k/%d][k/4%%%d]", 4*q, q)
+		}
 		p("// Nested shared tiles (NEST): every index of a read but the thread's is a constant.")
-		p("var<workgroup> As: %s; // As%s[k/4][k%%4][g][t][c] = A[row0 + 4·(g·WGY + t) + c, k0 + k]", nest(t.TM/4, wgy), half)
-		p("var<workgroup> Ws: %s; // Ws%s[k/4][k%%4][g][t][c] = W[col0 + 4·(g·WGX + t) + c, k0 + k]", nest(t.TN/4, wgx), half)
+		p("var<workgroup> As: %s; // As%s%s[k%%4][g][t][c] = A[row0 + 4·(g·WGY + t) + c, k0 + k]", nest(t.TM/4, wgy), half, kq)
+		p("var<workgroup> Ws: %s; // Ws%s%s[k%%4][g][t][c] = W[col0 + 4·(g·WGX + t) + c, k0 + k]", nest(t.TN/4, wgx), half, kq)
 	} else {
 		p("// With DB, half h of As/Ws starts at h·%d / h·%d.", asLen, wsLen)
 		p("var<workgroup> As: array<vec4<%s>, %d>; // As[k*BM/4 + m/4][m%%4] = A[row0+m, k0+k]", sh, nbuf*asLen)
 		p("var<workgroup> Ws: array<vec4<%s>, %d>; // Ws[k*BN/4 + n/4][n%%4] = W[col0+n, k0+k]", sh, nbuf*wsLen)
+	}
+	e4 := t.TM * t.TN / 4 / kw // accumulator vec4s of a thread per part
+	if kw > 1 {
+		p("// The partial sums of the sliced-K reduce: Red[((p·(KW-1) + w)·%d + e)·NT + t] is vec4 e of", e4)
+		p("// part p of thread t's accumulators in the w-th group other than p.")
+		p("var<workgroup> Red: array<vec4<f32>, %d>;", t.reduceBytes()/16)
 	}
 	p("")
 	p("// wload4 reads W[4i .. 4i+3] (element index) as %s.", sh)
@@ -397,18 +485,27 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 	p("  return v;")
 	p("}")
 	p("")
-	p("@compute @workgroup_size(NT)")
-	p("fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {")
+	tli := "li" // the thread's index within its K slice's group
+	if kw > 1 {
+		tli = "lt"
+		p("@compute @workgroup_size(NT * KW)")
+		p("fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {")
+		p("  let s = li / NT; // the K slice of this thread's group")
+		p("  let lt = li %% NT;")
+	} else {
+		p("@compute @workgroup_size(NT)")
+		p("fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {")
+	}
 	if t.WX != 0 {
 		wy := 32 / t.WX
 		p("  // Warp tiles (WX = %d): invocations 32w .. 32w+31 take a block of %d x %d threads.", t.WX, t.WX, wy)
-		p("  let lane = li %% 32u;")
-		p("  let warp = li / 32u;")
+		p("  let lane = %s %% 32u;", tli)
+		p("  let warp = %s / 32u;", tli)
 		p("  let tx = (warp %% %du) * %du + lane %% %du;", wgx/t.WX, t.WX, t.WX)
 		p("  let ty = (warp / %du) * %du + lane / %du;", wgx/t.WX, wy, t.WX)
 	} else {
-		p("  let tx = li %% WGX;")
-		p("  let ty = li / WGX;")
+		p("  let tx = %s %% WGX;", tli)
+		p("  let ty = %s / WGX;", tli)
 	}
 	p("  let row0 = wg.y * BM;")
 	p("  let col0 = wg.x * BN;")
@@ -423,11 +520,17 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 		p("  let KC = P.K;")
 	}
 	p("  let mlast = P.M - 1u;")
-	// Loader coordinates: e = li + NT*j; tile row e % BM, k quad e / BM,
-	// or with CL > 1 row (e / CL) % BM, k quad e % CL + CL·(e / (CL·BM)).
-	loader := func(pre string, n, rows, threads int, rowExpr func(string) string) {
-		for j := 0; j < n; j++ {
-			p("  let %se%d = li + %du;", pre, j, nt*j)
+	// Loader coordinates: e = li + NT*j (NT·KW with sliced K; a guarded
+	// round of W counts from the last threads); tile row e % BM, k quad
+	// e / BM, or with CL > 1 row (e / CL) % BM, k quad e % CL + CL·(e /
+	// (CL·BM)).
+	loader := func(pre string, rounds []loadRound, rows, threads int, rowExpr func(string) string) {
+		for j, r := range rounds {
+			if r.off >= 0 {
+				p("  let %se%d = li + %du;", pre, j, r.off)
+			} else {
+				p("  let %se%d = li - %du; // only where %s", pre, j, -r.off, r.guard)
+			}
 			if t.CL > 1 {
 				p("  let %sm%d = (%se%d / %du) %% %du;", pre, j, pre, j, t.CL, rows)
 				p("  let %sk%d = %se%d %% %du + %du * (%se%d / %du);", pre, j, pre, j, t.CL, t.CL, pre, j, t.CL*rows)
@@ -437,6 +540,10 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 			}
 			p("  let %sg%d = %s * K4 + %sk%d%s; // vec4 index at k0 = 0", pre, j, rowExpr(fmt.Sprintf("%sm%d", pre, j)), pre, j, kz)
 			if t.Nest {
+				if kw > 1 {
+					p("  let %sh%d = %sk%d / %du; // the K slice of k quad %sk%d, and the quad within it", pre, j, pre, j, q, pre, j)
+					p("  let %si%d = %sk%d %% %du;", pre, j, pre, j, q)
+				}
 				p("  let %sq%d = %sm%d / %du; // the shared tile's group and thread of row m", pre, j, pre, j, 4*threads)
 				p("  let %st%d = (%sm%d / 4u) %% %du;", pre, j, pre, j, threads)
 			} else {
@@ -445,51 +552,78 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 			p("  let %sc%d = %sm%d %% 4u;", pre, j, pre, j)
 		}
 	}
-	loader("a", la, t.BM, wgy, func(m string) string { return fmt.Sprintf("min(row0 + %s, mlast)", m) })
-	loader("w", lw, t.BN, wgx, func(m string) string { return fmt.Sprintf("(col0 + %s)", m) })
+	loader("a", aRounds, t.BM, wgy, func(m string) string { return fmt.Sprintf("min(row0 + %s, mlast)", m) })
+	loader("w", wRounds, t.BN, wgx, func(m string) string { return fmt.Sprintf("(col0 + %s)", m) })
 	for r := 0; r < t.TM; r++ {
 		for c := 0; c < t.TN/4; c++ {
 			p("  var c_%d_%d = vec4<f32>(0.0);", r, c)
 		}
 	}
-	for j := 0; j < la; j++ {
-		p("  var pa%d = A[ag%d];", j, j)
+	// guarded writes a round's statements, inside `if (guard)` for a
+	// guarded round.
+	guarded := func(indent string, r loadRound, body func(indent string)) {
+		if r.guard == "" {
+			body(indent)
+			return
+		}
+		p("%sif (%s) {", indent, r.guard)
+		body(indent + "  ")
+		p("%s}", indent)
 	}
-	for j := 0; j < lw; j++ {
-		p("  var pw%d = wload4(wg%d);", j, j)
+	for j, r := range aRounds {
+		if r.guard == "" {
+			p("  var pa%d = A[ag%d];", j, j)
+			continue
+		}
+		p("  var pa%d: vec4<f32>;", j)
+		guarded("  ", r, func(in string) { p("%spa%d = A[ag%d];", in, j, j) })
+	}
+	for j, r := range wRounds {
+		if r.guard == "" {
+			p("  var pw%d = wload4(wg%d);", j, j)
+			continue
+		}
+		p("  var pw%d: vec4<%s>;", j, sh)
+		guarded("  ", r, func(in string) { p("%spw%d = wload4(wg%d);", in, j, j) })
 	}
 	// store writes the prefetched registers into a shared tile; cv
 	// converts each component (the A tile of the F16 form: f32 -> f16).
-	store := func(indent, arr, pre, reg, base string, n, rows int) {
+	store := func(indent, arr, pre, reg, base string, rounds []loadRound, rows int) {
 		cv := ""
 		if arr == "As" || emu && wd != WeightF16 {
 			cv = conv
 		}
-		for j := 0; j < n; j++ {
-			for i, comp := range "xyzw" {
-				v := fmt.Sprintf("%s%d.%c", reg, j, comp)
-				if cv != "" {
-					v = cv + "(" + v + ")"
-				}
-				if t.Nest {
-					// base is the half's index ("" single-buffered).
-					h := ""
-					if base != "" {
-						h = "[" + base + "]"
+		for j, r := range rounds {
+			guarded(indent, r, func(indent string) {
+				for i, comp := range "xyzw" {
+					v := fmt.Sprintf("%s%d.%c", reg, j, comp)
+					if cv != "" {
+						v = cv + "(" + v + ")"
 					}
-					p("%s%s%s[%sk%d][%d][%sq%d][%st%d][%sc%d] = %s;", indent, arr, h, pre, j, i, pre, j, pre, j, pre, j, v)
-					continue
+					if t.Nest {
+						// base is the half's index ("" single-buffered).
+						h := ""
+						if base != "" {
+							h = "[" + base + "]"
+						}
+						kq := fmt.Sprintf("[%sk%d]", pre, j)
+						if kw > 1 {
+							kq = fmt.Sprintf("[%sh%d][%si%d]", pre, j, pre, j)
+						}
+						p("%s%s%s%s[%d][%sq%d][%st%d][%sc%d] = %s;", indent, arr, h, kq, i, pre, j, pre, j, pre, j, v)
+						continue
+					}
+					p("%s%s[%s%ss%d + %du][%sc%d] = %s;", indent, arr, base, pre, j, i*rows/4, pre, j, v)
 				}
-				p("%s%s[%s%ss%d + %du][%sc%d] = %s;", indent, arr, base, pre, j, i*rows/4, pre, j, v)
-			}
+			})
 		}
 	}
 	prefetch := func(indent string) {
-		for j := 0; j < la; j++ {
-			p("%spa%d = A[ag%d + kn];", indent, j, j)
+		for j, r := range aRounds {
+			guarded(indent, r, func(in string) { p("%spa%d = A[ag%d + kn];", in, j, j) })
 		}
-		for j := 0; j < lw; j++ {
-			p("%spw%d = wload4(wg%d + kn);", indent, j, j)
+		for j, r := range wRounds {
+			guarded(indent, r, func(in string) { p("%spw%d = wload4(wg%d + kn);", in, j, j) })
 		}
 	}
 	multiply := func(abase, wbase string) {
@@ -509,7 +643,15 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 				}
 			}
 		}
-		for k := 0; k < t.BK; k++ {
+		if kw > 1 {
+			// This group's slice of the tile: k quads [s·q, s·q + q).
+			if t.Nest {
+				abase, wbase = abase+"[s]", wbase+"[s]"
+			} else {
+				abase, wbase = abase+"sa + ", wbase+"sw + "
+			}
+		}
+		for k := 0; k < t.BK/kw; k++ {
 			p("    {")
 			for g := 0; g < t.TM/4; g++ {
 				if t.Nest {
@@ -544,11 +686,15 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 			}
 		}
 	}
+	if kw > 1 && !t.Nest {
+		p("  let sa = s * %du; // this slice's first vec4 of a K tile of A, of W", q*t.BM)
+		p("  let sw = s * %du;", q*t.BN)
+	}
 	if !db {
 		p("  for (var k0 = 0u; k0 < KC; k0 += BK) {")
 		p("    workgroupBarrier();")
-		store("    ", "As", "a", "pa", "", la, t.BM)
-		store("    ", "Ws", "w", "pw", "", lw, t.BN)
+		store("    ", "As", "a", "pa", "", aRounds, t.BM)
+		store("    ", "Ws", "w", "pw", "", wRounds, t.BN)
 		p("    workgroupBarrier();")
 		p("    let kn = (k0 + BK) / 4u;")
 		p("    if (k0 + BK < KC) {")
@@ -566,8 +712,8 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 		if t.Nest {
 			first = "0u"
 		}
-		store("  ", "As", "a", "pa", first, la, t.BM)
-		store("  ", "Ws", "w", "pw", first, lw, t.BN)
+		store("  ", "As", "a", "pa", first, aRounds, t.BM)
+		store("  ", "Ws", "w", "pw", first, wRounds, t.BN)
 		p("  workgroupBarrier();")
 		p("  var cur = 0u;")
 		p("  for (var k0 = 0u; k0 < KC; k0 += BK) {")
@@ -580,8 +726,8 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 			multiply("[cur]", "[cur]")
 			p("    if (more) {")
 			p("      let nx = 1u - cur;")
-			store("      ", "As", "a", "pa", "nx", la, t.BM)
-			store("      ", "Ws", "w", "pw", "nx", lw, t.BN)
+			store("      ", "As", "a", "pa", "nx", aRounds, t.BM)
+			store("      ", "Ws", "w", "pw", "nx", wRounds, t.BN)
 			p("    }")
 		} else {
 			p("    let ab = cur * %du;", asLen)
@@ -590,8 +736,8 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 			p("    if (more) {")
 			p("      let an = %du - ab;", asLen)
 			p("      let wn = %du - wb;", wsLen)
-			store("      ", "As", "a", "pa", "an + ", la, t.BM)
-			store("      ", "Ws", "w", "pw", "wn + ", lw, t.BN)
+			store("      ", "As", "a", "pa", "an + ", aRounds, t.BM)
+			store("      ", "Ws", "w", "pw", "wn + ", wRounds, t.BN)
 			p("    }")
 		}
 		p("    workgroupBarrier();")
@@ -601,7 +747,9 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 	p("")
 	p("  let N4 = P.N / 4u;")
 	p("  let cb = col0 / 4u + tx;")
-	if ks > 1 {
+	if kw > 1 {
+		slicedReduce(p, t, ks, wgx, wgy)
+	} else if ks > 1 {
 		// Raw partial sums of split z into OUT rows z·M .. z·M + M - 1;
 		// MatmulReduce adds them up and applies the epilogue.
 		for r := 0; r < t.TM; r++ {
@@ -645,6 +793,118 @@ func genUnrolled(t MatmulTiling, db bool, ks, wd, f16mode int, params string) st
 	}
 	p("}")
 	return b.String()
+}
+
+// loadRound is one round of a generated matmul's tile loads: invocation
+// li loads vec4 e = li + off of the tile, where guard (a WGSL condition on
+// li; "" always) holds.
+type loadRound struct {
+	off   int
+	guard string
+}
+
+// loadRounds spreads the n vec4 loads of a tile over nt invocations:
+// n / nt rounds of all of them, then, where nt does not divide n (only
+// with sliced K), one guarded round of the rest, on the first invocations
+// (A's tile) or the last (W's, fromEnd), so that a workgroup whose two
+// remainders add up to at most nt loads each vec4 of that round once.
+func loadRounds(n, nt int, fromEnd bool) []loadRound {
+	var rs []loadRound
+	for j := 0; j < n/nt; j++ {
+		rs = append(rs, loadRound{off: nt * j})
+	}
+	if rem := n % nt; rem != 0 {
+		if fromEnd {
+			rs = append(rs, loadRound{off: nt*(n/nt) - (nt - rem), guard: fmt.Sprintf("li >= %du", nt-rem)})
+		} else {
+			rs = append(rs, loadRound{off: nt * (n / nt), guard: fmt.Sprintf("li < %du", rem)})
+		}
+	}
+	return rs
+}
+
+// slicedReduce writes the end of a sliced-K MatmulUnrolled (KW > 1): the
+// KW groups' partial sums added through workgroup memory and, for each
+// sum, the epilogue (KSPLIT = 1) or the raw write of split z (KSPLIT > 1).
+// A thread's accumulator vec4s c_<r>_<c>, numbered i = r·TN/4 + c, form KW
+// parts of E = TM·TN/4/KW consecutive ones; group p finishes part p of
+// its thread's block: every other group writes its part p to Red, and
+// group p adds the KW partials in the order s = 0, 1, ..., KW-1 (its own
+// from registers), so every output is summed in the same order whichever
+// group finishes it.
+func slicedReduce(p func(string, ...any), t MatmulTiling, ks, wgx, wgy int) {
+	kw, nt := t.KW, wgx*wgy
+	tn4 := t.TN / 4
+	e4 := t.TM * tn4 / kw
+	acc := func(i int) string { return fmt.Sprintf("c_%d_%d", i/tn4, i%tn4) }
+	stride := e4 * nt // vec4s of Red per (part, writer) slot
+	p("  // Sliced K: group s writes part p != s of its partial sums to Red, slot")
+	p("  // p·(KW-1) + w (w: s's rank among the groups other than p).")
+	for part := 0; part < kw; part++ {
+		p("  if (s != %du) {", part)
+		p("    let o = (%du + s - select(0u, 1u, s > %du)) * %du + lt;", part*(kw-1), part, stride)
+		for e := 0; e < e4; e++ {
+			p("    Red[o + %du] = %s;", e*nt, acc(part*e4+e))
+		}
+		p("  }")
+	}
+	p("  workgroupBarrier();")
+	p("  // Group s adds part s of the %d partials, in the order 0, 1, ..., KW-1.", kw)
+	p("  let rb = s * %du + lt; // Red slot s·(KW-1), this thread", (kw-1)*stride)
+	if ks <= 1 {
+		p("  let hb = P.has_bias == 1u;")
+	}
+	for e := 0; e < e4; e++ {
+		p("  {")
+		p("    var own = %s;", acc(e))
+		for part := 1; part < kw; part++ {
+			p("    own = select(own, %s, s == %du);", acc(part*e4+e), part)
+		}
+		for x := 0; x < kw; x++ {
+			op := "+="
+			if x == 0 {
+				p("    var v: vec4<f32>;")
+				op = "="
+			}
+			p("    if (s == %du) {", x)
+			p("      v %s own;", op)
+			p("    } else {")
+			if x == 0 {
+				p("      v = Red[rb + %du];", e*nt)
+			} else {
+				p("      v += Red[rb + select(%du, %du, s < %du)];", x*stride+e*nt, (x-1)*stride+e*nt, x)
+			}
+			p("    }")
+		}
+		// Accumulator vec4 i = s·E + e of the thread: row i / (TN/4), column
+		// group i % (TN/4).
+		p("    let i = s * %du + %du;", e4, e)
+		if tn4 > 1 {
+			p("    let ri = i / %du;", tn4)
+			p("    let r = row0 + (ri / 4u) * %du + ri %% 4u + 4u * ty;", 4*wgy)
+			p("    let oc = cb + (i %% %du) * %du;", tn4, wgx)
+		} else {
+			p("    let r = row0 + (i / 4u) * %du + i %% 4u + 4u * ty;", 4*wgy)
+			p("    let oc = cb;")
+		}
+		p("    if (r < P.M) {")
+		if ks > 1 {
+			p("      OUT[(wg.z * P.M + r) * N4 + oc] = v;")
+		} else {
+			p("      var bias = vec4<f32>(0.0);")
+			p("      if (hb) {")
+			p("        bias = BIAS[oc];")
+			p("      }")
+			p("      var x = activate4(v + bias);")
+			p("      let o = r * N4 + oc;")
+			p("      if (P.accumulate == 1u) {")
+			p("        x = OUT[o] + x;")
+			p("      }")
+			p("      OUT[o] = x;")
+		}
+		p("    }")
+		p("  }")
+	}
 }
 
 // erf4WGSL is matmul.wgsl's erf_approx on vec4s, for the generated

@@ -2,6 +2,7 @@ package shaders
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +16,8 @@ import (
 // engine/gpu runs: double-buffered tiles (one of them over 16 KiB), K-split
 // matmuls and their reduce kernel, the layouts of MatmulTiling (nested
 // shared tiles, warp tiles; with double buffering, a K split, per-thread
-// tiles of 16x8 and 8x16, and the F16 form), the key-split attention and
+// tiles of 16x8 and 8x16, and the F16 form), sliced K (MatmulTiling.KW,
+// with all of those), the key-split attention and
 // its combine kernel, and the tiled attention.
 func genVariants() []struct {
 	file   string
@@ -50,6 +52,20 @@ func genVariants() []struct {
 		for _, f := range []int{1, 2} { // the F16 form, nested with warp tiles
 			c := mm(128, 128, 8, 8, 8, wd, 1, 1, 16384)
 			c["NEST"], c["WX"], c["F16"] = "1u", "8u", UintLiteral(f)
+			out = append(out, v{MatmulUnrolled, c})
+		}
+		// Sliced K (KW): 2, 3 and 4 slices; with double buffering, a K
+		// split, the layouts, guarded load rounds (32x32x16 with 4 slices:
+		// 256 threads for 128 + 128 vec4s; 24x24: overlapping rounds) and
+		// 4x8, 8x8 and 4x12 per thread; the F16 form.
+		for _, l := range []struct{ bm, bn, bk, tm, tn, db, ks, shmax, nest, wx, cl, kw, f16 int }{
+			{32, 32, 16, 4, 4, 0, 1, 16384, 0, 0, 0, 4, 0}, {32, 32, 16, 4, 4, 0, 4, 16384, 0, 0, 0, 2, 0}, {32, 32, 16, 4, 4, 1, 1, 32768, 1, 4, 2, 4, 0},
+			{32, 32, 32, 4, 4, 0, 2, 32768, 1, 4, 0, 4, 0}, {32, 64, 16, 4, 8, 0, 1, 32768, 0, 0, 0, 4, 0}, {64, 64, 16, 8, 8, 1, 4, 32768, 1, 8, 2, 2, 0},
+			{24, 24, 16, 4, 4, 0, 1, 16384, 0, 0, 0, 4, 0}, {32, 48, 48, 4, 12, 0, 1, 32768, 1, 0, 0, 3, 0}, {64, 32, 16, 4, 4, 1, 1, 32768, 0, 0, 0, 2, 0},
+			{32, 32, 16, 4, 4, 0, 1, 16384, 1, 4, 0, 4, 1}, {32, 32, 16, 4, 4, 1, 4, 32768, 0, 0, 0, 2, 2}, {32, 64, 16, 4, 4, 0, 1, 16384, 1, 0, 0, 2, 1},
+		} {
+			c := mm(l.bm, l.bn, l.bk, l.tm, l.tn, wd, l.db, l.ks, l.shmax)
+			c["NEST"], c["WX"], c["CL"], c["KW"], c["F16"] = UintLiteral(l.nest), UintLiteral(l.wx), UintLiteral(l.cl), UintLiteral(l.kw), UintLiteral(l.f16)
 			out = append(out, v{MatmulUnrolled, c})
 		}
 	}
@@ -191,6 +207,84 @@ func TestGeneratedShape(t *testing.T) {
 			}
 		}
 	}
+	// Sliced K: KW = 0 and 1 are the kernel without KW, byte for byte; with
+	// KW the workgroup is KW groups of NT threads, a K tile's loop keeps its
+	// barriers (two, one double-buffered) and gives each group BK/KW k
+	// steps (nested, the reads index the tile with s and constants), and
+	// the reduce adds one barrier after the loop.
+	base := map[string]string{"BM": "32u", "BN": "32u", "BK": "16u", "TM": "4u", "TN": "4u", "WDTYPE": "0u"}
+	with := func(extra map[string]string) map[string]string {
+		c := maps.Clone(base)
+		maps.Copy(c, extra)
+		return c
+	}
+	plain, err := Source(MatmulUnrolled, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kw := range []string{"0u", "1u"} {
+		if src, err := Source(MatmulUnrolled, with(map[string]string{"KW": kw})); err != nil || src != plain {
+			t.Errorf("KW = %s does not give the kernel without KW (error %v)", kw, err)
+		}
+	}
+	for _, c := range []struct {
+		kw, db, nest        string
+		steps, loopBarriers int
+	}{{"2u", "0u", "0u", 8, 2}, {"4u", "0u", "0u", 4, 2}, {"4u", "1u", "0u", 4, 1}, {"4u", "0u", "1u", 4, 2}, {"2u", "1u", "1u", 8, 1}} {
+		src, err := Source(MatmulUnrolled, with(map[string]string{"KW": c.kw, "DB": c.db, "NEST": c.nest, "SHMAX": "32768u"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		what := fmt.Sprintf("KW=%s DB=%s NEST=%s", c.kw, c.db, c.nest)
+		if !strings.Contains(src, "@compute @workgroup_size(NT * KW)") || !strings.Contains(src, "const KW: u32 = "+c.kw+";") || !strings.Contains(src, "let tx = lt % WGX;") {
+			t.Errorf("%s: the workgroup is not KW groups of NT threads", what)
+		}
+		loop := src[strings.Index(src, "for (var k0"):]
+		loop = loop[:strings.Index(loop, "let N4")]
+		if n := strings.Count(loop, "workgroupBarrier()"); n != c.loopBarriers {
+			t.Errorf("%s: %d barriers in the K loop, want %d", what, n, c.loopBarriers)
+		}
+		if n := strings.Count(loop, "let a0 = "); n != c.steps {
+			t.Errorf("%s: %d k steps per K tile, want BK/KW = %d", what, n, c.steps)
+		}
+		half := map[string]string{"0u": "", "1u": "[cur]"}[c.db]
+		reads := regexp.MustCompile(`let [ab][0-9]+ = (As|Ws)([^;]*);`).FindAllStringSubmatch(loop, -1)
+		if len(reads) != 2*c.steps {
+			t.Errorf("%s: %d shared reads in the K loop, want %d", what, len(reads), 2*c.steps)
+		}
+		for _, r := range reads {
+			want := `^` + regexp.QuoteMeta(half) + `\[s\]\[[0-9]+\]\[[0-3]\]\[[0-9]+\]\[t[xy]\]$`
+			if c.nest == "0u" {
+				want = `^\[` + map[string]string{"0u": "", "1u": `ab \+ `}[c.db] + `s[aw] \+ [0-9]+u \+ t[xy]\]$`
+				if r[1] == "Ws" {
+					want = strings.ReplaceAll(want, "ab", "wb")
+				}
+			}
+			if !regexp.MustCompile(want).MatchString(r[2]) {
+				t.Errorf("%s: read %s%s is not of this slice (want %s)", what, r[1], r[2], want)
+			}
+		}
+		tail := src[strings.Index(src, "let N4"):]
+		if n := strings.Count(tail, "workgroupBarrier()"); n != 1 || !strings.Contains(tail, "Red[") {
+			t.Errorf("%s: the reduce has %d barriers (want 1), or does not use Red", what, n)
+		}
+	}
+	for _, c := range []struct {
+		extra map[string]string
+		msg   string
+	}{
+		{map[string]string{"KW": "8u"}, "KW = 8 K slices of 64 threads are 512 threads > 256"},
+		{map[string]string{"KW": "2u", "BM": "64u", "BN": "64u"}, "KW = 2 K slices of 256 threads are 512 threads > 256"},
+		{map[string]string{"KW": "3u", "BK": "48u", "SHMAX": "32768u"}, "KW = 3 K slices must divide the TM·TN/4 = 4 accumulator vec4s"},
+		{map[string]string{"KW": "4u", "BK": "8u"}, "KW = 4 K slices must divide the BK/4 = 2 k quads"},
+		{map[string]string{"KW": "4u", "DB": "1u"}, "20480 bytes of workgroup memory (8192 of K tiles, 12288 of the KW = 4 slices' partial sums) > the limit 16384"},
+		{map[string]string{"KW": "-1"}, "KW = -1 K slices must be at least 1"},
+	} {
+		_, err := Source(MatmulUnrolled, with(c.extra))
+		if err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%v: err = %v, want %q", c.extra, err, c.msg)
+		}
+	}
 	bad := []struct {
 		file   string
 		consts map[string]string
@@ -230,18 +324,24 @@ func TestGeneratedShape(t *testing.T) {
 // "Unchecked", the driver's robust buffer access) and back to WGSL, where
 // each clamp reads min(index, length - 1). The K loop's shared reads of the
 // flat layout clamp BK·(TM+TN)/4 distinct indices per K tile (C + ty for
-// every constant C), the nested layout's two (ty and tx).
+// every constant C), the nested layout's two (ty and tx); with sliced K
+// (KW, nested only) BK/KW·(TM+TN)/4 reads clamp three (the slice s, ty
+// and tx; the reduce's reads of its partial sums, one index each, are not
+// counted).
 func TestNestedSharedReads(t *testing.T) {
 	naga := validator(t, "naga", "the clamps naga writes into SPIR-V are not checked here")
 	dir := t.TempDir()
 	read := regexp.MustCompile(`let _e[0-9]+ = global(_[0-9]+)?\[(.*)\];$`)
 	clamp := regexp.MustCompile(`min\(([^()]*(\([^()]*\))?[^()]*), [0-9]+u\)`)
 	for _, c := range []struct {
-		bm, bn, bk, tm, tn int
-	}{{128, 128, 8, 8, 8}, {64, 64, 16, 4, 4}} {
+		bm, bn, bk, tm, tn, kw int
+	}{{128, 128, 8, 8, 8, 1}, {64, 64, 16, 4, 4, 1}, {32, 32, 16, 4, 4, 4}} {
 		for _, nest := range []string{"0u", "1u"} {
+			if c.kw > 1 && nest == "0u" {
+				continue
+			}
 			src, err := Source(MatmulUnrolled, map[string]string{"BM": UintLiteral(c.bm), "BN": UintLiteral(c.bn), "BK": UintLiteral(c.bk),
-				"TM": UintLiteral(c.tm), "TN": UintLiteral(c.tn), "WDTYPE": "0u", "NEST": nest})
+				"TM": UintLiteral(c.tm), "TN": UintLiteral(c.tn), "WDTYPE": "0u", "NEST": nest, "KW": UintLiteral(c.kw)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -266,24 +366,31 @@ func TestNestedSharedReads(t *testing.T) {
 				if m == nil || !strings.Contains(m[2], "min(") {
 					continue // not a read of a workgroup array (buffer reads are not clamped)
 				}
+				if c.kw > 1 && !strings.Contains(m[2], "][") {
+					continue // the sliced-K reduce's partial sums
+				}
 				reads++
 				for _, cm := range clamp.FindAllStringSubmatch(m[2], -1) {
 					distinct[cm[1]] = true
 				}
 			}
-			want := c.bk * (c.tm + c.tn) / 4
+			nreads := c.bk / c.kw * (c.tm + c.tn) / 4
+			want := nreads
 			if nest == "1u" {
 				want = 2
+				if c.kw > 1 {
+					want = 3
+				}
 			}
 			keys := make([]string, 0, len(distinct))
 			for k := range distinct {
 				keys = append(keys, k)
 			}
 			slices.Sort(keys)
-			t.Logf("%dx%dx%d/%dx%d NEST=%s: %d clamped shared reads, %d distinct clamped indices", c.bm, c.bn, c.bk, c.tm, c.tn, nest, reads, len(distinct))
-			if reads != c.bk*(c.tm+c.tn)/4 || len(distinct) != want {
-				t.Errorf("%dx%dx%d/%dx%d NEST=%s: %d clamped shared reads with %d distinct indices %v, want %d reads and %d indices",
-					c.bm, c.bn, c.bk, c.tm, c.tn, nest, reads, len(distinct), keys, c.bk*(c.tm+c.tn)/4, want)
+			t.Logf("%dx%dx%d/%dx%d NEST=%s KW=%d: %d clamped shared reads, %d distinct clamped indices", c.bm, c.bn, c.bk, c.tm, c.tn, nest, c.kw, reads, len(distinct))
+			if reads != nreads || len(distinct) != want {
+				t.Errorf("%dx%dx%d/%dx%d NEST=%s KW=%d: %d clamped shared reads with %d distinct indices %v, want %d reads and %d indices",
+					c.bm, c.bn, c.bk, c.tm, c.tn, nest, c.kw, reads, len(distinct), keys, nreads, want)
 			}
 		}
 	}

@@ -230,7 +230,7 @@ func checkF16Backend(t *testing.T, be *Backend, label string) {
 			a := randVec(rng, s.M*s.K, 1)
 			w := randVec(rng, s.N*s.K, 0.3)
 			want, S := f16Ref(s.M, s.N, s.K, a, w)
-			for _, tl := range []matmulTile{tile128, tile64, tile32, tile128db, tile64db, tile32db, layoutTile("128x128x8x8x8nw8c2"), layoutTile("32x32x16x4x4dbnw4")} {
+			for _, tl := range []matmulTile{tile128, tile64, tile32, tile128db, tile64db, tile32db, layoutTile("128x128x8x8x8nw8c2"), layoutTile("32x32x16x4x4dbnw4"), tile32k4, tile32dbnw4k2} {
 				if !tl.unrollsWithin(s.N, s.K, d.shmax()) {
 					continue
 				}

@@ -86,8 +86,14 @@ var (
 	tile128nc2   = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true, CL: 2}}
 	tile128nw8c2 = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true, WX: 8, CL: 2}}
 	tile32dbnw4  = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, Nest: true, WX: 4}, DB: true}
+	// Sliced K (Options.MatmulTile's suffix kN; shaders.MatmulTiling.KW),
+	// knob values: tile32 with 4 slices of 64 threads (16 KiB: 4 of K
+	// tiles, 12 of the partial sums), and double-buffered, nested, warp
+	// tiles with 2 slices.
+	tile32k4      = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, KW: 4}}
+	tile32dbnw4k2 = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, Nest: true, WX: 4, KW: 2}, DB: true}
 	// matmulTiles are the tilings the tests cover.
-	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db, tile128nw8c2, tile32dbnw4, tile128nc2}
+	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db, tile128nw8c2, tile32dbnw4, tile128nc2, tile32k4, tile32dbnw4k2}
 )
 
 func (t matmulTile) db() matmulTile { t.DB = true; return t }
@@ -105,6 +111,9 @@ func (t matmulTile) String() string {
 	}
 	if t.CL > 1 {
 		s += fmt.Sprintf("c%d", t.CL)
+	}
+	if t.KW > 1 {
+		s += fmt.Sprintf("k%d", t.KW)
 	}
 	return s
 }
@@ -135,6 +144,9 @@ func (t matmulTile) unrolledConsts(wdtype, shmax int) map[string]string {
 	}
 	if t.CL > 1 {
 		c["CL"] = fmt.Sprintf("%du", t.CL)
+	}
+	if t.KW > 1 {
+		c["KW"] = fmt.Sprintf("%du", t.KW)
 	}
 	return c
 }
@@ -195,24 +207,25 @@ func chooseTile(M, N, K int) matmulTile {
 }
 
 // tileSyntax is Options.MatmulTile's grammar, for error messages.
-const tileSyntax = "BMxBNxBKxTMxTN[db][n][wX][cL] (five whole numbers, e.g. 128x64x16x8x4; suffixes, each at most once and in this order: db double-buffered, n nested shared tiles, wX warp tiles X threads wide, cL rows loaded by L invocations each, e.g. 128x128x8x8x8nw8c2)"
+const tileSyntax = "BMxBNxBKxTMxTN[db][n][wX][cL][kN] (five whole numbers, e.g. 128x64x16x8x4; suffixes, each at most once and in this order: db double-buffered, n nested shared tiles, wX warp tiles X threads wide, cL rows loaded by L invocations each, kN K sliced N ways inside the workgroup, e.g. 128x128x8x8x8nw8c2, 32x32x16x4x4k4)"
 
 // tileRE splits Options.MatmulTile into the five numbers and the suffixes.
-var tileRE = regexp.MustCompile(`^([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)(db)?(n)?(?:w([0-9]+))?(?:c([0-9]+))?$`)
+var tileRE = regexp.MustCompile(`^([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)(db)?(n)?(?:w([0-9]+))?(?:c([0-9]+))?(?:k([0-9]+))?$`)
 
 // parseTile parses Options.MatmulTile, "BMxBNxBKxTMxTN" (e.g.
 // "128x64x16x8x4"), with the suffixes "db" for the double-buffered form,
 // "n" for nested shared tiles (shaders.MatmulTiling.Nest), "wX" for warp
-// tiles X threads wide (shaders.MatmulTiling.WX) and "cL" for rows loaded
-// by L invocations each (shaders.MatmulTiling.CL), and checks that the
+// tiles X threads wide (shaders.MatmulTiling.WX), "cL" for rows loaded
+// by L invocations each (shaders.MatmulTiling.CL) and "kN" for K sliced N
+// ways inside the workgroup (shaders.MatmulTiling.KW), and checks that the
 // generator can build it within shmax bytes of workgroup memory.
 func parseTile(s string, shmax int) (matmulTile, error) {
 	m := tileRE.FindStringSubmatch(s)
 	if m == nil {
 		return matmulTile{}, fmt.Errorf("gpu: matmul tile %q is not %s", s, tileSyntax)
 	}
-	v := make([]int, 7)
-	for i, f := range []string{m[1], m[2], m[3], m[4], m[5], m[8], m[9]} {
+	v := make([]int, 8)
+	for i, f := range []string{m[1], m[2], m[3], m[4], m[5], m[8], m[9], m[10]} {
 		if f == "" {
 			continue
 		}
@@ -235,6 +248,12 @@ func parseTile(s string, shmax int) (matmulTile, error) {
 			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: c%s: want c2, c4 or c8 (invocations per loaded row; c1 is the default, no suffix)", s, m[9])
 		}
 		t.CL = v[6]
+	}
+	if m[10] != "" {
+		if v[7] < 2 {
+			return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: k%s: want k2 or more K slices (k1 is the default, no suffix)", s, m[10])
+		}
+		t.KW = v[7]
 	}
 	if err := t.CheckUnrolledLimit(t.DB, shmax); err != nil {
 		return matmulTile{}, fmt.Errorf("gpu: matmul tile %q: %w", s, err)

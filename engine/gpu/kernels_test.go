@@ -151,7 +151,7 @@ func TestMatmulSweep(t *testing.T) {
 			tl   matmulTile
 			loop bool
 		}{{tile64, false}, {tile64, true}, {tile128x64, false}, {tile128, false}, {tile128, true},
-			{tile128db, false}, {tile64db, false}, {tile32db, false}, {tile128x16db, false}} {
+			{tile128db, false}, {tile64db, false}, {tile32db, false}, {tile128x16db, false}, {tile32k4, false}, {tile32dbnw4k2, false}} {
 			tl := tc.tl
 			d.noUnrolled = tc.loop
 			kernel := "unrolled"
@@ -568,6 +568,8 @@ func TestMatmulSplitSweep(t *testing.T) {
 		{131, 128, 48, 3, tile128db}, {17, 96, 1536, 6, tile32db},
 		// the layouts of the generated kernel (MatmulTile's suffixes n and wX)
 		{33, 64, 96, 3, layoutTile("32x32x16x4x4dbnw4")}, {70, 128, 192, 4, layoutTile("64x64x16x4x4nw8c2")}, {5, 32, 128, 8, layoutTile("32x32x16x4x4nc4")},
+		// sliced K (MatmulTile's suffix kN): the split's partials come from the slices
+		{33, 64, 96, 3, tile32k4}, {17, 96, 1536, 6, tile32dbnw4k2}, {70, 64, 256, 2, layoutTile("32x64x16x4x4k2")},
 	} {
 		for _, v := range []struct {
 			act        int
@@ -706,7 +708,7 @@ func TestMatmulTileOption(t *testing.T) {
 // bad value and the accepted ones; the zero Options are the defaults.
 func TestOptionsCheck(t *testing.T) {
 	good := []Options{{}, {Split: []string{"mm"}}, {Split: []string{"attn", "mm"}}, {Attention: "auto"}, {Attention: "tiled"},
-		{MatmulDoubleBuffer: true}, {MatmulTile: "32x32x16x4x4db"}, {MatmulTile: "128x128x8x8x8nw8"}, {MatmulTile: "64x64x16x4x4dbnw4c4"}, {Precision: "auto"}, {Precision: "f32"}, {Precision: "f16"}}
+		{MatmulDoubleBuffer: true}, {MatmulTile: "32x32x16x4x4db"}, {MatmulTile: "128x128x8x8x8nw8"}, {MatmulTile: "64x64x16x4x4dbnw4c4"}, {MatmulTile: "32x32x16x4x4k4"}, {MatmulTile: "32x32x16x4x4nw4c2k2"}, {Precision: "auto"}, {Precision: "f32"}, {Precision: "f16"}}
 	for _, o := range good {
 		if err := o.Check(); err != nil {
 			t.Errorf("%+v: %v", o, err)
@@ -728,6 +730,8 @@ func TestOptionsCheck(t *testing.T) {
 		{Options{MatmulTile: "128x128x8x8x8w12"}, `matmul tile "128x128x8x8x8w12": shaders: matmul tiling`},
 		{Options{MatmulTile: "128x128x8x8x8w32"}, `does not tile the 16 x 16 threads`},
 		{Options{MatmulTile: "128x64x32x16x8"}, `registers per thread`},
+		{Options{MatmulTile: "32x32x16x4x4k8"}, `matmul tile "32x32x16x4x4k8": shaders: matmul tiling`},
+		{Options{MatmulTile: "32x32x16x4x4k4db"}, `is not BMxBNxBKxTMxTN[db][n][wX][cL][kN]`},
 		{Options{Precision: "fp16"}, `precision "fp16" is not a precision (want auto, f32, f16)`},
 	} {
 		err := c.o.Check()

@@ -45,9 +45,10 @@ type Options struct {
 	// MatmulTile forces one tiling of the generated matmul kernel,
 	// "BMxBNxBKxTMxTN" (e.g. "128x64x16x8x4"), with the suffixes, in this
 	// order, "db" for its double-buffered form (e.g. "64x64x16x4x4db"), "n"
-	// for nested shared tiles, "wX" for warp tiles X threads wide and "cL"
-	// for rows loaded by L invocations each (shaders.MatmulTiling's Nest,
-	// WX and CL; e.g. "128x128x8x8x8nw8c2"), on
+	// for nested shared tiles, "wX" for warp tiles X threads wide, "cL"
+	// for rows loaded by L invocations each and "kN" for K sliced N ways
+	// inside the workgroup (shaders.MatmulTiling's Nest, WX, CL and KW;
+	// e.g. "128x128x8x8x8nw8c2", "32x32x16x4x4k4"), on
 	// every matmul whose shape it can run; other shapes keep the automatic
 	// choice (chooseTile). A tuning knob; "" is the automatic choice. New
 	// refuses a value that is not a tiling the generator can build (the

@@ -179,6 +179,8 @@ func TestStandardModelVariants(t *testing.T) {
 		{"tile 64x64x16x4x4db", Options{MatmulTile: "64x64x16x4x4db", Split: []string{"none"}}, 16, 49},
 		{"tile 128x128x8x8x8nw8c2", Options{MatmulTile: "128x128x8x8x8nw8c2", Split: []string{"none"}}, 16, 49},
 		{"tile 32x32x16x4x4dbnw4, split", Options{MatmulTile: "32x32x16x4x4dbnw4"}, 16, 61},
+		{"tile 32x32x16x4x4k4 (sliced K), split", Options{MatmulTile: "32x32x16x4x4k4"}, 16, 61},
+		{"tile 32x32x16x4x4nw4c2k4 (sliced K) at 1x256, attention split", Options{MatmulTile: "32x32x16x4x4nw4c2k4", Split: []string{"attn"}}, 256, 49},
 		{"attention split at 1x256", Options{Split: []string{"attn"}}, 256, 49},
 		{"rows", Options{Attention: "rows", Split: []string{"none"}}, 16, 49},
 		{"rows 2x32x16x8 at 1x256", Options{Attention: "rows", AttentionTile: "2x32x16x8", Split: []string{"none"}}, 256, 49},
