@@ -64,7 +64,7 @@ func (n *Net) dropSpare() { n.swapSpare(nil).destroy() }
 // but the staging one cleared on the device, in queue order after the
 // previous generation's work, then init as for new buffers.
 func (l *Loop) reuse() error {
-	l.closed, l.waves = false, 0
+	l.closed, l.waves, l.reads, l.dispatched = false, 0, 0, 0
 	rec, err := l.n.d.p.newRecorder()
 	if err != nil {
 		return err
