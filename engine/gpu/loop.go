@@ -222,13 +222,13 @@ type Loop struct {
 	// reads and dispatched count the staging buffer's reads (read) and the
 	// dispatches submitted (submit) in this generation, for the tests.
 	reads, dispatched int
-	staging    *buffer
-	prog       *program
-	bufs       []*buffer
-	timer      *stageTimer
-	stageMs    map[string]float64
-	trunks     map[*Net]trunkCache // each net's trunk ops at (B, T), made once
-	closed     bool                // Close ran (the buffers are parked or released)
+	staging           *buffer
+	prog              *program
+	bufs              []*buffer
+	timer             *stageTimer
+	stageMs           map[string]float64
+	trunks            map[*Net]trunkCache // each net's trunk ops at (B, T), made once
+	closed            bool                // Close ran (the buffers are parked or released)
 }
 
 // trunkCache is a net's trunk op list at the loop's (B, T), valid while the
