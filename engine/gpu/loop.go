@@ -223,12 +223,17 @@ type Loop struct {
 	// dispatches submitted (submit) in this generation, for the tests.
 	reads, dispatched int
 	staging           *buffer
-	prog              *program
-	bufs              []*buffer
-	timer             *stageTimer
-	stageMs           map[string]float64
-	trunks            map[*Net]trunkCache // each net's trunk ops at (B, T), made once
-	closed            bool                // Close ran (the buffers are parked or released)
+	upload            *buffer // the generation's inputs, written at once by init
+	// clears (reuse) and copies (init's, out of upload) are recorded at the
+	// head of the generation's first submission (submit), in that order.
+	clears  []*buffer
+	copies  []copyOp
+	prog    *program
+	bufs    []*buffer
+	timer   *stageTimer
+	stageMs map[string]float64
+	trunks  map[*Net]trunkCache // each net's trunk ops at (B, T), made once
+	closed  bool                // Close ran (the buffers are parked or released)
 }
 
 // trunkCache is a net's trunk op list at the loop's (B, T), valid while the
@@ -429,6 +434,7 @@ func (l *Loop) alloc() error {
 		l.allocUnmask(&al)
 	}
 	l.staging = mk("loop staging", stagingBytes(l.B, l.N), usageStaging)
+	l.upload = mk("loop inputs (init's upload)", l.inputBytes(), usageStorage)
 	l.bufs = append(l.bufs, al.made...) // released by Close, also after an error
 	if al.err != nil {
 		return fmt.Errorf("gpu: loop: %w", al.err)
@@ -437,28 +443,19 @@ func (l *Loop) alloc() error {
 	return l.init()
 }
 
-// init writes what a generation starts from into the loop's buffers (all
-// zero: new, or cleared by reuse): the input, the protected flags, the
-// exclusion sets, the calibration table, the error word and the bootstrap
-// fill table; and starts the stage timer (LoopSpec.Profile).
+// init sets what a generation starts from: the input, the protected flags,
+// the exclusion sets, the calibration table, the error word and the
+// bootstrap fill table, laid out back to back in one upload buffer, written
+// with one queue write and copied into their buffers at the head of the
+// generation's first submission (l.copies, after reuse's clears, which
+// spare these buffers: the copies overwrite them whole). One write instead
+// of one per buffer: each costs a staging allocation in the WebGPU
+// implementation (and a call into JavaScript in the browser build).
+// Nothing runs on the device before that first submission, so nothing
+// reads the inputs earlier. init also starts the stage timer
+// (LoopSpec.Profile).
 func (l *Loop) init() error {
-	d, n := l.n.d, l.n
-	var err error
-	if l.s.UseSampler {
-		if err := n.ensureSampler(l.N); err != nil {
-			return fmt.Errorf("gpu: loop: %w", err)
-		}
-		if l.tabs, err = n.samplerTables(); err != nil {
-			return fmt.Errorf("gpu: loop: %w", err)
-		}
-		fill := make([]uint32, l.N+1)
-		for i := range fill {
-			fill[i] = uint32(step.FillCount(i, l.s.MinNeighborsRatio))
-		}
-		if err := d.p.write(l.fill, 0, u32Bytes(fill)); err != nil {
-			return err
-		}
-	}
+	d := l.n.d
 	ids := make([]uint32, l.N)
 	prot := make([]uint32, l.N)
 	for i, t := range l.s.Tokens {
@@ -473,17 +470,40 @@ func (l *Loop) init() error {
 			table[i] = float32(l.s.Calibration[i])
 		}
 	}
-	for _, w := range []struct {
+	type input struct {
 		b    *buffer
 		data []byte
-	}{
+	}
+	in := []input{
 		{l.tok, u32Bytes(ids)}, {l.pred, u32Bytes(ids)}, {l.prot, u32Bytes(prot)},
 		{l.exclN, u32Bytes(excludeWords(l.s.ExcludeNaive))}, {l.exclS, u32Bytes(excludeWords(l.s.ExcludeSampler))},
 		{l.table, f32Bytes(table)}, {l.errWord, u32Bytes([]uint32{noID, noID, 0, 0})},
-	} {
-		if err := d.p.write(w.b, 0, w.data); err != nil {
-			return err
+	}
+	if l.s.UseSampler {
+		var err error
+		if l.tabs, err = l.n.samplerTables(); err != nil {
+			return fmt.Errorf("gpu: loop: %w", err)
 		}
+		fill := make([]uint32, l.N+1)
+		for i := range fill {
+			fill[i] = uint32(step.FillCount(i, l.s.MinNeighborsRatio))
+		}
+		in = append(in, input{l.fill, u32Bytes(fill)})
+	}
+	up := make([]byte, 0, l.upload.size)
+	l.copies = l.copies[:0]
+	for _, x := range in {
+		if uint64(len(x.data)) != x.b.size {
+			return fmt.Errorf("gpu: loop: %d bytes of input for %s of %d (a bug)", len(x.data), x.b.label, x.b.size)
+		}
+		l.copies = append(l.copies, copyOp{src: l.upload, srcOff: uint64(len(up)), dst: x.b, size: x.b.size})
+		up = append(up, x.data...)
+	}
+	if uint64(len(up)) != l.upload.size {
+		return fmt.Errorf("gpu: loop: %d bytes of inputs for an upload buffer of %d (a bug)", len(up), l.upload.size)
+	}
+	if err := d.p.write(l.upload, 0, up); err != nil {
+		return err
 	}
 	if l.s.Unmask != nil {
 		if err := l.uploadUnmask(); err != nil {
@@ -497,6 +517,19 @@ func (l *Loop) init() error {
 		}
 	}
 	return nil
+}
+
+// inputBytes is the size of init's upload: the ids twice (the input and
+// the prediction), the protected flags, both exclusion sets, the
+// calibration table, the error word and, with the sampler head, the fill
+// table.
+func (l *Loop) inputBytes() uint64 {
+	N := uint64(l.N)
+	b := 12*N + 4*uint64(len(excludeWords(l.s.ExcludeNaive))+len(excludeWords(l.s.ExcludeSampler))) + 400 + 16
+	if l.s.UseSampler {
+		b += 4 * (N + 1)
+	}
+	return b
 }
 
 // Close implements engine.Loop: the loop's buffers are kept for the net's
@@ -845,6 +878,15 @@ func (l *Loop) submit(ctx context.Context, o *ops) error {
 	if err != nil {
 		return err
 	}
+	// The generation's first submission starts it: reuse's clears, then
+	// init's inputs.
+	for _, b := range l.clears {
+		rec.clear(b)
+	}
+	for _, c := range l.copies {
+		rec.copy(c.src, c.srcOff, c.dst, c.dstOff, c.size)
+	}
+	l.clears, l.copies = l.clears[:0], l.copies[:0]
 	if err := l.prog.record(rec, o.list); err != nil {
 		l.n.d.submit(rec)
 		return err
