@@ -86,6 +86,9 @@ func TestLoopReuse(t *testing.T) {
 		}
 		t.Logf("%s: %q..., %d waves, %d dispatches", r.name, got.Samples[0].Text[:8], got.Device.Waves, got.Device.Dispatches)
 	}
+	if net.act.capN != 0 || net.act.sout != nil {
+		t.Errorf("the device loop sized the buffers of Net.SamplerLogits (%d rows), which only the host loop uses", net.act.capN)
+	}
 	net.Close()
 	if net.spare != nil {
 		t.Errorf("Net.Close left a loop parked")
