@@ -28,6 +28,11 @@ func TestLoopFinishOneRead(t *testing.T) {
 	}
 	net := loaded.(*Net)
 	defer net.Close()
+	judge, err := testBackend(t).Load(ctx, loadGolden(t, "judge_cls.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer judge.(*Net).Close()
 
 	t.Run("sampler", func(t *testing.T) {
 		for _, c := range []struct {
@@ -35,13 +40,18 @@ func TestLoopFinishOneRead(t *testing.T) {
 			sampler bool
 		}{
 			{sampler.MetricNode, false}, {sampler.MetricNode, true}, {sampler.MetricSelf, false}, {sampler.MetricNone, false},
+			{sampler.MetricJudge, false},
 		} {
 			o := sampler.Defaults()
 			o.NumSamples, o.SequenceLength, o.Iterations, o.Seed = 2, 32, 5, 3
 			o.QualityMetric, o.DisableSampler = c.metric, !c.sampler
 			net.dropSpare() // a new loop, whose counters start at 0
 			s0 := net.d.submits
-			res, err := sampler.Generate(ctx, sampler.Models{LM: net}, o, nil)
+			models := sampler.Models{LM: net}
+			if c.metric == sampler.MetricJudge {
+				models.Judge = judge // on its own net, after the read
+			}
+			res, err := sampler.Generate(ctx, models, o, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,6 +62,9 @@ func TestLoopFinishOneRead(t *testing.T) {
 			subs, disp := net.d.submits-s0-w.Submits, l.dispatched-w.Dispatches
 			t.Logf("metric %s, sampler head %v: %d iterations in %d submits reading %d bytes; then %d submit(s), %d dispatches and %d read(s) in all; host ms %v",
 				c.metric, c.sampler, res.IterationsRun, w.Submits, w.ReadBytes, subs, disp, l.reads, w.HostMs)
+			if c.metric == sampler.MetricJudge {
+				subs = 1 // the judge's net submits its own work on the same device, after the read: l.reads counts the loop's
+			}
 			if w.Submits != res.IterationsRun || w.ReadBytes != 0 || l.reads != 1 || subs != 1 {
 				t.Errorf("metric %s: %d submits and %d bytes read in %d iterations, then %d submits, and %d reads in all; want one submit per iteration reading nothing, then one submit and one read",
 					c.metric, w.Submits, w.ReadBytes, res.IterationsRun, subs, l.reads)
@@ -63,12 +76,19 @@ func TestLoopFinishOneRead(t *testing.T) {
 			if (disp > 0) != pass {
 				t.Errorf("metric %s: %d dispatches after the last iteration, want them only for a metric", c.metric, disp)
 			}
-			if _, ok := w.HostMs[phase]; !ok || len(w.HostMs) != 3 {
+			phases := 3
+			if c.metric == sampler.MetricJudge {
+				phases++
+				if _, ok := w.HostMs["judge"]; !ok {
+					t.Errorf("metric judge: host phases %v, no judge", w.HostMs)
+				}
+			}
+			if _, ok := w.HostMs[phase]; !ok || len(w.HostMs) != phases {
 				t.Errorf("metric %s: host phases %v, want new loop, steps and %q", c.metric, w.HostMs, phase)
 			}
 			for i, s := range res.Samples {
-				if (s.SelfConfidence != nil) != pass || (s.Critic != nil) != pass {
-					t.Errorf("metric %s: sample %d: self-confidence %v, critic %v", c.metric, i, s.SelfConfidence, s.Critic)
+				if (s.SelfConfidence != nil) != pass || (s.Critic != nil) != pass || (s.JudgeScore != nil) != (c.metric == sampler.MetricJudge) {
+					t.Errorf("metric %s: sample %d: self-confidence %v, critic %v, judge %v", c.metric, i, s.SelfConfidence, s.Critic, s.JudgeScore)
 				}
 			}
 			if !pass {
@@ -76,11 +96,16 @@ func TestLoopFinishOneRead(t *testing.T) {
 			}
 			ho := o
 			ho.HostLoop = true
-			host, err := sampler.Generate(ctx, sampler.Models{LM: net}, ho, nil)
+			host, err := sampler.Generate(ctx, models, ho, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			compareRuns(t, loopRun{res: host}, loopRun{res: res}, false, 1)
+			for i, s := range res.Samples {
+				if h := host.Samples[i].JudgeScore; h != nil && math.Abs(*h-*s.JudgeScore) > 1e-4 {
+					t.Errorf("sample %d: judge score host loop %v, device loop %v", i, *h, *s.JudgeScore)
+				}
+			}
 		}
 	})
 
