@@ -86,9 +86,9 @@ type DeviceWork struct {
 	// "tokens+metrics" (recording the metrics pass, waiting for the device
 	// to finish the iterations and that pass, and the one read of the
 	// tokens and the statistics; "tokens" with the metric none, which has
-	// no pass) and, with the judge metric, "judge" (its net on the final
-	// text, on the host's side of the read). Steps far below the GPU's
-	// stage times mean the device, not the host, bounds the generation.
+	// no pass) and, with the judge metric, "judge" (the judge's own net on
+	// the final tokens, after that read). Steps far below the GPU's stage
+	// times mean the device, not the host, bounds the generation.
 	HostMs map[string]float64 `json:"host_ms,omitempty"`
 }
 
