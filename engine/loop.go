@@ -113,17 +113,37 @@ type LoopMetrics struct {
 	CriticN                                     []int
 }
 
-// Loop is one generation's device state. Steps run in order it = 0, 1, ...
+// LoopFinish says what Finish computes on the final tokens besides reading
+// them back.
+type LoopFinish struct {
+	// Metrics asks for the self-confidence of every row: one trunk pass on
+	// the final tokens, recorded in the same submission as their read.
+	Metrics bool
+	// Critic adds the critic statistics (with Metrics, on a model with a
+	// critic head); Pad is the id they skip besides the mask (-1: none).
+	Critic bool
+	Pad    int32
+}
+
+// LoopFinal is the end of a generation: the final tokens and, when
+// LoopFinish.Metrics asked for them, their metrics (else nil).
+type LoopFinal struct {
+	Tokens  []int32 // (B, T)
+	Metrics *LoopMetrics
+}
+
+// Loop is one generation's device state. Steps run in order it = 0, 1, ...,
+// then Finish once.
 type Loop interface {
 	// Step runs iteration it; want asks for Pred, Selected and Wrongness.
 	Step(ctx context.Context, it int, want bool) (*LoopStep, error)
-	// Tokens reads the current tokens (after the last Step: the result).
-	Tokens(ctx context.Context) ([]int32, error)
-	// Metrics runs one trunk pass on the current tokens and returns the
-	// self-confidence and, when critic is set, the critic statistics.
-	Metrics(ctx context.Context, critic bool, pad int32) (*LoopMetrics, error)
+	// Finish reads the final tokens (after the last Step) and, as f asks,
+	// computes their metrics: one submission and one read for both. A
+	// failed draw or non-finite remasking score of any iteration is
+	// reported here when no Step read it.
+	Finish(ctx context.Context, f LoopFinish) (*LoopFinal, error)
 	// Waves is the number of sampler-head waves run so far, as of the
-	// latest read (after Tokens: the generation's).
+	// latest read (after Finish: the generation's).
 	Waves() int
 	// StagesMs is the GPU time per stage so far (with LoopSpec.Profile, on
 	// an adapter with timestamp queries), else nil.

@@ -219,13 +219,21 @@ type Loop struct {
 	waveState  *buffer // waveplan.wgsl's WS: header, counts per wave, (count, first) per slot
 	args, fill *buffer // indirect dispatch arguments (B·T slots); bootstrap fill table
 	waves      int     // sampler-head waves run, as of the latest read of WS's header
-	staging    *buffer
-	prog       *program
-	bufs       []*buffer
-	timer      *stageTimer
-	stageMs    map[string]float64
-	trunks     map[*Net]trunkCache // each net's trunk ops at (B, T), made once
-	closed     bool                // Close ran (the buffers are parked or released)
+	// reads and dispatched count the staging buffer's reads (read) and the
+	// dispatches submitted (submit) in this generation, for the tests.
+	reads, dispatched int
+	staging           *buffer
+	upload            *buffer // the generation's inputs, written at once by init
+	// clears (reuse) and copies (init's, out of upload) are recorded at the
+	// head of the generation's first submission (submit), in that order.
+	clears  []*buffer
+	copies  []copyOp
+	prog    *program
+	bufs    []*buffer
+	timer   *stageTimer
+	stageMs map[string]float64
+	trunks  map[*Net]trunkCache // each net's trunk ops at (B, T), made once
+	closed  bool                // Close ran (the buffers are parked or released)
 }
 
 // trunkCache is a net's trunk op list at the loop's (B, T), valid while the
@@ -239,8 +247,8 @@ type trunkCache struct {
 // readLayout is where one read back from the device lands in the staging
 // buffer: the parts it has, placed back to back from offset 0 (byte
 // offsets; an absent part is 0). Every read is laid out here, by stepRead,
-// waveRead, tokensRead and statsRead, and the staging buffer holds the
-// largest (stagingBytes).
+// waveRead and finishRead, and the staging buffer holds the largest
+// (stagingBytes).
 type readLayout struct {
 	counters uint64 // select.wgsl's CNT (cntWords + B words)
 	errWord  uint64 // ERR's words ErrDraw and ErrScore (errBytes)
@@ -290,28 +298,24 @@ func waveRead() readLayout {
 	return r
 }
 
-// tokensRead is Tokens' read: the tokens, the error word and the wave
-// header (waves).
-func tokensRead(N int, waves bool) readLayout {
+// finishRead is Finish's read: the tokens, the error word, the wave header
+// (waves) and the statistics of every row (metrics).
+func finishRead(B, N int, waves, metrics bool) readLayout {
 	var r readLayout
 	r.tokens = r.place(4 * uint64(N))
 	r.errWord = r.place(errBytes)
 	if waves {
 		r.waveHdr = r.place(waveHdrBytes)
 	}
-	return r
-}
-
-// statsRead is Metrics' read: the statistics of every row.
-func statsRead(B int) readLayout {
-	var r readLayout
-	r.stats = r.place(4 * shaders.StatsWords * uint64(B))
+	if metrics {
+		r.stats = r.place(4 * shaders.StatsWords * uint64(B))
+	}
 	return r
 }
 
 // stagingBytes is the size of the staging buffer: the largest read.
 func stagingBytes(B, N int) uint64 {
-	return max(stepRead(B, N, true, true, true, true).size, waveRead().size, tokensRead(N, true).size, statsRead(B).size)
+	return max(stepRead(B, N, true, true, true, true).size, waveRead().size, finishRead(B, N, true, true).size)
 }
 
 // NewLoop implements engine.LoopNet.
@@ -430,6 +434,7 @@ func (l *Loop) alloc() error {
 		l.allocUnmask(&al)
 	}
 	l.staging = mk("loop staging", stagingBytes(l.B, l.N), usageStaging)
+	l.upload = mk("loop inputs (init's upload)", l.inputBytes(), usageStorage)
 	l.bufs = append(l.bufs, al.made...) // released by Close, also after an error
 	if al.err != nil {
 		return fmt.Errorf("gpu: loop: %w", al.err)
@@ -438,28 +443,19 @@ func (l *Loop) alloc() error {
 	return l.init()
 }
 
-// init writes what a generation starts from into the loop's buffers (all
-// zero: new, or cleared by reuse): the input, the protected flags, the
-// exclusion sets, the calibration table, the error word and the bootstrap
-// fill table; and starts the stage timer (LoopSpec.Profile).
+// init sets what a generation starts from: the input, the protected flags,
+// the exclusion sets, the calibration table, the error word and the
+// bootstrap fill table, laid out back to back in one upload buffer, written
+// with one queue write and copied into their buffers at the head of the
+// generation's first submission (l.copies, after reuse's clears, which
+// spare these buffers: the copies overwrite them whole). One write instead
+// of one per buffer: each costs a staging allocation in the WebGPU
+// implementation (and a call into JavaScript in the browser build).
+// Nothing runs on the device before that first submission, so nothing
+// reads the inputs earlier. init also starts the stage timer
+// (LoopSpec.Profile).
 func (l *Loop) init() error {
-	d, n := l.n.d, l.n
-	var err error
-	if l.s.UseSampler {
-		if err := n.ensureSampler(l.N); err != nil {
-			return fmt.Errorf("gpu: loop: %w", err)
-		}
-		if l.tabs, err = n.samplerTables(); err != nil {
-			return fmt.Errorf("gpu: loop: %w", err)
-		}
-		fill := make([]uint32, l.N+1)
-		for i := range fill {
-			fill[i] = uint32(step.FillCount(i, l.s.MinNeighborsRatio))
-		}
-		if err := d.p.write(l.fill, 0, u32Bytes(fill)); err != nil {
-			return err
-		}
-	}
+	d := l.n.d
 	ids := make([]uint32, l.N)
 	prot := make([]uint32, l.N)
 	for i, t := range l.s.Tokens {
@@ -474,17 +470,40 @@ func (l *Loop) init() error {
 			table[i] = float32(l.s.Calibration[i])
 		}
 	}
-	for _, w := range []struct {
+	type input struct {
 		b    *buffer
 		data []byte
-	}{
+	}
+	in := []input{
 		{l.tok, u32Bytes(ids)}, {l.pred, u32Bytes(ids)}, {l.prot, u32Bytes(prot)},
 		{l.exclN, u32Bytes(excludeWords(l.s.ExcludeNaive))}, {l.exclS, u32Bytes(excludeWords(l.s.ExcludeSampler))},
 		{l.table, f32Bytes(table)}, {l.errWord, u32Bytes([]uint32{noID, noID, 0, 0})},
-	} {
-		if err := d.p.write(w.b, 0, w.data); err != nil {
-			return err
+	}
+	if l.s.UseSampler {
+		var err error
+		if l.tabs, err = l.n.samplerTables(); err != nil {
+			return fmt.Errorf("gpu: loop: %w", err)
 		}
+		fill := make([]uint32, l.N+1)
+		for i := range fill {
+			fill[i] = uint32(step.FillCount(i, l.s.MinNeighborsRatio))
+		}
+		in = append(in, input{l.fill, u32Bytes(fill)})
+	}
+	up := make([]byte, 0, l.upload.size)
+	l.copies = l.copies[:0]
+	for _, x := range in {
+		if uint64(len(x.data)) != x.b.size {
+			return fmt.Errorf("gpu: loop: %d bytes of input for %s of %d (a bug)", len(x.data), x.b.label, x.b.size)
+		}
+		l.copies = append(l.copies, copyOp{src: l.upload, srcOff: uint64(len(up)), dst: x.b, size: x.b.size})
+		up = append(up, x.data...)
+	}
+	if uint64(len(up)) != l.upload.size {
+		return fmt.Errorf("gpu: loop: %d bytes of inputs for an upload buffer of %d (a bug)", len(up), l.upload.size)
+	}
+	if err := d.p.write(l.upload, 0, up); err != nil {
+		return err
 	}
 	if l.s.Unmask != nil {
 		if err := l.uploadUnmask(); err != nil {
@@ -498,6 +517,19 @@ func (l *Loop) init() error {
 		}
 	}
 	return nil
+}
+
+// inputBytes is the size of init's upload: the ids twice (the input and
+// the prediction), the protected flags, both exclusion sets, the
+// calibration table, the error word and, with the sampler head, the fill
+// table.
+func (l *Loop) inputBytes() uint64 {
+	N := uint64(l.N)
+	b := 12*N + 4*uint64(len(excludeWords(l.s.ExcludeNaive))+len(excludeWords(l.s.ExcludeSampler))) + 400 + 16
+	if l.s.UseSampler {
+		b += 4 * (N + 1)
+	}
+	return b
 }
 
 // Close implements engine.Loop: the loop's buffers are kept for the net's
@@ -841,10 +873,20 @@ func (l *Loop) submit(ctx context.Context, o *ops) error {
 	if o.err != nil {
 		return o.err
 	}
+	l.dispatched += dispatches(o)
 	rec, err := l.n.d.p.newRecorder()
 	if err != nil {
 		return err
 	}
+	// The generation's first submission starts it: reuse's clears, then
+	// init's inputs.
+	for _, b := range l.clears {
+		rec.clear(b)
+	}
+	for _, c := range l.copies {
+		rec.copy(c.src, c.srcOff, c.dst, c.dstOff, c.size)
+	}
+	l.clears, l.copies = l.clears[:0], l.copies[:0]
 	if err := l.prog.record(rec, o.list); err != nil {
 		l.n.d.submit(rec)
 		return err
@@ -879,6 +921,7 @@ func (l *Loop) StagesMs() map[string]float64 {
 
 // read reads size bytes of the staging buffer (after a submitted copy).
 func (l *Loop) read(ctx context.Context, size uint64) ([]byte, error) {
+	l.reads++
 	buf := make([]byte, size)
 	if err := l.n.d.p.read(ctx, l.staging, buf); err != nil {
 		return nil, err
@@ -1050,7 +1093,7 @@ func (l *Loop) checkWaves(b []byte) error {
 }
 
 // Waves implements engine.Loop: the sampler-head waves run so far, as of
-// the latest read (Tokens reads it).
+// the latest read (Finish reads it).
 func (l *Loop) Waves() int { return l.waves }
 
 // checkErr turns the error words into the CPU backend's errors: b holds
@@ -1089,15 +1132,27 @@ func keyF32(k uint32) float32 {
 	return math.Float32frombits(^k)
 }
 
-// Tokens implements engine.Loop.
-func (l *Loop) Tokens(ctx context.Context) ([]int32, error) {
+// Finish implements engine.Loop: one submission copies the final tokens,
+// the error words and the wave header (the generation's wave count) into
+// the staging buffer and, when f asks for metrics, runs the metrics pass on
+// the tokens after them (metricsOps) and copies its statistics too; one
+// read brings it all back. The pass reads only the tokens, so it is
+// recorded while the device may still run the last iterations and starts
+// right after them, without the host's round trip between a read of the
+// tokens and a second submission.
+func (l *Loop) Finish(ctx context.Context, f engine.LoopFinish) (*engine.LoopFinal, error) {
 	o := &ops{}
 	waves := l.s.UseSampler && !l.s.Multinomial
-	at := tokensRead(l.N, waves)
+	critic := f.Metrics && f.Critic && l.n.critic != nil
+	at := finishRead(l.B, l.N, waves, f.Metrics)
 	o.copyAt(l.tok, 0, l.staging, at.tokens, 4*uint64(l.N))
 	o.copyAt(l.errWord, 0, l.staging, at.errWord, errBytes)
 	if waves {
 		o.copyAt(l.waveState, 0, l.staging, at.waveHdr, waveHdrBytes)
+	}
+	if f.Metrics {
+		l.metricsOps(o, critic, f.Pad)
+		o.copyAt(l.stats, 0, l.staging, at.stats, at.size-at.stats)
 	}
 	if err := l.submit(ctx, o); err != nil {
 		return nil, err
@@ -1114,18 +1169,24 @@ func (l *Loop) Tokens(ctx context.Context) ([]int32, error) {
 			return nil, err
 		}
 	}
-	out := make([]int32, l.N)
-	for i := range out {
-		out[i] = int32(binary.LittleEndian.Uint32(buf[at.tokens+4*uint64(i):]))
+	out := &engine.LoopFinal{Tokens: make([]int32, l.N)}
+	for i := range out.Tokens {
+		out.Tokens[i] = int32(binary.LittleEndian.Uint32(buf[at.tokens+4*uint64(i):]))
+	}
+	if f.Metrics {
+		out.Metrics = l.loopMetrics(buf[at.stats:], critic)
 	}
 	return out, nil
 }
 
-// Metrics implements engine.Loop.
-func (l *Loop) Metrics(ctx context.Context, critic bool, pad int32) (*engine.LoopMetrics, error) {
+// metricsOps records the metrics pass on the tokens: the trunk and the LM
+// head (and the critic head when critic is set), then stats.wgsl (the
+// self-confidence and critic statistics of every row, pad skipped; -1:
+// none) into l.stats.
+func (l *Loop) metricsOps(o *ops, critic bool, pad int32) {
 	n, d := l.n, l.n.d
-	critic = critic && n.critic != nil
-	o := &ops{stage: "metrics"}
+	o.stage = "metrics"
+	defer func() { o.stage = "" }()
 	l.trunk(o, n, l.tok, true, critic)
 	sp := shaders.StatsParams{B: uint32(l.B), T: uint32(l.T), V: uint32(n.V), Mask: uint32(l.s.Mask), Pad: uint32(pad)}
 	if pad < 0 {
@@ -1137,17 +1198,13 @@ func (l *Loop) Metrics(ctx context.Context, critic bool, pad int32) (*engine.Loo
 	pl, err := d.pipeline("stats.wgsl", nil, statsKinds)
 	o.add(op{name: "stats", pl: pl, params: shaders.Bytes(sp),
 		binds: []binding{whole(l.tok), whole(n.act.out), whole(l.crit), whole(l.keys), whole(l.stats)}, wg: d.grid(uint64(l.B))}, err)
-	at := statsRead(l.B)
-	o.copyAt(l.stats, 0, l.staging, at.stats, at.size-at.stats)
-	if err := l.submit(ctx, o); err != nil {
-		return nil, err
-	}
-	buf, err := l.read(ctx, at.size)
-	if err != nil {
-		return nil, err
-	}
-	f := func(b, i int) float64 {
-		return float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[at.stats+4*uint64(shaders.StatsWords*b+i):])))
+}
+
+// loopMetrics decodes stats.wgsl's output (b holds B rows of
+// shaders.StatsWords floats).
+func (l *Loop) loopMetrics(b []byte, critic bool) *engine.LoopMetrics {
+	f := func(row, i int) float64 {
+		return float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*(shaders.StatsWords*row+i):])))
 	}
 	m := &engine.LoopMetrics{SelfConfidence: make([]float64, l.B)}
 	if critic {
@@ -1155,16 +1212,16 @@ func (l *Loop) Metrics(ctx context.Context, critic bool, pad int32) (*engine.Loo
 		m.CriticP50, m.CriticP90 = make([]float64, l.B), make([]float64, l.B)
 		m.CriticN = make([]int, l.B)
 	}
-	for b := 0; b < l.B; b++ {
-		m.SelfConfidence[b] = f(b, shaders.StatsSelf)
-		if f(b, shaders.StatsSelfCount) == 0 {
-			m.SelfConfidence[b] = math.NaN()
+	for r := 0; r < l.B; r++ {
+		m.SelfConfidence[r] = f(r, shaders.StatsSelf)
+		if f(r, shaders.StatsSelfCount) == 0 {
+			m.SelfConfidence[r] = math.NaN()
 		}
 		if critic {
-			m.CriticMean[b], m.CriticP10[b] = f(b, shaders.StatsCriticMean), f(b, shaders.StatsCriticP10)
-			m.CriticP50[b], m.CriticP90[b] = f(b, shaders.StatsCriticP50), f(b, shaders.StatsCriticP90)
-			m.CriticN[b] = int(f(b, shaders.StatsCriticCount))
+			m.CriticMean[r], m.CriticP10[r] = f(r, shaders.StatsCriticMean), f(r, shaders.StatsCriticP10)
+			m.CriticP50[r], m.CriticP90[r] = f(r, shaders.StatsCriticP50), f(r, shaders.StatsCriticP90)
+			m.CriticN[r] = int(f(r, shaders.StatsCriticCount))
 		}
 	}
-	return m, nil
+	return m
 }

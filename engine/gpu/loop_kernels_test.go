@@ -1039,7 +1039,7 @@ func statsRef(tok []uint32, logits, crit []float32, b, T, V int, mask, pad uint3
 	return out
 }
 
-// runStats runs stats.wgsl as Loop.Metrics builds it and compares each row;
+// runStats runs stats.wgsl as Loop.metricsOps builds it and compares each row;
 // without a critic only the self-confidence words may be written.
 func runStats(k *kernelRun, B, T, V int, tok []uint32, logits, crit []float32, mask, pad uint32, critic bool) {
 	k.Helper()

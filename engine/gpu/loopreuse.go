@@ -1,19 +1,17 @@
 package gpu
 
-import (
-	"fmt"
-
-	"github.com/remask/remask/engine"
-)
+import "github.com/remask/remask/engine"
 
 // Loop reuse: a generation's loop (its dozen buffers, the params and bind
 // groups of its program, the nets' cached trunk op lists) costs about 2.5 ms
 // to make on the H200 (`remask bench --json`'s device_host_ms "new loop"),
 // 6% of the small job. A closed loop is therefore parked on its net, and
-// the net's next loop of the same shape takes it: every buffer cleared to
-// zero on the device (what a new buffer holds) and the generation's inputs
-// written again (init), so a reused loop starts from exactly the state of a
-// new one. A net keeps one parked loop (the latest); Net.Close releases it.
+// the net's next loop of the same shape takes it: its buffers cleared to
+// zero on the device (what a new buffer holds) but for those the inputs
+// overwrite whole, and the generation's inputs written again (init), so a
+// reused loop starts from exactly the state of a new one; both at the head
+// of the generation's first submission, so reuse itself submits nothing.
+// A net keeps one parked loop (the latest); Net.Close releases it.
 // Loops with stage timers (LoopSpec.Profile) or the unmask method are never
 // parked: they are rare and their extra state is not worth the risk.
 
@@ -60,22 +58,29 @@ func (n *Net) takeSpare(s *engine.LoopSpec) *Loop {
 // dropSpare releases the parked loop.
 func (n *Net) dropSpare() { n.swapSpare(nil).destroy() }
 
-// reuse resets a parked loop for its new spec (l.s, l.rm set): every buffer
-// but the staging one cleared on the device, in queue order after the
-// previous generation's work, then init as for new buffers.
+// reuse resets a parked loop for its new spec (l.s, l.rm set): every
+// buffer that init does not write whole cleared on the device, then init
+// as for new buffers. The clears are recorded at the head of the
+// generation's first submission (Loop.submit), before init's copies, so a
+// reused loop costs no submission of its own; they run in queue order after
+// the previous generation's work. Spared: the staging buffer, the upload
+// and the buffers init's copies overwrite whole, and select.wgsl's counters
+// (CNT), which Step writes before every iteration that reads them (a queue
+// write, so it lands before the submission's clears would).
 func (l *Loop) reuse() error {
-	l.closed, l.waves = false, 0
-	rec, err := l.n.d.p.newRecorder()
-	if err != nil {
+	l.closed, l.waves, l.reads, l.dispatched = false, 0, 0, 0
+	if err := l.init(); err != nil {
 		return err
 	}
+	spare := map[*buffer]bool{l.staging: true, l.upload: true, l.cnt: true}
+	for _, c := range l.copies {
+		spare[c.dst] = true
+	}
+	l.clears = l.clears[:0]
 	for _, b := range l.bufs {
-		if b != l.staging {
-			rec.clear(b)
+		if !spare[b] {
+			l.clears = append(l.clears, b)
 		}
 	}
-	if err := l.n.d.submit(rec); err != nil {
-		return fmt.Errorf("gpu: loop: clearing a reused loop's buffers: %w", err)
-	}
-	return l.init()
+	return nil
 }

@@ -14,7 +14,8 @@ import (
 // after another on one net, so that each takes the loop its predecessor
 // parked where the shape allows (loopreuse.go), and checks every result
 // against the same generation on a loop made new (the parked one dropped
-// first): texts, iterations, waves and dispatches. A reused loop that kept
+// first): texts, iterations, waves and dispatches; and that no loop, new
+// or reused, submits anything beyond its iterations and Finish. A reused loop that kept
 // any state of its predecessor (the wave state's counters, the tokens, the
 // error word) shows here as a different text or wave count.
 func TestLoopReuse(t *testing.T) {
@@ -56,9 +57,14 @@ func TestLoopReuse(t *testing.T) {
 		return res
 	}
 	for _, r := range runs {
-		before := net.spare
+		before, s0 := net.spare, net.d.submits
 		got := gen(r.o)
 		after := net.spare
+		// A new or reused loop submits nothing of its own: its start
+		// (reuse's clears, init's inputs) rides in its first submission.
+		if subs := net.d.submits - s0; subs != got.Device.Submits+1 {
+			t.Errorf("%s: %d submissions for %d iterations' %d and Finish's one", r.name, subs, got.IterationsRun, got.Device.Submits)
+		}
 		if after == nil {
 			t.Fatalf("%s: no loop parked after the generation", r.name)
 		}
@@ -79,6 +85,9 @@ func TestLoopReuse(t *testing.T) {
 			t.Errorf("%s: new loop %d waves, %d dispatches, %d iterations; reused %d, %d, %d", r.name, w.Waves, w.Dispatches, want.IterationsRun, g.Waves, g.Dispatches, got.IterationsRun)
 		}
 		t.Logf("%s: %q..., %d waves, %d dispatches", r.name, got.Samples[0].Text[:8], got.Device.Waves, got.Device.Dispatches)
+	}
+	if net.act.capN != 0 || net.act.sout != nil {
+		t.Errorf("the device loop sized the buffers of Net.SamplerLogits (%d rows), which only the host loop uses", net.act.capN)
 	}
 	net.Close()
 	if net.spare != nil {
@@ -194,5 +203,68 @@ func TestLoopReuseAfterCancel(t *testing.T) {
 		if a, b := want.Samples[i].Text, got.Samples[i].Text; a != b {
 			t.Errorf("sample %d: new loop %q, reused after a cancel %q", i, a, b)
 		}
+	}
+}
+
+// TestLoopReuseEvents: a reused loop reports every iteration as a new one
+// does, with an observer and in threshold mode (each iteration reads its
+// counters back: the remask counts per row, the smallest wrongness, the
+// early stop), so that the counters' state at the start of a reused loop's
+// first iteration shows too (reuse spares select.wgsl's counters from its
+// clears because Step writes them first).
+func TestLoopReuseEvents(t *testing.T) {
+	be := testBackend(t)
+	loaded, err := be.Load(context.Background(), loadGolden(t, "lm_rope_bidir_bias.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := loaded.(*Net)
+	defer net.Close()
+	for _, threshold := range []bool{false, true} {
+		o := sampler.Defaults()
+		o.NumSamples, o.SequenceLength, o.Iterations = 2, 32, 5
+		o.QualityMetric = sampler.MetricNode
+		if threshold {
+			o.ScheduleMode, o.StartRatio, o.EndRatio = sampler.ScheduleThreshold, 0.9, 0.2
+		}
+		gen := func(seed uint64) ([]string, *sampler.Result) {
+			t.Helper()
+			o.Seed = seed
+			var evs []string
+			res, err := sampler.Generate(context.Background(), sampler.Models{LM: net}, o, func(ev *sampler.Event) {
+				var rows []int
+				for _, r := range ev.Remasked {
+					rows = append(rows, len(r))
+				}
+				evs = append(evs, fmt.Sprintf("iteration %d: masked %d, remasked per row %v, min wrongness %v, early stop %v, tokens %v",
+					ev.Iteration, ev.Masked, rows, ev.MinWrongness, ev.EarlyStop, ev.Tokens))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return evs, res
+		}
+		gen(3) // parks a loop whose counters hold this generation's
+		parked := net.spare
+		got, gres := gen(7)
+		if net.spare != parked {
+			t.Fatalf("threshold %v: the generation did not reuse the parked loop", threshold)
+		}
+		net.dropSpare()
+		want, wres := gen(7)
+		if len(got) != len(want) {
+			t.Fatalf("threshold %v: %d iterations reused, %d new", threshold, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("threshold %v: new loop %s\nreused %s", threshold, want[i], got[i])
+			}
+		}
+		for i := range wres.Samples {
+			if a, b := wres.Samples[i].Text, gres.Samples[i].Text; a != b {
+				t.Errorf("threshold %v: sample %d: new loop %q, reused %q", threshold, i, a, b)
+			}
+		}
+		t.Logf("threshold %v: %d iterations compared; %s", threshold, len(want), strings.SplitN(want[0], ", tokens", 2)[0])
 	}
 }

@@ -115,12 +115,20 @@ func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start tim
 			break
 		}
 	}
+	// The final read: the tokens and, with a device metric, the metrics
+	// pass on them, in one submission and one read (engine.Loop.Finish).
+	fin := g.loopFinish()
+	phase := "tokens"
+	if fin.Metrics {
+		phase = "tokens+metrics"
+	}
 	t0 = time.Now()
-	toks, err := loop.Tokens(ctx)
-	work.HostMs["tokens"] = msSince(t0)
+	final, err := loop.Finish(ctx, fin)
+	work.HostMs[phase] = msSince(t0)
 	if err != nil {
 		return nil, err
 	}
+	toks := final.Tokens
 	if unmask {
 		for b := 0; b < g.B; b++ {
 			if g.countMasked(g.row(toks, b)) > 0 {
@@ -130,17 +138,21 @@ func (g *generation) runDevice(ctx context.Context, ln engine.LoopNet, start tim
 	}
 	g.tokens = toks
 	work.Waves = loop.Waves()
+	// The device's metrics pass came back with the tokens, so Seconds
+	// includes it (Result.Seconds).
 	g.res.Seconds = time.Since(start).Seconds()
 	g.res.Timings.Forward = g.res.Seconds // the device runs every stage; see Result.Device
 	if g.res.Seconds > 0 {
 		g.res.TokensPerSecond = float64(g.B*g.T) / g.res.Seconds
 	}
 	t0 = time.Now()
-	if err := g.deviceMetrics(ctx, loop); err != nil {
+	if err := g.deviceMetrics(ctx, final.Metrics); err != nil {
 		return nil, err
 	}
 	g.res.Timings.Metrics = time.Since(t0).Seconds()
-	work.HostMs["metrics"] = 1e3 * g.res.Timings.Metrics
+	if g.metric == MetricJudge {
+		work.HostMs["judge"] = 1e3 * g.res.Timings.Metrics
+	}
 	work.StagesMs = loop.StagesMs()
 	g.finishSamples()
 	return &g.res, nil
@@ -180,19 +192,29 @@ func (g *generation) deviceEvent(it int, ev *Event, st *engine.LoopStep, remasks
 	}
 }
 
-// deviceMetrics is metrics() with the self-confidence and the critic
-// statistics computed on the device; the judge runs on its own Net.
-func (g *generation) deviceMetrics(ctx context.Context, loop engine.Loop) error {
+// loopFinish is what Finish computes besides the tokens: every metric
+// but none has the self-confidence and, on a model with a critic, the
+// critic statistics computed on the device (metrics() on the host).
+func (g *generation) loopFinish() engine.LoopFinish {
 	if g.metric == MetricNone {
-		return nil
+		return engine.LoopFinish{}
 	}
 	pad := int32(-1)
 	if g.vocab.PadTokenID != nil {
 		pad = int32(*g.vocab.PadTokenID)
 	}
-	m, err := loop.Metrics(ctx, g.cfg.HasCritic(), pad)
-	if err != nil {
-		return err
+	return engine.LoopFinish{Metrics: true, Critic: g.cfg.HasCritic(), Pad: pad}
+}
+
+// deviceMetrics is the rest of metrics() once Finish has computed m on the
+// device (nil: MetricNone): the samples' self-confidence and critic
+// statistics, then the judge on its own Net.
+func (g *generation) deviceMetrics(ctx context.Context, m *engine.LoopMetrics) error {
+	if g.metric == MetricNone {
+		return nil
+	}
+	if m == nil {
+		return fmt.Errorf("sampler: the device loop returned no metrics (a bug)")
 	}
 	for b := 0; b < g.B; b++ {
 		if c := m.SelfConfidence[b]; !math.IsNaN(c) {

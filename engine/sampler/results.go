@@ -51,6 +51,10 @@ type Result struct {
 	IterationsRun int     `json:"iterations_run"`
 	Timings       Timings `json:"timings"`
 	// Seconds is the wall time of the generation loop (metrics excluded).
+	// On the device loop the self-confidence and critic statistics are
+	// computed in the same submission and read as the final tokens (one
+	// trunk pass on them), so there Seconds includes that pass and
+	// Timings.Metrics only what follows the read (the judge).
 	Seconds float64 `json:"seconds"`
 	// TokensPerSecond is num_samples * sequence_length / Seconds.
 	TokensPerSecond float64 `json:"tokens_per_second"`
@@ -79,9 +83,12 @@ type DeviceWork struct {
 	// HostMs is where the host's wall time of the generation went, in
 	// milliseconds: "new loop" (the loop's buffers and uploads), "steps"
 	// (recording and submitting the iterations, and any reads they make),
-	// "tokens" (waiting for the device to finish and reading the result) and
-	// "metrics". Steps far below the GPU's stage times mean the device, not
-	// the host, bounds the generation.
+	// "tokens+metrics" (recording the metrics pass, waiting for the device
+	// to finish the iterations and that pass, and the one read of the
+	// tokens and the statistics; "tokens" with the metric none, which has
+	// no pass) and, with the judge metric, "judge" (the judge's own net on
+	// the final tokens, after that read). Steps far below the GPU's stage
+	// times mean the device, not the host, bounds the generation.
 	HostMs map[string]float64 `json:"host_ms,omitempty"`
 }
 

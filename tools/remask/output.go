@@ -303,11 +303,16 @@ type summaryStage struct {
 // after it. On the host loop the loop splits into the timed stages and
 // "other" (the progress display and bookkeeping between them); on the
 // device loop the GPU runs forward, sampling and remasking in one submission
-// per iteration, so the loop is one part.
+// per iteration, so the loop is one part, which includes the metrics pass
+// the device runs with the final read (sampler.Result.Seconds).
 func summaryStages(res *sampler.Result) []summaryStage {
 	t := res.Timings
 	if res.Loop == "device" {
-		return []summaryStage{{"device loop (forward, sampling, remasking)", res.Seconds}, {"metrics", t.Metrics}}
+		name := "device loop (forward, sampling, remasking)"
+		if res.Metric != "" && res.Metric != sampler.MetricNone {
+			name = "device loop (forward, sampling, remasking, metrics pass)"
+		}
+		return []summaryStage{{name, res.Seconds}, {"metrics", t.Metrics}}
 	}
 	other := res.Seconds - t.Forward - t.Sampling - t.Remasking
 	if other < 0 {
