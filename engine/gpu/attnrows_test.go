@@ -170,7 +170,7 @@ func TestAttentionRowsTileBeyondLimits(t *testing.T) {
 }
 
 // TestDefaultKernelsDocumented pins the docs' names of the default kernels'
-// tiles (chooseTile's big tile and the first of RowsTiles, which the H200
+// tiles (chooseTile's big and small tiles and the first of RowsTiles, which the H200
 // sweep chose) to the code: a change of either default fails here until
 // docs/gpu.md and docs/performance.md say it.
 func TestDefaultKernelsDocumented(t *testing.T) {
@@ -179,12 +179,17 @@ func TestDefaultKernelsDocumented(t *testing.T) {
 	if parsed, err := parseTile(bigName, 16384); err != nil || parsed != chooseTile(16*1024, 1152, 384) {
 		t.Fatalf("the docs' big tile %s (%v, %v) is not chooseTile's %v", bigName, parsed, err, chooseTile(16*1024, 1152, 384))
 	}
+	// The small tile (1 x 256's matmuls).
+	const smallName = "32x32x16x4x4nw4c2"
+	if parsed, err := parseTile(smallName, 16384); err != nil || parsed != chooseTile(256, 1152, 384) {
+		t.Fatalf("the docs' small tile %s (%v, %v) is not chooseTile's %v", smallName, parsed, err, chooseTile(256, 1152, 384))
+	}
 	for _, doc := range []string{"../../docs/gpu.md", "../../docs/performance.md"} {
 		b, err := os.ReadFile(doc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{bigName, RowsTiles[0]} {
+		for _, name := range []string{bigName, smallName, RowsTiles[0]} {
 			if !strings.Contains(string(b), "`"+name+"`") {
 				t.Errorf("%s does not name the default tile `%s`", doc, name)
 			}

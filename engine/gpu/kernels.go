@@ -86,6 +86,11 @@ var (
 	tile128nc2   = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true, CL: 2}}
 	tile128nw8c2 = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, Nest: true, WX: 8, CL: 2}}
 	tile32dbnw4  = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, Nest: true, WX: 4}, DB: true}
+	// tile32nw4c2 is tile32 nested, in warp tiles 4 threads wide, with two
+	// invocations per loaded row: the same FMAs in the same order (bit for
+	// bit), 0.954x and 0.908x the 1 x 256 forward of tile32 in two H200
+	// sweeps (docs/performance.md); chooseTile's small tile.
+	tile32nw4c2 = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, Nest: true, WX: 4, CL: 2}}
 	// Sliced K (Options.MatmulTile's suffix kN; shaders.MatmulTiling.KW),
 	// knob values: tile32 with 4 slices of 64 threads (16 KiB: 4 of K
 	// tiles, 12 of the partial sums), and double-buffered, nested, warp
@@ -93,7 +98,7 @@ var (
 	tile32k4      = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, KW: 4}}
 	tile32dbnw4k2 = matmulTile{MatmulTiling: shaders.MatmulTiling{BM: 32, BN: 32, BK: 16, TM: 4, TN: 4, Nest: true, WX: 4, KW: 2}, DB: true}
 	// matmulTiles are the tilings the tests cover.
-	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db, tile128nw8c2, tile32dbnw4, tile128nc2, tile32k4, tile32dbnw4k2}
+	matmulTiles = []matmulTile{tile128, tile128x64, tile64, tile32, tile128db, tile64db, tile32db, tile128x16db, tile128nw8c2, tile32dbnw4, tile128nc2, tile32k4, tile32dbnw4k2, tile32nw4c2}
 )
 
 func (t matmulTile) db() matmulTile { t.DB = true; return t }
@@ -189,7 +194,8 @@ func (d *device) shmax() int { return d.caps.shmax }
 // chooseTile picks 128x128 (8x8 per thread, BK 8; nested shared tiles,
 // two invocations per loaded row: tile128nc2) where that still gives
 // at least 256 workgroups, else 64x64 where that gives at least 128 (about
-// one per streaming multiprocessor of a large GPU), else 32x32: on the H100
+// one per streaming multiprocessor of a large GPU), else 32x32 (nested, warp
+// tiles 4 wide, two invocations per loaded row: tile32nw4c2): on the H100
 // the 128x128 tile was the fastest for every trunk matmul of the 16 x 1024
 // forward, N = 384 (384 workgroups) included, and small batches (1 x 256:
 // 24 workgroups of 64x64 for N = 384) leave most of the GPU idle
@@ -200,10 +206,10 @@ func chooseTile(M, N, K int) matmulTile {
 	switch {
 	case tile128nc2.unrolls(N, K) && wgs(tile128nc2) >= 256:
 		return tile128nc2
-	case wgs(tile64) >= 128 || !tile32.unrolls(N, K):
+	case wgs(tile64) >= 128 || !tile32nw4c2.unrolls(N, K):
 		return tile64
 	}
-	return tile32
+	return tile32nw4c2
 }
 
 // tileSyntax is Options.MatmulTile's grammar, for error messages.
