@@ -49,10 +49,8 @@
 // successor's more (slot record: n, off, workgroups before), every thread
 // testing a few records at once (wave). A slot past the planned waves is a
 // dispatch of zero workgroups. With direct = 1 (Options.WaveDispatch
-// "direct") each slot is instead a direct dispatch of a fixed grid (B·T
-// workgroups, at most engine/gpu's DirectWaveGrid, each walking the wave's
-// positions in strides of the grid) with its own params (slot), and runs
-// that slot's wave: through
+// "direct") each slot is instead a direct dispatch of the batch's B·T
+// workgroups with its own params (slot), and runs that slot's wave: through
 // Dawn an indirect dispatch costs far more than a direct one (measured:
 // docs/gpu.md, "The sampler-head waves").
 // CPU twin: engine/cpu's sampler head (SamplerLogits) and internal/step
@@ -303,7 +301,7 @@ fn sum_parts(o: u32, sp: Split) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
-  let r0 = wg.x + wg.y * nwg.x;
+  let r = wg.x + wg.y * nwg.x;
   let C = P.C;
   let V = P.V;
   let vec = P.vec_at;
@@ -330,7 +328,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var w: vec2<u32>;
   if (P.direct == 1u) {
     // A direct dispatch (engine/gpu's Options.WaveDispatch "direct"): slot
-    // P.slot's wave, on a fixed grid (below).
+    // P.slot's wave, on a grid of the batch's positions; the workgroups
+    // past the wave's n return at once.
     if (t == 0u) {
       let rec = P.slot_at + SLOT_WORDS * P.slot;
       WAVE = vec2<u32>(atomicLoad(&WS[rec]), atomicLoad(&WS[rec + 1u]));
@@ -343,116 +342,110 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     w = wave(workgroupUniformLoad(&TICKET), t);
   }
-  // The workgroups walk the wave's positions r0, r0 + G, ... (G: the
-  // grid's workgroups). An indirect dispatch's grid is its wave, one
-  // position each; a direct one's may be smaller than its wave
-  // (engine/gpu's DirectWaveGrid), and its workgroups past the wave's
-  // n return at once.
-  let G = nwg.x * nwg.y;
-  for (var r = r0; r < w.x; r += G) {
-    let lr = 0u;
-    let e = LIST[w.y + r];
-    let pos = e & LIST_POS;
-    var z: array<f32, PER>;  // the thread's elements of the vector at hand
-    for (var i = 0u; i < PER; i++) {
-      let c = t + i * WG;
-      if (c < C) {
-        z[i] = HW[pos * C + c];
-      }
+  if (r >= w.x) {
+    return;
+  }
+  let lr = 0u;
+  let e = LIST[w.y + r];
+  let pos = e & LIST_POS;
+  var z: array<f32, PER>;  // the thread's elements of the vector at hand
+  for (var i = 0u; i < PER; i++) {
+    let c = t + i * WG;
+    if (c < C) {
+      z[i] = HW[pos * C + c];
     }
-    let tp = pos % P.T;
-    var left = NONE;
-    var right = NONE;
-    if (tp > 0u) {
-      left = neighbour(pos - 1u, (e & LIST_LEFT) != 0u);
-    }
-    if (tp + 1u < P.T) {
-      right = neighbour(pos + 1u, (e & LIST_RIGHT) != 0u);
-    }
+  }
+  let tp = pos % P.T;
+  var left = NONE;
+  var right = NONE;
+  if (tp > 0u) {
+    left = neighbour(pos - 1u, (e & LIST_LEFT) != 0u);
+  }
+  if (tp + 1u < P.T) {
+    right = neighbour(pos + 1u, (e & LIST_RIGHT) != 0u);
+  }
 
-    // mlp.0-2: y1 = LN1(SiLU(HW[pos] + LR[left] + LR[V + right] + b0)).
-    var s = 0.0;
-    for (var i = 0u; i < PER; i++) {
-      let c = t + i * WG;
-      if (c < C) {
-        var y = z[i];
-        if (left != NONE) {
-          y += tab(lr + left * C + c);
-        }
-        if (right != NONE) {
-          y += tab(lr + (V + right) * C + c);
-        }
-        z[i] = silu(y + b0[i]);
-        s += z[i];
+  // mlp.0-2: y1 = LN1(SiLU(HW[pos] + LR[left] + LR[V + right] + b0)).
+  var s = 0.0;
+  for (var i = 0u; i < PER; i++) {
+    let c = t + i * WG;
+    if (c < C) {
+      var y = z[i];
+      if (left != NONE) {
+        y += tab(lr + left * C + c);
       }
-    }
-    let mean1 = reduce_sum(s, t) / f32(C);
-    var q = 0.0;
-    for (var i = 0u; i < PER; i++) {
-      if (t + i * WG < C) {
-        let d = z[i] - mean1;
-        q += d * d;
+      if (right != NONE) {
+        y += tab(lr + (V + right) * C + c);
       }
+      z[i] = silu(y + b0[i]);
+      s += z[i];
     }
-    let rstd1 = 1.0 / sqrt(reduce_sum(q, t) / f32(C) + P.eps);
-    for (var i = 0u; i < PER; i++) {
-      let c = t + i * WG;
-      if (c < C) {
-        H[X0 + c] = (z[i] - mean1) * rstd1 * g1[i] + e1[i];
-      }
+  }
+  let mean1 = reduce_sum(s, t) / f32(C);
+  var q = 0.0;
+  for (var i = 0u; i < PER; i++) {
+    if (t + i * WG < C) {
+      let d = z[i] - mean1;
+      q += d * d;
     }
-    workgroupBarrier();
+  }
+  let rstd1 = 1.0 / sqrt(reduce_sum(q, t) / f32(C) + P.eps);
+  for (var i = 0u; i < PER; i++) {
+    let c = t + i * WG;
+    if (c < C) {
+      H[X0 + c] = (z[i] - mean1) * rstd1 * g1[i] + e1[i];
+    }
+  }
+  workgroupBarrier();
 
-    // mlp.3-5: y2 = LN2(SiLU(W3 · y1 + b3)), in place of y1 (spent once
-    // matvec returns).
-    let s3 = split(C);
-    matvec(P.w3_at / 4u, s3, t);
-    s = 0.0;
-    for (var i = 0u; i < PER; i++) {
-      let o = t + i * WG;
-      if (o < C) {
-        z[i] = silu(sum_parts(o, s3) + b3[i]);
-        s += z[i];
-      }
+  // mlp.3-5: y2 = LN2(SiLU(W3 · y1 + b3)), in place of y1 (spent once
+  // matvec returns).
+  let s3 = split(C);
+  matvec(P.w3_at / 4u, s3, t);
+  s = 0.0;
+  for (var i = 0u; i < PER; i++) {
+    let o = t + i * WG;
+    if (o < C) {
+      z[i] = silu(sum_parts(o, s3) + b3[i]);
+      s += z[i];
     }
-    let mean2 = reduce_sum(s, t) / f32(C);
-    q = 0.0;
-    for (var i = 0u; i < PER; i++) {
-      if (t + i * WG < C) {
-        let d = z[i] - mean2;
-        q += d * d;
-      }
+  }
+  let mean2 = reduce_sum(s, t) / f32(C);
+  q = 0.0;
+  for (var i = 0u; i < PER; i++) {
+    if (t + i * WG < C) {
+      let d = z[i] - mean2;
+      q += d * d;
     }
-    let rstd2 = 1.0 / sqrt(reduce_sum(q, t) / f32(C) + P.eps);
-    for (var i = 0u; i < PER; i++) {
-      let o = t + i * WG;
-      if (o < C) {
-        H[X0 + o] = (z[i] - mean2) * rstd2 * g2[i] + e2[i];
-      }
+  }
+  let rstd2 = 1.0 / sqrt(reduce_sum(q, t) / f32(C) + P.eps);
+  for (var i = 0u; i < PER; i++) {
+    let o = t + i * WG;
+    if (o < C) {
+      H[X0 + o] = (z[i] - mean2) * rstd2 * g2[i] + e2[i];
     }
-    workgroupBarrier();
+  }
+  workgroupBarrier();
 
-    // output_head: the logits, divided by the temperature for the draw.
-    let so = split(V);
-    matvec(P.wo_at / 4u, so, t);
-    for (var v = t; v < V; v += WG) {
-      let acc = sum_parts(v, so);
-      if (DUMP_AT > 0u) {
-        PRED[DUMP_AT + r * V + v] = bitcast<u32>(acc);
-      }
-      PR[v] = acc / P.temperature;
+  // output_head: the logits, divided by the temperature for the draw.
+  let so = split(V);
+  matvec(P.wo_at / 4u, so, t);
+  for (var v = t; v < V; v += WG) {
+    let acc = sum_parts(v, so);
+    if (DUMP_AT > 0u) {
+      PRED[DUMP_AT + r * V + v] = bitcast<u32>(acc);
     }
-    workgroupBarrier();
+    PR[v] = acc / P.temperature;
+  }
+  workgroupBarrier();
 
-    let id = draw_row(pos, t);
-    if (t == 0u) {
-      if (id == NONE) {
-        PRED[pos] = P.mask;
-        atomicMin(&ERR[ERR_DRAW], pos);
-      } else {
-        PRED[pos] = id;
-      }
+  let id = draw_row(pos, t);
+  if (t == 0u) {
+    if (id == NONE) {
+      PRED[pos] = P.mask;
+      atomicMin(&ERR[ERR_DRAW], pos);
+    } else {
+      PRED[pos] = id;
     }
-    workgroupBarrier(); // the next position reuses the workgroup arrays
   }
 }

@@ -42,31 +42,19 @@ const WaveSlots = 1024
 
 // BrowserDirectPositions and BrowserDirectWaveSlots: in the js/wasm build,
 // with Options.WaveDispatch auto, a loop of at most BrowserDirectPositions
-// positions (B·T) dispatches its waves directly (each slot a grid of
-// min(B·T, DirectWaveGrid) workgroups, those past the wave's returning at
-// once) with
+// positions (B·T) dispatches its waves directly (each slot a grid of B·T
+// workgroups, those past the wave's returning at once) with
 // BrowserDirectWaveSlots slots by default, since Dawn's indirect dispatches
 // are dear: on an H200 through Dawn the small job (1 x 256 x 15, sampler
 // head) took 0.184 s indirect with 16 slots, 0.079 s direct with 16, 0.075
 // with 64 and 0.054 with 256, in one command (natively direct was slower,
 // 0.040 against 0.036 s: natively waves stay indirect). Larger loops keep
-// indirect dispatches and BrowserWaveSlots (their waves are larger than a
-// direct slot's grid more often; not measured).
+// indirect dispatches and BrowserWaveSlots: a direct slot's grid grows with
+// B·T.
 const (
 	BrowserDirectPositions = 1024
 	BrowserDirectWaveSlots = 256
-	// DirectWaveGrid bounds a direct wave slot's grid (workgroups): a
-	// wave of more positions has its workgroups walk them in strides of
-	// the grid. Each empty workgroup of a slot costs the GPU a launch: at
-	// 1 x 256 a grid of B·T = 256 workgroups per slot made the small job's
-	// waves 24.5 ms on the H200 through Dawn against 11.8 ms natively
-	// (indirect); a wave of the small job has about 9 positions.
-	DirectWaveGrid = 64
 )
-
-// directWaveGrid is DirectWaveGrid, lowered by tests so that a wave has
-// more positions than its grid.
-var directWaveGrid = DirectWaveGrid
 
 // waveMode is how this loop dispatches its waves: the slots an iteration
 // records without a read, and whether as direct dispatches.
@@ -785,10 +773,8 @@ func (l *Loop) slotOps(o *ops, it, slots int) {
 	w, p, err := l.waveOp(it, slots)
 	if _, direct := l.waveMode(); direct {
 		// Options.WaveDispatch "direct": the slot in the params (so each
-		// slot has its own params and bind group), a grid of at most
-		// DirectWaveGrid workgroups (each walks the wave's positions in
-		// strides of the grid).
-		grid := l.n.d.grid(uint64(min(l.N, directWaveGrid)))
+		// slot has its own params and bind group), a grid of every position.
+		grid := l.n.d.grid(uint64(l.N))
 		p.Direct = 1
 		for i := 0; i < slots; i++ {
 			y := w

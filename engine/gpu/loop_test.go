@@ -340,14 +340,7 @@ func TestDeviceLoopWaveSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer oneDirect.Close()
-	type run struct {
-		be   *Backend
-		grid int // directWaveGrid for the direct dispatches
-	}
-	// grid 2: a direct slot's workgroups walk their wave's positions in
-	// strides of 2 (samplerwave.wgsl's loop).
-	for _, rn := range []run{{testBackend(t), DirectWaveGrid}, {one, DirectWaveGrid}, {direct, DirectWaveGrid}, {direct, 2}, {oneDirect, DirectWaveGrid}, {oneDirect, 2}} {
-		be := rn.be
+	for _, be := range []*Backend{testBackend(t), one, direct, oneDirect} {
 		slots := be.d.waveSlots
 		for _, c := range []struct {
 			name string
@@ -360,9 +353,7 @@ func TestDeviceLoopWaveSlots(t *testing.T) {
 				o.Compat.GlobalBootstrap, o.Compat.WaveCap, o.Remasking = true, true, sampler.RemaskCritic
 			}},
 		} {
-			t.Run(fmt.Sprintf("slots%d/dispatch=%q/grid%d/%s", slots, be.d.waveDispatch, rn.grid, c.name), func(t *testing.T) {
-				directWaveGrid = rn.grid
-				defer func() { directWaveGrid = DirectWaveGrid }()
+			t.Run(fmt.Sprintf("slots%d/dispatch=%q/%s", slots, be.d.waveDispatch, c.name), func(t *testing.T) {
 				net, err := be.Load(context.Background(), c.m)
 				if err != nil {
 					t.Fatal(err)

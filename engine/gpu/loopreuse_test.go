@@ -142,7 +142,6 @@ func TestWaveDispatchDocumented(t *testing.T) {
 		"../../docs/gpu.md": {
 			fmt.Sprintf("`BrowserDirectPositions` = %d positions", BrowserDirectPositions),
 			fmt.Sprintf("`BrowserDirectWaveSlots` = %d slots", BrowserDirectWaveSlots),
-			fmt.Sprintf("`DirectWaveGrid` = %d", DirectWaveGrid),
 		},
 		"../../docs/cli.md": {
 			fmt.Sprintf("`direct` for at most %d positions", BrowserDirectPositions),
