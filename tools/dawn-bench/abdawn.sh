@@ -14,16 +14,11 @@ HERE="$ROOT/tools/dawn-bench"
 [ $# -eq 3 ] || { echo "usage: $0 OLD.wasm.xz NEW.wasm.xz MODEL" >&2; exit 2; }
 CARRY=${CARRY:-$ROOT/.devf16}
 W=${W:-/tmp/abdawn}
-rm -rf "$W" && mkdir -p "$W/node_modules/webgpu/dist/linux-x64"
-unxz() { if command -v xz >/dev/null 2>&1; then xz -dc "$1" >"$2"; else python3 -c 'import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"), 1 << 20)' "$1" "$2"; fi; }
-unxz "$CARRY/node.xz" "$W/node"
-unxz "$CARRY/dawn.node.xz" "$W/node_modules/webgpu/dist/linux-x64/dawn.node"
+rm -rf "$W" && mkdir -p "$W"
+. "$HERE/carry.sh"
+unpack_dawn "$CARRY" "$W"
 unxz "$1" "$W/old.wasm"
 unxz "$2" "$W/new.wasm"
-tar xf "$CARRY/webgpu.tar" -C "$W/node_modules/webgpu"
-cp "$CARRY/wasm_exec_node.js" "$ROOT/tools/dawn-go-test/preload.cjs" "$W/"
-cp "$CARRY/wasm_exec.js" "$W/" 2>/dev/null || true
-chmod +x "$W/node"
 . "$HERE/vulkan-env.sh"
 vulkan_env "$CARRY/gl" || exit 2
 ICD=()
@@ -31,7 +26,7 @@ ICD=()
 for side in old new; do
 	cat >"$W/$side" <<SH
 #!/usr/bin/env bash
-exec env ${ICD[*]} WEBGPU_MODULE="$W/node_modules/webgpu" XDG_RUNTIME_DIR="\${XDG_RUNTIME_DIR:-$W}" "$W/node" --require "$W/preload.cjs" "$W/wasm_exec_node.js" "$W/$side.wasm" "\$@"
+exec env ${ICD[*]} WEBGPU_MODULE="$W/node_modules/webgpu" XDG_RUNTIME_DIR="\${XDG_RUNTIME_DIR:-$W}" "$W/bin/node" --require "$W/preload.cjs" "$W/wasm_exec_node.js" "$W/$side.wasm" "\$@"
 SH
 	chmod +x "$W/$side"
 done

@@ -37,23 +37,14 @@ elapsed() { echo $(($(date +%s) - START)); }
 for f in node.xz dawn.node.xz webgpu.tar wasm_exec_node.js remask-cli.wasm.xz gpu.test.wasm.xz vkmask/libvkmask.so vkmask/vkmask.json; do
 	[ -e "$CARRY/$f" ] || { echo "== f16: $CARRY/$f is missing (tools/dawn-bench/pack.sh f16)"; exit 2; }
 done
-rm -rf "$W" && mkdir -p "$W/bin" "$W/node_modules/webgpu/dist/linux-x64" "$R"
-unxz() {
-	if command -v xz >/dev/null 2>&1; then xz -dc "$1" >"$2"; else
-		python3 -c 'import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"), 1 << 20)' "$1" "$2"
-	fi
-}
-unxz "$CARRY/node.xz" "$W/bin/node" &
-unxz "$CARRY/dawn.node.xz" "$W/node_modules/webgpu/dist/linux-x64/dawn.node" &
+rm -rf "$W" && mkdir -p "$W/bin" "$R"
+. "$HERE/carry.sh"
+unpack_dawn "$CARRY" "$W" &
 unxz "$CARRY/remask-cli.wasm.xz" "$W/bin/remask-cli.wasm" &
 unxz "$CARRY/gpu.test.wasm.xz" "$W/bin/gpu.test.wasm" &
 wait
-tar xf "$CARRY/webgpu.tar" -C "$W/node_modules/webgpu"
-cp "$CARRY/wasm_exec_node.js" "$W/"
-cp "$CARRY/wasm_exec.js" "$W/" 2>/dev/null || true
-cp "$ROOT/tools/dawn-go-test/preload.cjs" "$HERE"/adapter.mjs "$HERE"/f16sum.mjs "$W/"
+cp "$HERE"/adapter.mjs "$HERE"/f16sum.mjs "$W/"
 echo '{"name":"f16bench","private":true,"type":"commonjs"}' >"$W/package.json"
-chmod +x "$W/bin/node"
 NODE=$W/bin/node
 echo "== unpacked in $(elapsed) s; node $("$NODE" --version)"
 . "$HERE/vulkan-env.sh"

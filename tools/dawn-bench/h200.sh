@@ -42,26 +42,18 @@ echo "== dawn-bench: carry $CARRY, budget ${BUDGET} s, SMALL=$SMALL, $(date -u +
 for f in node.xz dawn.node.xz webgpu.tar remask.xz remask-cli.wasm.xz remask-pkg.tgz wasm_exec_node.js wasm_exec.js model.safetensors.xz; do
 	[ -e "$CARRY/$f" ] || { echo "== dawn-bench: $CARRY/$f is missing (run tools/dawn-bench/pack.sh on the build machine)"; exit 2; }
 done
-rm -rf "$W" && mkdir -p "$W/bin" "$W/node_modules/webgpu/dist/linux-x64" "$W/node_modules/remask" "$R"
-
-# unxz SRC DST: xz when there is one, else Python's lzma.
-unxz() {
-	if command -v xz >/dev/null 2>&1; then xz -dc "$1" >"$2"; else
-		python3 -c 'import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"), 1 << 20)' "$1" "$2"
-	fi
-}
-unxz "$CARRY/node.xz" "$W/bin/node" &
-unxz "$CARRY/dawn.node.xz" "$W/node_modules/webgpu/dist/linux-x64/dawn.node" &
+rm -rf "$W" && mkdir -p "$W/bin" "$W/node_modules/remask" "$R"
+. "$HERE/carry.sh"
+unpack_dawn "$CARRY" "$W" &
 unxz "$CARRY/remask.xz" "$W/bin/remask" &
 unxz "$CARRY/remask-cli.wasm.xz" "$W/bin/remask-cli.wasm" &
 unxz "$CARRY/model.safetensors.xz" "$W/model.safetensors" &
 wait
-tar xf "$CARRY/webgpu.tar" -C "$W/node_modules/webgpu"
 tar xzf "$CARRY/remask-pkg.tgz" -C "$W/node_modules/remask" --strip-components=1
-cp "$CARRY/wasm_exec_node.js" "$CARRY/wasm_exec.js" "$ROOT/tools/dawn-go-test/preload.cjs" "$HERE"/*.mjs "$W/"
+cp "$HERE"/*.mjs "$W/"
 # Go's wasm_exec*.js are CommonJS; the scripts here are .mjs.
 echo '{"name":"dawnbench","private":true,"type":"commonjs"}' >"$W/package.json"
-chmod +x "$W/bin/node" "$W/bin/remask"
+chmod +x "$W/bin/remask"
 NODE=$W/bin/node
 M=$W/model.safetensors
 echo "== unpacked in $(elapsed) s: $(du -sh "$W" | cut -f1) in $W; node $("$NODE" --version)"
