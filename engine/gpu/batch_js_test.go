@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/remask/remask/engine"
 	"github.com/remask/remask/engine/model"
 	"github.com/remask/remask/engine/sampler"
 )
@@ -68,7 +67,7 @@ func TestBatchedDispatches(t *testing.T) {
 			defer sn.(*Net).Close()
 			o := sampler.Defaults()
 			o.NumSamples, o.SequenceLength, o.Iterations, o.Seed = 1, 32, 3, 3
-			res, err := sampler.Generate(ctx, sampler.Models{LM: sn.(engine.Net)}, o, nil)
+			res, err := sampler.Generate(ctx, sampler.Models{LM: sn}, o, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -71,6 +71,8 @@ type platform struct {
 	reg, runPass, cmds, cmds32 js.Value
 	regN                       uint32   // reg's length
 	regFree                    []uint32 // reg's unused indices
+	regRetired                 []uint32 // released since the last submission (see unregister)
+	unflushed                  int      // recorders holding commands not yet flushed
 	passCalls                  int      // runPass calls (tests: the batched path ran)
 
 	// pending are the error scopes' promises of submissions not yet
@@ -132,12 +134,28 @@ func (p *platform) register(v js.Value) uint32 {
 	return i
 }
 
-// unregister drops reg's reference to an object that is gone.
+// unregister drops reg's reference to an object that is gone, at the next
+// submission: a recorder's unflushed commands may still name the index (a
+// program's bind groups can be released while another program records into
+// the same recorder), and every recorder flushes before it submits.
 func (p *platform) unregister(i uint32) {
 	if p != nil && p.reg.Truthy() {
+		p.regRetired = append(p.regRetired, i)
+	}
+}
+
+// retire frees the indices released before this submission, unless another
+// recorder (another goroutine's, waiting in an error scope) still holds
+// unflushed commands.
+func (p *platform) retire() {
+	if p.unflushed > 0 {
+		return
+	}
+	for _, i := range p.regRetired {
 		p.reg.SetIndex(int(i), js.Undefined())
 		p.regFree = append(p.regFree, i)
 	}
+	p.regRetired = p.regRetired[:0]
 }
 
 // await waits for a promise (jsutil.Await); a rejection becomes an error
@@ -427,6 +445,7 @@ func (r *recorder) dispatch(pl *pipeline, bg *bindGroup, x, y, z uint32) {
 		r.beginPass()
 	}
 	if r.batched() {
+		r.hold()
 		r.cmds = appendWords(r.cmds, 0, pl.ri, bg.ri, x, y, z)
 		return
 	}
@@ -441,12 +460,20 @@ func (r *recorder) dispatchIndirect(pl *pipeline, bg *bindGroup, args *buffer, o
 		r.beginPass()
 	}
 	if r.batched() && args.p != nil {
+		r.hold()
 		r.cmds = appendWords(r.cmds, 1, pl.ri, bg.ri, args.ri, uint32(off), uint32(off>>32))
 		return
 	}
 	r.pass.Call("setPipeline", pl.v)
 	r.pass.Call("setBindGroup", 0, bg.v)
 	r.pass.Call("dispatchWorkgroupsIndirect", args.v, float64(off))
+}
+
+// hold counts the recorder among those with unflushed commands (retire).
+func (r *recorder) hold() {
+	if len(r.cmds) == 0 {
+		r.p.unflushed++
+	}
 }
 
 func appendWords(b []byte, w ...uint32) []byte {
@@ -471,6 +498,7 @@ func (r *recorder) flush() {
 	p.runPass.Invoke(r.pass, p.reg, p.cmds32, len(r.cmds)/4)
 	p.passCalls++
 	r.cmds = r.cmds[:0]
+	p.unflushed--
 }
 
 // beginPass begins the compute pass, with the timestamp writes of a pending
@@ -573,6 +601,7 @@ func (r *recorder) submit() error {
 	p.dev.Call("pushErrorScope", "validation")
 	cb := r.enc.Call("finish")
 	p.queue.Call("submit", []any{cb})
+	p.retire()
 	v := p.dev.Call("popErrorScope")
 	p.pending = append(p.pending, pendingScope{validation: v, oom: p.dev.Call("popErrorScope")})
 	if len(p.pending) > maxPendingScopes {
