@@ -8,9 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"testing"
-	"time"
 	"unsafe"
 
 	"github.com/cogentcore/webgpu/wgpu"
@@ -111,29 +109,5 @@ func TestCancelledReadbackDestroysStaging(t *testing.T) {
 		if dst[i] != want[i] {
 			t.Fatalf("logits[%d] = %v after a cancelled readback, %v before", i, dst[i], want[i])
 		}
-	}
-}
-
-// TestPollSleep pins pollUntil's sleeps: from 20 µs doubling, never above
-// pollFineSleep while the wait is shorter than pollFineFor (a small
-// generation's final read is seen at most 100 µs late), then up to
-// pollMaxSleep.
-func TestPollSleep(t *testing.T) {
-	var got []time.Duration
-	s := time.Duration(0)
-	for _, waited := range []time.Duration{2, 3, 4, 5, 6, 10, 49} {
-		s = pollSleep(waited*time.Millisecond, s)
-		got = append(got, s)
-	}
-	want := []time.Duration{20 * time.Microsecond, 40 * time.Microsecond, 80 * time.Microsecond, 100 * time.Microsecond, 100 * time.Microsecond, 100 * time.Microsecond, 100 * time.Microsecond}
-	if !slices.Equal(got, want) {
-		t.Fatalf("sleeps in the first 50 ms: %v, want %v", got, want)
-	}
-	for _, waited := range []time.Duration{50, 60, 70, 80, 500} {
-		s = pollSleep(waited*time.Millisecond, s)
-		got = append(got, s)
-	}
-	if want := []time.Duration{200 * time.Microsecond, 400 * time.Microsecond, 800 * time.Microsecond, time.Millisecond, time.Millisecond}; !slices.Equal(got[7:], want) {
-		t.Fatalf("sleeps after 50 ms: %v, want %v", got[7:], want)
 	}
 }

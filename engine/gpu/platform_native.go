@@ -619,11 +619,10 @@ func (r *recorder) submit() error {
 // busy cores; that was the segfault inside libvulkan_lvp.so. Instead we poll
 // without blocking (Poll(false) reads the fence and triages only what really
 // finished): back to back for the first pollSpin, which covers a fast GPU
-// without adding latency, then with sleeps (pollSleep) that stay short while
-// the wait is short and grow to pollMaxSleep on long ones.
+// without adding latency, then with sleeps growing to pollMaxSleep.
 func (p *platform) pollUntil(ctx context.Context, done <-chan struct{}) error {
 	start := time.Now()
-	var sleep time.Duration
+	sleep := 20 * time.Microsecond
 	for {
 		p.dev.Poll(false, nil)
 		select {
@@ -641,33 +640,15 @@ func (p *platform) pollUntil(ctx context.Context, done <-chan struct{}) error {
 			runtime.Gosched()
 			continue
 		}
-		sleep = pollSleep(time.Since(start), sleep)
 		time.Sleep(sleep)
+		sleep = min(2*sleep, pollMaxSleep)
 	}
 }
 
 const (
-	pollSpin      = 2 * time.Millisecond
-	pollFineFor   = 50 * time.Millisecond
-	pollFineSleep = 100 * time.Microsecond
-	pollMaxSleep  = time.Millisecond
+	pollSpin     = 2 * time.Millisecond
+	pollMaxSleep = time.Millisecond
 )
-
-// pollSleep is pollUntil's next sleep after waiting waited with the last
-// sleep prev: doubling from 20 µs, at most pollFineSleep while the wait is
-// under pollFineFor, then at most pollMaxSleep. A completion is seen up to
-// one sleep late: with sleeps growing to 1 ms from the start, a small
-// generation's final read (a wait of 10 to 25 ms) was seen about 0.5 ms late
-// on average; capped at 100 µs it costs about 10 000 Poll(false) calls a
-// second during such short waits, and long waits (a standard generation's
-// 0.5 s) still sleep up to 1 ms.
-func pollSleep(waited, prev time.Duration) time.Duration {
-	next := max(20*time.Microsecond, min(2*prev, pollMaxSleep))
-	if waited < pollFineFor {
-		next = min(next, pollFineSleep)
-	}
-	return next
-}
 
 // read maps staging (which a submitted copy filled) and copies len(dst)
 // bytes out of it. After a cancelled wait the buffer is left pending and
