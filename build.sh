@@ -306,7 +306,7 @@ dawn_go_test() {
 	fi
 	log "Dawn GPU tests: engine/gpu in js/wasm under Node + Dawn on SwiftShader (tools/dawn-go-test)"
 	REMASK_WANT_SUBGROUPS=1 VK_ICD_FILENAMES="$icd" WEBGPU_MODULE="$PWD/tools/dawn-go-test/node_modules/webgpu" \
-		tools/dawn-go-test/run.sh -test.run 'TestSubgroupReductions|TestGolden$|TestPipelinesDefaultLimits|TestLoopKernels$/sampler-wave|TestWaveModeAuto|TestBatchedDispatches'
+		tools/dawn-go-test/run.sh -test.run 'TestSubgroupReductions|TestGolden$|TestPipelinesDefaultLimits|TestLoopKernels$/sampler-wave|TestWaveModeAuto|TestBatchedDispatches|TestDeviceLoopNaNCritic'
 	log "vkmask: the measurement layer that lets Dawn offer shader-f16 on NVIDIA (tools/dawn-bench/vkmask/test.sh)"
 	VK_ICD_FILENAMES="$icd" WEBGPU_MODULE="$PWD/tools/dawn-go-test/node_modules/webgpu" tools/dawn-bench/vkmask/test.sh
 }

@@ -111,6 +111,10 @@ type LoopMetrics struct {
 	// none). Nil without a critic.
 	CriticMean, CriticP10, CriticP50, CriticP90 []float64
 	CriticN                                     []int
+	// CriticNonFinite per row: how many of those positions have a NaN or
+	// infinite critic logit (a damaged model; the statistics themselves
+	// need not show it, since a GPU may compute them assuming no NaN).
+	CriticNonFinite []int
 }
 
 // LoopFinish says what Finish computes on the final tokens besides reading

@@ -68,6 +68,7 @@ var wgslEnums = []struct {
 	{"stats.wgsl", "STATS_CRITIC_P50", StatsCriticP50},
 	{"stats.wgsl", "STATS_CRITIC_P90", StatsCriticP90},
 	{"stats.wgsl", "STATS_CRITIC_COUNT", StatsCriticCount},
+	{"stats.wgsl", "STATS_CRITIC_NONFINITE", StatsCriticNonFinite},
 	// matmul.wgsl's activations and weight dtypes (the wload block, spliced
 	// into embednorm.wgsl and gather.wgsl, carries the WEIGHT_* constants).
 	{"matmul.wgsl", "ACT_NONE", ActNone},

@@ -317,6 +317,11 @@ const (
 	StatsCriticP50   = 4
 	StatsCriticP90   = 5
 	StatsCriticCount = 6 // positions the critic statistics cover
+	// StatsCriticNonFinite counts those positions whose critic logit is
+	// NaN or ±Inf, tested on its bits: WGSL lets an implementation assume
+	// that no NaN or infinity occurs, so a NaN need not survive sigmoid and
+	// the sums into the mean (under Dawn it did not).
+	StatsCriticNonFinite = 7
 )
 
 // Family is one kernel family: a .wgsl file, its entry point and the Go twin

@@ -4,7 +4,10 @@
 //             [MASK] of ln(softmax(LOGITS[p])[TOK[p]] + 1e-10); OUT[b, 1] their count
 //   OUT[b, 2..6] with a critic: mean, p10, p50, p90 (linear interpolation
 //             between order statistics, as torch.quantile) of sigmoid(CRIT[p])
-//             over positions that are neither [MASK] nor [PAD]; OUT[b, 6] their count
+//             over positions that are neither [MASK] nor [PAD]; OUT[b, 6] their count;
+//             OUT[b, 7] how many of them have a NaN or infinite critic logit
+//             (tested on the bits: WGSL lets an implementation assume no NaN
+//             or infinity occurs, so a NaN need not reach the mean)
 // The order statistics are exact radix selects (select.wgsl's topk block).
 // Sums are f32 tree reductions (the CPU twin sums in float64).
 // CPU twin: internal/step SelfConfidence and CriticRow.
@@ -38,6 +41,7 @@ const STATS_CRITIC_P10: u32 = 3u;
 const STATS_CRITIC_P50: u32 = 4u;
 const STATS_CRITIC_P90: u32 = 5u;
 const STATS_CRITIC_COUNT: u32 = 6u;  // positions the critic statistics cover
+const STATS_CRITIC_NONFINITE: u32 = 7u;  // of those, critic logits NaN or ±Inf
 
 // include: select.wgsl topk
 
@@ -114,18 +118,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     return;
   }
   var cs = 0.0;
+  var bad = 0.0;
   for (var i = r.x; i < r.y; i++) {
     let p = base + i;
     let tok = TOK[p];
     var key = 0u;
     if (tok != P.mask && tok != P.pad) {
-      let v = sigm(CRIT[p]);
+      let x = CRIT[p];
+      if ((bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u) {
+        bad += 1.0;
+      }
+      let v = sigm(x);
       cs += v;
       key = f32_key(v);
     }
     KEYS[p] = key;
   }
   let csum = sum(cs, t);
+  let nonfinite = sum(bad, t);
   let n = tk_count(base, T, t);
   var q10 = 0.0;
   var q50 = 0.0;
@@ -144,5 +154,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     OUT[o + STATS_CRITIC_P50] = q50;
     OUT[o + STATS_CRITIC_P90] = q90;
     OUT[o + STATS_CRITIC_COUNT] = f32(n);
+    OUT[o + STATS_CRITIC_NONFINITE] = nonfinite;
   }
 }

@@ -1210,7 +1210,7 @@ func (l *Loop) loopMetrics(b []byte, critic bool) *engine.LoopMetrics {
 	if critic {
 		m.CriticMean, m.CriticP10 = make([]float64, l.B), make([]float64, l.B)
 		m.CriticP50, m.CriticP90 = make([]float64, l.B), make([]float64, l.B)
-		m.CriticN = make([]int, l.B)
+		m.CriticN, m.CriticNonFinite = make([]int, l.B), make([]int, l.B)
 	}
 	for r := 0; r < l.B; r++ {
 		m.SelfConfidence[r] = f(r, shaders.StatsSelf)
@@ -1221,6 +1221,7 @@ func (l *Loop) loopMetrics(b []byte, critic bool) *engine.LoopMetrics {
 			m.CriticMean[r], m.CriticP10[r] = f(r, shaders.StatsCriticMean), f(r, shaders.StatsCriticP10)
 			m.CriticP50[r], m.CriticP90[r] = f(r, shaders.StatsCriticP50), f(r, shaders.StatsCriticP90)
 			m.CriticN[r] = int(f(r, shaders.StatsCriticCount))
+			m.CriticNonFinite[r] = int(f(r, shaders.StatsCriticNonFinite))
 		}
 	}
 	return m

@@ -220,11 +220,16 @@ func (g *generation) deviceMetrics(ctx context.Context, m *engine.LoopMetrics) e
 		if c := m.SelfConfidence[b]; !math.IsNaN(c) {
 			g.res.Samples[b].SelfConfidence = &c
 		}
-		if m.CriticN != nil && m.CriticN[b] > 0 && !finite(m.CriticMean[b]) {
+		bad := 0
+		if b < len(m.CriticNonFinite) {
+			bad = m.CriticNonFinite[b]
+		}
+		if m.CriticN != nil && m.CriticN[b] > 0 && (!finite(m.CriticMean[b]) || bad > 0) {
 			// The device loop has no per-value check of the critic
-			// logits (finite.go checks them on the host); a NaN or an
-			// infinity shows in the statistics of the final rows.
-			return fmt.Errorf("%s: the critic head gave non-finite values in sample %d on the device (critic mean %v): the model file is probably damaged (NaN or infinite weights); convert the checkpoint again", g.lmModel.Name(), b, m.CriticMean[b])
+			// logits (finite.go checks them on the host): the metrics
+			// pass counts the final rows' non-finite critic logits by
+			// their bits (a GPU may compute the mean assuming no NaN).
+			return fmt.Errorf("%s: the critic head gave non-finite values in sample %d on the device (%d of %d positions; critic mean %v): the model file is probably damaged (NaN or infinite weights); convert the checkpoint again", g.lmModel.Name(), b, bad, m.CriticN[b], m.CriticMean[b])
 		}
 		if m.CriticN != nil && m.CriticN[b] > 0 {
 			g.res.Samples[b].Critic = &CriticStats{Mean: m.CriticMean[b], P10: m.CriticP10[b], P50: m.CriticP50[b], P90: m.CriticP90[b]}
