@@ -1036,6 +1036,11 @@ func statsRef(tok []uint32, logits, crit []float32, b, T, V int, mask, pad uint3
 		out[shaders.StatsCriticMean], out[shaders.StatsCriticP10], out[shaders.StatsCriticP50] = s.Mean, s.P10, s.P50
 		out[shaders.StatsCriticP90], out[shaders.StatsCriticCount] = s.P90, float64(s.N)
 	}
+	for t, id := range row {
+		if x := float64(crit[b*T+t]); id != int32(mask) && int(id) != p && (math.IsNaN(x) || math.IsInf(x, 0)) {
+			out[shaders.StatsCriticNonFinite]++
+		}
+	}
 	return out
 }
 
@@ -1051,7 +1056,8 @@ func runStats(k *kernelRun, B, T, V int, tok []uint32, logits, crit []float32, m
 		binds: []binding{k.in(tok), k.inF(logits), k.inF(crit), k.out(B*T, nil).bind(), out.bind()}, wg: k.d.grid(uint64(B))}
 	got := k.exec([]op{o}, out)[0]
 	names := map[int]string{shaders.StatsSelf: "self-confidence", shaders.StatsSelfCount: "count", shaders.StatsCriticMean: "critic mean",
-		shaders.StatsCriticP10: "p10", shaders.StatsCriticP50: "p50", shaders.StatsCriticP90: "p90", shaders.StatsCriticCount: "critic count"}
+		shaders.StatsCriticP10: "p10", shaders.StatsCriticP50: "p50", shaders.StatsCriticP90: "p90", shaders.StatsCriticCount: "critic count",
+		shaders.StatsCriticNonFinite: "non-finite critic logits"}
 	for b := 0; b < B; b++ {
 		want := statsRef(tok, logits, crit, b, T, V, mask, pad)
 		g := asF32(got[W*b : W*(b+1)])
@@ -1070,7 +1076,8 @@ func runStats(k *kernelRun, B, T, V int, tok []uint32, logits, crit []float32, m
 
 // checkStats: rows (b%8) with masks and pads, critic values with ties,
 // every position masked, every position padded, one and two eligible
-// positions, and tokens of probability ~1e-17 (where the + 1e-10 matters);
+// positions, tokens of probability ~1e-17 (where the + 1e-10 matters) and
+// infinite critic logits (counted as non-finite);
 // with a pad id, without one, and without a critic.
 func checkStats(k *kernelRun, s shape) {
 	const V, mask, pad = 67, 65, 66
@@ -1107,6 +1114,10 @@ func checkStats(k *kernelRun, s shape) {
 				tok[p] = pad
 				if t == 0 || t == T-1 {
 					tok[p] = uint32(t % (V - 2))
+				}
+			case 7: // infinite critic logits (a damaged model), counted by stats.wgsl's bit test
+				if t%5 == 0 {
+					crit[p] = float32(math.Inf(1 - 2*(t/5%2)))
 				}
 			}
 		}
