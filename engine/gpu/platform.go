@@ -104,7 +104,8 @@ type Options struct {
 	// feature shader-f16 and a shader compiler that accepts f16 WGSL: New
 	// refuses "f16" without either, naming which (docs/gpu.md, "Precision").
 	// "auto" is f32: f16 is to be chosen automatically only where it was
-	// measured to pay, and it has not been measured on a GPU yet.
+	// measured to pay, and on the one GPU it ran on (an H200, through Dawn)
+	// it was slower than f32 (docs/gpu.md, "Precision").
 	Precision string
 	// WaveSlots bounds the sampler-head waves an iteration encodes without
 	// a read: an iteration whose schedule allows at most that many waves

@@ -41,7 +41,7 @@ func limitsOptions(limits, backend string) (gpu.Options, error) {
 }
 
 // precisionHelp is the help of --precision (sample, bench, serve).
-const precisionHelp = "GPU backend arithmetic of the trunk's matmuls: auto | f32 | f16; auto = f32 (f16 is not chosen automatically until measured on a GPU); f16 needs an adapter with shader-f16 and a shader compiler with f16 (not this build's wgpu-native: docs/gpu.md, Precision) and never falls back"
+const precisionHelp = "GPU backend arithmetic of the trunk's matmuls: auto | f32 | f16; auto = f32 (f16 measured slower than f32 on an H200 through Dawn: docs/gpu.md, Precision); f16 needs an adapter with shader-f16 and a shader compiler with f16 (not this build's wgpu-native: docs/gpu.md, Precision) and never falls back"
 
 // precisionOptions checks --precision against --backend: f16 exists only
 // on the GPU backend.

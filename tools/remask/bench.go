@@ -43,6 +43,7 @@ type benchArgs struct {
 	precision  string
 	waveSlots  int
 	waveDisp   string
+	subgroups  string
 	// sampling jobs (bench_loop.go)
 	batch, length, iterations int
 	reps                      int
@@ -72,6 +73,7 @@ func benchFlags() (*flagSet, *benchArgs) {
 	fs.stringVar(&a.attention, "attention", "auto", "auto|tiled|rows", "GPU backend: the attention kernel; tiled is the tiled kernel for head size 64, rows the several-rows-per-thread kernel, which auto runs where a tile fits (else the one-row-per-thread kernel)")
 	fs.stringVar(&a.attnTile, "attention-tile", "", "RxWGxBCxN[pf]", "GPU backend, --attention rows: force this tile (R query rows per thread, WG threads, key tiles of BC keys, N keys at a time; the suffix pf prefetches the next key tile into registers; e.g. 2x64x16x8, 1x64x32x8pf); default: the first that fits the device")
 	fs.stringVar(&a.precision, "precision", "auto", "P", precisionHelp)
+	fs.stringVar(&a.subgroups, "subgroups", "auto", "auto|off", "GPU backend: the subgroup reductions (LayerNorm, the draws): auto uses them where the device offers the subgroups feature (Dawn, browsers; not this build's wgpu-native), off never (docs/gpu.md)")
 	fs.stringVar(&a.waveDisp, "wave-dispatch", "auto", "auto|indirect|direct", "GPU backend, sampler head: how a wave slot is dispatched: indirect (auto), sized by the device's wave plan; direct, a grid of every position with the slot in the params (for runtimes whose indirect dispatches are dear; docs/gpu.md)")
 	fs.intVar(&a.waveSlots, "wave-slots", 0, "N", "GPU backend, sampler head: iterations whose schedule allows at most N waves encode them all and read nothing back; others read their wave count once (0: the default, docs/gpu.md)")
 	fs.boolVar(&a.jsonOut, "json", false, "print JSON instead of a table")
@@ -372,7 +374,7 @@ func (a *benchArgs) gpuOptions() (gpu.Options, error) {
 	if err != nil {
 		return gpu.Options{}, err
 	}
-	o := gpu.Options{MatmulTile: a.matmulTile, MatmulDoubleBuffer: a.matmulDB, Split: a.split, Attention: a.attention, AttentionTile: a.attnTile, Limits: do.Limits, Precision: do.Precision, WaveSlots: a.waveSlots, WaveDispatch: a.waveDisp}
+	o := gpu.Options{MatmulTile: a.matmulTile, MatmulDoubleBuffer: a.matmulDB, Split: a.split, Attention: a.attention, AttentionTile: a.attnTile, Limits: do.Limits, Precision: do.Precision, WaveSlots: a.waveSlots, WaveDispatch: a.waveDisp, Subgroups: a.subgroups}
 	for _, c := range []struct {
 		flag string
 		o    gpu.Options
@@ -383,6 +385,7 @@ func (a *benchArgs) gpuOptions() (gpu.Options, error) {
 		{"attention-tile", gpu.Options{Attention: o.Attention, AttentionTile: o.AttentionTile}},
 		{"wave-slots", gpu.Options{WaveSlots: o.WaveSlots}},
 		{"wave-dispatch", gpu.Options{WaveDispatch: o.WaveDispatch}},
+		{"subgroups", gpu.Options{Subgroups: o.Subgroups}},
 	} {
 		if err := c.o.Check(); err != nil {
 			return gpu.Options{}, flagError(c.flag, "%v", err)
@@ -392,7 +395,7 @@ func (a *benchArgs) gpuOptions() (gpu.Options, error) {
 		for _, f := range []struct {
 			flag string
 			set  bool
-		}{{"matmul-tile", o.MatmulTile != ""}, {"matmul-db", o.MatmulDoubleBuffer}, {"split", len(o.Split) > 0}, {"attention", o.Attention != "auto" && o.Attention != ""}, {"attention-tile", o.AttentionTile != ""}, {"wave-slots", o.WaveSlots != 0}, {"wave-dispatch", o.WaveDispatch != "auto" && o.WaveDispatch != ""}} {
+		}{{"matmul-tile", o.MatmulTile != ""}, {"matmul-db", o.MatmulDoubleBuffer}, {"split", len(o.Split) > 0}, {"attention", o.Attention != "auto" && o.Attention != ""}, {"attention-tile", o.AttentionTile != ""}, {"wave-slots", o.WaveSlots != 0}, {"wave-dispatch", o.WaveDispatch != "auto" && o.WaveDispatch != ""}, {"subgroups", o.Subgroups != "auto" && o.Subgroups != ""}} {
 			if f.set {
 				return gpu.Options{}, flagError(f.flag, "selects a GPU kernel variant; --backend cpu has none (use --backend gpu)")
 			}
