@@ -279,10 +279,13 @@ package_test() {
 }
 
 # dawn_go_test runs engine/gpu's tests of the subgroup reductions, the goldens,
-# the default-limits pipelines and the fused sampler-head wave (its subgroup
-# variant against the CPU backend) and the browser build's choice of wave
+# the default-limits pipelines, the loop's kernels that judge non-finite
+# values (select, remask, stats, the draws) and the fused sampler-head wave
+# (its subgroup variant against the CPU backend; WGSL may assume no NaN, so
+# these checks must hold on Tint as well as naga), the browser build's choice of wave
 # dispatch (TestWaveModeAuto), the batched recording of dispatches
-# (TestBatchedDispatches) compiled to js/wasm under Node with Dawn
+# (TestBatchedDispatches) and the device metrics' damaged-critic check
+# (TestDeviceLoopNaNCritic), compiled to js/wasm under Node with Dawn
 # (webgpu at the package's peer version) on Chromium's SwiftShader ICD (tools/dawn-go-test): the
 # browsers' WebGPU path, where the subgroup variants run (wgpu-native v22 has
 # none). REMASK_WANT_SUBGROUPS=1 makes TestSubgroupReductions fail when the
@@ -306,7 +309,7 @@ dawn_go_test() {
 	fi
 	log "Dawn GPU tests: engine/gpu in js/wasm under Node + Dawn on SwiftShader (tools/dawn-go-test)"
 	REMASK_WANT_SUBGROUPS=1 VK_ICD_FILENAMES="$icd" WEBGPU_MODULE="$PWD/tools/dawn-go-test/node_modules/webgpu" \
-		tools/dawn-go-test/run.sh -test.run 'TestSubgroupReductions|TestGolden$|TestPipelinesDefaultLimits|TestLoopKernels$/sampler-wave|TestWaveModeAuto|TestBatchedDispatches|TestDeviceLoopNaNCritic'
+		tools/dawn-go-test/run.sh -test.run 'TestSubgroupReductions|TestGolden$|TestPipelinesDefaultLimits|TestLoopKernels$/(select|remask|stats|sample)|TestWaveModeAuto|TestBatchedDispatches|TestDeviceLoopNaNCritic'
 	log "vkmask: the measurement layer that lets Dawn offer shader-f16 on NVIDIA (tools/dawn-bench/vkmask/test.sh)"
 	VK_ICD_FILENAMES="$icd" WEBGPU_MODULE="$PWD/tools/dawn-go-test/node_modules/webgpu" tools/dawn-bench/vkmask/test.sh
 }
