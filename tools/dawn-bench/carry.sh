@@ -1,5 +1,6 @@
 # carry.sh: sourced by h200.sh, f16.sh and abdawn.sh on a GPU machine without
-# network, to unpack what pack.sh put in the carry folder.
+# network: unpacking what pack.sh put in the carry folder, and the timed
+# steps of h200.sh and f16.sh.
 
 # unxz SRC DST: xz when there is one, else Python's lzma.
 unxz() {
@@ -24,4 +25,28 @@ unpack_dawn() {
 	cp "$carry/wasm_exec_node.js" "$root/tools/dawn-go-test/preload.cjs" "$w/"
 	[ ! -e "$carry/wasm_exec.js" ] || cp "$carry/wasm_exec.js" "$w/"
 	chmod +x "$w/bin/node"
+}
+
+# step NAME LIMIT OUTFILE CMD...: runs CMD in ROOT with a timeout of LIMIT·SCALE
+# seconds or what is left of BUDGET (counted by the caller's elapsed), its
+# stdout to R/OUTFILE and stderr to R/NAME.err, records it in R/steps.jsonl
+# and prints its status (and the error's tail); a step that would get less
+# than 15 s is skipped, saying so.
+step() {
+	local name=$1 limit=$2 outf=$3 left t s rc
+	shift 3
+	left=$((BUDGET - $(elapsed)))
+	if [ "$left" -lt 15 ]; then
+		echo "{\"step\":\"$name\",\"rc\":\"skipped\",\"seconds\":null}" >>"$R/steps.jsonl"
+		echo "== $name: skipped ($left s of the budget left)"
+		return
+	fi
+	limit=$((limit * SCALE))
+	t=$((limit < left ? limit : left))
+	s=$(date +%s)
+	(cd "$ROOT" && timeout -k 5 "$t" "$@" </dev/null) >"$R/$outf" 2>"$R/$name.err"
+	rc=$?
+	echo "{\"step\":\"$name\",\"rc\":$rc,\"seconds\":$(($(date +%s) - s)),\"limit\":$t}" >>"$R/steps.jsonl"
+	echo "== $name: rc $rc in $(($(date +%s) - s)) s (limit $t s)"
+	[ $rc -eq 0 ] || tail -n 6 "$R/$name.err" | cut -c1-400
 }

@@ -57,24 +57,7 @@ DAWN=(env)
 # MASK: the layer, reporting another vendor (VKMASK_VENDOR_ID's default).
 MASK=(VK_LAYER_PATH="$CARRY/vkmask" VK_INSTANCE_LAYERS=VK_LAYER_REMASK_vkmask VKMASK_VERBOSE=1)
 CLI=("$NODE" --require "$W/preload.cjs" "$W/wasm_exec_node.js" "$W/bin/remask-cli.wasm")
-
-step() { # step NAME LIMIT OUTFILE CMD...
-	local name=$1 limit=$2 outf=$3 left t s rc
-	shift 3
-	left=$((BUDGET - $(elapsed)))
-	if [ "$left" -lt 15 ]; then
-		echo "{\"step\":\"$name\",\"rc\":\"skipped\"}" >>"$R/steps.jsonl"
-		echo "== $name: skipped ($left s of the budget left)"
-		return
-	fi
-	t=$((limit * SCALE < left ? limit * SCALE : left))
-	s=$(date +%s)
-	(cd "$ROOT" && timeout -k 5 "$t" "$@" </dev/null) >"$R/$outf" 2>"$R/$name.err"
-	rc=$?
-	echo "{\"step\":\"$name\",\"rc\":$rc,\"seconds\":$(($(date +%s) - s)),\"limit\":$t}" >>"$R/steps.jsonl"
-	echo "== $name: rc $rc in $(($(date +%s) - s)) s (limit $t s)"
-	[ $rc -eq 0 ] || tail -n 6 "$R/$name.err" | cut -c1-400
-}
+# step (carry.sh) runs each timed step.
 
 M=models/shakespeare.safetensors
 if [ "$SMALL" = 1 ]; then

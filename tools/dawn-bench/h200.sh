@@ -71,27 +71,7 @@ export WEBGPU_MODULE=$W/node_modules/webgpu
 DAWN=(env)
 [ -z "${DAWN_ICD:-}" ] || DAWN=(env VK_ICD_FILENAMES="$DAWN_ICD" VK_DRIVER_FILES="$DAWN_ICD")
 CLI=("${DAWN[@]}" "$NODE" --require "$W/preload.cjs" "$W/wasm_exec_node.js" "$W/bin/remask-cli.wasm")
-
-# step NAME LIMIT OUTFILE CMD...: runs CMD with a timeout (its stdout to
-# OUTFILE, stderr to NAME.err) and records it in steps.jsonl.
-step() {
-	local name=$1 limit=$2 outf=$3 left t s rc
-	shift 3
-	left=$((BUDGET - $(elapsed)))
-	if [ "$left" -lt 15 ]; then
-		echo "{\"step\":\"$name\",\"rc\":\"skipped\",\"seconds\":null}" >>"$R/steps.jsonl"
-		echo "== $name: skipped ($left s of the budget left)"
-		return
-	fi
-	limit=$((limit * SCALE))
-	t=$((limit < left ? limit : left))
-	s=$(date +%s)
-	(cd "$ROOT" && timeout -k 5 "$t" "$@" </dev/null) >"$R/$outf" 2>"$R/$name.err"
-	rc=$?
-	echo "{\"step\":\"$name\",\"rc\":$rc,\"seconds\":$(($(date +%s) - s)),\"limit\":$t}" >>"$R/steps.jsonl"
-	echo "== $name: rc $rc in $(($(date +%s) - s)) s (limit $t s)"
-	[ $rc -eq 0 ] || tail -n 4 "$R/$name.err" | cut -c1-400
-}
+# step (carry.sh) runs each timed step.
 
 # SCALE multiplies every step's limit (software adapters are slow).
 if [ "$SMALL" = 1 ]; then
