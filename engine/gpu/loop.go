@@ -470,15 +470,10 @@ func (l *Loop) init() error {
 			table[i] = float32(l.s.Calibration[i])
 		}
 	}
-	type input struct {
-		b    *buffer
-		data []byte
-	}
-	in := []input{
-		{l.tok, u32Bytes(ids)}, {l.pred, u32Bytes(ids)}, {l.prot, u32Bytes(prot)},
-		{l.exclN, u32Bytes(excludeWords(l.s.ExcludeNaive))}, {l.exclS, u32Bytes(excludeWords(l.s.ExcludeSampler))},
-		{l.table, f32Bytes(table)}, {l.errWord, u32Bytes([]uint32{noID, noID, 0, 0})},
-	}
+	// The data of each of inputBufs, in its order.
+	data := [][]byte{u32Bytes(ids), u32Bytes(ids), u32Bytes(prot),
+		u32Bytes(excludeWords(l.s.ExcludeNaive)), u32Bytes(excludeWords(l.s.ExcludeSampler)),
+		f32Bytes(table), u32Bytes([]uint32{noID, noID, 0, 0})}
 	if l.s.UseSampler {
 		var err error
 		if l.tabs, err = l.n.samplerTables(); err != nil {
@@ -488,16 +483,20 @@ func (l *Loop) init() error {
 		for i := range fill {
 			fill[i] = uint32(step.FillCount(i, l.s.MinNeighborsRatio))
 		}
-		in = append(in, input{l.fill, u32Bytes(fill)})
+		data = append(data, u32Bytes(fill))
 	}
 	up := make([]byte, 0, l.upload.size)
 	l.copies = l.copies[:0]
-	for _, x := range in {
-		if uint64(len(x.data)) != x.b.size {
-			return fmt.Errorf("gpu: loop: %d bytes of input for %s of %d (a bug)", len(x.data), x.b.label, x.b.size)
+	bufs := l.inputBufs()
+	if len(bufs) != len(data) {
+		return fmt.Errorf("gpu: loop: %d inputs for %d input buffers (a bug)", len(data), len(bufs))
+	}
+	for i, b := range bufs {
+		if uint64(len(data[i])) != b.size {
+			return fmt.Errorf("gpu: loop: %d bytes of input for %s of %d (a bug)", len(data[i]), b.label, b.size)
 		}
-		l.copies = append(l.copies, copyOp{src: l.upload, srcOff: uint64(len(up)), dst: x.b, size: x.b.size})
-		up = append(up, x.data...)
+		l.copies = append(l.copies, copyOp{src: l.upload, srcOff: uint64(len(up)), dst: b, size: b.size})
+		up = append(up, data[i]...)
 	}
 	if uint64(len(up)) != l.upload.size {
 		return fmt.Errorf("gpu: loop: %d bytes of inputs for an upload buffer of %d (a bug)", len(up), l.upload.size)
@@ -519,17 +518,28 @@ func (l *Loop) init() error {
 	return nil
 }
 
-// inputBytes is the size of init's upload: the ids twice (the input and
-// the prediction), the protected flags, both exclusion sets, the
-// calibration table, the error word and, with the sampler head, the fill
-// table.
-func (l *Loop) inputBytes() uint64 {
-	N := uint64(l.N)
-	b := 12*N + 4*uint64(len(excludeWords(l.s.ExcludeNaive))+len(excludeWords(l.s.ExcludeSampler))) + 400 + 16
+// inputBufs are the buffers init fills from its upload, in the upload's
+// order: the ids twice (the input and the prediction), the protected
+// flags, both exclusion sets, the calibration table, the error word and,
+// with the sampler head, the fill table.
+func (l *Loop) inputBufs() []*buffer {
+	b := []*buffer{l.tok, l.pred, l.prot, l.exclN, l.exclS, l.table, l.errWord}
 	if l.s.UseSampler {
-		b += 4 * (N + 1)
+		b = append(b, l.fill)
 	}
 	return b
+}
+
+// inputBytes is the size of init's upload: inputBufs' sizes (0 for a
+// buffer alloc failed to make; alloc then fails).
+func (l *Loop) inputBytes() uint64 {
+	var n uint64
+	for _, b := range l.inputBufs() {
+		if b != nil {
+			n += b.size
+		}
+	}
+	return n
 }
 
 // Close implements engine.Loop: the loop's buffers are kept for the net's
