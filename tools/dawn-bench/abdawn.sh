@@ -13,6 +13,11 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/tools/dawn-bench"
 [ $# -eq 3 ] || { echo "usage: $0 OLD.wasm.xz NEW.wasm.xz MODEL" >&2; exit 2; }
 CARRY=${CARRY:-$ROOT/.devf16}
+for f in "$1" "$2"; do [ -f "$f" ] || { echo "abdawn.sh: $f is not a file (an xz-compressed js/wasm remask CLI, as pack.sh makes remask-cli.wasm.xz)" >&2; exit 2; }; done
+[ -f "$3" ] || { echo "abdawn.sh: $3 is not a model file" >&2; exit 2; }
+for f in node.xz dawn.node.xz webgpu.tar wasm_exec_node.js; do
+	[ -e "$CARRY/$f" ] || { echo "abdawn.sh: $CARRY/$f is missing (tools/dawn-bench/pack.sh f16, or CARRY=the folder pack.sh made)" >&2; exit 2; }
+done
 W=${W:-/tmp/abdawn}
 rm -rf "$W" && mkdir -p "$W"
 . "$HERE/carry.sh"
